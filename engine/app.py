@@ -1,0 +1,168 @@
+"""The running engine: pollers → outbox → relay → Kafka → consumer → writers.
+
+`Runtime` is an async context manager; `sync_once` and `run_forever` are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+from engine.apply import BatchReport
+from engine.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from engine.config import Config
+from engine.events import WorkerEvent
+from engine.poller import Diff, poll
+from engine.wiring import Parts
+
+log = logging.getLogger("provisioner.engine")
+
+
+class Runtime:
+    """Owns the bus connection, the outbox relay and the consumer for one engine process."""
+
+    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
+        self.config = config
+        self.parts = parts or Parts(config)
+        self.store = self.parts.store
+        self.consume = consume
+        self.totals = BatchReport()
+        self.broker: KafkaBroker | None = None
+        self._stack = AsyncExitStack()
+        self._wake = asyncio.Event()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def __aenter__(self) -> Runtime:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._relay_task:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+        await self._stack.aclose()
+        await self.parts.aclose()
+
+    async def _start(self) -> None:
+        kafka = self.config.kafka
+        bootstrap = kafka.bootstrap_servers or await self._stack.enter_async_context(embedded_broker())
+        await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
+        broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
+        if self.consume:
+            subscriber = broker.subscriber(
+                events_topic(kafka), group_id="engine", batch=True, auto_offset_reset="earliest",
+                max_records=self.config.engine.batch_size, batch_timeout_ms=200,
+            )
+            subscriber(self._handle)
+        await broker.start()
+        self._stack.push_async_callback(broker.stop)
+        self.broker = broker
+        requeued = self.store.requeue_unconfirmed()
+        if requeued:
+            log.info("re-publishing %d events that were never confirmed as applied", requeued)
+        self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
+
+    async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        events = []
+        for raw in messages:
+            try:
+                events.append(WorkerEvent.model_validate(raw))
+            except ValueError as exc:
+                log.error("dropping a message that is not a WorkerEvent: %s", exc)
+        report = await self.parts.applier.apply(events)
+        self._add(report)
+        for event, error in report.failures:
+            await self._dead_letter(event, error)
+
+    def _add(self, report: BatchReport) -> None:
+        self.totals.applied += report.applied
+        self.totals.skipped += report.skipped
+        self.totals.failed += report.failed
+        self.totals.actions.update(report.actions)
+        self.totals.failures += report.failures
+
+    async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
+        assert self.broker is not None
+        await self.broker.publish(event.model_dump(mode="json"), dead_letter_topic(self.config.kafka),
+                                  key=event.subject.encode(), headers={"x-error": error[:1000]})
+        log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
+
+    async def _relay(self) -> None:
+        """Publish outbox rows in order; one person's events share a key and so a partition."""
+        assert self.broker is not None
+        topic = events_topic(self.config.kafka)
+        while not self._stopping:
+            rows = self.store.unpublished(limit=1000)
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                continue
+            try:
+                pending = [await self.broker.publish(r.payload, topic, key=r.worker_id.encode(), no_confirm=True)
+                           for r in rows]
+                await asyncio.gather(*pending)
+            except Exception as exc:  # the rows stay unpublished and go out on the next turn
+                log.warning("outbox relay could not publish: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self.store.mark_published([r.seq for r in rows if r.seq is not None])
+
+    async def poll(self, source_name: str) -> Diff:
+        result = await poll(self.parts.sources[source_name], self.store)
+        self._wake.set()
+        return result
+
+    async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
+        """Until every event in the outbox is confirmed as applied."""
+        deadline = time.monotonic() + timeout
+        while (pending := self.store.pending_count()) > 0:
+            if progress:
+                progress(pending)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pending} events still unapplied after {timeout:.0f}s")
+            await asyncio.sleep(0.05)
+        if progress:
+            progress(0)
+
+
+async def run_forever(config: Config) -> None:
+    """Pollers on their intervals, relay and consumer, until cancelled."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from engine.protocols import SourceError
+
+    async with Runtime(config) as runtime:
+        scheduler = AsyncIOScheduler()
+
+        async def poll_job(name: str) -> None:
+            try:
+                await runtime.poll(name)
+            except SourceError as exc:
+                log.error("%s", exc)
+
+        for source in config.sources:
+            scheduler.add_job(poll_job, "interval", seconds=source.poll_interval, args=[source.name],
+                              id=f"poll:{source.name}", max_instances=1, coalesce=True,
+                              next_run_time=datetime.now())
+        scheduler.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            scheduler.shutdown(wait=False)

@@ -1,0 +1,214 @@
+"""`provisioner` — the command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from engine.config import Config, ConfigError, load_config
+from engine.protocols import SourceError
+
+app = typer.Typer(help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    for noisy in ("aiokafka", "httpx", "httpcore", "apscheduler", "faker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("provisioner.kafka").setLevel(logging.WARNING)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}")
+        raise typer.Exit(2) from None
+
+
+def _parts_or_exit(config: Config) -> Any:
+    from engine.wiring import Parts
+
+    try:
+        return Parts(config)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(config: ConfigOpt) -> None:
+    """Check a config file: schema, env references, policy expressions; every problem at once."""
+    cfg = _load(config)
+    from engine.wiring import Parts
+    from engine.store import Store
+
+    try:
+        Parts(cfg, store=Store("sqlite://"))
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {config}: {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
+                  f"{len(cfg.policies)} policies")
+
+
+@app.command()
+def sync(
+    config: ConfigOpt,
+    once: Annotated[bool, typer.Option("--once", help="Poll every source once, apply everything, exit.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Poll each source once and apply every change; exit 1 if any action failed."""
+    _logging(verbose)
+    cfg = _load(config)
+    report = asyncio.run(_sync(cfg, timeout))
+    table = Table(title="sync", show_lines=False)
+    table.add_column("action")
+    table.add_column("result")
+    table.add_column("count", justify="right")
+    for key, count in sorted(report.actions.items()):
+        action, result = key.split(":")
+        table.add_row(action, result, str(count))
+    console.print(table)
+    for event, error in report.failures:
+        err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+async def _sync(cfg: Config, timeout: float) -> Any:
+    from engine.app import Runtime
+
+    async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
+        events = 0
+        for name in runtime.parts.sources:
+            try:
+                result = await runtime.poll(name)
+            except SourceError as exc:
+                err.print(f"[red]error[/red] {exc}")
+                raise typer.Exit(1) from None
+            events += len(result.events)
+            err.print(f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
+                      f"{len(result.quarantined)} quarantined")
+        total = max(events, runtime.store.pending_count())
+        with Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err,
+                      transient=True) as progress:
+            task = progress.add_task("apply", total=total)
+            await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
+        return runtime.totals
+
+
+@app.command()
+def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Long-running: pollers on their intervals, outbox relay and consumer. Ctrl-C stops."""
+    from engine.app import run_forever
+
+    _logging(verbose)
+    cfg = _load(config)
+    try:
+        asyncio.run(run_forever(cfg))
+    except KeyboardInterrupt:
+        err.print("stopped")
+
+
+@app.command()
+def plan(
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of Actions.")] = False,
+    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
+) -> None:
+    """The actions a sync would take now. Reads the sources; changes nothing."""
+    _logging(False)
+    cfg = _load(config)
+    actions = asyncio.run(_plan(cfg, worker))
+    if as_json:
+        print(json.dumps([a.model_dump(mode="json") for a in actions], indent=2))
+        return
+    table = Table(title=f"plan: {len(actions)} actions")
+    for col in ("target", "worker", "action", "reason"):
+        table.add_column(col)
+    for a in sorted(actions, key=lambda a: (a.target, a.worker_id)):
+        table.add_row(a.target, a.worker_id, a.action.value, a.reason)
+    console.print(table)
+
+
+async def _plan(cfg: Config, only: str | None) -> list[Any]:
+    from engine.poller import diff
+
+    parts = _parts_or_exit(cfg)
+    actions = []
+    try:
+        for name, source in parts.sources.items():
+            try:
+                read = await source.read(parts.store.cursor(name))
+            except SourceError as exc:
+                err.print(f"[red]error[/red] {exc}")
+                raise typer.Exit(1) from None
+            events = [e for e in diff(name, read, parts.store.snapshots(name)).events
+                      if only is None or e.subject == only]
+            links = parts.store.links_for({e.subject for e in events})
+            for event in events:
+                mine = {t: link for (wid, t), link in links.items() if wid == event.subject}
+                actions += parts.planner.plan(event, mine)
+    finally:
+        await parts.aclose()
+    return actions
+
+
+@app.command("log")
+def show_log(
+    config: ConfigOpt = Path("provisioner.yaml"),
+    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
+    limit: Annotated[int, typer.Option(help="How many entries, newest last.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The provisioning log: what was done to whom, why, and with what result."""
+    from engine.store import Store
+
+    cfg = _load(config) if config.exists() else Config()
+    entries = Store(cfg.store.url).log(worker, limit)
+    if as_json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2, default=str))
+        return
+    table = Table(title="provisioning log")
+    for col in ("time", "worker", "target", "action", "result", "reason / error"):
+        table.add_column(col)
+    for e in entries:
+        style = {"failure": "red", "skipped": "yellow"}.get(e.result, "")
+        table.add_row(e.time.strftime("%Y-%m-%d %H:%M:%S"), e.worker_id, e.target or "", e.action,
+                      f"[{style}]{e.result}[/{style}]" if style else e.result, e.error or e.reason)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option(help="How many employees the emulator starts with.")] = 50,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Everything embedded: BambooHR emulator → Kafka → policies → SCIM app, in five steps."""
+    from engine.demo import run_demo
+
+    _logging(verbose)
+    asyncio.run(run_demo(console, people))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,238 @@
+"""The one YAML config file: loading, `${ENV}` expansion, validation with file:line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+# ${NAME} or ${NAME:-default}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """'90s', '15m', '1h', or a number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///./provisioner.db"
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str | None = None
+    topic_prefix: str = "provisioner"
+    partitions: int = Field(default=6, ge=1)
+
+
+class EngineConfig(_Strict):
+    concurrency: int = Field(default=8, ge=1, le=256, description="workers applied at once")
+    batch_size: int = Field(default=500, ge=1)
+
+
+class SourceConfig(BaseModel):
+    """Common keys; each connector validates its own extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    type: str
+    poll_interval: float = 900.0
+
+    _duration = field_validator("poll_interval", mode="before")(lambda v: parse_duration(v))
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TargetConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    type: Literal["scim"]
+    base_url: str
+    token: SecretStr | None = None
+    on_terminate: Literal["disable", "delete"] = "disable"
+    mapping: dict[str, str] | None = None
+    timeout: float = 30.0
+    max_attempts: int = Field(default=5, ge=1)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Grant(_Strict):
+    target: str
+    groups: list[str] = Field(default_factory=list)
+
+
+class PolicyConfig(_Strict):
+    name: str
+    description: str | None = None
+    when: str = "true"
+    grant: list[Grant] = Field(default_factory=list)
+
+
+class Config(_Strict):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    targets: list[TargetConfig] = Field(default_factory=list)
+    policies: list[PolicyConfig] = Field(default_factory=list)
+
+    def target(self, name: str) -> TargetConfig:
+        return next(t for t in self.targets if t.name == name)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem in a config file at once, each with file, line and key."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every key so errors can point at it."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return _Located(mapping, lines, node.start_mark.line + 1)
+
+
+class _Located(dict):
+    """A dict that remembers where its keys stood in the file."""
+
+    def __init__(self, data: dict[str, Any], lines: dict[str, int], line: int):
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    line = getattr(data, "line", None)
+    node = data
+    for part in loc:
+        if isinstance(node, _Located) and str(part) in node.lines:
+            line = node.lines[str(part)]
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            line = getattr(node, "line", line)
+        else:
+            break
+    return line
+
+
+def _expand_env(node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+    if isinstance(node, dict):
+        for key in list(node):
+            node[key] = _expand_env(node[key], (*path, key), missing)
+        return node
+    if isinstance(node, list):
+        return [_expand_env(v, (*path, i), missing) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name not in os.environ and default is not None:
+                return default
+            if name not in os.environ:
+                missing.append((path, name))
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, expand and validate; raises ConfigError listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader) or _Located({}, {}, 1)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError([Problem(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, 1, "", "the top level must be a mapping")])
+    missing: list[tuple[tuple[Any, ...], str]] = []
+    _expand_env(data, (), missing)
+    problems = [
+        Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
+        for loc, name in missing
+    ]
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(Problem(file, _line_of(data, loc), _key(loc), err["msg"]))
+    if config is not None:
+        problems.extend(_cross_check(config, data, file))
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _cross_check(config: Config, data: Any, file: str) -> list[Problem]:
+    """What the schema cannot say: unique names and grants naming real targets."""
+    problems = []
+    for kind in ("sources", "targets", "policies"):
+        seen: set[str] = set()
+        for i, item in enumerate(getattr(config, kind)):
+            if item.name in seen:
+                loc = (kind, i, "name")
+                problems.append(Problem(file, _line_of(data, loc), _key(loc), f"duplicate name {item.name!r}"))
+            seen.add(item.name)
+    targets = {t.name for t in config.targets}
+    for i, policy in enumerate(config.policies):
+        for j, grant in enumerate(policy.grant):
+            if grant.target not in targets:
+                loc = ("policies", i, "grant", j, "target")
+                known = ", ".join(sorted(targets)) or "none"
+                problems.append(
+                    Problem(file, _line_of(data, loc), _key(loc), f"unknown target {grant.target!r} (known: {known})")
+                )
+    return problems

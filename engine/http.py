@@ -1,0 +1,158 @@
+"""Shared HTTP politeness for every connector and writer: retries, backoff, Retry-After, token bucket.
+
+It is an httpx transport, so any client built on httpx (scim2-client included) gets it for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+log = logging.getLogger("provisioner.http")
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    # A server asking us to wait longer than this is treated as down, so a poll fails
+    # visibly instead of hanging for an hour.
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, base * 2^attempt], capped."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class TokenBucket:
+    """Client-side rate limit: `rate` requests per second with bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int | None = None):
+        self.rate = rate
+        self.capacity = float(burst or max(1, int(rate)))
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds to wait from `Retry-After` (delta or HTTP date) or the vendors' reset headers."""
+    value = response.headers.get("Retry-After")
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+    for name in ("X-Rate-Limit-Reset", "X-RateLimit-Reset"):
+        reset = response.headers.get(name)
+        if reset and reset.replace(".", "", 1).isdigit():
+            number = float(reset)
+            # epoch seconds (or ms) vs seconds-to-wait: vendors use both.
+            if number > 1e12:
+                number /= 1000
+            return max(0.0, number - time.time()) if number > 1e9 else number
+    return None
+
+
+class ResilientTransport(httpx.AsyncBaseTransport):
+    """Retries 408/429/5xx and network errors with backoff; waits out a server's rate limit."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        bucket: TokenBucket | None = None,
+        wrapped: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.policy = policy or RetryPolicy()
+        self.bucket = bucket
+        self.wrapped = wrapped or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()  # the body must be replayable
+        attempt = 0
+        while True:
+            if self.bucket:
+                await self.bucket.acquire()
+            try:
+                response = await self.wrapped.handle_async_request(request)
+            except (httpx.TimeoutException, httpx.NetworkError) as exc:
+                if attempt + 1 >= self.policy.max_attempts:
+                    raise
+                delay = self.policy.backoff(attempt)
+                log.warning("%s %s failed (%s); retry %d in %.2fs", request.method, request.url.path,
+                            type(exc).__name__, attempt + 1, delay)
+            else:
+                if response.status_code not in RETRYABLE_STATUS or attempt + 1 >= self.policy.max_attempts:
+                    return response
+                wait = retry_after_seconds(response)
+                if wait is not None and wait > self.policy.max_retry_after:
+                    return response
+                await response.aread()
+                await response.aclose()
+                delay = wait if wait is not None else self.policy.backoff(attempt)
+                log.info("%s %s answered %d; retry %d in %.2fs", request.method, request.url.path,
+                         response.status_code, attempt + 1, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def aclose(self) -> None:
+        await self.wrapped.aclose()
+
+
+def resilient_client(
+    base_url: str,
+    *,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    policy: RetryPolicy | None = None,
+    rate: float | None = None,
+    burst: int | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient with retries and an optional client-side rate limit."""
+    bucket = TokenBucket(rate, burst) if rate else None
+    return httpx.AsyncClient(
+        base_url=base_url,
+        auth=auth,
+        headers=headers,
+        timeout=timeout,
+        transport=ResilientTransport(policy, bucket),
+    )
+
+
+def describe_http_error(response: httpx.Response) -> str:
+    """A short message from an error response, never echoing request credentials."""
+    detail = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("message") or body.get("error") or "")
+    except ValueError:
+        detail = response.text[:200]
+    detail = detail or response.headers.get("X-BambooHR-Error-Message", "") or response.reason_phrase
+    return f"HTTP {response.status_code} from {response.request.method} {response.request.url.path}: {detail}"

@@ -1,0 +1,189 @@
+"""The core contracts: the normalized Worker, the Action a plan is made of, and a writer's Result.
+
+One definition each; sources, rules, targets and the reconciler import them from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Scalar = str | int | float | bool | None
+
+
+class EmploymentType(StrEnum):
+    full_time = "full_time"
+    part_time = "part_time"
+    contractor = "contractor"
+    intern = "intern"
+    temporary = "temporary"
+    other = "other"
+
+
+class WorkerStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    on_leave = "on_leave"
+    terminated = "terminated"
+
+
+# updated_at moves whenever the source touches a record, even without a real change,
+# so it takes no part in change detection.
+_VOLATILE_FIELDS = frozenset({"updated_at"})
+
+
+class Worker(BaseModel):
+    """A person as every source describes them, whatever the vendor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    source: str
+    remote_id: str
+    employee_number: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    preferred_name: str | None = None
+    display_name: str | None = None
+    work_email: str | None = None
+    personal_email: str | None = None
+    username: str | None = None
+    title: str | None = None
+    department: str | None = None
+    division: str | None = None
+    team: str | None = None
+    cost_center: str | None = None
+    location: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    timezone: str | None = Field(default=None, description="IANA time zone")
+    manager_id: str | None = None
+    employment_type: EmploymentType | None = None
+    status: WorkerStatus = WorkerStatus.active
+    start_date: date | None = None
+    termination_date: date | None = None
+    custom: dict[str, Scalar] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_none(cls, data: Any) -> Any:
+        """Sources send "" or whitespace for unknown values; the contract says None."""
+        if isinstance(data, dict):
+            return {
+                k: (None if isinstance(v, str) and not v.strip() else v.strip() if isinstance(v, str) else v)
+                for k, v in data.items()
+            }
+        return data
+
+    @field_validator("country")
+    @classmethod
+    def _alpha2(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError(f"country must be an ISO 3166-1 alpha-2 code, got {value!r}")
+        return value.upper()
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone must be an IANA name, got {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _id_matches_source(self) -> Worker:
+        if self.id != worker_id(self.source, self.remote_id):
+            raise ValueError(f"id must be '<source>:<remote_id>', got {self.id!r}")
+        return self
+
+    def content_hash(self) -> str:
+        """A digest of everything that counts as a change."""
+        return hashlib.sha256(canonical_json(self.comparable()).encode()).hexdigest()
+
+    def comparable(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(_VOLATILE_FIELDS))
+
+    @property
+    def in_employment(self) -> bool:
+        return self.status is not WorkerStatus.terminated
+
+
+def worker_id(source: str, remote_id: str) -> str:
+    return f"{source}:{remote_id}"
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def changed_fields(previous: Worker | None, current: Worker) -> dict[str, Any]:
+    """Field name → previous value, for every field whose value differs."""
+    before = previous.comparable() if previous else {}
+    after = current.comparable()
+    return {k: before.get(k) for k in after if before.get(k) != after[k]}
+
+
+class ActionKind(StrEnum):
+    create = "create"
+    update = "update"
+    enable = "enable"
+    disable = "disable"
+    delete = "delete"
+    add_groups = "add_groups"
+    remove_groups = "remove_groups"
+    noop = "noop"
+
+
+DEPROVISIONING = frozenset({ActionKind.disable, ActionKind.delete})
+
+
+class Action(BaseModel):
+    """One step a target must take for one worker, with the reason a person can read."""
+
+    worker_id: str
+    target: str
+    action: ActionKind
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    groups: list[str] = Field(default_factory=list)
+    reason: str
+    policy: str | None = None
+    effective_at: datetime | None = None
+
+
+class ResultStatus(StrEnum):
+    success = "success"
+    failure = "failure"
+    skipped = "skipped"
+
+
+class Account(BaseModel):
+    """An account as a target holds it; `attributes` uses the same flat paths as the mapping."""
+
+    id: str
+    active: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    groups: list[str] = Field(default_factory=list)
+
+
+class Result(BaseModel):
+    status: ResultStatus
+    account_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: float = 0.0
+    error: str | None = None
+    adopted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not ResultStatus.failure

@@ -1,0 +1,79 @@
+"""The virtual webhook: read a source, diff against the last snapshot, emit change events."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from engine.events import WorkerEvent, change_event, removal_event
+from engine.models import Worker
+from engine.protocols import Quarantined, Source, SourceRead
+from engine.store import LogEntry, Store
+
+log = logging.getLogger("provisioner.poll")
+
+
+@dataclass
+class Diff:
+    events: list[WorkerEvent] = field(default_factory=list)
+    upserts: list[Worker] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    seen: int = 0
+
+
+def _quarantine_duplicate_emails(read: SourceRead) -> None:
+    """Two people with one work email would collide in every target: hold both back."""
+    counts = Counter(w.work_email.lower() for w in read.workers if w.work_email)
+    dupes = {email for email, n in counts.items() if n > 1}
+    if not dupes:
+        return
+    keep = []
+    for worker in read.workers:
+        if worker.work_email and worker.work_email.lower() in dupes:
+            read.quarantined.append(Quarantined(worker.remote_id, f"work_email {worker.work_email} is not unique"))
+        else:
+            keep.append(worker)
+    read.workers = keep
+
+
+def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]) -> Diff:
+    """Pure: what changed between the stored snapshot and this read."""
+    _quarantine_duplicate_emails(read)
+    now = datetime.now(UTC)
+    out = Diff(quarantined=read.quarantined, seen=len(read.workers))
+    for worker in read.workers:
+        previous = snapshots.get(worker.id)
+        digest = worker.content_hash()
+        if previous and previous[0] == digest:
+            continue
+        out.events.append(change_event(source, previous[1] if previous else None,
+                                       previous[0] if previous else None, worker, now))
+        out.upserts.append(worker)
+    if read.complete:
+        present = {w.id for w in read.workers}
+        # A quarantined record is still there; it must not look like a removal.
+        held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
+        for wid, (digest, previous) in snapshots.items():
+            if wid not in present and wid not in held:
+                out.events.append(removal_event(source, previous, digest, now))
+                out.removals.append(wid)
+    return out
+
+
+async def poll(source: Source, store: Store) -> Diff:
+    """One poll: events, snapshot and cursor are written in one transaction, or nothing is."""
+    cursor = store.cursor(source.name)
+    read = await source.read(cursor)
+    result = diff(source.name, read, store.snapshots(source.name))
+    quarantine_log = [
+        LogEntry(worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
+                 action="quarantine", reason=q.reason, result="skipped", error=q.reason)
+        for q in result.quarantined
+    ]
+    store.commit_poll(source.name, result.events, result.upserts, result.removals, read.cursor, quarantine_log)
+    log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,
+             len(result.events), len(result.quarantined))
+    return result

@@ -1,0 +1,244 @@
+"""The state store: snapshots, cursors, outbox, links, processed events, provisioning log.
+
+SQLModel over any SQLAlchemy URL: SQLite by default, PostgreSQL unchanged for scale-out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, event, update
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
+
+from engine.events import WorkerEvent
+from engine.models import Worker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Snapshot(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True)
+    content_hash: str
+    worker: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Cursor(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    value: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxEvent(SQLModel, table=True):
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    worker_id: str = Field(index=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    published_at: datetime | None = Field(default=None, index=True)
+    confirmed_at: datetime | None = Field(default=None, index=True)
+
+
+class Link(SQLModel, table=True):
+    """Which account in a target belongs to which worker, and what we last wrote to it."""
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    account_id: str = Field(index=True)
+    active: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    event_id: str = Field(primary_key=True)
+    outcome: str
+    processed_at: datetime = Field(default_factory=utcnow)
+
+
+class LogEntry(SQLModel, table=True):
+    """The provisioning log: one row per action taken (or quarantined record)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(default_factory=utcnow, index=True)
+    event_id: str | None = Field(default=None, index=True)
+    worker_id: str = Field(index=True)
+    target: str | None = None
+    action: str
+    policy: str | None = None
+    reason: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the relay read while the consumer writes; NORMAL sync is durable across app crashes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    if parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """Typed access to the tables; every multi-row change is one transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
+    # snapshots and cursors
+    def snapshots(self, source: str) -> dict[str, tuple[str, Worker]]:
+        with self.session() as s:
+            rows = s.exec(select(Snapshot).where(Snapshot.source == source)).all()
+        return {r.worker_id: (r.content_hash, Worker.model_validate(r.worker)) for r in rows}
+
+    def snapshot_of(self, worker_id: str) -> Worker | None:
+        with self.session() as s:
+            row = s.exec(select(Snapshot).where(Snapshot.worker_id == worker_id)).first()
+        return Worker.model_validate(row.worker) if row else None
+
+    def cursor(self, source: str) -> dict[str, Any]:
+        with self.session() as s:
+            row = s.get(Cursor, source)
+        return dict(row.value) if row else {}
+
+    def commit_poll(
+        self,
+        source: str,
+        events: list[WorkerEvent],
+        upserts: Iterable[Worker],
+        removals: Iterable[str],
+        cursor: dict[str, Any],
+        quarantined: Iterable[LogEntry] = (),
+    ) -> None:
+        """Events, new snapshot and cursor land together or not at all."""
+        now = utcnow()
+        with self.session() as s:
+            existing = {e for e in s.exec(select(OutboxEvent.event_id).where(
+                col(OutboxEvent.event_id).in_([e.id for e in events]))).all()} if events else set()
+            for ev in events:
+                if ev.id not in existing:  # a re-poll after a crash re-derives the same ids
+                    s.add(OutboxEvent(event_id=ev.id, worker_id=ev.subject, payload=ev.model_dump(mode="json")))
+            for worker in upserts:
+                s.merge(Snapshot(source=source, worker_id=worker.id, content_hash=worker.content_hash(),
+                                 worker=worker.model_dump(mode="json"), updated_at=now))
+            removed = list(removals)
+            if removed:
+                s.exec(delete(Snapshot).where(Snapshot.source == source, col(Snapshot.worker_id).in_(removed)))
+            s.merge(Cursor(source=source, value=cursor, updated_at=now))
+            s.add_all(quarantined)
+
+    # outbox
+    def unpublished(self, limit: int) -> list[OutboxEvent]:
+        with self.session() as s:
+            query = (select(OutboxEvent).where(col(OutboxEvent.published_at).is_(None),
+                                               col(OutboxEvent.confirmed_at).is_(None))
+                     .order_by(col(OutboxEvent.seq)).limit(limit))
+            return list(s.exec(query).all())
+
+    def mark_published(self, seqs: list[int]) -> None:
+        with self.session() as s:
+            s.exec(update(OutboxEvent).where(col(OutboxEvent.seq).in_(seqs)).values(published_at=utcnow()))
+
+    def requeue_unconfirmed(self) -> int:
+        """After a restart, whatever was published but never applied goes out again."""
+        with self.session() as s:
+            result = s.exec(update(OutboxEvent).where(col(OutboxEvent.confirmed_at).is_(None),
+                                                      col(OutboxEvent.published_at).is_not(None))
+                            .values(published_at=None))
+            return result.rowcount or 0
+
+    def pending_count(self) -> int:
+        with self.session() as s:
+            return len(s.exec(select(OutboxEvent.seq).where(col(OutboxEvent.confirmed_at).is_(None))).all())
+
+    # consumer side
+    def processed(self, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        with self.session() as s:
+            rows = s.exec(select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(event_ids)))
+            return set(rows.all())
+
+    def links_for(self, worker_ids: Iterable[str]) -> dict[tuple[str, str], Link]:
+        ids = list(worker_ids)
+        with self.session() as s:
+            rows = s.exec(select(Link).where(col(Link.worker_id).in_(ids))).all() if ids else []
+        return {(r.worker_id, r.target): r for r in rows}
+
+    def links(self, target: str | None = None) -> list[Link]:
+        with self.session() as s:
+            query = select(Link) if target is None else select(Link).where(Link.target == target)
+            return list(s.exec(query).all())
+
+    def record_outcomes(self, outcomes: list[EventOutcome]) -> None:
+        """Links, log rows, processed ids and outbox confirmations of a batch, in one transaction."""
+        if not outcomes:
+            return
+        now = utcnow()
+        with self.session() as s:
+            for outcome in outcomes:
+                for link in outcome.links:
+                    s.merge(link)
+                for key in outcome.unlinked:
+                    obj = s.get(Link, key)
+                    if obj is not None:
+                        s.delete(obj)
+                s.add_all(outcome.log)
+                s.merge(ProcessedEvent(event_id=outcome.event_id, outcome=outcome.status, processed_at=now))
+            ids = [o.event_id for o in outcomes]
+            s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(ids)).values(confirmed_at=now))
+
+    def log(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
+        with self.session() as s:
+            query = select(LogEntry).order_by(col(LogEntry.id).desc()).limit(limit)
+            if worker_id:
+                query = query.where(LogEntry.worker_id == worker_id)
+            return list(reversed(s.exec(query).all()))
+
+
+class EventOutcome:
+    """What applying one event changed, to be recorded atomically with the rest of its batch."""
+
+    def __init__(self, event_id: str):
+        self.event_id = event_id
+        self.links: list[Link] = []
+        self.unlinked: list[tuple[str, str]] = []
+        self.log: list[LogEntry] = []
+        self.failed = False
+
+    @property
+    def status(self) -> str:
+        return "failure" if self.failed else "success"

@@ -1,0 +1,31 @@
+"""Build the parts a config describes: store, sources, targets, planner, applier."""
+
+from __future__ import annotations
+
+from engine.apply import Applier
+from engine.config import Config
+from engine.protocols import Source, Target
+from engine.store import Store
+from rules.planner import Planner, TargetSpec
+from rules.policy import PolicySet
+from sources import build_source
+from targets import build_target, default_mapping
+
+
+class Parts:
+    def __init__(self, config: Config, store: Store | None = None):
+        self.config = config
+        specs = [TargetSpec.compile(t.name, t.on_terminate, t.mapping or default_mapping(t.type))
+                 for t in config.targets]
+        self.planner = Planner(PolicySet.compile(config.policies, [t.name for t in config.targets]), specs)
+        self.store = store or Store(config.store.url)
+        self.sources: dict[str, Source] = {
+            s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
+        }
+        self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
+        self.applier = Applier(self.store, self.planner, self.targets, config.engine.concurrency)
+
+    async def aclose(self) -> None:
+        for part in [*self.sources.values(), *self.targets.values()]:
+            await part.aclose()
+        self.store.close()

@@ -1,0 +1,1 @@
+"""Policies: which worker gets which account and groups in which target, and why."""

@@ -1,0 +1,115 @@
+"""From one worker change to Actions per target: desired state (policies + mapping) vs the link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.events import EventType, WorkerEvent
+from engine.models import Action, ActionKind, Worker
+from engine.store import Link
+from engine.templating import Template, TemplateError
+from rules.policy import Entitlement, PolicyError, PolicySet
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What the planner needs of a target: how to deprovision and how to map attributes."""
+
+    name: str
+    on_terminate: str
+    mapping: dict[str, Template]
+
+    @classmethod
+    def compile(cls, name: str, on_terminate: str, mapping: dict[str, str]) -> TargetSpec:
+        try:
+            return cls(name, on_terminate, {path: Template(src) for path, src in mapping.items()})
+        except TemplateError as exc:
+            raise PolicyError(f"target {name!r} mapping: {exc}") from None
+
+    def render(self, worker: Worker) -> dict[str, Any]:
+        """The attributes this worker should have; empty results are left out."""
+        out = {}
+        for path, template in self.mapping.items():
+            try:
+                value = template.render(worker=worker)
+            except TemplateError as exc:
+                raise PolicyError(f"target {self.name!r} mapping {path!r} on {worker.id}: {exc}") from None
+            if value is not None:
+                out[path] = value
+        return out
+
+
+def cause(event: WorkerEvent) -> str:
+    """The part of a reason that says what happened at the source."""
+    if event.type is EventType.updated and event.data.changed:
+        shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
+        return f"{shown} changed"
+    return {
+        EventType.hired: "new hire", EventType.updated: "record updated", EventType.terminated: "terminated",
+        EventType.rehired: "rehired", EventType.removed: "removed from the source",
+    }[event.type]
+
+
+def attribute_diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """Only what changed; None means remove a value we set before."""
+    diff = {k: v for k, v in desired.items() if current.get(k) != v}
+    diff.update({k: None for k in current if k not in desired and current[k] is not None})
+    return diff
+
+
+class Planner:
+    def __init__(self, policies: PolicySet, targets: list[TargetSpec]):
+        self.policies = policies
+        self.targets = {t.name: t for t in targets}
+
+    def plan(self, event: WorkerEvent, links: dict[str, Link]) -> list[Action]:
+        """Actions for one event, in the order they must run; noops left out."""
+        worker = event.data.worker
+        why = cause(event)
+        actions: list[Action] = []
+        for name, ent in self.policies.entitlements(worker).items():
+            spec = self.targets[name]
+            link = links.get(name)
+            if ent.in_scope and worker is not None:
+                actions += self._provision(worker, spec, ent, link, why)
+            elif link is not None:
+                actions += self._deprovision(event.subject, spec, ent, link, why)
+        return actions
+
+    def _provision(self, worker: Worker, spec: TargetSpec, ent: Entitlement, link: Link | None,
+                   why: str) -> list[Action]:
+        policy = ent.policies[0]
+
+        def act(kind: ActionKind, reason: str, **kw: Any) -> Action:
+            return Action(worker_id=worker.id, target=spec.name, action=kind, policy=policy,
+                          reason=f"{ent.why}; {reason}", **kw)
+
+        desired = spec.render(worker)
+        if link is None:
+            out = [act(ActionKind.create, why, attributes=desired)]
+            if ent.groups:
+                out.append(act(ActionKind.add_groups, "groups granted", groups=ent.groups))
+            return out
+        out = []
+        if not link.active:
+            out.append(act(ActionKind.enable, why))
+        diff = attribute_diff(link.attributes, desired)
+        if diff:
+            out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}", attributes=diff))
+        add = [g for g in ent.groups if g not in link.groups]
+        remove = [g for g in link.groups if g not in ent.groups]
+        if add:
+            out.append(act(ActionKind.add_groups, "groups granted", groups=add))
+        if remove:
+            out.append(act(ActionKind.remove_groups, "groups no longer granted", groups=remove))
+        return out
+
+    @staticmethod
+    def _deprovision(worker_id: str, spec: TargetSpec, ent: Entitlement, link: Link, why: str) -> list[Action]:
+        reason = f"out of scope ({ent.why}); {why}"
+        if spec.on_terminate == "delete":
+            return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.delete, reason=reason)]
+        if link.active:
+            return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.disable, reason=reason)]
+        return []

@@ -1,0 +1,227 @@
+"""A BambooHR emulator: the documented paths, payloads, auth and errors, over real HTTP.
+
+Serves both URL forms (`/api/gateway.php/{company}/v1/...` and `/api/v1/...`). Rate limiting
+answers 429 + Retry-After (BambooHR's behaviour since 2026-09-16) or, with `throttle_status=503`,
+the legacy 503 + Retry-After. `/_admin/...` is for tests and demos only: hire, change, terminate.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import random
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from faker import Faker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DEPARTMENTS = {
+    "Engineering": ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"],
+    "Sales": ["Account Executive", "Sales Development Rep", "Sales Manager"],
+    "Marketing": ["Marketing Manager", "Content Strategist"],
+    "Finance": ["Accountant", "Financial Analyst"],
+    "People": ["People Partner", "Recruiter"],
+    "Support": ["Support Engineer", "Support Lead"],
+}
+LOCATIONS = [("Berlin", "Germany"), ("London", "United Kingdom"), ("New York", "United States"),
+             ("Lisbon", "Portugal"), ("Toronto", "Canada")]
+STANDARD_FIELDS = {
+    "employeeNumber", "firstName", "lastName", "middleName", "preferredName", "displayName", "workEmail",
+    "homeEmail", "bestEmail", "jobTitle", "department", "division", "location", "country", "status",
+    "employmentHistoryStatus", "hireDate", "originalHireDate", "terminationDate", "supervisor",
+    "supervisorId", "supervisorEId", "lastChanged",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@dataclass
+class EmulatorState:
+    api_key: str = field(default_factory=lambda: secrets.token_hex(20))
+    company: str = "acme"
+    employees: dict[str, dict[str, Any]] = field(default_factory=dict)
+    throttle_next: int = 0
+    throttle_status: int = 429
+    retry_after: int = 1
+    fail_next: int = 0
+    fail_status: int = 500
+    requests: int = 0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def seed(self, count: int, seed: int = 7) -> None:
+        fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
+        fake.seed_instance(seed)
+        rng = random.Random(seed)
+        for _ in range(count):
+            first, last = fake.first_name(), fake.last_name()
+            department = rng.choice(sorted(DEPARTMENTS))
+            city, country = rng.choice(LOCATIONS)
+            self.hire(first_name=first, last_name=last, department=department,
+                      job_title=rng.choice(DEPARTMENTS[department]), location=city, country=country,
+                      hire_date=(date(2020, 1, 1) + timedelta(days=rng.randint(0, 1800))).isoformat(),
+                      employment=rng.choice(["Full-Time"] * 8 + ["Part-Time", "Contractor"]))
+
+    def hire(self, *, first_name: str, last_name: str, department: str = "Engineering",
+             job_title: str = "Software Engineer", location: str = "Berlin", country: str = "Germany",
+             hire_date: str | None = None, employment: str = "Full-Time", **extra: Any) -> dict[str, Any]:
+        emp_id = self.next_id()
+        local = f"{first_name}.{last_name}".lower().replace(" ", "")
+        local = "".join(c for c in local if c.isascii() and (c.isalnum() or c == "."))
+        start = hire_date or date.today().isoformat()
+        record = {
+            "id": emp_id, "employeeNumber": f"E{emp_id}", "firstName": first_name, "lastName": last_name,
+            "middleName": None, "preferredName": None, "displayName": f"{first_name} {last_name}",
+            "workEmail": f"{local}{emp_id}@acme.example", "homeEmail": f"{local}@home.example",
+            "jobTitle": job_title, "department": department, "division": "Acme Corp", "location": location,
+            "country": country, "status": "Inactive" if start > date.today().isoformat() else "Active",
+            "employmentHistoryStatus": employment, "hireDate": start, "originalHireDate": start,
+            "terminationDate": "0000-00-00", "supervisor": None, "supervisorId": None, "supervisorEId": None,
+            "lastChanged": _now(),
+        }
+        record.update(extra)
+        self.employees[emp_id] = record
+        return record
+
+    def change(self, emp_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        record = self.employees[emp_id]
+        record.update({k: v for k, v in changes.items() if k in STANDARD_FIELDS})
+        record["lastChanged"] = _now()
+        return record
+
+    def terminate(self, emp_id: str, on: str | None = None) -> dict[str, Any]:
+        return self.change(emp_id, {"status": "Inactive", "employmentHistoryStatus": "Terminated",
+                                    "terminationDate": on or date.today().isoformat()})
+
+    def rehire(self, emp_id: str, on: str | None = None) -> dict[str, Any]:
+        return self.change(emp_id, {"status": "Active", "employmentHistoryStatus": "Full-Time",
+                                    "terminationDate": "0000-00-00", "hireDate": on or date.today().isoformat()})
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # BambooHR explains 4xx in a header and leaves the body empty.
+    return Response(status_code=status, headers={"X-BambooHR-Error-Message": message, **(headers or {})})
+
+
+def _project(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    # Unknown or unpermitted fields are silently dropped, `id` is always there.
+    return {"id": record["id"], **{f: record.get(f) for f in fields if f in STANDARD_FIELDS}}
+
+
+def create_app(state: EmulatorState) -> Starlette:
+    def guard(request: Request) -> Response | None:
+        state.requests += 1
+        if state.throttle_next > 0:
+            state.throttle_next -= 1
+            return _error(state.throttle_status, "Rate limit exceeded", {"Retry-After": str(state.retry_after)})
+        if state.fail_next > 0:
+            state.fail_next -= 1
+            return _error(state.fail_status, "Internal error")
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        try:
+            user = base64.b64decode(value).decode().split(":", 1)[0] if scheme.lower() == "basic" else ""
+        except (ValueError, UnicodeDecodeError):
+            user = ""
+        if not secrets.compare_digest(user.encode(), state.api_key.encode()):
+            return _error(401, "Invalid API key", {"WWW-Authenticate": 'Basic realm="api"'})
+        return None
+
+    async def custom_report(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        if request.query_params.get("format", "").lower() != "json":
+            return _error(404, "Unsupported report format")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _error(400, "Request body could not be parsed as XML")
+        body = await request.json()
+        fields = [f for f in body.get("fields", []) if isinstance(f, str)]
+        if len(fields) > 400:
+            return _error(400, "Too many fields")
+        wanted = set((body.get("filters") or {}).get("employeeIds") or [])
+        rows = [_project(r, fields) for r in state.employees.values() if not wanted or r["id"] in wanted]
+        return JSONResponse({"title": body.get("title", ""), "fields": [
+            {"id": f, "type": "text", "name": f} for f in fields if f in STANDARD_FIELDS], "employees": rows})
+
+    async def directory(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        fields = ["displayName", "firstName", "lastName", "preferredName", "jobTitle", "workEmail",
+                  "department", "location", "division", "supervisor"]
+        rows = [_project(r, fields) for r in state.employees.values() if r["status"] == "Active"]
+        if not rows:
+            return _error(404, "Directory is empty")
+        return JSONResponse({"fields": [{"id": f, "type": "text", "name": f} for f in fields], "employees": rows})
+
+    async def employee(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        record = state.employees.get(request.path_params["emp_id"])
+        if record is None:
+            return _error(404, "Employee not found")
+        fields = request.query_params.get("fields", "firstName,lastName").split(",")
+        if len(fields) > 400:
+            return _error(400, "Too many fields")
+        return JSONResponse(_project(record, fields))
+
+    async def changed(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        since = request.query_params.get("since", "")
+        try:
+            cutoff = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            return _error(400, "Invalid or missing 'since'")
+        rows = {r["id"]: {"id": r["id"], "action": "Updated", "lastChanged": r["lastChanged"]}
+                for r in state.employees.values() if datetime.fromisoformat(r["lastChanged"]) >= cutoff}
+        return JSONResponse({"latest": _now(), "employees": rows})
+
+    async def admin_hire(request: Request) -> Response:
+        return JSONResponse(state.hire(**await request.json()), status_code=201)
+
+    async def admin_change(request: Request) -> Response:
+        emp_id = request.path_params["emp_id"]
+        if emp_id not in state.employees:
+            return JSONResponse({"error": "unknown employee"}, status_code=404)
+        action = request.path_params.get("action")
+        body = await request.json() if await request.body() else {}
+        if action == "terminate":
+            return JSONResponse(state.terminate(emp_id, body.get("on")))
+        if action == "rehire":
+            return JSONResponse(state.rehire(emp_id, body.get("on")))
+        return JSONResponse(state.change(emp_id, body))
+
+    async def admin_faults(request: Request) -> Response:
+        body = await request.json()
+        state.throttle_next = int(body.get("throttle", state.throttle_next))
+        state.throttle_status = int(body.get("throttle_status", state.throttle_status))
+        state.retry_after = int(body.get("retry_after", state.retry_after))
+        state.fail_next = int(body.get("fail", state.fail_next))
+        state.fail_status = int(body.get("fail_status", state.fail_status))
+        return JSONResponse({"requests": state.requests})
+
+    routes = []
+    for prefix in ("/api/gateway.php/{company}", "/api"):
+        routes += [
+            Route(prefix + "/v1/reports/custom", custom_report, methods=["POST"]),
+            Route(prefix + "/v1/employees/directory", directory, methods=["GET"]),
+            Route(prefix + "/v1/employees/changed", changed, methods=["GET"]),
+            Route(prefix + "/v1/employees/{emp_id}", employee, methods=["GET"]),
+        ]
+    routes += [
+        Route("/_admin/employees", admin_hire, methods=["POST"]),
+        Route("/_admin/employees/{emp_id}", admin_change, methods=["PATCH"]),
+        Route("/_admin/employees/{emp_id}/{action:str}", admin_change, methods=["POST"]),
+        Route("/_admin/faults", admin_faults, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
