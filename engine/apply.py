@@ -121,7 +121,7 @@ class Applier:
             return await self._create_or_adopt(target, worker, action.attributes)
         assert link is not None, f"{kind} needs a linked account"
         if kind is ActionKind.update:
-            return await target.update(link.account_id, action.attributes)
+            return await target.update(link.account_id, action.attributes, link.attributes)
         if kind is ActionKind.enable:
             return await target.enable(link.account_id)
         if kind is ActionKind.disable:
@@ -149,7 +149,8 @@ class Applier:
                               "but no account matches this worker's externalId or userName")
         diff = attribute_diff(account.attributes, attributes)
         diff = {k: v for k, v in diff.items() if v is not None}  # never blank what another system set
-        result = await target.update(account.id, diff) if diff else Result(status=ResultStatus.success)
+        result = (await target.update(account.id, diff, account.attributes) if diff
+                  else Result(status=ResultStatus.success))
         if result.ok and not account.active:
             result = await target.enable(account.id)
         return Result(status=result.status, account_id=account.id, attributes=diff, error=result.error,

@@ -72,7 +72,9 @@ class Target(Protocol):
 
     async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result: ...
 
-    async def update(self, account_id: str, attributes: dict[str, Any]) -> Result: ...
+    async def update(self, account_id: str, attributes: dict[str, Any],
+                     previous: dict[str, Any] | None = None) -> Result:
+        """Change only `attributes`; `previous` holds their values as last known."""
 
     async def enable(self, account_id: str) -> Result: ...
 

@@ -102,9 +102,21 @@ def flatten(resource: dict[str, Any], paths: list[str]) -> dict[str, Any]:
     return out
 
 
-def patch_operations(attributes: dict[str, Any]) -> list[dict[str, Any]]:
-    """replace for new values, remove for None: only the given attributes are touched."""
-    return [
-        {"op": "remove", "path": path} if value is None else {"op": "replace", "path": path, "value": value}
-        for path, value in attributes.items()
-    ]
+def patch_operations(attributes: dict[str, Any], previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """replace for new values, remove for None: only the given attributes are touched.
+
+    A filtered path (`emails[type eq "work"].value`) that had no value before gets an `add` of a
+    new element: `replace` on a filter that matches nothing is a 400 noTarget (RFC 7644 §3.5.2.3).
+    """
+    ops = []
+    for path, value in attributes.items():
+        parsed = Path.parse(path)
+        if value is None:
+            ops.append({"op": "remove", "path": path})
+        elif parsed.filter_attr and previous.get(path) is None:
+            element = {parsed.filter_attr: parsed.filter_value, parsed.sub or "value": value}
+            prefix = f"{parsed.urn}:" if parsed.urn else ""
+            ops.append({"op": "add", "path": f"{prefix}{parsed.attr}", "value": [element]})
+        else:
+            ops.append({"op": "replace", "path": path, "value": value})
+    return ops

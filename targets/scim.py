@@ -195,8 +195,9 @@ class ScimTarget:
         return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
                       duration_ms=_timed(start))
 
-    async def update(self, account_id: str, attributes: dict[str, Any]) -> Result:
-        return await self._patch(account_id, patch_operations(attributes), attributes)
+    async def update(self, account_id: str, attributes: dict[str, Any],
+                     previous: dict[str, Any] | None = None) -> Result:
+        return await self._patch(account_id, patch_operations(attributes, previous or {}), attributes)
 
     async def enable(self, account_id: str) -> Result:
         return await self._patch(account_id, [{"op": "replace", "path": "active", "value": True}], {"active": True})

@@ -11,6 +11,7 @@ import base64
 import itertools
 import random
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -76,8 +77,8 @@ class EmulatorState:
              job_title: str = "Software Engineer", location: str = "Berlin", country: str = "Germany",
              hire_date: str | None = None, employment: str = "Full-Time", **extra: Any) -> dict[str, Any]:
         emp_id = self.next_id()
-        local = f"{first_name}.{last_name}".lower().replace(" ", "")
-        local = "".join(c for c in local if c.isascii() and (c.isalnum() or c == "."))
+        local = unicodedata.normalize("NFKD", f"{first_name}.{last_name}".lower()).encode("ascii", "ignore").decode()
+        local = "".join(c for c in local if c.isalnum() or c == ".")
         start = hire_date or date.today().isoformat()
         record = {
             "id": emp_id, "employeeNumber": f"E{emp_id}", "firstName": first_name, "lastName": last_name,

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from engine.config import Config
+from engine.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
+from sources.emulators.bamboohr import EmulatorState, create_app
+
+PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def scim_server() -> Iterator[BackgroundServer]:
+    with serve_wsgi(scim_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def scim(scim_server: BackgroundServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=scim_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def bamboo_state() -> EmulatorState:
+    state = EmulatorState()
+    state.seed(5)
+    return state
+
+
+@pytest.fixture
+def bamboo(bamboo_state: EmulatorState) -> Iterator[BackgroundServer]:
+    with serve_asgi(create_app(bamboo_state)) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same tests on SQLite and on the local PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = f"prov_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # pragma: no cover - only without a local PostgreSQL
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def make_config(store_url: str, scim_url: str, source: dict[str, Any], **extra: Any) -> Config:
+    return Config.model_validate({
+        "store": {"url": store_url},
+        "engine": {"concurrency": 4},
+        "sources": [source],
+        "targets": [{"name": "app", "type": "scim", "base_url": scim_url, "max_attempts": 2,
+                     **extra.pop("target", {})}],
+        "policies": extra.pop("policies", [
+            {"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}]),
+        **extra,
+    })
+
+
+def scim_users(client: httpx.Client) -> list[dict[str, Any]]:
+    return client.get("/Users", params={"count": 1000}).json().get("Resources", [])

@@ -1,0 +1,136 @@
+"""Whole path over the real embedded broker (Tansu) and a real scim2-server over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.app import Runtime
+from engine.store import LogEntry
+from tests.conftest import make_config, scim_users
+
+DEPT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+
+ADA = {"remote_id": "1", "first_name": "Ada", "last_name": "Lovelace", "work_email": "ada@example.com",
+       "title": "Engineer", "department": "Engineering", "employment_type": "full_time", "status": "active"}
+BOB = {"remote_id": "2", "first_name": "Bob", "last_name": "Builder", "work_email": "bob@example.com",
+       "title": "Foreman", "department": "Sales", "employment_type": "full_time", "status": "active"}
+
+
+def write(path: Path, *workers: dict[str, Any]) -> None:
+    path.write_text(json.dumps(list(workers)))
+
+
+def by_external_id(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    return {u["externalId"]: u for u in scim_users(client)}
+
+
+async def sync(runtime: Runtime) -> int:
+    result = await runtime.poll("hr")
+    await runtime.wait_idle(timeout=60)
+    return len(result.events)
+
+
+def entries_since(runtime: Runtime, after: int) -> list[LogEntry]:
+    return [e for e in runtime.store.log(limit=1000) if (e.id or 0) > after]
+
+
+async def test_lifecycle_hire_move_terminate_and_idempotent_repoll(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    write(people, ADA)
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)})
+    async with Runtime(config) as runtime:
+        assert await sync(runtime) == 1
+        ada = by_external_id(scim)["hr:1"]
+        assert ada["userName"] == "ada@example.com"
+        assert ada["name"] == {"givenName": "Ada", "familyName": "Lovelace"}
+        assert ada["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Engineering"
+        assert ada["active"] is True
+        staff = scim.get("/Groups", params={"filter": 'displayName eq "staff"'}).json()["Resources"][0]
+        assert [m["value"] for m in staff["members"]] == [ada["id"]]
+
+        # department change → one PATCH of that attribute only
+        mark = runtime.store.log(limit=1)[-1].id or 0
+        write(people, {**ADA, "department": "Research"})
+        assert await sync(runtime) == 1
+        updates = [e for e in entries_since(runtime, mark) if e.action == "update"]
+        assert [u.attributes for u in updates] == [{DEPT: "Research"}]
+        moved = by_external_id(scim)["hr:1"]
+        assert moved["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == "Research"
+        assert moved["title"] == "Engineer" and moved["id"] == ada["id"]
+
+        # the same poll twice → no events, no duplicate users
+        assert await sync(runtime) == 0
+        assert len(scim_users(scim)) == 1
+
+        # termination → active false, nothing deleted
+        write(people, {**ADA, "department": "Research", "status": "terminated", "termination_date": "2026-01-31"})
+        assert await sync(runtime) == 1
+        assert by_external_id(scim)["hr:1"]["active"] is False
+
+        # rehire → the same account enabled again
+        write(people, {**ADA, "department": "Research"})
+        assert await sync(runtime) == 1
+        users = scim_users(scim)
+        assert len(users) == 1 and users[0]["active"] is True and users[0]["id"] == ada["id"]
+    assert runtime.totals.failed == 0
+
+
+async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    write(people, ADA, BOB)
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)})
+    # First engine: publishes but never consumes, then stops (as if it died before applying).
+    async with Runtime(config, consume=False) as first:
+        await first.poll("hr")
+        for _ in range(200):
+            if not first.store.unpublished(10):
+                break
+            await __import__("asyncio").sleep(0.05)
+        assert not first.store.unpublished(10), "the relay should have published both events"
+        assert first.store.pending_count() == 2
+    assert scim_users(scim) == []
+
+    # Second engine (a new embedded broker, so the events exist only in the outbox): re-published, applied once.
+    async with Runtime(config) as second:
+        await second.wait_idle(timeout=60)
+        assert second.totals.applied == 2
+        assert len(scim_users(scim)) == 2
+        # Delivering the same events again changes nothing.
+        events = [__import__("engine.events", fromlist=["WorkerEvent"]).WorkerEvent.model_validate(r.payload)
+                  for r in _outbox(second)]
+        report = await second.parts.applier.apply(events)
+        assert report.skipped == 2 and report.applied == 0
+    assert len(scim_users(scim)) == 2
+
+
+def _outbox(runtime: Runtime) -> list[Any]:
+    from sqlmodel import select
+
+    from engine.store import OutboxEvent
+
+    with runtime.store.session() as s:
+        return list(s.exec(select(OutboxEvent)).all())
+
+
+async def test_existing_account_with_same_username_is_adopted(tmp_path, scim_server, scim):
+    existing = scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                          "userName": "ada@example.com", "title": "Old title"}).json()
+    people = tmp_path / "people.json"
+    write(people, ADA)
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)})
+    async with Runtime(config) as runtime:
+        await sync(runtime)
+        actions = [e.action for e in runtime.store.log(limit=10)]
+    users = scim_users(scim)
+    assert len(users) == 1
+    assert users[0]["id"] == existing["id"]
+    assert users[0]["title"] == "Engineer" and users[0]["externalId"] == "hr:1"
+    assert "adopt" in actions and "create" not in actions
+    assert runtime.store.links()[0].account_id == existing["id"]
