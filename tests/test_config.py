@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.config import ConfigError, load_config
+
+GOOD = """\
+sources:
+  - name: hr
+    type: file
+    path: people.csv
+targets:
+  - name: app
+    type: scim
+    base_url: ${SCIM_URL}
+    token: ${SCIM_TOKEN}
+policies:
+  - name: all
+    when: "worker.status == 'active'"
+    grant:
+      - target: app
+"""
+
+
+def test_env_references_are_expanded_and_secrets_hidden(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SCIM_URL", "http://scim.example")
+    monkeypatch.setenv("SCIM_TOKEN", "s3cr3t-token")
+    file = tmp_path / "c.yaml"
+    file.write_text(GOOD)
+    config = load_config(file)
+    assert config.targets[0].base_url == "http://scim.example"
+    assert config.targets[0].token.get_secret_value() == "s3cr3t-token"
+    assert "s3cr3t-token" not in repr(config) and "s3cr3t-token" not in config.model_dump_json()
+
+
+def test_every_problem_is_reported_with_file_line_and_key(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("SCIM_URL", raising=False)
+    monkeypatch.delenv("SCIM_TOKEN", raising=False)
+    file = tmp_path / "c.yaml"
+    file.write_text(GOOD.replace("- target: app", "- target: nope").replace("type: scim", "type: scim\n    bogus: 1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    text = str(caught.value)
+    assert f"{file}:9: targets[0].base_url: environment variable SCIM_URL is not set" in text
+    assert f"{file}:10: targets[0].token: environment variable SCIM_TOKEN is not set" in text
+    assert "unknown target 'nope'" in text and f"{file}:15:" in text
+
+
+def test_default_in_env_reference(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("SCIM_URL", raising=False)
+    monkeypatch.setenv("SCIM_TOKEN", "t")
+    file = tmp_path / "c.yaml"
+    file.write_text(GOOD.replace("${SCIM_URL}", "${SCIM_URL:-http://127.0.0.1:8080}"))
+    assert load_config(file).targets[0].base_url == "http://127.0.0.1:8080"
+
+
+def test_validate_command(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SCIM_URL", "http://x")
+    monkeypatch.setenv("SCIM_TOKEN", "t")
+    file = tmp_path / "c.yaml"
+    file.write_text(GOOD)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["validate", "--config", str(file)])
+    assert ok.exit_code == 0, ok.output
+    file.write_text(GOOD.replace("worker.status == 'active'", "worker.status ==="))
+    bad = runner.invoke(app, ["validate", "--config", str(file)])
+    assert bad.exit_code == 2
+    assert "policy 'all'" in bad.output
+
+
+def test_example_config_validates():
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", "--config", "examples/file-to-scim.yaml"])
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,57 @@
+"""The store on SQLite and on PostgreSQL: the same models, the same guarantees."""
+
+from __future__ import annotations
+
+from engine.events import change_event
+from engine.models import Worker
+from engine.store import EventOutcome, Link, LogEntry, Store
+
+
+def worker(n: int, **kw) -> Worker:
+    return Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}", **kw)
+
+
+def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
+    store = Store(store_url)
+    workers = [worker(1), worker(2)]
+    events = [change_event("hr", None, None, w) for w in workers]
+    store.commit_poll("hr", events, workers, [], {"records": 2})
+    # a re-poll after a crash derives the same ids: no duplicate outbox rows
+    store.commit_poll("hr", events, workers, [], {"records": 2})
+    assert store.pending_count() == 2
+    assert set(store.snapshots("hr")) == {"hr:1", "hr:2"}
+    assert store.cursor("hr") == {"records": 2}
+
+    rows = store.unpublished(10)
+    assert [r.worker_id for r in rows] == ["hr:1", "hr:2"]
+    store.mark_published([r.seq for r in rows])
+    assert store.unpublished(10) == []
+    assert store.requeue_unconfirmed() == 2
+    assert len(store.unpublished(10)) == 2
+
+    outcome = EventOutcome(events[0].id)
+    outcome.links.append(Link(worker_id="hr:1", target="app", account_id="abc", attributes={"userName": "a"}))
+    outcome.log.append(LogEntry(event_id=events[0].id, worker_id="hr:1", target="app", action="create",
+                                result="success", attributes={"userName": "a"}))
+    store.record_outcomes([outcome])
+    assert store.processed([e.id for e in events]) == {events[0].id}
+    assert store.pending_count() == 1
+    assert store.links_for(["hr:1"])[("hr:1", "app")].attributes == {"userName": "a"}
+    assert [e.action for e in store.log("hr:1")] == ["create"]
+
+    # removal drops the snapshot
+    store.commit_poll("hr", [], [], ["hr:2"], {"records": 1})
+    assert set(store.snapshots("hr")) == {"hr:1"}
+    store.close()
+
+
+def test_unlink_on_delete(store_url: str):
+    store = Store(store_url)
+    first = EventOutcome("e1")
+    first.links.append(Link(worker_id="hr:1", target="app", account_id="abc"))
+    store.record_outcomes([first])
+    second = EventOutcome("e2")
+    second.unlinked.append(("hr:1", "app"))
+    store.record_outcomes([second])
+    assert store.links() == []
+    store.close()
