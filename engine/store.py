@@ -151,12 +151,12 @@ class Store:
             for ev in events:
                 if ev.id not in existing:  # a re-poll after a crash re-derives the same ids
                     s.add(OutboxEvent(event_id=ev.id, worker_id=ev.subject, payload=ev.model_dump(mode="json")))
-            for worker in upserts:
-                s.merge(Snapshot(source=source, worker_id=worker.id, content_hash=worker.content_hash(),
-                                 worker=worker.model_dump(mode="json"), updated_at=now))
-            removed = list(removals)
-            if removed:
-                s.exec(delete(Snapshot).where(Snapshot.source == source, col(Snapshot.worker_id).in_(removed)))
+            rows = [Snapshot(source=source, worker_id=w.id, content_hash=w.content_hash(),
+                             worker=w.model_dump(mode="json"), updated_at=now) for w in upserts]
+            # delete + insert instead of merge: merge costs one SELECT per row
+            for chunk in _chunks([r.worker_id for r in rows] + list(removals)):
+                s.exec(delete(Snapshot).where(Snapshot.source == source, col(Snapshot.worker_id).in_(chunk)))
+            s.add_all(rows)
             s.merge(Cursor(source=source, value=cursor, updated_at=now))
             s.add_all(quarantined)
 
@@ -208,18 +208,24 @@ class Store:
         if not outcomes:
             return
         now = utcnow()
+        # The last state of each (worker, target) wins; written as delete + insert, not per-row merge.
+        final: dict[tuple[str, str], Link | None] = {}
+        for outcome in outcomes:
+            for link in outcome.links:
+                final[(link.worker_id, link.target)] = link
+            for key in outcome.unlinked:
+                final[key] = None
         with self.session() as s:
+            for target in {t for _, t in final}:
+                for chunk in _chunks([w for w, t in final if t == target]):
+                    s.exec(delete(Link).where(Link.target == target, col(Link.worker_id).in_(chunk)))
+            s.add_all([link for link in final.values() if link is not None])
             for outcome in outcomes:
-                for link in outcome.links:
-                    s.merge(link)
-                for key in outcome.unlinked:
-                    obj = s.get(Link, key)
-                    if obj is not None:
-                        s.delete(obj)
                 s.add_all(outcome.log)
-                s.merge(ProcessedEvent(event_id=outcome.event_id, outcome=outcome.status, processed_at=now))
             ids = [o.event_id for o in outcomes]
-            s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(ids)).values(confirmed_at=now))
+            s.add_all([ProcessedEvent(event_id=o.event_id, outcome=o.status, processed_at=now) for o in outcomes])
+            for chunk in _chunks(ids):
+                s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
 
     def log(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
         with self.session() as s:
@@ -227,6 +233,11 @@ class Store:
             if worker_id:
                 query = query.where(LogEntry.worker_id == worker_id)
             return list(reversed(s.exec(query).all()))
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 class EventOutcome:

@@ -138,6 +138,9 @@ class ScimTarget:
     # lookups
     async def prime(self, expected_lookups: int) -> None:
         """List the target once when a batch would otherwise send many filter queries."""
+        fresh = self._index is not None and time.monotonic() - self._index_time < INDEX_TTL
+        if fresh:
+            return  # our own creates keep it current; 409 on create covers what others add meanwhile
         if expected_lookups < PRIME_THRESHOLD:
             self._index = None
             return
@@ -182,7 +185,9 @@ class ScimTarget:
             return _failure(start, _scim_error(exc))
         account = self._account(created)
         if self._index is not None:
-            self._index[attributes.get("externalId") or account.id] = account
+            for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
+                if key:
+                    self._index[key] = account
         return Result(status=ResultStatus.success, account_id=account.id, attributes=attributes,
                       duration_ms=_timed(start))
 
