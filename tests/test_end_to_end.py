@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from engine.app import Runtime
+from engine.events import WorkerEvent
 from engine.store import LogEntry
 from tests.conftest import make_config, scim_users
 
@@ -91,7 +93,7 @@ async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, 
         for _ in range(200):
             if not first.store.unpublished(10):
                 break
-            await __import__("asyncio").sleep(0.05)
+            await asyncio.sleep(0.05)
         assert not first.store.unpublished(10), "the relay should have published both events"
         assert first.store.pending_count() == 2
     assert scim_users(scim) == []
@@ -102,8 +104,7 @@ async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, 
         assert second.totals.applied == 2
         assert len(scim_users(scim)) == 2
         # Delivering the same events again changes nothing.
-        events = [__import__("engine.events", fromlist=["WorkerEvent"]).WorkerEvent.model_validate(r.payload)
-                  for r in _outbox(second)]
+        events = [WorkerEvent.model_validate(r.payload) for r in _outbox(second)]
         report = await second.parts.applier.apply(events)
         assert report.skipped == 2 and report.applied == 0
     assert len(scim_users(scim)) == 2
