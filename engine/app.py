@@ -20,6 +20,7 @@ from engine.apply import BatchReport
 from engine.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from engine.config import Config
 from engine.events import WorkerEvent
+from engine.pipeline import Pipeline
 from engine.poller import Diff, poll
 from engine.wiring import Parts
 
@@ -35,9 +36,12 @@ class Runtime:
         self.store = self.parts.store
         self.consume = consume
         self.totals = BatchReport()
+        self.pipeline = Pipeline(self.parts.applier, self.store, concurrency=config.engine.concurrency,
+                                 max_pending=2 * config.engine.batch_size, on_flush=self._flushed)
         self.broker: KafkaBroker | None = None
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -57,6 +61,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
         await self._stack.aclose()
+        await self.pipeline.aclose()  # what was not recorded stays unconfirmed and is re-published
         await self.parts.aclose()
 
     async def _start(self) -> None:
@@ -85,17 +90,13 @@ class Runtime:
                 events.append(WorkerEvent.model_validate(raw))
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
-        report = await self.parts.applier.apply(events)
-        self._add(report)
+        self.totals.skipped += (await self.pipeline.submit(events)).skipped
+
+    async def _flushed(self, report: BatchReport) -> None:
+        self.totals.add(report)
+        self._progress.set()
         for event, error in report.failures:
             await self._dead_letter(event, error)
-
-    def _add(self, report: BatchReport) -> None:
-        self.totals.applied += report.applied
-        self.totals.skipped += report.skipped
-        self.totals.failed += report.failed
-        self.totals.actions.update(report.actions)
-        self.totals.failures += report.failures
 
     async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
         assert self.broker is not None
@@ -137,7 +138,10 @@ class Runtime:
                 progress(pending)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{pending} events still unapplied after {timeout:.0f}s")
-            await asyncio.sleep(0.05)
+            # Woken by our own consumer; the timeout covers batches applied by other engine processes.
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), timeout=0.5)
         if progress:
             progress(0)
 

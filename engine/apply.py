@@ -5,7 +5,6 @@ Different workers run concurrently (bounded); one worker's events and actions st
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 from engine.events import WorkerEvent
 from engine.models import Action, ActionKind, Result, ResultStatus, Worker
 from engine.protocols import Target
-from engine.store import EventOutcome, Link, LogEntry, Store, utcnow
+from engine.store import EventOutcome, Link, LogEntry, utcnow
 from rules.planner import Planner, attribute_diff
 
 log = logging.getLogger("provisioner.apply")
@@ -28,64 +27,50 @@ class BatchReport:
     actions: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[WorkerEvent, str]] = field(default_factory=list)
 
-
-class Applier:
-    def __init__(self, store: Store, planner: Planner, targets: dict[str, Target], concurrency: int = 8):
-        self.store = store
-        self.planner = planner
-        self.targets = targets
-        self.concurrency = concurrency
-
-    async def apply(self, events: list[WorkerEvent]) -> BatchReport:
-        report = BatchReport()
-        done = self.store.processed([e.id for e in events])
-        fresh: dict[str, WorkerEvent] = {}
-        for ev in events:
-            if ev.id in done or ev.id in fresh:
-                report.skipped += 1  # already applied: exactly-once effect
+    @classmethod
+    def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
+        report = cls()
+        for outcome in outcomes:
+            if outcome.failed:
+                report.failed += 1
+                if outcome.event is not None:
+                    report.failures.append((outcome.event, "; ".join(
+                        f"{e.target or e.action}: {e.error}" for e in outcome.log if e.result == "failure")))
             else:
-                fresh[ev.id] = ev
-        if not fresh:
-            return report
-        links = self.store.links_for({e.subject for e in fresh.values()})
-        by_worker: dict[str, list[WorkerEvent]] = {}
-        for ev in fresh.values():
-            by_worker.setdefault(ev.subject, []).append(ev)
-        await self._prime(by_worker, links)
-        semaphore = asyncio.Semaphore(self.concurrency)
-        outcomes: list[EventOutcome] = []
-
-        async def run_worker(worker_events: list[WorkerEvent]) -> None:
-            async with semaphore:
-                for ev in worker_events:
-                    outcome = await self._apply_event(ev, links)
-                    outcomes.append(outcome)
-                    if outcome.failed:
-                        report.failures.append((ev, "; ".join(
-                            f"{e.target or 'plan'}: {e.error}" for e in outcome.log if e.result == "failure")))
-                    for entry in outcome.log:
-                        report.actions[f"{entry.action}:{entry.result}"] += 1
-
-        await asyncio.gather(*(run_worker(evs) for evs in by_worker.values()))
-        self.store.record_outcomes(outcomes)
-        report.applied = sum(not o.failed for o in outcomes)
-        report.failed = sum(o.failed for o in outcomes)
+                report.applied += 1
+            report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
         return report
 
-    async def _prime(self, by_worker: dict[str, list[WorkerEvent]], links: dict[tuple[str, str], Link]) -> None:
+    def add(self, other: BatchReport) -> None:
+        self.applied += other.applied
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.actions.update(other.actions)
+        self.failures += other.failures
+
+
+class Applier:
+    """Plans one event and runs its actions through the writers; scheduling lives in the pipeline."""
+
+    def __init__(self, planner: Planner, targets: dict[str, Target]):
+        self.planner = planner
+        self.targets = targets
+
+    async def prime(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link]) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
+        workers = {ev.subject for ev in events if ev.data.worker}
         for name, target in self.targets.items():
-            unlinked = sum(1 for wid, evs in by_worker.items() if (wid, name) not in links and evs[-1].data.worker)
             try:
-                await target.prime(unlinked)
+                await target.prime(sum(1 for wid in workers if (wid, name) not in links))
             except Exception as exc:  # priming is an optimisation; lookups still work one by one
                 log.warning("target %s: could not list accounts ahead of the batch: %s", name, exc)
 
-    async def _apply_event(self, ev: WorkerEvent, links: dict[tuple[str, str], Link]) -> EventOutcome:
-        outcome = EventOutcome(ev.id)
-        worker_links = {t: link for (wid, t), link in links.items() if wid == ev.subject}
+    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link]) -> EventOutcome:
+        """Plan and run one event; `links` are this worker's current links by target."""
+        outcome = EventOutcome(ev.id, ev)
+        links = dict(links)
         try:
-            actions = self.planner.plan(ev, worker_links)
+            actions = self.planner.plan(ev, links)
         except ValueError as exc:
             outcome.failed = True
             outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="plan", result="failure",
@@ -97,19 +82,18 @@ class Applier:
                 outcome.log.append(self._entry(ev, action, Result(status=ResultStatus.skipped,
                                                                   error="an earlier action on this target failed")))
                 continue
-            result = await self._run(ev.data.worker, action, worker_links.get(action.target))
+            result = await self._run(ev.data.worker, action, links.get(action.target))
             outcome.log.append(self._entry(ev, action, result))
             if not result.ok:
                 failed_targets.add(action.target)
                 outcome.failed = True
                 continue
-            link = self._relink(ev.subject, action, result, worker_links.get(action.target))
+            link = self._relink(ev.subject, action, result, links.get(action.target))
             if link is None:
-                worker_links.pop(action.target, None)
-                links.pop((ev.subject, action.target), None)
+                links.pop(action.target, None)
                 outcome.unlinked.append((ev.subject, action.target))
             else:
-                worker_links[action.target] = links[(ev.subject, action.target)] = link
+                links[action.target] = link
                 outcome.links.append(link)
         return outcome
 
@@ -162,30 +146,35 @@ class Applier:
         if kind is ActionKind.delete:
             return None
         if kind is ActionKind.create:
-            return Link(worker_id=worker_id, target=action.target, account_id=result.account_id or "",
-                        active=True, attributes=dict(action.attributes), groups=[], updated_at=utcnow())
+            return _link(worker_id, action.target, result.account_id or "", True, dict(action.attributes), [])
         assert link is not None
-        new = Link(worker_id=link.worker_id, target=link.target, account_id=link.account_id, active=link.active,
-                   attributes=dict(link.attributes), groups=list(link.groups), updated_at=utcnow())
+        active, attributes, groups = link.active, dict(link.attributes), list(link.groups)
         if kind is ActionKind.update:
             for key, value in action.attributes.items():
                 if value is None:
-                    new.attributes.pop(key, None)
+                    attributes.pop(key, None)
                 else:
-                    new.attributes[key] = value
+                    attributes[key] = value
         elif kind in (ActionKind.enable, ActionKind.disable):
-            new.active = kind is ActionKind.enable
+            active = kind is ActionKind.enable
         elif kind is ActionKind.add_groups:
-            new.groups += [g for g in action.groups if g not in new.groups]
+            groups += [g for g in action.groups if g not in groups]
         elif kind is ActionKind.remove_groups:
-            new.groups = [g for g in new.groups if g not in action.groups]
-        return new
+            groups = [g for g in groups if g not in action.groups]
+        return _link(link.worker_id, link.target, link.account_id, active, attributes, groups)
 
     @staticmethod
     def _entry(ev: WorkerEvent, action: Action, result: Result) -> LogEntry:
         name = "adopt" if result.adopted else action.action.value
-        return LogEntry(event_id=ev.id, worker_id=action.worker_id, target=action.target, action=name,
-                        policy=action.policy, reason=action.reason,
-                        attributes=result.attributes or action.attributes or ({"groups": action.groups}
-                                                                              if action.groups else {}),
-                        result=result.status.value, error=result.error, duration_ms=result.duration_ms)
+        return LogEntry.model_construct(
+            event_id=ev.id, worker_id=action.worker_id, target=action.target, action=name, policy=action.policy,
+            reason=action.reason, attributes=result.attributes or action.attributes or (
+                {"groups": action.groups} if action.groups else {}),
+            result=result.status.value, error=result.error, duration_ms=result.duration_ms)
+
+
+def _link(worker_id: str, target: str, account_id: str, active: bool, attributes: dict[str, Any],
+          groups: list[str]) -> Link:
+    # model_construct: a value for a core INSERT; a full ORM object costs five times more to build
+    return Link.model_construct(worker_id=worker_id, target=target, account_id=account_id, active=active,
+                                attributes=attributes, groups=groups, updated_at=utcnow())

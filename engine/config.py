@@ -42,7 +42,8 @@ class KafkaConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    concurrency: int = Field(default=8, ge=1, le=256, description="workers applied at once")
+    # Workers mostly wait on targets, so many can be in flight; each target caps its own requests.
+    concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
     batch_size: int = Field(default=500, ge=1)
 
 
@@ -70,6 +71,7 @@ class TargetConfig(BaseModel):
     mapping: dict[str, str] | None = None
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
+    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

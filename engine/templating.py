@@ -11,7 +11,10 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine import fastpath
 
 
 def slug(value: Any) -> str:
@@ -33,7 +36,9 @@ class TemplateError(ValueError):
 
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    # finalize: a missing value renders as nothing, not as the word "None" in someone's title
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                        finalize=lambda value: "" if value is None else value)
     env.filters["slug"] = slug
     env.filters["ascii"] = ascii_fold
     return env
@@ -46,11 +51,17 @@ class Template:
         self.source = source
         try:
             self._template = environment().from_string(source)
+            self._fast = fastpath.compile_output(environment().parse(source))
         except TemplateSyntaxError as exc:
             raise TemplateError(f"{exc.message} in template {source!r}") from None
 
     def render(self, **context: Any) -> str | None:
         try:
+            if self._fast is not None:
+                try:
+                    return self._fast(context).strip() or None
+                except fastpath.Fallback:
+                    pass
             text = self._template.render(**context).strip()
         except Exception as exc:  # jinja raises many kinds; the author needs the message either way
             raise TemplateError(f"{exc} in template {self.source!r}") from None
@@ -63,12 +74,20 @@ class Condition:
     def __init__(self, source: str):
         self.source = source
         try:
-            self._expression = environment().compile_expression(source, undefined_to_none=False)
+            env = environment()
+            self._expression = env.compile_expression(source, undefined_to_none=False)
+            parser = Parser(env, source, state="variable")
+            self._fast = fastpath.compile_expression(parser.parse_expression())
         except TemplateSyntaxError as exc:
             raise TemplateError(f"{exc.message} in condition {source!r}") from None
 
     def evaluate(self, **context: Any) -> bool:
         try:
+            if self._fast is not None:
+                try:
+                    return bool(self._fast(context))
+                except fastpath.Fallback:
+                    pass
             return bool(self._expression(**context))
         except Exception as exc:
             raise TemplateError(f"{exc} in condition {self.source!r}") from None

@@ -23,7 +23,7 @@ class Parts:
             s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
         }
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
-        self.applier = Applier(self.store, self.planner, self.targets, config.engine.concurrency)
+        self.applier = Applier(self.planner, self.targets)
 
     async def aclose(self) -> None:
         for part in [*self.sources.values(), *self.targets.values()]:

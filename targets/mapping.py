@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _PATH = re.compile(r'^(?P<attr>[A-Za-z][\w$-]*)(?:\[(?P<fattr>\w+) eq "(?P<fval>[^"]*)"\])?(?:\.(?P<sub>[\w$-]+))?$')
@@ -24,6 +25,10 @@ class Path:
 
     @classmethod
     def parse(cls, text: str) -> Path:
+        return _parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Path:
         urn, rest = None, text
         if text.lower().startswith("urn:"):
             urn, _, rest = text.rpartition(":")
@@ -120,3 +125,8 @@ def patch_operations(attributes: dict[str, Any], previous: dict[str, Any]) -> li
         else:
             ops.append({"op": "replace", "path": path, "value": value})
     return ops
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Path:
+    return Path._parse(text)  # a mapping has a handful of paths, parsed for every account we read

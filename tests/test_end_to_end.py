@@ -105,8 +105,10 @@ async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, 
         assert len(scim_users(scim)) == 2
         # Delivering the same events again changes nothing.
         events = [WorkerEvent.model_validate(r.payload) for r in _outbox(second)]
-        report = await second.parts.applier.apply(events)
-        assert report.skipped == 2 and report.applied == 0
+        report = await second.pipeline.submit(events)
+        assert report.skipped == 2
+        await second.pipeline.drain(timeout=30)
+        assert second.totals.applied == 2
     assert len(scim_users(scim)) == 2
 
 

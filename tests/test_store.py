@@ -29,7 +29,7 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
     assert store.requeue_unconfirmed() == 2
     assert len(store.unpublished(10)) == 2
 
-    outcome = EventOutcome(events[0].id)
+    outcome = EventOutcome(events[0].id, events[0])
     outcome.links.append(Link(worker_id="hr:1", target="app", account_id="abc", attributes={"userName": "a"}))
     outcome.log.append(LogEntry(event_id=events[0].id, worker_id="hr:1", target="app", action="create",
                                 result="success", attributes={"userName": "a"}))

@@ -1,0 +1,80 @@
+"""Creates coalesced into SCIM /Bulk requests, against a real scim2-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+
+from engine.coalesce import Coalescer
+from engine.config import TargetConfig
+from engine.models import ResultStatus, Worker
+from rules.planner import TargetSpec
+from targets.scim import DEFAULT_MAPPING, ScimTarget
+from tests.conftest import scim_users
+
+
+def _worker(i: int) -> Worker:
+    return Worker(id=f"hr:{i}", source="hr", remote_id=str(i), first_name=f"F{i}", last_name=f"L{i}",
+                  work_email=f"u{i}@example.com", status="active")
+
+
+def _target(url: str, **settings: object) -> tuple[ScimTarget, Counter[str]]:
+    target = ScimTarget.from_config(TargetConfig.model_validate(
+        {"name": "app", "type": "scim", "base_url": url, **settings}))
+    calls: Counter[str] = Counter()
+
+    async def count(request: httpx.Request) -> None:
+        calls[f"{request.method} {request.url.path.rsplit('/', 1)[-1]}"] += 1
+
+    target.http.event_hooks["request"].append(count)
+    return target, calls
+
+
+async def test_concurrent_creates_share_bulk_requests(scim_server, scim):
+    spec = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
+    target, calls = _target(scim_server.url, bulk_max_operations=10)
+    scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                              "userName": "u3@example.com"})
+    workers = [_worker(i) for i in range(25)]
+    results = await asyncio.gather(*(target.create(w, spec.render(w)) for w in workers))
+    await target.aclose()
+
+    assert calls["POST Bulk"] == 3 and calls["POST Users"] == 0  # 10 + 10 + 5 operations
+    # The existing userName is reported as a conflict for the adopt path, the rest are created.
+    assert results[3].status is ResultStatus.skipped and results[3].error == "conflict"
+    created = [r for i, r in enumerate(results) if i != 3]
+    assert all(r.ok and r.account_id for r in created)
+    users = {u["userName"]: u["id"] for u in scim_users(scim)}
+    assert len(users) == 25
+    assert {users[f"u{i}@example.com"] for i in range(25) if i != 3} == {r.account_id for r in created}
+
+
+async def test_bulk_off_posts_each_user(scim_server, scim):
+    spec = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
+    target, calls = _target(scim_server.url, bulk=False)
+    await asyncio.gather(*(target.create(w, spec.render(w)) for w in map(_worker, range(4))))
+    await target.aclose()
+    assert calls["POST Users"] == 4 and calls["POST Bulk"] == 0
+    assert len(scim_users(scim)) == 4
+
+
+async def test_coalescer_batches_and_reports_errors_to_every_caller():
+    sent: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        sent.append(items)
+        if 13 in items:
+            raise RuntimeError("boom")
+        return [i * 2 for i in items]
+
+    coalescer: Coalescer[int, int] = Coalescer(send, max_items=4, linger=0.01)
+    answers = await asyncio.gather(*(coalescer.submit(i) for i in range(10)), return_exceptions=True)
+    assert answers == [i * 2 for i in range(10)]
+    assert [len(b) for b in sent] == [4, 4, 2]
+    failed = await asyncio.gather(coalescer.submit(12), coalescer.submit(13), return_exceptions=True)
+    assert all(isinstance(a, RuntimeError) for a in failed)
+    with pytest.raises(RuntimeError):
+        await coalescer.submit(13)
