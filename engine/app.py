@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -19,7 +19,8 @@ from faststream.kafka import KafkaBroker
 from engine.apply import BatchReport
 from engine.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from engine.config import Config
-from engine.events import WorkerEvent
+from engine.events import WorkerEvent, scheduled_event
+from engine.store import Deferred
 from engine.pipeline import Pipeline
 from engine.poller import Diff, poll
 from engine.wiring import Parts
@@ -126,9 +127,23 @@ class Runtime:
             self.store.mark_published([r.seq for r in rows if r.seq is not None])
 
     async def poll(self, source_name: str) -> Diff:
-        result = await poll(self.parts.sources[source_name], self.store)
+        result = await poll(self.parts.sources[source_name], self.store, self.parts.guard)
         self._wake.set()
         return result
+
+    def fire_due(self, now: datetime | None = None) -> int:
+        """Deferred actions that are due become events (re-planned from the current snapshot)."""
+        events = self.store.take_due(now or datetime.now(UTC), self._due_events)
+        if events:
+            log.info("%d scheduled changes are due", len(events))
+            self._wake.set()
+        return len(events)
+
+    def _due_events(self, rows: list[Deferred]) -> list[WorkerEvent]:
+        due: dict[str, datetime] = {}
+        for row in rows:
+            due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
+        return [scheduled_event(wid, self.store.snapshot_of(wid), when) for wid, when in sorted(due.items())]
 
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
         """Until every event in the outbox is confirmed as applied."""
@@ -161,6 +176,8 @@ async def run_forever(config: Config) -> None:
             except SourceError as exc:
                 log.error("%s", exc)
 
+        scheduler.add_job(runtime.fire_due, "interval", seconds=30, id="deferred", max_instances=1,
+                          coalesce=True, next_run_time=datetime.now())
         for source in config.sources:
             scheduler.add_job(poll_job, "interval", seconds=source.poll_interval, args=[source.name],
                               id=f"poll:{source.name}", max_instances=1, coalesce=True,

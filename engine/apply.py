@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine.events import WorkerEvent
@@ -52,9 +54,10 @@ class BatchReport:
 class Applier:
     """Plans one event and runs its actions through the writers; scheduling lives in the pipeline."""
 
-    def __init__(self, planner: Planner, targets: dict[str, Target]):
+    def __init__(self, planner: Planner, targets: dict[str, Target], clock: Callable[[], datetime] = utcnow):
         self.planner = planner
         self.targets = targets
+        self.clock = clock  # what "now" is for lifecycle dates; tests move it
 
     async def prime(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link]) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
@@ -69,13 +72,16 @@ class Applier:
         """Plan and run one event; `links` are this worker's current links by target."""
         outcome = EventOutcome(ev.id, ev)
         links = dict(links)
+        now = self.clock()
         try:
-            actions = self.planner.plan(ev, links)
+            planned = self.planner.plan(ev, links, now)
         except ValueError as exc:
             outcome.failed = True
             outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="plan", result="failure",
                                         reason="the policies could not be evaluated", error=str(exc)))
             return outcome
+        actions = [a for a in planned if a.effective_at is None or a.effective_at <= now]
+        outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         failed_targets: set[str] = set()
         for action in actions:
             if action.target in failed_targets:
@@ -135,7 +141,7 @@ class Applier:
         diff = {k: v for k, v in diff.items() if v is not None}  # never blank what another system set
         result = (await target.update(account.id, diff, account.attributes) if diff
                   else Result(status=ResultStatus.success))
-        if result.ok and not account.active:
+        if result.ok and not account.active and attributes.get("active", True) is not False:
             result = await target.enable(account.id)
         return Result(status=result.status, account_id=account.id, attributes=diff, error=result.error,
                       duration_ms=result.duration_ms, adopted=True)
@@ -146,7 +152,9 @@ class Applier:
         if kind is ActionKind.delete:
             return None
         if kind is ActionKind.create:
-            return _link(worker_id, action.target, result.account_id or "", True, dict(action.attributes), [])
+            attributes = {k: v for k, v in action.attributes.items() if k != "active"}
+            active = action.attributes.get("active", True) is not False
+            return _link(worker_id, action.target, result.account_id or "", active, attributes, [])
         assert link is not None
         active, attributes, groups = link.active, dict(link.attributes), list(link.groups)
         if kind is ActionKind.update:

@@ -76,10 +76,10 @@ def sync(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Poll each source once and apply every change; exit 1 if any action failed."""
+    """Poll each source once and apply every change; exit 1 if an action failed, 3 if a source is halted."""
     _logging(verbose)
     cfg = _load(config)
-    report = asyncio.run(_sync(cfg, timeout))
+    report, halted = asyncio.run(_sync(cfg, timeout))
     table = Table(title="sync", show_lines=False)
     table.add_column("action")
     table.add_column("result")
@@ -92,13 +92,16 @@ def sync(
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
     if report.failed:
         raise typer.Exit(1)
+    if halted:
+        raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
 
 
 async def _sync(cfg: Config, timeout: float) -> Any:
     from engine.app import Runtime
 
     async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
-        events = 0
+        events = runtime.fire_due()
+        halted: list[str] = []
         for name in runtime.parts.sources:
             try:
                 result = await runtime.poll(name)
@@ -108,12 +111,16 @@ async def _sync(cfg: Config, timeout: float) -> Any:
             events += len(result.events)
             err.print(f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
                       f"{len(result.quarantined)} quarantined")
+            if result.halted:
+                halted.append(name)
+                err.print(f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
+                          f"held back. After checking the source: provisioner resume {name}")
         total = max(events, runtime.store.pending_count())
         with Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as progress:
             task = progress.add_task("apply", total=total)
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
-        return runtime.totals
+        return runtime.totals, halted
 
 
 @app.command()
@@ -143,10 +150,14 @@ def plan(
         print(json.dumps([a.model_dump(mode="json") for a in actions], indent=2))
         return
     table = Table(title=f"plan: {len(actions)} actions")
-    for col in ("target", "worker", "action", "reason"):
+    for col in ("target", "worker", "action", "when", "reason"):
         table.add_column(col)
-    for a in sorted(actions, key=lambda a: (a.target, a.worker_id)):
-        table.add_row(a.target, a.worker_id, a.action.value, a.reason)
+    ordered = sorted(actions, key=lambda a: (a.target, a.worker_id))
+    for i, a in enumerate(ordered):
+        last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
+        table.add_row(a.target, a.worker_id, a.action.value,
+                      a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now", a.reason,
+                      end_section=last_of_target)
     console.print(table)
 
 
@@ -171,6 +182,119 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
     finally:
         await parts.aclose()
     return actions
+
+
+@app.command()
+def explain(
+    worker_id: Annotated[str, typer.Argument(help="A worker id, e.g. bamboohr:123.")],
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
+    from engine.policytools import explain as explain_worker
+
+    parts = _parts_or_exit(_load(config))
+    try:
+        report = explain_worker(parts, worker_id)
+    except LookupError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    w = report["worker"]
+    console.print(f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
+                  f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}")
+    for name, t in report["targets"].items():
+        mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
+        console.print(f"\n[bold]{name}[/bold]: {mark} — {t['why']}")
+        for p in t["policies"]:
+            value = "[green]true[/green]" if p["value"] else "[dim]false[/dim]"
+            console.print(f"  {p['effect']:5} {p['policy']}: {p['when']} → {value}")
+        if t["groups"]:
+            console.print(f"  groups: {', '.join(t['groups'])}")
+        account = t["account"]
+        console.print(f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+                      if account else "  account: none linked")
+        for d in t["scheduled"]:
+            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
+        for e in t["log"]:
+            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {e['reason']}")
+
+
+@app.command("test")
+def test_policies(config: ConfigOpt) -> None:
+    """Run the config's `tests:` block: expected scope and groups per target; exit 1 on a failure."""
+    from engine.policytools import run_policy_tests
+
+    cfg = _load(config)
+    outcomes = run_policy_tests(cfg, _parts_or_exit(cfg))
+    for outcome in outcomes:
+        console.print(f"{'[green]PASSED[/green]' if outcome.passed else '[red]FAILED[/red]'} {outcome.name}")
+        for failure in outcome.failures:
+            console.print(f"    {failure}")
+    failed = sum(not o.passed for o in outcomes)
+    colour = "red" if failed else "green"
+    console.print(f"[{colour}]{len(outcomes) - failed} passed, {failed} failed[/{colour}]")
+    if failed or not outcomes:
+        if not outcomes:
+            err.print("[yellow]no tests[/yellow]: add a `tests:` block to the config")
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config file's JSON Schema (point your editor's YAML support at it)."""
+    from engine.policytools import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+
+
+@app.command()
+def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Sources (halted or not, last poll), events not yet applied, and scheduled changes."""
+    from engine.store import Store
+
+    cfg = _load(config)
+    store = Store(cfg.store.url)
+    states = store.source_states()
+    deferred = store.deferred()
+    rows = [{"source": s.name, "halted": bool(states.get(s.name) and states[s.name].halted),
+             "reason": states[s.name].reason if s.name in states else None,
+             "last_poll": states[s.name].last_poll_at if s.name in states else None,
+             "workers": states[s.name].workers if s.name in states else 0} for s in cfg.sources]
+    summary = {"sources": rows, "unapplied_events": store.pending_count(), "scheduled": len(deferred),
+               "next_scheduled": deferred[0].effective_at if deferred else None}
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title="sources")
+    for col in ("source", "state", "workers", "last poll (UTC)"):
+        table.add_column(col)
+    for r in rows:
+        state = f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]"
+        table.add_row(r["source"], state, str(r["workers"]), f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"]
+                      else "never")
+    console.print(table)
+    console.print(f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
+                  + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else ""))
+    if any(r["halted"] for r in rows):
+        console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
+
+
+@app.command()
+def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
+    """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
+    from engine.store import Store
+
+    cfg = _load(config)
+    if source not in {s.name for s in cfg.sources}:
+        err.print(f"[red]error[/red] no source {source!r} in {config}")
+        raise typer.Exit(2)
+    if Store(cfg.store.url).resume(source):
+        console.print(f"[green]resumed[/green] {source}: the next poll applies its deprovisions")
+    else:
+        console.print(f"{source} was not halted")
 
 
 @app.command("log")

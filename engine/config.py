@@ -6,10 +6,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from datetime import datetime
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from engine.templating import Condition, Template, TemplateError
 
 # ${NAME} or ${NAME:-default}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -68,6 +71,9 @@ class TargetConfig(BaseModel):
     base_url: str
     token: SecretStr | None = None
     on_terminate: Literal["disable", "delete"] = "disable"
+    on_leave: Literal["keep", "disable"] = "keep"
+    deprovision_out_of_scope: bool = Field(
+        default=True, description="false: accounts of workers who merely leave scope are left alone")
     mapping: dict[str, str] | None = None
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
@@ -87,6 +93,31 @@ class PolicyConfig(_Strict):
     description: str | None = None
     when: str = "true"
     grant: list[Grant] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list, description="targets this policy forbids; deny beats grant")
+
+
+class LifecycleConfig(_Strict):
+    prehire_days: int = Field(default=7, ge=0, description="pending workers get accounts this many days early")
+    prehire_state: Literal["disabled", "enabled"] = "disabled"
+    terminate_at: Literal["immediate", "end_of_day"] = "immediate"
+    grace_days: int = Field(default=0, ge=0, description="extra days after termination before deprovisioning")
+
+
+class SafetyConfig(_Strict):
+    max_deprovisions: int | None = Field(default=25, ge=0, description="per poll and source")
+    max_deprovision_ratio: float | None = Field(default=0.10, ge=0, le=1, description="of the source's workers")
+
+
+class PolicyTest(_Strict):
+    name: str
+    worker: dict[str, Any]
+    now: datetime | None = None
+    expect: dict[str, ExpectedAccess]
+
+
+class ExpectedAccess(_Strict):
+    in_scope: bool
+    groups: list[str] | None = None
 
 
 class Config(_Strict):
@@ -96,6 +127,9 @@ class Config(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     targets: list[TargetConfig] = Field(default_factory=list)
     policies: list[PolicyConfig] = Field(default_factory=list)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    tests: list[PolicyTest] = Field(default_factory=list)
 
     def target(self, name: str) -> TargetConfig:
         return next(t for t in self.targets if t.name == name)
@@ -210,31 +244,61 @@ def load_config(path: str | Path) -> Config:
         for err in exc.errors():
             loc = tuple(err["loc"])
             problems.append(Problem(file, _line_of(data, loc), _key(loc), err["msg"]))
-    if config is not None:
-        problems.extend(_cross_check(config, data, file))
+    problems.extend(_cross_check(data, file))
+    problems.sort(key=lambda p: p.line or 0)
     if problems:
         raise ConfigError(problems)
     assert config is not None
     return config
 
 
-def _cross_check(config: Config, data: Any, file: str) -> list[Problem]:
-    """What the schema cannot say: unique names and grants naming real targets."""
+def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(key) if isinstance(data, dict) else None
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _cross_check(data: Any, file: str) -> list[Problem]:
+    """What the schema cannot say: unique names, references to real targets, expressions that compile.
+
+    Works on the raw data, so these problems are reported together with the schema's own."""
     problems = []
+
+    def problem(loc: tuple[Any, ...], message: str) -> None:
+        problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
+
+    def compiles(loc: tuple[Any, ...], source: Any, kind: type[Template] | type[Condition], owner: str) -> None:
+        if isinstance(source, str):
+            try:
+                kind(source)
+            except TemplateError as exc:
+                problem(loc, f"{owner}: {exc}")
+
     for kind in ("sources", "targets", "policies"):
         seen: set[str] = set()
-        for i, item in enumerate(getattr(config, kind)):
-            if item.name in seen:
-                loc = (kind, i, "name")
-                problems.append(Problem(file, _line_of(data, loc), _key(loc), f"duplicate name {item.name!r}"))
-            seen.add(item.name)
-    targets = {t.name for t in config.targets}
-    for i, policy in enumerate(config.policies):
-        for j, grant in enumerate(policy.grant):
-            if grant.target not in targets:
-                loc = ("policies", i, "grant", j, "target")
-                known = ", ".join(sorted(targets)) or "none"
-                problems.append(
-                    Problem(file, _line_of(data, loc), _key(loc), f"unknown target {grant.target!r} (known: {known})")
-                )
+        for i, item in _items(data, kind):
+            if item.get("name") in seen:
+                problem((kind, i, "name"), f"duplicate name {item['name']!r}")
+            seen.add(item.get("name"))
+    targets = {str(t.get("name")) for _, t in _items(data, "targets")}
+    known = ", ".join(sorted(targets)) or "none"
+    for i, policy in _items(data, "policies"):
+        owner = f"policy {policy.get('name')!r}"
+        compiles(("policies", i, "when"), policy.get("when"), Condition, owner)
+        for j, grant in _items(policy, "grant"):
+            if "target" in grant and grant["target"] not in targets:
+                problem(("policies", i, "grant", j, "target"), f"unknown target {grant['target']!r} (known: {known})")
+            for k, group in enumerate(grant.get("groups") or []):
+                compiles(("policies", i, "grant", j, "groups", k), group, Template, owner)
+        for j, denied in enumerate(policy.get("deny") or []):
+            if denied not in targets:
+                problem(("policies", i, "deny", j), f"unknown target {denied!r} (known: {known})")
+    for i, target in _items(data, "targets"):
+        mapping = target.get("mapping")
+        for path, source in (mapping.items() if isinstance(mapping, dict) else []):
+            compiles(("targets", i, "mapping", path), source, Template, f"target {target.get('name')!r}")
+    for i, test in _items(data, "tests"):
+        expect = test.get("expect")
+        for name in (expect if isinstance(expect, dict) else {}):
+            if name not in targets:
+                problem(("tests", i, "expect", name), f"unknown target {name!r} (known: {known})")
     return problems

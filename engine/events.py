@@ -88,3 +88,19 @@ def removal_event(source: str, previous: Worker, previous_hash: str, now: dateti
         time=now or datetime.now(UTC),
         data=EventData(worker=None, previous=previous.comparable(), changed=[]),
     )
+
+
+SCHEDULER_SOURCE = "provisioner/scheduler"
+
+
+def scheduled_event(worker_id: str, worker: Worker | None, due: datetime) -> WorkerEvent:
+    """A deferred action fell due: re-plan this worker from its current snapshot, on the same path."""
+    type_ = EventType.updated if worker is not None else EventType.removed
+    return WorkerEvent(
+        id=event_id("scheduler", worker_id, due.isoformat(), worker.content_hash() if worker else "removed", type_),
+        source=SCHEDULER_SOURCE,
+        type=type_,
+        subject=worker_id,
+        time=datetime.now(UTC),
+        data=EventData(worker=worker, changed=[]),
+    )

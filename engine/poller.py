@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +23,20 @@ class Diff:
     removals: list[str] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     seen: int = 0
+    held: list[WorkerEvent] = field(default_factory=list)  # deprovisions held back by the safety guard
+    halted: str | None = None  # why the source is halted, if it is
+
+    def hold(self, ids: set[str]) -> None:
+        """Keep these events out of this poll; their snapshots stay, so the next poll finds them again."""
+        self.held = [e for e in self.events if e.id in ids]
+        self.events = [e for e in self.events if e.id not in ids]
+        subjects = {e.subject for e in self.held}
+        self.upserts = [w for w in self.upserts if w.id not in subjects]
+        self.removals = [w for w in self.removals if w not in subjects]
+
+
+# (events, workers known before this poll, why the source is already halted) -> (ids to hold, why)
+Guard = Callable[[list[WorkerEvent], int, "str | None"], tuple[set[str], "str | None"]]
 
 
 def _quarantine_duplicate_emails(read: SourceRead) -> None:
@@ -63,17 +78,33 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
     return out
 
 
-async def poll(source: Source, store: Store) -> Diff:
+async def poll(source: Source, store: Store, guard: Guard | None = None) -> Diff:
     """One poll: events, snapshot and cursor are written in one transaction, or nothing is."""
     cursor = store.cursor(source.name)
     read = await source.read(cursor)
-    result = diff(source.name, read, store.snapshots(source.name))
+    snapshots = store.snapshots(source.name)
+    result = diff(source.name, read, snapshots)
+    if guard is not None and result.events:
+        state = store.source_states().get(source.name)
+        halted = state.reason if state and state.halted else None
+        held, result.halted = guard(result.events, len(snapshots), halted)
+        result.hold(held)
+        if result.halted and not halted:
+            store.halt(source.name, result.halted)
+            log.error("source %s halted: %s; nothing was deprovisioned, the rest was applied. "
+                      "Check the source, then run: provisioner resume %s", source.name, result.halted, source.name)
+        elif result.held:
+            log.warning("source %s is halted (%s): %d deprovisioning events held back", source.name, halted,
+                        len(result.held))
     quarantine_log = [
         LogEntry(worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
                  action="quarantine", reason=q.reason, result="skipped", error=q.reason)
         for q in result.quarantined
     ]
-    store.commit_poll(source.name, result.events, result.upserts, result.removals, read.cursor, quarantine_log)
+    # With events held back, an incremental source must read the same window again next time.
+    next_cursor = cursor if result.held else read.cursor
+    store.commit_poll(source.name, result.events, result.upserts, result.removals, next_cursor, quarantine_log,
+                      seen=result.seen)
     log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,
              len(result.events), len(result.quarantined))
     return result

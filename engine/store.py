@@ -10,75 +10,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, event, func, insert, update
+from sqlalchemy import event, func, insert, update
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from engine.events import WorkerEvent
-from engine.models import Worker
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Snapshot(SQLModel, table=True):
-    source: str = Field(primary_key=True)
-    worker_id: str = Field(primary_key=True)
-    content_hash: str
-    worker: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class Cursor(SQLModel, table=True):
-    source: str = Field(primary_key=True)
-    value: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class OutboxEvent(SQLModel, table=True):
-    seq: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True)
-    worker_id: str = Field(index=True)
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
-    published_at: datetime | None = Field(default=None, index=True)
-    confirmed_at: datetime | None = Field(default=None, index=True)
-
-
-class Link(SQLModel, table=True):
-    """Which account in a target belongs to which worker, and what we last wrote to it."""
-
-    worker_id: str = Field(primary_key=True)
-    target: str = Field(primary_key=True)
-    account_id: str = Field(index=True)
-    active: bool = True
-    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class ProcessedEvent(SQLModel, table=True):
-    event_id: str = Field(primary_key=True)
-    outcome: str
-    processed_at: datetime = Field(default_factory=utcnow)
-
-
-class LogEntry(SQLModel, table=True):
-    """The provisioning log: one row per action taken (or quarantined record)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    time: datetime = Field(default_factory=utcnow, index=True)
-    event_id: str | None = Field(default=None, index=True)
-    worker_id: str = Field(index=True)
-    target: str | None = None
-    action: str
-    policy: str | None = None
-    reason: str = ""
-    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    result: str
-    error: str | None = None
-    duration_ms: float = 0.0
+from engine.tables import (  # noqa: F401 - re-exported: the store is where callers find them
+    Cursor, Deferred, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState, utcnow,
+)
+from engine.models import Action, Worker
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -142,17 +82,17 @@ class Store:
         removals: Iterable[str],
         cursor: dict[str, Any],
         quarantined: Iterable[LogEntry] = (),
+        seen: int | None = None,
     ) -> None:
         """Events, new snapshot and cursor land together or not at all."""
         now = utcnow()
         with self.session() as s:
-            existing = {e for e in s.exec(select(OutboxEvent.event_id).where(
-                col(OutboxEvent.event_id).in_([e.id for e in events]))).all()} if events else set()
             # Core executemany inserts: ORM objects cost more than the SQL itself on a 10k-worker poll.
-            outbox = [{"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"),
-                       "created_at": now} for ev in events if ev.id not in existing]  # re-polls re-derive ids
-            if outbox:
-                s.execute(insert(OutboxEvent), outbox)
+            _enqueue(s, events)
+            state = s.get(SourceState, source) or SourceState(source=source)
+            state.last_poll_at = now
+            state.workers = seen if seen is not None else state.workers
+            s.add(state)
             rows = [{"source": source, "worker_id": w.id, "content_hash": w.content_hash(),
                      "worker": w.model_dump(mode="json"), "updated_at": now} for w in upserts]
             # delete + insert instead of merge: merge costs one SELECT per row
@@ -229,11 +169,62 @@ class Store:
             entries = [_columns(entry) for outcome in outcomes for entry in outcome.log]
             if entries:
                 s.execute(insert(LogEntry), entries)
+            # Each applied event re-plans its worker: what was scheduled before is replaced.
+            rescheduled = [o for o in outcomes if o.deferred is not None]
+            for chunk in _chunks(sorted({o.event.subject for o in rescheduled if o.event is not None})):
+                s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
+            deferred = [_deferred_row(a) for o in rescheduled for a in o.deferred or []]
+            if deferred:
+                s.execute(insert(Deferred), deferred)
             ids = [o.event_id for o in outcomes]
             s.execute(insert(ProcessedEvent), [{"event_id": o.event_id, "outcome": o.status, "processed_at": now}
                                                for o in outcomes])
             for chunk in _chunks(ids):
                 s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
+
+    # deferred actions and the scheduler
+    def deferred(self, worker_id: str | None = None) -> list[Deferred]:
+        with self.session() as s:
+            query = select(Deferred).order_by(col(Deferred.effective_at))
+            if worker_id:
+                query = query.where(Deferred.worker_id == worker_id)
+            return list(s.exec(query).all())
+
+    def take_due(self, now: datetime, make_events: Any) -> list[WorkerEvent]:
+        """Due deferred actions become events for their workers, in one transaction.
+
+        `make_events(rows)` turns the due rows into WorkerEvents (re-planning from the snapshot), so a
+        change that arrived in between always wins over what was planned before it.
+        """
+        with self.session() as s:
+            rows = list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
+            if not rows:
+                return []
+            events: list[WorkerEvent] = make_events(rows)
+            s.exec(delete(Deferred).where(col(Deferred.id).in_([r.id for r in rows])))
+            _enqueue(s, events)
+            return events
+
+    # sources: halt / resume and last poll
+    def source_states(self) -> dict[str, SourceState]:
+        with self.session() as s:
+            return {r.source: r for r in s.exec(select(SourceState)).all()}
+
+    def halt(self, source: str, reason: str) -> None:
+        with self.session() as s:
+            state = s.get(SourceState, source) or SourceState(source=source)
+            if not state.halted:
+                state.halted, state.reason, state.halted_at = True, reason, utcnow()
+            s.add(state)
+
+    def resume(self, source: str) -> bool:
+        with self.session() as s:
+            state = s.get(SourceState, source)
+            if state is None or not state.halted:
+                return False
+            state.halted, state.reason, state.halted_at = False, None, None
+            s.add(state)
+            return True
 
     def log(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
         with self.session() as s:
@@ -241,6 +232,32 @@ class Store:
             if worker_id:
                 query = query.where(LogEntry.worker_id == worker_id)
             return list(reversed(s.exec(query).all()))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Stored times are UTC, so that SQLite and PostgreSQL compare them alike."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _deferred_row(action: Action) -> dict[str, Any]:
+    assert action.effective_at is not None
+    return {"worker_id": action.worker_id, "target": action.target, "action": action.action.value,
+            "effective_at": as_utc(action.effective_at), "policy": action.policy, "reason": action.reason,
+            "created_at": utcnow()}
+
+
+def _enqueue(s: Session, events: list[WorkerEvent]) -> None:
+    """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
+    if not events:
+        return
+    existing: set[str] = set()
+    for chunk in _chunks([e.id for e in events]):
+        existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
+    now = utcnow()
+    rows = [{"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"), "created_at": now}
+            for ev in events if ev.id not in existing]
+    if rows:
+        s.execute(insert(OutboxEvent), rows)
 
 
 def _columns(row: SQLModel) -> dict[str, Any]:
@@ -265,6 +282,7 @@ class EventOutcome:
         self.links: list[Link] = []
         self.unlinked: list[tuple[str, str]] = []
         self.log: list[LogEntry] = []
+        self.deferred: list[Action] | None = None  # None: the plan did not run; [] clears the schedule
         self.failed = False
 
     @property

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from engine.apply import Applier
 from engine.config import Config
+from engine.events import WorkerEvent
 from engine.protocols import Source, Target
 from engine.store import Store
 from rules.planner import Planner, TargetSpec
 from rules.policy import PolicySet
+from rules.safety import SafetyGuard
 from sources import build_source
 from targets import build_target, default_mapping
 
@@ -15,15 +17,24 @@ from targets import build_target, default_mapping
 class Parts:
     def __init__(self, config: Config, store: Store | None = None):
         self.config = config
-        specs = [TargetSpec.compile(t.name, t.on_terminate, t.mapping or default_mapping(t.type))
-                 for t in config.targets]
-        self.planner = Planner(PolicySet.compile(config.policies, [t.name for t in config.targets]), specs)
+        specs = [TargetSpec.compile(t.name, t.on_terminate, t.mapping or default_mapping(t.type),
+                                    t.deprovision_out_of_scope) for t in config.targets]
+        self.policies = PolicySet.compile(config.policies, [t.name for t in config.targets], config.lifecycle,
+                                          {t.name: t.on_leave for t in config.targets})
+        self.planner = Planner(self.policies, specs)
+        self.safety = SafetyGuard(config.safety, self.planner)
         self.store = store or Store(config.store.url)
         self.sources: dict[str, Source] = {
             s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
         }
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
         self.applier = Applier(self.planner, self.targets)
+
+    def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None) -> tuple[set[str], str | None]:
+        """The safety check the poller runs on a whole poll before committing it."""
+        links = self.store.links_for({e.subject for e in events})
+        verdict = self.safety.check(events, links, known_workers, halted)
+        return verdict.held, verdict.reason
 
     async def aclose(self) -> None:
         for part in [*self.sources.values(), *self.targets.values()]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from engine.events import EventType, WorkerEvent
+from engine.events import SCHEDULER_SOURCE, EventType, WorkerEvent
 from engine.models import Action, ActionKind, Worker
 from engine.store import Link
 from engine.templating import Template, TemplateError
@@ -19,20 +20,23 @@ class TargetSpec:
     name: str
     on_terminate: str
     mapping: dict[str, Template]
+    deprovision_out_of_scope: bool = True
 
     @classmethod
-    def compile(cls, name: str, on_terminate: str, mapping: dict[str, str]) -> TargetSpec:
+    def compile(cls, name: str, on_terminate: str, mapping: dict[str, str],
+                deprovision_out_of_scope: bool = True) -> TargetSpec:
         try:
-            return cls(name, on_terminate, {path: Template(src) for path, src in mapping.items()})
+            return cls(name, on_terminate, {path: Template(src) for path, src in mapping.items()},
+                       deprovision_out_of_scope)
         except TemplateError as exc:
             raise PolicyError(f"target {name!r} mapping: {exc}") from None
 
-    def render(self, worker: Worker) -> dict[str, Any]:
+    def render(self, worker: Worker, now: datetime | None = None) -> dict[str, Any]:
         """The attributes this worker should have; empty results are left out."""
         out = {}
         for path, template in self.mapping.items():
             try:
-                value = template.render(worker=worker)
+                value = template.render(worker=worker, now=now)
             except TemplateError as exc:
                 raise PolicyError(f"target {self.name!r} mapping {path!r} on {worker.id}: {exc}") from None
             if value is not None:
@@ -42,6 +46,8 @@ class TargetSpec:
 
 def cause(event: WorkerEvent) -> str:
     """The part of a reason that says what happened at the source."""
+    if event.source == SCHEDULER_SOURCE:
+        return "scheduled change due"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
@@ -63,52 +69,70 @@ class Planner:
         self.policies = policies
         self.targets = {t.name: t for t in targets}
 
-    def plan(self, event: WorkerEvent, links: dict[str, Link]) -> list[Action]:
-        """Actions for one event, in the order they must run; noops left out."""
+    def plan(self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None) -> list[Action]:
+        """Actions for one event in the order they must run, noops left out; those with
+        `effective_at` are due later and replace whatever was scheduled for this worker before."""
+        now = now or datetime.now(UTC)
         worker = event.data.worker
         why = cause(event)
         actions: list[Action] = []
-        for name, ent in self.policies.entitlements(worker).items():
+        for name, ent in self.policies.entitlements(worker, now).items():
             spec = self.targets[name]
             link = links.get(name)
             if ent.in_scope and worker is not None:
-                actions += self._provision(worker, spec, ent, link, why)
+                actions += self._provision(worker, spec, ent, link, why, now)
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
+            if ent.starts_at is not None and worker is not None:
+                kind = ActionKind.create if link is None else ActionKind.enable
+                actions.append(Action(worker_id=worker.id, target=name, action=kind, effective_at=ent.starts_at,
+                                      policy=ent.policies[0] if ent.policies else None,
+                                      reason=f"pre-hire window opens ({ent.why})"))
         return actions
 
     def _provision(self, worker: Worker, spec: TargetSpec, ent: Entitlement, link: Link | None,
-                   why: str) -> list[Action]:
+                   why: str, now: datetime) -> list[Action]:
         policy = ent.policies[0]
 
         def act(kind: ActionKind, reason: str, **kw: Any) -> Action:
             return Action(worker_id=worker.id, target=spec.name, action=kind, policy=policy,
                           reason=f"{ent.why}; {reason}", **kw)
 
-        desired = spec.render(worker)
+        desired = spec.render(worker, now)
+        out = []
         if link is None:
-            out = [act(ActionKind.create, why, attributes=desired)]
+            attributes = desired if ent.enabled else {**desired, "active": False}
+            out.append(act(ActionKind.create, why, attributes=attributes))
             if ent.groups:
                 out.append(act(ActionKind.add_groups, "groups granted", groups=ent.groups))
-            return out
-        out = []
-        if not link.active:
-            out.append(act(ActionKind.enable, why))
-        diff = attribute_diff(link.attributes, desired)
-        if diff:
-            out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}", attributes=diff))
-        add = [g for g in ent.groups if g not in link.groups]
-        remove = [g for g in link.groups if g not in ent.groups]
-        if add:
-            out.append(act(ActionKind.add_groups, "groups granted", groups=add))
-        if remove:
-            out.append(act(ActionKind.remove_groups, "groups no longer granted", groups=remove))
+        else:
+            if ent.enabled and not link.active:
+                out.append(act(ActionKind.enable, why))
+            elif not ent.enabled and link.active:
+                out.append(act(ActionKind.disable, "pre-hire accounts stay disabled until the start date"))
+            diff = attribute_diff(link.attributes, desired)
+            if diff:
+                out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}",
+                               attributes=diff))
+            add = [g for g in ent.groups if g not in link.groups]
+            remove = [g for g in link.groups if g not in ent.groups]
+            if add:
+                out.append(act(ActionKind.add_groups, "groups granted", groups=add))
+            if remove:
+                out.append(act(ActionKind.remove_groups, "groups no longer granted", groups=remove))
+        if ent.enable_at is not None and not ent.enabled:
+            out.append(act(ActionKind.enable, "start date reached", effective_at=ent.enable_at))
+        if ent.ends_at is not None:
+            kind = ActionKind.delete if spec.on_terminate == "delete" else ActionKind.disable
+            out.append(act(kind, "access ends (termination)", effective_at=ent.ends_at))
         return out
 
     @staticmethod
     def _deprovision(worker_id: str, spec: TargetSpec, ent: Entitlement, link: Link, why: str) -> list[Action]:
+        if not ent.by_status and not spec.deprovision_out_of_scope:
+            return []  # like Entra's "skip out-of-scope deletions": only status changes deprovision
         reason = f"out of scope ({ent.why}); {why}"
-        if spec.on_terminate == "delete":
+        if spec.on_terminate == "delete" and not ent.leave:
             return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.delete, reason=reason)]
         if link.active:
             return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.disable, reason=reason)]

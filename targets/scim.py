@@ -188,7 +188,7 @@ class ScimTarget:
     async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result:
         start = time.perf_counter()
         resource = build_resource(attributes, USER_SCHEMA)
-        resource["active"] = True
+        resource.setdefault("active", True)  # a pre-hire account may be created disabled
         try:
             if await self._bulk_ready():
                 account = await self._create_in_bulk(resource)

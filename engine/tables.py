@@ -1,0 +1,96 @@
+"""The store's tables (SQLModel): one definition each, shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Snapshot(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True)
+    content_hash: str
+    worker: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Cursor(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    value: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxEvent(SQLModel, table=True):
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    worker_id: str = Field(index=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    published_at: datetime | None = Field(default=None, index=True)
+    confirmed_at: datetime | None = Field(default=None, index=True)
+
+
+class Link(SQLModel, table=True):
+    """Which account in a target belongs to which worker, and what we last wrote to it."""
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    account_id: str = Field(index=True)
+    active: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    event_id: str = Field(primary_key=True)
+    outcome: str
+    processed_at: datetime = Field(default_factory=utcnow)
+
+
+class LogEntry(SQLModel, table=True):
+    """The provisioning log: one row per action taken (or quarantined record)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(default_factory=utcnow, index=True)
+    event_id: str | None = Field(default=None, index=True)
+    worker_id: str = Field(index=True)
+    target: str | None = None
+    action: str
+    policy: str | None = None
+    reason: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class Deferred(SQLModel, table=True):
+    """An action due later (pre-hire, end-of-day termination, grace period), kept until it fires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: str = Field(index=True)
+    target: str
+    action: str
+    effective_at: datetime = Field(index=True)
+    policy: str | None = None
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceState(SQLModel, table=True):
+    """Per source: halted by the mass-deprovision guard (and why), last poll."""
+
+    source: str = Field(primary_key=True)
+    halted: bool = False
+    reason: str | None = None
+    halted_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    workers: int = 0

@@ -1,0 +1,62 @@
+"""The mass-deprovision guard: checked on a whole poll's plan before anything is applied.
+
+A source that suddenly returns nobody (an expired API key answering an empty list, a broken
+report filter) must not disable the company. When a poll would deprovision more workers than
+`safety.max_deprovisions`, or more than `max_deprovision_ratio` of the source's workers, those
+events are held back (their snapshots stay as they were, so nothing is lost), everything else
+flows, and the source is halted until `provisioner resume SOURCE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from engine.config import SafetyConfig
+from engine.events import WorkerEvent
+from engine.models import DEPROVISIONING
+from engine.store import Link
+from rules.planner import Planner
+
+
+@dataclass
+class Verdict:
+    held: set[str] = field(default_factory=set)  # event ids held back
+    reason: str | None = None  # set when the limit tripped (or the source was already halted)
+
+
+class SafetyGuard:
+    def __init__(self, config: SafetyConfig, planner: Planner):
+        self.config = config
+        self.planner = planner
+
+    def deprovisions(self, event: WorkerEvent, links: dict[str, Link], now: datetime) -> bool:
+        """Would applying this event now disable or delete an account?"""
+        if not links:
+            return False
+        try:
+            actions = self.planner.plan(event, links, now)
+        except ValueError:
+            return False  # a policy error fails at apply time, with its message
+        return any(a.action in DEPROVISIONING and a.effective_at is None for a in actions)
+
+    def check(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link], known_workers: int,
+              halted: str | None, now: datetime | None = None) -> Verdict:
+        now = now or datetime.now(UTC)
+        by_worker: dict[str, dict[str, Link]] = {}
+        for (worker_id, target), link in links.items():
+            by_worker.setdefault(worker_id, {})[target] = link
+        risky = {ev.id for ev in events if self.deprovisions(ev, by_worker.get(ev.subject, {}), now)}
+        if not risky:
+            return Verdict()
+        if halted:
+            return Verdict(risky, halted)
+        count = len({ev.subject for ev in events if ev.id in risky})
+        limit, ratio = self.config.max_deprovisions, self.config.max_deprovision_ratio
+        if limit is not None and count > limit:
+            return Verdict(risky, f"{count} workers would be deprovisioned in one poll (max_deprovisions: {limit})")
+        # The ratio needs more than one person: one leaver in a five-person test source is no accident.
+        if ratio is not None and count > max(1, ratio * known_workers):
+            return Verdict(risky, f"{count} of {known_workers} workers would be deprovisioned in one poll "
+                                  f"(max_deprovision_ratio: {ratio:.0%})")
+        return Verdict()

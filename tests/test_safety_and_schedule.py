@@ -1,0 +1,89 @@
+"""The mass-deprovision guard and deferred actions, over the embedded broker and a real scim2-server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from engine.app import Runtime
+from engine.cli import app
+from tests.conftest import make_config, scim_users
+from tests.test_end_to_end import by_external_id, sync, write
+
+
+def staff(n: int) -> list[dict[str, str]]:
+    return [{"remote_id": str(i), "first_name": f"P{i}", "last_name": "X", "work_email": f"p{i}@example.com",
+             "employment_type": "full_time", "status": "active"} for i in range(n)]
+
+
+async def test_a_source_that_suddenly_returns_nobody_halts_instead_of_deprovisioning(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    write(people, *staff(6))
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)},
+                         safety={"max_deprovisions": 3, "max_deprovision_ratio": None})
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(config.model_dump(mode="json")))  # JSON is YAML
+    cli = CliRunner()
+    async with Runtime(config) as runtime:
+        assert await sync(runtime) == 6
+        write(people)  # the export came back empty
+        result = await runtime.poll("hr")
+        await runtime.wait_idle(timeout=60)
+        assert len(result.held) == 6 and result.events == []
+        assert "6 workers would be deprovisioned" in (result.halted or "")
+        assert all(u["active"] for u in scim_users(scim)) and len(scim_users(scim)) == 6
+
+        status = json.loads(cli.invoke(app, ["status", "-c", str(config_file), "--json"]).stdout)
+        assert status["sources"][0]["halted"] is True and "max_deprovisions: 3" in status["sources"][0]["reason"]
+
+        # While halted, other changes still flow and the held ones are found again next poll.
+        write(people, *staff(6), *staff(7)[6:])
+        result = await runtime.poll("hr")
+        await runtime.wait_idle(timeout=60)
+        assert len(result.events) == 1 and len(scim_users(scim)) == 7
+
+        write(people, *staff(7)[1:])  # one real leaver: still held, a person has to look first
+        assert len((await runtime.poll("hr")).held) == 1
+
+        resumed = cli.invoke(app, ["resume", "hr", "-c", str(config_file)])
+        assert resumed.exit_code == 0 and "resumed" in resumed.stdout
+        result = await runtime.poll("hr")
+        await runtime.wait_idle(timeout=60)
+        assert [e.subject for e in result.events] == ["hr:0"] and not result.halted
+        assert not by_external_id(scim)["hr:0"]["active"]
+        assert sum(u["active"] for u in scim_users(scim)) == 6
+
+
+async def test_future_dated_termination_fires_when_due_and_a_later_change_replaces_it(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    ada = staff(1)[0]
+    leaving = {**ada, "termination_date": (date.today() + timedelta(days=3)).isoformat()}
+    write(people, leaving)
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)})
+    async with Runtime(config) as runtime:
+        await sync(runtime)
+        assert by_external_id(scim)["hr:0"]["active"]
+        [scheduled] = runtime.store.deferred("hr:0")
+        assert scheduled.action == "disable" and scheduled.effective_at.date() == date.today() + timedelta(days=3)
+        assert runtime.fire_due() == 0  # not yet
+
+        # The termination is rescinded: the schedule is replaced by nothing.
+        write(people, ada)
+        await sync(runtime)
+        assert runtime.store.deferred("hr:0") == []
+
+        # Terminated again, and the day comes: the scheduler re-plans from the snapshot and disables.
+        write(people, leaving)
+        await sync(runtime)
+        assert len(runtime.store.deferred("hr:0")) == 1
+        later = datetime.now(UTC) + timedelta(days=4)
+        runtime.parts.applier.clock = lambda: later
+        assert runtime.fire_due(later) == 1
+        await runtime.wait_idle(timeout=60)
+        assert not by_external_id(scim)["hr:0"]["active"]
+        assert runtime.store.deferred("hr:0") == []
+        assert runtime.store.log("hr:0")[-1].reason.endswith("scheduled change due")
