@@ -15,12 +15,9 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,29 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.app import Runtime  # noqa: E402
 from engine.config import Config  # noqa: E402
-from engine.servers import free_port, wait_for_port  # noqa: E402
+from engine.servers import scim_server_process  # noqa: E402
 from targets.mapping import build_resource  # noqa: E402
 from targets.scim import DEFAULT_MAPPING, USER_SCHEMA  # noqa: E402
 from rules.planner import TargetSpec  # noqa: E402
 from engine.models import Worker  # noqa: E402
-
-
-@contextmanager
-def scim_server() -> Iterator[str]:
-    port = free_port()
-    # scim2-server's own CLI on wsgiref, with a listen backlog of 128 instead of socketserver's 5:
-    # with 8 clients connecting at once, a backlog of 5 drops SYNs and each drop costs a 1 s retry,
-    # which measures the kernel's retransmit timer rather than either client.
-    launcher = ("import sys, wsgiref.simple_server as w; w.WSGIServer.request_queue_size = 128; "
-                "from scim2_server.testserver.cli import main; sys.argv = ['scim2-server'] + sys.argv[1:]; main()")
-    process = subprocess.Popen([sys.executable, "-c", launcher, "--port", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def people(n: int) -> list[dict[str, str]]:
@@ -113,7 +92,7 @@ async def main() -> None:
     engine_runs: list[float] = []
     raw_runs: list[float] = []
     for run in range(1, args.repeat + 1):
-        with tempfile.TemporaryDirectory() as tmp, scim_server() as engine_url, scim_server() as raw_url:
+        with tempfile.TemporaryDirectory() as tmp, scim_server_process() as engine_url, scim_server_process() as raw_url:
             engine_runs.append(await engine_run(engine_url, rows, args.concurrency, Path(tmp),
                                                  bulk=not args.no_bulk))
             raw_runs.append(await raw_loop(raw_url, rows, args.concurrency))

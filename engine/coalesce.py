@@ -16,10 +16,14 @@ Answer = TypeVar("Answer")
 
 class Coalescer(Generic[Item, Answer]):
     def __init__(self, send: Callable[[list[Item]], Awaitable[list[Answer]]], *, max_items: int,
-                 linger: float = 0.005):
+                 linger: float = 0.005, serial: bool = False):
         self.send = send
         self.max_items = max(1, max_items)
         self.linger = linger
+        # serial: one batch in flight at a time; what arrives meanwhile goes out together right after
+        # (for writes to one resource, which would conflict with each other anyway)
+        self.serial = serial
+        self._in_flight = False
         self._queue: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -37,13 +41,30 @@ class Coalescer(Generic[Item, Answer]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.serial:
+            if not self._in_flight and self._queue:
+                batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+                self._in_flight = True
+                self._start(batch)
+            return
         while self._queue:
             batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
-            task = asyncio.create_task(self._send(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(batch)
+
+    def _start(self, batch: list[tuple[Item, asyncio.Future[Answer]]]) -> None:
+        task = asyncio.create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[tuple[Item, asyncio.Future[Answer]]]) -> None:
+        try:
+            await self._deliver(batch)
+        finally:
+            if self.serial:
+                self._in_flight = False
+                self._flush()
+
+    async def _deliver(self, batch: list[tuple[Item, asyncio.Future[Answer]]]) -> None:
         try:
             answers = await self.send([item for item, _ in batch])
             if len(answers) != len(batch):

@@ -20,6 +20,20 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
+def parse_rate(value: str | int | float) -> float:
+    """'20/s', '600/m', '10/10s' or a number per second → requests per second."""
+    if isinstance(value, int | float):
+        return float(value)
+    count, _, per = value.partition("/")
+    try:
+        rate = float(count) / parse_duration(per if per and per[0].isdigit() else f"1{per or 's'}")
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a rate: {value!r} (use e.g. 20/s, 600/m, 10/10s)") from None
+    if rate <= 0:
+        raise ValueError(f"a rate limit must be positive, got {value!r}")
+    return rate
+
+
 def parse_duration(value: str | int | float) -> float:
     """'90s', '15m', '1h', or a number of seconds."""
     if isinstance(value, int | float):
@@ -78,6 +92,10 @@ class TargetConfig(BaseModel):
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
     concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")
+    rate_limit: float | None = Field(default=None, description="requests per second, e.g. 20/s or 600/m")
+    burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
+
+    _rate = field_validator("rate_limit", mode="before")(lambda v: None if v is None else parse_rate(v))
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

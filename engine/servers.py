@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -93,3 +96,24 @@ def scim_app() -> Any:
 
     service = ScimService(load_default_provider())
     return WSGIApplication(InMemoryStorage(), service.provider, service)
+
+
+@contextmanager
+def scim_server_process(service_provider_config: str | None = None) -> Iterator[str]:
+    """`scim2-server`'s own CLI in a subprocess (wsgiref, one request at a time), on a free port.
+
+    The listen backlog is raised from socketserver's 5 to 128: with a handful of clients connecting
+    at once a backlog of 5 drops SYNs, and each drop costs a one-second retransmit."""
+    port = free_port()
+    launcher = ("import sys, wsgiref.simple_server as w; w.WSGIServer.request_queue_size = 128; "
+                "from scim2_server.testserver.cli import main; sys.argv = ['scim2-server'] + sys.argv[1:]; main()")
+    args = [sys.executable, "-c", launcher, "--port", str(port)]
+    if service_provider_config:
+        args += ["--service-provider-config", service_provider_config]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -66,6 +66,20 @@ class Path:
         else:
             node[self.attr] = value
 
+    def remove(self, resource: dict[str, Any]) -> None:
+        node = self.container(resource, create=False)
+        if node is None or self.attr not in node:
+            return
+        if self.filter_attr:
+            for item in node[self.attr] or []:
+                if isinstance(item, dict) and item.get(self.filter_attr) == self.filter_value:
+                    item.pop(self.sub or "value", None)
+        elif self.sub:
+            if isinstance(node[self.attr], dict):
+                node[self.attr].pop(self.sub, None)
+        else:
+            del node[self.attr]
+
     def get(self, resource: dict[str, Any]) -> Any:
         node = self.container(resource, create=False)
         if node is None:
@@ -87,6 +101,16 @@ def _ci_get(node: dict[str, Any], key: str) -> Any:
         return node[key]
     lowered = key.lower()
     return next((v for k, v in node.items() if k.lower() == lowered), None)
+
+
+def apply_attributes(resource: dict[str, Any], attributes: dict[str, Any]) -> None:
+    """Set (or, for None, remove) just these attributes in a full resource, for a PUT."""
+    for path, value in attributes.items():
+        parsed = Path.parse(path)
+        if value is not None:
+            parsed.set(resource, value)
+        else:
+            parsed.remove(resource)
 
 
 def build_resource(attributes: dict[str, Any], schema: str) -> dict[str, Any]:

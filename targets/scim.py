@@ -2,6 +2,8 @@
 
 scim2-client 0.13 ships an engine for httpx2 only, and its unchecked-payload mode needs resource
 types where we hold paths; speaking the few calls directly keeps the writer small and exact.
+What the server announces in /ServiceProviderConfig decides how: PATCH or read-modify-PUT,
+filter queries or a listing, single POSTs or /Bulk, If-Match on PUT when it has ETags.
 """
 
 from __future__ import annotations
@@ -9,89 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
-from scim2_models import Error, ServiceProviderConfig
+from scim2_models import ServiceProviderConfig
 
 from engine.coalesce import Coalescer
 from engine.config import TargetConfig
-from engine.http import RetryPolicy, describe_http_error, resilient_client
+from engine.http import RetryPolicy, resilient_client
 from engine.models import Account, Result, ResultStatus, Worker
-from targets.mapping import build_resource, flatten, patch_operations
-
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-SCIM_JSON = "application/scim+json, application/json"
-
-DEFAULT_MAPPING = {
-    "userName": "{{ worker.work_email or worker.username or worker.id }}",
-    "externalId": "{{ worker.id }}",
-    "name.givenName": "{{ worker.preferred_name or worker.first_name or '' }}",
-    "name.familyName": "{{ worker.last_name or '' }}",
-    "displayName": "{{ worker.display_name or ((worker.preferred_name or worker.first_name or '') ~ ' ' ~ (worker.last_name or '')) }}",
-    'emails[type eq "work"].value': "{{ worker.work_email or '' }}",
-    "title": "{{ worker.title or '' }}",
-    f"{ENTERPRISE}:employeeNumber": "{{ worker.employee_number or '' }}",
-    f"{ENTERPRISE}:department": "{{ worker.department or '' }}",
-}
-
-# Below this many lookups in a batch, one filter query each is cheaper than listing the target.
-PRIME_THRESHOLD = 25
-INDEX_TTL = 60.0
-
-
-class ScimSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    create_groups: bool = True
-    page_size: int = 200
-    bulk: bool = True  # use /Bulk for creates when the server offers it
-    bulk_max_operations: int = 100
-
-
-class ScimError(Exception):
-    """An error answer from the service provider, parsed with scim2-models' Error schema."""
-
-    def __init__(self, status: int, scim_type: str | None, detail: str):
-        super().__init__(f"SCIM error {status}{' ' + scim_type if scim_type else ''}: {detail}")
-        self.status = status
-        self.scim_type = scim_type
-
-
-def _raise_for_scim(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    scim_type, detail = None, response.reason_phrase
-    try:
-        error = Error.model_validate(response.json())
-        scim_type, detail = error.scim_type, error.detail or detail
-    except ValueError:
-        detail = describe_http_error(response)
-    raise ScimError(response.status_code, scim_type, detail)
-
-
-def _timed(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 2)
-
-
-def _failure(start: float, error: str, account_id: str | None = None) -> Result:
-    return Result(status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=_timed(start))
-
-
-def _scim_error(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, ScimError) else f"{type(exc).__name__}: {exc}"
-
-
-def _is_conflict(exc: Exception) -> bool:
-    # RFC 7644 says 409 uniqueness; some servers answer 400 with scimType uniqueness.
-    return isinstance(exc, ScimError) and (exc.scim_type == "uniqueness" or exc.status == 409)
-
-
-_ERRORS = (ScimError, httpx.HTTPError)
+from targets.mapping import apply_attributes, build_resource, flatten, patch_operations
+from targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
+    BULK_SCHEMA, DEFAULT_MAPPING, ENTERPRISE, ERRORS, INDEX_TTL, PATCH_SCHEMA, PRIME_THRESHOLD, SCIM_JSON,
+    USER_SCHEMA, ScimError, ScimSettings, failure, is_conflict, raise_for_scim, scim_error, timed,
+)
 
 
 class ScimTarget:
@@ -99,7 +33,7 @@ class ScimTarget:
 
     def __init__(self, name: str, base_url: str, token: str | None, *, mapping_paths: list[str],
                  settings: ScimSettings, timeout: float = 30.0, policy: RetryPolicy | None = None,
-                 concurrency: int = 8):
+                 concurrency: int = 8, rate: float | None = None, burst: int | None = None):
         self.name = name
         self.settings = settings
         self.paths = mapping_paths
@@ -108,8 +42,10 @@ class ScimTarget:
         self._bulk: Coalescer[dict[str, Any], dict[str, Any]] | None = None
         self._bulk_checked = False
         self._bulk_lock = asyncio.Lock()
+        self._member_writers: dict[str, Coalescer[tuple[str, str], None]] = {}
         self._bulk_payload: int | None = None
-        self.http = resilient_client(base_url.rstrip("/") + "/", headers=headers, timeout=timeout, policy=policy)
+        self.http = resilient_client(base_url.rstrip("/") + "/", headers=headers, timeout=timeout, policy=policy,
+                                     rate=rate, burst=burst)
         self.config: ServiceProviderConfig | None = None
         self._groups: dict[str, str] = {}
         self._group_locks: dict[str, asyncio.Lock] = {}
@@ -123,12 +59,13 @@ class ScimTarget:
             mapping_paths=mapping_paths or list((config.mapping or DEFAULT_MAPPING).keys()),
             settings=ScimSettings.model_validate(config.settings()), timeout=config.timeout,
             policy=RetryPolicy(max_attempts=config.max_attempts), concurrency=config.concurrency,
+            rate=config.rate_limit, burst=config.burst,
         )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         async with self._slots:  # the target's own limit, whatever number of workers are in flight
             response = await self.http.request(method, path, **kwargs)
-        _raise_for_scim(response)
+        raise_for_scim(response)
         if response.status_code == 204 or not response.content:
             return {}
         return response.json()
@@ -148,14 +85,19 @@ class ScimTarget:
         return list(found.get("Resources") or [])
 
     # lookups
+    def _index_fresh(self) -> bool:
+        return self._index is not None and time.monotonic() - self._index_time < INDEX_TTL
+
     async def prime(self, expected_lookups: int) -> None:
         """List the target once when a batch would otherwise send many filter queries."""
-        fresh = self._index is not None and time.monotonic() - self._index_time < INDEX_TTL
-        if fresh:
+        if self._index_fresh():
             return  # our own creates keep it current; 409 on create covers what others add meanwhile
-        if expected_lookups < PRIME_THRESHOLD:
+        if expected_lookups < PRIME_THRESHOLD and await self.supports("filter"):
             self._index = None
             return
+        await self._build_index()
+
+    async def _build_index(self) -> None:
         index: dict[str, Account] = {}
         async for resource in self._list_resources():
             account = self._account(resource)
@@ -174,7 +116,9 @@ class ScimTarget:
                     raise
         external_id = attributes.get("externalId")
         user_name = attributes.get("userName")
-        if self._index is not None and time.monotonic() - self._index_time < INDEX_TTL:
+        if not self._index_fresh() and not await self.supports("filter"):
+            await self._build_index()  # no filter queries on this server: look it up in a listing
+        if self._index is not None and self._index_fresh():
             return self._index.get(external_id or "") or self._index.get(str(user_name or "").lower())
         for attr, value in (("externalId", external_id), ("userName", user_name)):
             if value:
@@ -194,16 +138,16 @@ class ScimTarget:
                 account = await self._create_in_bulk(resource)
             else:
                 account = self._account(await self._call("POST", "Users", json=resource))
-        except _ERRORS as exc:
-            if _is_conflict(exc):
-                return Result(status=ResultStatus.skipped, error="conflict", duration_ms=_timed(start))
-            return _failure(start, _scim_error(exc))
+        except ERRORS as exc:
+            if is_conflict(exc):
+                return Result(status=ResultStatus.skipped, error="conflict", duration_ms=timed(start))
+            return failure(start, scim_error(exc))
         if self._index is not None:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
                 if key:
                     self._index[key] = account
         return Result(status=ResultStatus.success, account_id=account.id, attributes=attributes,
-                      duration_ms=_timed(start))
+                      duration_ms=timed(start))
 
     # bulk (RFC 7644 §3.7): concurrent creates share one request
     async def _bulk_ready(self) -> bool:
@@ -241,25 +185,58 @@ class ScimTarget:
         missing = {"status": "500", "response": {"detail": "the bulk response left this operation out"}}
         return [by_id.get(f"u{i}", missing) for i in range(len(resources))]
 
-    async def _patch(self, account_id: str, operations: list[dict[str, Any]], attributes: dict[str, Any]) -> Result:
+    async def supports(self, feature: str) -> bool:
+        """patch, bulk, filter, etag, sort, changePassword — as the server announces them."""
+        announced = getattr(await self.discover(), feature, None)
+        return bool(announced is not None and announced.supported)
+
+    async def _change(self, path: str, operations: list[dict[str, Any]],
+                      mutate: Callable[[dict[str, Any]], None]) -> None:
+        """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
+
+        The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
+        read again and retry (three attempts). PATCH needs no version: it only touches the named
+        attributes."""
+        if await self.supports("patch"):
+            await self._call("PATCH", path, json={"schemas": [PATCH_SCHEMA], "Operations": operations})
+            return
+        for attempt in range(1, 4):
+            resource = await self._call("GET", path)
+            version = (resource.get("meta") or {}).get("version")
+            mutate(resource)
+            resource.pop("meta", None)
+            headers = {"If-Match": version} if version and await self.supports("etag") else {}
+            try:
+                await self._call("PUT", path, json=resource, headers=headers)
+                return
+            except ScimError as exc:
+                if exc.status != 412 or attempt == 3:
+                    raise
+
+    async def _change_user(self, account_id: str, operations: list[dict[str, Any]],
+                           mutate: Callable[[dict[str, Any]], None], attributes: dict[str, Any]) -> Result:
         start = time.perf_counter()
         try:
-            await self._call("PATCH", f"Users/{account_id}", json={"schemas": [PATCH_SCHEMA], "Operations": operations})
-        except _ERRORS as exc:
-            return _failure(start, _scim_error(exc), account_id)
+            await self._change(f"Users/{account_id}", operations, mutate)
+        except ERRORS as exc:
+            return failure(start, scim_error(exc), account_id)
         return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
-                      duration_ms=_timed(start))
+                      duration_ms=timed(start))
 
     async def update(self, account_id: str, attributes: dict[str, Any],
                      previous: dict[str, Any] | None = None) -> Result:
-        return await self._patch(account_id, patch_operations(attributes, previous or {}), attributes)
+        return await self._change_user(account_id, patch_operations(attributes, previous or {}),
+                                       lambda resource: apply_attributes(resource, attributes), attributes)
+
+    async def _set_active(self, account_id: str, active: bool) -> Result:
+        return await self._change_user(account_id, [{"op": "replace", "path": "active", "value": active}],
+                                       lambda resource: resource.__setitem__("active", active), {"active": active})
 
     async def enable(self, account_id: str) -> Result:
-        return await self._patch(account_id, [{"op": "replace", "path": "active", "value": True}], {"active": True})
+        return await self._set_active(account_id, True)
 
     async def disable(self, account_id: str) -> Result:
-        return await self._patch(account_id, [{"op": "replace", "path": "active", "value": False}],
-                                 {"active": False})
+        return await self._set_active(account_id, False)
 
     async def delete(self, account_id: str) -> Result:
         start = time.perf_counter()
@@ -267,10 +244,10 @@ class ScimTarget:
             await self._call("DELETE", f"Users/{account_id}")
         except ScimError as exc:
             if exc.status != 404:  # already gone is what we wanted
-                return _failure(start, _scim_error(exc), account_id)
+                return failure(start, scim_error(exc), account_id)
         except httpx.HTTPError as exc:
-            return _failure(start, _scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=_timed(start))
+            return failure(start, scim_error(exc), account_id)
+        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=timed(start))
 
     # groups
     async def _group_id(self, name: str, create: bool) -> str | None:
@@ -279,10 +256,15 @@ class ScimTarget:
         async with self._group_locks.setdefault(name, asyncio.Lock()):
             if name in self._groups:
                 return self._groups[name]
-            escaped = name.replace('"', '\\"')
-            found = await self._call("GET", "Groups", params={
-                "filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"})
-            resources = found.get("Resources") or []
+            if await self.supports("filter"):
+                escaped = name.replace('"', '\\"')
+                found = await self._call("GET", "Groups", params={
+                    "filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"})
+                resources = found.get("Resources") or []
+            else:  # no filtering: learn every group's id from one listing
+                async for group in self._list_resources("Group"):
+                    self._groups.setdefault(str(group.get("displayName")), group["id"])
+                resources = [{"id": self._groups[name]}] if name in self._groups else []
             if resources:
                 self._groups[name] = resources[0]["id"]
             elif create and self.settings.create_groups:
@@ -297,18 +279,38 @@ class ScimTarget:
             for name in add:
                 group_id = await self._group_id(name, create=True)
                 if group_id is None:
-                    return _failure(start, f"group {name!r} does not exist and create_groups is off", account_id)
-                await self._call("PATCH", f"Groups/{group_id}", json={"schemas": [PATCH_SCHEMA], "Operations": [
-                    {"op": "add", "path": "members", "value": [{"value": account_id}]}]})
+                    return failure(start, f"group {name!r} does not exist and create_groups is off", account_id)
+                await self._change_members(group_id, "add", account_id)
             for name in remove:
                 group_id = await self._group_id(name, create=False)
                 if group_id is not None:
-                    await self._call("PATCH", f"Groups/{group_id}", json={"schemas": [PATCH_SCHEMA], "Operations": [
-                        {"op": "remove", "path": f'members[value eq "{account_id}"]'}]})
-        except _ERRORS as exc:
-            return _failure(start, _scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=_timed(start),
+                    await self._change_members(group_id, "remove", account_id)
+        except ERRORS as exc:
+            return failure(start, scim_error(exc), account_id)
+        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=timed(start),
                       attributes={"groups_added": add, "groups_removed": remove})
+
+    async def _change_members(self, group_id: str, op: str, account_id: str) -> None:
+        """Concurrent membership changes to one group become one request (an initial load puts
+        thousands of people into `all-staff`: one PATCH — or read-modify-PUT — per batch, not per person)."""
+        writer = self._member_writers.get(group_id)
+        if writer is None:
+            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[None]:
+                await self._write_members(group_id, changes)
+                return [None] * len(changes)
+            writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
+        await writer.submit((op, account_id))
+
+    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
+        added = [{"value": account_id} for op, account_id in changes if op == "add"]
+        operations = ([{"op": "add", "path": "members", "value": added}] if added else []) + [
+            {"op": "remove", "path": f'members[value eq "{account_id}"]'} for op, account_id in changes if op != "add"]
+
+        def mutate(group: dict[str, Any]) -> None:
+            for op, account_id in changes:
+                (_add_member if op == "add" else _remove_member)(group, account_id)
+
+        await self._change(f"Groups/{group_id}", operations, mutate)  # serial: one write per group at a time
 
     # listing
     async def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
@@ -335,3 +337,13 @@ class ScimTarget:
         await self.http.aclose()
 
 
+
+
+def _add_member(group: dict[str, Any], account_id: str) -> None:
+    members = group.setdefault("members", [])
+    if not any(m.get("value") == account_id for m in members):
+        members.append({"value": account_id})
+
+
+def _remove_member(group: dict[str, Any], account_id: str) -> None:
+    group["members"] = [m for m in group.get("members") or [] if m.get("value") != account_id]

@@ -79,3 +79,23 @@ async def test_coalescer_batches_and_reports_errors_to_every_caller():
     assert all(isinstance(a, RuntimeError) for a in failed)
     with pytest.raises(RuntimeError):
         await coalescer.submit(13)
+
+
+async def test_serial_coalescer_sends_one_batch_at_a_time_and_gathers_the_rest():
+    sizes: list[int] = []
+    in_flight = 0
+
+    async def send(items: list[int]) -> list[None]:
+        nonlocal in_flight
+        in_flight += 1
+        assert in_flight == 1
+        sizes.append(len(items))
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return [None] * len(items)
+
+    coalescer: Coalescer[int, None] = Coalescer(send, max_items=100, linger=0.001, serial=True)
+    first = asyncio.ensure_future(coalescer.submit(0))
+    await asyncio.sleep(0.005)  # the first batch is on its way; these 30 wait for it and go together
+    await asyncio.gather(first, *(coalescer.submit(i) for i in range(1, 31)))
+    assert sizes == [1, 30]
