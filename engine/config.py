@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from engine.templating import Condition, Template, TemplateError
 
@@ -81,8 +81,8 @@ class SourceConfig(BaseModel):
 class TargetConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    type: Literal["scim"]
-    base_url: str
+    type: Literal["scim", "rest"]
+    base_url: str = ""  # a REST preset may bring it
     token: SecretStr | None = None
     on_terminate: Literal["disable", "delete"] = "disable"
     on_leave: Literal["keep", "disable"] = "keep"
@@ -96,6 +96,12 @@ class TargetConfig(BaseModel):
     burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
 
     _rate = field_validator("rate_limit", mode="before")(lambda v: None if v is None else parse_rate(v))
+
+    @model_validator(mode="after")
+    def _needs_a_url(self) -> TargetConfig:
+        if not self.base_url and not (self.model_extra or {}).get("preset"):
+            raise ValueError(f"target {self.name!r} needs a base_url")
+        return self
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -11,13 +11,13 @@ from rules.planner import Planner, TargetSpec
 from rules.policy import PolicySet
 from rules.safety import SafetyGuard
 from sources import build_source
-from targets import build_target, default_mapping
+from targets import build_target, mapping_of
 
 
 class Parts:
     def __init__(self, config: Config, store: Store | None = None):
         self.config = config
-        specs = [TargetSpec.compile(t.name, t.on_terminate, t.mapping or default_mapping(t.type),
+        specs = [TargetSpec.compile(t.name, t.on_terminate, mapping_of(t),
                                     t.deprovision_out_of_scope) for t in config.targets]
         self.policies = PolicySet.compile(config.policies, [t.name for t in config.targets], config.lifecycle,
                                           {t.name: t.on_leave for t in config.targets})

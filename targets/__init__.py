@@ -1,4 +1,4 @@
-"""Target writers: SCIM 2.0 now; each implements engine.protocols.Target."""
+"""Target writers: SCIM 2.0 and declarative REST; each implements engine.protocols.Target."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ def build_target(config: TargetConfig) -> Target:
         from targets.scim import ScimTarget
 
         return ScimTarget.from_config(config)
-    raise ValueError(f"unknown target type {config.type!r} (known: scim)")
+    if config.type == "rest":
+        from targets.rest import RestTarget
+
+        return RestTarget.from_config(config)
+    raise ValueError(f"unknown target type {config.type!r} (known: scim, rest)")
 
 
-def default_mapping(type_: str) -> dict[str, str]:
-    if type_ == "scim":
-        from targets.scim import DEFAULT_MAPPING
+def mapping_of(config: TargetConfig) -> dict[str, str]:
+    """The target's mapping: its own, else its preset's, else the type's default."""
+    if config.mapping:
+        return dict(config.mapping)
+    if config.type == "rest":
+        from targets.rest import resolve
 
-        return dict(DEFAULT_MAPPING)
-    raise ValueError(f"unknown target type {type_!r}")
+        return dict(resolve(config)[0].mapping or {})
+    from targets.scim import DEFAULT_MAPPING
+
+    return dict(DEFAULT_MAPPING)

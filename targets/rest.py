@@ -1,0 +1,224 @@
+"""A declarative REST writer for apps without SCIM: each operation is a method, a path template,
+an optional JSON body, and JMESPath expressions saying where the account sits in the answer.
+
+Presets (`targets/presets/*.yaml`) hold the whole description for a known app, so `preset:
+lever-users` plus credentials is a complete target. Paging, retries, rate limits and auth are the
+shared parts in `engine.http`; this file only turns operations into requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import jmespath
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from engine.config import TargetConfig
+from engine.http import RetryPolicy, describe_http_error, resilient_client
+from engine.models import Account, Result, ResultStatus, Worker
+from engine.templating import Template
+
+PRESETS = Path(__file__).parent / "presets"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RestAuth(_Strict):
+    type: Literal["none", "bearer", "basic", "header"] = "none"
+    token: SecretStr | None = None  # bearer token, or the header's value
+    username: SecretStr | None = None  # basic: often an API key
+    password: SecretStr = SecretStr("")
+    header: str = "Authorization"  # for type header, e.g. X-Api-Key
+
+
+class Paging(_Strict):
+    style: Literal["none", "offset_token", "offset", "next_link"] = "none"
+    next: str = "next"  # JMESPath: the next token / URL
+    has_more: str | None = None  # JMESPath: a boolean saying there is more
+    param: str = "offset"  # query parameter carrying the token or offset
+
+
+class Operation(_Strict):
+    method: str = "GET"
+    path: str
+    params: dict[str, str] = Field(default_factory=dict)
+    body: Literal["attributes"] | dict[str, Any] | None = None
+    result: str | None = None  # JMESPath to the account object in the answer
+    items: str | None = None  # list: JMESPath to the accounts of a page
+    paging: Paging = Field(default_factory=Paging)
+
+
+class AccountShape(_Strict):
+    id: str = "id"  # JMESPath
+    active: str | None = None  # JMESPath giving a boolean; None = always active
+
+
+class RestSettings(_Strict):
+    preset: str | None = None
+    auth: RestAuth = Field(default_factory=RestAuth)
+    account: AccountShape = Field(default_factory=AccountShape)
+    operations: dict[Literal["lookup", "create", "update", "disable", "enable", "delete", "list",
+                             "add_to_group", "remove_from_group"], Operation] = Field(default_factory=dict)
+
+
+@lru_cache(maxsize=None)
+def load_preset(name: str) -> dict[str, Any]:
+    path = PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+        raise ValueError(f"unknown preset {name!r} (known: {known})")
+    return yaml.safe_load(path.read_text())
+
+
+def resolve(config: TargetConfig) -> tuple[TargetConfig, RestSettings]:
+    """The target's own keys over its preset's: base_url, mapping, rate limits, operations."""
+    own = config.model_dump(exclude_unset=True)
+    preset = load_preset(own["preset"]) if own.get("preset") else {}
+    merged = {**preset, **own, "operations": {**preset.get("operations", {}), **own.get("operations", {})}}
+    if config.token is not None:  # the token field of targets means a bearer token here too
+        merged.setdefault("auth", {"type": "bearer", "token": config.token.get_secret_value()})
+    full = TargetConfig.model_validate({k: v for k, v in merged.items() if k in TargetConfig.model_fields
+                                        or k not in RestSettings.model_fields})
+    settings = RestSettings.model_validate({k: v for k, v in merged.items() if k in RestSettings.model_fields})
+    if full.on_terminate == "delete" and "delete" not in settings.operations:
+        raise ValueError(f"target {config.name!r}: on_terminate is delete, but this app has no delete operation")
+    return full, settings
+
+
+class RestTarget:
+    def __init__(self, config: TargetConfig, settings: RestSettings):
+        self.name = config.name
+        self.settings = settings
+        self.paths = list((config.mapping or {}).keys())
+        self.http = resilient_client(config.base_url.rstrip("/") + "/", auth=self._auth(settings.auth),
+                                     headers=self._headers(settings.auth), timeout=config.timeout,
+                                     policy=RetryPolicy(max_attempts=config.max_attempts),
+                                     rate=config.rate_limit, burst=config.burst)
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._templates: dict[str, Template] = {}
+
+    @classmethod
+    def from_config(cls, config: TargetConfig) -> RestTarget:
+        return cls(*resolve(config))
+
+    @staticmethod
+    def _auth(auth: RestAuth) -> httpx.Auth | None:
+        if auth.type == "basic" and auth.username is not None:
+            return httpx.BasicAuth(auth.username.get_secret_value(), auth.password.get_secret_value())
+        return None
+
+    @staticmethod
+    def _headers(auth: RestAuth) -> dict[str, str]:
+        if auth.type == "bearer" and auth.token is not None:
+            return {"Authorization": f"Bearer {auth.token.get_secret_value()}"}
+        if auth.type == "header" and auth.token is not None:
+            return {auth.header: auth.token.get_secret_value()}
+        return {}
+
+    def _render(self, source: str, context: dict[str, Any]) -> str:
+        template = self._templates.get(source) or self._templates.setdefault(source, Template(source))
+        return template.render(**context) or ""
+
+    def _body(self, operation: Operation, context: dict[str, Any]) -> Any:
+        if operation.body == "attributes":
+            return {k: v for k, v in context["attributes"].items() if v is not None}
+        if isinstance(operation.body, dict):
+            return {k: self._render(v, context) if isinstance(v, str) else v for k, v in operation.body.items()}
+        return None
+
+    async def _call(self, kind: str, context: dict[str, Any], **extra_params: str) -> Any:
+        operation = self.settings.operations.get(kind)  # type: ignore[call-overload]
+        if operation is None:
+            raise LookupError(f"target {self.name!r} has no {kind!r} operation")
+        params = {k: self._render(v, context) for k, v in operation.params.items()} | extra_params
+        body = self._body(operation, context)
+        async with self._slots:
+            response = await self.http.request(operation.method, self._render(operation.path, context).lstrip("/"),
+                                               params=params, json=body)
+        if response.status_code >= 400:
+            raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
+        data = response.json() if response.content else {}
+        return jmespath.search(operation.result, data) if operation.result else data
+
+    def _account(self, resource: Any) -> Account:
+        shape = self.settings.account
+        active = True if shape.active is None else bool(jmespath.search(shape.active, resource))
+        return Account(id=str(jmespath.search(shape.id, resource)), active=active,
+                       attributes={p: resource.get(p) for p in self.paths if isinstance(resource, dict)
+                                   and resource.get(p) is not None})
+
+    async def _result(self, kind: str, context: dict[str, Any], attributes: dict[str, Any]) -> Result:
+        start = time.perf_counter()
+        try:
+            answer = await self._call(kind, context)
+        except httpx.HTTPStatusError as exc:
+            if kind == "create" and exc.response.status_code == 409:  # exists: the applier adopts it
+                return Result(status=ResultStatus.skipped, error="conflict")
+            return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
+                          duration_ms=round((time.perf_counter() - start) * 1000, 2))
+        except (httpx.HTTPError, LookupError) as exc:
+            return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
+                          duration_ms=round((time.perf_counter() - start) * 1000, 2))
+        account_id = context.get("account_id") or (self._account(answer).id if answer else None)
+        return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
+                      duration_ms=round((time.perf_counter() - start) * 1000, 2))
+
+    # the Target protocol
+    async def prime(self, expected_lookups: int) -> None:
+        return None
+
+    async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
+        found = await self._call("lookup", {"worker": worker, "attributes": attributes, "account_id": link_id})
+        return self._account(found) if found else None
+
+    async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result:
+        return await self._result("create", {"worker": worker, "attributes": attributes}, attributes)
+
+    async def update(self, account_id: str, attributes: dict[str, Any],
+                     previous: dict[str, Any] | None = None) -> Result:
+        # REST apps mostly want the whole record on update: what we wrote before plus the change.
+        full = {**(previous or {}), **attributes}
+        return await self._result("update", {"account_id": account_id, "attributes": full}, attributes)
+
+    async def enable(self, account_id: str) -> Result:
+        return await self._result("enable", {"account_id": account_id, "attributes": {}}, {"active": True})
+
+    async def disable(self, account_id: str) -> Result:
+        return await self._result("disable", {"account_id": account_id, "attributes": {}}, {"active": False})
+
+    async def delete(self, account_id: str) -> Result:
+        return await self._result("delete", {"account_id": account_id, "attributes": {}}, {})
+
+    async def set_groups(self, account_id: str, add: list[str], remove: list[str]) -> Result:
+        for kind, groups in (("add_to_group", add), ("remove_from_group", remove)):
+            for group in groups:
+                result = await self._result(kind, {"account_id": account_id, "group": group, "attributes": {}}, {})
+                if not result.ok:
+                    return result
+        return Result(status=ResultStatus.success, account_id=account_id,
+                      attributes={"groups_added": add, "groups_removed": remove})
+
+    async def list_accounts(self) -> AsyncIterator[Account]:
+        operation = self.settings.operations["list"]
+        paging, extra = operation.paging, {}
+        while True:
+            page = await self._call("list", {"attributes": {}}, **extra)
+            for item in jmespath.search(operation.items or "@", page) or []:
+                yield self._account(item)
+            token = jmespath.search(paging.next, page) if paging.style != "none" else None
+            more = bool(jmespath.search(paging.has_more, page)) if paging.has_more else token is not None
+            if not more or token is None:
+                return
+            extra = {paging.param: str(token)}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

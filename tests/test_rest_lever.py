@@ -1,0 +1,125 @@
+"""The REST writer with the `lever-users` preset against the Lever users emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from engine.app import Runtime
+from engine.config import Config, TargetConfig
+from engine.models import ResultStatus, Worker
+from engine.servers import BackgroundServer, serve_asgi
+from targets.emulators.lever_users import LeverUsersState, create_app
+from targets.rest import RestTarget
+from tests.test_end_to_end import sync, write
+
+
+@pytest.fixture
+def lever_state() -> LeverUsersState:
+    return LeverUsersState()
+
+
+@pytest.fixture
+def lever(lever_state: LeverUsersState) -> Iterator[BackgroundServer]:
+    with serve_asgi(create_app(lever_state)) as server:
+        yield server
+
+
+def target_config(url: str, key: str = "lever-test-key", **extra: object) -> dict:
+    return {"name": "lever", "type": "rest", "preset": "lever-users", "base_url": url,
+            "auth": {"type": "basic", "username": key}, **extra}
+
+
+def person(i: int, **kw: str) -> dict[str, str]:
+    return {"remote_id": str(i), "first_name": f"P{i}", "last_name": "Lee", "work_email": f"p{i}@example.com",
+            "employment_type": "full_time", "status": "active", **kw}
+
+
+async def test_hire_rename_terminate_rehire_and_adopt_through_the_engine(tmp_path, lever, lever_state):
+    lever_state.users["existing"] = {"id": "existing", "name": "Old Name", "email": "p0@example.com",
+                                     "accessRole": "interviewer", "externalDirectoryId": None, "createdAt": 0,
+                                     "deactivatedAt": 1, "username": "p0", "photo": None, "linkedContactIds": []}
+    people = tmp_path / "people.json"
+    write(people, *[person(i) for i in range(5)])
+    config = Config.model_validate({
+        "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+        "sources": [{"name": "hr", "type": "file", "path": str(people)}],
+        "targets": [target_config(lever.url)],
+        "policies": [{"name": "all", "when": "true", "grant": [{"target": "lever"}]}],
+    })
+    async with Runtime(config) as runtime:
+        await sync(runtime)
+        assert runtime.totals.failed == 0, runtime.totals.failures
+        users = {u["email"]: u for u in lever_state.users.values()}
+        assert len(users) == 5  # p0 was adopted, not duplicated
+        assert users["p0@example.com"]["id"] == "existing" and users["p0@example.com"]["name"] == "P0 Lee"
+        assert users["p0@example.com"]["deactivatedAt"] is None  # adopting an in-scope person enables them
+        assert users["p3@example.com"]["externalDirectoryId"] == "hr:3"
+
+        write(people, person(0), person(1, preferred_name="Bea"), person(2, status="terminated"),
+              person(3), person(4))
+        await sync(runtime)
+        users = {u["email"]: u for u in lever_state.users.values()}
+        assert users["p1@example.com"]["name"] == "Bea Lee"
+        assert users["p2@example.com"]["deactivatedAt"] is not None
+
+        write(people, *[person(i) for i in range(5)])
+        await sync(runtime)
+        assert lever_state.users[users["p2@example.com"]["id"]]["deactivatedAt"] is None
+        assert len(lever_state.users) == 5
+
+
+async def test_a_429_storm_is_waited_out_and_no_request_exceeds_the_limit(lever, lever_state):
+    target = RestTarget.from_config(TargetConfig.model_validate(target_config(lever.url)))
+    async with httpx.AsyncClient(base_url=lever.url) as admin:
+        await admin.post("/_admin/storm", json={"count": 6})
+    workers = [Worker(id=f"hr:{i}", source="hr", remote_id=str(i), work_email=f"w{i}@example.com",
+                      first_name="W", last_name=str(i)) for i in range(40)]
+    results = await asyncio.gather(*(target.create(w, {"name": f"W {i}", "email": w.work_email,
+                                                       "accessRole": "interviewer"})
+                                     for i, w in enumerate(workers)))
+    await target.aclose()
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    assert len(lever_state.users) == 40
+    assert lever_state.rejected == 6  # the storm only: our own bucket never trips the server's
+    arrivals = lever_state.accepted
+    for i, first in enumerate(arrivals):  # in any one second: at most the rate plus the burst
+        assert sum(1 for t in arrivals[i:] if t - first < 1.0) <= lever_state.rate + lever_state.burst
+
+
+async def test_bad_credentials_fail_once_and_clearly(lever, lever_state):
+    target = RestTarget.from_config(TargetConfig.model_validate(target_config(lever.url, key="wrong")))
+    result = await target.create(Worker(id="hr:1", source="hr", remote_id="1"), {"name": "A", "email": "a@x.com"})
+    await target.aclose()
+    assert result.status is ResultStatus.failure and "HTTP 401" in (result.error or "")
+    assert "wrong" not in (result.error or "")
+    assert lever_state.accepted == [] and lever_state.rejected == 0
+
+
+async def test_listing_pages_with_the_offset_token(lever, lever_state):
+    for i in range(230):
+        lever_state.users[str(i)] = {"id": str(i), "name": "x", "email": f"{i}@x.com", "accessRole": "interviewer",
+                                     "externalDirectoryId": None, "createdAt": i, "deactivatedAt": None}
+    target = RestTarget.from_config(TargetConfig.model_validate(target_config(lever.url)))
+    accounts = [a async for a in target.list_accounts()]
+    await target.aclose()
+    assert len(accounts) == 230 and len({a.id for a in accounts}) == 230
+    assert len(lever_state.accepted) == 3  # 100 + 100 + 30
+
+
+def test_presets_validate_and_refuse_delete_without_a_delete_operation():
+    from targets.rest import resolve
+
+    with pytest.raises(ValueError, match="no delete operation"):
+        resolve(TargetConfig.model_validate(target_config("http://x", on_terminate="delete")))
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        resolve(TargetConfig.model_validate({"name": "x", "type": "rest", "preset": "nope"}))
+    full, settings = resolve(TargetConfig.model_validate({"name": "x", "type": "rest", "preset": "lever-users",
+                                                          "auth": {"type": "basic", "username": "k"}}))
+    assert full.base_url == "https://api.lever.co/v1" and full.rate_limit == 10 and "email" in (full.mapping or {})
+    assert json.dumps(sorted(settings.operations)) == json.dumps(
+        sorted(["lookup", "create", "update", "disable", "enable", "list"]))
