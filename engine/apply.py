@@ -104,6 +104,13 @@ class Applier:
         return outcome
 
     async def _run(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
+        try:
+            return await self._run_action(worker, action, link)
+        except Exception as exc:  # a writer that raised instead of answering: the action failed, say why
+            log.warning("target %s raised on %s for %s: %s", action.target, action.action.value, action.worker_id, exc)
+            return Result(status=ResultStatus.failure, error=f"{type(exc).__name__}: {exc}")
+
+    async def _run_action(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
         target = self.targets[action.target]
         kind = action.action
         if kind is ActionKind.create:

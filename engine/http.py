@@ -124,6 +124,52 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         await self.wrapped.aclose()
 
 
+class ClientCredentials(httpx.Auth):
+    """OAuth 2.0 client credentials (RFC 6749 §4.4): a token fetched when first needed, renewed a
+    minute before it expires, and once more if the server answers 401 (revoked early)."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
+                 margin: float = 60.0):
+        self.token_url = token_url
+        self.form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
+                     **({"scope": scope} if scope else {})}
+        self.margin = margin
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    def _token_request(self) -> httpx.Request:
+        return httpx.Request("POST", self.token_url, data=self.form, headers={"Accept": "application/json"})
+
+    def _store(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            raise httpx.HTTPStatusError(f"the token endpoint refused the client credentials: "
+                                        f"{describe_http_error(response)}", request=response.request,
+                                        response=response)
+        body = response.json()
+        self._token = str(body["access_token"])
+        self._expires = time.monotonic() + float(body.get("expires_in") or 3600)
+
+    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def,override]
+        # One token request at a time: fifty concurrent first calls must not fetch fifty tokens.
+        async with self._lock:
+            if self._token is None or time.monotonic() > self._expires - self.margin:
+                await self._fetch((yield self._token_request()))
+            used = self._token
+        request.headers["Authorization"] = f"Bearer {used}"
+        response = yield request
+        if response.status_code == 401:
+            async with self._lock:
+                if self._token == used:  # nobody renewed it meanwhile
+                    await self._fetch((yield self._token_request()))
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
+
+    async def _fetch(self, response: httpx.Response) -> None:
+        await response.aread()
+        self._store(response)
+
+
 def resilient_client(
     base_url: str,
     *,

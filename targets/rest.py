@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from engine.config import TargetConfig
-from engine.http import RetryPolicy, describe_http_error, resilient_client
+from engine.http import ClientCredentials, RetryPolicy, describe_http_error, resilient_client
 from engine.models import Account, Result, ResultStatus, Worker
 from engine.templating import Template
 
@@ -33,11 +33,15 @@ class _Strict(BaseModel):
 
 
 class RestAuth(_Strict):
-    type: Literal["none", "bearer", "basic", "header"] = "none"
+    type: Literal["none", "bearer", "basic", "header", "oauth_client_credentials"] = "none"
     token: SecretStr | None = None  # bearer token, or the header's value
     username: SecretStr | None = None  # basic: often an API key
     password: SecretStr = SecretStr("")
     header: str = "Authorization"  # for type header, e.g. X-Api-Key
+    token_url: str | None = None  # oauth_client_credentials
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str | None = None
 
 
 class Paging(_Strict):
@@ -51,7 +55,10 @@ class Operation(_Strict):
     method: str = "GET"
     path: str
     params: dict[str, str] = Field(default_factory=dict)
+    # "attributes": the mapped attributes as the JSON body; a dict: templates, where the value
+    # "attributes" stands for them (`{user: attributes}`)
     body: Literal["attributes"] | dict[str, Any] | None = None
+    conflict_status: list[int] = Field(default_factory=lambda: [409])  # create: the account exists
     result: str | None = None  # JMESPath to the account object in the answer
     items: str | None = None  # list: JMESPath to the accounts of a page
     paging: Paging = Field(default_factory=Paging)
@@ -114,6 +121,10 @@ class RestTarget:
     def _auth(auth: RestAuth) -> httpx.Auth | None:
         if auth.type == "basic" and auth.username is not None:
             return httpx.BasicAuth(auth.username.get_secret_value(), auth.password.get_secret_value())
+        if auth.type == "oauth_client_credentials":
+            if not (auth.token_url and auth.client_id and auth.client_secret):
+                raise ValueError("oauth_client_credentials needs token_url, client_id and client_secret")
+            return ClientCredentials(auth.token_url, auth.client_id, auth.client_secret.get_secret_value(), auth.scope)
         return None
 
     @staticmethod
@@ -132,18 +143,23 @@ class RestTarget:
         if operation.body == "attributes":
             return {k: v for k, v in context["attributes"].items() if v is not None}
         if isinstance(operation.body, dict):
-            return {k: self._render(v, context) if isinstance(v, str) else v for k, v in operation.body.items()}
+            return {k: self._body(Operation(path="", body=v), context) if v == "attributes" else
+                    self._render(v, context) if isinstance(v, str) else v for k, v in operation.body.items()}
         return None
 
-    async def _call(self, kind: str, context: dict[str, Any], **extra_params: str) -> Any:
+    async def _call(self, kind: str, context: dict[str, Any], url: str | None = None, **extra_params: str) -> Any:
         operation = self.settings.operations.get(kind)  # type: ignore[call-overload]
         if operation is None:
             raise LookupError(f"target {self.name!r} has no {kind!r} operation")
         params = {k: self._render(v, context) for k, v in operation.params.items()} | extra_params
         body = self._body(operation, context)
         async with self._slots:
-            response = await self.http.request(operation.method, self._render(operation.path, context).lstrip("/"),
-                                               params=params, json=body)
+            if url is not None:  # a next-page link carries its own query
+                response = await self.http.request(operation.method, url)
+            else:
+                response = await self.http.request(operation.method,
+                                                   self._render(operation.path, context).lstrip("/"),
+                                                   params=params, json=body)
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}
@@ -161,7 +177,8 @@ class RestTarget:
         try:
             answer = await self._call(kind, context)
         except httpx.HTTPStatusError as exc:
-            if kind == "create" and exc.response.status_code == 409:  # exists: the applier adopts it
+            conflict = self.settings.operations["create"].conflict_status if kind == "create" else []
+            if exc.response.status_code in conflict:  # the account exists: the applier adopts it
                 return Result(status=ResultStatus.skipped, error="conflict")
             return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
                           duration_ms=round((time.perf_counter() - start) * 1000, 2))
@@ -209,16 +226,19 @@ class RestTarget:
 
     async def list_accounts(self) -> AsyncIterator[Account]:
         operation = self.settings.operations["list"]
-        paging, extra = operation.paging, {}
+        paging, extra, url = operation.paging, {}, None
         while True:
-            page = await self._call("list", {"attributes": {}}, **extra)
+            page = await self._call("list", {"attributes": {}}, url, **extra)
             for item in jmespath.search(operation.items or "@", page) or []:
                 yield self._account(item)
             token = jmespath.search(paging.next, page) if paging.style != "none" else None
             more = bool(jmespath.search(paging.has_more, page)) if paging.has_more else token is not None
             if not more or token is None:
                 return
-            extra = {paging.param: str(token)}
+            if paging.style == "next_link":
+                url = str(token)
+            else:
+                extra = {paging.param: str(token)}
 
     async def aclose(self) -> None:
         await self.http.aclose()

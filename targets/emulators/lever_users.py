@@ -23,32 +23,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from targets.emulators.gate import RateGate
+
 ROLES = {"super admin", "admin", "team member", "limited team member", "interviewer"}
 
 
 @dataclass
 class LeverUsersState:
     api_key: str = "lever-test-key"
-    rate: float = 10.0
-    burst: int = 20
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    accepted: list[float] = field(default_factory=list)  # monotonic arrival of each accepted request
-    rejected: int = 0
-    storm: int = 0  # the next N requests answer 429 whatever the bucket says
-    _tokens: float = 20.0
-    _updated: float = field(default_factory=time.monotonic)
-
-    def admit(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-        if self.storm > 0 or self._tokens < 1:
-            self.storm = max(0, self.storm - 1)
-            self.rejected += 1
-            return False
-        self._tokens -= 1
-        self.accepted.append(now)
-        return True
+    gate: RateGate = field(default_factory=lambda: RateGate(rate=10.0, burst=20))
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -66,7 +50,7 @@ def create_app(state: LeverUsersState) -> Starlette:
             user = ""
         if not header.startswith("Basic ") or user != state.api_key:
             return _error(401, "Unauthorized", "Invalid API key")
-        if not state.admit():
+        if not state.gate.admit():
             return _error(429, "TooManyRequests", "Rate limit exceeded", {"Retry-After": "1"})
         return None
 
@@ -130,11 +114,11 @@ def create_app(state: LeverUsersState) -> Starlette:
         return JSONResponse({"data": user})
 
     async def admin_storm(request: Request) -> JSONResponse:
-        state.storm = int((await request.json()).get("count", 10))
-        return JSONResponse({"storm": state.storm})
+        state.gate.storm = int((await request.json()).get("count", 10))
+        return JSONResponse({"storm": state.gate.storm})
 
     async def admin_log(request: Request) -> JSONResponse:
-        return JSONResponse({"accepted": state.accepted, "rejected": state.rejected})
+        return JSONResponse({"accepted": state.gate.accepted, "rejected": state.gate.rejected})
 
     return Starlette(routes=[
         Route("/users", list_users, methods=["GET"]),
