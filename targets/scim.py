@@ -104,10 +104,13 @@ class ScimTarget:
             for key in (resource.get("externalId"), str(resource.get("userName", "")).lower()):
                 if key:
                     index[key] = account
+            for item in resource.get("emails") or []:
+                if isinstance(item, dict) and item.get("value"):
+                    index.setdefault(f"email:{str(item['value']).lower()}", account)
         self._index, self._index_time = index, time.monotonic()
 
     async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
-        """By link, then externalId, then userName: never create a duplicate."""
+        """By link, then externalId, then userName (then work email, with `match_email`): never a duplicate."""
         if link_id:
             try:
                 return self._account(await self._call("GET", f"Users/{link_id}"))
@@ -116,11 +119,14 @@ class ScimTarget:
                     raise
         external_id = attributes.get("externalId")
         user_name = attributes.get("userName")
+        email = (attributes.get('emails[type eq "work"].value') or worker.work_email) if self.settings.match_email \
+            else None
         if not self._index_fresh() and not await self.supports("filter"):
             await self._build_index()  # no filter queries on this server: look it up in a listing
         if self._index is not None and self._index_fresh():
-            return self._index.get(external_id or "") or self._index.get(str(user_name or "").lower())
-        for attr, value in (("externalId", external_id), ("userName", user_name)):
+            return (self._index.get(external_id or "") or self._index.get(str(user_name or "").lower())
+                    or (self._index.get(f"email:{email.lower()}") if email else None))
+        for attr, value in (("externalId", external_id), ("userName", user_name), ("emails.value", email)):
             if value:
                 escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
                 found = await self._search(f'{attr} eq "{escaped}"')

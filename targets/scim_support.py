@@ -40,6 +40,7 @@ class ScimSettings(BaseModel):
     page_size: int = 200
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100
+    match_email: bool = False  # also adopt an account whose email is the worker's work email
 
 
 class ScimError(Exception):

@@ -99,3 +99,19 @@ async def test_serial_coalescer_sends_one_batch_at_a_time_and_gathers_the_rest()
     await asyncio.sleep(0.005)  # the first batch is on its way; these 30 wait for it and go together
     await asyncio.gather(first, *(coalescer.submit(i) for i in range(1, 31)))
     assert sizes == [1, 30]
+
+
+async def test_match_email_adopts_an_account_with_another_username(scim_server, scim):
+    existing = scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                         "userName": "ada.l", "emails": [{"value": "U1@example.com"}]}).json()
+    spec = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
+    worker = _worker(1)
+    plain, _ = _target(scim_server.url)
+    assert await plain.lookup(worker, None, spec.render(worker)) is None
+    matching, _ = _target(scim_server.url, match_email=True)
+    found = await matching.lookup(worker, None, spec.render(worker))
+    await matching.prime(100)  # and the same through the listing index
+    indexed = await matching.lookup(worker, None, spec.render(worker))
+    await plain.aclose()
+    await matching.aclose()
+    assert found is not None and indexed is not None and found.id == indexed.id == existing["id"]
