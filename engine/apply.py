@@ -54,10 +54,12 @@ class BatchReport:
 class Applier:
     """Plans one event and runs its actions through the writers; scheduling lives in the pipeline."""
 
-    def __init__(self, planner: Planner, targets: dict[str, Target], clock: Callable[[], datetime] = utcnow):
+    def __init__(self, planner: Planner, targets: dict[str, Target], clock: Callable[[], datetime] = utcnow,
+                 accounts: Callable[[str, str], str | None] | None = None):
         self.planner = planner
         self.targets = targets
         self.clock = clock  # what "now" is for lifecycle dates; tests move it
+        self.accounts = accounts  # (worker id, target) → account id, for references such as the manager
 
     async def prime(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link]) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
@@ -74,7 +76,7 @@ class Applier:
         links = dict(links)
         now = self.clock()
         try:
-            planned = self.planner.plan(ev, links, now)
+            planned = self.planner.plan(ev, links, now, self.accounts)
         except ValueError as exc:
             outcome.failed = True
             outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="plan", result="failure",

@@ -178,7 +178,7 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
             links = parts.store.links_for({e.subject for e in events})
             for event in events:
                 mine = {t: link for (wid, t), link in links.items() if wid == event.subject}
-                actions += parts.planner.plan(event, mine)
+                actions += parts.planner.plan(event, mine, None, parts.account_of)
     finally:
         await parts.aclose()
     return actions

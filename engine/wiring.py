@@ -28,7 +28,11 @@ class Parts:
             s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
         }
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
-        self.applier = Applier(self.planner, self.targets)
+        self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+
+    def account_of(self, worker_id: str, target: str) -> str | None:
+        link = self.store.links_for([worker_id]).get((worker_id, target))
+        return link.account_id if link is not None else None
 
     def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None) -> tuple[set[str], str | None]:
         """The safety check the poller runs on a whole poll before committing it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,10 @@ from engine.models import Action, ActionKind, Worker
 from engine.store import Link
 from engine.templating import Template, TemplateError
 from rules.policy import Entitlement, PolicyError, PolicySet
+
+
+REFERENCE_SUFFIX = "manager.value"
+AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
 
 
 @dataclass(frozen=True)
@@ -31,14 +36,19 @@ class TargetSpec:
         except TemplateError as exc:
             raise PolicyError(f"target {name!r} mapping: {exc}") from None
 
-    def render(self, worker: Worker, now: datetime | None = None) -> dict[str, Any]:
-        """The attributes this worker should have; empty results are left out."""
+    def render(self, worker: Worker, now: datetime | None = None, accounts: AccountOf | None = None) -> dict[str, Any]:
+        """The attributes this worker should have; empty results are left out.
+
+        A path ending in `manager.value` holds a worker id (`{{ worker.manager_id }}`) and is written
+        as that person's account id in this target; until they have one it is left out."""
         out = {}
         for path, template in self.mapping.items():
             try:
                 value = template.render(worker=worker, now=now)
             except TemplateError as exc:
                 raise PolicyError(f"target {self.name!r} mapping {path!r} on {worker.id}: {exc}") from None
+            if value is not None and path.endswith(REFERENCE_SUFFIX):
+                value = accounts(value, self.name) if accounts else None
             if value is not None:
                 out[path] = value
         return out
@@ -69,7 +79,8 @@ class Planner:
         self.policies = policies
         self.targets = {t.name: t for t in targets}
 
-    def plan(self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None) -> list[Action]:
+    def plan(self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None,
+             accounts: AccountOf | None = None) -> list[Action]:
         """Actions for one event in the order they must run, noops left out; those with
         `effective_at` are due later and replace whatever was scheduled for this worker before."""
         now = now or datetime.now(UTC)
@@ -80,7 +91,7 @@ class Planner:
             spec = self.targets[name]
             link = links.get(name)
             if ent.in_scope and worker is not None:
-                actions += self._provision(worker, spec, ent, link, why, now)
+                actions += self._provision(worker, spec, ent, link, why, now, accounts)
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
             if ent.starts_at is not None and worker is not None:
@@ -91,14 +102,14 @@ class Planner:
         return actions
 
     def _provision(self, worker: Worker, spec: TargetSpec, ent: Entitlement, link: Link | None,
-                   why: str, now: datetime) -> list[Action]:
+                   why: str, now: datetime, accounts: AccountOf | None) -> list[Action]:
         policy = ent.policies[0]
 
         def act(kind: ActionKind, reason: str, **kw: Any) -> Action:
             return Action(worker_id=worker.id, target=spec.name, action=kind, policy=policy,
                           reason=f"{ent.why}; {reason}", **kw)
 
-        desired = spec.render(worker, now)
+        desired = spec.render(worker, now, accounts)
         out = []
         if link is None:
             attributes = desired if ent.enabled else {**desired, "active": False}

@@ -27,6 +27,7 @@ DEFAULT_MAPPING = {
     "title": "{{ worker.title or '' }}",
     f"{ENTERPRISE}:employeeNumber": "{{ worker.employee_number or '' }}",
     f"{ENTERPRISE}:department": "{{ worker.department or '' }}",
+    f"{ENTERPRISE}:manager.value": "{{ worker.manager_id or '' }}",  # written as the manager's account id
 }
 
 # Below this many lookups in a batch, one filter query each is cheaper than listing the target.

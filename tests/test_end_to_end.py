@@ -137,3 +137,21 @@ async def test_existing_account_with_same_username_is_adopted(tmp_path, scim_ser
     assert users[0]["title"] == "Engineer" and users[0]["externalId"] == "hr:1"
     assert "adopt" in actions and "create" not in actions
     assert runtime.store.links()[0].account_id == existing["id"]
+
+
+async def test_manager_is_written_as_the_managers_account_id(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    write(people, BOB, ADA | {"manager_id": "hr:2"})
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)})
+    enterprise = DEPT.rsplit(":", 1)[0]
+    async with Runtime(config) as runtime:
+        await sync(runtime)
+        write(people, BOB, ADA | {"manager_id": "hr:2", "title": "Principal Engineer"})
+        await sync(runtime)  # by now Bob surely has an account, whatever order the first sync took
+        users = by_external_id(scim)
+        assert users["hr:1"][enterprise]["manager"]["value"] == users["hr:2"]["id"]
+        write(people, BOB, ADA | {"manager_id": "hr:2", "title": "Principal Engineer", "department": "Research"})
+        await sync(runtime)
+        last = [e for e in runtime.store.log("hr:1") if e.action == "update"][-1]
+        assert set(last.attributes) == {DEPT}  # the resolved manager does not look changed
