@@ -131,6 +131,10 @@ class Runtime:
         self._wake.set()
         return result
 
+    def wake(self) -> None:
+        """New rows in the outbox: the relay should look now rather than at its next tick."""
+        self._wake.set()
+
     def fire_due(self, now: datetime | None = None) -> int:
         """Deferred actions that are due become events (re-planned from the current snapshot)."""
         events = self.store.take_due(now or datetime.now(UTC), self._due_events)
@@ -162,27 +166,11 @@ class Runtime:
 
 
 async def run_forever(config: Config) -> None:
-    """Pollers on their intervals, relay and consumer, until cancelled."""
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    from engine.protocols import SourceError
+    """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation)."""
+    from engine.scheduler import build_scheduler
 
     async with Runtime(config) as runtime:
-        scheduler = AsyncIOScheduler()
-
-        async def poll_job(name: str) -> None:
-            try:
-                await runtime.poll(name)
-            except SourceError as exc:
-                log.error("%s", exc)
-
-        scheduler.add_job(runtime.fire_due, "interval", seconds=30, id="deferred", max_instances=1,
-                          coalesce=True, next_run_time=datetime.now())
-        for source in config.sources:
-            scheduler.add_job(poll_job, "interval", seconds=source.poll_interval, args=[source.name],
-                              id=f"poll:{source.name}", max_instances=1, coalesce=True,
-                              next_run_time=datetime.now())
-        scheduler.start()
+        scheduler = build_scheduler(runtime)
         try:
             await asyncio.Event().wait()
         finally:

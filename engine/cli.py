@@ -297,6 +297,61 @@ def resume(source: Annotated[str, typer.Argument(help="The halted source's name.
         console.print(f"{source} was not halted")
 
 
+@app.command("reconcile")
+def reconcile_command(
+    config: ConfigOpt,
+    target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Heal drifted, missing, unlinked, should_be_disabled.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
+) -> None:
+    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
+    from reconcile.report import as_html, as_json as report_json, print_report
+
+    _logging(False)
+    cfg = _load(config)
+    unknown = set(target or []) - {t.name for t in cfg.targets}
+    if unknown:
+        err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
+        raise typer.Exit(2)
+    result, notes = asyncio.run(_reconcile(cfg, target, fix))
+    for note in notes:
+        err.print(f"[yellow]note[/yellow] {note}")
+    if html:
+        html.write_text(as_html(result))
+        err.print(f"report written to {html}")
+    if as_json:
+        print(json.dumps(report_json(result), indent=2))
+    else:
+        print_report(console, result, "after --fix" if fix else "reconciliation")
+    if result.needing_attention():
+        raise typer.Exit(2)
+
+
+async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
+    from engine.app import Runtime
+    from reconcile.run import prepare_fixes, reconcile
+
+    parts = _parts_or_exit(cfg)
+    with Progress(TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err,
+                  transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def listed(name: str, count: int) -> None:
+            task = tasks.get(name) or tasks.setdefault(name, progress.add_task(name, total=None))
+            progress.update(task, completed=count)
+
+        result = await reconcile(parts, targets, listed)
+        if not fix:
+            await parts.aclose()
+            return result, []
+        events, notes = prepare_fixes(parts, result)
+        err.print(f"fixing: {events} workers re-planned through the engine")
+        async with Runtime(cfg, parts=parts) as runtime:
+            await runtime.wait_idle(600)
+            return await reconcile(parts, targets, listed), notes
+
+
 @app.command("log")
 def show_log(
     config: ConfigOpt = Path("provisioner.yaml"),

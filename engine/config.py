@@ -62,6 +62,14 @@ class EngineConfig(_Strict):
     # Workers mostly wait on targets, so many can be in flight; each target caps its own requests.
     concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
     batch_size: int = Field(default=500, ge=1)
+    deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
+
+    _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
+
+
+class ReconcileConfig(_Strict):
+    schedule: str | None = Field(default=None, description="an interval (6h) or a crontab line (0 3 * * *)")
+    fix: bool = True
 
 
 class SourceConfig(BaseModel):
@@ -153,6 +161,7 @@ class Config(_Strict):
     policies: list[PolicyConfig] = Field(default_factory=list)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     tests: list[PolicyTest] = Field(default_factory=list)
 
     def target(self, name: str) -> TargetConfig:

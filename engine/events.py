@@ -91,16 +91,22 @@ def removal_event(source: str, previous: Worker, previous_hash: str, now: dateti
 
 
 SCHEDULER_SOURCE = "provisioner/scheduler"
+RECONCILE_SOURCE = "provisioner/reconcile"
 
 
-def scheduled_event(worker_id: str, worker: Worker | None, due: datetime) -> WorkerEvent:
-    """A deferred action fell due: re-plan this worker from its current snapshot, on the same path."""
+def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str) -> WorkerEvent:
+    """Re-plan this worker from its current snapshot, on the same path as a source change: a deferred
+    action fell due (origin scheduler) or the reconciler found drift (origin reconcile)."""
     type_ = EventType.updated if worker is not None else EventType.removed
     return WorkerEvent(
-        id=event_id("scheduler", worker_id, due.isoformat(), worker.content_hash() if worker else "removed", type_),
-        source=SCHEDULER_SOURCE,
+        id=event_id(origin, worker_id, key, worker.content_hash() if worker else "removed", type_),
+        source=origin,
         type=type_,
         subject=worker_id,
         time=datetime.now(UTC),
         data=EventData(worker=worker, changed=[]),
     )
+
+
+def scheduled_event(worker_id: str, worker: Worker | None, due: datetime) -> WorkerEvent:
+    return internal_event(SCHEDULER_SOURCE, worker_id, worker, due.isoformat())

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, insert, update
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from engine.events import WorkerEvent
 from engine.tables import (  # noqa: F401 - re-exported: the store is where callers find them
-    Cursor, Deferred, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState, utcnow,
+    Cursor, Deferred, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState, utcnow,
 )
 from engine.models import Action, Worker
 
@@ -182,6 +183,15 @@ class Store:
             for chunk in _chunks(ids):
                 s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
 
+    def reconcile_links(self, upserts: list[Link], removals: list[tuple[str, str]], events: list[WorkerEvent]) -> None:
+        """The reconciler's view of reality replaces stored links, and its events go out, together."""
+        with self.session() as s:
+            for worker_id, target in [*removals, *((l.worker_id, l.target) for l in upserts)]:
+                s.exec(delete(Link).where(Link.worker_id == worker_id, Link.target == target))
+            if upserts:
+                s.execute(insert(Link), [_columns(link) for link in upserts])
+            _enqueue(s, events)
+
     # deferred actions and the scheduler
     def deferred(self, worker_id: str | None = None) -> list[Deferred]:
         with self.session() as s:
@@ -204,6 +214,31 @@ class Store:
             s.exec(delete(Deferred).where(col(Deferred.id).in_([r.id for r in rows])))
             _enqueue(s, events)
             return events
+
+    # leases: one engine process runs each scheduled job
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the lease unless another live owner holds it; the check and the write are
+        one conditional UPDATE (or one INSERT), so two processes can never both win."""
+        now = utcnow()
+        expires = now + timedelta(seconds=seconds)
+        with self.session() as s:
+            taken = s.exec(update(Lease).where(Lease.name == name, (Lease.owner == owner) | (Lease.expires_at < now))
+                           .values(owner=owner, expires_at=expires)).rowcount
+            if taken:
+                s.add(JobRun(job=name, owner=owner, started_at=now))
+                return True
+        try:
+            with self.session() as s:
+                s.add(Lease(name=name, owner=owner, expires_at=expires))
+                s.add(JobRun(job=name, owner=owner, started_at=now))
+            return True
+        except IntegrityError:  # someone else inserted it first
+            return False
+
+    def job_runs(self, job: str | None = None) -> list[JobRun]:
+        with self.session() as s:
+            query = select(JobRun).order_by(col(JobRun.started_at))
+            return list(s.exec(query.where(JobRun.job == job) if job else query).all())
 
     # sources: halt / resume and last poll
     def source_states(self) -> dict[str, SourceState]:

@@ -94,3 +94,20 @@ class SourceState(SQLModel, table=True):
     halted_at: datetime | None = None
     last_poll_at: datetime | None = None
     workers: int = 0
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a scheduled job this period: with several engine processes, exactly one does."""
+
+    name: str = Field(primary_key=True)
+    owner: str
+    expires_at: datetime
+
+
+class JobRun(SQLModel, table=True):
+    """Each scheduled job that ran, where and when (for `status` and for the people debugging it)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(index=True)
+    owner: str
+    started_at: datetime = Field(default_factory=utcnow)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.events import SCHEDULER_SOURCE, EventType, WorkerEvent
+from engine.events import RECONCILE_SOURCE, SCHEDULER_SOURCE, EventType, WorkerEvent
 from engine.models import Action, ActionKind, Worker
 from engine.store import Link
 from engine.templating import Template, TemplateError
@@ -58,6 +58,8 @@ def cause(event: WorkerEvent) -> str:
     """The part of a reason that says what happened at the source."""
     if event.source == SCHEDULER_SOURCE:
         return "scheduled change due"
+    if event.source == RECONCILE_SOURCE:
+        return "reconcile: the app differed from the desired state"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"

@@ -336,8 +336,17 @@ class ScimTarget:
                 return
 
     async def list_accounts(self) -> AsyncIterator[Account]:
+        """Every user, with the names of the groups it is a member of (from one listing of /Groups)."""
+        member_of: dict[str, list[str]] = {}
+        async for group in self._list_resources("Group"):
+            name = str(group.get("displayName"))
+            self._groups.setdefault(name, group["id"])
+            for member in group.get("members") or []:
+                member_of.setdefault(str(member.get("value")), []).append(name)
         async for resource in self._list_resources():
-            yield self._account(resource)
+            account = self._account(resource)
+            account.groups = sorted(member_of.get(account.id, []))
+            yield account
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -1,0 +1,131 @@
+"""Desired state vs what a target holds, as named situations (a pure function, no I/O).
+
+confirmed · drifted · missing · unlinked · should_be_disabled · orphaned · ambiguous
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from engine.models import Account
+from engine.store import Link
+
+
+class Situation(StrEnum):
+    confirmed = "confirmed"
+    drifted = "drifted"
+    missing = "missing"
+    unlinked = "unlinked"
+    should_be_disabled = "should_be_disabled"
+    orphaned = "orphaned"
+    ambiguous = "ambiguous"
+
+
+FIXED_BY_DEFAULT = frozenset({Situation.drifted, Situation.missing, Situation.unlinked, Situation.should_be_disabled})
+
+
+@dataclass
+class Desired:
+    """What one worker should have in one target (from the snapshot and the policies)."""
+
+    worker_id: str
+    in_scope: bool
+    enabled: bool = True
+    attributes: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # correlation keys: externalId, userName, email (lower-cased)
+
+
+@dataclass
+class Item:
+    situation: Situation
+    target: str
+    worker_id: str | None
+    account_id: str | None
+    details: list[str] = field(default_factory=list)
+    account: Account | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"situation": self.situation.value, "target": self.target, "worker_id": self.worker_id,
+                "account_id": self.account_id, "details": self.details}
+
+
+def account_keys(account: Account) -> set[str]:
+    keys = {str(v).lower() for k, v in account.attributes.items()
+            if v and (k in ("externalId", "userName", "email", "external_id", "externalDirectoryId")
+                      or k.startswith("emails"))}
+    return keys
+
+
+def classify(target: str, desired: list[Desired], accounts: list[Account], links: dict[str, Link],
+             compare_groups: bool = True) -> list[Item]:
+    """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
+    ends up in exactly one item (an ambiguous pair may name several)."""
+    by_id = {a.id: a for a in accounts}
+    by_key: dict[str, list[Account]] = {}
+    for account in accounts:
+        for key in account_keys(account):
+            by_key.setdefault(key, []).append(account)
+    claimed: dict[str, list[str]] = {}  # account id → workers that correlate to it
+    items: list[Item] = []
+    for want in desired:
+        matches = {a.id: a for key in want.keys for a in by_key.get(key, [])}
+        link = links.get(want.worker_id)
+        linked = by_id.get(link.account_id) if link else None
+        for account_id in matches:
+            claimed.setdefault(account_id, []).append(want.worker_id)
+        if linked is not None:
+            claimed.setdefault(linked.id, [])
+            if want.worker_id not in claimed[linked.id]:
+                claimed[linked.id].append(want.worker_id)
+        others = [a for a in matches.values() if linked is None or a.id != linked.id]
+        if linked is not None and others:
+            items.append(Item(Situation.ambiguous, target, want.worker_id, linked.id,
+                              [f"also matches account {a.id}" for a in others]))
+            continue
+        if not want.in_scope:
+            held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
+            if held is not None and held.active:
+                items.append(Item(Situation.should_be_disabled, target, want.worker_id, held.id,
+                                  ["out of scope, account still active"], held))
+            elif held is not None:
+                items.append(Item(Situation.confirmed, target, want.worker_id, held.id, ["disabled"], held))
+            continue
+        if linked is None and link is not None and not matches:
+            items.append(Item(Situation.missing, target, want.worker_id, link.account_id,
+                              ["linked account no longer exists"]))
+        elif linked is None and not matches:
+            items.append(Item(Situation.missing, target, want.worker_id, None, ["no account"]))
+        elif linked is None and len(matches) > 1:
+            items.append(Item(Situation.ambiguous, target, want.worker_id, None,
+                              [f"matches accounts {', '.join(sorted(matches))}"]))
+        elif linked is None:
+            account = next(iter(matches.values()))
+            items.append(Item(Situation.unlinked, target, want.worker_id, account.id,
+                              ["account matches by externalId/userName/email, no link stored"], account))
+        else:
+            drift = differences(want, linked, compare_groups)
+            items.append(Item(Situation.drifted if drift else Situation.confirmed, target, want.worker_id,
+                              linked.id, drift, linked))
+    for account in accounts:
+        workers = claimed.get(account.id, [])
+        if len(workers) > 1:
+            items.append(Item(Situation.ambiguous, target, None, account.id,
+                              [f"matches workers {', '.join(sorted(workers))}"], account))
+        elif not workers and not any(item.account_id == account.id for item in items):
+            items.append(Item(Situation.orphaned, target, None, account.id, ["matches no worker"], account))
+    return items
+
+
+def differences(want: Desired, account: Account, compare_groups: bool) -> list[str]:
+    out = [f"{path}: {account.attributes.get(path)!r} → {value!r}" for path, value in want.attributes.items()
+           if account.attributes.get(path) != value]
+    if want.enabled and not account.active:
+        out.append("active: False → True")
+    if compare_groups:
+        missing = sorted(set(want.groups) - set(account.groups))
+        if missing:
+            out.append(f"groups missing: {', '.join(missing)}")
+    return out

@@ -1,0 +1,118 @@
+"""One reconciliation: list each target, compute the desired state, classify, and prepare the fixes.
+
+Fixes never write to a target directly. The stored links are set to what the target really holds,
+and an event per worker goes through the outbox, so the planner and writers heal the drift on the
+same path as every other change — the provisioning log says "reconcile" as the cause.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from engine.events import RECONCILE_SOURCE, internal_event
+from engine.models import Account, Worker
+from engine.store import Link, utcnow
+from reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify
+
+if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not import it
+    from engine.wiring import Parts
+
+KEY_PATHS = ("externalId", "userName", 'emails[type eq "work"].value', "email", "external_id", "externalDirectoryId")
+
+
+@dataclass
+class Reconciliation:
+    items: list[Item] = field(default_factory=list)
+    listing_s: float = 0.0
+    classify_s: float = 0.0
+    accounts: int = 0
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        out: dict[str, Counter[str]] = {}
+        for item in self.items:
+            out.setdefault(item.target, Counter())[item.situation.value] += 1
+        return {target: dict(counts) for target, counts in out.items()}
+
+    def needing_attention(self) -> list[Item]:
+        return [i for i in self.items if i.situation is not Situation.confirmed]
+
+
+def _workers(parts: Parts) -> list[Worker]:
+    return [worker for source in parts.config.sources
+            for _, worker in parts.store.snapshots(source.name).values()]
+
+
+def desired_state(parts: Parts, target: str, workers: list[Worker], now: datetime) -> list[Desired]:
+    spec = parts.planner.targets[target]
+    linked = {link.worker_id for link in parts.store.links(target)}
+    out = []
+    for worker in workers:
+        ent = parts.policies.entitlements(worker, now)[target]
+        if not ent.in_scope and worker.id not in linked and ent.starts_at is None:
+            continue  # nothing should exist and nothing we made exists; their accounts would be orphans
+        attributes = spec.render(worker, now, parts.account_of)
+        keys = tuple(str(attributes[p]).lower() for p in KEY_PATHS if attributes.get(p))
+        out.append(Desired(worker.id, ent.in_scope, ent.enabled, attributes if ent.in_scope else {},
+                           ent.groups, keys))
+    return out
+
+
+async def reconcile(parts: Parts, targets: list[str] | None = None,
+                    progress: Callable[[str, int], None] | None = None, now: datetime | None = None) -> Reconciliation:
+    now = now or datetime.now(UTC)
+    result = Reconciliation()
+    workers = _workers(parts)
+    for name in targets or list(parts.targets):
+        start = time.perf_counter()
+        accounts: list[Account] = []
+        async for account in parts.targets[name].list_accounts():
+            accounts.append(account)
+            if progress and len(accounts) % 200 == 0:
+                progress(name, len(accounts))
+        if progress:
+            progress(name, len(accounts))
+        listed = time.perf_counter()
+        links = {link.worker_id: link for link in parts.store.links(name)}
+        result.items += classify(name, desired_state(parts, name, workers, now), accounts, links,
+                                 compare_groups=hasattr(parts.targets[name], "supports"))
+        result.listing_s += listed - start
+        result.classify_s += time.perf_counter() - listed
+        result.accounts += len(accounts)
+    return result
+
+
+def prepare_fixes(parts: Parts, result: Reconciliation,
+                  fix: frozenset[Situation] = FIXED_BY_DEFAULT) -> tuple[int, list[str]]:
+    """Links set to reality and one event per worker to heal; returns (events, notes)."""
+    notes: list[str] = []
+    chosen = [i for i in result.items if i.situation in fix and i.worker_id]
+    deprovisions = {i.worker_id for i in chosen if i.situation is Situation.should_be_disabled}
+    limit = parts.config.safety.max_deprovisions
+    if limit is not None and len(deprovisions) > limit:
+        chosen = [i for i in chosen if i.situation is not Situation.should_be_disabled]
+        notes.append(f"{len(deprovisions)} accounts should be disabled, over safety.max_deprovisions ({limit}): "
+                     f"left for a person to look at")
+    upserts: list[Link] = []
+    removals: list[tuple[str, str]] = []
+    stored = {(link.worker_id, link.target): link for link in parts.store.links()}
+    for item in chosen:
+        assert item.worker_id is not None
+        key = (item.worker_id, item.target)
+        if item.account is not None:  # what the target really holds becomes what we believe
+            managed = set(stored[key].groups) if key in stored else set()
+            upserts.append(Link(worker_id=item.worker_id, target=item.target, account_id=item.account.id,
+                                active=item.account.active, attributes=dict(item.account.attributes),
+                                groups=sorted(set(item.account.groups) & managed), updated_at=utcnow()))
+        elif key in stored:
+            removals.append(key)  # the account is gone: the planner will create it again
+    run = uuid.uuid4().hex
+    events = [internal_event(RECONCILE_SOURCE, wid, parts.store.snapshot_of(wid), run)
+              for wid in sorted({i.worker_id for i in chosen if i.worker_id})]
+    parts.store.reconcile_links(upserts, removals, events)
+    return len(events), notes
