@@ -330,7 +330,7 @@ def reconcile_command(
 
 async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
     from engine.app import Runtime
-    from reconcile.run import prepare_fixes, reconcile
+    from reconcile.run import handle_orphans, prepare_fixes, reconcile
 
     parts = _parts_or_exit(cfg)
     with Progress(TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err,
@@ -346,6 +346,7 @@ async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple
             await parts.aclose()
             return result, []
         events, notes = prepare_fixes(parts, result)
+        notes += await handle_orphans(parts, result)
         err.print(f"fixing: {events} workers re-planned through the engine")
         async with Runtime(cfg, parts=parts) as runtime:
             await runtime.wait_idle(600)

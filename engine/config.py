@@ -67,9 +67,25 @@ class EngineConfig(_Strict):
     _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
 
 
+ReconcileAction = Literal["fix", "report", "disable", "delete"]
+
+
 class ReconcileConfig(_Strict):
     schedule: str | None = Field(default=None, description="an interval (6h) or a crontab line (0 3 * * *)")
-    fix: bool = True
+    fix: bool = Field(default=True, description="false: scheduled runs only report")
+    # per situation: fix (drifted, missing, unlinked, should_be_disabled), report (orphaned, ambiguous),
+    # or for orphaned accounts disable / delete
+    actions: dict[Literal["drifted", "missing", "unlinked", "should_be_disabled", "orphaned", "ambiguous"],
+                  ReconcileAction] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> ReconcileConfig:
+        for situation, action in self.actions.items():
+            if action in ("disable", "delete") and situation != "orphaned":
+                raise ValueError(f"{situation}: {action} applies to orphaned accounts only (use fix or report)")
+            if action == "fix" and situation in ("orphaned", "ambiguous"):
+                raise ValueError(f"{situation}: nothing to fix it towards (use report, or disable/delete for orphaned)")
+        return self
 
 
 class SourceConfig(BaseModel):

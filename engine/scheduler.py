@@ -47,12 +47,15 @@ async def run_job(kind: str, name: str, period: float) -> None:
         elif kind == "deferred":
             runtime.fire_due()
         elif kind == "reconcile":
-            from reconcile.run import prepare_fixes, reconcile
+            from reconcile.run import handle_orphans, prepare_fixes, reconcile
 
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
             if runtime.config.reconcile.fix:
-                prepare_fixes(runtime.parts, result)
+                _, notes = prepare_fixes(runtime.parts, result)
+                notes += await handle_orphans(runtime.parts, result)
+                for note in notes:
+                    log.warning("reconcile: %s", note)
                 runtime.wake()
     except SourceError as exc:
         log.error("%s", exc)

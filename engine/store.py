@@ -261,6 +261,10 @@ class Store:
             s.add(state)
             return True
 
+    def append_log(self, entries: list[LogEntry]) -> None:
+        with self.session() as s:
+            s.add_all(entries)
+
     def log(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
         with self.session() as s:
             query = select(LogEntry).order_by(col(LogEntry.id).desc()).limit(limit)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from engine.events import RECONCILE_SOURCE, internal_event
 from engine.models import Account, Worker
-from engine.store import Link, utcnow
+from engine.store import Link, LogEntry, utcnow
 from reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify
 
 if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not import it
@@ -87,10 +87,39 @@ async def reconcile(parts: Parts, targets: list[str] | None = None,
     return result
 
 
-def prepare_fixes(parts: Parts, result: Reconciliation,
-                  fix: frozenset[Situation] = FIXED_BY_DEFAULT) -> tuple[int, list[str]]:
+def chosen_actions(parts: Parts) -> dict[Situation, str]:
+    """What to do per situation: the config's `reconcile.actions` over the defaults."""
+    actions = {s: "fix" if s in FIXED_BY_DEFAULT else "report" for s in Situation if s is not Situation.confirmed}
+    actions.update({Situation(k): v for k, v in parts.config.reconcile.actions.items()})
+    return actions
+
+
+async def handle_orphans(parts: Parts, result: Reconciliation) -> list[str]:
+    """Orphaned accounts have no worker and so no event: `disable` / `delete` act on them directly,
+    logged like every write, within the safety limit."""
+    action = chosen_actions(parts).get(Situation.orphaned, "report")
+    orphans = [i for i in result.items if i.situation is Situation.orphaned and i.account_id
+               and (action == "delete" or (i.account is None or i.account.active))]
+    if action not in ("disable", "delete") or not orphans:
+        return []
+    limit = parts.config.safety.max_deprovisions
+    if limit is not None and len(orphans) > limit:
+        return [f"{len(orphans)} orphaned accounts to {action}, over safety.max_deprovisions ({limit}): none touched"]
+    entries = []
+    for item in orphans:
+        target = parts.targets[item.target]
+        outcome = await (target.delete(item.account_id) if action == "delete" else target.disable(item.account_id))
+        entries.append(LogEntry(worker_id=f"orphan:{item.account_id}", target=item.target, action=action,
+                                reason="reconcile: the account matches no worker", result=outcome.status.value,
+                                error=outcome.error, duration_ms=outcome.duration_ms))
+    parts.store.append_log(entries)
+    return [f"{action}d {sum(e.result == 'success' for e in entries)} orphaned accounts"]
+
+
+def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]:
     """Links set to reality and one event per worker to heal; returns (events, notes)."""
     notes: list[str] = []
+    fix = {s for s, action in chosen_actions(parts).items() if action == "fix"}
     chosen = [i for i in result.items if i.situation in fix and i.worker_id]
     deprovisions = {i.worker_id for i in chosen if i.situation is Situation.should_be_disabled}
     limit = parts.config.safety.max_deprovisions

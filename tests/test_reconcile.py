@@ -82,3 +82,13 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
     assert situations(config) == (2, {("orphaned", None), ("ambiguous", "hr:5")})
     log = runner.invoke(app, ["log", "-c", str(config), "--worker", "hr:0", "--json"]).stdout
     assert "reconcile" in json.loads(log)[-1]["reason"]
+
+    # Orphans can be disabled by configuration (still reported: they still match nobody).
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps(data | {"reconcile": {"actions": {"orphaned": "disable"}}}))
+    assert runner.invoke(app, ["reconcile", "-c", str(config), "--fix"]).exit_code == 2
+    intruder = next(u for u in scim_users(scim) if u["userName"] == "intruder@example.com")
+    assert intruder["active"] is False
+    log = json.loads(runner.invoke(app, ["log", "-c", str(config), "--worker", f"orphan:{intruder['id']}",
+                                         "--json"]).stdout)
+    assert [(e["action"], e["result"]) for e in log] == [("disable", "success")]

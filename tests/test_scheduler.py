@@ -38,20 +38,26 @@ def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
 def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path):
     db = tmp_path / "s.db"
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"store": {"url": f"sqlite:///{db}"}, "engine": {"deferred_interval": "1s"}}))
+    config.write_text(json.dumps({"store": {"url": f"sqlite:///{db}"}, "engine": {"deferred_interval": "1s"},
+                                  "reconcile": {"schedule": "2s"}}))
     store = Store(f"sqlite:///{db}")
     with engine_process(config), engine_process(config):
         wait_for(lambda: len(store.job_runs("deferred:all")) >= 8)
     runs = store.job_runs("deferred:all")
     gaps = [b.started_at - a.started_at for a, b in zip(runs, runs[1:])]
     assert min(gaps) > timedelta(seconds=0.5), gaps  # never twice in one period
+    reconciles = store.job_runs("reconcile:all")
+    assert reconciles and all(b.started_at - a.started_at > timedelta(seconds=1)
+                              for a, b in zip(reconciles, reconciles[1:]))
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT id FROM scheduler_jobs")).scalars().all() == ["deferred:all"]
+        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
+                                                                                         "reconcile:all"]
 
     before = len(store.job_runs("deferred:all"))
     with engine_process(config):  # a restart: the stored job goes on, not a second copy of it
         wait_for(lambda: len(store.job_runs("deferred:all")) >= before + 3)
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT id FROM scheduler_jobs")).scalars().all() == ["deferred:all"]
+        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
+                                                                                         "reconcile:all"]
     assert len({r.owner for r in store.job_runs()}) >= 2  # leases moved between processes
     store.close()
