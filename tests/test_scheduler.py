@@ -35,12 +35,11 @@ def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.2)
 
 
-def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path):
-    db = tmp_path / "s.db"
+def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path, store_url):
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"store": {"url": f"sqlite:///{db}"}, "engine": {"deferred_interval": "1s"},
+    config.write_text(json.dumps({"store": {"url": store_url}, "engine": {"deferred_interval": "1s"},
                                   "reconcile": {"schedule": "2s"}}))
-    store = Store(f"sqlite:///{db}")
+    store = Store(store_url)
     with engine_process(config), engine_process(config):
         wait_for(lambda: len(store.job_runs("deferred:all")) >= 8)
     runs = store.job_runs("deferred:all")
