@@ -27,6 +27,8 @@ from engine.wiring import Parts
 
 log = logging.getLogger("provisioner.engine")
 
+RELAY_LEASE_S = 15.0
+
 
 class Runtime:
     """Owns the bus connection, the outbox relay and the consumer for one engine process."""
@@ -61,6 +63,9 @@ class Runtime:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
+            from engine.scheduler import OWNER
+
+            self.store.release_lease("relay", OWNER)  # a clean stop hands over at once
         await self._stack.aclose()
         await self.pipeline.aclose()  # what was not recorded stays unconfirmed and is re-published
         await self.parts.aclose()
@@ -79,9 +84,6 @@ class Runtime:
         await broker.start()
         self._stack.push_async_callback(broker.stop)
         self.broker = broker
-        requeued = self.store.requeue_unconfirmed()
-        if requeued:
-            log.info("re-publishing %d events that were never confirmed as applied", requeued)
         self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
 
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
@@ -106,10 +108,26 @@ class Runtime:
         log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
 
     async def _relay(self) -> None:
-        """Publish outbox rows in order; one person's events share a key and so a partition."""
+        """Publish outbox rows in order; one person's events share a key and so a partition.
+
+        With several engine processes one of them relays (a lease renewed every turn). The process
+        that takes the lease over re-publishes what was published but never confirmed: after a
+        crash that is exactly what would otherwise be lost."""
         assert self.broker is not None
+        from engine.scheduler import OWNER
+
         topic = events_topic(self.config.kafka)
+        leading = False
         while not self._stopping:
+            if not self.store.acquire_lease("relay", OWNER, RELAY_LEASE_S, record=False):
+                leading = False
+                await asyncio.sleep(RELAY_LEASE_S / 3)
+                continue
+            if not leading:
+                leading = True
+                requeued = self.store.requeue_unconfirmed()
+                if requeued:
+                    log.info("re-publishing %d events that were never confirmed as applied", requeued)
             rows = self.store.unpublished(limit=1000)
             if not rows:
                 self._wake.clear()

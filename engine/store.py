@@ -216,7 +216,7 @@ class Store:
             return events
 
     # leases: one engine process runs each scheduled job
-    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+    def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True) -> bool:
         """Take or renew the lease unless another live owner holds it; the check and the write are
         one conditional UPDATE (or one INSERT), so two processes can never both win."""
         now = utcnow()
@@ -225,15 +225,21 @@ class Store:
             taken = s.exec(update(Lease).where(Lease.name == name, (Lease.owner == owner) | (Lease.expires_at < now))
                            .values(owner=owner, expires_at=expires)).rowcount
             if taken:
-                s.add(JobRun(job=name, owner=owner, started_at=now))
+                if record:
+                    s.add(JobRun(job=name, owner=owner, started_at=now))
                 return True
         try:
             with self.session() as s:
                 s.add(Lease(name=name, owner=owner, expires_at=expires))
-                s.add(JobRun(job=name, owner=owner, started_at=now))
+                if record:
+                    s.add(JobRun(job=name, owner=owner, started_at=now))
             return True
         except IntegrityError:  # someone else inserted it first
             return False
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.session() as s:
+            s.exec(delete(Lease).where(Lease.name == name, Lease.owner == owner))
 
     def job_runs(self, job: str | None = None) -> list[JobRun]:
         with self.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from engine.events import change_event
 from engine.models import Worker
 from engine.store import EventOutcome, Link, LogEntry, Store
@@ -54,4 +55,17 @@ def test_unlink_on_delete(store_url: str):
     second.unlinked.append(("hr:1", "app"))
     store.record_outcomes([second])
     assert store.links() == []
+    store.close()
+
+
+def test_leases_have_one_owner_until_they_expire_or_are_released(store_url: str):
+    store = Store(store_url)
+    assert store.acquire_lease("relay", "a", 60, record=False)
+    assert not store.acquire_lease("relay", "b", 60)
+    assert store.acquire_lease("relay", "a", 60)  # renewing is fine
+    store.release_lease("relay", "a")
+    assert store.acquire_lease("relay", "b", 0.001)
+    time.sleep(0.01)  # b's lease has run out
+    assert store.acquire_lease("relay", "a", 60)
+    assert [r.owner for r in store.job_runs("relay")] == ["a", "b", "a"]  # the first, record=False, left none
     store.close()
