@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from engine.events import change_event
 from engine.models import Worker
 from engine.store import EventOutcome, Link, LogEntry, Store
