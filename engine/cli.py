@@ -163,6 +163,7 @@ def plan(
 
 async def _plan(cfg: Config, only: str | None) -> list[Any]:
     from engine.poller import diff
+    from engine.store import by_worker
 
     parts = _parts_or_exit(cfg)
     actions = []
@@ -175,10 +176,9 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
                 raise typer.Exit(1) from None
             events = [e for e in diff(name, read, parts.store.snapshots(name)).events
                       if only is None or e.subject == only]
-            links = parts.store.links_for({e.subject for e in events})
+            links = by_worker(parts.store.links_for({e.subject for e in events}))
             for event in events:
-                mine = {t: link for (wid, t), link in links.items() if wid == event.subject}
-                actions += parts.planner.plan(event, mine, None, parts.account_of)
+                actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
     finally:
         await parts.aclose()
     return actions
@@ -330,7 +330,7 @@ def reconcile_command(
 
 async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
     from engine.app import Runtime
-    from reconcile.run import handle_orphans, prepare_fixes, reconcile
+    from reconcile.run import apply_fixes, reconcile
 
     parts = _parts_or_exit(cfg)
     with Progress(TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err,
@@ -345,8 +345,7 @@ async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple
         if not fix:
             await parts.aclose()
             return result, []
-        events, notes = prepare_fixes(parts, result)
-        notes += await handle_orphans(parts, result)
+        events, notes = await apply_fixes(parts, result)
         err.print(f"fixing: {events} workers re-planned through the engine")
         async with Runtime(cfg, parts=parts) as runtime:
             await runtime.wait_idle(600)

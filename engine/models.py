@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -174,6 +175,11 @@ class Account(BaseModel):
     active: bool = True
     attributes: dict[str, Any] = Field(default_factory=dict)
     groups: list[str] = Field(default_factory=list)
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since a `time.perf_counter()` reading, as writers report them in a Result."""
+    return round((time.perf_counter() - start) * 1000, 2)
 
 
 class Result(BaseModel):

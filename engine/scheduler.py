@@ -9,8 +9,8 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -36,6 +36,16 @@ def trigger(schedule: str) -> CronTrigger | IntervalTrigger:
     return IntervalTrigger(seconds=parse_duration(schedule))
 
 
+def period_of(when: CronTrigger | IntervalTrigger) -> float:
+    """Seconds between two firings, which bounds the lease: a crontab every 5 minutes needs a
+    5-minute lease, not an hour's (that would skip eleven runs in twelve)."""
+    if isinstance(when, IntervalTrigger):
+        return when.interval.total_seconds()
+    first = when.get_next_fire_time(None, datetime.now(UTC))
+    second = when.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    return (second - first).total_seconds() if first and second else 3600.0
+
+
 async def run_job(kind: str, name: str, period: float) -> None:
     """The one entry point every stored job names. Runs only where this period's lease was won."""
     runtime = _RUNTIME.get("engine")
@@ -47,13 +57,12 @@ async def run_job(kind: str, name: str, period: float) -> None:
         elif kind == "deferred":
             runtime.fire_due()
         elif kind == "reconcile":
-            from reconcile.run import handle_orphans, prepare_fixes, reconcile
+            from reconcile.run import apply_fixes, reconcile
 
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
             if runtime.config.reconcile.fix:
-                _, notes = prepare_fixes(runtime.parts, result)
-                notes += await handle_orphans(runtime.parts, result)
+                _, notes = await apply_fixes(runtime.parts, result)
                 for note in notes:
                     log.warning("reconcile: %s", note)
                 runtime.wake()
@@ -71,25 +80,22 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         timezone="UTC",
     )
     _RUNTIME["engine"] = runtime
-    jobs: list[tuple[str, str, Any, float]] = [
-        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval), s.poll_interval) for s in config.sources]
-    jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval),
-                 config.engine.deferred_interval))
+    jobs: list[tuple[str, str, CronTrigger | IntervalTrigger]] = [
+        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources]
+    jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval)))
     if config.reconcile.schedule:
-        when = trigger(config.reconcile.schedule)
-        period = parse_duration(config.reconcile.schedule) if isinstance(when, IntervalTrigger) else 3600.0
-        jobs.append(("reconcile", "all", when, period))
-    wanted = {f"{kind}:{name}" for kind, name, _, _ in jobs}
+        jobs.append(("reconcile", "all", trigger(config.reconcile.schedule)))
+    wanted = {f"{kind}:{name}" for kind, name, _ in jobs}
     scheduler.start(paused=True)
     for job in scheduler.get_jobs():  # sources or schedules removed from the config since last time
         if job.id not in wanted:
             job.remove()
-    for kind, name, when, period in jobs:
+    for kind, name, when in jobs:
         job_id = f"{kind}:{name}"
         existing = scheduler.get_job(job_id)
         if existing is not None and str(existing.trigger) == str(when):
             continue  # keeps its stored next run time: a restart neither loses nor doubles it
-        scheduler.add_job(run_job, when, args=[kind, name, period], id=job_id, replace_existing=True,
+        scheduler.add_job(run_job, when, args=[kind, name, period_of(when)], id=job_id, replace_existing=True,
                           next_run_time=datetime.now().astimezone())
     scheduler.resume()
     return scheduler

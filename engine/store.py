@@ -279,6 +279,14 @@ class Store:
             return list(reversed(s.exec(query).all()))
 
 
+def by_worker(links: dict[tuple[str, str], Link]) -> dict[str, dict[str, Link]]:
+    """`links_for`'s answer regrouped: worker id → target → link."""
+    out: dict[str, dict[str, Link]] = {}
+    for (worker_id, target), link in links.items():
+        out.setdefault(worker_id, {})[target] = link
+    return out
+
+
 def as_utc(moment: datetime) -> datetime:
     """Stored times are UTC, so that SQLite and PostgreSQL compare them alike."""
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -52,11 +52,21 @@ class Item:
                 "account_id": self.account_id, "details": self.details}
 
 
+KEY_ATTRIBUTES = frozenset({"externalId", "userName", "email", "external_id", "externalDirectoryId"})
+
+
+def is_key(path: str) -> bool:
+    """Attributes that identify a person across the engine and an app: ids, usernames, emails."""
+    return path in KEY_ATTRIBUTES or path.startswith("emails")
+
+
+def correlation_keys(attributes: dict[str, Any]) -> set[str]:
+    """The same keys whether they come from desired attributes or from a listed account."""
+    return {str(v).lower() for k, v in attributes.items() if v and is_key(k)}
+
+
 def account_keys(account: Account) -> set[str]:
-    keys = {str(v).lower() for k, v in account.attributes.items()
-            if v and (k in ("externalId", "userName", "email", "external_id", "externalDirectoryId")
-                      or k.startswith("emails"))}
-    return keys
+    return correlation_keys(account.attributes)
 
 
 def classify(target: str, desired: list[Desired], accounts: list[Account], links: dict[str, Link],

@@ -18,13 +18,11 @@ from typing import TYPE_CHECKING
 from engine.events import RECONCILE_SOURCE, internal_event
 from engine.models import Account, Worker
 from engine.store import Link, LogEntry, utcnow
-from reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify
+from reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify, correlation_keys
 
 if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not import it
     from engine.wiring import Parts
-
-KEY_PATHS = ("externalId", "userName", 'emails[type eq "work"].value', "email", "external_id", "externalDirectoryId")
-
+    from rules.policy import Entitlement
 
 @dataclass
 class Reconciliation:
@@ -48,18 +46,23 @@ def _workers(parts: Parts) -> list[Worker]:
             for _, worker in parts.store.snapshots(source.name).values()]
 
 
-def desired_state(parts: Parts, target: str, workers: list[Worker], now: datetime) -> list[Desired]:
+def desired_state(parts: Parts, target: str, workers: list[Worker], entitlements: dict[str, dict[str, Entitlement]],
+                  links: dict[str, Link], now: datetime) -> list[Desired]:
+    """`entitlements` by worker id (for every target), `links` this target's by worker id."""
     spec = parts.planner.targets[target]
-    linked = {link.worker_id for link in parts.store.links(target)}
+
+    def account_of(worker_id: str, _target: str) -> str | None:  # a manager's account, from links in hand
+        link = links.get(worker_id)
+        return link.account_id if link is not None else None
+
     out = []
     for worker in workers:
-        ent = parts.policies.entitlements(worker, now)[target]
-        if not ent.in_scope and worker.id not in linked and ent.starts_at is None:
+        ent = entitlements[worker.id][target]
+        if not ent.in_scope and worker.id not in links and ent.starts_at is None:
             continue  # nothing should exist and nothing we made exists; their accounts would be orphans
-        attributes = spec.render(worker, now, parts.account_of)
-        keys = tuple(str(attributes[p]).lower() for p in KEY_PATHS if attributes.get(p))
+        attributes = spec.render(worker, now, account_of)
         out.append(Desired(worker.id, ent.in_scope, ent.enabled, attributes if ent.in_scope else {},
-                           ent.groups, keys))
+                           ent.groups, tuple(sorted(correlation_keys(attributes)))))
     return out
 
 
@@ -68,6 +71,7 @@ async def reconcile(parts: Parts, targets: list[str] | None = None,
     now = now or datetime.now(UTC)
     result = Reconciliation()
     workers = _workers(parts)
+    entitlements = {w.id: parts.policies.entitlements(w, now) for w in workers}  # once, for every target
     for name in targets or list(parts.targets):
         start = time.perf_counter()
         accounts: list[Account] = []
@@ -79,7 +83,7 @@ async def reconcile(parts: Parts, targets: list[str] | None = None,
             progress(name, len(accounts))
         listed = time.perf_counter()
         links = {link.worker_id: link for link in parts.store.links(name)}
-        result.items += classify(name, desired_state(parts, name, workers, now), accounts, links,
+        result.items += classify(name, desired_state(parts, name, workers, entitlements, links, now), accounts, links,
                                  compare_groups=hasattr(parts.targets[name], "supports"))
         result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed
@@ -145,3 +149,10 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
               for wid in sorted({i.worker_id for i in chosen if i.worker_id})]
     parts.store.reconcile_links(upserts, removals, events)
     return len(events), notes
+
+
+async def apply_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]:
+    """Everything `--fix` (or a scheduled run with `fix: true`) does: heal through events, then act
+    on orphaned accounts if configured. Returns (events sent, notes for a person)."""
+    events, notes = prepare_fixes(parts, result)
+    return events, notes + await handle_orphans(parts, result)

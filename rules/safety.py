@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from engine.config import SafetyConfig
 from engine.events import WorkerEvent
 from engine.models import DEPROVISIONING
-from engine.store import Link
+from engine.store import Link, by_worker
 from rules.planner import Planner
 
 
@@ -43,10 +43,8 @@ class SafetyGuard:
     def check(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link], known_workers: int,
               halted: str | None, now: datetime | None = None) -> Verdict:
         now = now or datetime.now(UTC)
-        by_worker: dict[str, dict[str, Link]] = {}
-        for (worker_id, target), link in links.items():
-            by_worker.setdefault(worker_id, {})[target] = link
-        risky = {ev.id for ev in events if self.deprovisions(ev, by_worker.get(ev.subject, {}), now)}
+        mine = by_worker(links)
+        risky = {ev.id for ev in events if self.deprovisions(ev, mine.get(ev.subject, {}), now)}
         if not risky:
             return Verdict()
         if halted:

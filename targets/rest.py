@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from engine.config import TargetConfig
 from engine.http import ClientCredentials, RetryPolicy, describe_http_error, resilient_client
-from engine.models import Account, Result, ResultStatus, Worker
+from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from engine.templating import Template
 
 PRESETS = Path(__file__).parent / "presets"
@@ -181,13 +181,13 @@ class RestTarget:
             if exc.response.status_code in conflict:  # the account exists: the applier adopts it
                 return Result(status=ResultStatus.skipped, error="conflict")
             return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
-                          duration_ms=round((time.perf_counter() - start) * 1000, 2))
+                          duration_ms=elapsed_ms(start))
         except (httpx.HTTPError, LookupError) as exc:
             return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
-                          duration_ms=round((time.perf_counter() - start) * 1000, 2))
+                          duration_ms=elapsed_ms(start))
         account_id = context.get("account_id") or (self._account(answer).id if answer else None)
         return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
-                      duration_ms=round((time.perf_counter() - start) * 1000, 2))
+                      duration_ms=elapsed_ms(start))
 
     # the Target protocol
     async def prime(self, expected_lookups: int) -> None:

@@ -20,11 +20,11 @@ from scim2_models import ServiceProviderConfig
 from engine.coalesce import Coalescer
 from engine.config import TargetConfig
 from engine.http import RetryPolicy, resilient_client
-from engine.models import Account, Result, ResultStatus, Worker
+from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     BULK_SCHEMA, DEFAULT_MAPPING, ENTERPRISE, ERRORS, INDEX_TTL, PATCH_SCHEMA, PRIME_THRESHOLD, SCIM_JSON,
-    USER_SCHEMA, ScimError, ScimSettings, failure, is_conflict, raise_for_scim, scim_error, timed,
+    USER_SCHEMA, ScimError, ScimSettings, failure, is_conflict, raise_for_scim, scim_error,
 )
 
 
@@ -146,14 +146,14 @@ class ScimTarget:
                 account = self._account(await self._call("POST", "Users", json=resource))
         except ERRORS as exc:
             if is_conflict(exc):
-                return Result(status=ResultStatus.skipped, error="conflict", duration_ms=timed(start))
+                return Result(status=ResultStatus.skipped, error="conflict", duration_ms=elapsed_ms(start))
             return failure(start, scim_error(exc))
         if self._index is not None:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
                 if key:
                     self._index[key] = account
         return Result(status=ResultStatus.success, account_id=account.id, attributes=attributes,
-                      duration_ms=timed(start))
+                      duration_ms=elapsed_ms(start))
 
     # bulk (RFC 7644 §3.7): concurrent creates share one request
     async def _bulk_ready(self) -> bool:
@@ -227,7 +227,7 @@ class ScimTarget:
         except ERRORS as exc:
             return failure(start, scim_error(exc), account_id)
         return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
-                      duration_ms=timed(start))
+                      duration_ms=elapsed_ms(start))
 
     async def update(self, account_id: str, attributes: dict[str, Any],
                      previous: dict[str, Any] | None = None) -> Result:
@@ -253,7 +253,7 @@ class ScimTarget:
                 return failure(start, scim_error(exc), account_id)
         except httpx.HTTPError as exc:
             return failure(start, scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=timed(start))
+        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
 
     # groups
     async def _group_id(self, name: str, create: bool) -> str | None:
@@ -293,7 +293,7 @@ class ScimTarget:
                     await self._change_members(group_id, "remove", account_id)
         except ERRORS as exc:
             return failure(start, scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=timed(start),
+        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start),
                       attributes={"groups_added": add, "groups_removed": remove})
 
     async def _change_members(self, group_id: str, op: str, account_id: str) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 from scim2_models import Error
 
 from engine.http import describe_http_error
-from engine.models import Result, ResultStatus
+from engine.models import Result, ResultStatus, elapsed_ms
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -65,12 +64,8 @@ def raise_for_scim(response: httpx.Response) -> None:
     raise ScimError(response.status_code, scim_type, detail)
 
 
-def timed(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 2)
-
-
 def failure(start: float, error: str, account_id: str | None = None) -> Result:
-    return Result(status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=timed(start))
+    return Result(status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start))
 
 
 def scim_error(exc: Exception) -> str:
