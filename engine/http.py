@@ -6,10 +6,12 @@ It is an httpx transport, so any client built on httpx (scim2-client included) g
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +30,8 @@ class RetryPolicy:
     # A server asking us to wait longer than this is treated as down, so a poll fails
     # visibly instead of hanging for an hour.
     max_retry_after: float = 120.0
+    # Says a retryable-looking answer is final, e.g. a SOAP authentication fault sent as HTTP 500.
+    permanent: Callable[[httpx.Response], bool] | None = None
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, base * 2^attempt], capped."""
@@ -54,6 +58,48 @@ class TokenBucket:
                     self.tokens -= 1
                     return
                 await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class SlidingWindow:
+    """Client-side rate limit: at most `count` requests in any `window` seconds (Workable meters a
+    rolling ten-second window; a token bucket refilling evenly would overrun it after a burst)."""
+
+    def __init__(self, count: int, window: float):
+        self.count = count
+        self.window = window
+        self.sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= self.window:
+                    self.sent.popleft()
+                if len(self.sent) < self.count:
+                    self.sent.append(now)
+                    return
+                await asyncio.sleep(self.window - (now - self.sent[0]) + 0.001)
+
+
+Limiter = TokenBucket | SlidingWindow
+
+
+def limiter_for(rate: float | None, burst: int | None = None, window: float | None = None) -> Limiter | None:
+    """A token bucket for `rate` with bursts, or a sliding window when the vendor meters one."""
+    if not rate:
+        return None
+    if window and not burst:
+        return SlidingWindow(max(1, round(rate * window)), window)
+    return TokenBucket(rate, burst)
+
+
+def _remaining(response: httpx.Response) -> int | None:
+    for name in ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining"):
+        value = response.headers.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -85,19 +131,33 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         policy: RetryPolicy | None = None,
-        bucket: TokenBucket | None = None,
+        bucket: Limiter | None = None,
         wrapped: httpx.AsyncBaseTransport | None = None,
     ):
         self.policy = policy or RetryPolicy()
         self.bucket = bucket
         self.wrapped = wrapped or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
+        # Set when the server says the window is used up (remaining 0): nobody sends before then.
+        self.paused_until = 0.0
+
+    async def _pace(self) -> None:
+        if self.bucket:
+            await self.bucket.acquire()
+        wait = self.paused_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _note_limits(self, response: httpx.Response) -> None:
+        if _remaining(response) == 0:
+            reset = retry_after_seconds(response)
+            if reset is not None and reset <= self.policy.max_retry_after:
+                self.paused_until = max(self.paused_until, time.monotonic() + reset)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()  # the body must be replayable
         attempt = 0
         while True:
-            if self.bucket:
-                await self.bucket.acquire()
+            await self._pace()
             try:
                 response = await self.wrapped.handle_async_request(request)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
@@ -107,7 +167,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 log.warning("%s %s failed (%s); retry %d in %.2fs", request.method, request.url.path,
                             type(exc).__name__, attempt + 1, delay)
             else:
-                if response.status_code not in RETRYABLE_STATUS or attempt + 1 >= self.policy.max_attempts:
+                self._note_limits(response)
+                if not await self._retryable(response) or attempt + 1 >= self.policy.max_attempts:
                     return response
                 wait = retry_after_seconds(response)
                 if wait is not None and wait > self.policy.max_retry_after:
@@ -120,6 +181,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def _retryable(self, response: httpx.Response) -> bool:
+        if response.status_code not in RETRYABLE_STATUS:
+            return False
+        if self.policy.permanent is None:
+            return True
+        await response.aread()
+        return not self.policy.permanent(response)
+
     async def aclose(self) -> None:
         await self.wrapped.aclose()
 
@@ -129,17 +198,22 @@ class ClientCredentials(httpx.Auth):
     minute before it expires, and once more if the server answers 401 (revoked early)."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
-                 margin: float = 60.0):
+                 margin: float = 60.0, basic: bool = False):
         self.token_url = token_url
-        self.form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
-                     **({"scope": scope} if scope else {})}
+        # Some providers (Greenhouse) want the client id and secret as HTTP Basic, others in the form.
+        self.basic = httpx.BasicAuth(client_id, client_secret) if basic else None
+        self.form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {}),
+                     **({} if basic else {"client_id": client_id, "client_secret": client_secret})}
         self.margin = margin
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
     def _token_request(self) -> httpx.Request:
-        return httpx.Request("POST", self.token_url, data=self.form, headers={"Accept": "application/json"})
+        request = httpx.Request("POST", self.token_url, data=self.form, headers={"Accept": "application/json"})
+        if self.basic:
+            request = next(self.basic.auth_flow(request))
+        return request
 
     def _store(self, response: httpx.Response) -> None:
         if response.status_code >= 400:
@@ -179,9 +253,10 @@ def resilient_client(
     policy: RetryPolicy | None = None,
     rate: float | None = None,
     burst: int | None = None,
+    window: float | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient with retries and an optional client-side rate limit."""
-    bucket = TokenBucket(rate, burst) if rate else None
+    bucket = limiter_for(rate, burst, window)
     return httpx.AsyncClient(
         base_url=base_url,
         auth=auth,

@@ -71,10 +71,13 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
         present = {w.id for w in read.workers}
         # A quarantined record is still there; it must not look like a removal.
         held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
-        for wid, (digest, previous) in snapshots.items():
-            if wid not in present and wid not in held:
-                out.events.append(removal_event(source, previous, digest, now))
-                out.removals.append(wid)
+        gone = [wid for wid in snapshots if wid not in present and wid not in held]
+    else:
+        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in snapshots]
+    for wid in gone:
+        digest, previous = snapshots[wid]
+        out.events.append(removal_event(source, previous, digest, now))
+        out.removals.append(wid)
     return out
 
 

@@ -30,6 +30,9 @@ class SourceRead:
     # A complete read lists everyone, so absence means removal; an incremental one does not.
     complete: bool = True
     cursor: dict[str, Any] = field(default_factory=dict)
+    # Remote ids known to be gone (a webhook's record was deleted or left scope): removals even
+    # when the read is not complete.
+    gone: list[str] = field(default_factory=list)
 
 
 class Source(Protocol):

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from targets.emulators.gate import RateGate
+from engine.emulation import RateGate
 
 
 @dataclass

@@ -1,0 +1,214 @@
+"""What every HTTP source shares: settings, the client (auth, retries, rate limit), the
+full-vs-incremental read, error wording, and the single-record fetch webhooks use.
+
+A vendor file subclasses `HttpSource` and writes three things: `records(since)` (the raw records,
+enriched), `record(remote_id)` (one of them, or None when it is gone or out of scope) and
+`to_worker(record)` (the field mapping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from engine.auth import AuthConfig, build_auth
+from engine.config import parse_duration, parse_rate
+from engine.http import RetryPolicy, describe_http_error, resilient_client
+from engine.paging import Paging, PagingError, collect, paginate, restartable
+from engine.protocols import SourceError, SourceRead, normalize_records
+
+log = logging.getLogger("provisioner.sources")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class HttpSourceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_url: str
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    timeout: float = 30.0
+    max_attempts: int = Field(default=5, ge=1)
+    backoff: float = 0.5
+    rate_limit: float | None = Field(default=None, description="requests per second; '10/10s' style accepted")
+    rate_window: float | None = Field(default=None, description="meter the limit over a rolling window (s)")
+    burst: int | None = None
+    page_size: int = Field(default=100, ge=1)
+    full_read_every: float = Field(default=86400.0, description="a full read (finds removals) at least this often")
+    overlap: float = Field(default=600.0, description="incremental reads start this long before the last one")
+    incremental: bool = True
+    webhook_secret: SecretStr | None = None
+    concurrency: int = Field(default=4, ge=1, description="detail requests in flight during a read")
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return parse_rate(value) if isinstance(value, str) else value
+
+    @field_validator("full_read_every", "overlap", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
+def window_of(value: Any) -> float | None:
+    """'10/10s' → 10.0: the window a vendor meters over, so the client can use a sliding window."""
+    if isinstance(value, str) and "/" in value:
+        per = value.partition("/")[2].strip()
+        return parse_duration(per) if per and per[0].isdigit() else None
+    return None
+
+
+class HttpSource:
+    vendor: ClassVar[str] = "the vendor"
+    settings_model: ClassVar[type[HttpSourceSettings]] = HttpSourceSettings
+    id_key: ClassVar[str] = "id"
+    # The vendor's documented limit, used when the config names none.
+    default_rate: ClassVar[str | None] = None
+    default_burst: ClassVar[int | None] = None
+
+    def __init__(self, name: str, settings: HttpSourceSettings):
+        self.name = name
+        self.settings = settings
+        auth, headers = build_auth(self.auth_config())
+        self.client = resilient_client(
+            settings.base_url.rstrip("/"), auth=auth, headers={"Accept": "application/json", **headers},
+            timeout=settings.timeout, rate=settings.rate_limit, burst=settings.burst, window=settings.rate_window,
+            policy=self.retry_policy(),
+        )
+
+    @classmethod
+    def from_settings(cls, name: str, raw: dict[str, Any]) -> HttpSource:
+        raw = dict(raw)
+        if "rate_limit" not in raw and cls.default_rate:
+            raw["rate_limit"] = cls.default_rate
+            raw.setdefault("burst", cls.default_burst)
+        if "rate_window" not in raw and (window := window_of(raw.get("rate_limit"))) and not raw.get("burst"):
+            raw["rate_window"] = window
+        try:
+            return cls(name, cls.settings_model.model_validate(cls.shorthand(raw)))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"source {name!r} ({cls.vendor}): {problems}") from None
+
+    @classmethod
+    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Vendor shorthands (`api_key`, `token`) turned into an `auth` block."""
+        return raw
+
+    def auth_config(self) -> AuthConfig:
+        return self.settings.auth
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.settings.max_attempts, base_delay=self.settings.backoff)
+
+    # --- what a vendor file writes -------------------------------------------------------------
+    def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def record(self, remote_id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # --- shared --------------------------------------------------------------------------------
+    def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
+        return paginate(self.client, path, paging, params)
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:
+        """GET one resource; None for a 404 when `missing_ok` (deleted between list and detail)."""
+        response = await self.client.get(path, params=params)
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code != 200:
+            raise PagingError(response)
+        return response.json()
+
+    async def each(self, items: Iterable[T], fetch: Callable[[T], Awaitable[R]]) -> list[R]:
+        """Run `fetch` for every item, a few at a time (the rate limiter paces them), in order."""
+        slots = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(item: T) -> R:
+            async with slots:
+                return await fetch(item)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    def _since(self, cursor: dict[str, Any], now: datetime) -> datetime | None:
+        """Where an incremental read starts, or None when this read must be full."""
+        if not self.settings.incremental or not cursor.get("since") or not cursor.get("last_full_read"):
+            return None
+        last_full = datetime.fromisoformat(cursor["last_full_read"])
+        if now - last_full >= timedelta(seconds=self.settings.full_read_every):
+            return None
+        return datetime.fromisoformat(cursor["since"]) - timedelta(seconds=self.settings.overlap)
+
+    async def read(self, cursor: dict[str, Any]) -> SourceRead:
+        now = datetime.now(UTC)
+        since = self._since(cursor, now)
+        checkpoint = f"the last checkpoint ({since.isoformat()})" if since else "the start of this full read"
+        records = await self._guarded(restartable(lambda: collect(self.records(since)),
+                                                  f"source {self.name}", checkpoint))
+        read = normalize_records(self.name, records, self.to_worker, self.id_key)
+        read.complete = since is None
+        read.cursor = {"since": now.isoformat(), "mode": "full" if since is None else "incremental",
+                       "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
+                       "records": len(records)}
+        log.info("source %s: %s read, %d records", self.name, read.cursor["mode"], len(records))
+        return read
+
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        """One record, for a webhook: it flows through the same diff as a poll, so both agree."""
+        record = await self._guarded(self.record(remote_id))
+        if record is None:
+            return SourceRead(complete=False, gone=[remote_id])
+        read = normalize_records(self.name, [record], self.to_worker, self.id_key)
+        read.complete = False
+        return read
+
+    async def check(self) -> str:
+        """Prove connectivity and credentials with the smallest read the vendor allows."""
+        async def first_page() -> int:
+            async for record in self.records(datetime.now(UTC)):
+                return 1
+            return 0
+        await self._guarded(first_page())
+        return "credentials accepted"
+
+    async def _guarded(self, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except PagingError as exc:
+            raise self.refused(exc.response) from None
+        except httpx.HTTPStatusError as exc:  # the token endpoint said no
+            raise SourceError(f"source {self.name}: {exc.args[0]}") from None
+        except httpx.HTTPError as exc:
+            raise SourceError(f"source {self.name}: {self.vendor} unreachable: {type(exc).__name__}") from None
+
+    def refused(self, response: httpx.Response) -> SourceError:
+        if response.status_code == 401:
+            return SourceError(f"source {self.name}: {self.vendor} refused the credentials (HTTP 401); "
+                               "check the key or token in the config")
+        if response.status_code == 403:
+            return SourceError(f"source {self.name}: {self.vendor} denied access (HTTP 403): "
+                               f"{describe_http_error(response)}; the credential lacks a permission or scope")
+        return SourceError(f"source {self.name}: {describe_http_error(response)}")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def epoch_ms(value: Any) -> datetime | None:
+    """Lever's timestamps are epoch milliseconds."""
+    return datetime.fromtimestamp(int(value) / 1000, UTC) if value not in (None, "") else None
+
+
+def iso_utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

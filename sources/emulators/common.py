@@ -1,0 +1,101 @@
+"""What the source emulators share: fake people, forced faults, the rate gate, webhook delivery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+from faker import Faker
+
+from engine.emulation import Faults, RateGate, WindowGate
+
+log = logging.getLogger("provisioner.emulators")
+
+DEPARTMENTS = {
+    "Engineering": ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"],
+    "Sales": ["Account Executive", "Sales Development Rep", "Sales Manager"],
+    "Marketing": ["Marketing Manager", "Content Strategist"],
+    "Finance": ["Accountant", "Financial Analyst"],
+    "People": ["People Partner", "Recruiter"],
+    "Support": ["Support Engineer", "Support Lead"],
+}
+LOCATIONS = [("Berlin", "DE"), ("London", "GB"), ("New York", "US"), ("Lisbon", "PT"), ("Toronto", "CA")]
+COMMITMENTS = ["Full-time"] * 8 + ["Part-time", "Contractor", "Intern"]
+
+
+def ascii_local(first: str, last: str) -> str:
+    local = unicodedata.normalize("NFKD", f"{first}.{last}".lower()).encode("ascii", "ignore").decode()
+    return "".join(c for c in local if c.isalnum() or c == ".")
+
+
+def fake_people(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Plausible new hires: names, a personal email, a job, a place and a start date."""
+    fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    people = []
+    for n in range(count):
+        first, last = fake.first_name(), fake.last_name()
+        department = rng.choice(sorted(DEPARTMENTS))
+        city, country = rng.choice(LOCATIONS)
+        people.append({
+            "first_name": first, "last_name": last, "personal_email": f"{ascii_local(first, last)}{n}@mail.example",
+            "department": department, "title": rng.choice(DEPARTMENTS[department]), "location": city,
+            "country": country, "commitment": rng.choice(COMMITMENTS),
+            "start_date": (date.today() + timedelta(days=rng.randint(7, 60))).isoformat(),
+        })
+    return people
+
+
+@dataclass
+class Vendor:
+    """The knobs every emulator has: credentials, forced faults, the vendor's rate limit, and an
+    optional URL its webhooks are delivered to (signed as the vendor signs them)."""
+
+    faults: Faults = field(default_factory=Faults)
+    gate: RateGate | WindowGate = field(default_factory=RateGate)
+    webhook_secret: str = "whsec-test"
+    webhook_url: str | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def admit(self) -> tuple[int, dict[str, str]] | None:
+        """(status, headers) when this request is refused by a forced fault or the rate limit."""
+        if (status := self.faults.take()) is not None:
+            return status, {}
+        if not self.gate.admit():
+            return 429, self.gate.headers()
+        return None
+
+    def deliver(self, body: bytes, headers: dict[str, str]) -> int | None:
+        """POST a signed webhook to `webhook_url`, as the vendor would; the status, or None."""
+        if not self.webhook_url:
+            return None
+        try:
+            return httpx.post(self.webhook_url, content=body,
+                              headers={"Content-Type": "application/json", **headers}, timeout=10).status_code
+        except httpx.HTTPError as exc:
+            log.warning("webhook delivery to %s failed: %s", self.webhook_url, type(exc).__name__)
+            return None
+
+
+def compact(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+async def form_of(request: Any) -> dict[str, str]:
+    """An urlencoded body (OAuth token requests), without needing python-multipart."""
+    return {k: v[-1] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
+
+
+def after(stamp: str, since: str) -> bool:
+    """ISO-8601 comparison by instant, not by text ("…31.294Z" is after "…31Z")."""
+    parse = lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: E731
+    return parse(stamp) >= parse(since)

@@ -1,0 +1,105 @@
+"""`type: lever` — hired candidates from the Lever ATS become `pending` Workers (pre-hires).
+
+An opportunity archived with a reason of type `hired` is a hire. Its posting gives title,
+department, team, location and commitment; its offer's `anticipated_start_date` the start date.
+Facts: shared/reference/lever-api-guide.txt, hris-api-facts.md §5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from engine.paging import Paging
+from sources.base import HttpSource, HttpSourceSettings, epoch_ms
+
+LIST = Paging(style="offset_token", items="data", next="next", has_more="hasNext", param="offset")
+COMMITMENTS = {"full-time": "full_time", "full time": "full_time", "part-time": "part_time",
+               "part time": "part_time", "contractor": "contractor", "contract": "contractor",
+               "intern": "intern", "internship": "intern", "temporary": "temporary"}
+
+
+class LeverSettings(HttpSourceSettings):
+    base_url: str = "https://api.lever.co/v1"
+    api_key: SecretStr | None = None
+
+
+class LeverSource(HttpSource):
+    vendor = "Lever"
+    settings_model = LeverSettings
+    default_rate, default_burst = "10/s", 20  # per API key, bursts to 20 (guide: rate limits)
+
+    def __init__(self, name: str, settings: LeverSettings):
+        super().__init__(name, settings)
+        self._postings: dict[str, asyncio.Task[Any]] = {}
+        self._hired: set[str] | None = None
+
+    @classmethod
+    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        if raw.get("api_key") and "auth" not in raw:
+            # The key is the Basic username; the password stays blank.
+            return {**raw, "auth": {"type": "basic", "username": raw["api_key"], "password": ""}}
+        return raw
+
+    async def _hired_reasons(self) -> set[str]:
+        if self._hired is None:
+            reasons = await self.get_json("/archive_reasons", {"type": "hired"})
+            self._hired = {r["id"] for r in reasons["data"] if r.get("type") == "hired"}
+        return self._hired
+
+    async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
+        self._hired, self._postings = None, {}  # fresh per read: reasons and postings may change
+        hired = await self._hired_reasons()
+        params: dict[str, Any] = {"archived": "true", "limit": min(self.settings.page_size, 100)}
+        if since is not None:
+            params["updated_at_start"] = int(since.timestamp() * 1000)
+        async for page in self.pages("/opportunities", LIST, params):
+            mine = [o for o in page if (o.get("archived") or {}).get("reason") in hired]
+            for record in await self.each(mine, self._enrich):
+                yield record
+
+    async def record(self, remote_id: str) -> dict[str, Any] | None:
+        found = await self.get_json(f"/opportunities/{remote_id}", missing_ok=True)
+        if found is None or (found["data"].get("archived") or {}).get("reason") not in await self._hired_reasons():
+            return None  # deleted, or no longer a hire
+        return await self._enrich(found["data"])
+
+    async def _enrich(self, opportunity: dict[str, Any]) -> dict[str, Any]:
+        oid = opportunity["id"]
+        applications = await self.get_json(f"/opportunities/{oid}/applications", missing_ok=True) or {"data": []}
+        posting_id = next((a.get("posting") for a in applications["data"] if a.get("posting")), None)
+        offers = await self.get_json(f"/opportunities/{oid}/offers", missing_ok=True) or {"data": []}
+        return {**opportunity, "_posting": await self._posting(posting_id) if posting_id else {},
+                "_offer": max(offers["data"], key=lambda o: o.get("createdAt") or 0, default={})}
+
+    async def _posting(self, posting_id: str) -> dict[str, Any]:
+        # Many hires share a posting: fetch each once per read, even when asked concurrently.
+        if posting_id not in self._postings:
+            self._postings[posting_id] = asyncio.ensure_future(
+                self.get_json(f"/postings/{posting_id}", missing_ok=True))
+        found = await self._postings[posting_id]
+        return (found or {}).get("data") or {}
+
+    def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
+        first, _, last = (record.get("name") or "").strip().partition(" ")
+        posting = record["_posting"]
+        categories = posting.get("categories") or {}
+        start = next((f.get("value") for f in record["_offer"].get("fields", [])
+                      if f.get("identifier") == "anticipated_start_date"), None)
+        emails = record.get("emails") or []
+        commitment = (categories.get("commitment") or "").strip().lower()
+        return {
+            "first_name": first or None, "last_name": last or None,
+            "display_name": record.get("name"),
+            "personal_email": emails[0] if emails else None,
+            "title": posting.get("text"), "department": categories.get("department"),
+            "team": categories.get("team"), "location": categories.get("location"),
+            "employment_type": COMMITMENTS.get(commitment, "other" if commitment else None),
+            "status": "pending",
+            "start_date": epoch_ms(start).date() if start not in (None, "") else None,
+            "updated_at": epoch_ms(record.get("updatedAt")),
+        }
