@@ -47,6 +47,7 @@ class Runtime:
         self._progress = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._poll_locks: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -144,8 +145,12 @@ class Runtime:
                 continue
             self.store.mark_published([r.seq for r in rows if r.seq is not None])
 
-    async def poll(self, source_name: str) -> Diff:
-        result = await poll(self.parts.sources[source_name], self.store, self.parts.guard)
+    async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
+        """Poll a source, or only the records a webhook named; one poll per source at a time, so a
+        webhook and a scheduled poll never diff against the same snapshot twice."""
+        lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
+        async with lock:
+            result = await poll(self.parts.sources[source_name], self.store, self.parts.guard, only=only)
         self._wake.set()
         return result
 
@@ -189,7 +194,26 @@ async def run_forever(config: Config) -> None:
 
     async with Runtime(config) as runtime:
         scheduler = build_scheduler(runtime)
+        server = _webhook_server(runtime)
+        serving = asyncio.create_task(server.serve()) if server else None
         try:
-            await asyncio.Event().wait()
+            await (serving if serving else asyncio.Event().wait())
         finally:
             scheduler.shutdown(wait=False)
+            if server and serving:
+                server.should_exit = True
+                await serving
+
+
+def _webhook_server(runtime: Runtime) -> Any:
+    """A uvicorn server for the webhook endpoint, when any source takes webhooks."""
+    if not any(s.settings().get("webhook_secret") for s in runtime.config.sources):
+        return None
+    import uvicorn
+
+    from engine.webhooks import webhook_app
+
+    host, _, port = runtime.config.engine.listen.rpartition(":")
+    log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
+    return uvicorn.Server(uvicorn.Config(webhook_app(runtime), host=host or "0.0.0.0", port=int(port),
+                                         log_level="warning", lifespan="off"))

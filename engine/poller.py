@@ -81,10 +81,23 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
     return out
 
 
-async def poll(source: Source, store: Store, guard: Guard | None = None) -> Diff:
-    """One poll: events, snapshot and cursor are written in one transaction, or nothing is."""
+async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
+    """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
+    read = SourceRead(complete=False)
+    for remote_id in dict.fromkeys(remote_ids):
+        one = await source.fetch_one(remote_id)
+        read.workers += one.workers
+        read.quarantined += one.quarantined
+        read.gone += one.gone
+    return read
+
+
+async def poll(source: Source, store: Store, guard: Guard | None = None, only: list[str] | None = None) -> Diff:
+    """One poll: events, snapshot and cursor are written in one transaction, or nothing is.
+
+    With `only`, just those records are fetched, through the same diff (webhook and poll agree)."""
     cursor = store.cursor(source.name)
-    read = await source.read(cursor)
+    read = await read_records(source, only) if only is not None else await source.read(cursor)
     snapshots = store.snapshots(source.name)
     result = diff(source.name, read, snapshots)
     if guard is not None and result.events:
@@ -105,7 +118,7 @@ async def poll(source: Source, store: Store, guard: Guard | None = None) -> Diff
         for q in result.quarantined
     ]
     # With events held back, an incremental source must read the same window again next time.
-    next_cursor = cursor if result.held else read.cursor
+    next_cursor = cursor if result.held or only is not None else read.cursor
     store.commit_poll(source.name, result.events, result.upserts, result.removals, next_cursor, quarantine_log,
                       seen=result.seen)
     log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,

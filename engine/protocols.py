@@ -40,6 +40,12 @@ class Source(Protocol):
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead: ...
 
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        """One record (for a webhook): an incomplete read, with `gone` set when it left scope."""
+
+    async def check(self) -> str:
+        """Prove connectivity and credentials with the smallest read; raise SourceError if not."""
+
     async def aclose(self) -> None: ...
 
 

@@ -39,6 +39,7 @@ class BambooHRSettings(BaseModel):
     timeout: float = 30.0
     max_attempts: int = 5
     backoff: float = 0.5
+    webhook_secret: SecretStr | None = None  # the webhook's private key, for X-BambooHR-Signature
 
 
 def _date(value: str | None) -> date | None:
@@ -135,6 +136,24 @@ class BambooHRSource:
         read = normalize_records(self.name, employees, employee_to_worker)
         read.cursor = {"last_full_read": datetime.now().astimezone().isoformat(), "records": len(employees)}
         return read
+
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        """One employee, for a webhook; a 404 means the record is gone."""
+        try:
+            response = await self.client.get(f"/v1/employees/{remote_id}", params={"fields": ",".join(FIELDS)})
+        except httpx.HTTPError as exc:
+            raise SourceError(f"source {self.name}: BambooHR unreachable: {type(exc).__name__}") from None
+        if response.status_code == 404:
+            return SourceRead(complete=False, gone=[remote_id])
+        if response.status_code != 200:
+            raise SourceError(f"source {self.name}: {describe_http_error(response)}")
+        read = normalize_records(self.name, [{"id": remote_id, **response.json()}], employee_to_worker)
+        read.complete = False
+        return read
+
+    async def check(self) -> str:
+        read = await self.read({})
+        return f"credentials accepted; {len(read.workers)} employees readable"
 
     async def aclose(self) -> None:
         await self.client.aclose()

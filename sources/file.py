@@ -62,5 +62,13 @@ class FileSource:
         read.cursor = {"records": len(records)}
         return read
 
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        read = await self.read({})
+        mine = [w for w in read.workers if w.remote_id == remote_id]
+        return SourceRead(workers=mine, complete=False, gone=[] if mine else [remote_id])
+
+    async def check(self) -> str:
+        return f"{len(self._records())} records readable"
+
     async def aclose(self) -> None:
         return None

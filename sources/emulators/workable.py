@@ -78,8 +78,7 @@ class WorkableState(Vendor):
 
     def change(self, cid: str, **changes: Any) -> None:
         with self.lock:
-            self.candidates[cid].update(changes)
-            self.candidates[cid]["updated_at"] = _now()
+            self.candidates[cid].update({"updated_at": _now(), **changes})
 
     def remove(self, cid: str) -> None:
         """The hire is undone: the candidate is moved back to the offer stage."""

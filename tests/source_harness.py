@@ -1,0 +1,80 @@
+"""One harness per vendor connector, so every connector runs the same contract tests against its
+emulator over real HTTP: how to configure it, make a change, undo a hire, corrupt a record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sources.emulators import greenhouse, lever, workable, workday
+
+
+@dataclass
+class Harness:
+    type: str
+    make_state: Callable[[], Any]
+    make_app: Callable[[Any], Any]
+    settings: Callable[[str, Any], dict[str, Any]]  # (server url, state) -> good settings
+    bad_credentials: dict[str, Any]  # overrides that make the credentials wrong
+    change: Callable[[Any, str], None]  # a visible change to one record
+    corrupt: Callable[[Any, str], None]  # a record that cannot become a Worker
+    webhook: Callable[[Any, str], tuple[bytes, dict[str, str]]] | None = None
+    label: str = ""
+
+    def __str__(self) -> str:
+        return self.label or self.type
+
+
+FAST = {"backoff": 0.01, "overlap": "0s", "page_size": 3}
+
+
+def _workable_state() -> workable.WorkableState:
+    state = workable.WorkableState()
+    state.gate.window = 1.0  # the documented 10 per 10 s, shrunk in time so tests stay quick
+    return state
+
+
+HARNESSES = [
+    Harness(
+        "lever", lever.LeverState, lever.create_app,
+        lambda url, s: {"base_url": f"{url}/v1", "api_key": s.api_key, **FAST},
+        {"api_key": "wrong-key"},
+        lambda s, rid: s.change(rid, start_date="2027-02-01"),
+        lambda s, rid: s.change(rid, start_date="soon"),
+        lambda s, rid: s.webhook("candidateHired", rid),
+    ),
+    Harness(
+        "workable", _workable_state, workable.create_app,
+        lambda url, s: {"base_url": f"{url}/spi/v3", "token": s.token, "rate_limit": "10/1.05s", **FAST},
+        {"token": "wrong-token"},
+        lambda s, rid: s.change(rid, firstname="Renamed"),
+        lambda s, rid: s.change(rid, updated_at="last tuesday"),
+        lambda s, rid: s.webhook("candidate_moved", rid),
+    ),
+    Harness(
+        "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
+        lambda url, s: {"base_url": url, "client_id": s.client_id, "client_secret": s.client_secret,
+                        "token_url": f"{url}/token", **FAST},
+        {"client_secret": "wrong-secret"},
+        lambda s, rid: s.change(rid, start_date="2027-02-01"),
+        lambda s, rid: s.change(rid, start_date="31/02/2027"),
+        lambda s, rid: s.webhook("hire_candidate", rid),
+    ),
+    Harness(
+        "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
+        lambda url, s: {"base_url": url, "version": "v1", "api_key": s.api_key, **FAST},
+        {"api_key": "wrong-key"},
+        lambda s, rid: s.change(rid, start_date="2027-02-01"),
+        lambda s, rid: s.change(rid, start_date="31/02/2027"),
+        lambda s, rid: s.webhook("hire_candidate", rid), label="greenhouse-v1",
+    ),
+    Harness(
+        "workday", workday.WorkdayState, workday.create_app,
+        lambda url, s: {"base_url": f"{url}/ccx/service/acme/Human_Resources/v40.0", "username": s.username,
+                        "password": s.password, **FAST},
+        {"password": "wrong-password"},
+        lambda s, rid: s.change(rid, title="Principal Engineer"),
+        lambda s, rid: s.change(rid, country="Germany"),
+    ),
+]
