@@ -391,3 +391,9 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+from engine.cli_sources import sandbox, sources_app  # noqa: E402
+
+app.add_typer(sources_app, name="sources")
+app.command()(sandbox)

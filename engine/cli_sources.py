@@ -1,0 +1,153 @@
+"""CLI: `provisioner sources dump|check` and `provisioner sandbox` (every vendor emulator at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.protocols import SourceError
+
+sources_app = typer.Typer(help="Look at what the configured sources yield, without changing state.",
+                          no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _config(path: Path) -> Any:
+    from engine.cli import _load
+
+    return _load(path)
+
+
+def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
+    from sources import build_source
+
+    chosen = [s for s in cfg.sources if name in (None, s.name)]
+    if name and not chosen:
+        err.print(f"[red]no source named {name!r}[/red] (known: {', '.join(s.name for s in cfg.sources)})")
+        raise typer.Exit(2)
+    try:
+        return [(s, build_source(s.name, s.type, s.settings())) for s in chosen]
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@sources_app.command()
+def dump(name: Annotated[str, typer.Argument(help="The source's name in the config.")],
+         config: Annotated[Path, typer.Option("--config", "-c", help="Config file.")] = Path("provisioner.yaml")
+         ) -> None:
+    """Print one normalized Worker JSON per line, as the source yields them now (a full read).
+
+    Quarantined records are reported on stderr. Nothing is stored."""
+    [(_, source)] = _build(_config(config), name)
+
+    async def read() -> Any:
+        try:
+            return await source.read({})
+        finally:
+            await source.aclose()
+
+    try:
+        result = asyncio.run(read())
+    except SourceError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    for worker in result.workers:
+        typer.echo(worker.model_dump_json())
+    for bad in result.quarantined:
+        err.print(f"[yellow]quarantined[/yellow] {bad.remote_id or '?'}: {bad.reason}")
+    err.print(f"{len(result.workers)} workers, {len(result.quarantined)} quarantined")
+
+
+@sources_app.command()
+def check(config: Annotated[Path, typer.Option("--config", "-c", help="Config file.")] = Path("provisioner.yaml")
+          ) -> None:
+    """Test each source's connectivity and credentials; exit 1 if any fails."""
+    built = _build(_config(config))
+
+    async def probe(source: Any) -> tuple[bool, str, float]:
+        started = time.perf_counter()
+        try:
+            detail, ok = await source.check(), True
+        except (SourceError, ValueError) as exc:
+            detail, ok = str(exc), False
+        finally:
+            await source.aclose()
+        return ok, detail, (time.perf_counter() - started) * 1000
+
+    async def probe_all() -> list[tuple[bool, str, float]]:
+        return list(await asyncio.gather(*(probe(source) for _, source in built)))
+
+    table = Table(title="sources")
+    for column in ("source", "type", "result", "detail", "ms"):
+        table.add_column(column)
+    results = asyncio.run(probe_all())
+    for (cfg, _), (ok, detail, ms) in zip(built, results):
+        table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, f"{ms:.0f}")
+    Console().print(table)
+    if not all(ok for ok, _, _ in results):
+        raise typer.Exit(1)
+
+
+SANDBOX_CONFIG = """\
+sources:
+  - name: bamboohr
+    type: bamboohr
+    base_url: {url}/bamboohr/api/gateway.php/acme
+    api_key: {bamboohr}
+  - name: workday
+    type: workday
+    base_url: {url}/workday/ccx/service/acme/Human_Resources/v40.0
+    username: {workday_user}
+    password: {workday_password}
+  - name: lever
+    type: lever
+    base_url: {url}/lever/v1
+    api_key: {lever}
+    webhook_secret: {lever_secret}
+  - name: workable
+    type: workable
+    base_url: {url}/workable/spi/v3
+    token: {workable}
+  - name: greenhouse
+    type: greenhouse
+    base_url: {url}/greenhouse
+    client_id: {gh_id}
+    client_secret: {gh_secret}
+    token_url: {url}/greenhouse/token
+"""
+
+
+def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
+            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25) -> None:
+    """Serve emulators of BambooHR, Workday, Lever, Workable and Greenhouse to try the connectors.
+
+    Each answers on its documented paths with paging, auth, rate limits and errors; POST
+    /<vendor>/_admin/... hires, changes and terminates people."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from sources.emulators import bamboohr, greenhouse, lever, workable, workday
+
+    states = {"bamboohr": bamboohr.EmulatorState(), "workday": workday.WorkdayState(), "lever": lever.LeverState(),
+              "workable": workable.WorkableState(), "greenhouse": greenhouse.GreenhouseState()}
+    apps = {"bamboohr": bamboohr.create_app, "workday": workday.create_app, "lever": lever.create_app,
+            "workable": workable.create_app, "greenhouse": greenhouse.create_app}
+    for state in states.values():
+        state.seed(people)
+    app = Starlette(routes=[Mount(f"/{name}", app=apps[name](state)) for name, state in states.items()])
+    s = states
+    url = f"http://127.0.0.1:{port}"
+    typer.echo("# Sandbox emulators. A config for them (secrets are the sandbox's own):\n")
+    typer.echo(SANDBOX_CONFIG.format(
+        url=url, bamboohr=s["bamboohr"].api_key, workday_user=s["workday"].username,
+        workday_password=s["workday"].password, lever=s["lever"].api_key, lever_secret=s["lever"].webhook_secret,
+        workable=s["workable"].token, gh_id=s["greenhouse"].client_id, gh_secret=s["greenhouse"].client_secret))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

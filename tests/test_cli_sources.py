@@ -1,0 +1,43 @@
+"""`provisioner sources dump|check` against emulators over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.servers import serve_asgi
+from sources.emulators.workable import WorkableState, create_app as workable_app
+from sources.emulators.workday import WorkdayState, create_app as workday_app
+
+
+def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
+    workday, workable = WorkdayState(), WorkableState()
+    ids = workday.seed(4)
+    workable.seed(2)
+    with serve_asgi(workday_app(workday)) as wd, serve_asgi(workable_app(workable)) as wk:
+        config = tmp_path / "provisioner.yaml"
+        config.write_text(yaml.safe_dump({
+            "store": {"url": f"sqlite:///{tmp_path}/p.db"},
+            "sources": [
+                {"name": "hr", "type": "workday", "base_url": f"{wd.url}/ccx/service/acme/Human_Resources",
+                 "username": workday.username, "password": "${WD_PASSWORD}", "page_size": 3},
+                {"name": "ats", "type": "workable", "base_url": f"{wk.url}/spi/v3", "token": "wrong"},
+            ],
+            "targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}],
+            "policies": [],
+        }))
+        runner = CliRunner()
+        env = {"WD_PASSWORD": workday.password}
+        dumped = runner.invoke(app, ["sources", "dump", "hr", "-c", str(config)], env=env)
+        assert dumped.exit_code == 0, dumped.output
+        lines = [json.loads(line) for line in dumped.stdout.splitlines() if line.startswith("{")]
+        assert sorted(w["remote_id"] for w in lines) == sorted(ids)
+        assert not (tmp_path / "p.db").exists()  # dump changes no state
+        checked = runner.invoke(app, ["sources", "check", "-c", str(config)], env=env)
+        assert checked.exit_code == 1
+        rows = {line.split("│")[1].strip(): line for line in checked.stdout.splitlines() if line.count("│") > 3}
+        assert "ok" in rows["hr"] and "FAIL" in rows["ats"] and "refused" in rows["ats"]
+        assert workday.password not in checked.stdout
