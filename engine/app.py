@@ -150,7 +150,9 @@ class Runtime:
         webhook and a scheduled poll never diff against the same snapshot twice."""
         lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
         async with lock:
-            result = await poll(self.parts.sources[source_name], self.store, self.parts.guard, only=only)
+            keys = next((s.correlate for s in self.config.sources if s.name == source_name), [])
+            result = await poll(self.parts.sources[source_name], self.store, self.parts.guard, only=only,
+                                correlate_on=keys)
         self._wake.set()
         return result
 

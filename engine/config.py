@@ -97,6 +97,10 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     type: str
     poll_interval: float = 900.0
+    # ATS → HRIS hand-over: a new worker here who matches a pending pre-hire of another source on
+    # these keys (first match wins, in this order) takes over that pre-hire's accounts.
+    correlate: list[Literal["personal_email", "work_email", "employee_number", "username"]] = Field(
+        default_factory=list)
 
     _duration = field_validator("poll_interval", mode="before")(lambda v: parse_duration(v))
 

@@ -92,14 +92,46 @@ async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     return read
 
 
-async def poll(source: Source, store: Store, guard: Guard | None = None, only: list[str] | None = None) -> Diff:
-    """One poll: events, snapshot and cursor are written in one transaction, or nothing is.
+def correlate(new: list[Worker], prehires: list[Worker], keys: list[str]) -> list[tuple[str, str, str]]:
+    """(pre-hire id, new worker id, key) for each new worker that is a pre-hire from another source,
+    by the first key (in the configured order) both have a value for. An ambiguous value matches
+    nobody: linking the wrong person's accounts is worse than creating new ones."""
+    matches, claimed = [], set()
+    for worker in new:
+        for key in keys:
+            value = getattr(worker, key, None)
+            if not value:
+                continue
+            found = [p for p in prehires if str(getattr(p, key, None) or "").lower() == str(value).lower()]
+            if len(found) == 1 and found[0].id not in claimed:
+                matches.append((found[0].id, worker.id, key))
+                claimed.add(found[0].id)
+            elif len(found) > 1:
+                log.warning("%s: %s %s matches %d pre-hires; not correlated", worker.id, key, value, len(found))
+            if found:
+                break
+    return matches
 
-    With `only`, just those records are fetched, through the same diff (webhook and poll agree)."""
+
+async def poll(source: Source, store: Store, guard: Guard | None = None, only: list[str] | None = None,
+               correlate_on: list[str] | None = None) -> Diff:
+    """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
+
+    With `only`, just those records are fetched, through the same diff (webhook and poll agree).
+    With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
+    pre-hire's accounts over, and the pre-hire's own events stop."""
     cursor = store.cursor(source.name)
     read = await read_records(source, only) if only is not None else await source.read(cursor)
     snapshots = store.snapshots(source.name)
     result = diff(source.name, read, snapshots)
+    handed = store.handovers()
+    result.events = [e for e in result.events if e.subject not in handed]
+    handovers = []
+    if correlate_on:
+        handovers = correlate([w for w in result.upserts if w.id not in snapshots],
+                              store.prehires_elsewhere(source.name), correlate_on)
+        for old, new, key in handovers:
+            log.info("%s is the pre-hire %s (same %s): its accounts are handed over", new, old, key)
     if guard is not None and result.events:
         state = store.source_states().get(source.name)
         halted = state.reason if state and state.halted else None
@@ -120,7 +152,7 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
     # With events held back, an incremental source must read the same window again next time.
     next_cursor = cursor if result.held or only is not None else read.cursor
     store.commit_poll(source.name, result.events, result.upserts, result.removals, next_cursor, quarantine_log,
-                      seen=result.seen)
+                      seen=result.seen, handovers=handovers)
     log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,
              len(result.events), len(result.quarantined))
     return result

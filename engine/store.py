@@ -17,7 +17,8 @@ from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from engine.events import WorkerEvent
 from engine.tables import (  # noqa: F401 - re-exported: the store is where callers find them
-    Cursor, Deferred, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState, utcnow,
+    Cursor, Deferred, Handover, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState,
+    utcnow,
 )
 from engine.models import Action, Worker
 
@@ -70,6 +71,19 @@ class Store:
             row = s.exec(select(Snapshot).where(Snapshot.worker_id == worker_id)).first()
         return Worker.model_validate(row.worker) if row else None
 
+    def handovers(self) -> dict[str, str]:
+        """Pre-hire worker id -> the worker that took its accounts over."""
+        with self.session() as s:
+            return {h.worker_id: h.successor for h in s.exec(select(Handover)).all()}
+
+    def prehires_elsewhere(self, source: str) -> list[Worker]:
+        """Pending workers of other sources not yet handed over: who a new hire here may be."""
+        taken = self.handovers()
+        with self.session() as s:
+            rows = s.exec(select(Snapshot).where(Snapshot.source != source)).all()
+        workers = (Worker.model_validate(r.worker) for r in rows if r.worker_id not in taken)
+        return [w for w in workers if w.status.value == "pending"]
+
     def cursor(self, source: str) -> dict[str, Any]:
         with self.session() as s:
             row = s.get(Cursor, source)
@@ -84,10 +98,17 @@ class Store:
         cursor: dict[str, Any],
         quarantined: Iterable[LogEntry] = (),
         seen: int | None = None,
+        handovers: Iterable[tuple[str, str, str]] = (),
     ) -> None:
-        """Events, new snapshot and cursor land together or not at all."""
+        """Events, new snapshot, cursor and hand-overs land together or not at all."""
         now = utcnow()
         with self.session() as s:
+            for old, new, key in handovers:
+                # The successor keeps any link of its own; the pre-hire's others move to it.
+                own = s.exec(select(Link.target).where(Link.worker_id == new)).all()
+                s.exec(update(Link).where(col(Link.worker_id) == old, col(Link.target).not_in(own))
+                       .values(worker_id=new))
+                s.add(Handover(worker_id=old, successor=new, key=key))
             # Core executemany inserts: ORM objects cost more than the SQL itself on a 10k-worker poll.
             _enqueue(s, events)
             state = s.get(SourceState, source) or SourceState(source=source)

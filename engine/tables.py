@@ -37,6 +37,16 @@ class OutboxEvent(SQLModel, table=True):
     confirmed_at: datetime | None = Field(default=None, index=True)
 
 
+class Handover(SQLModel, table=True):
+    """A pre-hire from one source (an ATS) that became a worker of another (the HRIS): its
+    accounts moved to the successor, and its own later events are ignored."""
+
+    worker_id: str = Field(primary_key=True)
+    successor: str = Field(index=True)
+    key: str  # the correlation key that matched
+    at: datetime = Field(default_factory=utcnow)
+
+
 class Link(SQLModel, table=True):
     """Which account in a target belongs to which worker, and what we last wrote to it."""
 

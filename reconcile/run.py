@@ -42,8 +42,9 @@ class Reconciliation:
 
 
 def _workers(parts: Parts) -> list[Worker]:
+    handed = parts.store.handovers()  # a pre-hire's accounts belong to its successor now
     return [worker for source in parts.config.sources
-            for _, worker in parts.store.snapshots(source.name).values()]
+            for _, worker in parts.store.snapshots(source.name).values() if worker.id not in handed]
 
 
 def desired_state(parts: Parts, target: str, workers: list[Worker], entitlements: dict[str, dict[str, Entitlement]],
