@@ -64,7 +64,7 @@ class EngineConfig(_Strict):
     batch_size: int = Field(default=500, ge=1)
     deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
     # `provisioner run` serves /webhooks/{source} and /healthz here when a source has a webhook_secret
-    listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
+    listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
 
     _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
 

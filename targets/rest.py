@@ -18,10 +18,11 @@ from typing import Any, Literal
 import httpx
 import jmespath
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.config import TargetConfig
-from engine.http import ClientCredentials, RetryPolicy, describe_http_error, resilient_client
+from engine.auth import AuthConfig, build_auth
+from engine.http import RetryPolicy, describe_http_error, resilient_client
 from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from engine.templating import Template
 
@@ -30,18 +31,6 @@ PRESETS = Path(__file__).parent / "presets"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class RestAuth(_Strict):
-    type: Literal["none", "bearer", "basic", "header", "oauth_client_credentials"] = "none"
-    token: SecretStr | None = None  # bearer token, or the header's value
-    username: SecretStr | None = None  # basic: often an API key
-    password: SecretStr = SecretStr("")
-    header: str = "Authorization"  # for type header, e.g. X-Api-Key
-    token_url: str | None = None  # oauth_client_credentials
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    scope: str | None = None
 
 
 class Paging(_Strict):
@@ -71,7 +60,7 @@ class AccountShape(_Strict):
 
 class RestSettings(_Strict):
     preset: str | None = None
-    auth: RestAuth = Field(default_factory=RestAuth)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     account: AccountShape = Field(default_factory=AccountShape)
     operations: dict[Literal["lookup", "create", "update", "disable", "enable", "delete", "list",
                              "add_to_group", "remove_from_group"], Operation] = Field(default_factory=dict)
@@ -106,8 +95,9 @@ class RestTarget:
         self.name = config.name
         self.settings = settings
         self.paths = list((config.mapping or {}).keys())
-        self.http = resilient_client(config.base_url.rstrip("/") + "/", auth=self._auth(settings.auth),
-                                     headers=self._headers(settings.auth), timeout=config.timeout,
+        auth, headers = build_auth(settings.auth)
+        self.http = resilient_client(config.base_url.rstrip("/") + "/", auth=auth,
+                                     headers=headers, timeout=config.timeout,
                                      policy=RetryPolicy(max_attempts=config.max_attempts),
                                      rate=config.rate_limit, burst=config.burst)
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -116,24 +106,6 @@ class RestTarget:
     @classmethod
     def from_config(cls, config: TargetConfig) -> RestTarget:
         return cls(*resolve(config))
-
-    @staticmethod
-    def _auth(auth: RestAuth) -> httpx.Auth | None:
-        if auth.type == "basic" and auth.username is not None:
-            return httpx.BasicAuth(auth.username.get_secret_value(), auth.password.get_secret_value())
-        if auth.type == "oauth_client_credentials":
-            if not (auth.token_url and auth.client_id and auth.client_secret):
-                raise ValueError("oauth_client_credentials needs token_url, client_id and client_secret")
-            return ClientCredentials(auth.token_url, auth.client_id, auth.client_secret.get_secret_value(), auth.scope)
-        return None
-
-    @staticmethod
-    def _headers(auth: RestAuth) -> dict[str, str]:
-        if auth.type == "bearer" and auth.token is not None:
-            return {"Authorization": f"Bearer {auth.token.get_secret_value()}"}
-        if auth.type == "header" and auth.token is not None:
-            return {auth.header: auth.token.get_secret_value()}
-        return {}
 
     def _render(self, source: str, context: dict[str, Any]) -> str:
         template = self._templates.get(source) or self._templates.setdefault(source, Template(source))

@@ -21,6 +21,7 @@ class Harness:
     corrupt: Callable[[Any, str], None]  # a record that cannot become a Worker
     webhook: Callable[[Any, str], tuple[bytes, dict[str, str]]] | None = None
     label: str = ""
+    scoped_fetch: bool = True  # a single-record fetch knows when a record left scope
 
     def __str__(self) -> str:
         return self.label or self.type
@@ -34,6 +35,18 @@ def _workable_state() -> workable.WorkableState:
     state.gate.window = 1.0  # the documented 10 per 10 s, shrunk in time so tests stay quick
     return state
 
+
+# The generic REST source, pointed at Lever's listing purely by configuration.
+REST_ON_LEVER = {
+    "path": "/opportunities", "params": {"archived": "true"},
+    "paging": {"style": "offset_token", "items": "data", "next": "next", "has_more": "hasNext", "param": "offset",
+               "limit_param": "limit", "limit": 3},
+    "id": "id", "since": {"param": "updated_at_start", "format": "epoch_ms"},
+    "record_path": "/opportunities/{id}", "record_item": "data",
+    "mapping": {"first_name": "{{ record.name.split(' ')[0] }}", "last_name": "{{ record.name.split(' ')[1:] | join(' ') }}",
+                "personal_email": "{{ record.emails[0] }}", "title": "{{ record.headline or 'New hire' }}",
+                "department": "{{ record.location }}", "country": "{{ record.get('country_code') }}", "status": "pending"},
+}
 
 HARNESSES = [
     Harness(
@@ -68,6 +81,15 @@ HARNESSES = [
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),
         lambda s, rid: s.webhook("hire_candidate", rid), label="greenhouse-v1",
+    ),
+    Harness(
+        "rest", lever.LeverState, lever.create_app,
+        lambda url, s: {"base_url": f"{url}/v1", "auth": {"type": "basic", "username": s.api_key}, **FAST,
+                        **REST_ON_LEVER},
+        {"auth": {"type": "basic", "username": "wrong-key"}},
+        lambda s, rid: s.change(rid, name="Renamed Person"),
+        lambda s, rid: s.change(rid, country_code="Germany"),
+        scoped_fetch=False,
     ),
     Harness(
         "workday", workday.WorkdayState, workday.create_app,

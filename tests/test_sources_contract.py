@@ -67,7 +67,8 @@ async def test_bad_credentials_are_one_clear_error_without_retries(vendor):
     await source.aclose()
     assert state.faults.requests - before <= 1  # a token endpoint refusal never reaches the API
     for secret in harness.bad_credentials.values():
-        assert secret not in str(caught.value)
+        for value in secret.values() if isinstance(secret, dict) else [secret]:
+            assert value not in str(caught.value)
 
 
 async def test_malformed_record_is_quarantined_and_the_rest_flows(vendor):
@@ -110,7 +111,8 @@ async def test_single_record_fetch_agrees_with_the_listing(vendor):
     gone = await source.fetch_one(ids[4])
     await source.aclose()
     assert one.workers == [listed[ids[3]]] and not one.complete
-    assert gone.gone == [ids[4]] and not gone.workers
+    if harness.scoped_fetch:
+        assert gone.gone == [ids[4]] and not gone.workers
 
 
 @pytest.mark.parametrize("harness", [h for h in HARNESSES if h.webhook and not h.label], ids=str)
