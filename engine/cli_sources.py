@@ -124,13 +124,8 @@ sources:
 """
 
 
-def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
-            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25) -> None:
-    """Serve emulators of BambooHR, Workday, Lever, Workable and Greenhouse to try the connectors.
-
-    Each answers on its documented paths with paging, auth, rate limits and errors; POST
-    /<vendor>/_admin/... hires, changes and terminates people."""
-    import uvicorn
+def sandbox_app(people: int = 25) -> tuple[Any, dict[str, Any]]:
+    """Every vendor emulator mounted under /<vendor>, seeded with fake people."""
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
@@ -142,12 +137,26 @@ def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
             "workable": workable.create_app, "greenhouse": greenhouse.create_app}
     for state in states.values():
         state.seed(people)
-    app = Starlette(routes=[Mount(f"/{name}", app=apps[name](state)) for name, state in states.items()])
+    return Starlette(routes=[Mount(f"/{name}", app=apps[name](state)) for name, state in states.items()]), states
+
+
+def sandbox_config(url: str, states: dict[str, Any]) -> str:
     s = states
-    url = f"http://127.0.0.1:{port}"
-    typer.echo("# Sandbox emulators. A config for them (secrets are the sandbox's own):\n")
-    typer.echo(SANDBOX_CONFIG.format(
+    return SANDBOX_CONFIG.format(
         url=url, bamboohr=s["bamboohr"].api_key, workday_user=s["workday"].username,
         workday_password=s["workday"].password, lever=s["lever"].api_key, lever_secret=s["lever"].webhook_secret,
-        workable=s["workable"].token, gh_id=s["greenhouse"].client_id, gh_secret=s["greenhouse"].client_secret))
+        workable=s["workable"].token, gh_id=s["greenhouse"].client_id, gh_secret=s["greenhouse"].client_secret)
+
+
+def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
+            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25) -> None:
+    """Serve emulators of BambooHR, Workday, Lever, Workable and Greenhouse to try the connectors.
+
+    Each answers on its documented paths with paging, auth, rate limits and errors; POST
+    /<vendor>/_admin/hires hires someone (BambooHR: /bamboohr/_admin/employees)."""
+    import uvicorn
+
+    app, states = sandbox_app(people)
+    typer.echo("# Sandbox emulators. A config for them (secrets are the sandbox's own):\n")
+    typer.echo(sandbox_config(f"http://127.0.0.1:{port}", states))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -41,3 +41,20 @@ def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
         rows = {line.split("│")[1].strip(): line for line in checked.stdout.splitlines() if line.count("│") > 3}
         assert "ok" in rows["hr"] and "FAIL" in rows["ats"] and "refused" in rows["ats"]
         assert workday.password not in checked.stdout
+
+
+def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path):
+    from engine.cli_sources import sandbox_app, sandbox_config
+
+    emulators, states = sandbox_app(people=3)
+    states["workable"].gate.window = 1.0  # keep the documented count, in a shorter window
+    with serve_asgi(emulators) as server:
+        config = tmp_path / "sandbox.yaml"
+        config.write_text(sandbox_config(server.url, states) + yaml.safe_dump({
+            "targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}], "policies": []}))
+        checked = CliRunner().invoke(app, ["sources", "check", "-c", str(config)])
+        assert checked.exit_code == 0, checked.stdout
+        assert checked.stdout.count(" ok ") == 5
+        for vendor in states:
+            dumped = CliRunner().invoke(app, ["sources", "dump", vendor, "-c", str(config)])
+            assert dumped.exit_code == 0 and len([ln for ln in dumped.stdout.splitlines() if ln.startswith("{")]) == 3

@@ -137,3 +137,24 @@ def test_webhook_signature_accepted_tampering_and_replay_rejected(harness: Harne
         tampered = fresh_body.replace(rid.encode(), b"someone-else", 1)
         with pytest.raises(WebhookRejected, match="signature"):
             verify(harness.type, state.webhook_secret, fresh_headers, tampered, Replays())
+
+
+async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
+    from sources.emulators.lever import LeverState, create_app
+
+    state = LeverState()
+    ids = state.seed(PEOPLE)
+    with serve_asgi(create_app(state)) as server:
+        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
+                                                 "page_size": 3, "backoff": 0.01, "overlap": "0s"})
+        first = await source.read({})
+        for rid in ids[:5]:  # two pages of changes, so the read needs a follow-up page
+            state.change(rid, name="Someone Changed")
+        state.expire_next_cursor = True
+        with caplog.at_level("WARNING", logger="provisioner.paging"):
+            second = await source.read(first.cursor)
+        await source.aclose()
+    assert len(first.workers) == PEOPLE and state.generation == 1
+    assert "restarting the listing from the last checkpoint" in caplog.text  # not from zero
+    assert second.cursor["mode"] == "incremental"
+    assert sorted(w.remote_id for w in second.workers) == sorted(ids[:5])

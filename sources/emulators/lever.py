@@ -49,6 +49,7 @@ class LeverState(Vendor):
     postings: dict[str, dict[str, Any]] = field(default_factory=dict)
     offers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     generation: int = 0  # bumping it voids every offset token handed out
+    expire_next_cursor: bool = False  # the next follow-up page finds its token expired
     gate: RateGate = field(default_factory=lambda: RateGate(rate=10.0, burst=20))
 
     def seed(self, count: int, seed: int = 11) -> list[str]:
@@ -154,6 +155,8 @@ def create_app(state: LeverState) -> Starlette:
         except ValueError:
             return _error(400, "BadRequest", "limit must be between 1 and 100")
         start = 0
+        if q.get("offset") and state.expire_next_cursor:
+            state.expire_next_cursor, state.generation = False, state.generation + 1
         if q.get("offset"):
             try:
                 generation, start = json.loads(base64.urlsafe_b64decode(q["offset"] + "=" * (-len(q["offset"]) % 4)))

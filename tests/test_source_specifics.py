@@ -1,0 +1,111 @@
+"""What is particular to one vendor: Workday's SOAP envelope and faults, Lever's rotating OAuth
+refresh tokens, Workable's rate headers obeyed without a client-side limit, BambooHR's single fetch."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from lxml import etree
+
+from engine.protocols import SourceError
+from engine.servers import serve_asgi
+from sources import build_source
+from sources.emulators.bamboohr import EmulatorState
+from sources.emulators.lever import LeverState, create_app as lever_app
+from sources.emulators.workable import WorkableState, create_app as workable_app
+from sources.emulators.workday import WorkdayState, create_app as workday_app
+from sources.workday import NS, WSSE, envelope
+
+
+def test_workday_envelope_carries_ws_security_paging_and_the_update_window():
+    from datetime import UTC, datetime
+
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    root = etree.fromstring(envelope("isu@acme", "s3cret", "v40.0", page=2, count=250, updated=(start, end)))
+    token = root.find(f".//{{{WSSE}}}UsernameToken")
+    assert token.findtext(f"{{{WSSE}}}Username") == "isu@acme"
+    assert token.find(f"{{{WSSE}}}Password").get("Type").endswith("#PasswordText")
+    assert root.find(f".//{{{WSSE}}}Security").get("{http://schemas.xmlsoap.org/soap/envelope/}mustUnderstand") == "1"
+    request = root.find(".//wd:Get_Workers_Request", NS)
+    assert request.get("{urn:com.workday/bsvc}version") == "v40.0"
+    assert request.findtext("wd:Response_Filter/wd:Page", namespaces=NS) == "2"
+    assert request.findtext("wd:Response_Filter/wd:Count", namespaces=NS) == "250"
+    window = "wd:Request_Criteria/wd:Transaction_Log_Criteria_Data/wd:Transaction_Date_Range_Data/"
+    assert request.findtext(window + "wd:Updated_From", namespaces=NS) == start.isoformat()
+
+
+async def test_workday_future_termination_manager_and_a_hard_fault():
+    state = WorkdayState()
+    ids = state.seed(4)
+    later = (date.today() + timedelta(days=10)).isoformat()
+    state.terminate(ids[1], on=later)
+    state.terminate(ids[2], on="2025-01-31")
+    with serve_asgi(workday_app(state)) as server:
+        source = build_source("wd", "workday", {
+            "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0", "username": state.username,
+            "password": state.password, "backoff": 0.01})
+        people = {w.remote_id: w for w in (await source.read({})).workers}
+        before = state.faults.requests
+        state.faults.fail_next, state.faults.fail_status = 99, 500
+        with pytest.raises(SourceError, match="Workday fault SOAP-ENV:Server"):
+            await source.read({})
+        await source.aclose()
+    leaving = people[ids[1]]
+    assert leaving.status.value == "active" and str(leaving.termination_date) == later  # the policy layer schedules it
+    assert people[ids[2]].status.value == "terminated"
+    assert people[ids[3]].manager_id == f"wd:{ids[0]}" and people[ids[0]].manager_id is None
+    assert people[ids[0]].work_email and len(people[ids[0]].country or "") == 2
+    assert state.faults.requests - before == 5  # server faults are retried, boundedly
+
+
+async def test_lever_oauth_refresh_tokens_rotate_and_survive_a_restart(tmp_path):
+    state = LeverState()
+    state.seed(2)
+    token_file = tmp_path / "lever.token"
+    with serve_asgi(lever_app(state)) as server:
+        settings = {"base_url": f"{server.url}/v1", "backoff": 0.01, "auth": {
+            "type": "oauth_refresh_token", "token_url": f"{server.url}/oauth/token", "client_id": state.client_id,
+            "client_secret": state.client_secret, "refresh_token": "lever-refresh-0", "token_file": str(token_file)}}
+        first = build_source("lever", "lever", settings)
+        assert len((await first.read({})).workers) == 2
+        await first.aclose()
+        assert token_file.read_text() == state.refresh_token == "lever-refresh-1"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        # A restart with the (now void) refresh token from the config still works: the file wins.
+        second = build_source("lever", "lever", settings)
+        assert len((await second.read({})).workers) == 2
+        await second.aclose()
+        assert state.refresh_token == "lever-refresh-2"
+        token_file.unlink()  # without the file, the voided token is refused, once and clearly
+        third = build_source("lever", "lever", settings)
+        with pytest.raises(SourceError, match="refused the refresh token"):
+            await third.read({})
+        await third.aclose()
+        assert "lever-refresh" not in str(third.settings.auth.model_dump())
+
+
+async def test_workable_rate_headers_are_obeyed_without_a_client_side_limit():
+    state = WorkableState()
+    state.gate.window = 2.0
+    ids = state.seed(9)
+    with serve_asgi(workable_app(state)) as server:
+        # No client bucket worth the name: only X-Rate-Limit-Remaining/Reset keep it in bounds.
+        source = build_source("w", "workable", {"base_url": f"{server.url}/spi/v3", "token": state.token,
+                                                "rate_limit": "1000/s", "burst": 1000, "concurrency": 1,
+                                                "page_size": 5})
+        read = await source.read({})
+        await source.aclose()
+    assert len(read.workers) == len(ids)
+    assert state.gate.rejected == 0 and state.gate.max_in_any_window() <= 10
+
+
+async def test_bamboohr_single_fetch_for_webhooks(bamboo, bamboo_state: EmulatorState):
+    source = build_source("bamboohr", "bamboohr", {"base_url": f"{bamboo.url}/api/gateway.php/acme",
+                                                   "api_key": bamboo_state.api_key, "backoff": 0.01})
+    some = next(iter(bamboo_state.employees))
+    one = await source.fetch_one(some)
+    gone = await source.fetch_one("999999")
+    await source.aclose()
+    assert [w.remote_id for w in one.workers] == [some] and not one.complete
+    assert gone.gone == ["999999"] and not gone.workers
