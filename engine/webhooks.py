@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sources.webhooks import Replays, WebhookRejected, verify
+from sources.webhooks import VERIFIERS, Replays, WebhookRejected, verify
 
 if TYPE_CHECKING:
     from engine.app import Runtime
@@ -41,7 +41,7 @@ def webhook_app(runtime: Runtime) -> Starlette:
         name = request.path_params["source"]
         config = configs.get(name)
         secret = (config.settings().get("webhook_secret") if config else None) or None
-        if config is None or secret is None:
+        if config is None or secret is None or config.type not in VERIFIERS:
             return PlainTextResponse("not found", status_code=404)
         body = await request.body()
         if len(body) > MAX_BODY:

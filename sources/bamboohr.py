@@ -7,15 +7,15 @@ of the two documented forms: `https://api.bamboohr.com/api/gateway.php/<company>
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
-import httpx
 import pycountry
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
-from engine.http import RetryPolicy, describe_http_error, resilient_client
-from engine.protocols import SourceError, SourceRead, normalize_records
+from engine.paging import PagingError
+from sources.base import HttpSource, HttpSourceSettings, iso_utc
 
 # The directory endpoint shows active people only; this report returns everyone regardless of status.
 REPORT_PATH = "/v1/reports/custom"
@@ -32,14 +32,8 @@ _EMPLOYMENT_TYPES = {
 _ON_LEAVE = {"leave of absence", "on leave", "furloughed"}
 
 
-class BambooHRSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    base_url: str
-    api_key: SecretStr
-    timeout: float = 30.0
-    max_attempts: int = 5
-    backoff: float = 0.5
-    webhook_secret: SecretStr | None = None  # the webhook's private key, for X-BambooHR-Signature
+class BambooHRSettings(HttpSourceSettings):
+    api_key: SecretStr | None = None
 
 
 def _date(value: str | None) -> date | None:
@@ -101,59 +95,41 @@ def employee_to_worker(record: dict[str, Any], today: date | None = None) -> dic
     }
 
 
-class BambooHRSource:
-    def __init__(self, name: str, settings: BambooHRSettings):
-        self.name = name
-        self.settings = settings
-        self.client = resilient_client(
-            settings.base_url.rstrip("/"),
-            auth=(settings.api_key.get_secret_value(), "x"),
-            headers={"Accept": "application/json"},
-            timeout=settings.timeout,
-            policy=RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.backoff),
-        )
+class BambooHRSource(HttpSource):
+    """Full reads take the custom report (everyone, inactive included); incremental reads ask
+    `/employees/changed` which ids changed, then report just those. Deleted ids are removals."""
+
+    vendor = "BambooHR"
+    settings_model = BambooHRSettings
 
     @classmethod
-    def from_settings(cls, name: str, settings: dict[str, Any]) -> BambooHRSource:
-        return cls(name, BambooHRSettings.model_validate(settings))
+    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        if raw.get("api_key") and "auth" not in raw:
+            # The key is the Basic username; the password is ignored, clients send "x".
+            return {**raw, "auth": {"type": "basic", "username": raw["api_key"], "password": "x"}}
+        return raw
 
-    async def read(self, cursor: dict[str, Any]) -> SourceRead:
-        try:
-            response = await self.client.post(
-                REPORT_PATH, params={"format": "json"},
-                json={"title": "provisioner", "fields": FIELDS},
-            )
-        except httpx.HTTPError as exc:
-            raise SourceError(f"source {self.name}: BambooHR unreachable: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            raise SourceError(
-                f"source {self.name}: BambooHR refused the API key (HTTP {response.status_code}); "
-                "check api_key and that its user may read all employees"
-            )
+    async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
+        filters: dict[str, Any] = {}
+        if since is not None:
+            changed = await self.get_json("/v1/employees/changed", {"since": iso_utc(since)})
+            entries = (changed.get("employees") or {}).values()  # an object keyed by id, not a list
+            self.note_gone(str(e["id"]) for e in entries if e.get("action") == "Deleted")
+            wanted = [str(e["id"]) for e in entries if e.get("action") != "Deleted"]
+            if not wanted:
+                return
+            filters = {"employeeIds": wanted}
+        response = await self.client.post(REPORT_PATH, params={"format": "json"},
+                                          json={"title": "provisioner", "fields": FIELDS,
+                                                **({"filters": filters} if filters else {})})
         if response.status_code != 200:
-            raise SourceError(f"source {self.name}: {describe_http_error(response)}")
-        employees = response.json().get("employees") or []
-        read = normalize_records(self.name, employees, employee_to_worker)
-        read.cursor = {"last_full_read": datetime.now().astimezone().isoformat(), "records": len(employees)}
-        return read
+            raise PagingError(response)
+        for employee in response.json().get("employees") or []:
+            yield employee
 
-    async def fetch_one(self, remote_id: str) -> SourceRead:
-        """One employee, for a webhook; a 404 means the record is gone."""
-        try:
-            response = await self.client.get(f"/v1/employees/{remote_id}", params={"fields": ",".join(FIELDS)})
-        except httpx.HTTPError as exc:
-            raise SourceError(f"source {self.name}: BambooHR unreachable: {type(exc).__name__}") from None
-        if response.status_code == 404:
-            return SourceRead(complete=False, gone=[remote_id])
-        if response.status_code != 200:
-            raise SourceError(f"source {self.name}: {describe_http_error(response)}")
-        read = normalize_records(self.name, [{"id": remote_id, **response.json()}], employee_to_worker)
-        read.complete = False
-        return read
+    async def record(self, remote_id: str) -> dict[str, Any] | None:
+        found = await self.get_json(f"/v1/employees/{remote_id}", {"fields": ",".join(FIELDS)}, missing_ok=True)
+        return {**found, "id": remote_id} if found is not None else None
 
-    async def check(self) -> str:
-        read = await self.read({})
-        return f"credentials accepted; {len(read.workers)} employees readable"
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
+        return employee_to_worker(record)

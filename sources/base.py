@@ -76,6 +76,7 @@ class HttpSource:
     def __init__(self, name: str, settings: HttpSourceSettings):
         self.name = name
         self.settings = settings
+        self._gone: list[str] = []
         auth, headers = build_auth(self.auth_config())
         self.client = resilient_client(
             settings.base_url.rstrip("/"), auth=auth, headers={"Accept": "application/json", **headers},
@@ -119,6 +120,10 @@ class HttpSource:
         raise NotImplementedError
 
     # --- shared --------------------------------------------------------------------------------
+    def note_gone(self, remote_ids: Iterable[str]) -> None:
+        """Records the vendor reports deleted during an incremental read: removals all the same."""
+        self._gone.extend(remote_ids)
+
     def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
         return paginate(self.client, path, paging, params)
 
@@ -154,10 +159,15 @@ class HttpSource:
         now = datetime.now(UTC)
         since = self._since(cursor, now)
         checkpoint = f"the last checkpoint ({since.isoformat()})" if since else "the start of this full read"
-        records = await self._guarded(restartable(lambda: collect(self.records(since)),
-                                                  f"source {self.name}", checkpoint))
+
+        async def listing() -> list[dict[str, Any]]:
+            self._gone = []
+            return await collect(self.records(since))
+
+        records = await self._guarded(restartable(listing, f"source {self.name}", checkpoint))
         read = normalize_records(self.name, records, self.to_worker, self.id_key)
         read.complete = since is None
+        read.gone = list(dict.fromkeys(self._gone)) if since is not None else []
         read.cursor = {"since": now.isoformat(), "mode": "full" if since is None else "incremental",
                        "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
                        "records": len(records)}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sources.emulators import greenhouse, lever, workable, workday
+from sources.emulators import bamboohr, greenhouse, lever, workable, workday
 
 
 @dataclass
@@ -49,6 +49,14 @@ REST_ON_LEVER = {
 }
 
 HARNESSES = [
+    Harness(
+        "bamboohr", bamboohr.EmulatorState, bamboohr.create_app,
+        lambda url, s: {"base_url": f"{url}/api/gateway.php/acme", "api_key": s.api_key, **FAST},
+        {"api_key": "wrong-key"},
+        lambda s, rid: s.change(rid, {"jobTitle": "Principal Engineer"}),
+        lambda s, rid: s.change(rid, {"hireDate": "31/12/2020"}),
+        lambda s, rid: s.webhook("employee.updated", rid),
+    ),
     Harness(
         "lever", lever.LeverState, lever.create_app,
         lambda url, s: {"base_url": f"{url}/v1", "api_key": s.api_key, **FAST},

@@ -34,29 +34,29 @@ async def test_reads_everyone_including_inactive(bamboo, bamboo_state: EmulatorS
 
 async def test_bad_key_is_one_clear_error_without_retries(bamboo, bamboo_state: EmulatorState):
     src = source(bamboo.url, "not-the-key")
-    before = bamboo_state.requests
-    with pytest.raises(SourceError, match="refused the API key"):
+    before = bamboo_state.faults.requests
+    with pytest.raises(SourceError, match="refused the credentials"):
         await src.read({})
     await src.aclose()
-    assert bamboo_state.requests - before == 1
+    assert bamboo_state.faults.requests - before == 1
     assert "not-the-key" not in str(bamboo_state.api_key)
 
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_rate_limit_answers_are_waited_out(bamboo, bamboo_state: EmulatorState, status):
-    bamboo_state.throttle_next, bamboo_state.throttle_status, bamboo_state.retry_after = 2, status, 0
+    bamboo_state.gate.storm, bamboo_state.throttle_status, bamboo_state.retry_after = 2, status, 0
     src = source(bamboo.url, bamboo_state.api_key)
     read = await src.read({})
     await src.aclose()
     assert len(read.workers) == 5
-    assert bamboo_state.requests == 3  # two throttled, one served: no request beyond what was needed
+    assert bamboo_state.faults.requests == 3  # two throttled, one served: no request beyond what was needed
 
 
 async def test_5xx_burst_recovered_and_persistent_failure_reported(bamboo, bamboo_state: EmulatorState):
-    bamboo_state.fail_next = 2
+    bamboo_state.faults.fail_next = 2
     src = source(bamboo.url, bamboo_state.api_key)
     assert len((await src.read({})).workers) == 5
-    bamboo_state.fail_next = 50
+    bamboo_state.faults.fail_next = 50
     with pytest.raises(SourceError, match="HTTP 500"):
         await src.read({})
     await src.aclose()

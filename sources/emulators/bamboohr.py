@@ -22,6 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.emulation import RateGate, hmac_hex
+from sources.emulators.common import Vendor, compact
+
 DEPARTMENTS = {
     "Engineering": ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"],
     "Sales": ["Account Executive", "Sales Development Rep", "Sales Manager"],
@@ -45,33 +48,34 @@ def _now() -> str:
 
 
 @dataclass
-class EmulatorState:
+class EmulatorState(Vendor):
     api_key: str = field(default_factory=lambda: secrets.token_hex(20))
     company: str = "acme"
     employees: dict[str, dict[str, Any]] = field(default_factory=dict)
-    throttle_next: int = 0
-    throttle_status: int = 429
+    deleted: dict[str, str] = field(default_factory=dict)  # id -> when, for /employees/changed
+    # BambooHR publishes no numbers; the gate only serves forced storms (gate.storm).
+    gate: RateGate = field(default_factory=lambda: RateGate(rate=1000.0, burst=1000))
+    throttle_status: int = 429  # 503 for the behaviour before 2026-09-16
     retry_after: int = 1
-    fail_next: int = 0
-    fail_status: int = 500
-    requests: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
 
     def next_id(self) -> str:
         return str(next(self._ids))
 
-    def seed(self, count: int, seed: int = 7) -> None:
+    def seed(self, count: int, seed: int = 7) -> list[str]:
         fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
         fake.seed_instance(seed)
         rng = random.Random(seed)
+        ids = []
         for _ in range(count):
             first, last = fake.first_name(), fake.last_name()
             department = rng.choice(sorted(DEPARTMENTS))
             city, country = rng.choice(LOCATIONS)
-            self.hire(first_name=first, last_name=last, department=department,
+            ids.append(self.hire(first_name=first, last_name=last, department=department,
                       job_title=rng.choice(DEPARTMENTS[department]), location=city, country=country,
                       hire_date=(date(2020, 1, 1) + timedelta(days=rng.randint(0, 1800))).isoformat(),
-                      employment=rng.choice(["Full-Time"] * 8 + ["Part-Time", "Contractor"]))
+                      employment=rng.choice(["Full-Time"] * 8 + ["Part-Time", "Contractor"]))["id"])
+        return ids
 
     def hire(self, *, first_name: str, last_name: str, department: str = "Engineering",
              job_title: str = "Software Engineer", location: str = "Berlin", country: str = "Germany",
@@ -104,6 +108,20 @@ class EmulatorState:
         return self.change(emp_id, {"status": "Inactive", "employmentHistoryStatus": "Terminated",
                                     "terminationDate": on or date.today().isoformat()})
 
+    def remove(self, emp_id: str) -> None:
+        """The record is deleted (a hire entered by mistake); /employees/changed reports it."""
+        del self.employees[emp_id]
+        self.deleted[emp_id] = _now()
+
+    def webhook(self, kind: str, emp_id: str) -> tuple[bytes, dict[str, str]]:
+        """An event-based webhook, signed over the body followed by the timestamp header."""
+        stamp = str(int(datetime.now(UTC).timestamp()))
+        body = compact({"type": kind, "timestamp": _now(), "data": {
+            "companyId": self.company, "employeeId": emp_id, "changedFields": ["jobTitle"]}})
+        return body, {"X-BambooHR-Timestamp": stamp, "X-BambooHR-Signature": hmac_hex(self.webhook_secret,
+                                                                                      body + stamp.encode()),
+                      "User-Agent": "BambooHR-WebHooks/1.0 (+https://www.bamboohr.com)"}
+
     def rehire(self, emp_id: str, on: str | None = None) -> dict[str, Any]:
         return self.change(emp_id, {"status": "Active", "employmentHistoryStatus": "Full-Time",
                                     "terminationDate": "0000-00-00", "hireDate": on or date.today().isoformat()})
@@ -121,13 +139,10 @@ def _project(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 
 def create_app(state: EmulatorState) -> Starlette:
     def guard(request: Request) -> Response | None:
-        state.requests += 1
-        if state.throttle_next > 0:
-            state.throttle_next -= 1
+        if (status := state.faults.take()) is not None:
+            return _error(status, "Internal error")
+        if not state.gate.admit():
             return _error(state.throttle_status, "Rate limit exceeded", {"Retry-After": str(state.retry_after)})
-        if state.fail_next > 0:
-            state.fail_next -= 1
-            return _error(state.fail_status, "Internal error")
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         try:
@@ -185,6 +200,8 @@ def create_app(state: EmulatorState) -> Starlette:
             return _error(400, "Invalid or missing 'since'")
         rows = {r["id"]: {"id": r["id"], "action": "Updated", "lastChanged": r["lastChanged"]}
                 for r in state.employees.values() if datetime.fromisoformat(r["lastChanged"]) >= cutoff}
+        rows.update({emp_id: {"id": emp_id, "action": "Deleted", "lastChanged": when}
+                     for emp_id, when in state.deleted.items() if datetime.fromisoformat(when) >= cutoff})
         return JSONResponse({"latest": _now(), "employees": rows})
 
     async def admin_hire(request: Request) -> Response:
@@ -204,12 +221,12 @@ def create_app(state: EmulatorState) -> Starlette:
 
     async def admin_faults(request: Request) -> Response:
         body = await request.json()
-        state.throttle_next = int(body.get("throttle", state.throttle_next))
+        state.gate.storm = int(body.get("throttle", state.gate.storm))
         state.throttle_status = int(body.get("throttle_status", state.throttle_status))
         state.retry_after = int(body.get("retry_after", state.retry_after))
-        state.fail_next = int(body.get("fail", state.fail_next))
-        state.fail_status = int(body.get("fail_status", state.fail_status))
-        return JSONResponse({"requests": state.requests})
+        state.faults.fail_next = int(body.get("fail", state.faults.fail_next))
+        state.faults.fail_status = int(body.get("fail_status", state.faults.fail_status))
+        return JSONResponse({"requests": state.faults.requests})
 
     routes = []
     for prefix in ("/api/gateway.php/{company}", "/api"):
