@@ -9,6 +9,7 @@ Envelopes are built with lxml (the WSDL cannot be fetched here): WS-Security Use
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -79,8 +80,14 @@ def fault_of(content: bytes) -> tuple[str, str] | None:
     return fault.findtext("faultcode", "") or "", fault.findtext("faultstring", "") or ""
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled(path: str) -> etree.XPath:
+    # Compiling an XPath costs more than evaluating it; 20 paths × 10k workers made reads slow.
+    return etree.XPath(path, namespaces=NS)
+
+
 def _text(node: etree._Element, path: str) -> str | None:
-    found = node.xpath(path, namespaces=NS)
+    found = _compiled(path)(node)
     value = found[0] if found else None
     if isinstance(value, etree._Element):
         value = value.text
