@@ -347,6 +347,11 @@ def _cross_check(data: Any, file: str) -> list[Problem]:
         for j, denied in enumerate(policy.get("deny") or []):
             if denied not in targets:
                 problem(("policies", i, "deny", j), f"unknown target {denied!r} (known: {known})")
+    from sources import settings_problems  # each connector knows its own keys
+
+    for i, source in _items(data, "sources"):
+        for loc, message in settings_problems(source, set(SourceConfig.model_fields)):
+            problem(("sources", i, *loc), f"source {source.get('name')!r}: {message}")
     for i, target in _items(data, "targets"):
         mapping = target.get("mapping")
         for path, source in (mapping.items() if isinstance(mapping, dict) else []):

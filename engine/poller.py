@@ -127,9 +127,9 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
     handed = store.handovers()
     result.events = [e for e in result.events if e.subject not in handed]
     handovers = []
-    if correlate_on:
-        handovers = correlate([w for w in result.upserts if w.id not in snapshots],
-                              store.prehires_elsewhere(source.name), correlate_on)
+    new = [w for w in result.upserts if w.id not in snapshots]
+    if correlate_on and new:
+        handovers = correlate(new, store.prehires_elsewhere(source.name), correlate_on)
         for old, new, key in handovers:
             log.info("%s is the pre-hire %s (same %s): its accounts are handed over", new, old, key)
     if guard is not None and result.events:

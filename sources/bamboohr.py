@@ -103,6 +103,10 @@ class BambooHRSource(HttpSource):
     settings_model = BambooHRSettings
 
     @classmethod
+    def credential_hint(cls) -> str:
+        return "api_key"
+
+    @classmethod
     def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
         if raw.get("api_key") and "auth" not in raw:
             # The key is the Basic username; the password is ignored, clients send "x".

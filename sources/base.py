@@ -9,6 +9,7 @@ enriched), `record(remote_id)` (one of them, or None when it is gone or out of s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -73,11 +74,13 @@ class HttpSource:
     default_rate: ClassVar[str | None] = None
     default_burst: ClassVar[int | None] = None
 
+    requires_auth: ClassVar[bool] = True  # vendors that take credentials in their own keys say False
+
     def __init__(self, name: str, settings: HttpSourceSettings):
         self.name = name
         self.settings = settings
         self._gone: list[str] = []
-        auth, headers = build_auth(self.auth_config())
+        auth, headers = build_auth(self.auth_for(settings))
         self.client = resilient_client(
             settings.base_url.rstrip("/"), auth=auth, headers={"Accept": "application/json", **headers},
             timeout=settings.timeout, rate=settings.rate_limit, burst=settings.burst, window=settings.rate_window,
@@ -86,25 +89,51 @@ class HttpSource:
 
     @classmethod
     def from_settings(cls, name: str, raw: dict[str, Any]) -> HttpSource:
+        found = cls.problems(raw)
+        if found:
+            problems = "; ".join(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg for loc, msg in found)
+            raise ValueError(f"source {name!r} ({cls.vendor}): {problems}")
+        return cls(name, cls._settings(raw))
+
+    @classmethod
+    def _settings(cls, raw: dict[str, Any]) -> HttpSourceSettings:
         raw = dict(raw)
         if "rate_limit" not in raw and cls.default_rate:
             raw["rate_limit"] = cls.default_rate
             raw.setdefault("burst", cls.default_burst)
         if "rate_window" not in raw and (window := window_of(raw.get("rate_limit"))) and not raw.get("burst"):
             raw["rate_window"] = window
+        return cls.settings_model.model_validate(cls.shorthand(raw))
+
+    @classmethod
+    def problems(cls, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """Every problem with these settings, each at its key, without connecting anywhere."""
         try:
-            return cls(name, cls.settings_model.model_validate(cls.shorthand(raw)))
+            settings = cls._settings(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"source {name!r} ({cls.vendor}): {problems}") from None
+            return [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+        try:
+            auth = cls.auth_for(settings)
+            build_auth(auth)
+        except ValueError as exc:
+            return [(("auth",), str(exc))]
+        if cls.requires_auth and auth.type == "none":
+            return [((), f"{cls.vendor} needs credentials: {cls.credential_hint()}")]
+        return []
+
+    @classmethod
+    def credential_hint(cls) -> str:
+        return "an auth block"
 
     @classmethod
     def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
         """Vendor shorthands (`api_key`, `token`) turned into an `auth` block."""
         return raw
 
-    def auth_config(self) -> AuthConfig:
-        return self.settings.auth
+    @classmethod
+    def auth_for(cls, settings: HttpSourceSettings) -> AuthConfig:
+        """The auth scheme these settings describe; raises ValueError naming what is missing."""
+        return settings.auth
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.settings.max_attempts, base_delay=self.settings.backoff)
@@ -185,11 +214,12 @@ class HttpSource:
 
     async def check(self) -> str:
         """Prove connectivity and credentials with the smallest read the vendor allows."""
-        async def first_page() -> int:
-            async for record in self.records(datetime.now(UTC)):
-                return 1
-            return 0
-        await self._guarded(first_page())
+        async def first_record() -> None:
+            async with contextlib.aclosing(self.records(datetime.now(UTC))) as records:
+                async for _ in records:
+                    return
+
+        await self._guarded(first_record())
         return "credentials accepted"
 
     async def _guarded(self, work: Awaitable[T]) -> T:

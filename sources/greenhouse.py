@@ -45,8 +45,8 @@ class GreenhouseSource(HttpSource):
         self.version = settings.version
         self._jobs: dict[int, asyncio.Task[Any]] = {}
 
-    def auth_config(self) -> AuthConfig:
-        s = self.settings
+    @classmethod
+    def auth_for(cls, s: HttpSourceSettings) -> AuthConfig:
         assert isinstance(s, GreenhouseSettings)
         if s.auth.type != "none":
             return s.auth

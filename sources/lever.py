@@ -41,6 +41,10 @@ class LeverSource(HttpSource):
         self._hired: set[str] | None = None
 
     @classmethod
+    def credential_hint(cls) -> str:
+        return "api_key (the Basic username) or an auth block (oauth_refresh_token)"
+
+    @classmethod
     def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
         if raw.get("api_key") and "auth" not in raw:
             # The key is the Basic username; the password stays blank.

@@ -55,6 +55,7 @@ def _format(when: datetime, style: str) -> str:
 class RestSource(HttpSource):
     vendor = "the REST API"
     settings_model = RestSourceSettings
+    requires_auth = False  # some internal APIs take none
     id_key = "_id"
 
     def __init__(self, name: str, settings: RestSourceSettings):

@@ -41,6 +41,10 @@ class WorkableSource(HttpSource):
         self._jobs: dict[str, asyncio.Task[Any]] = {}
 
     @classmethod
+    def credential_hint(cls) -> str:
+        return "token (an account token) or an auth block"
+
+    @classmethod
     def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
         if raw.get("token") and "auth" not in raw:
             return {**raw, "auth": {"type": "bearer", "token": raw["token"]}}

@@ -146,12 +146,13 @@ class WorkdaySettings(HttpSourceSettings):
     username: str  # the ISU, with the tenant: isu_user@tenant
     password: SecretStr
     version: str = "v40.0"
-    page_size: int = Field(default=100, ge=1, le=999)  # the schema caps Count at three digits
+    page_size: int = Field(default=500, ge=1, le=999)  # the schema caps Count at three digits
 
 
 class WorkdaySource(HttpSource):
     vendor = "Workday"
     settings_model = WorkdaySettings
+    requires_auth = False  # WS-Security from username and password
     id_key = "employee_id"
 
     def __init__(self, name: str, settings: WorkdaySettings):

@@ -76,3 +76,31 @@ def test_example_config_validates():
     runner = CliRunner()
     result = runner.invoke(app, ["validate", "--config", "examples/file-to-scim.yaml"])
     assert result.exit_code == 0, result.output
+
+
+def test_connector_settings_are_checked_per_source_with_lines(tmp_path: Path):
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "sources:\n"
+        "  - name: ats\n"
+        "    type: lever\n"                      # line 3: no credentials at all
+        "  - name: hr\n"
+        "    type: workday\n"
+        "    base_url: https://wd3.example/ccx/service/acme/Human_Resources\n"
+        "    username: isu@acme\n"
+        "    password: x\n"
+        "    page_size: 5000\n"                 # line 9: over Workday's Count cap
+        "  - name: gh\n"
+        "    type: greenhouse\n"
+        "    api_key: k\n"                     # v3 is the default: it needs client credentials
+        "  - name: odd\n"
+        "    type: peoplesoft\n"               # line 14
+        "targets: [{name: app, type: scim, base_url: 'http://x/scim'}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    found = {(p.line, p.key): p.message for p in caught.value.problems}
+    assert "Lever needs credentials" in found[(2, "sources[0]")]
+    assert "less than or equal to 999" in found[(9, "sources[1].page_size")]
+    assert "needs client_id and client_secret" in found[(10, "sources[2].auth")]
+    assert "unknown source type 'peoplesoft'" in found[(14, "sources[3].type")]
