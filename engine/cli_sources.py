@@ -115,12 +115,14 @@ sources:
     type: workable
     base_url: {url}/workable/spi/v3
     token: {workable}
+    webhook_secret: {workable_secret}
   - name: greenhouse
     type: greenhouse
     base_url: {url}/greenhouse
     client_id: {gh_id}
     client_secret: {gh_secret}
     token_url: {url}/greenhouse/token
+    webhook_secret: {gh_secret_hook}
 """
 
 
@@ -145,18 +147,26 @@ def sandbox_config(url: str, states: dict[str, Any]) -> str:
     return SANDBOX_CONFIG.format(
         url=url, bamboohr=s["bamboohr"].api_key, workday_user=s["workday"].username,
         workday_password=s["workday"].password, lever=s["lever"].api_key, lever_secret=s["lever"].webhook_secret,
-        workable=s["workable"].token, gh_id=s["greenhouse"].client_id, gh_secret=s["greenhouse"].client_secret)
+        workable=s["workable"].token, workable_secret=s["workable"].webhook_secret, gh_id=s["greenhouse"].client_id,
+        gh_secret=s["greenhouse"].client_secret, gh_secret_hook=s["greenhouse"].webhook_secret)
 
 
 def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
-            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25) -> None:
+            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25,
+            webhooks_to: Annotated[str | None, typer.Option(
+                help="Deliver signed webhooks to <URL>/<vendor>, e.g. http://127.0.0.1:8088/webhooks")] = None,
+            ) -> None:
     """Serve emulators of BambooHR, Workday, Lever, Workable and Greenhouse to try the connectors.
 
-    Each answers on its documented paths with paging, auth, rate limits and errors; POST
-    /<vendor>/_admin/hires hires someone (BambooHR: /bamboohr/_admin/employees)."""
+    Each answers on its documented paths with paging, auth, rate limits and errors. Admin paths:
+    POST /<vendor>/_admin/hires, PATCH or DELETE /<vendor>/_admin/people/<id>, POST
+    /workday/_admin/people/<id>/terminate, POST /<vendor>/_admin/faults (BambooHR:
+    /bamboohr/_admin/employees...)."""
     import uvicorn
 
     app, states = sandbox_app(people)
+    for name, state in states.items():
+        state.webhook_url = f"{webhooks_to.rstrip('/')}/{name}" if webhooks_to else None
     typer.echo("# Sandbox emulators. A config for them (secrets are the sandbox's own):\n")
     typer.echo(sandbox_config(f"http://127.0.0.1:{port}", states))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -85,6 +85,20 @@ async def test_lever_oauth_refresh_tokens_rotate_and_survive_a_restart(tmp_path)
         assert "lever-refresh" not in str(third.settings.auth.model_dump())
 
 
+async def test_lever_access_token_is_renewed_before_it_expires():
+    state = LeverState(token_lifetime=30)  # inside the client's one-minute renewal margin
+    state.seed(2)
+    with serve_asgi(lever_app(state)) as server:
+        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "backoff": 0.01, "auth": {
+            "type": "oauth_refresh_token", "token_url": f"{server.url}/oauth/token", "client_id": state.client_id,
+            "client_secret": state.client_secret, "refresh_token": state.refresh_token}})
+        read = await source.read({})
+        await source.aclose()
+    assert len(read.workers) == 2
+    assert state.expired_token_uses == 0  # renewed ahead of expiry every time, never refused
+    assert int(state.refresh_token.rsplit("-", 1)[1]) == state.faults.requests  # one exchange per request
+
+
 async def test_workable_rate_headers_are_obeyed_without_a_client_side_limit():
     state = WorkableState()
     state.gate.window = 2.0
@@ -109,3 +123,26 @@ async def test_bamboohr_single_fetch_for_webhooks(bamboo, bamboo_state: Emulator
     await source.aclose()
     assert [w.remote_id for w in one.workers] == [some] and not one.complete
     assert gone.gone == ["999999"] and not gone.workers
+
+
+def test_emulator_admin_paths_hire_change_undo_terminate_and_faults():
+    import httpx
+
+    from engine.cli_sources import sandbox_app
+
+    app, states = sandbox_app(people=1)
+    with serve_asgi(app) as server:
+        url = server.url
+        oid = httpx.post(f"{url}/lever/_admin/hires", json={"first_name": "Ada", "last_name": "L",
+                                                            "personal_email": "ada@mail.example"}).json()["id"]
+        assert states["lever"].opportunities[oid]["archived"]
+        assert httpx.patch(f"{url}/lever/_admin/people/{oid}", json={"name": "Ada Byron"}).status_code == 200
+        assert states["lever"].opportunities[oid]["name"] == "Ada Byron"
+        assert httpx.delete(f"{url}/lever/_admin/people/{oid}").status_code == 200
+        assert states["lever"].opportunities[oid]["archived"] is None  # the hire is undone
+        wid = next(iter(states["workday"].workers))
+        assert httpx.post(f"{url}/workday/_admin/people/{wid}/terminate", json={"on": "2030-01-31"}).status_code == 200
+        assert states["workday"].workers[wid]["termination_date"] == "2030-01-31"
+        assert httpx.patch(f"{url}/workday/_admin/people/nobody", json={"title": "x"}).status_code == 404
+        assert httpx.post(f"{url}/greenhouse/_admin/faults", json={"fail": 2, "storm": 1}).status_code == 200
+        assert states["greenhouse"].faults.fail_next == 2 and states["greenhouse"].gate.storm == 1

@@ -38,7 +38,7 @@ def test_signed_webhook_hire_is_provisioned_by_the_running_engine(tmp_path, scim
             start = (date.today() + timedelta(days=14)).isoformat()
             hired = httpx.post(f"{vendor.url}/_admin/hires", json={
                 "first_name": "Grace", "last_name": "Hopper", "personal_email": "grace@mail.example",
-                "start_date": start}).json()["data"]
+                "start_date": start}).json()
             wait_for(lambda: any(u["externalId"] == f"ats:{hired['id']}" for u in scim_users(scim)), timeout=30)
 
 

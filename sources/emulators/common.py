@@ -99,3 +99,49 @@ def after(stamp: str, since: str) -> bool:
     """ISO-8601 comparison by instant, not by text ("…31.294Z" is after "…31Z")."""
     parse = lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: E731
     return parse(stamp) >= parse(since)
+
+
+def admin_routes(state: Any, hire_event: str | None = None, change_event: str | None = None) -> list[Any]:
+    """`/_admin/...` for tests and the sandbox: hire, change, undo (remove) or terminate a person,
+    and force faults. With events named, the vendor's signed webhook is delivered as it would be."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def notify(event: str | None, pid: str) -> None:
+        if event and hasattr(state, "webhook"):
+            state.deliver(*state.webhook(event, pid))
+
+    async def hire(request: Request) -> JSONResponse:
+        pid = state.hire(**await request.json())
+        notify(hire_event, pid)
+        return JSONResponse({"id": pid}, status_code=201)
+
+    async def person(request: Request) -> JSONResponse:
+        pid = request.path_params["pid"]
+        try:
+            if request.method == "DELETE":
+                state.remove(pid)
+            elif request.url.path.endswith("/terminate"):
+                body = await request.json() if await request.body() else {}
+                state.terminate(pid, body.get("on"))
+            else:
+                state.change(pid, **await request.json())
+        except (KeyError, ValueError):
+            return JSONResponse({"error": f"unknown person {pid}"}, status_code=404)
+        notify(change_event, pid)
+        return JSONResponse({"id": pid})
+
+    async def faults(request: Request) -> JSONResponse:
+        body = await request.json()
+        state.faults.fail_next = int(body.get("fail", state.faults.fail_next))
+        state.faults.fail_status = int(body.get("fail_status", state.faults.fail_status))
+        state.gate.storm = int(body.get("storm", state.gate.storm))
+        return JSONResponse({"requests": state.faults.requests, "rate_limited": state.gate.rejected})
+
+    routes = [Route("/_admin/hires", hire, methods=["POST"]),
+              Route("/_admin/people/{pid}", person, methods=["PATCH", "DELETE"]),
+              Route("/_admin/faults", faults, methods=["POST"])]
+    if hasattr(state, "terminate"):
+        routes.append(Route("/_admin/people/{pid}/terminate", person, methods=["POST"]))
+    return routes

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.emulation import WindowGate, hmac_hex
-from sources.emulators.common import Vendor, after, compact, fake_people, form_of
+from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people, form_of
 
 
 def _now() -> str:
@@ -205,11 +205,6 @@ def create_app(state: GreenhouseState) -> Starlette:
         state.tokens[access] = time.time() + 3600
         return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": 3600})
 
-    async def admin_hire(request: Request) -> Response:
-        cid = state.hire(**await request.json())
-        state.deliver(*state.webhook("hire_candidate", cid))
-        return JSONResponse(state.candidates[int(cid)], status_code=201)
-
     return Starlette(routes=[
         Route("/{version:str}/applications", applications),
         Route("/{version:str}/applications/{rid:int}", single(state.applications, "Application")),
@@ -217,5 +212,5 @@ def create_app(state: GreenhouseState) -> Starlette:
         Route("/{version:str}/applications/{rid:int}/offers/current_offer", single(state.offers, "Offer")),
         Route("/{version:str}/jobs/{rid:int}", single(state.jobs, "Job")),
         Route("/token", token, methods=["POST"]),
-        Route("/_admin/hires", admin_hire, methods=["POST"]),
+        *admin_routes(state, "hire_candidate", "update_candidate"),
     ])

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.emulation import RateGate, hmac_hex
-from sources.emulators.common import Vendor, compact, fake_people, form_of
+from sources.emulators.common import Vendor, admin_routes, compact, fake_people, form_of
 
 HIRED_REASON = "a1b2c3d4-hired"
 OTHER_REASONS = [("r-underqualified", "Underqualified"), ("r-withdrew", "Withdrew")]
@@ -44,6 +44,7 @@ class LeverState(Vendor):
     refresh_token: str = "lever-refresh-0"
     token_lifetime: int = 3600
     access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch s)
+    expired_token_uses: int = 0  # requests that came with an expired or unknown access token
     opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
     applications: dict[str, dict[str, Any]] = field(default_factory=dict)
     postings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -136,6 +137,7 @@ def create_app(state: LeverState) -> Starlette:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             if state.access_tokens.get(value, 0) < time.time():
+                state.expired_token_uses += 1
                 return _error(401, "Unauthorized", "Invalid or expired access token")
             return None
         try:
@@ -231,12 +233,6 @@ def create_app(state: LeverState) -> Starlette:
         return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": state.token_lifetime,
                              "refresh_token": state.refresh_token, "scope": "opportunities:read:admin offline_access"})
 
-    async def admin_hire(request: Request) -> JSONResponse:
-        oid = state.hire(**await request.json())
-        body, headers = state.webhook("candidateHired", oid)
-        state.deliver(body, headers)
-        return JSONResponse({"data": state.opportunities[oid]}, status_code=201)
-
     return Starlette(routes=[
         Route("/v1/archive_reasons", archive_reasons),
         Route("/v1/opportunities", opportunities),
@@ -245,5 +241,5 @@ def create_app(state: LeverState) -> Starlette:
         Route("/v1/opportunities/{oid}/offers", offers),
         Route("/v1/postings/{pid}", posting),
         Route("/oauth/token", oauth_token, methods=["POST"]),
-        Route("/_admin/hires", admin_hire, methods=["POST"]),
+        *admin_routes(state, "candidateHired", "candidateStageChange"),
     ])

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.emulation import WindowGate, hmac_hex
-from sources.emulators.common import Vendor, after, compact, fake_people
+from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people
 
 REDUCED = ("id", "name", "firstname", "lastname", "headline", "account", "job", "stage", "disqualified",
            "sourced", "email", "domain", "created_at", "updated_at", "hired_at")
@@ -141,14 +141,9 @@ def create_app(state: WorkableState) -> Starlette:
         found = state.jobs.get(request.path_params["shortcode"])
         return answer(request, found if found else {"error": "Not found"}, 200 if found else 404)
 
-    async def admin_hire(request: Request) -> JSONResponse:
-        cid = state.hire(**await request.json())
-        state.deliver(*state.webhook("candidate_moved", cid))
-        return JSONResponse({"candidate": state.candidates[cid]}, status_code=201)
-
     return Starlette(routes=[
         Route("/spi/v3/candidates", candidates),
         Route("/spi/v3/candidates/{cid}", candidate),
         Route("/spi/v3/jobs/{shortcode}", job),
-        Route("/_admin/hires", admin_hire, methods=["POST"]),
+        *admin_routes(state, "candidate_moved", "candidate_moved"),
     ])

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.emulation import RateGate
-from sources.emulators.common import Vendor, fake_people
+from sources.emulators.common import Vendor, admin_routes, fake_people
 from sources.workday import NS, SOAP, WD, WSSE
 
 EMPLOYEE_TYPES = {"Full-time": "Regular", "Part-time": "Part_Time", "Contractor": "Contractor", "Intern": "Intern"}
@@ -197,4 +197,5 @@ def create_app(state: WorkdayState) -> Starlette:
     return Starlette(routes=[
         Route("/ccx/service/{tenant}/Human_Resources", human_resources, methods=["POST"]),
         Route("/ccx/service/{tenant}/Human_Resources/{version}", human_resources, methods=["POST"]),
+        *admin_routes(state),
     ])
