@@ -9,20 +9,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from engine.config import Config, ConfigError, load_config
+from engine.cli_common import ConfigOpt, _load, console, err
+from engine.config import Config
 from engine.protocols import SourceError
 
 app = typer.Typer(help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
                   no_args_is_help=True, add_completion=False)
-console = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
 
 
 def _logging(verbose: bool) -> None:
@@ -32,15 +28,6 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
         logging.getLogger("provisioner.kafka").setLevel(logging.WARNING)
-
-
-def _load(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error[/red] {problem}")
-        raise typer.Exit(2) from None
 
 
 def _parts_or_exit(config: Config) -> Any:
@@ -250,53 +237,6 @@ def schema() -> None:
     print(json.dumps(config_schema(), indent=2))
 
 
-@app.command()
-def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Sources (halted or not, last poll), events not yet applied, and scheduled changes."""
-    from engine.store import Store
-
-    cfg = _load(config)
-    store = Store(cfg.store.url)
-    states = store.source_states()
-    deferred = store.deferred()
-    rows = [{"source": s.name, "halted": bool(states.get(s.name) and states[s.name].halted),
-             "reason": states[s.name].reason if s.name in states else None,
-             "last_poll": states[s.name].last_poll_at if s.name in states else None,
-             "workers": states[s.name].workers if s.name in states else 0} for s in cfg.sources]
-    summary = {"sources": rows, "unapplied_events": store.pending_count(), "scheduled": len(deferred),
-               "next_scheduled": deferred[0].effective_at if deferred else None}
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-        return
-    table = Table(title="sources")
-    for col in ("source", "state", "workers", "last poll (UTC)"):
-        table.add_column(col)
-    for r in rows:
-        state = f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]"
-        table.add_row(r["source"], state, str(r["workers"]), f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"]
-                      else "never")
-    console.print(table)
-    console.print(f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
-                  + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else ""))
-    if any(r["halted"] for r in rows):
-        console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
-
-
-@app.command()
-def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
-    """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
-    from engine.store import Store
-
-    cfg = _load(config)
-    if source not in {s.name for s in cfg.sources}:
-        err.print(f"[red]error[/red] no source {source!r} in {config}")
-        raise typer.Exit(2)
-    if Store(cfg.store.url).resume(source):
-        console.print(f"[green]resumed[/green] {source}: the next poll applies its deprovisions")
-    else:
-        console.print(f"{source} was not halted")
-
-
 @app.command("reconcile")
 def reconcile_command(
     config: ConfigOpt,
@@ -393,7 +333,8 @@ if __name__ == "__main__":
     app()
 
 
-from engine.cli_sources import sandbox, sources_app  # noqa: E402
+from engine.cli_sources import resume, sandbox, sources_app, status  # noqa: E402
 
 app.add_typer(sources_app, name="sources")
-app.command()(sandbox)
+for command in (status, resume, sandbox):
+    app.command()(command)

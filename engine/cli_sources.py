@@ -1,26 +1,24 @@
-"""CLI: `provisioner sources dump|check` and `provisioner sandbox` (every vendor emulator at once)."""
+"""CLI about sources: `status`, `resume`, `sources dump|check`, and `sandbox` (every vendor emulator)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from engine.cli_common import ConfigOpt, _load, console, err
 from engine.protocols import SourceError
 
 sources_app = typer.Typer(help="Look at what the configured sources yield, without changing state.",
                           no_args_is_help=True)
-err = Console(stderr=True)
 
 
 def _config(path: Path) -> Any:
-    from engine.cli import _load
-
     return _load(path)
 
 
@@ -36,6 +34,54 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
+    from engine.store import Store
+
+    cfg = _load(config)
+    store = Store(cfg.store.url)
+    states = store.source_states()
+    deferred = store.deferred()
+    rows = []
+    for s in cfg.sources:
+        state, cursor = states.get(s.name), store.cursor(s.name)
+        rows.append({"source": s.name, "halted": bool(state and state.halted), "reason": state.reason if state else None,
+                     "last_poll": state.last_poll_at if state else None, "workers": state.workers if state else 0,
+                     "last_read": cursor.get("mode"), "last_full_read": cursor.get("last_full_read")})
+    summary = {"sources": rows, "unapplied_events": store.pending_count(), "scheduled": len(deferred),
+               "next_scheduled": deferred[0].effective_at if deferred else None}
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title="sources")
+    for col in ("source", "state", "workers", "last poll (UTC)", "last read", "last full read (UTC)"):
+        table.add_column(col)
+    for r in rows:
+        state = f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]"
+        table.add_row(r["source"], state, str(r["workers"]),
+                      f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never", r["last_read"] or "-",
+                      (r["last_full_read"] or "-")[:16].replace("T", " "))
+    console.print(table)
+    console.print(f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
+                  + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else ""))
+    if any(r["halted"] for r in rows):
+        console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
+
+
+def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
+    """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
+    from engine.store import Store
+
+    cfg = _load(config)
+    if source not in {s.name for s in cfg.sources}:
+        err.print(f"[red]error[/red] no source {source!r} in {config}")
+        raise typer.Exit(2)
+    if Store(cfg.store.url).resume(source):
+        console.print(f"[green]resumed[/green] {source}: the next poll applies its deprovisions")
+    else:
+        console.print(f"{source} was not halted")
 
 
 @sources_app.command()
@@ -90,7 +136,7 @@ def check(config: Annotated[Path, typer.Option("--config", "-c", help="Config fi
     results = asyncio.run(probe_all())
     for (cfg, _), (ok, detail, ms) in zip(built, results):
         table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, f"{ms:.0f}")
-    Console().print(table)
+    console.print(table)
     if not all(ok for ok, _, _ in results):
         raise typer.Exit(1)
 
