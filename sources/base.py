@@ -173,7 +173,14 @@ class HttpSource:
             async with slots:
                 return await fetch(item)
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        # A task group, not gather: when one fetch fails the others are cancelled, instead of
+        # running on (and hammering the vendor) after the read has already failed.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(item)) for item in items]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     def _since(self, cursor: dict[str, Any], now: datetime) -> datetime | None:
         """Where an incremental read starts, or None when this read must be full."""

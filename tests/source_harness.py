@@ -22,6 +22,7 @@ class Harness:
     webhook: Callable[[Any, str], tuple[bytes, dict[str, str]]] | None = None
     label: str = ""
     scoped_fetch: bool = True  # a single-record fetch knows when a record left scope
+    forbid: str | None = None  # a path the credential may lack permission for (403)
 
     def __str__(self) -> str:
         return self.label or self.type
@@ -55,7 +56,7 @@ HARNESSES = [
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, {"jobTitle": "Principal Engineer"}),
         lambda s, rid: s.change(rid, {"hireDate": "31/12/2020"}),
-        lambda s, rid: s.webhook("employee.updated", rid),
+        lambda s, rid: s.webhook("employee.updated", rid), forbid="/reports/custom",
     ),
     Harness(
         "lever", lever.LeverState, lever.create_app,
@@ -63,7 +64,7 @@ HARNESSES = [
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="soon"),
-        lambda s, rid: s.webhook("candidateHired", rid),
+        lambda s, rid: s.webhook("candidateHired", rid), forbid="/offers",
     ),
     Harness(
         "workable", _workable_state, workable.create_app,
@@ -71,7 +72,7 @@ HARNESSES = [
         {"token": "wrong-token"},
         lambda s, rid: s.change(rid, firstname="Renamed"),
         lambda s, rid: s.change(rid, updated_at="last tuesday"),
-        lambda s, rid: s.webhook("candidate_moved", rid),
+        lambda s, rid: s.webhook("candidate_moved", rid), forbid="/jobs/",
     ),
     Harness(
         "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
@@ -80,7 +81,7 @@ HARNESSES = [
         {"client_secret": "wrong-secret"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),
-        lambda s, rid: s.webhook("hire_candidate", rid),
+        lambda s, rid: s.webhook("hire_candidate", rid), forbid="/offers/",
     ),
     Harness(
         "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
@@ -88,7 +89,7 @@ HARNESSES = [
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),
-        lambda s, rid: s.webhook("hire_candidate", rid), label="greenhouse-v1",
+        lambda s, rid: s.webhook("hire_candidate", rid), label="greenhouse-v1", forbid="/offers/",
     ),
     Harness(
         "rest", lever.LeverState, lever.create_app,
@@ -97,7 +98,7 @@ HARNESSES = [
         {"auth": {"type": "basic", "username": "wrong-key"}},
         lambda s, rid: s.change(rid, name="Renamed Person"),
         lambda s, rid: s.change(rid, country_code="Germany"),
-        scoped_fetch=False,
+        scoped_fetch=False, forbid="/opportunities",
     ),
     Harness(
         "workday", workday.WorkdayState, workday.create_app,

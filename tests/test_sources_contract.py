@@ -71,6 +71,19 @@ async def test_bad_credentials_are_one_clear_error_without_retries(vendor):
             assert value not in str(caught.value)
 
 
+async def test_missing_permission_is_one_clear_error_and_the_read_stops(vendor):
+    harness, state, ids, url = vendor
+    if not harness.forbid:
+        pytest.skip(f"{harness} has no per-endpoint permissions to withhold")
+    state.forbidden = {harness.forbid}
+    source = connect(harness, state, url)
+    with pytest.raises(SourceError, match=r"denied access \(HTTP 403\).*permission or scope"):
+        await source.read({})
+    await source.aclose()
+    # never retried; at most the detail requests already in flight met the 403
+    assert 1 <= state.denials <= source.settings.concurrency
+
+
 async def test_malformed_record_is_quarantined_and_the_rest_flows(vendor):
     harness, state, ids, url = vendor
     harness.corrupt(state, ids[2])
@@ -158,3 +171,25 @@ async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
     assert "restarting the listing from the last checkpoint" in caplog.text  # not from zero
     assert second.cursor["mode"] == "incremental"
     assert sorted(w.remote_id for w in second.workers) == sorted(ids[:5])
+
+
+async def test_a_failed_poll_leaves_snapshot_cursor_and_outbox_untouched(tmp_path):
+    from engine.poller import poll
+    from engine.store import Store
+    from sources.emulators.lever import LeverState, create_app
+
+    store = Store(f"sqlite:///{tmp_path / 'poll.db'}")
+    state = LeverState()
+    ids = state.seed(3)
+    with serve_asgi(create_app(state)) as server:
+        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
+                                                 "backoff": 0.01, "max_attempts": 3})
+        await poll(source, store)
+        cursor, snapshots, queued = store.cursor("lever"), store.snapshots("lever"), store.pending_count()
+        state.change(ids[0], name="Changed Name")
+        state.faults.fail_next = 99  # the vendor is down for longer than the retries last
+        with pytest.raises(SourceError, match="HTTP 500"):
+            await poll(source, store)
+        await source.aclose()
+    assert store.cursor("lever") == cursor and store.snapshots("lever") == snapshots
+    assert store.pending_count() == queued == 3

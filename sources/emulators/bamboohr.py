@@ -151,6 +151,8 @@ def create_app(state: EmulatorState) -> Starlette:
             user = ""
         if not secrets.compare_digest(user.encode(), state.api_key.encode()):
             return _error(401, "Invalid API key", {"WWW-Authenticate": 'Basic realm="api"'})
+        if state.denied(request.url.path):
+            return _error(403, "You do not have access to this resource")
         return None
 
     async def custom_report(request: Request) -> Response:

@@ -64,7 +64,16 @@ class Vendor:
     gate: RateGate | WindowGate = field(default_factory=RateGate)
     webhook_secret: str = "whsec-test"
     webhook_url: str | None = None
+    # Path fragments the credential may not read (a missing scope or endpoint permission): 403.
+    forbidden: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    denials: int = 0
+
+    def denied(self, path: str) -> bool:
+        refused = any(fragment in path for fragment in self.forbidden)
+        self.denials += refused
+        return refused
 
     def admit(self) -> tuple[int, dict[str, str]] | None:
         """(status, headers) when this request is refused by a forced fault or the rate limit."""

@@ -130,6 +130,8 @@ def create_app(state: GreenhouseState) -> Starlette:
                 ok = False
         if not ok:
             return _error(401, "Invalid Basic Auth credentials" if scheme.lower() != "bearer" else "Unauthorized")
+        if state.denied(request.url.path):  # keys are all-or-nothing per enabled endpoint
+            return _error(403, "This API Key does not have permission for this endpoint")
         if (status := state.faults.take()) is not None:
             return _error(status, "Internal Server Error")
         if not state.gate.admit():

@@ -139,13 +139,18 @@ def create_app(state: LeverState) -> Starlette:
             if state.access_tokens.get(value, 0) < time.time():
                 state.expired_token_uses += 1
                 return _error(401, "Unauthorized", "Invalid or expired access token")
-            return None
+            return forbidden(request)
         try:
             user = base64.b64decode(value).decode().partition(":")[0] if scheme.lower() == "basic" else ""
         except ValueError:
             user = ""
         if not secrets.compare_digest(user.encode(), state.api_key.encode()):
             return _error(401, "Unauthorized", "Invalid API key")
+        return forbidden(request)
+
+    def forbidden(request: Request) -> JSONResponse | None:
+        if state.denied(request.url.path):
+            return _error(403, "Forbidden", "The token is missing the scope this resource needs")
         return None
 
     def page(request: Request, rows: list[dict[str, Any]]) -> JSONResponse:

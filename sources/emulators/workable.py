@@ -96,6 +96,8 @@ def create_app(state: WorkableState) -> Starlette:
         gate = state.oauth_gate if token == state.oauth_token else state.gate
         if token not in (state.token, state.oauth_token):
             return JSONResponse({"error": "Not authorized"}, status_code=401)
+        if state.denied(request.url.path):
+            return JSONResponse({"error": "Forbidden: the token lacks the scope for this method"}, status_code=403)
         if (status := state.faults.take()) is not None:
             return JSONResponse({"error": "Internal server error"}, status_code=status)
         if not gate.admit():
