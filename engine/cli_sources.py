@@ -160,7 +160,8 @@ sources:
   - name: workable
     type: workable
     base_url: {url}/workable/spi/v3
-    token: {workable}
+    token: {workable}               # an OAuth token: 50 requests per 10 s (an account token gets 10)
+    rate_limit: 50/10.5s
     webhook_secret: {workable_secret}
   - name: greenhouse
     type: greenhouse
@@ -193,7 +194,7 @@ def sandbox_config(url: str, states: dict[str, Any]) -> str:
     return SANDBOX_CONFIG.format(
         url=url, bamboohr=s["bamboohr"].api_key, workday_user=s["workday"].username,
         workday_password=s["workday"].password, lever=s["lever"].api_key, lever_secret=s["lever"].webhook_secret,
-        workable=s["workable"].token, workable_secret=s["workable"].webhook_secret, gh_id=s["greenhouse"].client_id,
+        workable=s["workable"].oauth_token, workable_secret=s["workable"].webhook_secret, gh_id=s["greenhouse"].client_id,
         gh_secret=s["greenhouse"].client_secret, gh_secret_hook=s["greenhouse"].webhook_secret)
 
 
