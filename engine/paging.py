@@ -86,6 +86,8 @@ def _next(paging: Paging, path: str, params: dict[str, Any], body: Any, response
     style = paging.style
     if style == "none" or not items and style in ("page", "offset"):
         return None, params
+    if paging.has_more and not jmespath.search(paging.has_more, body):
+        return None, params  # the server says this was the last page, whatever links it sends
     if style == "link_header":
         # A cursor URL must be followed as given: Harvest v3 refuses extra parameters beside it.
         link = response.links.get("next", {}).get("url")
@@ -95,8 +97,7 @@ def _next(paging: Paging, path: str, params: dict[str, Any], body: Any, response
         return (str(link), {}) if link else (None, params)
     if style == "offset_token":
         token = jmespath.search(paging.next, body)
-        more = bool(jmespath.search(paging.has_more, body)) if paging.has_more else token not in (None, "")
-        return (path, {**params, paging.param: token}) if more and token not in (None, "") else (None, params)
+        return (path, {**params, paging.param: token}) if token not in (None, "") else (None, params)
     if style == "page":
         total = jmespath.search(paging.total_pages, body) if paging.total_pages else None
         if total is not None and number >= int(total):

@@ -20,9 +20,10 @@ import jmespath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.config import TargetConfig
 from engine.auth import AuthConfig, build_auth
+from engine.config import TargetConfig
 from engine.http import RetryPolicy, describe_http_error, resilient_client
+from engine.paging import Paging, PagingError, paginate
 from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from engine.templating import Template
 
@@ -31,13 +32,6 @@ PRESETS = Path(__file__).parent / "presets"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Paging(_Strict):
-    style: Literal["none", "offset_token", "offset", "next_link"] = "none"
-    next: str = "next"  # JMESPath: the next token / URL
-    has_more: str | None = None  # JMESPath: a boolean saying there is more
-    param: str = "offset"  # query parameter carrying the token or offset
 
 
 class Operation(_Strict):
@@ -119,19 +113,15 @@ class RestTarget:
                     self._render(v, context) if isinstance(v, str) else v for k, v in operation.body.items()}
         return None
 
-    async def _call(self, kind: str, context: dict[str, Any], url: str | None = None, **extra_params: str) -> Any:
+    async def _call(self, kind: str, context: dict[str, Any]) -> Any:
         operation = self.settings.operations.get(kind)  # type: ignore[call-overload]
         if operation is None:
             raise LookupError(f"target {self.name!r} has no {kind!r} operation")
-        params = {k: self._render(v, context) for k, v in operation.params.items()} | extra_params
+        params = {k: self._render(v, context) for k, v in operation.params.items()}
         body = self._body(operation, context)
         async with self._slots:
-            if url is not None:  # a next-page link carries its own query
-                response = await self.http.request(operation.method, url)
-            else:
-                response = await self.http.request(operation.method,
-                                                   self._render(operation.path, context).lstrip("/"),
-                                                   params=params, json=body)
+            response = await self.http.request(operation.method, self._render(operation.path, context).lstrip("/"),
+                                               params=params, json=body)
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}
@@ -198,19 +188,17 @@ class RestTarget:
 
     async def list_accounts(self) -> AsyncIterator[Account]:
         operation = self.settings.operations["list"]
-        paging, extra, url = operation.paging, {}, None
-        while True:
-            page = await self._call("list", {"attributes": {}}, url, **extra)
-            for item in jmespath.search(operation.items or "@", page) or []:
-                yield self._account(item)
-            token = jmespath.search(paging.next, page) if paging.style != "none" else None
-            more = bool(jmespath.search(paging.has_more, page)) if paging.has_more else token is not None
-            if not more or token is None:
-                return
-            if paging.style == "next_link":
-                url = str(token)
-            else:
-                extra = {paging.param: str(token)}
+        context: dict[str, Any] = {"attributes": {}}
+        paging = operation.paging.model_copy(update={"items": operation.items or "@"})
+        params = {k: self._render(v, context) for k, v in operation.params.items()}
+        try:
+            async for page in paginate(self.http, self._render(operation.path, context).lstrip("/"), paging, params):
+                for item in page:
+                    yield self._account(item)
+        except PagingError as exc:
+            response = exc.response
+            raise httpx.HTTPStatusError(describe_http_error(response), request=response.request,
+                                        response=response) from None
 
     async def aclose(self) -> None:
         await self.http.aclose()
