@@ -4,7 +4,8 @@ Envelopes are built with lxml (the WSDL cannot be fetched here): WS-Security Use
 (`isu_user@tenant`, PasswordText), `Response_Filter` Page/Count paging (Count ≤ 999) until
 `Response_Results/Total_Pages`, and incremental reads through `Transaction_Log_Criteria_Data`
 (Updated_From/Through). A termination entered ahead of its date is surfaced as a future
-`termination_date`; the policy layer schedules it. Facts: shared/reference/hris-api-facts.md §2.
+`termination_date`; the policy layer schedules it. Incremental reads ask for both windows Entra
+uses: Updated (entered) and Effective (taking effect). Facts: shared/reference/hris-api-facts.md §2.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def _el(parent: etree._Element, name: str, text: str | None = None, **attrs: str
 
 
 def envelope(username: str, password: str, version: str, *, page: int = 1, count: int = 100,
-             updated: tuple[datetime, datetime] | None = None, employee_id: str | None = None) -> bytes:
-    """A Get_Workers_Request: one page of everyone, of those changed in a window, or one worker."""
+             updated: tuple[datetime, datetime] | None = None, window: str = "Updated",
+             employee_id: str | None = None) -> bytes:
+    """A Get_Workers_Request: one page of everyone, of those with transactions in a window, or one
+    worker. `window` is Updated (entered in the window) or Effective (taking effect in it)."""
     env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"env": SOAP, "wsse": WSSE, "bsvc": WD})
     header = etree.SubElement(env, f"{{{SOAP}}}Header")
     security = etree.SubElement(header, f"{{{WSSE}}}Security", {f"{{{SOAP}}}mustUnderstand": "1"})
@@ -54,10 +57,10 @@ def envelope(username: str, password: str, version: str, *, page: int = 1, count
         refs = _el(request, "Request_References", Skip_Non_Existing_Instances="true")
         _el(_el(refs, "Worker_Reference"), "ID", employee_id, type="Employee_ID")
     elif updated is not None:
-        window = _el(_el(_el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"),
-                     "Transaction_Date_Range_Data")
-        _el(window, "Updated_From", updated[0].isoformat())
-        _el(window, "Updated_Through", updated[1].isoformat())
+        dates = _el(_el(_el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"),
+                    "Transaction_Date_Range_Data")
+        _el(dates, f"{window}_From", updated[0].isoformat())
+        _el(dates, f"{window}_Through", updated[1].isoformat())
     filt = _el(request, "Response_Filter")
     _el(filt, "Page", str(page))
     _el(filt, "Count", str(count))
@@ -181,10 +184,24 @@ class WorkdaySource(HttpSource):
                         count=self.soap.page_size, **kw)
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
-        window = (since, datetime.now(UTC)) if since else None
+        if since is None:
+            async for record in self._pages():
+                yield record
+            return
+        # As Entra does: changes entered in the window, then changes taking effect in it (a
+        # termination or hire entered weeks ago that is effective today). One worker may be in both.
+        seen: set[str | None] = set()
+        now = datetime.now(UTC)
+        for window in ("Updated", "Effective"):
+            async for record in self._pages(updated=(since, now), window=window):
+                if record["employee_id"] not in seen:
+                    seen.add(record["employee_id"])
+                    yield record
+
+    async def _pages(self, **criteria: Any) -> AsyncIterator[dict[str, Any]]:
         page, pages = 1, 1
         while page <= pages:
-            root = await self._call(self._request(page=page, updated=window))
+            root = await self._call(self._request(page=page, **criteria))
             pages = int(_text(root, "//wd:Response_Results/wd:Total_Pages") or 0)
             for node in root.xpath("//wd:Response_Data/wd:Worker", namespaces=NS):
                 yield worker_record(node)

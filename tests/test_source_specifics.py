@@ -146,3 +146,22 @@ def test_emulator_admin_paths_hire_change_undo_terminate_and_faults():
         assert httpx.patch(f"{url}/workday/_admin/people/nobody", json={"title": "x"}).status_code == 404
         assert httpx.post(f"{url}/greenhouse/_admin/faults", json={"fail": 2, "storm": 1}).status_code == 200
         assert states["greenhouse"].faults.fail_next == 2 and states["greenhouse"].gate.storm == 1
+
+
+async def test_workday_incremental_read_sees_a_termination_taking_effect_today():
+    from datetime import UTC, datetime
+
+    state = WorkdayState()
+    ids = state.seed(3)
+    with serve_asgi(workday_app(state)) as server:
+        source = build_source("wd", "workday", {
+            "base_url": f"{server.url}/ccx/service/acme/Human_Resources", "username": state.username,
+            "password": state.password, "overlap": "0s"})
+        first = await source.read({})
+        # entered days ago (outside the Updated window), effective today: only the Effective window sees it
+        state.workers[ids[1]].update(termination_date=date.today().isoformat(),
+                                     updated=datetime.now(UTC) - timedelta(days=3))
+        second = await source.read(first.cursor)
+        await source.aclose()
+    assert second.cursor["mode"] == "incremental"
+    assert [(w.remote_id, w.status.value) for w in second.workers] == [(ids[1], "terminated")]

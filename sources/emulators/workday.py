@@ -4,7 +4,8 @@
 Facts: shared/reference/hris-api-facts.md §2. WS-Security UsernameToken (`isu@tenant`,
 PasswordText) or `SOAP-ENV:Client.authenticationError`; `Response_Filter` Page/Count (Count over
 999 is a `Client.validationError`), `Response_Results` with Total_Results/Total_Pages; incremental
-via `Transaction_Log_Criteria_Data/Transaction_Date_Range_Data` Updated_From/Through; one worker
+via `Transaction_Log_Criteria_Data/Transaction_Date_Range_Data` Updated_From/Through (entered in
+the window) or Effective_From/Through (a hire or termination dated in it); one worker
 via `Request_References`. Faults are sent with HTTP 500 (SOAP 1.1; the facts call the status
 unconfirmed). Rate limiting is not documented for Workday; forced faults give 503 + Retry-After.
 """
@@ -181,6 +182,12 @@ def create_app(state: WorkdayState) -> Starlette:
             start_at = datetime.fromisoformat(start)
             end_at = datetime.fromisoformat(find(window + "wd:Updated_Through") or datetime.now(UTC).isoformat())
             rows = [w for w in rows if start_at <= w["updated"] <= end_at]
+        if (start := find(window + "wd:Effective_From")) is not None:
+            # a hire or termination whose date falls in the window takes effect in it
+            first = datetime.fromisoformat(start).date()
+            last = datetime.fromisoformat(find(window + "wd:Effective_Through") or datetime.now(UTC).isoformat()).date()
+            rows = [w for w in rows if any(d and first.isoformat() <= d <= last.isoformat()
+                                           for d in (w["hire_date"], w["termination_date"]))]
         pages = max(1, -(-len(rows) // count))
         chunk = rows[(page - 1) * count: page * count]
         env, body = _envelope()
