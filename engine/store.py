@@ -18,7 +18,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 from engine.events import WorkerEvent
 from engine.tables import (  # noqa: F401 - re-exported: the store is where callers find them
     Cursor, Deferred, Handover, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState,
-    utcnow,
+    WebhookNotice, utcnow,
 )
 from engine.models import Action, Worker
 
@@ -256,6 +256,18 @@ class Store:
                     s.add(JobRun(job=name, owner=owner, started_at=now))
             return True
         except IntegrityError:  # someone else inserted it first
+            return False
+
+    def first_notice(self, key: str, keep: timedelta = timedelta(days=1)) -> bool:
+        """True the first time any process sees this webhook notice; notices older than `keep`
+        (far beyond any signed timestamp's tolerance) are forgotten."""
+        now = utcnow()
+        try:
+            with self.session() as s:
+                s.exec(delete(WebhookNotice).where(col(WebhookNotice.at) < now - keep))
+                s.add(WebhookNotice(key=key, at=now))
+            return True
+        except IntegrityError:
             return False
 
     def release_lease(self, name: str, owner: str) -> None:

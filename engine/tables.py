@@ -106,6 +106,13 @@ class SourceState(SQLModel, table=True):
     workers: int = 0
 
 
+class WebhookNotice(SQLModel, table=True):
+    """A webhook notice already accepted, by any engine process: a second delivery is a replay."""
+
+    key: str = Field(primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class Lease(SQLModel, table=True):
     """Who runs a scheduled job this period: with several engine processes, exactly one does."""
 

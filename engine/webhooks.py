@@ -27,7 +27,7 @@ MAX_BODY = 1 << 20
 
 def webhook_app(runtime: Runtime) -> Starlette:
     configs = {s.name: s for s in runtime.config.sources}
-    replays = Replays()
+    replays = Replays(first=runtime.store.first_notice)  # shared by every engine process
     tasks: set[asyncio.Task[Any]] = set()
 
     async def fetch(source: str, ids: list[str]) -> None:

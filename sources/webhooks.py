@@ -58,14 +58,20 @@ def _epoch(value: str) -> float:
 
 
 class Replays:
-    """Ids of notices already accepted (bounded); a second delivery of one is refused."""
+    """Ids of notices already accepted; a second delivery of one is refused. In memory (bounded)
+    by default; `first` can be a shared record (the store) so every engine process agrees."""
 
-    def __init__(self, size: int = 10000):
+    def __init__(self, size: int = 10000, first: Callable[[str], bool] | None = None):
         self.size = size
         self.seen: OrderedDict[str, None] = OrderedDict()
+        self.first = first
 
     def once(self, key: str | None) -> None:
         if not key:
+            return
+        if self.first is not None:
+            if not self.first(key):
+                raise WebhookRejected(f"notice {key} was already accepted (replay)")
             return
         if key in self.seen:
             raise WebhookRejected(f"notice {key} was already accepted (replay)")

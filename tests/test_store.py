@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from engine.events import change_event
 from engine.models import Worker
@@ -70,3 +71,12 @@ def test_leases_have_one_owner_until_they_expire_or_are_released(store_url: str)
     assert store.acquire_lease("relay", "a", 60)
     assert [r.owner for r in store.job_runs("relay")] == ["a", "b", "a"]  # the first, record=False, left none
     store.close()
+
+
+def test_a_webhook_notice_is_first_once_across_processes_and_old_ones_are_forgotten(store_url: str):
+    one, other = Store(store_url), Store(store_url)  # two engine processes, one database
+    assert one.first_notice("lever:token-1") is True
+    assert other.first_notice("lever:token-1") is False  # the replay reaches the other process
+    assert other.first_notice("lever:token-2") is True
+    # with a zero keep window the old notices are pruned first, so the key is new again
+    assert one.first_notice("lever:token-1", keep=timedelta(0)) is True
