@@ -80,6 +80,7 @@ class HttpSource:
         self.name = name
         self.settings = settings
         self._gone: list[str] = []
+        self._shared: dict[str, asyncio.Future[Any]] = {}
         auth, headers = build_auth(self.auth_for(settings))
         self.client = resilient_client(
             settings.base_url.rstrip("/"), auth=auth, headers={"Accept": "application/json", **headers},
@@ -149,6 +150,17 @@ class HttpSource:
         raise NotImplementedError
 
     # --- shared --------------------------------------------------------------------------------
+    async def shared(self, path: str) -> Any:
+        """GET a resource many records point at (a posting, a job) once per read, even when asked
+        for concurrently; a failure is not remembered."""
+        if path not in self._shared:
+            self._shared[path] = asyncio.ensure_future(self.get_json(path, missing_ok=True))
+        try:
+            return await self._shared[path] or {}
+        except Exception:
+            self._shared.pop(path, None)
+            raise
+
     def note_gone(self, remote_ids: Iterable[str]) -> None:
         """Records the vendor reports deleted during an incremental read: removals all the same."""
         self._gone.extend(remote_ids)
@@ -197,7 +209,7 @@ class HttpSource:
         checkpoint = f"the last checkpoint ({since.isoformat()})" if since else "the start of this full read"
 
         async def listing() -> list[dict[str, Any]]:
-            self._gone = []
+            self._gone, self._shared = [], {}  # postings and jobs may have changed since last time
             return await collect(self.records(since))
 
         records = await self._guarded(restartable(listing, f"source {self.name}", checkpoint))

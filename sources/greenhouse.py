@@ -9,7 +9,6 @@ Facts: shared/reference/hris-api-facts.md §3.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
@@ -43,7 +42,6 @@ class GreenhouseSource(HttpSource):
     def __init__(self, name: str, settings: GreenhouseSettings):
         super().__init__(name, settings)
         self.version = settings.version
-        self._jobs: dict[int, asyncio.Task[Any]] = {}
 
     @classmethod
     def auth_for(cls, s: HttpSourceSettings) -> AuthConfig:
@@ -60,7 +58,6 @@ class GreenhouseSource(HttpSource):
                           client_secret=s.client_secret, client_auth="basic")
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
-        self._jobs = {}
         params: dict[str, Any] = {"status": "hired", "per_page": min(self.settings.page_size, 500)}
         if since is not None:
             params[SINCE_PARAM[self.version]] = iso_utc(since)
@@ -87,13 +84,7 @@ class GreenhouseSource(HttpSource):
         offer = await self.get_json(f"/{v}/applications/{application['id']}/offers/current_offer", missing_ok=True)
         job_id = next((j["id"] for j in application.get("jobs") or []), None)
         return {**candidate, "id": application["candidate_id"], "_application": application, "_offer": offer or {},
-                "_job": await self._job(job_id) if job_id else {}}
-
-    async def _job(self, job_id: int) -> dict[str, Any]:
-        if job_id not in self._jobs:
-            self._jobs[job_id] = asyncio.ensure_future(self.get_json(f"/{self.version}/jobs/{job_id}",
-                                                                     missing_ok=True))
-        return await self._jobs[job_id] or {}
+                "_job": await self.shared(f"/{v}/jobs/{job_id}") if job_id else {}}
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         emails = record.get("email_addresses") or []

@@ -7,7 +7,6 @@ Facts: shared/reference/lever-api-guide.txt, hris-api-facts.md §5.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -37,7 +36,6 @@ class LeverSource(HttpSource):
 
     def __init__(self, name: str, settings: LeverSettings):
         super().__init__(name, settings)
-        self._postings: dict[str, asyncio.Task[Any]] = {}
         self._hired: set[str] | None = None
 
     @classmethod
@@ -58,7 +56,7 @@ class LeverSource(HttpSource):
         return self._hired
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
-        self._hired, self._postings = None, {}  # fresh per read: reasons and postings may change
+        self._hired = None  # fresh per read: the archive reasons may change
         hired = await self._hired_reasons()
         params: dict[str, Any] = {"archived": "true", "limit": min(self.settings.page_size, 100)}
         if since is not None:
@@ -79,16 +77,9 @@ class LeverSource(HttpSource):
         applications = await self.get_json(f"/opportunities/{oid}/applications", missing_ok=True) or {"data": []}
         posting_id = next((a.get("posting") for a in applications["data"] if a.get("posting")), None)
         offers = await self.get_json(f"/opportunities/{oid}/offers", missing_ok=True) or {"data": []}
-        return {**opportunity, "_posting": await self._posting(posting_id) if posting_id else {},
+        posting = (await self.shared(f"/postings/{posting_id}")).get("data") if posting_id else None
+        return {**opportunity, "_posting": posting or {},
                 "_offer": max(offers["data"], key=lambda o: o.get("createdAt") or 0, default={})}
-
-    async def _posting(self, posting_id: str) -> dict[str, Any]:
-        # Many hires share a posting: fetch each once per read, even when asked concurrently.
-        if posting_id not in self._postings:
-            self._postings[posting_id] = asyncio.ensure_future(
-                self.get_json(f"/postings/{posting_id}", missing_ok=True))
-        found = await self._postings[posting_id]
-        return (found or {}).get("data") or {}
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         first, _, last = (record.get("name") or "").strip().partition(" ")

@@ -7,7 +7,6 @@ Facts: shared/reference/workable-api-guide.txt, hris-api-facts.md §5.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -38,7 +37,6 @@ class WorkableSource(HttpSource):
     def __init__(self, name: str, settings: WorkableSettings):
         super().__init__(name, settings)
         self.stage = settings.stage
-        self._jobs: dict[str, asyncio.Task[Any]] = {}
 
     @classmethod
     def credential_hint(cls) -> str:
@@ -51,7 +49,6 @@ class WorkableSource(HttpSource):
         return raw
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
-        self._jobs = {}
         params: dict[str, Any] = {"stage": self.stage, "limit": min(self.settings.page_size, 100)}
         if since is not None:
             params["updated_after"] = iso_utc(since)
@@ -69,12 +66,7 @@ class WorkableSource(HttpSource):
         if not candidate or candidate.get("stage") != self.stage or candidate.get("disqualified"):
             return None  # deleted, moved on, or disqualified since the listing
         shortcode = (candidate.get("job") or {}).get("shortcode")
-        return {**candidate, "_job": await self._job(shortcode) if shortcode else {}}
-
-    async def _job(self, shortcode: str) -> dict[str, Any]:
-        if shortcode not in self._jobs:
-            self._jobs[shortcode] = asyncio.ensure_future(self.get_json(f"/jobs/{shortcode}", missing_ok=True))
-        return await self._jobs[shortcode] or {}
+        return {**candidate, "_job": await self.shared(f"/jobs/{shortcode}") if shortcode else {}}
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         job = record["_job"]
