@@ -180,7 +180,9 @@ def sandbox_app(people: int = 25) -> tuple[Any, dict[str, Any]]:
 
     from sources.emulators import bamboohr, greenhouse, lever, workable, workday
 
-    states = {"bamboohr": bamboohr.EmulatorState(), "workday": workday.WorkdayState(), "lever": lever.LeverState(),
+    # Fixed credentials, so examples/hris-and-ats.yaml works against the sandbox as documented.
+    states = {"bamboohr": bamboohr.EmulatorState(api_key="sandbox-bamboohr-key"),
+              "workday": workday.WorkdayState(password="sandbox-workday-password"), "lever": lever.LeverState(),
               "workable": workable.WorkableState(), "greenhouse": greenhouse.GreenhouseState()}
     apps = {"bamboohr": bamboohr.create_app, "workday": workday.create_app, "lever": lever.create_app,
             "workable": workable.create_app, "greenhouse": greenhouse.create_app}

@@ -58,3 +58,17 @@ def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path)
         for vendor in states:
             dumped = CliRunner().invoke(app, ["sources", "dump", vendor, "-c", str(config)])
             assert dumped.exit_code == 0 and len([ln for ln in dumped.stdout.splitlines() if ln.startswith("{")]) == 3
+
+
+def test_the_hris_and_ats_example_checks_out_against_the_sandbox():
+    from engine.cli_sources import sandbox_app
+
+    emulators, _ = sandbox_app(people=2)
+    with serve_asgi(emulators) as server:
+        env = {"WORKDAY_PASSWORD": "sandbox-workday-password", "LEVER_API_KEY": "lever-source-key",
+               "LEVER_WEBHOOK_TOKEN": "whsec-test",
+               "WORKDAY_URL": f"{server.url}/workday/ccx/service/acme/Human_Resources/v40.0",
+               "LEVER_URL": f"{server.url}/lever/v1"}
+        checked = CliRunner().invoke(app, ["sources", "check", "-c", "examples/hris-and-ats.yaml"], env=env)
+    assert checked.exit_code == 0, checked.stdout
+    assert checked.stdout.count(" ok ") == 2
