@@ -161,18 +161,50 @@ class Runtime:
         self._wake.set()
 
     def fire_due(self, now: datetime | None = None) -> int:
-        """Deferred actions that are due become events (re-planned from the current snapshot)."""
-        events = self.store.take_due(now or datetime.now(UTC), self._due_events)
+        """Deferred actions that are due become events (re-planned from the current snapshot).
+
+        They pass the same safety guard as a poll, per source: fifty end-of-day terminations from a
+        bad import halt the source instead of disabling fifty people at midnight."""
+        now = now or datetime.now(UTC)
+        halts: dict[str, str] = {}
+        approved, spent = self.store.approved_sources(), set[str]()
+        events = self.store.take_due(now, lambda rows: self._due_events(rows, now, halts, approved, spent))
+        # Written after take_due: its transaction must not wait on ours.
+        for source in spent:
+            self.store.consume_approval(source)
+        for source, reason in halts.items():
+            self.store.halt(source, reason)
+            log.error("source %s halted: %s; those scheduled changes wait. Check the source, then run: "
+                      "provisioner resume %s", source, reason, source)
         if events:
             log.info("%d scheduled changes are due", len(events))
             self._wake.set()
         return len(events)
 
-    def _due_events(self, rows: list[Deferred]) -> list[WorkerEvent]:
+    def _due_events(self, rows: list[Deferred], now: datetime, halts: dict[str, str], approved: set[str],
+                    spent: set[str]) -> tuple[list[WorkerEvent], set[str]]:
         due: dict[str, datetime] = {}
         for row in rows:
             due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
-        return [scheduled_event(wid, self.store.snapshot_of(wid), when) for wid, when in sorted(due.items())]
+        events = [scheduled_event(wid, self.store.snapshot_of(wid), when) for wid, when in sorted(due.items())]
+        by_source: dict[str, list[WorkerEvent]] = {}
+        for event in events:
+            by_source.setdefault(event.subject.split(":", 1)[0], []).append(event)
+        states, held_ids = self.store.source_states(), set()
+        for source, mine in by_source.items():
+            state = states.get(source)
+            halted = state.reason if state and state.halted else None
+            held, reason = self.parts.guard(mine, state.workers if state else 0, halted, now,
+                                            scope="by scheduled changes falling due together")
+            if held and not halted and source in approved:
+                log.warning("source %s: %d scheduled deprovisions go through, approved by provisioner resume",
+                            source, len(held))
+                spent.add(source)
+                held, reason = set(), None
+            held_ids |= held
+            if reason and not halted:
+                halts[source] = reason
+        return [e for e in events if e.id not in held_ids], {e.subject for e in events if e.id in held_ids}
 
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
         """Until every event in the outbox is confirmed as applied."""

@@ -17,10 +17,12 @@ from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from engine.events import WorkerEvent
 from engine.tables import (  # noqa: F401 - re-exported: the store is where callers find them
-    Cursor, Deferred, Handover, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState,
+    Approval, Cursor, Deferred, Handover, JobRun, Lease, Link, LogEntry, OutboxEvent, ProcessedEvent, Snapshot, SourceState,
     WebhookNotice, utcnow,
 )
 from engine.models import Action, Worker
+
+APPROVAL_LIFETIME = timedelta(days=1)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -225,14 +227,17 @@ class Store:
         """Due deferred actions become events for their workers, in one transaction.
 
         `make_events(rows)` turns the due rows into WorkerEvents (re-planning from the snapshot), so a
-        change that arrived in between always wins over what was planned before it.
+        change that arrived in between always wins over what was planned before it, and names the
+        workers held back (the safety guard): their rows stay, to fall due again after a resume.
         """
         with self.session() as s:
             rows = list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
             if not rows:
                 return []
-            events: list[WorkerEvent] = make_events(rows)
-            s.exec(delete(Deferred).where(col(Deferred.id).in_([r.id for r in rows])))
+            events, held = make_events(rows)
+            done = [r.id for r in rows if r.worker_id not in held]
+            for chunk in _chunks(done):
+                s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
             _enqueue(s, events)
             return events
 
@@ -292,13 +297,26 @@ class Store:
             s.add(state)
 
     def resume(self, source: str) -> bool:
+        """Lift a halt and approve, once, the deprovisions it held (they come again next check)."""
         with self.session() as s:
             state = s.get(SourceState, source)
             if state is None or not state.halted:
                 return False
             state.halted, state.reason, state.halted_at = False, None, None
             s.add(state)
+            s.merge(Approval(source=source, at=utcnow()))
             return True
+
+    def approved_sources(self, within: timedelta = APPROVAL_LIFETIME) -> set[str]:
+        with self.session() as s:
+            return set(s.exec(select(Approval.source).where(col(Approval.at) >= utcnow() - within)).all())
+
+    def consume_approval(self, source: str, within: timedelta = APPROVAL_LIFETIME) -> bool:
+        """True (once) if a person resumed this source within `within`; an approval is spent by the
+        first check it lets through, and a stale one never counts."""
+        with self.session() as s:
+            return bool(s.exec(delete(Approval).where(col(Approval.source) == source,
+                                                       col(Approval.at) >= utcnow() - within)).rowcount)
 
     def append_log(self, entries: list[LogEntry]) -> None:
         with self.session() as s:

@@ -106,6 +106,14 @@ class SourceState(SQLModel, table=True):
     workers: int = 0
 
 
+class Approval(SQLModel, table=True):
+    """`provisioner resume`: a person looked, so the deprovisions the guard would hold next for
+    this source go through, once, within a day."""
+
+    source: str = Field(primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+
+
 class WebhookNotice(SQLModel, table=True):
     """A webhook notice already accepted, by any engine process: a second delivery is a replay."""
 

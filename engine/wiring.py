@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from engine.apply import Applier
 from engine.config import Config
 from engine.events import WorkerEvent
@@ -34,10 +36,12 @@ class Parts:
         link = self.store.links_for([worker_id]).get((worker_id, target))
         return link.account_id if link is not None else None
 
-    def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None) -> tuple[set[str], str | None]:
-        """The safety check the poller runs on a whole poll before committing it."""
+    def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None,
+              now: datetime | None = None, scope: str = "in one poll") -> tuple[set[str], str | None]:
+        """The safety check run on a whole poll, or on the scheduled changes falling due together,
+        before anything of it is committed."""
         links = self.store.links_for({e.subject for e in events})
-        verdict = self.safety.check(events, links, known_workers, halted)
+        verdict = self.safety.check(events, links, known_workers, halted, now, scope)
         return verdict.held, verdict.reason
 
     async def aclose(self) -> None:

@@ -41,7 +41,7 @@ class SafetyGuard:
         return any(a.action in DEPROVISIONING and a.effective_at is None for a in actions)
 
     def check(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link], known_workers: int,
-              halted: str | None, now: datetime | None = None) -> Verdict:
+              halted: str | None, now: datetime | None = None, scope: str = "in one poll") -> Verdict:
         now = now or datetime.now(UTC)
         mine = by_worker(links)
         risky = {ev.id for ev in events if self.deprovisions(ev, mine.get(ev.subject, {}), now)}
@@ -52,9 +52,9 @@ class SafetyGuard:
         count = len({ev.subject for ev in events if ev.id in risky})
         limit, ratio = self.config.max_deprovisions, self.config.max_deprovision_ratio
         if limit is not None and count > limit:
-            return Verdict(risky, f"{count} workers would be deprovisioned in one poll (max_deprovisions: {limit})")
+            return Verdict(risky, f"{count} workers would be deprovisioned {scope} (max_deprovisions: {limit})")
         # The ratio needs more than one person: one leaver in a five-person test source is no accident.
         if ratio is not None and count > max(1, ratio * known_workers):
-            return Verdict(risky, f"{count} of {known_workers} workers would be deprovisioned in one poll "
+            return Verdict(risky, f"{count} of {known_workers} workers would be deprovisioned {scope} "
                                   f"(max_deprovision_ratio: {ratio:.0%})")
         return Verdict()

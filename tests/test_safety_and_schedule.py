@@ -87,3 +87,31 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         assert not by_external_id(scim)["hr:0"]["active"]
         assert runtime.store.deferred("hr:0") == []
         assert runtime.store.log("hr:0")[-1].reason.endswith("scheduled change due")
+
+
+async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    soon = (date.today() + timedelta(days=3)).isoformat()
+    write(people, *staff(5))
+    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
+                         {"name": "hr", "type": "file", "path": str(people)},
+                         safety={"max_deprovisions": 2, "max_deprovision_ratio": None})
+    async with Runtime(config) as runtime:
+        await sync(runtime)
+        # A bad import dates four terminations for the same day; each poll event is only an update
+        # with a scheduled disable, so the poll guard lets it through...
+        write(people, *[{**p, "termination_date": soon} for p in staff(4)], *staff(5)[4:])
+        await sync(runtime)
+        assert len(runtime.store.deferred()) == 4
+        # ...and the day comes: the four disables fall due together and trip the guard instead.
+        later = datetime.now(UTC) + timedelta(days=4)
+        runtime.parts.applier.clock = lambda: later
+        assert runtime.fire_due(later) == 0
+        state = runtime.store.source_states()["hr"]
+        assert state.halted and "4 workers would be deprovisioned by scheduled changes" in state.reason
+        assert len(runtime.store.deferred()) == 4 and all(u["active"] for u in scim_users(scim))
+
+        assert runtime.store.resume("hr")  # a person looked: the terminations are real
+        assert runtime.fire_due(later) == 4
+        await runtime.wait_idle(timeout=60)
+        assert sum(u["active"] for u in scim_users(scim)) == 1 and runtime.store.deferred() == []

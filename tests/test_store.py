@@ -80,3 +80,15 @@ def test_a_webhook_notice_is_first_once_across_processes_and_old_ones_are_forgot
     assert other.first_notice("lever:token-2") is True
     # with a zero keep window the old notices are pruned first, so the key is new again
     assert one.first_notice("lever:token-1", keep=timedelta(0)) is True
+
+
+def test_resume_approves_once_and_a_stale_approval_never_counts(store_url: str):
+    store = Store(store_url)
+    assert store.resume("hr") is False  # not halted: nothing to approve
+    store.halt("hr", "7 workers would be deprovisioned in one poll")
+    assert store.resume("hr") is True and store.approved_sources() == {"hr"}
+    assert store.consume_approval("hr") is True
+    assert store.consume_approval("hr") is False  # spent by the first check it let through
+    store.halt("hr", "again")
+    store.resume("hr")
+    assert store.consume_approval("hr", within=timedelta(0)) is False  # older than its lifetime
