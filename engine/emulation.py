@@ -1,9 +1,7 @@
-"""Shared parts of the vendor emulators: rate limits they enforce, forced faults, webhook signing."""
+"""Shared parts of the vendor emulators: the rate limits they enforce and forced faults."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 
@@ -93,8 +91,3 @@ class Faults:
             return self.fail_status
         return None
 
-
-def hmac_hex(key: str, message: bytes | str) -> str:
-    """Lowercase hex HMAC-SHA256, the digest every vendor here signs webhooks with."""
-    data = message.encode() if isinstance(message, str) else message
-    return hmac.new(key.encode(), data, hashlib.sha256).hexdigest()

@@ -24,8 +24,10 @@ class WebhookRejected(Exception):
     """Signature missing or wrong, a stale timestamp, a replay, or a body we cannot read."""
 
 
-def _hmac(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def hmac_hex(secret: str, message: bytes | str) -> str:
+    """Lowercase hex HMAC-SHA256, the digest every vendor here signs with (the emulators too)."""
+    data = message.encode() if isinstance(message, str) else message
+    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
 
 
 def _same(expected: str, given: str | None) -> None:
@@ -85,7 +87,7 @@ def bamboohr(secret: str, headers: Mapping[str, str], body: bytes, now: float, r
     stamp = headers.get("x-bamboohr-timestamp")
     if not stamp:
         raise WebhookRejected("no X-BambooHR-Timestamp")
-    _same(_hmac(secret, body + stamp.encode()), headers.get("x-bamboohr-signature"))
+    _same(hmac_hex(secret, body + stamp.encode()), headers.get("x-bamboohr-signature"))
     try:
         _fresh(_epoch(stamp), now, TOLERANCE)
     except ValueError:
@@ -104,7 +106,7 @@ def lever(secret: str, headers: Mapping[str, str], body: bytes, now: float, repl
     token, triggered = str(data.get("token") or ""), data.get("triggeredAt")
     if not token or triggered is None:
         raise WebhookRejected("no token or triggeredAt")
-    _same(_hmac(secret, f"{token}{triggered}".encode()), str(data.get("signature") or ""))
+    _same(hmac_hex(secret, f"{token}{triggered}".encode()), str(data.get("signature") or ""))
     _fresh(float(triggered) / 1000, now, TOLERANCE)
     replays.once(f"lever:{token}")  # Lever's advice: remember tokens to refuse replays
     opportunity = (data.get("data") or {}).get("opportunityId")
@@ -116,7 +118,7 @@ def greenhouse(secret: str, headers: Mapping[str, str], body: bytes, now: float,
     scheme, _, digest = (headers.get("signature") or "").partition(" ")
     if scheme.lower() != "sha256":
         raise WebhookRejected("no sha256 Signature header")
-    _same(_hmac(secret, body), digest)
+    _same(hmac_hex(secret, body), digest)
     data = _json(body)
     replays.once(headers.get("greenhouse-event-id"))  # Greenhouse signs no timestamp: ids guard replays
     application = (data.get("payload") or {}).get("application") or {}
@@ -126,7 +128,7 @@ def greenhouse(secret: str, headers: Mapping[str, str], body: bytes, now: float,
 
 def workable(secret: str, headers: Mapping[str, str], body: bytes, now: float, replays: Replays) -> list[str]:
     """`X-Workable-Signature` = hex HMAC-SHA256 of the body, keyed by the account token."""
-    _same(_hmac(secret, body), headers.get("x-workable-signature"))
+    _same(hmac_hex(secret, body), headers.get("x-workable-signature"))
     data = _json(body)
     if fired := data.get("fired_at"):
         try:

@@ -11,12 +11,11 @@ import httpx
 import pytest
 
 from engine.app import Runtime
-from engine.emulation import hmac_hex
 from engine.servers import serve_asgi
 from engine.webhooks import webhook_app
 from sources.emulators.greenhouse import GreenhouseState, create_app as greenhouse_app
 from sources.emulators.lever import LeverState, create_app as lever_app
-from sources.webhooks import Replays, WebhookRejected, verify
+from sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
 from tests.conftest import make_config
 
 

@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import base64
 import itertools
-import random
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
-from faker import Faker
+import pycountry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.emulation import RateGate, hmac_hex
-from sources.emulators.common import Vendor, compact
+from engine.emulation import RateGate
+from sources.emulators.common import Vendor, ascii_local, compact, fake_people
+from sources.webhooks import hmac_hex
 
-DEPARTMENTS = {
-    "Engineering": ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"],
-    "Sales": ["Account Executive", "Sales Development Rep", "Sales Manager"],
-    "Marketing": ["Marketing Manager", "Content Strategist"],
-    "Finance": ["Accountant", "Financial Analyst"],
-    "People": ["People Partner", "Recruiter"],
-    "Support": ["Support Engineer", "Support Lead"],
-}
-LOCATIONS = [("Berlin", "Germany"), ("London", "United Kingdom"), ("New York", "United States"),
-             ("Lisbon", "Portugal"), ("Toronto", "Canada")]
+EMPLOYMENT_STATUSES = ["Full-Time"] * 8 + ["Part-Time", "Contractor"]
 STANDARD_FIELDS = {
     "employeeNumber", "firstName", "lastName", "middleName", "preferredName", "displayName", "workEmail",
     "homeEmail", "bestEmail", "jobTitle", "department", "division", "location", "country", "status",
@@ -63,26 +53,18 @@ class EmulatorState(Vendor):
         return str(next(self._ids))
 
     def seed(self, count: int, seed: int = 7) -> list[str]:
-        fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
-        fake.seed_instance(seed)
-        rng = random.Random(seed)
-        ids = []
-        for _ in range(count):
-            first, last = fake.first_name(), fake.last_name()
-            department = rng.choice(sorted(DEPARTMENTS))
-            city, country = rng.choice(LOCATIONS)
-            ids.append(self.hire(first_name=first, last_name=last, department=department,
-                      job_title=rng.choice(DEPARTMENTS[department]), location=city, country=country,
-                      hire_date=(date(2020, 1, 1) + timedelta(days=rng.randint(0, 1800))).isoformat(),
-                      employment=rng.choice(["Full-Time"] * 8 + ["Part-Time", "Contractor"]))["id"])
-        return ids
+        """Employees hired over the last six years, all working today."""
+        return [self.hire(first_name=p["first_name"], last_name=p["last_name"], department=p["department"],
+                          job_title=p["title"], location=p["location"],
+                          country=pycountry.countries.get(alpha_2=p["country"]).name, hire_date=p["start_date"],
+                          employment=p["commitment"])["id"]
+                for p in fake_people(count, seed, starts=(-2190, -30), commitments=EMPLOYMENT_STATUSES)]
 
     def hire(self, *, first_name: str, last_name: str, department: str = "Engineering",
              job_title: str = "Software Engineer", location: str = "Berlin", country: str = "Germany",
              hire_date: str | None = None, employment: str = "Full-Time", **extra: Any) -> dict[str, Any]:
         emp_id = self.next_id()
-        local = unicodedata.normalize("NFKD", f"{first_name}.{last_name}".lower()).encode("ascii", "ignore").decode()
-        local = "".join(c for c in local if c.isalnum() or c == ".")
+        local = ascii_local(first_name, last_name)
         start = hire_date or date.today().isoformat()
         record = {
             "id": emp_id, "employeeNumber": f"E{emp_id}", "firstName": first_name, "lastName": last_name,

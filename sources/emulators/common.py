@@ -9,7 +9,7 @@ import threading
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,8 +36,15 @@ def ascii_local(first: str, last: str) -> str:
     return "".join(c for c in local if c.isalnum() or c == ".")
 
 
-def fake_people(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Plausible new hires: names, a personal email, a job, a place and a start date."""
+def iso_now() -> str:
+    """Now, as the JSON APIs here write it: UTC, milliseconds, a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fake_people(count: int, seed: int = 7, starts: tuple[int, int] = (7, 60),
+                commitments: list[str] = COMMITMENTS) -> list[dict[str, Any]]:
+    """Plausible people: names, a personal email, a job, a place, a commitment, and a start date
+    `starts` days from today (the default: new hires; negative days: people already working)."""
     fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
     fake.seed_instance(seed)
     rng = random.Random(seed)
@@ -49,8 +56,8 @@ def fake_people(count: int, seed: int = 7) -> list[dict[str, Any]]:
         people.append({
             "first_name": first, "last_name": last, "personal_email": f"{ascii_local(first, last)}{n}@mail.example",
             "department": department, "title": rng.choice(DEPARTMENTS[department]), "location": city,
-            "country": country, "commitment": rng.choice(COMMITMENTS),
-            "start_date": (date.today() + timedelta(days=rng.randint(7, 60))).isoformat(),
+            "country": country, "commitment": rng.choice(commitments),
+            "start_date": (date.today() + timedelta(days=rng.randint(*starts))).isoformat(),
         })
     return people
 

@@ -17,7 +17,6 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,12 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.emulation import WindowGate, hmac_hex
-from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people, form_of
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from engine.emulation import WindowGate
+from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people, form_of, iso_now
+from sources.webhooks import hmac_hex
 
 
 @dataclass
@@ -68,24 +64,24 @@ class GreenhouseState(Vendor):
             jid = self.job(title, department, location, commitment)
             self.candidates[cid] = {
                 "id": cid, "first_name": first_name, "last_name": last_name, "company": None, "title": None,
-                "created_at": _now(), "updated_at": _now(), "last_activity": _now(), "is_private": False,
+                "created_at": iso_now(), "updated_at": iso_now(), "last_activity": iso_now(), "is_private": False,
                 "application_ids": [aid], "email_addresses": [{"value": personal_email, "type": "personal"}],
                 "custom_fields": {}, "keyed_custom_fields": {},
             }
             self.applications[aid] = {
-                "id": aid, "candidate_id": cid, "prospect": False, "applied_at": _now(), "rejected_at": None,
-                "last_activity_at": _now(), "status": "hired", "current_stage": None,
+                "id": aid, "candidate_id": cid, "prospect": False, "applied_at": iso_now(), "rejected_at": None,
+                "last_activity_at": iso_now(), "status": "hired", "current_stage": None,
                 "jobs": [{"id": jid, "name": title}], "rejection_reason": None,
             }
             self.offers[aid] = {"id": next(self._ids), "version": 1, "application_id": aid, "job_id": jid,
-                                "candidate_id": cid, "created_at": _now(), "updated_at": _now(), "status": "accepted",
+                                "candidate_id": cid, "created_at": iso_now(), "updated_at": iso_now(), "status": "accepted",
                                 "starts_at": start_date, "custom_fields": {"employment_type": commitment}}
             return str(cid)
 
     def _touch(self, cid: int) -> None:
         for aid in self.candidates[cid]["application_ids"]:
-            self.applications[aid]["last_activity_at"] = _now()
-        self.candidates[cid]["updated_at"] = _now()
+            self.applications[aid]["last_activity_at"] = iso_now()
+        self.candidates[cid]["updated_at"] = iso_now()
 
     def change(self, cid: str, **changes: Any) -> None:
         """Admin edit: `start_date` (on the current offer) or candidate fields."""

@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, UTC
 from typing import Any
@@ -25,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.emulation import RateGate, hmac_hex
+from engine.emulation import RateGate
 from sources.emulators.common import Vendor, admin_routes, compact, fake_people, form_of
+from sources.webhooks import hmac_hex
 
 HIRED_REASON = "a1b2c3d4-hired"
 OTHER_REASONS = [("r-underqualified", "Underqualified"), ("r-withdrew", "Withdrew")]
@@ -123,8 +125,28 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
 
-def _token(generation: int, index: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([generation, index]).encode()).decode().rstrip("=")
+def list_page(request: Request, rows: list[dict[str, Any]], generation: int = 0) -> JSONResponse:
+    """One page of a Lever list: `limit` 1–100, an opaque `offset` token, `{data, hasNext, next}`.
+    A token from another `generation` is refused, as an expired one is. The users emulator
+    (targets/emulators/lever_users.py) pages with this too."""
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", 100))
+        if not 1 <= limit <= 100:
+            raise ValueError
+    except ValueError:
+        return _error(400, "BadRequest", "limit must be between 1 and 100")
+    start = 0
+    if q.get("offset"):
+        try:
+            issued, start = json.loads(base64.urlsafe_b64decode(q["offset"] + "=" * (-len(q["offset"]) % 4)))
+            if issued != generation:
+                raise ValueError
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid offset token")
+    more = start + limit < len(rows)
+    token = base64.urlsafe_b64encode(json.dumps([generation, start + limit]).encode()).decode().rstrip("=")
+    return JSONResponse({"data": rows[start:start + limit], "hasNext": more, **({"next": token} if more else {})})
 
 
 def create_app(state: LeverState) -> Starlette:
@@ -154,27 +176,9 @@ def create_app(state: LeverState) -> Starlette:
         return None
 
     def page(request: Request, rows: list[dict[str, Any]]) -> JSONResponse:
-        q = request.query_params
-        try:
-            limit = int(q.get("limit", 100))
-            if not 1 <= limit <= 100:
-                raise ValueError
-        except ValueError:
-            return _error(400, "BadRequest", "limit must be between 1 and 100")
-        start = 0
-        if q.get("offset") and state.expire_next_cursor:
+        if request.query_params.get("offset") and state.expire_next_cursor:
             state.expire_next_cursor, state.generation = False, state.generation + 1
-        if q.get("offset"):
-            try:
-                generation, start = json.loads(base64.urlsafe_b64decode(q["offset"] + "=" * (-len(q["offset"]) % 4)))
-                if generation != state.generation:
-                    raise ValueError
-            except ValueError:
-                return _error(400, "BadRequest", "Invalid offset token")
-        chunk = rows[start:start + limit]
-        more = start + limit < len(rows)
-        return JSONResponse({"data": chunk, "hasNext": more,
-                             **({"next": _token(state.generation, start + limit)} if more else {})})
+        return list_page(request, rows, state.generation)
 
     async def archive_reasons(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
@@ -203,21 +207,19 @@ def create_app(state: LeverState) -> Starlette:
             return _error(404, "ResourceNotFound", "Opportunity not found")
         return JSONResponse({"data": opp})
 
-    async def applications(request: Request) -> JSONResponse:
-        if (denied := guard(request)) is not None:
-            return denied
-        oid = request.path_params["oid"]
-        if oid not in state.opportunities:
-            return _error(404, "ResourceNotFound", "Opportunity not found")
-        return page(request, [a for a in state.applications.values() if a["opportunityId"] == oid])
+    def of_opportunity(rows: Callable[[str], list[dict[str, Any]]]) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """A list under /opportunities/{oid}/...: 404 for an unknown opportunity, else paged."""
+        async def endpoint(request: Request) -> JSONResponse:
+            if (denied := guard(request)) is not None:
+                return denied
+            oid = request.path_params["oid"]
+            if oid not in state.opportunities:
+                return _error(404, "ResourceNotFound", "Opportunity not found")
+            return page(request, rows(oid))
+        return endpoint
 
-    async def offers(request: Request) -> JSONResponse:
-        if (denied := guard(request)) is not None:
-            return denied
-        oid = request.path_params["oid"]
-        if oid not in state.opportunities:
-            return _error(404, "ResourceNotFound", "Opportunity not found")
-        return page(request, state.offers.get(oid, []))
+    applications = of_opportunity(lambda oid: [a for a in state.applications.values() if a["opportunityId"] == oid])
+    offers = of_opportunity(lambda oid: state.offers.get(oid, []))
 
     async def posting(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:

@@ -14,7 +14,6 @@ import itertools
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,15 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.emulation import WindowGate, hmac_hex
-from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people
+from engine.emulation import WindowGate
+from sources.emulators.common import Vendor, admin_routes, after, compact, fake_people, iso_now
+from sources.webhooks import hmac_hex
 
 REDUCED = ("id", "name", "firstname", "lastname", "headline", "account", "job", "stage", "disqualified",
            "sourced", "email", "domain", "created_at", "updated_at", "hired_at")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -56,7 +52,7 @@ class WorkableState(Vendor):
             "id": secrets.token_hex(3), "title": title, "full_title": f"{title} - {city}", "shortcode": shortcode,
             "state": "published", "department": department, "employment_type": commitment,
             "location": {"location_str": city, "city": city, "country_code": country, "telecommuting": False},
-            "created_at": _now(),
+            "created_at": iso_now(),
         }
         return self.jobs[shortcode]
 
@@ -71,21 +67,21 @@ class WorkableState(Vendor):
                 "headline": title, "account": {"subdomain": self.subdomain, "name": "Acme"},
                 "job": {"shortcode": job["shortcode"], "title": job["title"]}, "stage": stage,
                 "disqualified": False, "sourced": False, "email": personal_email, "domain": "mail.example",
-                "created_at": _now(), "updated_at": _now(), "hired_at": _now() if stage == "hired" else None,
+                "created_at": iso_now(), "updated_at": iso_now(), "hired_at": iso_now() if stage == "hired" else None,
                 "phone": "+1 555 0100", "address": location, "tags": [], "answers": [],
             }
             return cid
 
     def change(self, cid: str, **changes: Any) -> None:
         with self.lock:
-            self.candidates[cid].update({"updated_at": _now(), **changes})
+            self.candidates[cid].update({"updated_at": iso_now(), **changes})
 
     def remove(self, cid: str) -> None:
         """The hire is undone: the candidate is moved back to the offer stage."""
         self.change(cid, stage="offer", hired_at=None)
 
     def webhook(self, event: str, cid: str) -> tuple[bytes, dict[str, str]]:
-        body = compact({"id": str(uuid.uuid4()), "event_type": event, "fired_at": _now(),
+        body = compact({"id": str(uuid.uuid4()), "event_type": event, "fired_at": iso_now(),
                         "resource_type": "candidate", "data": self.candidates[cid]})
         return body, {"X-Workable-Signature": hmac_hex(self.webhook_secret, body)}
 

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.emulation import RateGate
+from sources.emulators.lever import list_page
 
 ROLES = {"super admin", "admin", "team member", "limited team member", "interviewer"}
 
@@ -63,17 +64,7 @@ def create_app(state: LeverUsersState) -> Starlette:
             users = [u for u in users if u["deactivatedAt"] is None]
         if q.get("email"):
             users = [u for u in users if u["email"].lower() == q["email"].lower()]
-        limit = min(int(q.get("limit", "100")), 100)
-        try:
-            start = int(base64.urlsafe_b64decode(q["offset"]).decode()) if q.get("offset") else 0
-        except ValueError:
-            return _error(400, "BadRequest", "Invalid offset token")
-        page = users[start:start + limit]
-        more = start + limit < len(users)
-        body: dict[str, Any] = {"data": page, "hasNext": more}
-        if more:
-            body["next"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
-        return JSONResponse(body)
+        return list_page(request, users)
 
     async def create_user(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
