@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from engine.http import ClientCredentials, describe_http_error
+from engine.http import ClientCredentials, RenewingBearer
 
 log = logging.getLogger("provisioner.auth")
 
@@ -63,7 +61,7 @@ def build_auth(config: AuthConfig) -> tuple[httpx.Auth | None, dict[str, str]]:
     return RefreshToken(config), {}
 
 
-class RefreshToken(httpx.Auth):
+class RefreshToken(RenewingBearer):
     """OAuth 2.0 refresh-token grant (RFC 6749 §6) for providers whose refresh tokens rotate
     (Lever: access tokens live an hour, each exchange returns a new refresh token and voids the old).
 
@@ -71,13 +69,12 @@ class RefreshToken(httpx.Auth):
     fall back to the voided one from the config.
     """
 
+    refused = "the token endpoint refused the refresh token"
+
     def __init__(self, config: AuthConfig, margin: float = 60.0):
+        super().__init__(margin)
         self.config = config
-        self.margin = margin
         self._refresh = self._load() or config.refresh_token.get_secret_value()
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
 
     def _load(self) -> str | None:
         path = self.config.token_file
@@ -98,31 +95,9 @@ class RefreshToken(httpx.Auth):
                 "client_secret": self.config.client_secret.get_secret_value()}
         return httpx.Request("POST", self.config.token_url, data=form, headers={"Accept": "application/json"})
 
-    async def _renew(self, response: httpx.Response) -> None:
-        await response.aread()
-        if response.status_code >= 400:
-            raise httpx.HTTPStatusError("the token endpoint refused the refresh token: "
-                                        + describe_http_error(response), request=response.request,
-                                        response=response)
-        body = response.json()
-        self._token = str(body["access_token"])
-        self._expires = time.monotonic() + float(body.get("expires_in") or 3600)
+    def _accepted(self, body: dict[str, Any]) -> None:
         rotated = body.get("refresh_token")
         if rotated and rotated != self._refresh:
             self._refresh = str(rotated)
             self._save(self._refresh)
             log.info("refresh token rotated%s", f"; kept in {self.config.token_file}" if self.config.token_file else "")
-
-    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def,override]
-        async with self._lock:
-            if self._token is None or time.monotonic() > self._expires - self.margin:
-                await self._renew((yield self._token_request()))
-            used = self._token
-        request.headers["Authorization"] = f"Bearer {used}"
-        response = yield request
-        if response.status_code == 401:
-            async with self._lock:
-                if self._token == used:
-                    await self._renew((yield self._token_request()))
-            request.headers["Authorization"] = f"Bearer {self._token}"
-            yield request
