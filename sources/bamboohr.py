@@ -101,17 +101,9 @@ class BambooHRSource(HttpSource):
 
     vendor = "BambooHR"
     settings_model = BambooHRSettings
-
-    @classmethod
-    def credential_hint(cls) -> str:
-        return "api_key"
-
-    @classmethod
-    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        if raw.get("api_key") and "auth" not in raw:
-            # The key is the Basic username; the password is ignored, clients send "x".
-            return {**raw, "auth": {"type": "basic", "username": raw["api_key"], "password": "x"}}
-        return raw
+    credential_hint = "api_key"
+    # The key is the Basic username; the password is ignored, clients send "x".
+    key_field, key_auth = "api_key", {"type": "basic", "username": "{key}", "password": "x"}
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         filters: dict[str, Any] = {}

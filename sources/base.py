@@ -75,6 +75,11 @@ class HttpSource:
     default_burst: ClassVar[int | None] = None
 
     requires_auth: ClassVar[bool] = True  # vendors that take credentials in their own keys say False
+    credential_hint: ClassVar[str] = "an auth block"
+    # A vendor's shorthand for its credential (`api_key: ...`) and the auth block it stands for;
+    # the key's value goes where the block says "{key}". An explicit `auth` block wins.
+    key_field: ClassVar[str | None] = None
+    key_auth: ClassVar[dict[str, str]] = {}
 
     def __init__(self, name: str, settings: HttpSourceSettings):
         self.name = name
@@ -90,46 +95,41 @@ class HttpSource:
 
     @classmethod
     def from_settings(cls, name: str, raw: dict[str, Any]) -> HttpSource:
-        found = cls.problems(raw)
-        if found:
+        settings, found = cls._checked(raw)
+        if settings is None:
             problems = "; ".join(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg for loc, msg in found)
             raise ValueError(f"source {name!r} ({cls.vendor}): {problems}")
-        return cls(name, cls._settings(raw))
+        return cls(name, settings)
 
     @classmethod
-    def _settings(cls, raw: dict[str, Any]) -> HttpSourceSettings:
+    def problems(cls, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """Every problem with these settings, each at its key, without connecting anywhere."""
+        return cls._checked(raw)[1]
+
+    @classmethod
+    def _checked(cls, raw: dict[str, Any]) -> tuple[HttpSourceSettings | None, list[tuple[tuple[Any, ...], str]]]:
+        """The settings, validated once, or None and the problems."""
         raw = dict(raw)
         if "rate_limit" not in raw and cls.default_rate:
             raw["rate_limit"] = cls.default_rate
             raw.setdefault("burst", cls.default_burst)
         if "rate_window" not in raw and (window := window_of(raw.get("rate_limit"))) and not raw.get("burst"):
             raw["rate_window"] = window
-        return cls.settings_model.model_validate(cls.shorthand(raw))
-
-    @classmethod
-    def problems(cls, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-        """Every problem with these settings, each at its key, without connecting anywhere."""
+        if cls.key_field and raw.get(cls.key_field) and "auth" not in raw:
+            key = raw[cls.key_field]
+            raw["auth"] = {name: key if value == "{key}" else value for name, value in cls.key_auth.items()}
         try:
-            settings = cls._settings(raw)
+            settings = cls.settings_model.model_validate(raw)
         except ValidationError as exc:
-            return [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+            return None, [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
         try:
             auth = cls.auth_for(settings)
             build_auth(auth)
         except ValueError as exc:
-            return [(("auth",), str(exc))]
+            return None, [(("auth",), str(exc))]
         if cls.requires_auth and auth.type == "none":
-            return [((), f"{cls.vendor} needs credentials: {cls.credential_hint()}")]
-        return []
-
-    @classmethod
-    def credential_hint(cls) -> str:
-        return "an auth block"
-
-    @classmethod
-    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        """Vendor shorthands (`api_key`, `token`) turned into an `auth` block."""
-        return raw
+            return None, [((), f"{cls.vendor} needs credentials: {cls.credential_hint}")]
+        return settings, []
 
     @classmethod
     def auth_for(cls, settings: HttpSourceSettings) -> AuthConfig:

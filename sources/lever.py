@@ -30,6 +30,9 @@ class LeverSettings(HttpSourceSettings):
 class LeverSource(HttpSource):
     vendor = "Lever"
     settings_model = LeverSettings
+    credential_hint = "api_key (the Basic username) or an auth block (oauth_refresh_token)"
+    # The key is the Basic username; the password stays blank.
+    key_field, key_auth = "api_key", {"type": "basic", "username": "{key}", "password": ""}
     # Lever meters 10/s per key with bursts to 20; we stay a tenth under, since requests bunch up
     # on the way and arrive closer together than they were sent.
     default_rate, default_burst = "9/s", 18
@@ -37,17 +40,6 @@ class LeverSource(HttpSource):
     def __init__(self, name: str, settings: LeverSettings):
         super().__init__(name, settings)
         self._hired: set[str] | None = None
-
-    @classmethod
-    def credential_hint(cls) -> str:
-        return "api_key (the Basic username) or an auth block (oauth_refresh_token)"
-
-    @classmethod
-    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        if raw.get("api_key") and "auth" not in raw:
-            # The key is the Basic username; the password stays blank.
-            return {**raw, "auth": {"type": "basic", "username": raw["api_key"], "password": ""}}
-        return raw
 
     async def _hired_reasons(self) -> set[str]:
         if self._hired is None:

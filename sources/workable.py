@@ -30,6 +30,8 @@ class WorkableSettings(HttpSourceSettings):
 class WorkableSource(HttpSource):
     vendor = "Workable"
     settings_model = WorkableSettings
+    credential_hint = "token (an account token) or an auth block"
+    key_field, key_auth = "token", {"type": "bearer", "token": "{key}"}
     # An account token may send 10 requests per rolling 10 s; an OAuth or partner token 50
     # (set rate_limit: 50/10s). Metered a little wider than the window, for arrival jitter.
     default_rate = "10/10.5s"
@@ -37,16 +39,6 @@ class WorkableSource(HttpSource):
     def __init__(self, name: str, settings: WorkableSettings):
         super().__init__(name, settings)
         self.stage = settings.stage
-
-    @classmethod
-    def credential_hint(cls) -> str:
-        return "token (an account token) or an auth block"
-
-    @classmethod
-    def shorthand(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        if raw.get("token") and "auth" not in raw:
-            return {**raw, "auth": {"type": "bearer", "token": raw["token"]}}
-        return raw
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         params: dict[str, Any] = {"stage": self.stage, "limit": min(self.settings.page_size, 100)}
