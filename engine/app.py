@@ -22,7 +22,7 @@ from engine.config import Config
 from engine.events import WorkerEvent, scheduled_event
 from engine.store import Deferred
 from engine.pipeline import Pipeline
-from engine.poller import Diff, poll
+from engine.poller import Diff, judge, poll
 from engine.wiring import Parts
 
 log = logging.getLogger("provisioner.engine")
@@ -194,13 +194,12 @@ class Runtime:
         for source, mine in by_source.items():
             state = states.get(source)
             halted = state.reason if state and state.halted else None
-            held, reason = self.parts.guard(mine, state.workers if state else 0, halted, now,
-                                            scope="by scheduled changes falling due together")
-            if held and not halted and source in approved:
-                log.warning("source %s: %d scheduled deprovisions go through, approved by provisioner resume",
-                            source, len(held))
+            held, reason, approval_spent = judge(self.parts.guard, mine, state.workers if state else 0, halted,
+                                                 source in approved, now=now,
+                                                 scope="by scheduled changes falling due together")
+            if approval_spent:
+                log.warning("source %s: scheduled deprovisions go through, approved by provisioner resume", source)
                 spent.add(source)
-                held, reason = set(), None
             held_ids |= held
             if reason and not halted:
                 halts[source] = reason

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from engine.events import WorkerEvent, change_event, removal_event
 from engine.models import Worker
@@ -35,8 +36,19 @@ class Diff:
         self.removals = [w for w in self.removals if w not in subjects]
 
 
-# (events, workers known before this poll, why the source is already halted) -> (ids to hold, why)
-Guard = Callable[[list[WorkerEvent], int, "str | None"], tuple[set[str], "str | None"]]
+# (events, workers known before, why the source is already halted, [now, scope]) -> (ids to hold, why)
+Guard = Callable[..., tuple[set[str], "str | None"]]
+
+
+def judge(guard: Guard, events: list[WorkerEvent], known_workers: int, halted: str | None, approved: bool,
+          **when: Any) -> tuple[set[str], str | None, bool]:
+    """The guard on one source's events, for a poll and for scheduled changes alike: the event ids
+    to hold, why (a new halt when the source was not halted yet), and whether a person's approval
+    (`provisioner resume`) was spent letting through what would have been held."""
+    held, reason = guard(events, known_workers, halted, **when)
+    if held and not halted and approved:
+        return set(), None, True
+    return held, reason, False
 
 
 def _quarantine_duplicate_emails(read: SourceRead) -> None:
@@ -130,16 +142,16 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
     new = [w for w in result.upserts if w.id not in snapshots]
     if correlate_on and new:
         handovers = correlate(new, store.prehires_elsewhere(source.name), correlate_on)
-        for old, new, key in handovers:
-            log.info("%s is the pre-hire %s (same %s): its accounts are handed over", new, old, key)
+        for prehire, successor, key in handovers:
+            log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
     if guard is not None and result.events:
         state = store.source_states().get(source.name)
         halted = state.reason if state and state.halted else None
-        held, reason = guard(result.events, len(snapshots), halted)
-        if held and not halted and store.consume_approval(source.name):
-            log.warning("source %s: %d deprovisioning events go through, approved by provisioner resume",
-                        source.name, len(held))
-            held, reason = set(), None
+        held, reason, spent = judge(guard, result.events, len(snapshots), halted,
+                                    source.name in store.approved_sources())
+        if spent:
+            store.consume_approval(source.name)
+            log.warning("source %s: deprovisioning events go through, approved by provisioner resume", source.name)
         result.halted = reason
         result.hold(held)
         if result.halted and not halted:
