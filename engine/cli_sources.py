@@ -18,10 +18,6 @@ sources_app = typer.Typer(help="Look at what the configured sources yield, witho
                           no_args_is_help=True)
 
 
-def _config(path: Path) -> Any:
-    return _load(path)
-
-
 def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
     from sources import build_source
 
@@ -86,12 +82,11 @@ def resume(source: Annotated[str, typer.Argument(help="The halted source's name.
 
 @sources_app.command()
 def dump(name: Annotated[str, typer.Argument(help="The source's name in the config.")],
-         config: Annotated[Path, typer.Option("--config", "-c", help="Config file.")] = Path("provisioner.yaml")
-         ) -> None:
+         config: ConfigOpt = Path("provisioner.yaml")) -> None:
     """Print one normalized Worker JSON per line, as the source yields them now (a full read).
 
     Quarantined records are reported on stderr. Nothing is stored."""
-    [(_, source)] = _build(_config(config), name)
+    [(_, source)] = _build(_load(config), name)
 
     async def read() -> Any:
         try:
@@ -112,10 +107,9 @@ def dump(name: Annotated[str, typer.Argument(help="The source's name in the conf
 
 
 @sources_app.command()
-def check(config: Annotated[Path, typer.Option("--config", "-c", help="Config file.")] = Path("provisioner.yaml")
-          ) -> None:
+def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
     """Test each source's connectivity and credentials; exit 1 if any fails."""
-    built = _build(_config(config))
+    built = _build(_load(config))
 
     async def probe(source: Any) -> tuple[bool, str, float]:
         started = time.perf_counter()
