@@ -141,7 +141,7 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
     handovers = []
     new = [w for w in result.upserts if w.id not in snapshots]
     if correlate_on and new:
-        handovers = correlate(new, store.prehires_elsewhere(source.name), correlate_on)
+        handovers = correlate(new, store.prehires_elsewhere(source.name, handed), correlate_on)
         for prehire, successor, key in handovers:
             log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
     if guard is not None and result.events:

@@ -78,13 +78,14 @@ class Store:
         with self.session() as s:
             return {h.worker_id: h.successor for h in s.exec(select(Handover)).all()}
 
-    def prehires_elsewhere(self, source: str) -> list[Worker]:
-        """Pending workers of other sources not yet handed over: who a new hire here may be."""
-        taken = self.handovers()
+    def prehires_elsewhere(self, source: str, handed_over: Iterable[str]) -> list[Worker]:
+        """Pending workers of other sources, but for those `handed_over`: who a new hire here may be."""
+        taken = set(handed_over)
         with self.session() as s:
             rows = s.exec(select(Snapshot).where(Snapshot.source != source)).all()
-        workers = (Worker.model_validate(r.worker) for r in rows if r.worker_id not in taken)
-        return [w for w in workers if w.status.value == "pending"]
+        # Filter on the stored JSON first: only the few pre-hires are worth building a Worker for.
+        return [Worker.model_validate(r.worker) for r in rows
+                if r.worker.get("status") == "pending" and r.worker_id not in taken]
 
     def cursor(self, source: str) -> dict[str, Any]:
         with self.session() as s:
