@@ -34,6 +34,15 @@ def parse_rate(value: str | int | float) -> float:
     return rate
 
 
+def rate_window(value: Any) -> float | None:
+    """'10/10s' → 10.0: the window a rate names explicitly (a vendor metering a rolling window), or
+    None for '20/s' and plain numbers."""
+    if isinstance(value, str) and "/" in value:
+        per = value.partition("/")[2].strip()
+        return parse_duration(per) if per and per[0].isdigit() else None
+    return None
+
+
 def parse_duration(value: str | int | float) -> float:
     """'90s', '15m', '1h', or a number of seconds."""
     if isinstance(value, int | float):

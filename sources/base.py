@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from engine.auth import AuthConfig, build_auth
-from engine.config import parse_duration, parse_rate
+from engine.config import parse_duration, parse_rate, rate_window
 from engine.http import RetryPolicy, describe_http_error, resilient_client
 from engine.paging import Paging, PagingError, collect, paginate, restartable
 from engine.protocols import SourceError, SourceRead, normalize_records
@@ -56,14 +56,6 @@ class HttpSourceSettings(BaseModel):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
-
-
-def window_of(value: Any) -> float | None:
-    """'10/10s' → 10.0: the window a vendor meters over, so the client can use a sliding window."""
-    if isinstance(value, str) and "/" in value:
-        per = value.partition("/")[2].strip()
-        return parse_duration(per) if per and per[0].isdigit() else None
-    return None
 
 
 class HttpSource:
@@ -113,7 +105,7 @@ class HttpSource:
         if "rate_limit" not in raw and cls.default_rate:
             raw["rate_limit"] = cls.default_rate
             raw.setdefault("burst", cls.default_burst)
-        if "rate_window" not in raw and (window := window_of(raw.get("rate_limit"))) and not raw.get("burst"):
+        if "rate_window" not in raw and (window := rate_window(raw.get("rate_limit"))) and not raw.get("burst"):
             raw["rate_window"] = window
         if cls.key_field and raw.get(cls.key_field) and "auth" not in raw:
             key = raw[cls.key_field]
