@@ -6,6 +6,11 @@ import time
 from dataclasses import dataclass, field
 
 
+def most_within(times: list[float], window: float) -> int:
+    """The most of these (sorted) moments that fall inside any `window` seconds."""
+    return max((sum(1 for t in times[i:] if t - first < window) for i, first in enumerate(times)), default=0)
+
+
 @dataclass
 class RateGate:
     rate: float = 10.0  # requests per second
@@ -31,8 +36,7 @@ class RateGate:
 
     def max_in_any_second(self) -> int:
         """The most requests accepted within one second: at most rate + burst when clients behave."""
-        times = self.accepted
-        return max((sum(1 for t in times[i:] if t - first < 1.0) for i, first in enumerate(times)), default=0)
+        return most_within(self.accepted, 1.0)
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
@@ -71,9 +75,7 @@ class WindowGate:
                 f"{self.prefix}-Reset": f"{time.time() + reset:.3f}"}
 
     def max_in_any_window(self) -> int:
-        times = self.accepted
-        return max((sum(1 for t in times[i:] if t - first < self.window) for i, first in enumerate(times)),
-                   default=0)
+        return most_within(self.accepted, self.window)
 
 
 @dataclass
