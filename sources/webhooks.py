@@ -36,8 +36,13 @@ def _same(expected: str, given: str | None) -> None:
         raise WebhookRejected("signature does not match")
 
 
-def _fresh(moment: float, now: float, tolerance: float) -> None:
-    if abs(now - moment) > tolerance:
+def _fresh(stamp: Any, now: float, what: str) -> None:
+    """A signed timestamp (epoch s or ms, or ISO-8601) within TOLERANCE of now, or a rejection."""
+    try:
+        moment = _epoch(str(stamp))
+    except ValueError:
+        raise WebhookRejected(f"unreadable {what}") from None
+    if abs(now - moment) > TOLERANCE:
         raise WebhookRejected(f"timestamp {moment:.0f} is {now - moment:.0f}s away from now (replay?)")
 
 
@@ -88,10 +93,7 @@ def bamboohr(secret: str, headers: Mapping[str, str], body: bytes, now: float, r
     if not stamp:
         raise WebhookRejected("no X-BambooHR-Timestamp")
     _same(hmac_hex(secret, body + stamp.encode()), headers.get("x-bamboohr-signature"))
-    try:
-        _fresh(_epoch(stamp), now, TOLERANCE)
-    except ValueError:
-        raise WebhookRejected("unreadable X-BambooHR-Timestamp") from None
+    _fresh(stamp, now, "X-BambooHR-Timestamp")
     data = _json(body)
     replays.once(f"bamboohr:{stamp}:{hashlib.sha256(body).hexdigest()}")
     if "employees" in data:  # the legacy field-based payload
@@ -107,7 +109,7 @@ def lever(secret: str, headers: Mapping[str, str], body: bytes, now: float, repl
     if not token or triggered is None:
         raise WebhookRejected("no token or triggeredAt")
     _same(hmac_hex(secret, f"{token}{triggered}".encode()), str(data.get("signature") or ""))
-    _fresh(float(triggered) / 1000, now, TOLERANCE)
+    _fresh(triggered, now, "triggeredAt")
     replays.once(f"lever:{token}")  # Lever's advice: remember tokens to refuse replays
     opportunity = (data.get("data") or {}).get("opportunityId")
     return [str(opportunity)] if opportunity else []
@@ -131,10 +133,7 @@ def workable(secret: str, headers: Mapping[str, str], body: bytes, now: float, r
     _same(hmac_hex(secret, body), headers.get("x-workable-signature"))
     data = _json(body)
     if fired := data.get("fired_at"):
-        try:
-            _fresh(_epoch(str(fired)), now, TOLERANCE)
-        except ValueError:
-            raise WebhookRejected("unreadable fired_at") from None
+        _fresh(fired, now, "fired_at")
     replays.once(f"workable:{data['id']}" if "event_type" in data and data.get("id") else None)
     candidate = data.get("data", data) if "event_type" in data else data  # an envelope, or a bare candidate
     return [str(candidate["id"])] if isinstance(candidate, dict) and candidate.get("id") else []

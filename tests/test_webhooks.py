@@ -4,6 +4,7 @@ diff as a poll; anything unverified is a bare 401 and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -109,3 +110,10 @@ async def test_greenhouse_unhire_webhook_removes_through_the_same_diff(tmp_path)
             assert (await client.post("/webhooks/gh", content=body, headers=headers)).status_code == 202
             await until(lambda: runtime.store.snapshot_of(f"gh:{cid}") is None)
         await runtime.parts.aclose()
+
+
+def test_a_signed_but_unreadable_lever_timestamp_is_rejected_not_an_error():
+    body = json.dumps({"token": "t", "triggeredAt": "soon", "signature": hmac_hex("k", "tsoon"),
+                       "data": {"opportunityId": "o1"}}).encode()
+    with pytest.raises(WebhookRejected, match="unreadable triggeredAt"):
+        verify("lever", "k", {}, body, Replays())
