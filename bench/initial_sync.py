@@ -24,13 +24,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.app import Runtime  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.servers import scim_server_process  # noqa: E402
-from targets.mapping import build_resource  # noqa: E402
-from targets.scim import DEFAULT_MAPPING, USER_SCHEMA  # noqa: E402
-from rules.planner import TargetSpec  # noqa: E402
-from engine.models import Worker  # noqa: E402
+from provisioner.engine.runtime.app import Runtime  # noqa: E402
+from provisioner.engine.config.schema import Config  # noqa: E402
+from provisioner.engine.kit.servers import scim_server_process  # noqa: E402
+from provisioner.targets.mapping import build_resource  # noqa: E402
+from provisioner.targets.scim import DEFAULT_MAPPING, USER_SCHEMA  # noqa: E402
+from provisioner.rules.planner import TargetSpec  # noqa: E402
+from provisioner.engine.contracts.models import Worker  # noqa: E402
 
 
 def people(n: int) -> list[dict[str, str]]:

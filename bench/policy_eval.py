@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import PolicyConfig  # noqa: E402
-from engine.models import Worker  # noqa: E402
-from rules.policy import PolicySet  # noqa: E402
+from provisioner.engine.config.schema import PolicyConfig  # noqa: E402
+from provisioner.engine.contracts.models import Worker  # noqa: E402
+from provisioner.rules.policy import PolicySet  # noqa: E402
 
 DEPARTMENTS = ["Engineering", "Sales", "Finance", "People", "Support", "Product", "Design", "Legal"]
 TYPES = ["full_time", "part_time", "contractor", "intern"]

@@ -20,15 +20,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import Config  # noqa: E402
-from engine.events import change_event  # noqa: E402
-from engine.models import Worker  # noqa: E402
-from engine.servers import scim_server_process  # noqa: E402
-from engine.store import Link, utcnow  # noqa: E402
-from engine.wiring import Parts  # noqa: E402
-from reconcile.run import reconcile  # noqa: E402
-from targets.mapping import build_resource  # noqa: E402
-from targets.scim import USER_SCHEMA  # noqa: E402
+from provisioner.engine.config.schema import Config  # noqa: E402
+from provisioner.engine.contracts.events import change_event  # noqa: E402
+from provisioner.engine.contracts.models import Worker  # noqa: E402
+from provisioner.engine.kit.servers import scim_server_process  # noqa: E402
+from provisioner.engine.contracts.records import Link, utcnow  # noqa: E402
+from provisioner.engine.runtime.wiring import Parts  # noqa: E402
+from provisioner.reconcile.run import reconcile  # noqa: E402
+from provisioner.targets.mapping import build_resource  # noqa: E402
+from provisioner.targets.scim import USER_SCHEMA  # noqa: E402
 
 
 async def load(url: str, parts: Parts, n: int) -> None:
@@ -47,10 +47,10 @@ async def load(url: str, parts: Parts, n: int) -> None:
             ids += [op["location"].rsplit("/", 1)[-1] for op in answer["Operations"]]
     # the snapshot says Engineer for everyone: every tenth account has drifted
     workers = [w.model_copy(update={"title": "Engineer"}) for w in workers]
-    parts.store.commit_poll("hr", [change_event("hr", None, None, w) for w in workers[:1]], workers, [], {})
+    parts.store.snapshots.commit_poll("hr", [change_event("hr", None, None, w) for w in workers[:1]], workers, [], {})
     links = [Link(worker_id=w.id, target="app", account_id=i, active=True, attributes=spec.render(w),
                   groups=[], updated_at=utcnow()) for w, i in zip(workers, ids, strict=True)]
-    parts.store.reconcile_links(links, [], [])
+    parts.store.links.reconcile(links, [], [])
 
 
 async def main() -> None:

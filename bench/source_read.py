@@ -20,10 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.emulation import RateGate  # noqa: E402
-from engine.servers import serve_asgi  # noqa: E402
-from sources import build_source  # noqa: E402
-from sources.emulators import lever, workday  # noqa: E402
+from provisioner.engine.kit.emulation import RateGate  # noqa: E402
+from provisioner.engine.kit.servers import serve_asgi  # noqa: E402
+from provisioner.sources import build_source  # noqa: E402
+from provisioner.sources.lever import emulator as lever  # noqa: E402
+from provisioner.sources.workday import emulator as workday  # noqa: E402
 
 
 async def timed_read(source, cursor, memory: bool = False):  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.models import Account
-from engine.store import Link
+from provisioner.engine.contracts.models import Account
+from provisioner.engine.contracts.records import Link
 
 
 class Situation(StrEnum):

@@ -9,8 +9,8 @@ from jinja2 import Environment
 from rich.console import Console
 from rich.table import Table
 
-from reconcile.classify import Situation
-from reconcile.run import Reconciliation
+from provisioner.reconcile.classify import Situation
+from provisioner.reconcile.run import Reconciliation
 
 WHY = {
     Situation.confirmed: "linked, and the app matches the desired state",

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from engine.events import RECONCILE_SOURCE, internal_event
-from engine.models import Account, Worker
-from engine.store import Link, LogEntry, utcnow
-from reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify, correlation_keys
+from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
+from provisioner.engine.contracts.models import Account, Worker
+from provisioner.engine.contracts.records import Link, LogEntry, utcnow
+from provisioner.reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify, correlation_keys
 
 if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not import it
-    from engine.wiring import Parts
-    from rules.policy import Entitlement
+    from provisioner.engine.runtime.wiring import Parts
+    from provisioner.rules.policy import Entitlement
 
 @dataclass
 class Reconciliation:
@@ -42,9 +42,9 @@ class Reconciliation:
 
 
 def _workers(parts: Parts) -> list[Worker]:
-    handed = parts.store.handovers()  # a pre-hire's accounts belong to its successor now
+    handed = parts.store.snapshots.handovers()  # a pre-hire's accounts belong to its successor now
     return [worker for source in parts.config.sources
-            for _, worker in parts.store.snapshots(source.name).values() if worker.id not in handed]
+            for _, worker in parts.store.snapshots.of_source(source.name).values() if worker.id not in handed]
 
 
 def desired_state(parts: Parts, target: str, workers: list[Worker], entitlements: dict[str, dict[str, Entitlement]],
@@ -83,7 +83,7 @@ async def reconcile(parts: Parts, targets: list[str] | None = None,
         if progress:
             progress(name, len(accounts))
         listed = time.perf_counter()
-        links = {link.worker_id: link for link in parts.store.links(name)}
+        links = {link.worker_id: link for link in parts.store.links.all(name)}
         result.items += classify(name, desired_state(parts, name, workers, entitlements, links, now), accounts, links,
                                  compare_groups=hasattr(parts.targets[name], "supports"))
         result.listing_s += listed - start
@@ -117,7 +117,7 @@ async def handle_orphans(parts: Parts, result: Reconciliation) -> list[str]:
         entries.append(LogEntry(worker_id=f"orphan:{item.account_id}", target=item.target, action=action,
                                 reason="reconcile: the account matches no worker", result=outcome.status.value,
                                 error=outcome.error, duration_ms=outcome.duration_ms))
-    parts.store.append_log(entries)
+    parts.store.log.append(entries)
     return [f"{action}d {sum(e.result == 'success' for e in entries)} orphaned accounts"]
 
 
@@ -134,7 +134,7 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
                      f"left for a person to look at")
     upserts: list[Link] = []
     removals: list[tuple[str, str]] = []
-    stored = {(link.worker_id, link.target): link for link in parts.store.links()}
+    stored = {(link.worker_id, link.target): link for link in parts.store.links.all()}
     for item in chosen:
         assert item.worker_id is not None
         key = (item.worker_id, item.target)
@@ -146,9 +146,9 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
         elif key in stored:
             removals.append(key)  # the account is gone: the planner will create it again
     run = uuid.uuid4().hex
-    events = [internal_event(RECONCILE_SOURCE, wid, parts.store.snapshot_of(wid), run)
+    events = [internal_event(RECONCILE_SOURCE, wid, parts.store.snapshots.get(wid), run)
               for wid in sorted({i.worker_id for i in chosen if i.worker_id})]
-    parts.store.reconcile_links(upserts, removals, events)
+    parts.store.links.reconcile(upserts, removals, events)
     return len(events), notes
 
 

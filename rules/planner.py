@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.events import RECONCILE_SOURCE, SCHEDULER_SOURCE, EventType, WorkerEvent
-from engine.models import Action, ActionKind, Worker
-from engine.store import Link
-from engine.templating import Template, TemplateError
-from rules.policy import Entitlement, PolicyError, PolicySet
+from provisioner.engine.contracts.events import RECONCILE_SOURCE, SCHEDULER_SOURCE, EventType, WorkerEvent
+from provisioner.engine.contracts.models import Action, ActionKind, Worker
+from provisioner.engine.contracts.records import Link
+from provisioner.engine.kit.templating import Template, TemplateError
+from provisioner.rules.policy import Entitlement, PolicyError, PolicySet
 
 
 REFERENCE_SUFFIX = "manager.value"

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from engine.config import LifecycleConfig, PolicyConfig
-from engine.models import Worker, WorkerStatus
-from engine.templating import Condition, Template, TemplateError
+from provisioner.engine.config.schema import LifecycleConfig, PolicyConfig
+from provisioner.engine.contracts.models import Worker, WorkerStatus
+from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
 
 class PolicyError(ValueError):

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from engine.config import SafetyConfig
-from engine.events import WorkerEvent
-from engine.models import DEPROVISIONING
-from engine.store import Link, by_worker
-from rules.planner import Planner
+from provisioner.engine.config.schema import SafetyConfig
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.models import DEPROVISIONING
+from provisioner.engine.contracts.records import Link, by_worker
+from provisioner.rules.planner import Planner
 
 
 @dataclass

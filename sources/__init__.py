@@ -1,38 +1,44 @@
-"""Source connectors: each is a short file mapping one vendor's records to Workers."""
+"""Source connectors: one folder per vendor.
+
+A vendor folder `provisioner/sources/<type>/` holds `connector.py` (a class named in `CONNECTOR`
+below the folder's `__init__`), and optionally `webhook.py` (a `verify` function) and
+`emulator.py` (`create_app(state)` and the state class). The folder name is the config's `type:`,
+so adding a vendor is adding a folder: nothing here names vendors.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
-from engine.protocols import Source
+from provisioner.engine.contracts.protocols import Source
 
-# type -> "module:class"; each class has from_settings(name, settings)
-CONNECTORS = {
-    "bamboohr": "sources.bamboohr:BambooHRSource",
-    "file": "sources.file:FileSource",
-    "greenhouse": "sources.greenhouse:GreenhouseSource",
-    "lever": "sources.lever:LeverSource",
-    "rest": "sources.rest:RestSource",
-    "workable": "sources.workable:WorkableSource",
-    "workday": "sources.workday:WorkdaySource",
-}
-SOURCE_TYPES = tuple(CONNECTORS)
+Verifier = Callable[..., list[str]]
+
+
+@cache
+def source_types() -> tuple[str, ...]:
+    """Every vendor folder, i.e. every `type:` a source may have."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg))
 
 
 def _connector(type_: str) -> Any:
-    if type_ not in CONNECTORS:
-        raise ValueError(f"unknown source type {type_!r} (known: {', '.join(SOURCE_TYPES)})")
-    module, _, cls = CONNECTORS[type_].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    if type_ not in source_types():
+        raise ValueError(f"unknown source type {type_!r} (known: {', '.join(source_types())})")
+    module = importlib.import_module(f"{__name__}.{type_}")
+    return getattr(importlib.import_module(f"{__name__}.{type_}.connector"), module.CONNECTOR)
 
 
 def build_source(name: str, type_: str, settings: dict[str, Any]) -> Source:
     """Instantiate the connector for a config entry; raises ValueError naming what is wrong."""
-    return _connector(type_).from_settings(name, settings)
+    result: Source = _connector(type_).from_settings(name, settings)
+    return result
 
 
-def settings_problems(item: dict[str, Any], common_keys: set[str]) -> list[tuple[tuple[Any, ...], str]]:
+def settings_problems(item: Mapping[str, Any], common_keys: set[str]) -> list[tuple[tuple[Any, ...], str]]:
     """Problems with one config entry's connector settings, each at its key (for `validate`)."""
     try:
         connector = _connector(str(item.get("type")))
@@ -40,3 +46,21 @@ def settings_problems(item: dict[str, Any], common_keys: set[str]) -> list[tuple
         return [(("type",), str(exc))]
     check = getattr(connector, "problems", None)
     return check({k: v for k, v in item.items() if k not in common_keys}) if check else []
+
+
+@cache
+def webhook_verifier(type_: str) -> Verifier | None:
+    """The vendor's signature check, or None when that vendor sends no webhooks."""
+    if type_ not in source_types() or importlib.util.find_spec(f"{__name__}.{type_}.webhook") is None:
+        return None
+    verify: Verifier = importlib.import_module(f"{__name__}.{type_}.webhook").verify
+    return verify
+
+
+def emulator(type_: str) -> Any:
+    """The vendor's emulator module (`create_app`, `State`), for the sandbox and the tests."""
+    return importlib.import_module(f"{__name__}.{type_}.emulator")
+
+
+def emulated_types() -> tuple[str, ...]:
+    return tuple(t for t in source_types() if importlib.util.find_spec(f"{__name__}.{t}.emulator") is not None)

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from engine.auth import AuthConfig, build_auth
-from engine.config import parse_duration, parse_rate, rate_window
-from engine.http import RetryPolicy, describe_http_error, resilient_client
-from engine.paging import Paging, PagingError, collect, paginate, restartable
-from engine.protocols import SourceError, SourceRead, normalize_records
+from provisioner.engine.kit.auth import AuthConfig, build_auth
+from provisioner.engine.config.schema import parse_duration, parse_rate, rate_window
+from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
+from provisioner.engine.kit.paging import Paging, PagingError, collect, paginate, restartable
+from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 
 log = logging.getLogger("provisioner.sources")
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from engine.config import TargetConfig
-from engine.protocols import Target
+from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.contracts.protocols import Target
 
 
 def build_target(config: TargetConfig) -> Target:
     if config.type == "scim":
-        from targets.scim import ScimTarget
+        from provisioner.targets.scim import ScimTarget
 
         return ScimTarget.from_config(config)
     if config.type == "rest":
-        from targets.rest import RestTarget
+        from provisioner.targets.rest import RestTarget
 
         return RestTarget.from_config(config)
     raise ValueError(f"unknown target type {config.type!r} (known: scim, rest)")
@@ -23,9 +23,9 @@ def mapping_of(config: TargetConfig) -> dict[str, str]:
     if config.mapping:
         return dict(config.mapping)
     if config.type == "rest":
-        from targets.rest import resolve
+        from provisioner.targets.rest import resolve
 
         return dict(resolve(config)[0].mapping or {})
-    from targets.scim import DEFAULT_MAPPING
+    from provisioner.targets.scim import DEFAULT_MAPPING
 
     return dict(DEFAULT_MAPPING)

@@ -20,12 +20,12 @@ import jmespath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.auth import AuthConfig, build_auth
-from engine.config import TargetConfig
-from engine.http import RetryPolicy, describe_http_error, resilient_client
-from engine.paging import Paging, PagingError, paginate
-from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
-from engine.templating import Template
+from provisioner.engine.kit.auth import AuthConfig, build_auth
+from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
+from provisioner.engine.kit.paging import Paging, PagingError, paginate
+from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.templating import Template
 
 PRESETS = Path(__file__).parent / "presets"
 

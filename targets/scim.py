@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 from scim2_models import ServiceProviderConfig
 
-from engine.coalesce import Coalescer
-from engine.config import TargetConfig
-from engine.http import RetryPolicy, resilient_client
-from engine.models import Account, Result, ResultStatus, Worker, elapsed_ms
-from targets.mapping import apply_attributes, build_resource, flatten, patch_operations
-from targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
+from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.kit.http import RetryPolicy, resilient_client
+from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
+from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     BULK_SCHEMA, DEFAULT_MAPPING, ENTERPRISE, ERRORS, INDEX_TTL, PATCH_SCHEMA, PRIME_THRESHOLD, SCIM_JSON,
     USER_SCHEMA, ScimError, ScimSettings, failure, is_conflict, raise_for_scim, scim_error,
 )

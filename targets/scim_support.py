@@ -7,8 +7,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 from scim2_models import Error
 
-from engine.http import describe_http_error
-from engine.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.kit.http import describe_http_error
+from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

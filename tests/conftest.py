@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.config import Config
-from engine.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
-from sources.emulators.bamboohr import EmulatorState, create_app
+from provisioner.engine.config.schema import Config
+from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
+from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sources.emulators import bamboohr, greenhouse, lever, workable, workday
+from provisioner.sources.bamboohr import emulator as bamboohr
+
+from provisioner.sources.greenhouse import emulator as greenhouse
+
+from provisioner.sources.lever import emulator as lever
+
+from provisioner.sources.workable import emulator as workable
+
+from provisioner.sources.workday import emulator as workday
 
 
 @dataclass

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from engine.protocols import SourceError
-from sources.bamboohr import BambooHRSource, employee_to_worker
-from sources.emulators.bamboohr import EmulatorState
+from provisioner.engine.contracts.protocols import SourceError
+from provisioner.sources.bamboohr.connector import BambooHRSource, employee_to_worker
+from provisioner.sources.bamboohr.emulator import EmulatorState
 
 
 def source(url: str, key: str, legacy: bool = True) -> BambooHRSource:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.models import Account
-from engine.store import Link
-from reconcile.classify import Desired, Situation, classify
+from provisioner.engine.contracts.models import Account
+from provisioner.engine.contracts.records import Link
+from provisioner.reconcile.classify import Desired, Situation, classify
 
 
 def account(id_: str, user: str, active: bool = True, **attrs: str) -> Account:

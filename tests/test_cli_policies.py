@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.cli import app
+from provisioner.engine.cli.main import app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -102,9 +102,9 @@ policies:
     assert deferred[0]["effective_at"].startswith("2099-01-03")  # 7 days before the start date
 
     # explain needs the worker in the store: a poll without applying puts it there
-    from engine.app import poll
-    from engine.wiring import Parts
-    from engine.config import load_config
+    from provisioner.engine.runtime.app import poll
+    from provisioner.engine.runtime.wiring import Parts
+    from provisioner.engine.config.schema import load_config
     import asyncio
 
     parts = Parts(load_config(config))

@@ -7,10 +7,10 @@ import json
 import yaml
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.servers import serve_asgi
-from sources.emulators.workable import WorkableState, create_app as workable_app
-from sources.emulators.workday import WorkdayState, create_app as workday_app
+from provisioner.engine.cli.main import app
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources.workable.emulator import WorkableState, create_app as workable_app
+from provisioner.sources.workday.emulator import WorkdayState, create_app as workday_app
 
 
 def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
@@ -44,7 +44,7 @@ def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
 
 
 def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path):
-    from engine.cli_sources import sandbox_app, sandbox_config
+    from provisioner.engine.cli.sources import sandbox_app, sandbox_config
 
     emulators, states = sandbox_app(people=3)
     states["workable"].gate.window = 1.0  # keep the documented count, in a shorter window
@@ -61,7 +61,7 @@ def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path)
 
 
 def test_the_hris_and_ats_example_checks_out_against_the_sandbox():
-    from engine.cli_sources import sandbox_app
+    from provisioner.engine.cli.sources import sandbox_app
 
     emulators, _ = sandbox_app(people=2)
     with serve_asgi(emulators) as server:

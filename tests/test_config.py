@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.config import ConfigError, load_config
+from provisioner.engine.cli.main import app
+from provisioner.engine.config.schema import ConfigError, load_config
 
 GOOD = """\
 sources:

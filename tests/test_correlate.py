@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from engine.app import Runtime
-from engine.config import Config
-from engine.models import Worker
-from engine.poller import correlate
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.config.schema import Config
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.runtime.poller import correlate
 from tests.conftest import scim_users
 
 PREHIRE = {"remote_id": "a1", "first_name": "Ada", "last_name": "Lovelace", "personal_email": "ada@mail.example",
@@ -54,10 +54,10 @@ async def test_hris_worker_takes_over_the_prehire_accounts(tmp_path, scim_server
         await runtime.poll("hr")
         await runtime.wait_idle(timeout=60)
         assert [u["id"] for u in scim_users(scim)] == [prehire_account["id"]]  # no second account
-        links = {(link.worker_id, link.target): link for link in runtime.store.links()}
+        links = {(link.worker_id, link.target): link for link in runtime.store.links.all()}
         assert links[("hr:e1", "app")].account_id == prehire_account["id"]
         assert ("ats:a1", "app") not in links
-        assert runtime.store.handovers() == {"ats:a1": "hr:e1"}
+        assert runtime.store.snapshots.handovers() == {"ats:a1": "hr:e1"}
 
         ats_file.write_text(json.dumps([]))  # the ATS drops the hire: that must not deprovision
         diff = await runtime.poll("ats")

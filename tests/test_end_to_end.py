@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from engine.app import Runtime
-from engine.events import WorkerEvent
-from engine.store import LogEntry
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.records import LogEntry
 from tests.conftest import make_config, scim_users
 
 DEPT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
@@ -37,7 +37,7 @@ async def sync(runtime: Runtime) -> int:
 
 
 def entries_since(runtime: Runtime, after: int) -> list[LogEntry]:
-    return [e for e in runtime.store.log(limit=1000) if (e.id or 0) > after]
+    return [e for e in runtime.store.log.recent(limit=1000) if (e.id or 0) > after]
 
 
 async def test_lifecycle_hire_move_terminate_and_idempotent_repoll(tmp_path, scim_server, scim):
@@ -56,7 +56,7 @@ async def test_lifecycle_hire_move_terminate_and_idempotent_repoll(tmp_path, sci
         assert [m["value"] for m in staff["members"]] == [ada["id"]]
 
         # department change → one PATCH of that attribute only
-        mark = runtime.store.log(limit=1)[-1].id or 0
+        mark = runtime.store.log.recent(limit=1)[-1].id or 0
         write(people, {**ADA, "department": "Research"})
         assert await sync(runtime) == 1
         updates = [e for e in entries_since(runtime, mark) if e.action == "update"]
@@ -91,11 +91,11 @@ async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, 
     async with Runtime(config, consume=False) as first:
         await first.poll("hr")
         for _ in range(200):
-            if not first.store.unpublished(10):
+            if not first.store.outbox.unpublished(10):
                 break
             await asyncio.sleep(0.05)
-        assert not first.store.unpublished(10), "the relay should have published both events"
-        assert first.store.pending_count() == 2
+        assert not first.store.outbox.unpublished(10), "the relay should have published both events"
+        assert first.store.outbox.pending_count() == 2
     assert scim_users(scim) == []
 
     # Second engine (a new embedded broker, so the events exist only in the outbox): re-published, applied once.
@@ -115,9 +115,9 @@ async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, 
 def _outbox(runtime: Runtime) -> list[Any]:
     from sqlmodel import select
 
-    from engine.store import OutboxEvent
+    from provisioner.engine.store import OutboxEvent
 
-    with runtime.store.session() as s:
+    with runtime.store.db.session() as s:
         return list(s.exec(select(OutboxEvent)).all())
 
 
@@ -130,13 +130,13 @@ async def test_existing_account_with_same_username_is_adopted(tmp_path, scim_ser
                          {"name": "hr", "type": "file", "path": str(people)})
     async with Runtime(config) as runtime:
         await sync(runtime)
-        actions = [e.action for e in runtime.store.log(limit=10)]
+        actions = [e.action for e in runtime.store.log.recent(limit=10)]
     users = scim_users(scim)
     assert len(users) == 1
     assert users[0]["id"] == existing["id"]
     assert users[0]["title"] == "Engineer" and users[0]["externalId"] == "hr:1"
     assert "adopt" in actions and "create" not in actions
-    assert runtime.store.links()[0].account_id == existing["id"]
+    assert runtime.store.links.all()[0].account_id == existing["id"]
 
 
 async def test_manager_is_written_as_the_managers_account_id(tmp_path, scim_server, scim):
@@ -153,5 +153,5 @@ async def test_manager_is_written_as_the_managers_account_id(tmp_path, scim_serv
         assert users["hr:1"][enterprise]["manager"]["value"] == users["hr:2"]["id"]
         write(people, BOB, ADA | {"manager_id": "hr:2", "title": "Principal Engineer", "department": "Research"})
         await sync(runtime)
-        last = [e for e in runtime.store.log("hr:1") if e.action == "update"][-1]
+        last = [e for e in runtime.store.log.recent("hr:1") if e.action == "update"][-1]
         assert set(last.attributes) == {DEPT}  # the resolved manager does not look changed

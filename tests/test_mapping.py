@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from targets.mapping import Path, build_resource, flatten, patch_operations
+from provisioner.targets.mapping import Path, build_resource, flatten, patch_operations
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.paging import CursorExpired, Paging, PagingError, collect, paginate
-from engine.servers import serve_asgi
+from provisioner.engine.kit.paging import CursorExpired, Paging, PagingError, collect, paginate
+from provisioner.engine.kit.servers import serve_asgi
 
 ROWS = [{"id": i} for i in range(23)]
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from engine.config import PolicyConfig
-from engine.events import change_event, removal_event
-from engine.models import ActionKind, Worker
-from engine.store import Link
-from rules.planner import Planner, TargetSpec
-from rules.policy import PolicySet
+from provisioner.engine.config.schema import PolicyConfig
+from provisioner.engine.contracts.events import change_event, removal_event
+from provisioner.engine.contracts.models import ActionKind, Worker
+from provisioner.engine.contracts.records import Link
+from provisioner.rules.planner import Planner, TargetSpec
+from provisioner.rules.policy import PolicySet
 
 MAPPING = {"userName": "{{ worker.work_email }}", "title": "{{ worker.title or '' }}"}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from engine.config import LifecycleConfig, PolicyConfig
-from engine.events import change_event
-from engine.models import Action, ActionKind, Worker
-from engine.store import Link
-from rules.planner import Planner, TargetSpec
-from rules.policy import PolicySet
+from provisioner.engine.config.schema import LifecycleConfig, PolicyConfig
+from provisioner.engine.contracts.events import change_event
+from provisioner.engine.contracts.models import Action, ActionKind, Worker
+from provisioner.engine.contracts.records import Link
+from provisioner.rules.planner import Planner, TargetSpec
+from provisioner.rules.policy import PolicySet
 
 MAPPING = {"userName": "{{ worker.work_email }}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)

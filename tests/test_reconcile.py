@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.cli import app
+from provisioner.engine.cli.main import app
 from tests.conftest import make_config, scim_users
 
 runner = CliRunner()

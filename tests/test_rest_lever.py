@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.app import Runtime
-from engine.config import Config, TargetConfig
-from engine.models import ResultStatus, Worker
-from engine.servers import BackgroundServer, serve_asgi
-from targets.emulators.lever_users import LeverUsersState, create_app
-from targets.rest import RestTarget
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.config.schema import Config, TargetConfig
+from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
+from provisioner.targets.emulators.lever_users import LeverUsersState, create_app
+from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
 
 
@@ -92,7 +92,7 @@ async def test_listing_pages_with_the_offset_token(lever, lever_state):
 
 
 def test_presets_validate_and_refuse_delete_without_a_delete_operation():
-    from targets.rest import resolve
+    from provisioner.targets.rest import resolve
 
     with pytest.raises(ValueError, match="no delete operation"):
         resolve(TargetConfig.model_validate(target_config("http://x", on_terminate="delete")))

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from typer.testing import CliRunner
 
-from engine.app import Runtime
-from engine.cli import app
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.cli.main import app
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
 
@@ -67,26 +67,26 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
     async with Runtime(config) as runtime:
         await sync(runtime)
         assert by_external_id(scim)["hr:0"]["active"]
-        [scheduled] = runtime.store.deferred("hr:0")
+        [scheduled] = runtime.store.schedule.deferred("hr:0")
         assert scheduled.action == "disable" and scheduled.effective_at.date() == date.today() + timedelta(days=3)
         assert runtime.fire_due() == 0  # not yet
 
         # The termination is rescinded: the schedule is replaced by nothing.
         write(people, ada)
         await sync(runtime)
-        assert runtime.store.deferred("hr:0") == []
+        assert runtime.store.schedule.deferred("hr:0") == []
 
         # Terminated again, and the day comes: the scheduler re-plans from the snapshot and disables.
         write(people, leaving)
         await sync(runtime)
-        assert len(runtime.store.deferred("hr:0")) == 1
+        assert len(runtime.store.schedule.deferred("hr:0")) == 1
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
         assert runtime.fire_due(later) == 1
         await runtime.wait_idle(timeout=60)
         assert not by_external_id(scim)["hr:0"]["active"]
-        assert runtime.store.deferred("hr:0") == []
-        assert runtime.store.log("hr:0")[-1].reason.endswith("scheduled change due")
+        assert runtime.store.schedule.deferred("hr:0") == []
+        assert runtime.store.log.recent("hr:0")[-1].reason.endswith("scheduled change due")
 
 
 async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard(tmp_path, scim_server, scim):
@@ -102,16 +102,16 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
         # with a scheduled disable, so the poll guard lets it through...
         write(people, *[{**p, "termination_date": soon} for p in staff(4)], *staff(5)[4:])
         await sync(runtime)
-        assert len(runtime.store.deferred()) == 4
+        assert len(runtime.store.schedule.deferred()) == 4
         # ...and the day comes: the four disables fall due together and trip the guard instead.
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
         assert runtime.fire_due(later) == 0
-        state = runtime.store.source_states()["hr"]
+        state = runtime.store.sources.states()["hr"]
         assert state.halted and "4 workers would be deprovisioned by scheduled changes" in state.reason
-        assert len(runtime.store.deferred()) == 4 and all(u["active"] for u in scim_users(scim))
+        assert len(runtime.store.schedule.deferred()) == 4 and all(u["active"] for u in scim_users(scim))
 
-        assert runtime.store.resume("hr")  # a person looked: the terminations are real
+        assert runtime.store.sources.resume("hr")  # a person looked: the terminations are real
         assert runtime.fire_due(later) == 4
         await runtime.wait_idle(timeout=60)
-        assert sum(u["active"] for u in scim_users(scim)) == 1 and runtime.store.deferred() == []
+        assert sum(u["active"] for u in scim_users(scim)) == 1 and runtime.store.schedule.deferred() == []

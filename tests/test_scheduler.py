@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from engine.store import Store
+from provisioner.engine.store import Store
 
 
 @contextmanager
 def engine_process(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen([sys.executable, "-c", "from engine.cli import app; app()", "run", "-c", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "provisioner.engine.cli", "run", "-c", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield process
@@ -41,22 +41,22 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
                                   "reconcile": {"schedule": "2s"}}))
     store = Store(store_url)
     with engine_process(config), engine_process(config):
-        wait_for(lambda: len(store.job_runs("deferred:all")) >= 8)
-    runs = store.job_runs("deferred:all")
+        wait_for(lambda: len(store.schedule.job_runs("deferred:all")) >= 8)
+    runs = store.schedule.job_runs("deferred:all")
     gaps = [b.started_at - a.started_at for a, b in zip(runs, runs[1:])]
     assert min(gaps) > timedelta(seconds=0.5), gaps  # never twice in one period
-    reconciles = store.job_runs("reconcile:all")
+    reconciles = store.schedule.job_runs("reconcile:all")
     assert reconciles and all(b.started_at - a.started_at > timedelta(seconds=1)
                               for a, b in zip(reconciles, reconciles[1:]))
     with store.engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
                                                                                          "reconcile:all"]
 
-    before = len(store.job_runs("deferred:all"))
+    before = len(store.schedule.job_runs("deferred:all"))
     with engine_process(config):  # a restart: the stored job goes on, not a second copy of it
-        wait_for(lambda: len(store.job_runs("deferred:all")) >= before + 3)
+        wait_for(lambda: len(store.schedule.job_runs("deferred:all")) >= before + 3)
     with store.engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
                                                                                          "reconcile:all"]
-    assert len({r.owner for r in store.job_runs()}) >= 2  # leases moved between processes
+    assert len({r.owner for r in store.schedule.job_runs()}) >= 2  # leases moved between processes
     store.close()

@@ -9,11 +9,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from engine.coalesce import Coalescer
-from engine.config import TargetConfig
-from engine.models import ResultStatus, Worker
-from rules.planner import TargetSpec
-from targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.rules.planner import TargetSpec
+from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import scim_users
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.app import Runtime
-from engine.config import TargetConfig
-from engine.models import ResultStatus, Worker
-from engine.servers import scim_server_process
-from rules.planner import TargetSpec
-from targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.kit.servers import scim_server_process
+from provisioner.rules.planner import TargetSpec
+from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import make_config
 
 CONFIGS = sorted((Path(__file__).parent / "scim_configs").glob("*.json"))

@@ -8,14 +8,14 @@ from datetime import date, timedelta
 import pytest
 from lxml import etree
 
-from engine.protocols import SourceError
-from engine.servers import serve_asgi
-from sources import build_source
-from sources.emulators.bamboohr import EmulatorState
-from sources.emulators.lever import LeverState, create_app as lever_app
-from sources.emulators.workable import WorkableState, create_app as workable_app
-from sources.emulators.workday import WorkdayState, create_app as workday_app
-from sources.workday import NS, WSSE, envelope
+from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources import build_source
+from provisioner.sources.bamboohr.emulator import EmulatorState
+from provisioner.sources.lever.emulator import LeverState, create_app as lever_app
+from provisioner.sources.workable.emulator import WorkableState, create_app as workable_app
+from provisioner.sources.workday.emulator import WorkdayState, create_app as workday_app
+from provisioner.sources.workday.connector import NS, WSSE, envelope
 
 
 def test_workday_envelope_carries_ws_security_paging_and_the_update_window():
@@ -128,7 +128,7 @@ async def test_bamboohr_single_fetch_for_webhooks(bamboo, bamboo_state: Emulator
 def test_emulator_admin_paths_hire_change_undo_terminate_and_faults():
     import httpx
 
-    from engine.cli_sources import sandbox_app
+    from provisioner.engine.cli.sources import sandbox_app
 
     app, states = sandbox_app(people=1)
     with serve_asgi(app) as server:

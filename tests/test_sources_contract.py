@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from engine.poller import diff
-from engine.protocols import SourceError
-from engine.servers import serve_asgi
-from sources import build_source
-from sources.webhooks import Replays, WebhookRejected, verify
+from provisioner.engine.runtime.poller import diff
+from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources import build_source
+from provisioner.sources.webhooks import Replays, WebhookRejected, verify
 from tests.source_harness import HARNESSES, Harness
 
 PEOPLE = 7  # three pages of three
@@ -153,7 +153,7 @@ def test_webhook_signature_accepted_tampering_and_replay_rejected(harness: Harne
 
 
 async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
-    from sources.emulators.lever import LeverState, create_app
+    from provisioner.sources.lever.emulator import LeverState, create_app
 
     state = LeverState()
     ids = state.seed(PEOPLE)
@@ -174,9 +174,9 @@ async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
 
 
 async def test_a_failed_poll_leaves_snapshot_cursor_and_outbox_untouched(tmp_path):
-    from engine.poller import poll
-    from engine.store import Store
-    from sources.emulators.lever import LeverState, create_app
+    from provisioner.engine.runtime.poller import poll
+    from provisioner.engine.store import Store
+    from provisioner.sources.lever.emulator import LeverState, create_app
 
     store = Store(f"sqlite:///{tmp_path / 'poll.db'}")
     state = LeverState()
@@ -185,11 +185,11 @@ async def test_a_failed_poll_leaves_snapshot_cursor_and_outbox_untouched(tmp_pat
         source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
                                                  "backoff": 0.01, "max_attempts": 3})
         await poll(source, store)
-        cursor, snapshots, queued = store.cursor("lever"), store.snapshots("lever"), store.pending_count()
+        cursor, snapshots, queued = store.snapshots.cursor("lever"), store.snapshots.of_source("lever"), store.outbox.pending_count()
         state.change(ids[0], name="Changed Name")
         state.faults.fail_next = 99  # the vendor is down for longer than the retries last
         with pytest.raises(SourceError, match="HTTP 500"):
             await poll(source, store)
         await source.aclose()
-    assert store.cursor("lever") == cursor and store.snapshots("lever") == snapshots
-    assert store.pending_count() == queued == 3
+    assert store.snapshots.cursor("lever") == cursor and store.snapshots.of_source("lever") == snapshots
+    assert store.outbox.pending_count() == queued == 3

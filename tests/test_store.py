@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from engine.events import change_event
-from engine.models import Worker
-from engine.store import EventOutcome, Link, LogEntry, Store
+from provisioner.engine.contracts.events import change_event
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.store import Store
 
 
 def worker(n: int, **kw) -> Worker:
@@ -18,33 +19,33 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
     store = Store(store_url)
     workers = [worker(1), worker(2)]
     events = [change_event("hr", None, None, w) for w in workers]
-    store.commit_poll("hr", events, workers, [], {"records": 2})
+    store.snapshots.commit_poll("hr", events, workers, [], {"records": 2})
     # a re-poll after a crash derives the same ids: no duplicate outbox rows
-    store.commit_poll("hr", events, workers, [], {"records": 2})
-    assert store.pending_count() == 2
-    assert set(store.snapshots("hr")) == {"hr:1", "hr:2"}
-    assert store.cursor("hr") == {"records": 2}
+    store.snapshots.commit_poll("hr", events, workers, [], {"records": 2})
+    assert store.outbox.pending_count() == 2
+    assert set(store.snapshots.of_source("hr")) == {"hr:1", "hr:2"}
+    assert store.snapshots.cursor("hr") == {"records": 2}
 
-    rows = store.unpublished(10)
+    rows = store.outbox.unpublished(10)
     assert [r.worker_id for r in rows] == ["hr:1", "hr:2"]
-    store.mark_published([r.seq for r in rows])
-    assert store.unpublished(10) == []
-    assert store.requeue_unconfirmed() == 2
-    assert len(store.unpublished(10)) == 2
+    store.outbox.mark_published([r.seq for r in rows])
+    assert store.outbox.unpublished(10) == []
+    assert store.outbox.requeue_unconfirmed() == 2
+    assert len(store.outbox.unpublished(10)) == 2
 
     outcome = EventOutcome(events[0].id, events[0])
     outcome.links.append(Link(worker_id="hr:1", target="app", account_id="abc", attributes={"userName": "a"}))
     outcome.log.append(LogEntry(event_id=events[0].id, worker_id="hr:1", target="app", action="create",
                                 result="success", attributes={"userName": "a"}))
-    store.record_outcomes([outcome])
-    assert store.processed([e.id for e in events]) == {events[0].id}
-    assert store.pending_count() == 1
-    assert store.links_for(["hr:1"])[("hr:1", "app")].attributes == {"userName": "a"}
-    assert [e.action for e in store.log("hr:1")] == ["create"]
+    store.links.record_outcomes([outcome])
+    assert store.links.processed([e.id for e in events]) == {events[0].id}
+    assert store.outbox.pending_count() == 1
+    assert store.links.for_workers(["hr:1"])[("hr:1", "app")].attributes == {"userName": "a"}
+    assert [e.action for e in store.log.recent("hr:1")] == ["create"]
 
     # removal drops the snapshot
-    store.commit_poll("hr", [], [], ["hr:2"], {"records": 1})
-    assert set(store.snapshots("hr")) == {"hr:1"}
+    store.snapshots.commit_poll("hr", [], [], ["hr:2"], {"records": 1})
+    assert set(store.snapshots.of_source("hr")) == {"hr:1"}
     store.close()
 
 
@@ -52,43 +53,43 @@ def test_unlink_on_delete(store_url: str):
     store = Store(store_url)
     first = EventOutcome("e1")
     first.links.append(Link(worker_id="hr:1", target="app", account_id="abc"))
-    store.record_outcomes([first])
+    store.links.record_outcomes([first])
     second = EventOutcome("e2")
     second.unlinked.append(("hr:1", "app"))
-    store.record_outcomes([second])
-    assert store.links() == []
+    store.links.record_outcomes([second])
+    assert store.links.all() == []
     store.close()
 
 
 def test_leases_have_one_owner_until_they_expire_or_are_released(store_url: str):
     store = Store(store_url)
-    assert store.acquire_lease("relay", "a", 60, record=False)
-    assert not store.acquire_lease("relay", "b", 60)
-    assert store.acquire_lease("relay", "a", 60)  # renewing is fine
-    store.release_lease("relay", "a")
-    assert store.acquire_lease("relay", "b", 0.001)
+    assert store.schedule.acquire_lease("relay", "a", 60, record=False)
+    assert not store.schedule.acquire_lease("relay", "b", 60)
+    assert store.schedule.acquire_lease("relay", "a", 60)  # renewing is fine
+    store.schedule.release_lease("relay", "a")
+    assert store.schedule.acquire_lease("relay", "b", 0.001)
     time.sleep(0.01)  # b's lease has run out
-    assert store.acquire_lease("relay", "a", 60)
-    assert [r.owner for r in store.job_runs("relay")] == ["a", "b", "a"]  # the first, record=False, left none
+    assert store.schedule.acquire_lease("relay", "a", 60)
+    assert [r.owner for r in store.schedule.job_runs("relay")] == ["a", "b", "a"]  # the first, record=False, left none
     store.close()
 
 
 def test_a_webhook_notice_is_first_once_across_processes_and_old_ones_are_forgotten(store_url: str):
     one, other = Store(store_url), Store(store_url)  # two engine processes, one database
-    assert one.first_notice("lever:token-1") is True
-    assert other.first_notice("lever:token-1") is False  # the replay reaches the other process
-    assert other.first_notice("lever:token-2") is True
+    assert one.sources.first_notice("lever:token-1") is True
+    assert other.sources.first_notice("lever:token-1") is False  # the replay reaches the other process
+    assert other.sources.first_notice("lever:token-2") is True
     # with a zero keep window the old notices are pruned first, so the key is new again
-    assert one.first_notice("lever:token-1", keep=timedelta(0)) is True
+    assert one.sources.first_notice("lever:token-1", keep=timedelta(0)) is True
 
 
 def test_resume_approves_once_and_a_stale_approval_never_counts(store_url: str):
     store = Store(store_url)
-    assert store.resume("hr") is False  # not halted: nothing to approve
-    store.halt("hr", "7 workers would be deprovisioned in one poll")
-    assert store.resume("hr") is True and store.approved_sources() == {"hr"}
-    assert store.consume_approval("hr") is True
-    assert store.consume_approval("hr") is False  # spent by the first check it let through
-    store.halt("hr", "again")
-    store.resume("hr")
-    assert store.consume_approval("hr", within=timedelta(0)) is False  # older than its lifetime
+    assert store.sources.resume("hr") is False  # not halted: nothing to approve
+    store.sources.halt("hr", "7 workers would be deprovisioned in one poll")
+    assert store.sources.resume("hr") is True and store.sources.approved() == {"hr"}
+    assert store.sources.consume_approval("hr") is True
+    assert store.sources.consume_approval("hr") is False  # spent by the first check it let through
+    store.sources.halt("hr", "again")
+    store.sources.resume("hr")
+    assert store.sources.consume_approval("hr", within=timedelta(0)) is False  # older than its lifetime

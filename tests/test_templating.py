@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from engine.models import Worker
-from engine.templating import Condition, Template, TemplateError
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
 WORKERS = [
     Worker(id="hr:1", source="hr", remote_id="1", first_name="José", last_name="Ñúñez", department="R&D",

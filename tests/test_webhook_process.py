@@ -9,8 +9,8 @@ from datetime import date, timedelta
 
 import httpx
 
-from engine.servers import free_port, serve_asgi
-from sources.emulators.lever import LeverState, create_app
+from provisioner.engine.kit.servers import free_port, serve_asgi
+from provisioner.sources.lever.emulator import LeverState, create_app
 from tests.conftest import scim_users
 from tests.test_scheduler import engine_process, wait_for
 

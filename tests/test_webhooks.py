@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from engine.app import Runtime
-from engine.servers import serve_asgi
-from engine.webhooks import webhook_app
-from sources.emulators.greenhouse import GreenhouseState, create_app as greenhouse_app
-from sources.emulators.lever import LeverState, create_app as lever_app
-from sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.webhooks import webhook_app
+from provisioner.sources.greenhouse.emulator import GreenhouseState, create_app as greenhouse_app
+from provisioner.sources.lever.emulator import LeverState, create_app as lever_app
+from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
 from tests.conftest import make_config
 
 
@@ -44,7 +44,7 @@ async def lever_runtime(tmp_path) -> AsyncIterator[tuple[Runtime, LeverState, ht
 
 
 def outbox_subjects(runtime: Runtime) -> list[str]:
-    return [row.worker_id for row in runtime.store.unpublished(limit=100)]
+    return [row.worker_id for row in runtime.store.outbox.unpublished(limit=100)]
 
 
 async def test_signed_hire_is_fetched_into_the_outbox_and_the_cursor_stays(lever_runtime):
@@ -55,14 +55,14 @@ async def test_signed_hire_is_fetched_into_the_outbox_and_the_cursor_stays(lever
     answer = await client.post("/webhooks/ats", content=body, headers=headers)
     assert answer.status_code == 202
     assert await until(lambda: outbox_subjects(runtime)) == [f"ats:{oid}"]
-    snapshot = runtime.store.snapshot_of(f"ats:{oid}")
+    snapshot = runtime.store.snapshots.get(f"ats:{oid}")
     assert snapshot.first_name == "Ada" and str(snapshot.start_date) == "2027-01-04"
-    assert runtime.store.cursor("ats") == {}  # a webhook never moves the poll's cursor
+    assert runtime.store.snapshots.cursor("ats") == {}  # a webhook never moves the poll's cursor
 
     state.remove(oid)  # the hire is undone, and Lever says so
     body, headers = state.webhook("candidateArchiveChange", oid)
     assert (await client.post("/webhooks/ats", content=body, headers=headers)).status_code == 202
-    await until(lambda: runtime.store.snapshot_of(f"ats:{oid}") is None)
+    await until(lambda: runtime.store.snapshots.get(f"ats:{oid}") is None)
     assert outbox_subjects(runtime) == [f"ats:{oid}", f"ats:{oid}"]
 
 
@@ -102,13 +102,13 @@ async def test_greenhouse_unhire_webhook_removes_through_the_same_diff(tmp_path)
             "webhook_secret": state.webhook_secret, "backoff": 0.01})
         runtime = Runtime(config)
         await runtime.poll("gh")
-        assert runtime.store.snapshot_of(f"gh:{cid}") is not None
+        assert runtime.store.snapshots.get(f"gh:{cid}") is not None
         state.remove(cid)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook_app(runtime)),
                                      base_url="http://engine") as client:
             body, headers = state.webhook("unhire_candidate", cid)
             assert (await client.post("/webhooks/gh", content=body, headers=headers)).status_code == 202
-            await until(lambda: runtime.store.snapshot_of(f"gh:{cid}") is None)
+            await until(lambda: runtime.store.snapshots.get(f"gh:{cid}") is None)
         await runtime.parts.aclose()
 
 

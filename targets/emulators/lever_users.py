@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.emulation import RateGate
-from sources.emulators.lever import list_page
+from provisioner.engine.kit.emulation import RateGate
+from provisioner.sources.lever.emulator import list_page
 
 ROLES = {"super admin", "admin", "team member", "limited team member", "interviewer"}
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.emulation import RateGate
+from provisioner.engine.kit.emulation import RateGate
 
 
 @dataclass

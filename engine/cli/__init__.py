@@ -1,0 +1,5 @@
+"""`provisioner` — the command line (typer + rich)."""
+
+from provisioner.engine.cli.main import app
+
+__all__ = ["app"]

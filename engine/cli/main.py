@@ -1,0 +1,340 @@
+"""`provisioner` — the command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.config.schema import Config
+from provisioner.engine.contracts.protocols import SourceError
+
+app = typer.Typer(help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
+                  no_args_is_help=True, add_completion=False)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    for noisy in ("aiokafka", "httpx", "httpcore", "apscheduler", "faker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("provisioner.kafka").setLevel(logging.WARNING)
+
+
+def _parts_or_exit(config: Config) -> Any:
+    from provisioner.engine.runtime.wiring import Parts
+
+    try:
+        return Parts(config)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(config: ConfigOpt) -> None:
+    """Check a config file: schema, env references, policy expressions; every problem at once."""
+    cfg = _load(config)
+    from provisioner.engine.runtime.wiring import Parts
+    from provisioner.engine.store import Store
+
+    try:
+        Parts(cfg, store=Store("sqlite://"))
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {config}: {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
+                  f"{len(cfg.policies)} policies")
+
+
+@app.command()
+def sync(
+    config: ConfigOpt,
+    once: Annotated[bool, typer.Option("--once", help="Poll every source once, apply everything, exit.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Poll each source once and apply every change; exit 1 if an action failed, 3 if a source is halted."""
+    _logging(verbose)
+    cfg = _load(config)
+    report, halted = asyncio.run(_sync(cfg, timeout))
+    table = Table(title="sync", show_lines=False)
+    table.add_column("action")
+    table.add_column("result")
+    table.add_column("count", justify="right")
+    for key, count in sorted(report.actions.items()):
+        action, result = key.split(":")
+        table.add_row(action, result, str(count))
+    console.print(table)
+    for event, error in report.failures:
+        err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
+    if report.failed:
+        raise typer.Exit(1)
+    if halted:
+        raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
+
+
+async def _sync(cfg: Config, timeout: float) -> Any:
+    from provisioner.engine.runtime.app import Runtime
+
+    async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
+        events = runtime.fire_due()
+        halted: list[str] = []
+        for name in runtime.parts.sources:
+            try:
+                result = await runtime.poll(name)
+            except SourceError as exc:
+                err.print(f"[red]error[/red] {exc}")
+                raise typer.Exit(1) from None
+            events += len(result.events)
+            err.print(f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
+                      f"{len(result.quarantined)} quarantined")
+            if result.halted:
+                halted.append(name)
+                err.print(f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
+                          f"held back. After checking the source: provisioner resume {name}")
+        total = max(events, runtime.store.outbox.pending_count())
+        with Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err,
+                      transient=True) as progress:
+            task = progress.add_task("apply", total=total)
+            await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
+        return runtime.totals, halted
+
+
+@app.command()
+def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Long-running: pollers on their intervals, outbox relay and consumer. Ctrl-C stops."""
+    from provisioner.engine.runtime.app import run_forever
+
+    _logging(verbose)
+    cfg = _load(config)
+    try:
+        asyncio.run(run_forever(cfg))
+    except KeyboardInterrupt:
+        err.print("stopped")
+
+
+@app.command()
+def plan(
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of Actions.")] = False,
+    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
+) -> None:
+    """The actions a sync would take now. Reads the sources; changes nothing."""
+    _logging(False)
+    cfg = _load(config)
+    actions = asyncio.run(_plan(cfg, worker))
+    if as_json:
+        print(json.dumps([a.model_dump(mode="json") for a in actions], indent=2))
+        return
+    table = Table(title=f"plan: {len(actions)} actions")
+    for col in ("target", "worker", "action", "when", "reason"):
+        table.add_column(col)
+    ordered = sorted(actions, key=lambda a: (a.target, a.worker_id))
+    for i, a in enumerate(ordered):
+        last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
+        table.add_row(a.target, a.worker_id, a.action.value,
+                      a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now", a.reason,
+                      end_section=last_of_target)
+    console.print(table)
+
+
+async def _plan(cfg: Config, only: str | None) -> list[Any]:
+    from provisioner.engine.runtime.poller import diff
+    from provisioner.engine.contracts.records import by_worker
+
+    parts = _parts_or_exit(cfg)
+    actions = []
+    try:
+        for name, source in parts.sources.items():
+            try:
+                read = await source.read(parts.store.snapshots.cursor(name))
+            except SourceError as exc:
+                err.print(f"[red]error[/red] {exc}")
+                raise typer.Exit(1) from None
+            events = [e for e in diff(name, read, parts.store.snapshots.of_source(name)).events
+                      if only is None or e.subject == only]
+            links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
+            for event in events:
+                actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+    finally:
+        await parts.aclose()
+    return actions
+
+
+@app.command()
+def explain(
+    worker_id: Annotated[str, typer.Argument(help="A worker id, e.g. bamboohr:123.")],
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
+    from provisioner.engine.runtime.policytools import explain as explain_worker
+
+    parts = _parts_or_exit(_load(config))
+    try:
+        report = explain_worker(parts, worker_id)
+    except LookupError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    w = report["worker"]
+    console.print(f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
+                  f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}")
+    for name, t in report["targets"].items():
+        mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
+        console.print(f"\n[bold]{name}[/bold]: {mark} — {t['why']}")
+        for p in t["policies"]:
+            value = "[green]true[/green]" if p["value"] else "[dim]false[/dim]"
+            console.print(f"  {p['effect']:5} {p['policy']}: {p['when']} → {value}")
+        if t["groups"]:
+            console.print(f"  groups: {', '.join(t['groups'])}")
+        account = t["account"]
+        console.print(f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+                      if account else "  account: none linked")
+        for d in t["scheduled"]:
+            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
+        for e in t["log"]:
+            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {e['reason']}")
+
+
+@app.command("test")
+def test_policies(config: ConfigOpt) -> None:
+    """Run the config's `tests:` block: expected scope and groups per target; exit 1 on a failure."""
+    from provisioner.engine.runtime.policytools import run_policy_tests
+
+    cfg = _load(config)
+    outcomes = run_policy_tests(cfg, _parts_or_exit(cfg))
+    for outcome in outcomes:
+        console.print(f"{'[green]PASSED[/green]' if outcome.passed else '[red]FAILED[/red]'} {outcome.name}")
+        for failure in outcome.failures:
+            console.print(f"    {failure}")
+    failed = sum(not o.passed for o in outcomes)
+    colour = "red" if failed else "green"
+    console.print(f"[{colour}]{len(outcomes) - failed} passed, {failed} failed[/{colour}]")
+    if failed or not outcomes:
+        if not outcomes:
+            err.print("[yellow]no tests[/yellow]: add a `tests:` block to the config")
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config file's JSON Schema (point your editor's YAML support at it)."""
+    from provisioner.engine.runtime.policytools import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+
+
+@app.command("reconcile")
+def reconcile_command(
+    config: ConfigOpt,
+    target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Heal drifted, missing, unlinked, should_be_disabled.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
+) -> None:
+    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
+    from provisioner.reconcile.report import as_html, as_json as report_json, print_report
+
+    _logging(False)
+    cfg = _load(config)
+    unknown = set(target or []) - {t.name for t in cfg.targets}
+    if unknown:
+        err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
+        raise typer.Exit(2)
+    result, notes = asyncio.run(_reconcile(cfg, target, fix))
+    for note in notes:
+        err.print(f"[yellow]note[/yellow] {note}")
+    if html:
+        html.write_text(as_html(result))
+        err.print(f"report written to {html}")
+    if as_json:
+        print(json.dumps(report_json(result), indent=2))
+    else:
+        print_report(console, result, "after --fix" if fix else "reconciliation")
+    if result.needing_attention():
+        raise typer.Exit(2)
+
+
+async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
+    from provisioner.engine.runtime.app import Runtime
+    from provisioner.reconcile.run import apply_fixes, reconcile
+
+    parts = _parts_or_exit(cfg)
+    with Progress(TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err,
+                  transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def listed(name: str, count: int) -> None:
+            task = tasks.get(name) or tasks.setdefault(name, progress.add_task(name, total=None))
+            progress.update(task, completed=count)
+
+        result = await reconcile(parts, targets, listed)
+        if not fix:
+            await parts.aclose()
+            return result, []
+        events, notes = await apply_fixes(parts, result)
+        err.print(f"fixing: {events} workers re-planned through the engine")
+        async with Runtime(cfg, parts=parts) as runtime:
+            await runtime.wait_idle(600)
+            return await reconcile(parts, targets, listed), notes
+
+
+@app.command("log")
+def show_log(
+    config: ConfigOpt = Path("provisioner.yaml"),
+    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
+    limit: Annotated[int, typer.Option(help="How many entries, newest last.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The provisioning log: what was done to whom, why, and with what result."""
+    from provisioner.engine.store import Store
+
+    cfg = _load(config) if config.exists() else Config()
+    entries = Store(cfg.store.url).log.recent(worker, limit)
+    if as_json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2, default=str))
+        return
+    table = Table(title="provisioning log")
+    for col in ("time", "worker", "target", "action", "result", "reason / error"):
+        table.add_column(col)
+    for e in entries:
+        style = {"failure": "red", "skipped": "yellow"}.get(e.result, "")
+        table.add_row(e.time.strftime("%Y-%m-%d %H:%M:%S"), e.worker_id, e.target or "", e.action,
+                      f"[{style}]{e.result}[/{style}]" if style else e.result, e.error or e.reason)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option(help="How many employees the emulator starts with.")] = 50,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Everything embedded: BambooHR emulator → Kafka → policies → SCIM app, in five steps."""
+    from provisioner.engine.sandbox.demo import run_demo
+
+    _logging(verbose)
+    asyncio.run(run_demo(console, people))
+
+
+if __name__ == "__main__":
+    app()
+
+
+from provisioner.engine.cli.sources import resume, sandbox, sources_app, status  # noqa: E402
+
+app.add_typer(sources_app, name="sources")
+for command in (status, resume, sandbox):
+    app.command()(command)

@@ -1,0 +1,112 @@
+"""WorkerEvent: a CloudEvents 1.0 structured-JSON envelope around one change of one worker."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from provisioner.engine.contracts.models import Worker, WorkerStatus, changed_fields
+
+
+class EventType(StrEnum):
+    hired = "worker.hired"
+    updated = "worker.updated"
+    terminated = "worker.terminated"
+    rehired = "worker.rehired"
+    removed = "worker.removed"
+
+
+class EventData(BaseModel):
+    worker: Worker | None
+    previous: dict[str, Any] = Field(default_factory=dict)
+    changed: list[str] = Field(default_factory=list)
+
+
+class WorkerEvent(BaseModel):
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: EventType
+    subject: str
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: EventData
+
+    @property
+    def worker_id(self) -> str:
+        return self.subject
+
+
+def event_id(source: str, worker_id: str, previous_hash: str | None, content_hash: str, type_: EventType) -> str:
+    """Deterministic, so a re-poll after a crash yields the same id and the consumer skips it.
+
+    The previous hash is part of it as well: without it, terminate → rehire → terminate with
+    the same record content would reuse the first termination's id and be skipped.
+    """
+    raw = "|".join((source, worker_id, previous_hash or "-", content_hash, type_.value))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def classify(previous: Worker | None, current: Worker) -> EventType:
+    if previous is None:
+        return EventType.terminated if current.status is WorkerStatus.terminated else EventType.hired
+    was_out = previous.status is WorkerStatus.terminated
+    is_out = current.status is WorkerStatus.terminated
+    if is_out and not was_out:
+        return EventType.terminated
+    if was_out and not is_out:
+        return EventType.rehired
+    return EventType.updated
+
+
+def change_event(
+    source: str, previous: Worker | None, previous_hash: str | None, current: Worker, now: datetime | None = None
+) -> WorkerEvent:
+    type_ = classify(previous, current)
+    diff = changed_fields(previous, current) if previous else {}
+    return WorkerEvent(
+        id=event_id(source, current.id, previous_hash, current.content_hash(), type_),
+        source=f"provisioner/sources/{source}",
+        type=type_,
+        subject=current.id,
+        time=now or datetime.now(UTC),
+        data=EventData(worker=current, previous=diff, changed=sorted(diff)),
+    )
+
+
+def removal_event(source: str, previous: Worker, previous_hash: str, now: datetime | None = None) -> WorkerEvent:
+    """The source no longer lists this worker at all (deleted record, not a termination)."""
+    return WorkerEvent(
+        id=event_id(source, previous.id, previous_hash, "removed", EventType.removed),
+        source=f"provisioner/sources/{source}",
+        type=EventType.removed,
+        subject=previous.id,
+        time=now or datetime.now(UTC),
+        data=EventData(worker=None, previous=previous.comparable(), changed=[]),
+    )
+
+
+SCHEDULER_SOURCE = "provisioner/scheduler"
+RECONCILE_SOURCE = "provisioner/reconcile"
+
+
+def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str) -> WorkerEvent:
+    """Re-plan this worker from its current snapshot, on the same path as a source change: a deferred
+    action fell due (origin scheduler) or the reconciler found drift (origin reconcile)."""
+    type_ = EventType.updated if worker is not None else EventType.removed
+    return WorkerEvent(
+        id=event_id(origin, worker_id, key, worker.content_hash() if worker else "removed", type_),
+        source=origin,
+        type=type_,
+        subject=worker_id,
+        time=datetime.now(UTC),
+        data=EventData(worker=worker, changed=[]),
+    )
+
+
+def scheduled_event(worker_id: str, worker: Worker | None, due: datetime) -> WorkerEvent:
+    return internal_event(SCHEDULER_SOURCE, worker_id, worker, due.isoformat())

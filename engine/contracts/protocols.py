@@ -1,0 +1,101 @@
+"""The interfaces a source connector and a target writer implement. Small on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from provisioner.engine.contracts.models import Account, Result, Worker
+
+
+class SourceError(Exception):
+    """A poll that cannot complete (bad credentials, unreachable API); snapshot and cursor stay as they were."""
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A record that could not become a Worker; it is logged and the rest of the poll flows."""
+
+    remote_id: str | None
+    reason: str
+
+
+@dataclass
+class SourceRead:
+    workers: list[Worker] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    # A complete read lists everyone, so absence means removal; an incremental one does not.
+    complete: bool = True
+    cursor: dict[str, Any] = field(default_factory=dict)
+    # Remote ids known to be gone (a webhook's record was deleted or left scope): removals even
+    # when the read is not complete.
+    gone: list[str] = field(default_factory=list)
+
+
+class Source(Protocol):
+    name: str
+
+    async def read(self, cursor: dict[str, Any]) -> SourceRead: ...
+
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        """One record (for a webhook): an incomplete read, with `gone` set when it left scope."""
+
+    async def check(self) -> str:
+        """Prove connectivity and credentials with the smallest read; raise SourceError if not."""
+
+    async def aclose(self) -> None: ...
+
+
+def normalize_records(
+    source: str, records: Iterable[dict[str, Any]], to_worker: Callable[[dict[str, Any]], dict[str, Any]],
+    id_key: str = "id",
+) -> SourceRead:
+    """Map vendor records to Workers; a record that fails is quarantined with the reason."""
+    read = SourceRead()
+    for record in records:
+        remote_id = record.get(id_key)
+        remote_id = str(remote_id).strip() if remote_id not in (None, "") else None
+        if remote_id is None:
+            read.quarantined.append(Quarantined(None, f"record without {id_key!r}"))
+            continue
+        try:
+            fields = to_worker(record)
+            read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            read.quarantined.append(Quarantined(remote_id, problems))
+        except (ValueError, TypeError, KeyError) as exc:
+            read.quarantined.append(Quarantined(remote_id, str(exc)))
+    return read
+
+
+class Target(Protocol):
+    """A writer for one downstream app. Every call returns a Result, never raises for HTTP errors."""
+
+    name: str
+
+    async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None: ...
+
+    async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result: ...
+
+    async def update(self, account_id: str, attributes: dict[str, Any],
+                     previous: dict[str, Any] | None = None) -> Result:
+        """Change only `attributes`; `previous` holds their values as last known."""
+
+    async def enable(self, account_id: str) -> Result: ...
+
+    async def disable(self, account_id: str) -> Result: ...
+
+    async def delete(self, account_id: str) -> Result: ...
+
+    async def set_groups(self, account_id: str, add: list[str], remove: list[str]) -> Result: ...
+
+    def list_accounts(self) -> AsyncIterator[Account]: ...
+
+    async def prime(self, expected_lookups: int) -> None:
+        """Optional: warm lookup caches before a large batch."""
+
+    async def aclose(self) -> None: ...

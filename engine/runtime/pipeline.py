@@ -1,0 +1,157 @@
+"""Stream events into the writers without batch barriers.
+
+Different workers run concurrently (bounded); one worker's events run strictly in order, each after
+the previous one finished. Outcomes are written to the store in groups by a background flusher, so a
+slow request holds up its own worker and nobody else — never a whole Kafka batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.store import Store
+
+log = logging.getLogger("provisioner.pipeline")
+
+Key = tuple[str, str]
+_ABSENT = object()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        applier: Applier,
+        store: Store,
+        *,
+        concurrency: int = 8,
+        max_pending: int = 1000,
+        flush_size: int = 500,
+        flush_interval: float = 0.1,
+        on_flush: Callable[[BatchReport], Awaitable[None]] | None = None,
+    ):
+        self.applier = applier
+        self.store = store
+        self.max_pending = max_pending
+        self.flush_size = flush_size
+        self.flush_interval = flush_interval
+        self.on_flush = on_flush
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
+        self._per_worker: dict[str, int] = {}  # events queued or running per worker
+        self._known: set[str] = set()  # event ids accepted and not yet recorded
+        # Links changed by applied but not yet recorded events; None = the account was unlinked.
+        self._overlay: dict[Key, Link | None] = {}
+        self._done: list[EventOutcome] = []
+        self._pending = 0
+        self._changed = asyncio.Condition()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, events: list[WorkerEvent]) -> BatchReport:
+        """Queue events; returns once they are accepted (waits while too many are in flight)."""
+        report = BatchReport()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-flusher")
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._pending < self.max_pending)
+        done = self.store.links.processed([e.id for e in events])
+        fresh: list[WorkerEvent] = []
+        for ev in events:
+            if ev.id in done or ev.id in self._known:
+                report.skipped += 1  # already applied or on its way: exactly-once effect
+            else:
+                self._known.add(ev.id)
+                fresh.append(ev)
+        if not fresh:
+            return report
+        for ev in fresh:  # counted before the links are read, so the overlay outlives the read
+            self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
+        stored = self.store.links.for_workers({ev.subject for ev in fresh})
+        await self.applier.prime(fresh, stored)
+        self._pending += len(fresh)
+        for ev in fresh:
+            previous = self._tails.get(ev.subject)
+            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+        return report
+
+    async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own; ours must only come after it
+        try:
+            async with self._slots:
+                links = {}
+                for target in self.applier.targets:
+                    key = (ev.subject, target)
+                    link = self._overlay.get(key, _ABSENT)
+                    link = stored.get(key) if link is _ABSENT else link
+                    if link is not None:
+                        links[target] = link  # type: ignore[assignment]
+                outcome = await self.applier.apply_event(ev, links)
+        except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
+            log.exception("applying event %s failed unexpectedly", ev.id)
+            outcome = EventOutcome(ev.id, ev)
+            outcome.failed = True
+            outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="apply", result="failure",
+                                        reason="internal error", error=f"{type(exc).__name__}: {exc}"))
+        for link in outcome.links:
+            self._overlay[(link.worker_id, link.target)] = link
+        for key in outcome.unlinked:
+            self._overlay[key] = None
+        self._done.append(outcome)
+        self._per_worker[ev.subject] -= 1
+        if self._per_worker[ev.subject] == 0:
+            del self._per_worker[ev.subject]
+            if self._tails.get(ev.subject) is asyncio.current_task():
+                del self._tails[ev.subject]
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: bool(self._done))
+            deadline = time.monotonic() + self.flush_interval
+            while len(self._done) < self.flush_size and self._pending > len(self._done):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._done = self._done, []
+        if not batch:
+            return
+        self.store.links.record_outcomes(batch)
+        for outcome in batch:
+            self._known.discard(outcome.event_id)
+        # The store now holds these links; keep overlay entries only for workers still in flight.
+        for key in [k for k in self._overlay if k[0] not in self._per_worker]:
+            del self._overlay[key]
+        self._pending -= len(batch)
+        report = BatchReport.of(batch)
+        if self.on_flush:
+            await self.on_flush(report)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Until everything submitted is applied and recorded."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self._pending == 0), timeout)
+
+    async def aclose(self) -> None:
+        for task in list(self._tails.values()):
+            task.cancel()
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher

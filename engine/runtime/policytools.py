@@ -1,0 +1,100 @@
+"""What the policy CLI commands compute: `explain`, `test`, `schema`. Rendering stays in the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from provisioner.engine.config.schema import Config, PolicyTest
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.runtime.wiring import Parts
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, for editors (yaml-language-server) and CI."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "provisioner config"
+    return schema
+
+
+def worker_for_test(fields: dict[str, Any]) -> Worker:
+    """A Worker from the few fields a policy test names; the rest are neutral defaults."""
+    data = {"status": "active", **fields}
+    remote_id = str(data.pop("remote_id", data.get("id", "1")))
+    data.setdefault("source", "test")
+    data.setdefault("id", f"{data['source']}:{remote_id}")
+    return Worker(remote_id=remote_id, **data)
+
+
+@dataclass
+class PolicyTestOutcome:
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_policy_tests(config: Config, parts: Parts, now: datetime | None = None) -> list[PolicyTestOutcome]:
+    outcomes = []
+    for test in config.tests:
+        outcomes.append(_run_one(test, parts, now or datetime.now(UTC)))
+    return outcomes
+
+
+def _run_one(test: PolicyTest, parts: Parts, now: datetime) -> PolicyTestOutcome:
+    outcome = PolicyTestOutcome(test.name)
+    try:
+        worker = worker_for_test(test.worker)
+        entitlements = parts.policies.entitlements(worker, test.now or now)
+    except (ValidationError, ValueError) as exc:
+        outcome.failures.append(f"could not evaluate: {exc}")
+        return outcome
+    for target, expected in test.expect.items():
+        ent = entitlements[target]
+        if ent.in_scope != expected.in_scope:
+            outcome.failures.append(f"{target}: expected in_scope {str(expected.in_scope).lower()}, "
+                                    f"got {str(ent.in_scope).lower()} ({ent.why})")
+        elif expected.groups is not None and sorted(ent.groups) != sorted(expected.groups):
+            outcome.failures.append(f"{target}: expected groups {sorted(expected.groups)}, got {sorted(ent.groups)}")
+    return outcome
+
+
+def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Why this person has or lacks each account: conditions, scope, groups, link, recent log."""
+    now = now or datetime.now(UTC)
+    worker = parts.store.snapshots.get(worker_id)
+    if worker is None:
+        raise LookupError(f"no worker {worker_id!r} in the store; run a sync first, or check the id "
+                          f"(ids look like <source>:<remote id>)")
+    matches = parts.policies.matches(worker, now)
+    entitlements = parts.policies.entitlements(worker, now)
+    links = {t: link for (_, t), link in parts.store.links.for_workers([worker_id]).items()}
+    log = parts.store.log.recent(worker_id, limit=200)
+    deferred = parts.store.schedule.deferred(worker_id)
+    targets = {}
+    for name, ent in entitlements.items():
+        link = links.get(name)
+        targets[name] = {
+            "in_scope": ent.in_scope,
+            "why": ent.why,
+            "groups": ent.groups,
+            "policies": [
+                {"policy": p.name, "when": p.condition.source, "value": value,
+                 "effect": "deny" if name in p.deny else "grant" if any(g.target == name for g in p.grants) else None}
+                for p, value in matches if name in p.deny or any(g.target == name for g in p.grants)
+            ],
+            "starts_at": ent.starts_at, "enable_at": ent.enable_at, "ends_at": ent.ends_at,
+            "account": None if link is None else {"id": link.account_id, "active": link.active,
+                                                  "groups": link.groups},
+            "scheduled": [{"action": d.action, "effective_at": d.effective_at, "reason": d.reason}
+                          for d in deferred if d.target == name],
+            "log": [{"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
+                    for e in log if e.target == name][-5:],
+        }
+    return {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}

@@ -1,0 +1,176 @@
+"""The virtual webhook: read a source, diff against the last snapshot, emit change events."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.protocols import Quarantined, Source, SourceRead
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.store import Store
+
+log = logging.getLogger("provisioner.poll")
+
+
+@dataclass
+class Diff:
+    events: list[WorkerEvent] = field(default_factory=list)
+    upserts: list[Worker] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    seen: int = 0
+    held: list[WorkerEvent] = field(default_factory=list)  # deprovisions held back by the safety guard
+    halted: str | None = None  # why the source is halted, if it is
+
+    def hold(self, ids: set[str]) -> None:
+        """Keep these events out of this poll; their snapshots stay, so the next poll finds them again."""
+        self.held = [e for e in self.events if e.id in ids]
+        self.events = [e for e in self.events if e.id not in ids]
+        subjects = {e.subject for e in self.held}
+        self.upserts = [w for w in self.upserts if w.id not in subjects]
+        self.removals = [w for w in self.removals if w not in subjects]
+
+
+# (events, workers known before, why the source is already halted, [now, scope]) -> (ids to hold, why)
+Guard = Callable[..., tuple[set[str], "str | None"]]
+
+
+def judge(guard: Guard, events: list[WorkerEvent], known_workers: int, halted: str | None, approved: bool,
+          **when: Any) -> tuple[set[str], str | None, bool]:
+    """The guard on one source's events, for a poll and for scheduled changes alike: the event ids
+    to hold, why (a new halt when the source was not halted yet), and whether a person's approval
+    (`provisioner resume`) was spent letting through what would have been held."""
+    held, reason = guard(events, known_workers, halted, **when)
+    if held and not halted and approved:
+        return set(), None, True
+    return held, reason, False
+
+
+def _quarantine_duplicate_emails(read: SourceRead) -> None:
+    """Two people with one work email would collide in every target: hold both back."""
+    counts = Counter(w.work_email.lower() for w in read.workers if w.work_email)
+    dupes = {email for email, n in counts.items() if n > 1}
+    if not dupes:
+        return
+    keep = []
+    for worker in read.workers:
+        if worker.work_email and worker.work_email.lower() in dupes:
+            read.quarantined.append(Quarantined(worker.remote_id, f"work_email {worker.work_email} is not unique"))
+        else:
+            keep.append(worker)
+    read.workers = keep
+
+
+def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]) -> Diff:
+    """Pure: what changed between the stored snapshot and this read."""
+    _quarantine_duplicate_emails(read)
+    now = datetime.now(UTC)
+    out = Diff(quarantined=read.quarantined, seen=len(read.workers))
+    for worker in read.workers:
+        previous = snapshots.get(worker.id)
+        digest = worker.content_hash()
+        if previous and previous[0] == digest:
+            continue
+        out.events.append(change_event(source, previous[1] if previous else None,
+                                       previous[0] if previous else None, worker, now))
+        out.upserts.append(worker)
+    if read.complete:
+        present = {w.id for w in read.workers}
+        # A quarantined record is still there; it must not look like a removal.
+        held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
+        gone = [wid for wid in snapshots if wid not in present and wid not in held]
+    else:
+        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in snapshots]
+    for wid in gone:
+        digest, previous = snapshots[wid]
+        out.events.append(removal_event(source, previous, digest, now))
+        out.removals.append(wid)
+    return out
+
+
+async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
+    """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
+    read = SourceRead(complete=False)
+    for remote_id in dict.fromkeys(remote_ids):
+        one = await source.fetch_one(remote_id)
+        read.workers += one.workers
+        read.quarantined += one.quarantined
+        read.gone += one.gone
+    return read
+
+
+def correlate(new: list[Worker], prehires: list[Worker], keys: list[str]) -> list[tuple[str, str, str]]:
+    """(pre-hire id, new worker id, key) for each new worker that is a pre-hire from another source,
+    by the first key (in the configured order) both have a value for. An ambiguous value matches
+    nobody: linking the wrong person's accounts is worse than creating new ones."""
+    matches, claimed = [], set()
+    for worker in new:
+        for key in keys:
+            value = getattr(worker, key, None)
+            if not value:
+                continue
+            found = [p for p in prehires if str(getattr(p, key, None) or "").lower() == str(value).lower()]
+            if len(found) == 1 and found[0].id not in claimed:
+                matches.append((found[0].id, worker.id, key))
+                claimed.add(found[0].id)
+            elif len(found) > 1:
+                log.warning("%s: %s %s matches %d pre-hires; not correlated", worker.id, key, value, len(found))
+            if found:
+                break
+    return matches
+
+
+async def poll(source: Source, store: Store, guard: Guard | None = None, only: list[str] | None = None,
+               correlate_on: list[str] | None = None) -> Diff:
+    """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
+
+    With `only`, just those records are fetched, through the same diff (webhook and poll agree).
+    With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
+    pre-hire's accounts over, and the pre-hire's own events stop."""
+    cursor = store.snapshots.cursor(source.name)
+    read = await read_records(source, only) if only is not None else await source.read(cursor)
+    snapshots = store.snapshots.of_source(source.name)
+    result = diff(source.name, read, snapshots)
+    handed = store.snapshots.handovers()
+    result.events = [e for e in result.events if e.subject not in handed]
+    handovers = []
+    new = [w for w in result.upserts if w.id not in snapshots]
+    if correlate_on and new:
+        handovers = correlate(new, store.snapshots.prehires_elsewhere(source.name, handed), correlate_on)
+        for prehire, successor, key in handovers:
+            log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
+    if guard is not None and result.events:
+        state = store.sources.states().get(source.name)
+        halted = state.reason if state and state.halted else None
+        held, reason, spent = judge(guard, result.events, len(snapshots), halted,
+                                    source.name in store.sources.approved())
+        if spent:
+            store.sources.consume_approval(source.name)
+            log.warning("source %s: deprovisioning events go through, approved by provisioner resume", source.name)
+        result.halted = reason
+        result.hold(held)
+        if result.halted and not halted:
+            store.sources.halt(source.name, result.halted)
+            log.error("source %s halted: %s; nothing was deprovisioned, the rest was applied. "
+                      "Check the source, then run: provisioner resume %s", source.name, result.halted, source.name)
+        elif result.held:
+            log.warning("source %s is halted (%s): %d deprovisioning events held back", source.name, halted,
+                        len(result.held))
+    quarantine_log = [
+        LogEntry(worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
+                 action="quarantine", reason=q.reason, result="skipped", error=q.reason)
+        for q in result.quarantined
+    ]
+    # With events held back, an incremental source must read the same window again next time.
+    next_cursor = cursor if result.held or only is not None else read.cursor
+    store.snapshots.commit_poll(source.name, result.events, result.upserts, result.removals, next_cursor, quarantine_log,
+                      seen=result.seen, handovers=handovers)
+    log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,
+             len(result.events), len(result.quarantined))
+    return result

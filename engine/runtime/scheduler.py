@@ -1,0 +1,101 @@
+"""Scheduled jobs: polls, due deferred actions, reconciliation — APScheduler with its job store in
+the database, so a restart neither loses nor doubles a job, and a lease in the database, so with
+several engine processes exactly one runs each job per period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from provisioner.engine.config.schema import parse_duration
+from provisioner.engine.contracts.protocols import SourceError
+
+if TYPE_CHECKING:
+    from provisioner.engine.runtime.app import Runtime
+
+log = logging.getLogger("provisioner.scheduler")
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+_RUNTIME: dict[str, Runtime] = {}  # the engine of this process; jobs stored in the DB name no objects
+
+
+def trigger(schedule: str) -> CronTrigger | IntervalTrigger:
+    """'0 3 * * *' (crontab, UTC) or an interval such as '6h'."""
+    if len(schedule.split()) == 5:
+        return CronTrigger.from_crontab(schedule, timezone="UTC")
+    return IntervalTrigger(seconds=parse_duration(schedule))
+
+
+def period_of(when: CronTrigger | IntervalTrigger) -> float:
+    """Seconds between two firings, which bounds the lease: a crontab every 5 minutes needs a
+    5-minute lease, not an hour's (that would skip eleven runs in twelve)."""
+    if isinstance(when, IntervalTrigger):
+        return when.interval.total_seconds()
+    first = when.get_next_fire_time(None, datetime.now(UTC))
+    second = when.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    return (second - first).total_seconds() if first and second else 3600.0
+
+
+async def run_job(kind: str, name: str, period: float) -> None:
+    """The one entry point every stored job names. Runs only where this period's lease was won."""
+    runtime = _RUNTIME.get("engine")
+    if runtime is None or not runtime.store.schedule.acquire_lease(f"{kind}:{name}", OWNER, period * 0.8):
+        return
+    try:
+        if kind == "poll":
+            await runtime.poll(name)
+        elif kind == "deferred":
+            runtime.fire_due()
+        elif kind == "reconcile":
+            from provisioner.reconcile.run import apply_fixes, reconcile
+
+            result = await reconcile(runtime.parts)
+            log.info("reconcile: %s", result.summary())
+            if runtime.config.reconcile.fix:
+                _, notes = await apply_fixes(runtime.parts, result)
+                for note in notes:
+                    log.warning("reconcile: %s", note)
+                runtime.wake()
+    except SourceError as exc:
+        log.error("%s", exc)
+    except Exception:  # a job must never take the scheduler down; the next period tries again
+        log.exception("scheduled job %s:%s failed", kind, name)
+
+
+def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
+    config = runtime.config
+    scheduler = AsyncIOScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=runtime.store.engine, tablename="scheduler_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone="UTC",
+    )
+    _RUNTIME["engine"] = runtime
+    jobs: list[tuple[str, str, CronTrigger | IntervalTrigger]] = [
+        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources]
+    jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval)))
+    if config.reconcile.schedule:
+        jobs.append(("reconcile", "all", trigger(config.reconcile.schedule)))
+    wanted = {f"{kind}:{name}" for kind, name, _ in jobs}
+    scheduler.start(paused=True)
+    for job in scheduler.get_jobs():  # sources or schedules removed from the config since last time
+        if job.id not in wanted:
+            job.remove()
+    for kind, name, when in jobs:
+        job_id = f"{kind}:{name}"
+        existing = scheduler.get_job(job_id)
+        if existing is not None and str(existing.trigger) == str(when):
+            continue  # keeps its stored next run time: a restart neither loses nor doubles it
+        scheduler.add_job(run_job, when, args=[kind, name, period_of(when)], id=job_id, replace_existing=True,
+                          next_run_time=datetime.now().astimezone())
+    scheduler.resume()
+    return scheduler

@@ -1,0 +1,50 @@
+"""Build the parts a config describes: store, sources, targets, planner, applier."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from provisioner.engine.runtime.apply import Applier
+from provisioner.engine.config.schema import Config
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.protocols import Source, Target
+from provisioner.engine.store import Store
+from provisioner.rules.planner import Planner, TargetSpec
+from provisioner.rules.policy import PolicySet
+from provisioner.rules.safety import SafetyGuard
+from provisioner.sources import build_source
+from provisioner.targets import build_target, mapping_of
+
+
+class Parts:
+    def __init__(self, config: Config, store: Store | None = None):
+        self.config = config
+        specs = [TargetSpec.compile(t.name, t.on_terminate, mapping_of(t),
+                                    t.deprovision_out_of_scope) for t in config.targets]
+        self.policies = PolicySet.compile(config.policies, [t.name for t in config.targets], config.lifecycle,
+                                          {t.name: t.on_leave for t in config.targets})
+        self.planner = Planner(self.policies, specs)
+        self.safety = SafetyGuard(config.safety, self.planner)
+        self.store = store or Store(config.store.url)
+        self.sources: dict[str, Source] = {
+            s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
+        }
+        self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
+        self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+
+    def account_of(self, worker_id: str, target: str) -> str | None:
+        link = self.store.links.for_workers([worker_id]).get((worker_id, target))
+        return link.account_id if link is not None else None
+
+    def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None,
+              now: datetime | None = None, scope: str = "in one poll") -> tuple[set[str], str | None]:
+        """The safety check run on a whole poll, or on the scheduled changes falling due together,
+        before anything of it is committed."""
+        links = self.store.links.for_workers({e.subject for e in events})
+        verdict = self.safety.check(events, links, known_workers, halted, now, scope)
+        return verdict.held, verdict.reason
+
+    async def aclose(self) -> None:
+        for part in [*self.sources.values(), *self.targets.values()]:
+            await part.aclose()
+        self.store.close()

@@ -1,0 +1,36 @@
+"""The state store: one small repository per concern over one database.
+
+SQLModel over any SQLAlchemy URL: SQLite by default, PostgreSQL unchanged for scale-out. The
+repositories take and return plain records (`provisioner.engine.contracts.records`) or the rows
+of tables only the runtime reads; every multi-row change is one transaction.
+"""
+
+from __future__ import annotations
+
+from provisioner.engine.store.db import Database, as_utc, create_tables
+from provisioner.engine.store.links import Links
+from provisioner.engine.store.log import ProvisioningLog
+from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.schedule import Schedule
+from provisioner.engine.store.snapshots import Snapshots
+from provisioner.engine.store.sources import SourceStates
+from provisioner.engine.store.tables import Deferred, JobRun, OutboxEvent, SourceState
+
+__all__ = ["Deferred", "JobRun", "OutboxEvent", "SourceState", "Store", "as_utc"]
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.db = Database(url)
+        self.engine = self.db.engine
+        create_tables(self.engine)
+        self.snapshots = Snapshots(self.db)
+        self.outbox = Outbox(self.db)
+        self.links = Links(self.db)
+        self.schedule = Schedule(self.db)
+        self.sources = SourceStates(self.db)
+        self.log = ProvisioningLog(self.db)
+
+    def close(self) -> None:
+        self.engine.dispose()

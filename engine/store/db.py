@@ -1,0 +1,71 @@
+"""The database: an engine for any SQLAlchemy URL (SQLite by default, PostgreSQL unchanged for
+scale-out), sessions, and the bulk-write helpers every repository shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the relay read while the consumer writes; NORMAL sync is durable across app crashes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    if parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """One engine and its sessions; every repository of a store shares it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Stored times are UTC, so that SQLite and PostgreSQL compare them alike."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_GENERATED = {"id", "seq"}  # autoincrement keys the database assigns
+
+
+def columns(table: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """A row for a Core insert: the table's columns from `values`, leaving generated keys unset."""
+    names = table.__table__.columns.keys()  # type: ignore[attr-defined]
+    return {k: values.get(k) for k in names if values.get(k) is not None or k not in _GENERATED}
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    """Bounded IN lists: SQLite and PostgreSQL both cap how many parameters one statement takes."""
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def create_tables(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)

@@ -1,0 +1,55 @@
+"""The outbox: events written in the same transaction as the change that caused them, published
+by the relay, and confirmed once applied."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, insert, update
+from sqlmodel import Session, col, select
+
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.store.db import Database, chunks
+from provisioner.engine.store.tables import OutboxEvent
+
+
+def enqueue(s: Session, events: list[WorkerEvent]) -> None:
+    """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
+    if not events:
+        return
+    existing: set[str] = set()
+    for chunk in chunks([e.id for e in events]):
+        existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
+    now = utcnow()
+    rows = [{"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"), "created_at": now}
+            for ev in events if ev.id not in existing]
+    if rows:
+        s.execute(insert(OutboxEvent), rows)
+
+
+class Outbox:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def unpublished(self, limit: int) -> list[OutboxEvent]:
+        with self.db.session() as s:
+            query = (select(OutboxEvent).where(col(OutboxEvent.published_at).is_(None),
+                                               col(OutboxEvent.confirmed_at).is_(None))
+                     .order_by(col(OutboxEvent.seq)).limit(limit))
+            return list(s.exec(query).all())
+
+    def mark_published(self, seqs: list[int]) -> None:
+        with self.db.session() as s:
+            s.exec(update(OutboxEvent).where(col(OutboxEvent.seq).in_(seqs)).values(published_at=utcnow()))
+
+    def requeue_unconfirmed(self) -> int:
+        """After a restart, whatever was published but never applied goes out again."""
+        with self.db.session() as s:
+            result = s.exec(update(OutboxEvent).where(col(OutboxEvent.confirmed_at).is_(None),
+                                                      col(OutboxEvent.published_at).is_not(None))
+                            .values(published_at=None))
+            return result.rowcount or 0
+
+    def pending_count(self) -> int:
+        with self.db.session() as s:
+            return s.exec(select(func.count()).select_from(OutboxEvent)
+                          .where(col(OutboxEvent.confirmed_at).is_(None))).one()

@@ -1,0 +1,80 @@
+"""Deferred actions, and the leases and job runs that let exactly one engine process run each
+scheduled job per period."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.store.db import Database, as_utc, chunks
+from provisioner.engine.store.outbox import enqueue
+from provisioner.engine.store.tables import Deferred, JobRun, Lease
+
+DueEvents = Callable[[list[Deferred]], tuple[list[WorkerEvent], set[str]]]
+
+
+class Schedule:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def deferred(self, worker_id: str | None = None) -> list[Deferred]:
+        with self.db.session() as s:
+            query = select(Deferred).order_by(col(Deferred.effective_at))
+            if worker_id:
+                query = query.where(Deferred.worker_id == worker_id)
+            return list(s.exec(query).all())
+
+    def take_due(self, now: datetime, make_events: DueEvents) -> list[WorkerEvent]:
+        """Due deferred actions become events for their workers, in one transaction.
+
+        `make_events(rows)` turns the due rows into WorkerEvents (re-planning from the snapshot), so a
+        change that arrived in between always wins over what was planned before it, and names the
+        workers held back (the safety guard): their rows stay, to fall due again after a resume.
+        """
+        with self.db.session() as s:
+            rows = list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
+            if not rows:
+                return []
+            events, held = make_events(rows)
+            done = [r.id for r in rows if r.worker_id not in held]
+            for chunk in chunks(done):
+                s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
+            enqueue(s, events)
+            return events
+
+    def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True) -> bool:
+        """Take or renew the lease unless another live owner holds it; the check and the write are
+        one conditional UPDATE (or one INSERT), so two processes can never both win."""
+        now = utcnow()
+        expires = now + timedelta(seconds=seconds)
+        with self.db.session() as s:
+            taken = s.exec(update(Lease).where(col(Lease.name) == name,
+                                               (col(Lease.owner) == owner) | (col(Lease.expires_at) < now))
+                           .values(owner=owner, expires_at=expires)).rowcount
+            if taken:
+                if record:
+                    s.add(JobRun(job=name, owner=owner, started_at=now))
+                return True
+        try:
+            with self.db.session() as s:
+                s.add(Lease(name=name, owner=owner, expires_at=expires))
+                if record:
+                    s.add(JobRun(job=name, owner=owner, started_at=now))
+            return True
+        except IntegrityError:  # someone else inserted it first
+            return False
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.db.session() as s:
+            s.exec(delete(Lease).where(col(Lease.name) == name, col(Lease.owner) == owner))
+
+    def job_runs(self, job: str | None = None) -> list[JobRun]:
+        with self.db.session() as s:
+            query = select(JobRun).order_by(col(JobRun.started_at))
+            return list(s.exec(query.where(JobRun.job == job) if job else query).all())

@@ -1,0 +1,140 @@
+"""The store's tables (SQLModel): one definition each, shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from provisioner.engine.contracts.records import utcnow
+
+
+class Snapshot(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True)
+    content_hash: str
+    worker: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Cursor(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    value: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxEvent(SQLModel, table=True):
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    worker_id: str = Field(index=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    published_at: datetime | None = Field(default=None, index=True)
+    confirmed_at: datetime | None = Field(default=None, index=True)
+
+
+class Handover(SQLModel, table=True):
+    """A pre-hire from one source (an ATS) that became a worker of another (the HRIS): its
+    accounts moved to the successor, and its own later events are ignored."""
+
+    worker_id: str = Field(primary_key=True)
+    successor: str = Field(index=True)
+    key: str  # the correlation key that matched
+    at: datetime = Field(default_factory=utcnow)
+
+
+class LinkRow(SQLModel, table=True):
+    """Which account in a target belongs to which worker, and what we last wrote to it."""
+
+    __tablename__ = "link"
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    account_id: str = Field(index=True)
+    active: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    event_id: str = Field(primary_key=True)
+    outcome: str
+    processed_at: datetime = Field(default_factory=utcnow)
+
+
+class LogRow(SQLModel, table=True):
+    """The provisioning log: one row per action taken (or quarantined record)."""
+
+    __tablename__ = "logentry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(default_factory=utcnow, index=True)
+    event_id: str | None = Field(default=None, index=True)
+    worker_id: str = Field(index=True)
+    target: str | None = None
+    action: str
+    policy: str | None = None
+    reason: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class Deferred(SQLModel, table=True):
+    """An action due later (pre-hire, end-of-day termination, grace period), kept until it fires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: str = Field(index=True)
+    target: str
+    action: str
+    effective_at: datetime = Field(index=True)
+    policy: str | None = None
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceState(SQLModel, table=True):
+    """Per source: halted by the mass-deprovision guard (and why), last poll."""
+
+    source: str = Field(primary_key=True)
+    halted: bool = False
+    reason: str | None = None
+    halted_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    workers: int = 0
+
+
+class Approval(SQLModel, table=True):
+    """`provisioner resume`: a person looked, so the deprovisions the guard would hold next for
+    this source go through, once, within a day."""
+
+    source: str = Field(primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookNotice(SQLModel, table=True):
+    """A webhook notice already accepted, by any engine process: a second delivery is a replay."""
+
+    key: str = Field(primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a scheduled job this period: with several engine processes, exactly one does."""
+
+    name: str = Field(primary_key=True)
+    owner: str
+    expires_at: datetime
+
+
+class JobRun(SQLModel, table=True):
+    """Each scheduled job that ran, where and when (for `status` and for the people debugging it)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(index=True)
+    owner: str
+    started_at: datetime = Field(default_factory=utcnow)

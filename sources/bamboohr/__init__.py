@@ -1,0 +1,3 @@
+"""BambooHR (HRIS)."""
+
+CONNECTOR = "BambooHRSource"

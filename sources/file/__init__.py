@@ -1,0 +1,3 @@
+"""CSV/JSON exports."""
+
+CONNECTOR = "FileSource"

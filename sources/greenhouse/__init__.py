@@ -1,0 +1,3 @@
+"""Greenhouse Harvest (ATS)."""
+
+CONNECTOR = "GreenhouseSource"

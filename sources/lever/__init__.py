@@ -1,0 +1,3 @@
+"""Lever (ATS)."""
+
+CONNECTOR = "LeverSource"

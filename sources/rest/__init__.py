@@ -1,0 +1,3 @@
+"""Any JSON API, declared in the config."""
+
+CONNECTOR = "RestSource"

@@ -1,0 +1,3 @@
+"""Workable (ATS)."""
+
+CONNECTOR = "WorkableSource"

@@ -1,0 +1,3 @@
+"""Workday (HRIS, SOAP)."""
+
+CONNECTOR = "WorkdaySource"
