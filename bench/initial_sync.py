@@ -24,19 +24,29 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.engine.runtime.app import Runtime  # noqa: E402
-from provisioner.engine.config.schema import Config  # noqa: E402
-from provisioner.engine.kit.servers import scim_server_process  # noqa: E402
-from provisioner.targets.mapping import build_resource  # noqa: E402
-from provisioner.targets.scim import DEFAULT_MAPPING, USER_SCHEMA  # noqa: E402
-from provisioner.rules.planner import TargetSpec  # noqa: E402
-from provisioner.engine.contracts.models import Worker  # noqa: E402
+from provisioner.engine.config.schema import Config
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.kit.servers import scim_server_process
+from provisioner.engine.runtime.app import Runtime
+from provisioner.rules.planner import TargetSpec
+from provisioner.targets.mapping import build_resource
+from provisioner.targets.scim import DEFAULT_MAPPING, USER_SCHEMA
 
 
 def people(n: int) -> list[dict[str, str]]:
-    return [{"remote_id": str(i), "first_name": f"First{i}", "last_name": f"Last{i}",
-             "work_email": f"user{i}@bench.example", "title": "Engineer", "department": f"Dept{i % 10}",
-             "employment_type": "full_time", "status": "active"} for i in range(n)]
+    return [
+        {
+            "remote_id": str(i),
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "work_email": f"user{i}@bench.example",
+            "title": "Engineer",
+            "department": f"Dept{i % 10}",
+            "employment_type": "full_time",
+            "status": "active",
+        }
+        for i in range(n)
+    ]
 
 
 async def raw_loop(url: str, rows: list[dict[str, str]], concurrency: int) -> float:
@@ -48,6 +58,7 @@ async def raw_loop(url: str, rows: list[dict[str, str]], concurrency: int) -> fl
         bodies.append({**build_resource(spec.render(worker), USER_SCHEMA), "active": True})
     semaphore = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=concurrency)) as client:
+
         async def post(body: dict[str, object]) -> None:
             async with semaphore:
                 (await client.post("/Users", json=body)).raise_for_status()
@@ -60,13 +71,14 @@ async def raw_loop(url: str, rows: list[dict[str, str]], concurrency: int) -> fl
 async def engine_run(url: str, rows: list[dict[str, str]], concurrency: int, tmp: Path, bulk: bool = True) -> float:
     data = tmp / "people.json"
     data.write_text(json.dumps(rows))
-    config = Config.model_validate({
-        "store": {"url": f"sqlite:///{tmp / 'bench.db'}"},
-        "sources": [{"name": "hr", "type": "file", "path": str(data)}],
-        "targets": [{"name": "app", "type": "scim", "base_url": url, "concurrency": concurrency,
-                     "bulk": bulk}],
-        "policies": [{"name": "all", "when": "true", "grant": [{"target": "app"}]}],
-    })
+    config = Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{tmp / 'bench.db'}"},
+            "sources": [{"name": "hr", "type": "file", "path": str(data)}],
+            "targets": [{"name": "app", "type": "scim", "base_url": url, "concurrency": concurrency, "bulk": bulk}],
+            "policies": [{"name": "all", "when": "true", "grant": [{"target": "app"}]}],
+        }
+    )
     async with Runtime(config) as runtime:
         start = time.perf_counter()
         await runtime.poll("hr")
@@ -92,9 +104,12 @@ async def main() -> None:
     engine_runs: list[float] = []
     raw_runs: list[float] = []
     for run in range(1, args.repeat + 1):
-        with tempfile.TemporaryDirectory() as tmp, scim_server_process() as engine_url, scim_server_process() as raw_url:
-            engine_runs.append(await engine_run(engine_url, rows, args.concurrency, Path(tmp),
-                                                 bulk=not args.no_bulk))
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            scim_server_process() as engine_url,
+            scim_server_process() as raw_url,
+        ):
+            engine_runs.append(await engine_run(engine_url, rows, args.concurrency, Path(tmp), bulk=not args.no_bulk))
             raw_runs.append(await raw_loop(raw_url, rows, args.concurrency))
             assert await count_users(engine_url) == args.workers == await count_users(raw_url)
         print(f"run {run}: engine {engine_runs[-1]:6.2f} s, raw {raw_runs[-1]:6.2f} s", file=sys.stderr)
@@ -104,8 +119,10 @@ async def main() -> None:
     print(f"workers:            {args.workers} (concurrency {args.concurrency}, best of {args.repeat}; engine: {mode})")
     print(f"engine end-to-end:  {engine_s:7.2f} s  {engine_rate:8.1f} workers/s  (poll → Kafka → plan → SCIM)")
     print(f"raw httpx loop:     {raw_s:7.2f} s  {raw_rate:8.1f} users/s")
-    print(f"ratio engine/raw:   {engine_rate / raw_rate:7.2f}  (target ≥ 0.8; median ratio "
-          f"{statistics.median(raw_runs) / statistics.median(engine_runs):.2f})")
+    print(
+        f"ratio engine/raw:   {engine_rate / raw_rate:7.2f}  (target ≥ 0.8; median ratio "
+        f"{statistics.median(raw_runs) / statistics.median(engine_runs):.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.engine.config.schema import PolicyConfig  # noqa: E402
-from provisioner.engine.contracts.models import Worker  # noqa: E402
-from provisioner.rules.policy import PolicySet  # noqa: E402
+from provisioner.engine.config.schema import PolicyConfig
+from provisioner.engine.contracts.models import Worker
+from provisioner.rules.policy import PolicySet
 
 DEPARTMENTS = ["Engineering", "Sales", "Finance", "People", "Support", "Product", "Design", "Legal"]
 TYPES = ["full_time", "part_time", "contractor", "intern"]
@@ -43,18 +43,36 @@ def policies(n: int, targets: list[str]) -> list[PolicyConfig]:
         dept, country = rng.choice(DEPARTMENTS), rng.choice(COUNTRIES)
         when = SHAPES[i % len(SHAPES)].format(dept=dept, dept_lower=dept.lower(), country=country)
         grant = [{"target": targets[i % len(targets)], "groups": ["all", "dept-{{ worker.department | slug }}"]}]
-        out.append(PolicyConfig(name=f"p{i}", when=when, grant=grant,  # type: ignore[arg-type]
-                                deny=[targets[(i + 1) % len(targets)]] if i % 7 == 6 else []))
+        out.append(
+            PolicyConfig(
+                name=f"p{i}",
+                when=when,
+                grant=grant,  # type: ignore[arg-type]
+                deny=[targets[(i + 1) % len(targets)]] if i % 7 == 6 else [],
+            )
+        )
     return out
 
 
 def workers(n: int) -> list[Worker]:
     rng = random.Random(11)
-    return [Worker(id=f"hr:{i}", source="hr", remote_id=str(i), first_name=f"F{i}", last_name="L",
-                   department=rng.choice(DEPARTMENTS), employment_type=rng.choice(TYPES),
-                   status=rng.choice(STATUSES), country=rng.choice(COUNTRIES),
-                   title=rng.choice(["Engineer", "Manager", "Engineering Manager", None]),
-                   start_date=date(2027, 1, 4), termination_date=None) for i in range(n)]
+    return [
+        Worker(
+            id=f"hr:{i}",
+            source="hr",
+            remote_id=str(i),
+            first_name=f"F{i}",
+            last_name="L",
+            department=rng.choice(DEPARTMENTS),
+            employment_type=rng.choice(TYPES),
+            status=rng.choice(STATUSES),
+            country=rng.choice(COUNTRIES),
+            title=rng.choice(["Engineer", "Manager", "Engineering Manager", None]),
+            start_date=date(2027, 1, 4),
+            termination_date=None,
+        )
+        for i in range(n)
+    ]
 
 
 def measure(policy_set: PolicySet, people: list[Worker], now: datetime) -> float:
@@ -87,10 +105,11 @@ def main() -> None:
     slow_s = measure(slow, people[: max(1, args.workers // 5)], now) * 5
     evaluations = args.workers * args.policies
     print(f"workers × policies:        {args.workers} × {args.policies} = {evaluations} evaluations")
-    print(f"engine (compiled):         {fast_s:7.2f} s  {evaluations / fast_s:10,.0f} evaluations/s  "
-          f"(target ≥ 50,000)")
-    print(f"plain sandboxed Jinja2:    {slow_s:7.2f} s  {evaluations / slow_s:10,.0f} evaluations/s  "
-          f"(estimated from 1/5 of the workers)")
+    print(f"engine (compiled):         {fast_s:7.2f} s  {evaluations / fast_s:10,.0f} evaluations/s  (target ≥ 50,000)")
+    print(
+        f"plain sandboxed Jinja2:    {slow_s:7.2f} s  {evaluations / slow_s:10,.0f} evaluations/s  "
+        f"(estimated from 1/5 of the workers)"
+    )
     print(f"ratio:                     {slow_s / fast_s:7.1f}x")
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.engine.kit.emulation import RateGate  # noqa: E402
-from provisioner.engine.kit.servers import serve_asgi  # noqa: E402
-from provisioner.sources import build_source  # noqa: E402
-from provisioner.sources.lever import emulator as lever  # noqa: E402
-from provisioner.sources.workday import emulator as workday  # noqa: E402
+from provisioner.engine.kit.emulation import RateGate
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources import build_source
+from provisioner.sources.lever import emulator as lever
+from provisioner.sources.workday import emulator as workday
 
 
 async def timed_read(source, cursor, memory: bool = False):  # type: ignore[no-untyped-def]
@@ -45,20 +45,30 @@ async def timed_read(source, cursor, memory: bool = False):  # type: ignore[no-u
 def report(name: str, full, incremental) -> None:  # type: ignore[no-untyped-def]
     (read, t_full, peak), (inc, t_inc, _) = full, incremental
     memory = f", peak {peak / 2**20:.1f} MiB (both sides)" if peak else ""
-    print(f"{name:8} full: {len(read.workers):6d} records in {t_full:6.2f}s = {len(read.workers) / t_full:7.0f}/s"
-          f"{memory} | incremental: {len(inc.workers):5d} records in {t_inc:5.2f}s"
-          f" | ratio incremental/full {t_inc / t_full:.3f}")
+    print(
+        f"{name:8} full: {len(read.workers):6d} records in {t_full:6.2f}s = {len(read.workers) / t_full:7.0f}/s"
+        f"{memory} | incremental: {len(inc.workers):5d} records in {t_inc:5.2f}s"
+        f" | ratio incremental/full {t_inc / t_full:.3f}"
+    )
 
 
 async def bench_workday(count: int) -> None:
     state = workday.WorkdayState()
     ids = state.seed(count)
     with serve_asgi(workday.create_app(state)) as server:
-        source = build_source("wd", "workday", {"base_url": f"{server.url}/ccx/service/acme/Human_Resources",
-                                                "username": state.username, "password": state.password,
-                                                "page_size": 999, "overlap": "0s"})
+        source = build_source(
+            "wd",
+            "workday",
+            {
+                "base_url": f"{server.url}/ccx/service/acme/Human_Resources",
+                "username": state.username,
+                "password": state.password,
+                "page_size": 999,
+                "overlap": "0s",
+            },
+        )
         full = await timed_read(source, {}, memory=True)
-        for emp_id in ids[:: 100]:
+        for emp_id in ids[::100]:
             state.change(emp_id, title="Changed")
         incremental = await timed_read(source, full[0].cursor)
         await source.aclose()
@@ -69,11 +79,20 @@ async def bench_lever(count: int) -> None:
     state = lever.LeverState(gate=RateGate(rate=1e6, burst=10**6))
     ids = state.seed(count)
     with serve_asgi(lever.create_app(state)) as server:
-        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
-                                                 "rate_limit": "100000/s", "burst": 100000, "concurrency": 8,
-                                                 "overlap": "0s"})
+        source = build_source(
+            "lever",
+            "lever",
+            {
+                "base_url": f"{server.url}/v1",
+                "api_key": state.api_key,
+                "rate_limit": "100000/s",
+                "burst": 100000,
+                "concurrency": 8,
+                "overlap": "0s",
+            },
+        )
         full = await timed_read(source, {})
-        for oid in ids[:: 100]:
+        for oid in ids[::100]:
             state.change(oid, name="Changed Name")
         incremental = await timed_read(source, full[0].cursor)
         await source.aclose()

@@ -48,8 +48,13 @@ class Item:
     account: Account | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"situation": self.situation.value, "target": self.target, "worker_id": self.worker_id,
-                "account_id": self.account_id, "details": self.details}
+        return {
+            "situation": self.situation.value,
+            "target": self.target,
+            "worker_id": self.worker_id,
+            "account_id": self.account_id,
+            "details": self.details,
+        }
 
 
 KEY_ATTRIBUTES = frozenset({"externalId", "userName", "email", "external_id", "externalDirectoryId"})
@@ -69,8 +74,9 @@ def account_keys(account: Account) -> set[str]:
     return correlation_keys(account.attributes)
 
 
-def classify(target: str, desired: list[Desired], accounts: list[Account], links: dict[str, Link],
-             compare_groups: bool = True) -> list[Item]:
+def classify(
+    target: str, desired: list[Desired], accounts: list[Account], links: dict[str, Link], compare_groups: bool = True
+) -> list[Item]:
     """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
     ends up in exactly one item (an ambiguous pair may name several)."""
     by_id = {a.id: a for a in accounts}
@@ -92,46 +98,96 @@ def classify(target: str, desired: list[Desired], accounts: list[Account], links
                 claimed[linked.id].append(want.worker_id)
         others = [a for a in matches.values() if linked is None or a.id != linked.id]
         if linked is not None and others:
-            items.append(Item(Situation.ambiguous, target, want.worker_id, linked.id,
-                              [f"also matches account {a.id}" for a in others]))
+            items.append(
+                Item(
+                    Situation.ambiguous,
+                    target,
+                    want.worker_id,
+                    linked.id,
+                    [f"also matches account {a.id}" for a in others],
+                )
+            )
             continue
         if not want.in_scope:
             held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
             if held is not None and held.active:
-                items.append(Item(Situation.should_be_disabled, target, want.worker_id, held.id,
-                                  ["out of scope, account still active"], held))
+                items.append(
+                    Item(
+                        Situation.should_be_disabled,
+                        target,
+                        want.worker_id,
+                        held.id,
+                        ["out of scope, account still active"],
+                        held,
+                    )
+                )
             elif held is not None:
                 items.append(Item(Situation.confirmed, target, want.worker_id, held.id, ["disabled"], held))
             continue
         if linked is None and link is not None and not matches:
-            items.append(Item(Situation.missing, target, want.worker_id, link.account_id,
-                              ["linked account no longer exists"]))
+            items.append(
+                Item(Situation.missing, target, want.worker_id, link.account_id, ["linked account no longer exists"])
+            )
         elif linked is None and not matches:
             items.append(Item(Situation.missing, target, want.worker_id, None, ["no account"]))
         elif linked is None and len(matches) > 1:
-            items.append(Item(Situation.ambiguous, target, want.worker_id, None,
-                              [f"matches accounts {', '.join(sorted(matches))}"]))
+            items.append(
+                Item(
+                    Situation.ambiguous,
+                    target,
+                    want.worker_id,
+                    None,
+                    [f"matches accounts {', '.join(sorted(matches))}"],
+                )
+            )
         elif linked is None:
             account = next(iter(matches.values()))
-            items.append(Item(Situation.unlinked, target, want.worker_id, account.id,
-                              ["account matches by externalId/userName/email, no link stored"], account))
+            items.append(
+                Item(
+                    Situation.unlinked,
+                    target,
+                    want.worker_id,
+                    account.id,
+                    ["account matches by externalId/userName/email, no link stored"],
+                    account,
+                )
+            )
         else:
             drift = differences(want, linked, compare_groups)
-            items.append(Item(Situation.drifted if drift else Situation.confirmed, target, want.worker_id,
-                              linked.id, drift, linked))
+            items.append(
+                Item(
+                    Situation.drifted if drift else Situation.confirmed,
+                    target,
+                    want.worker_id,
+                    linked.id,
+                    drift,
+                    linked,
+                )
+            )
     for account in accounts:
         workers = claimed.get(account.id, [])
         if len(workers) > 1:
-            items.append(Item(Situation.ambiguous, target, None, account.id,
-                              [f"matches workers {', '.join(sorted(workers))}"], account))
+            items.append(
+                Item(
+                    Situation.ambiguous,
+                    target,
+                    None,
+                    account.id,
+                    [f"matches workers {', '.join(sorted(workers))}"],
+                    account,
+                )
+            )
         elif not workers and not any(item.account_id == account.id for item in items):
             items.append(Item(Situation.orphaned, target, None, account.id, ["matches no worker"], account))
     return items
 
 
 def differences(want: Desired, account: Account, compare_groups: bool) -> list[str]:
-    out = [f"{path}: {account.attributes.get(path)!r} → {value!r}" for path, value in want.attributes.items()
-           if account.attributes.get(path) != value]
+    out = [
+        f"{path}: {account.attributes.get(path)!r} → {value!r}"
+        for path, value in want.attributes.items()
+        if account.attributes.get(path) != value
+    ]
     if want.enabled and not account.active:
         out.append("active: False → True")
     if compare_groups:

@@ -45,9 +45,15 @@ def as_json(result: Reconciliation) -> dict[str, Any]:
 def as_html(result: Reconciliation) -> str:
     template = Environment(autoescape=True).from_string(HTML)  # names come from HR data: escape them
     items = [{**i.as_dict(), "situation": i.situation} for i in result.needing_attention()]
-    return template.render(when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), accounts=result.accounts,
-                           attention=len(items), summary=result.summary(), items=items,
-                           situations=[s.value for s in Situation], why=WHY)
+    return template.render(
+        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        accounts=result.accounts,
+        attention=len(items),
+        summary=result.summary(),
+        items=items,
+        situations=[s.value for s in Situation],
+        why=WHY,
+    )
 
 
 def print_report(console: Console, result: Reconciliation, title: str = "reconciliation") -> None:
@@ -59,5 +65,7 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
         table.add_row(target, *[str(counts.get(s.value, 0) or "") for s in Situation])
     console.print(table)
     for item in result.needing_attention():
-        console.print(f"[yellow]{item.situation.value}[/yellow] {item.target} {item.worker_id or '-'} "
-                      f"{item.account_id or '-'}: {'; '.join(item.details)}")
+        console.print(
+            f"[yellow]{item.situation.value}[/yellow] {item.target} {item.worker_id or '-'} "
+            f"{item.account_id or '-'}: {'; '.join(item.details)}"
+        )

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not impo
     from provisioner.engine.runtime.wiring import Parts
     from provisioner.rules.policy import Entitlement
 
+
 @dataclass
 class Reconciliation:
     items: list[Item] = field(default_factory=list)
@@ -43,12 +44,22 @@ class Reconciliation:
 
 def _workers(parts: Parts) -> list[Worker]:
     handed = parts.store.snapshots.handovers()  # a pre-hire's accounts belong to its successor now
-    return [worker for source in parts.config.sources
-            for _, worker in parts.store.snapshots.of_source(source.name).values() if worker.id not in handed]
+    return [
+        worker
+        for source in parts.config.sources
+        for _, worker in parts.store.snapshots.of_source(source.name).values()
+        if worker.id not in handed
+    ]
 
 
-def desired_state(parts: Parts, target: str, workers: list[Worker], entitlements: dict[str, dict[str, Entitlement]],
-                  links: dict[str, Link], now: datetime) -> list[Desired]:
+def desired_state(
+    parts: Parts,
+    target: str,
+    workers: list[Worker],
+    entitlements: dict[str, dict[str, Entitlement]],
+    links: dict[str, Link],
+    now: datetime,
+) -> list[Desired]:
     """`entitlements` by worker id (for every target), `links` this target's by worker id."""
     spec = parts.planner.targets[target]
 
@@ -62,13 +73,25 @@ def desired_state(parts: Parts, target: str, workers: list[Worker], entitlements
         if not ent.in_scope and worker.id not in links and ent.starts_at is None:
             continue  # nothing should exist and nothing we made exists; their accounts would be orphans
         attributes = spec.render(worker, now, account_of)
-        out.append(Desired(worker.id, ent.in_scope, ent.enabled, attributes if ent.in_scope else {},
-                           ent.groups, tuple(sorted(correlation_keys(attributes)))))
+        out.append(
+            Desired(
+                worker.id,
+                ent.in_scope,
+                ent.enabled,
+                attributes if ent.in_scope else {},
+                ent.groups,
+                tuple(sorted(correlation_keys(attributes))),
+            )
+        )
     return out
 
 
-async def reconcile(parts: Parts, targets: list[str] | None = None,
-                    progress: Callable[[str, int], None] | None = None, now: datetime | None = None) -> Reconciliation:
+async def reconcile(
+    parts: Parts,
+    targets: list[str] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    now: datetime | None = None,
+) -> Reconciliation:
     now = now or datetime.now(UTC)
     result = Reconciliation()
     workers = _workers(parts)
@@ -84,8 +107,13 @@ async def reconcile(parts: Parts, targets: list[str] | None = None,
             progress(name, len(accounts))
         listed = time.perf_counter()
         links = {link.worker_id: link for link in parts.store.links.all(name)}
-        result.items += classify(name, desired_state(parts, name, workers, entitlements, links, now), accounts, links,
-                                 compare_groups=hasattr(parts.targets[name], "supports"))
+        result.items += classify(
+            name,
+            desired_state(parts, name, workers, entitlements, links, now),
+            accounts,
+            links,
+            compare_groups=hasattr(parts.targets[name], "supports"),
+        )
         result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed
         result.accounts += len(accounts)
@@ -103,8 +131,13 @@ async def handle_orphans(parts: Parts, result: Reconciliation) -> list[str]:
     """Orphaned accounts have no worker and so no event: `disable` / `delete` act on them directly,
     logged like every write, within the safety limit."""
     action = chosen_actions(parts).get(Situation.orphaned, "report")
-    orphans = [i for i in result.items if i.situation is Situation.orphaned and i.account_id
-               and (action == "delete" or (i.account is None or i.account.active))]
+    orphans = [
+        i
+        for i in result.items
+        if i.situation is Situation.orphaned
+        and i.account_id
+        and (action == "delete" or (i.account is None or i.account.active))
+    ]
     if action not in ("disable", "delete") or not orphans:
         return []
     limit = parts.config.safety.max_deprovisions
@@ -114,9 +147,17 @@ async def handle_orphans(parts: Parts, result: Reconciliation) -> list[str]:
     for item in orphans:
         target = parts.targets[item.target]
         outcome = await (target.delete(item.account_id) if action == "delete" else target.disable(item.account_id))
-        entries.append(LogEntry(worker_id=f"orphan:{item.account_id}", target=item.target, action=action,
-                                reason="reconcile: the account matches no worker", result=outcome.status.value,
-                                error=outcome.error, duration_ms=outcome.duration_ms))
+        entries.append(
+            LogEntry(
+                worker_id=f"orphan:{item.account_id}",
+                target=item.target,
+                action=action,
+                reason="reconcile: the account matches no worker",
+                result=outcome.status.value,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+            )
+        )
     parts.store.log.append(entries)
     return [f"{action}d {sum(e.result == 'success' for e in entries)} orphaned accounts"]
 
@@ -130,8 +171,10 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
     limit = parts.config.safety.max_deprovisions
     if limit is not None and len(deprovisions) > limit:
         chosen = [i for i in chosen if i.situation is not Situation.should_be_disabled]
-        notes.append(f"{len(deprovisions)} accounts should be disabled, over safety.max_deprovisions ({limit}): "
-                     f"left for a person to look at")
+        notes.append(
+            f"{len(deprovisions)} accounts should be disabled, over safety.max_deprovisions ({limit}): "
+            f"left for a person to look at"
+        )
     upserts: list[Link] = []
     removals: list[tuple[str, str]] = []
     stored = {(link.worker_id, link.target): link for link in parts.store.links.all()}
@@ -140,14 +183,24 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
         key = (item.worker_id, item.target)
         if item.account is not None:  # what the target really holds becomes what we believe
             managed = set(stored[key].groups) if key in stored else set()
-            upserts.append(Link(worker_id=item.worker_id, target=item.target, account_id=item.account.id,
-                                active=item.account.active, attributes=dict(item.account.attributes),
-                                groups=sorted(set(item.account.groups) & managed), updated_at=utcnow()))
+            upserts.append(
+                Link(
+                    worker_id=item.worker_id,
+                    target=item.target,
+                    account_id=item.account.id,
+                    active=item.account.active,
+                    attributes=dict(item.account.attributes),
+                    groups=sorted(set(item.account.groups) & managed),
+                    updated_at=utcnow(),
+                )
+            )
         elif key in stored:
             removals.append(key)  # the account is gone: the planner will create it again
     run = uuid.uuid4().hex
-    events = [internal_event(RECONCILE_SOURCE, wid, parts.store.snapshots.get(wid), run)
-              for wid in sorted({i.worker_id for i in chosen if i.worker_id})]
+    events = [
+        internal_event(RECONCILE_SOURCE, wid, parts.store.snapshots.get(wid), run)
+        for wid in sorted({i.worker_id for i in chosen if i.worker_id})
+    ]
     parts.store.links.reconcile(upserts, removals, events)
     return len(events), notes
 

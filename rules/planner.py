@@ -13,7 +13,6 @@ from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
 from provisioner.rules.policy import Entitlement, PolicyError, PolicySet
 
-
 REFERENCE_SUFFIX = "manager.value"
 AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
 
@@ -28,11 +27,13 @@ class TargetSpec:
     deprovision_out_of_scope: bool = True
 
     @classmethod
-    def compile(cls, name: str, on_terminate: str, mapping: dict[str, str],
-                deprovision_out_of_scope: bool = True) -> TargetSpec:
+    def compile(
+        cls, name: str, on_terminate: str, mapping: dict[str, str], deprovision_out_of_scope: bool = True
+    ) -> TargetSpec:
         try:
-            return cls(name, on_terminate, {path: Template(src) for path, src in mapping.items()},
-                       deprovision_out_of_scope)
+            return cls(
+                name, on_terminate, {path: Template(src) for path, src in mapping.items()}, deprovision_out_of_scope
+            )
         except TemplateError as exc:
             raise PolicyError(f"target {name!r} mapping: {exc}") from None
 
@@ -64,8 +65,11 @@ def cause(event: WorkerEvent) -> str:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
     return {
-        EventType.hired: "new hire", EventType.updated: "record updated", EventType.terminated: "terminated",
-        EventType.rehired: "rehired", EventType.removed: "removed from the source",
+        EventType.hired: "new hire",
+        EventType.updated: "record updated",
+        EventType.terminated: "terminated",
+        EventType.rehired: "rehired",
+        EventType.removed: "removed from the source",
     }[event.type]
 
 
@@ -81,8 +85,9 @@ class Planner:
         self.policies = policies
         self.targets = {t.name: t for t in targets}
 
-    def plan(self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None,
-             accounts: AccountOf | None = None) -> list[Action]:
+    def plan(
+        self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None, accounts: AccountOf | None = None
+    ) -> list[Action]:
         """Actions for one event in the order they must run, noops left out; those with
         `effective_at` are due later and replace whatever was scheduled for this worker before."""
         now = now or datetime.now(UTC)
@@ -98,18 +103,34 @@ class Planner:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
             if ent.starts_at is not None and worker is not None:
                 kind = ActionKind.create if link is None else ActionKind.enable
-                actions.append(Action(worker_id=worker.id, target=name, action=kind, effective_at=ent.starts_at,
-                                      policy=ent.policies[0] if ent.policies else None,
-                                      reason=f"pre-hire window opens ({ent.why})"))
+                actions.append(
+                    Action(
+                        worker_id=worker.id,
+                        target=name,
+                        action=kind,
+                        effective_at=ent.starts_at,
+                        policy=ent.policies[0] if ent.policies else None,
+                        reason=f"pre-hire window opens ({ent.why})",
+                    )
+                )
         return actions
 
-    def _provision(self, worker: Worker, spec: TargetSpec, ent: Entitlement, link: Link | None,
-                   why: str, now: datetime, accounts: AccountOf | None) -> list[Action]:
+    def _provision(
+        self,
+        worker: Worker,
+        spec: TargetSpec,
+        ent: Entitlement,
+        link: Link | None,
+        why: str,
+        now: datetime,
+        accounts: AccountOf | None,
+    ) -> list[Action]:
         policy = ent.policies[0]
 
         def act(kind: ActionKind, reason: str, **kw: Any) -> Action:
-            return Action(worker_id=worker.id, target=spec.name, action=kind, policy=policy,
-                          reason=f"{ent.why}; {reason}", **kw)
+            return Action(
+                worker_id=worker.id, target=spec.name, action=kind, policy=policy, reason=f"{ent.why}; {reason}", **kw
+            )
 
         desired = spec.render(worker, now, accounts)
         out = []
@@ -125,8 +146,7 @@ class Planner:
                 out.append(act(ActionKind.disable, "pre-hire accounts stay disabled until the start date"))
             diff = attribute_diff(link.attributes, desired)
             if diff:
-                out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}",
-                               attributes=diff))
+                out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}", attributes=diff))
             add = [g for g in ent.groups if g not in link.groups]
             remove = [g for g in link.groups if g not in ent.groups]
             if add:

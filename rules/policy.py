@@ -112,12 +112,21 @@ class Lifecycle:
             start = _start_of(worker.start_date, worker)
             opens = start - timedelta(days=self.config.prehire_days)
             if now < opens:
-                return Window(False, f"pre-hire: starts {worker.start_date}, provisioned from {opens.date()}",
-                              starts_at=opens, enable_at=start if self.config.prehire_state == "disabled" else None,
-                              ends_at=ends)
+                return Window(
+                    False,
+                    f"pre-hire: starts {worker.start_date}, provisioned from {opens.date()}",
+                    starts_at=opens,
+                    enable_at=start if self.config.prehire_state == "disabled" else None,
+                    ends_at=ends,
+                )
             if now < start and self.config.prehire_state == "disabled":
-                return Window(True, f"pre-hire: account disabled until {worker.start_date}", enabled=False,
-                              enable_at=start, ends_at=ends)
+                return Window(
+                    True,
+                    f"pre-hire: account disabled until {worker.start_date}",
+                    enabled=False,
+                    enable_at=start,
+                    ends_at=ends,
+                )
         why = {WorkerStatus.on_leave: "on leave", WorkerStatus.pending: "pre-hire"}.get(status, "")
         if ends is not None:
             why = f"{why + '; ' if why else ''}access ends {ends.isoformat()}"
@@ -125,16 +134,26 @@ class Lifecycle:
 
 
 class PolicySet:
-    def __init__(self, policies: list[CompiledPolicy], targets: list[str], lifecycle: Lifecycle | None = None,
-                 on_leave: dict[str, str] | None = None):
+    def __init__(
+        self,
+        policies: list[CompiledPolicy],
+        targets: list[str],
+        lifecycle: Lifecycle | None = None,
+        on_leave: dict[str, str] | None = None,
+    ):
         self.policies = policies
         self.targets = targets
         self.lifecycle = lifecycle or Lifecycle()
         self.on_leave = on_leave or {}
 
     @classmethod
-    def compile(cls, configs: list[PolicyConfig], targets: list[str], lifecycle: LifecycleConfig | None = None,
-                on_leave: dict[str, str] | None = None) -> PolicySet:
+    def compile(
+        cls,
+        configs: list[PolicyConfig],
+        targets: list[str],
+        lifecycle: LifecycleConfig | None = None,
+        on_leave: dict[str, str] | None = None,
+    ) -> PolicySet:
         return cls([CompiledPolicy.compile(c) for c in configs], targets, Lifecycle(lifecycle), on_leave)
 
     def matches(self, worker: Worker, now: datetime) -> list[tuple[CompiledPolicy, bool]]:

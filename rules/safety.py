@@ -40,8 +40,15 @@ class SafetyGuard:
             return False  # a policy error fails at apply time, with its message
         return any(a.action in DEPROVISIONING and a.effective_at is None for a in actions)
 
-    def check(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link], known_workers: int,
-              halted: str | None, now: datetime | None = None, scope: str = "in one poll") -> Verdict:
+    def check(
+        self,
+        events: list[WorkerEvent],
+        links: dict[tuple[str, str], Link],
+        known_workers: int,
+        halted: str | None,
+        now: datetime | None = None,
+        scope: str = "in one poll",
+    ) -> Verdict:
         now = now or datetime.now(UTC)
         mine = by_worker(links)
         risky = {ev.id for ev in events if self.deprovisions(ev, mine.get(ev.subject, {}), now)}
@@ -55,6 +62,9 @@ class SafetyGuard:
             return Verdict(risky, f"{count} workers would be deprovisioned {scope} (max_deprovisions: {limit})")
         # The ratio needs more than one person: one leaver in a five-person test source is no accident.
         if ratio is not None and count > max(1, ratio * known_workers):
-            return Verdict(risky, f"{count} of {known_workers} workers would be deprovisioned {scope} "
-                                  f"(max_deprovision_ratio: {ratio:.0%})")
+            return Verdict(
+                risky,
+                f"{count} of {known_workers} workers would be deprovisioned {scope} "
+                f"(max_deprovision_ratio: {ratio:.0%})",
+            )
         return Verdict()

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.config.schema import parse_duration, parse_rate, rate_window
+from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
+from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, collect, paginate, restartable
-from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 
 log = logging.getLogger("provisioner.sources")
 
@@ -80,8 +80,13 @@ class HttpSource:
         self._shared: dict[str, asyncio.Future[Any]] = {}
         auth, headers = build_auth(self.auth_for(settings))
         self.client = resilient_client(
-            settings.base_url.rstrip("/"), auth=auth, headers={"Accept": "application/json", **headers},
-            timeout=settings.timeout, rate=settings.rate_limit, burst=settings.burst, window=settings.rate_window,
+            settings.base_url.rstrip("/"),
+            auth=auth,
+            headers={"Accept": "application/json", **headers},
+            timeout=settings.timeout,
+            rate=settings.rate_limit,
+            burst=settings.burst,
+            window=settings.rate_window,
             policy=self.retry_policy(),
         )
 
@@ -208,9 +213,12 @@ class HttpSource:
         read = normalize_records(self.name, records, self.to_worker, self.id_key)
         read.complete = since is None
         read.gone = list(dict.fromkeys(self._gone)) if since is not None else []
-        read.cursor = {"since": now.isoformat(), "mode": "full" if since is None else "incremental",
-                       "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
-                       "records": len(records)}
+        read.cursor = {
+            "since": now.isoformat(),
+            "mode": "full" if since is None else "incremental",
+            "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
+            "records": len(records),
+        }
         log.info("source %s: %s read, %d records", self.name, read.cursor["mode"], len(records))
         return read
 
@@ -225,6 +233,7 @@ class HttpSource:
 
     async def check(self) -> str:
         """Prove connectivity and credentials with the smallest read the vendor allows."""
+
         async def first_record() -> None:
             async with contextlib.aclosing(self.records(datetime.now(UTC))) as records:
                 async for _ in records:
@@ -245,11 +254,15 @@ class HttpSource:
 
     def refused(self, response: httpx.Response) -> SourceError:
         if response.status_code == 401:
-            return SourceError(f"source {self.name}: {self.vendor} refused the credentials (HTTP 401); "
-                               "check the key or token in the config")
+            return SourceError(
+                f"source {self.name}: {self.vendor} refused the credentials (HTTP 401); "
+                "check the key or token in the config"
+            )
         if response.status_code == 403:
-            return SourceError(f"source {self.name}: {self.vendor} denied access (HTTP 403): "
-                               f"{describe_http_error(response)}; the credential lacks a permission or scope")
+            return SourceError(
+                f"source {self.name}: {self.vendor} denied access (HTTP 403): "
+                f"{describe_http_error(response)}; the credential lacks a permission or scope"
+            )
         return SourceError(f"source {self.name}: {describe_http_error(response)}")
 
     async def aclose(self) -> None:

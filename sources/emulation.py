@@ -41,8 +41,9 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def fake_people(count: int, seed: int = 7, starts: tuple[int, int] = (7, 60),
-                commitments: list[str] = COMMITMENTS) -> list[dict[str, Any]]:
+def fake_people(
+    count: int, seed: int = 7, starts: tuple[int, int] = (7, 60), commitments: list[str] = COMMITMENTS
+) -> list[dict[str, Any]]:
     """Plausible people: names, a personal email, a job, a place, a commitment, and a start date
     `starts` days from today (the default: new hires; negative days: people already working)."""
     fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
@@ -53,12 +54,19 @@ def fake_people(count: int, seed: int = 7, starts: tuple[int, int] = (7, 60),
         first, last = fake.first_name(), fake.last_name()
         department = rng.choice(sorted(DEPARTMENTS))
         city, country = rng.choice(LOCATIONS)
-        people.append({
-            "first_name": first, "last_name": last, "personal_email": f"{ascii_local(first, last)}{n}@mail.example",
-            "department": department, "title": rng.choice(DEPARTMENTS[department]), "location": city,
-            "country": country, "commitment": rng.choice(commitments),
-            "start_date": (date.today() + timedelta(days=rng.randint(*starts))).isoformat(),
-        })
+        people.append(
+            {
+                "first_name": first,
+                "last_name": last,
+                "personal_email": f"{ascii_local(first, last)}{n}@mail.example",
+                "department": department,
+                "title": rng.choice(DEPARTMENTS[department]),
+                "location": city,
+                "country": country,
+                "commitment": rng.choice(commitments),
+                "start_date": (date.today() + timedelta(days=rng.randint(*starts))).isoformat(),
+            }
+        )
     return people
 
 
@@ -95,8 +103,9 @@ class Vendor:
         if not self.webhook_url:
             return None
         try:
-            return httpx.post(self.webhook_url, content=body,
-                              headers={"Content-Type": "application/json", **headers}, timeout=10).status_code
+            return httpx.post(
+                self.webhook_url, content=body, headers={"Content-Type": "application/json", **headers}, timeout=10
+            ).status_code
         except httpx.HTTPError as exc:
             log.warning("webhook delivery to %s failed: %s", self.webhook_url, type(exc).__name__)
             return None
@@ -155,9 +164,11 @@ def admin_routes(state: Any, hire_event: str | None = None, change_event: str | 
         state.gate.storm = int(body.get("storm", state.gate.storm))
         return JSONResponse({"requests": state.faults.requests, "rate_limited": state.gate.rejected})
 
-    routes = [Route("/_admin/hires", hire, methods=["POST"]),
-              Route("/_admin/people/{pid}", person, methods=["PATCH", "DELETE"]),
-              Route("/_admin/faults", faults, methods=["POST"])]
+    routes = [
+        Route("/_admin/hires", hire, methods=["POST"]),
+        Route("/_admin/people/{pid}", person, methods=["PATCH", "DELETE"]),
+        Route("/_admin/faults", faults, methods=["POST"]),
+    ]
     if hasattr(state, "terminate"):
         routes.append(Route("/_admin/people/{pid}/terminate", person, methods=["POST"]))
     return routes

@@ -1,8 +1,9 @@
 """What every vendor's webhook verifier shares: constant-time digests, signed timestamps, replays.
 
-Each verifier (`provisioner/sources/<vendor>/webhook.py`, a `verify` function) takes the shared secret, the request headers and the raw body, and returns the
-remote ids the notice is about; it raises `WebhookRejected` for anything it cannot trust. The
-reason stays in our log; the sender only ever sees a bare 401.
+Each verifier (`provisioner/sources/<vendor>/webhook.py`, a `verify` function) takes the shared
+secret, the request headers and the raw body, and returns the remote ids the notice is about; it
+raises `WebhookRejected` for anything it cannot trust. The reason stays in our log; the sender
+only ever sees a bare 401.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ class Replays:
             self.seen.popitem(last=False)
 
 
-def verify(kind: str, secret: str, headers: Mapping[str, str], body: bytes, replays: Replays,
-           now: float | None = None) -> list[str]:
+def verify(
+    kind: str, secret: str, headers: Mapping[str, str], body: bytes, replays: Replays, now: float | None = None
+) -> list[str]:
     check = webhook_verifier(kind)
     if check is None:
         raise WebhookRejected(f"sources of type {kind} take no webhooks")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,11 +20,11 @@ import jmespath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, paginate
-from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.templating import Template
 
 PRESETS = Path(__file__).parent / "presets"
@@ -56,11 +56,15 @@ class RestSettings(_Strict):
     preset: str | None = None
     auth: AuthConfig = Field(default_factory=AuthConfig)
     account: AccountShape = Field(default_factory=AccountShape)
-    operations: dict[Literal["lookup", "create", "update", "disable", "enable", "delete", "list",
-                             "add_to_group", "remove_from_group"], Operation] = Field(default_factory=dict)
+    operations: dict[
+        Literal[
+            "lookup", "create", "update", "disable", "enable", "delete", "list", "add_to_group", "remove_from_group"
+        ],
+        Operation,
+    ] = Field(default_factory=dict)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_preset(name: str) -> dict[str, Any]:
     path = PRESETS / f"{name}.yaml"
     if not path.is_file():
@@ -76,8 +80,9 @@ def resolve(config: TargetConfig) -> tuple[TargetConfig, RestSettings]:
     merged = {**preset, **own, "operations": {**preset.get("operations", {}), **own.get("operations", {})}}
     if config.token is not None:  # the token field of targets means a bearer token here too
         merged.setdefault("auth", {"type": "bearer", "token": config.token.get_secret_value()})
-    full = TargetConfig.model_validate({k: v for k, v in merged.items() if k in TargetConfig.model_fields
-                                        or k not in RestSettings.model_fields})
+    full = TargetConfig.model_validate(
+        {k: v for k, v in merged.items() if k in TargetConfig.model_fields or k not in RestSettings.model_fields}
+    )
     settings = RestSettings.model_validate({k: v for k, v in merged.items() if k in RestSettings.model_fields})
     if full.on_terminate == "delete" and "delete" not in settings.operations:
         raise ValueError(f"target {config.name!r}: on_terminate is delete, but this app has no delete operation")
@@ -90,10 +95,15 @@ class RestTarget:
         self.settings = settings
         self.paths = list((config.mapping or {}).keys())
         auth, headers = build_auth(settings.auth)
-        self.http = resilient_client(config.base_url.rstrip("/") + "/", auth=auth,
-                                     headers=headers, timeout=config.timeout,
-                                     policy=RetryPolicy(max_attempts=config.max_attempts),
-                                     rate=config.rate_limit, burst=config.burst)
+        self.http = resilient_client(
+            config.base_url.rstrip("/") + "/",
+            auth=auth,
+            headers=headers,
+            timeout=config.timeout,
+            policy=RetryPolicy(max_attempts=config.max_attempts),
+            rate=config.rate_limit,
+            burst=config.burst,
+        )
         self._slots = asyncio.Semaphore(config.concurrency)
         self._templates: dict[str, Template] = {}
 
@@ -109,8 +119,14 @@ class RestTarget:
         if operation.body == "attributes":
             return {k: v for k, v in context["attributes"].items() if v is not None}
         if isinstance(operation.body, dict):
-            return {k: self._body(Operation(path="", body=v), context) if v == "attributes" else
-                    self._render(v, context) if isinstance(v, str) else v for k, v in operation.body.items()}
+            return {
+                k: self._body(Operation(path="", body=v), context)
+                if v == "attributes"
+                else self._render(v, context)
+                if isinstance(v, str)
+                else v
+                for k, v in operation.body.items()
+            }
         return None
 
     async def _call(self, kind: str, context: dict[str, Any]) -> Any:
@@ -120,8 +136,9 @@ class RestTarget:
         params = {k: self._render(v, context) for k, v in operation.params.items()}
         body = self._body(operation, context)
         async with self._slots:
-            response = await self.http.request(operation.method, self._render(operation.path, context).lstrip("/"),
-                                               params=params, json=body)
+            response = await self.http.request(
+                operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
+            )
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}
@@ -130,9 +147,13 @@ class RestTarget:
     def _account(self, resource: Any) -> Account:
         shape = self.settings.account
         active = True if shape.active is None else bool(jmespath.search(shape.active, resource))
-        return Account(id=str(jmespath.search(shape.id, resource)), active=active,
-                       attributes={p: resource.get(p) for p in self.paths if isinstance(resource, dict)
-                                   and resource.get(p) is not None})
+        return Account(
+            id=str(jmespath.search(shape.id, resource)),
+            active=active,
+            attributes={
+                p: resource.get(p) for p in self.paths if isinstance(resource, dict) and resource.get(p) is not None
+            },
+        )
 
     async def _result(self, kind: str, context: dict[str, Any], attributes: dict[str, Any]) -> Result:
         start = time.perf_counter()
@@ -142,14 +163,23 @@ class RestTarget:
             conflict = self.settings.operations["create"].conflict_status if kind == "create" else []
             if exc.response.status_code in conflict:  # the account exists: the applier adopts it
                 return Result(status=ResultStatus.skipped, error="conflict")
-            return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
-                          duration_ms=elapsed_ms(start))
+            return Result(
+                status=ResultStatus.failure,
+                account_id=context.get("account_id"),
+                error=str(exc),
+                duration_ms=elapsed_ms(start),
+            )
         except (httpx.HTTPError, LookupError) as exc:
-            return Result(status=ResultStatus.failure, account_id=context.get("account_id"), error=str(exc),
-                          duration_ms=elapsed_ms(start))
+            return Result(
+                status=ResultStatus.failure,
+                account_id=context.get("account_id"),
+                error=str(exc),
+                duration_ms=elapsed_ms(start),
+            )
         account_id = context.get("account_id") or (self._account(answer).id if answer else None)
-        return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
-                      duration_ms=elapsed_ms(start))
+        return Result(
+            status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
+        )
 
     # the Target protocol
     async def prime(self, expected_lookups: int) -> None:
@@ -162,8 +192,9 @@ class RestTarget:
     async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result:
         return await self._result("create", {"worker": worker, "attributes": attributes}, attributes)
 
-    async def update(self, account_id: str, attributes: dict[str, Any],
-                     previous: dict[str, Any] | None = None) -> Result:
+    async def update(
+        self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> Result:
         # REST apps mostly want the whole record on update: what we wrote before plus the change.
         full = {**(previous or {}), **attributes}
         return await self._result("update", {"account_id": account_id, "attributes": full}, attributes)
@@ -183,8 +214,11 @@ class RestTarget:
                 result = await self._result(kind, {"account_id": account_id, "group": group, "attributes": {}}, {})
                 if not result.ok:
                     return result
-        return Result(status=ResultStatus.success, account_id=account_id,
-                      attributes={"groups_added": add, "groups_removed": remove})
+        return Result(
+            status=ResultStatus.success,
+            account_id=account_id,
+            attributes={"groups_added": add, "groups_removed": remove},
+        )
 
     async def list_accounts(self) -> AsyncIterator[Account]:
         operation = self.settings.operations["list"]
@@ -197,8 +231,9 @@ class RestTarget:
                     yield self._account(item)
         except PagingError as exc:
             response = exc.response
-            raise httpx.HTTPStatusError(describe_http_error(response), request=response.request,
-                                        response=response) from None
+            raise httpx.HTTPStatusError(
+                describe_http_error(response), request=response.request, response=response
+            ) from None
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -17,23 +17,47 @@ from typing import Any
 import httpx
 from scim2_models import ServiceProviderConfig
 
-from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.engine.config.schema import TargetConfig
-from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
-    BULK_SCHEMA, DEFAULT_MAPPING, ENTERPRISE, ERRORS, INDEX_TTL, PATCH_SCHEMA, PRIME_THRESHOLD, SCIM_JSON,
-    USER_SCHEMA, ScimError, ScimSettings, failure, is_conflict, raise_for_scim, scim_error,
+    BULK_SCHEMA,
+    DEFAULT_MAPPING,
+    ENTERPRISE,
+    ERRORS,
+    INDEX_TTL,
+    PATCH_SCHEMA,
+    PRIME_THRESHOLD,
+    SCIM_JSON,
+    USER_SCHEMA,
+    ScimError,
+    ScimSettings,
+    failure,
+    is_conflict,
+    raise_for_scim,
+    scim_error,
 )
 
 
 class ScimTarget:
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
-    def __init__(self, name: str, base_url: str, token: str | None, *, mapping_paths: list[str],
-                 settings: ScimSettings, timeout: float = 30.0, policy: RetryPolicy | None = None,
-                 concurrency: int = 8, rate: float | None = None, burst: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        token: str | None,
+        *,
+        mapping_paths: list[str],
+        settings: ScimSettings,
+        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        concurrency: int = 8,
+        rate: float | None = None,
+        burst: int | None = None,
+    ):
         self.name = name
         self.settings = settings
         self.paths = mapping_paths
@@ -44,8 +68,9 @@ class ScimTarget:
         self._bulk_lock = asyncio.Lock()
         self._member_writers: dict[str, Coalescer[tuple[str, str], None]] = {}
         self._bulk_payload: int | None = None
-        self.http = resilient_client(base_url.rstrip("/") + "/", headers=headers, timeout=timeout, policy=policy,
-                                     rate=rate, burst=burst)
+        self.http = resilient_client(
+            base_url.rstrip("/") + "/", headers=headers, timeout=timeout, policy=policy, rate=rate, burst=burst
+        )
         self.config: ServiceProviderConfig | None = None
         self._groups: dict[str, str] = {}
         self._group_locks: dict[str, asyncio.Lock] = {}
@@ -55,11 +80,16 @@ class ScimTarget:
     @classmethod
     def from_config(cls, config: TargetConfig, mapping_paths: list[str] | None = None) -> ScimTarget:
         return cls(
-            config.name, config.base_url, config.token.get_secret_value() if config.token else None,
+            config.name,
+            config.base_url,
+            config.token.get_secret_value() if config.token else None,
             mapping_paths=mapping_paths or list((config.mapping or DEFAULT_MAPPING).keys()),
-            settings=ScimSettings.model_validate(config.settings()), timeout=config.timeout,
-            policy=RetryPolicy(max_attempts=config.max_attempts), concurrency=config.concurrency,
-            rate=config.rate_limit, burst=config.burst,
+            settings=ScimSettings.model_validate(config.settings()),
+            timeout=config.timeout,
+            policy=RetryPolicy(max_attempts=config.max_attempts),
+            concurrency=config.concurrency,
+            rate=config.rate_limit,
+            burst=config.burst,
         )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -77,8 +107,11 @@ class ScimTarget:
         return self.config
 
     def _account(self, resource: dict[str, Any]) -> Account:
-        return Account(id=resource["id"], active=resource.get("active", True) is not False,
-                       attributes=flatten(resource, self.paths))
+        return Account(
+            id=resource["id"],
+            active=resource.get("active", True) is not False,
+            attributes=flatten(resource, self.paths),
+        )
 
     async def _search(self, filter_: str) -> list[dict[str, Any]]:
         found = await self._call("GET", "Users", params={"filter": filter_, "count": 2})
@@ -119,13 +152,17 @@ class ScimTarget:
                     raise
         external_id = attributes.get("externalId")
         user_name = attributes.get("userName")
-        email = (attributes.get('emails[type eq "work"].value') or worker.work_email) if self.settings.match_email \
-            else None
+        email = (
+            (attributes.get('emails[type eq "work"].value') or worker.work_email) if self.settings.match_email else None
+        )
         if not self._index_fresh() and not await self.supports("filter"):
             await self._build_index()  # no filter queries on this server: look it up in a listing
         if self._index is not None and self._index_fresh():
-            return (self._index.get(external_id or "") or self._index.get(str(user_name or "").lower())
-                    or (self._index.get(f"email:{email.lower()}") if email else None))
+            return (
+                self._index.get(external_id or "")
+                or self._index.get(str(user_name or "").lower())
+                or (self._index.get(f"email:{email.lower()}") if email else None)
+            )
         for attr, value in (("externalId", external_id), ("userName", user_name), ("emails.value", email)):
             if value:
                 escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
@@ -152,8 +189,9 @@ class ScimTarget:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
                 if key:
                     self._index[key] = account
-        return Result(status=ResultStatus.success, account_id=account.id, attributes=attributes,
-                      duration_ms=elapsed_ms(start))
+        return Result(
+            status=ResultStatus.success, account_id=account.id, attributes=attributes, duration_ms=elapsed_ms(start)
+        )
 
     # bulk (RFC 7644 §3.7): concurrent creates share one request
     async def _bulk_ready(self) -> bool:
@@ -180,8 +218,10 @@ class ScimTarget:
         raise ScimError(code, error.get("scimType"), str(error.get("detail") or "bulk operation failed"))
 
     async def _send_bulk(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        operations = [{"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": resource}
-                      for i, resource in enumerate(resources)]
+        operations = [
+            {"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": resource}
+            for i, resource in enumerate(resources)
+        ]
         body = json.dumps({"schemas": [BULK_SCHEMA], "Operations": operations}).encode()
         if self._bulk_payload and len(body) > self._bulk_payload and len(resources) > 1:
             half = len(resources) // 2  # over the server's maxPayloadSize: two smaller requests
@@ -196,8 +236,9 @@ class ScimTarget:
         announced = getattr(await self.discover(), feature, None)
         return bool(announced is not None and announced.supported)
 
-    async def _change(self, path: str, operations: list[dict[str, Any]],
-                      mutate: Callable[[dict[str, Any]], None]) -> None:
+    async def _change(
+        self, path: str, operations: list[dict[str, Any]], mutate: Callable[[dict[str, Any]], None]
+    ) -> None:
         """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
 
         The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
@@ -219,24 +260,39 @@ class ScimTarget:
                 if exc.status != 412 or attempt == 3:
                     raise
 
-    async def _change_user(self, account_id: str, operations: list[dict[str, Any]],
-                           mutate: Callable[[dict[str, Any]], None], attributes: dict[str, Any]) -> Result:
+    async def _change_user(
+        self,
+        account_id: str,
+        operations: list[dict[str, Any]],
+        mutate: Callable[[dict[str, Any]], None],
+        attributes: dict[str, Any],
+    ) -> Result:
         start = time.perf_counter()
         try:
             await self._change(f"Users/{account_id}", operations, mutate)
         except ERRORS as exc:
             return failure(start, scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes,
-                      duration_ms=elapsed_ms(start))
+        return Result(
+            status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
+        )
 
-    async def update(self, account_id: str, attributes: dict[str, Any],
-                     previous: dict[str, Any] | None = None) -> Result:
-        return await self._change_user(account_id, patch_operations(attributes, previous or {}),
-                                       lambda resource: apply_attributes(resource, attributes), attributes)
+    async def update(
+        self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> Result:
+        return await self._change_user(
+            account_id,
+            patch_operations(attributes, previous or {}),
+            lambda resource: apply_attributes(resource, attributes),
+            attributes,
+        )
 
     async def _set_active(self, account_id: str, active: bool) -> Result:
-        return await self._change_user(account_id, [{"op": "replace", "path": "active", "value": active}],
-                                       lambda resource: resource.__setitem__("active", active), {"active": active})
+        return await self._change_user(
+            account_id,
+            [{"op": "replace", "path": "active", "value": active}],
+            lambda resource: resource.__setitem__("active", active),
+            {"active": active},
+        )
 
     async def enable(self, account_id: str) -> Result:
         return await self._set_active(account_id, True)
@@ -264,8 +320,9 @@ class ScimTarget:
                 return self._groups[name]
             if await self.supports("filter"):
                 escaped = name.replace('"', '\\"')
-                found = await self._call("GET", "Groups", params={
-                    "filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"})
+                found = await self._call(
+                    "GET", "Groups", params={"filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"}
+                )
                 resources = found.get("Resources") or []
             else:  # no filtering: learn every group's id from one listing
                 async for group in self._list_resources("Group"):
@@ -274,8 +331,15 @@ class ScimTarget:
             if resources:
                 self._groups[name] = resources[0]["id"]
             elif create and self.settings.create_groups:
-                created = await self._call("POST", "Groups", json={
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []})
+                created = await self._call(
+                    "POST",
+                    "Groups",
+                    json={
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": name,
+                        "members": [],
+                    },
+                )
                 self._groups[name] = created["id"]
             return self._groups.get(name)
 
@@ -293,24 +357,31 @@ class ScimTarget:
                     await self._change_members(group_id, "remove", account_id)
         except ERRORS as exc:
             return failure(start, scim_error(exc), account_id)
-        return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start),
-                      attributes={"groups_added": add, "groups_removed": remove})
+        return Result(
+            status=ResultStatus.success,
+            account_id=account_id,
+            duration_ms=elapsed_ms(start),
+            attributes={"groups_added": add, "groups_removed": remove},
+        )
 
     async def _change_members(self, group_id: str, op: str, account_id: str) -> None:
         """Concurrent membership changes to one group become one request (an initial load puts
         thousands of people into `all-staff`: one PATCH — or read-modify-PUT — per batch, not per person)."""
         writer = self._member_writers.get(group_id)
         if writer is None:
+
             async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[None]:
                 await self._write_members(group_id, changes)
                 return [None] * len(changes)
+
             writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
         await writer.submit((op, account_id))
 
     async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
         added = [{"value": account_id} for op, account_id in changes if op == "add"]
         operations = ([{"op": "add", "path": "members", "value": added}] if added else []) + [
-            {"op": "remove", "path": f'members[value eq "{account_id}"]'} for op, account_id in changes if op != "add"]
+            {"op": "remove", "path": f'members[value eq "{account_id}"]'} for op, account_id in changes if op != "add"
+        ]
 
         def mutate(group: dict[str, Any]) -> None:
             for op, account_id in changes:
@@ -322,8 +393,11 @@ class ScimTarget:
     async def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
         config = await self.discover()
         # The server may cap a page below what we ask (filter.maxResults); follow what it returns.
-        count = min(self.settings.page_size, config.filter.max_results or self.settings.page_size) \
-            if config.filter else self.settings.page_size
+        count = (
+            min(self.settings.page_size, config.filter.max_results or self.settings.page_size)
+            if config.filter
+            else self.settings.page_size
+        )
         start_index = 1
         while True:
             page = await self._call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
@@ -350,8 +424,6 @@ class ScimTarget:
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-
 
 
 def _add_member(group: dict[str, Any], account_id: str) -> None:

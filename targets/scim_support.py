@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import httpx
 from pydantic import BaseModel, ConfigDict
 from scim2_models import Error
 
-from provisioner.engine.kit.http import describe_http_error
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.kit.http import describe_http_error
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -21,7 +20,10 @@ DEFAULT_MAPPING = {
     "externalId": "{{ worker.id }}",
     "name.givenName": "{{ worker.preferred_name or worker.first_name or '' }}",
     "name.familyName": "{{ worker.last_name or '' }}",
-    "displayName": "{{ worker.display_name or ((worker.preferred_name or worker.first_name or '') ~ ' ' ~ (worker.last_name or '')) }}",
+    "displayName": (
+        "{{ worker.display_name or ((worker.preferred_name or worker.first_name or '')"
+        " ~ ' ' ~ (worker.last_name or '')) }}"
+    ),
     'emails[type eq "work"].value': "{{ worker.work_email or '' }}",
     "title": "{{ worker.title or '' }}",
     f"{ENTERPRISE}:employeeNumber": "{{ worker.employee_number or '' }}",
@@ -78,5 +80,3 @@ def is_conflict(exc: Exception) -> bool:
 
 
 ERRORS = (ScimError, httpx.HTTPError)
-
-

@@ -62,16 +62,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def make_config(store_url: str, scim_url: str, source: dict[str, Any], **extra: Any) -> Config:
-    return Config.model_validate({
-        "store": {"url": store_url},
-        "engine": {"concurrency": 4},
-        "sources": [source],
-        "targets": [{"name": "app", "type": "scim", "base_url": scim_url, "max_attempts": 2,
-                     **extra.pop("target", {})}],
-        "policies": extra.pop("policies", [
-            {"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}]),
-        **extra,
-    })
+    return Config.model_validate(
+        {
+            "store": {"url": store_url},
+            "engine": {"concurrency": 4},
+            "sources": [source],
+            "targets": [
+                {"name": "app", "type": "scim", "base_url": scim_url, "max_attempts": 2, **extra.pop("target", {})}
+            ],
+            "policies": extra.pop(
+                "policies", [{"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}]
+            ),
+            **extra,
+        }
+    )
 
 
 def scim_users(client: httpx.Client) -> list[dict[str, Any]]:

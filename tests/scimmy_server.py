@@ -67,9 +67,7 @@ def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, stderr_file:
                     pass
                 stderr = _read(stderr_file)
                 error = _PortTaken if "EADDRINUSE" in stderr else RuntimeError
-                raise error(
-                    f"SCIMMY server exited (code {proc.returncode}) before listening on port {port}:\n{stderr}"
-                )
+                raise error(f"SCIMMY server exited (code {proc.returncode}) before listening on port {port}:\n{stderr}")
     raise RuntimeError(
         f"SCIMMY server did not listen on port {port} within {START_TIMEOUT:.0f} s:\n{_read(stderr_file)}"
     )

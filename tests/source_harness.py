@@ -8,13 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.sources.bamboohr import emulator as bamboohr
-
 from provisioner.sources.greenhouse import emulator as greenhouse
-
 from provisioner.sources.lever import emulator as lever
-
 from provisioner.sources.workable import emulator as workable
-
 from provisioner.sources.workday import emulator as workday
 
 
@@ -47,71 +43,121 @@ def _workable_state() -> workable.WorkableState:
 
 # The generic REST source, pointed at Lever's listing purely by configuration.
 REST_ON_LEVER = {
-    "path": "/opportunities", "params": {"archived": "true"},
-    "paging": {"style": "offset_token", "items": "data", "next": "next", "has_more": "hasNext", "param": "offset",
-               "limit_param": "limit", "limit": 3},
-    "id": "id", "since": {"param": "updated_at_start", "format": "epoch_ms"},
-    "record_path": "/opportunities/{id}", "record_item": "data",
-    "mapping": {"first_name": "{{ record.name.split(' ')[0] }}", "last_name": "{{ record.name.split(' ')[1:] | join(' ') }}",
-                "personal_email": "{{ record.emails[0] }}", "title": "{{ record.headline or 'New hire' }}",
-                "department": "{{ record.location }}", "country": "{{ record.get('country_code') }}", "status": "pending"},
+    "path": "/opportunities",
+    "params": {"archived": "true"},
+    "paging": {
+        "style": "offset_token",
+        "items": "data",
+        "next": "next",
+        "has_more": "hasNext",
+        "param": "offset",
+        "limit_param": "limit",
+        "limit": 3,
+    },
+    "id": "id",
+    "since": {"param": "updated_at_start", "format": "epoch_ms"},
+    "record_path": "/opportunities/{id}",
+    "record_item": "data",
+    "mapping": {
+        "first_name": "{{ record.name.split(' ')[0] }}",
+        "last_name": "{{ record.name.split(' ')[1:] | join(' ') }}",
+        "personal_email": "{{ record.emails[0] }}",
+        "title": "{{ record.headline or 'New hire' }}",
+        "department": "{{ record.location }}",
+        "country": "{{ record.get('country_code') }}",
+        "status": "pending",
+    },
 }
 
 HARNESSES = [
     Harness(
-        "bamboohr", bamboohr.EmulatorState, bamboohr.create_app,
+        "bamboohr",
+        bamboohr.EmulatorState,
+        bamboohr.create_app,
         lambda url, s: {"base_url": f"{url}/api/gateway.php/acme", "api_key": s.api_key, **FAST},
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, {"jobTitle": "Principal Engineer"}),
         lambda s, rid: s.change(rid, {"hireDate": "31/12/2020"}),
-        lambda s, rid: s.webhook("employee.updated", rid), forbid="/reports/custom",
+        lambda s, rid: s.webhook("employee.updated", rid),
+        forbid="/reports/custom",
     ),
     Harness(
-        "lever", lever.LeverState, lever.create_app,
+        "lever",
+        lever.LeverState,
+        lever.create_app,
         lambda url, s: {"base_url": f"{url}/v1", "api_key": s.api_key, **FAST},
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="soon"),
-        lambda s, rid: s.webhook("candidateHired", rid), forbid="/offers",
+        lambda s, rid: s.webhook("candidateHired", rid),
+        forbid="/offers",
     ),
     Harness(
-        "workable", _workable_state, workable.create_app,
+        "workable",
+        _workable_state,
+        workable.create_app,
         lambda url, s: {"base_url": f"{url}/spi/v3", "token": s.token, "rate_limit": "10/1.05s", **FAST},
         {"token": "wrong-token"},
         lambda s, rid: s.change(rid, firstname="Renamed"),
         lambda s, rid: s.change(rid, updated_at="last tuesday"),
-        lambda s, rid: s.webhook("candidate_moved", rid), forbid="/jobs/",
+        lambda s, rid: s.webhook("candidate_moved", rid),
+        forbid="/jobs/",
     ),
     Harness(
-        "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
-        lambda url, s: {"base_url": url, "client_id": s.client_id, "client_secret": s.client_secret,
-                        "token_url": f"{url}/token", **FAST},
+        "greenhouse",
+        greenhouse.GreenhouseState,
+        greenhouse.create_app,
+        lambda url, s: {
+            "base_url": url,
+            "client_id": s.client_id,
+            "client_secret": s.client_secret,
+            "token_url": f"{url}/token",
+            **FAST,
+        },
         {"client_secret": "wrong-secret"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),
-        lambda s, rid: s.webhook("hire_candidate", rid), forbid="/offers/",
+        lambda s, rid: s.webhook("hire_candidate", rid),
+        forbid="/offers/",
     ),
     Harness(
-        "greenhouse", greenhouse.GreenhouseState, greenhouse.create_app,
+        "greenhouse",
+        greenhouse.GreenhouseState,
+        greenhouse.create_app,
         lambda url, s: {"base_url": url, "version": "v1", "api_key": s.api_key, **FAST},
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),
-        lambda s, rid: s.webhook("hire_candidate", rid), label="greenhouse-v1", forbid="/offers/",
+        lambda s, rid: s.webhook("hire_candidate", rid),
+        label="greenhouse-v1",
+        forbid="/offers/",
     ),
     Harness(
-        "rest", lever.LeverState, lever.create_app,
-        lambda url, s: {"base_url": f"{url}/v1", "auth": {"type": "basic", "username": s.api_key}, **FAST,
-                        **REST_ON_LEVER},
+        "rest",
+        lever.LeverState,
+        lever.create_app,
+        lambda url, s: {
+            "base_url": f"{url}/v1",
+            "auth": {"type": "basic", "username": s.api_key},
+            **FAST,
+            **REST_ON_LEVER,
+        },
         {"auth": {"type": "basic", "username": "wrong-key"}},
         lambda s, rid: s.change(rid, name="Renamed Person"),
         lambda s, rid: s.change(rid, country_code="Germany"),
-        scoped_fetch=False, forbid="/opportunities",
+        scoped_fetch=False,
+        forbid="/opportunities",
     ),
     Harness(
-        "workday", workday.WorkdayState, workday.create_app,
-        lambda url, s: {"base_url": f"{url}/ccx/service/acme/Human_Resources/v40.0", "username": s.username,
-                        "password": s.password, **FAST},
+        "workday",
+        workday.WorkdayState,
+        workday.create_app,
+        lambda url, s: {
+            "base_url": f"{url}/ccx/service/acme/Human_Resources/v40.0",
+            "username": s.username,
+            "password": s.password,
+            **FAST,
+        },
         {"password": "wrong-password"},
         lambda s, rid: s.change(rid, title="Principal Engineer"),
         lambda s, rid: s.change(rid, country="Germany"),

@@ -75,16 +75,25 @@ async def test_malformed_record_is_quarantined_and_the_rest_flows(bamboo, bamboo
 
 def test_status_mapping():
     today = date(2026, 6, 1)
-    base = {"id": "1", "status": "Active", "employmentHistoryStatus": "Full-Time", "hireDate": "2020-01-01",
-            "terminationDate": "0000-00-00"}
+    base = {
+        "id": "1",
+        "status": "Active",
+        "employmentHistoryStatus": "Full-Time",
+        "hireDate": "2020-01-01",
+        "terminationDate": "0000-00-00",
+    }
     assert employee_to_worker(base, today)["status"] == "active"
     assert employee_to_worker(base, today)["termination_date"] is None
     assert employee_to_worker({**base, "status": "Inactive", "hireDate": "2026-07-01"}, today)["status"] == "pending"
-    assert employee_to_worker({**base, "status": "Inactive", "terminationDate": "2026-05-01"},
-                              today)["status"] == "terminated"
+    assert (
+        employee_to_worker({**base, "status": "Inactive", "terminationDate": "2026-05-01"}, today)["status"]
+        == "terminated"
+    )
     # a future-dated termination leaves the worker active with the date set
     future = employee_to_worker({**base, "terminationDate": "2026-06-30"}, today)
     assert future["status"] == "active" and future["termination_date"] == date(2026, 6, 30)
     assert employee_to_worker({**base, "employmentHistoryStatus": "Leave of Absence"}, today)["status"] == "on_leave"
-    assert employee_to_worker({**base, "employmentHistoryStatus": "Contractor"}, today)["employment_type"] == "contractor"
+    assert (
+        employee_to_worker({**base, "employmentHistoryStatus": "Contractor"}, today)["employment_type"] == "contractor"
+    )
     assert employee_to_worker({**base, "country": "United Kingdom"}, today)["country"] == "GB"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provisioner.engine.contracts.models import Account
 from provisioner.engine.contracts.records import Link
-from provisioner.reconcile.classify import Desired, Situation, classify
+from provisioner.reconcile.classify import Desired, classify
 
 
 def account(id_: str, user: str, active: bool = True, **attrs: str) -> Account:
@@ -25,17 +25,25 @@ def situations(items) -> set[tuple[str, str | None, str | None]]:  # type: ignor
 
 def test_each_situation():
     accounts = [
-        account("a1", "ann"),                      # linked, same: confirmed
-        account("a2", "bob", title="Old"),         # linked, title differs: drifted
-        account("a3", "cy"),                       # matches cy, no link: unlinked
-        account("a4", "dee"),                      # dee left, still active: should_be_disabled
-        account("a5", "nobody"),                   # orphaned
-        account("a6", "eve"), account("a7", "EVE.x", externalId="w:eve"),  # two for eve: ambiguous
+        account("a1", "ann"),  # linked, same: confirmed
+        account("a2", "bob", title="Old"),  # linked, title differs: drifted
+        account("a3", "cy"),  # matches cy, no link: unlinked
+        account("a4", "dee"),  # dee left, still active: should_be_disabled
+        account("a5", "nobody"),  # orphaned
+        account("a6", "eve"),
+        account("a7", "EVE.x", externalId="w:eve"),  # two for eve: ambiguous
         account("a8", "shared", externalId="w:fay"),  # fay's externalId and gus's userName: ambiguous
     ]
-    desired = [want("w:ann", "ann"), want("w:bob", "bob", title="New"), want("w:cy", "cy"),
-               want("w:dee", "dee", in_scope=False), want("w:eve", "eve"), want("w:fay", "fay"),
-               want("w:gus", "shared"), want("w:hal", "hal")]
+    desired = [
+        want("w:ann", "ann"),
+        want("w:bob", "bob", title="New"),
+        want("w:cy", "cy"),
+        want("w:dee", "dee", in_scope=False),
+        want("w:eve", "eve"),
+        want("w:fay", "fay"),
+        want("w:gus", "shared"),
+        want("w:hal", "hal"),
+    ]
     links = {"w:ann": link("w:ann", "a1"), "w:bob": link("w:bob", "a2"), "w:dee": link("w:dee", "a4")}
     items = classify("app", desired, accounts, links)
     found = situations(items)
@@ -52,7 +60,10 @@ def test_each_situation():
 
 
 def test_a_deleted_linked_account_is_missing_and_a_disabled_leaver_is_confirmed():
-    items = classify("app", [want("w:ann", "ann"), want("w:dee", "dee", in_scope=False)],
-                     [account("a4", "dee", active=False)],
-                     {"w:ann": link("w:ann", "gone"), "w:dee": link("w:dee", "a4")})
+    items = classify(
+        "app",
+        [want("w:ann", "ann"), want("w:dee", "dee", in_scope=False)],
+        [account("a4", "dee", active=False)],
+        {"w:ann": link("w:ann", "gone"), "w:dee": link("w:dee", "a4")},
+    )
     assert situations(items) == {("missing", "w:ann", "gone"), ("confirmed", "w:dee", "a4")}

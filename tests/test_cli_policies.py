@@ -76,12 +76,14 @@ def test_schema_describes_the_policy_language():
 def test_plan_and_explain(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     people = tmp_path / "people.csv"
-    people.write_text("remote_id,first_name,last_name,work_email,department,employment_type,status,start_date\n"
-                      "1,Ada,L,ada@x.com,Engineering,full_time,active,\n"
-                      "2,Bo,M,bo@x.com,Engineering,contractor,pending,2099-01-10\n")
+    people.write_text(
+        "remote_id,first_name,last_name,work_email,department,employment_type,status,start_date\n"
+        "1,Ada,L,ada@x.com,Engineering,full_time,active,\n"
+        "2,Bo,M,bo@x.com,Engineering,contractor,pending,2099-01-10\n"
+    )
     config = tmp_path / "c.yaml"
     config.write_text(f"""\
-store: {{url: "sqlite:///{tmp_path / 's.db'}"}}
+store: {{url: "sqlite:///{tmp_path / "s.db"}"}}
 sources: [{{name: hr, type: file, path: {people}}}]
 targets:
   - {{name: app, type: scim, base_url: "http://127.0.0.1:9"}}
@@ -96,16 +98,20 @@ policies:
 """)
     actions = json.loads(runner.invoke(app, ["plan", "-c", str(config), "--json"]).stdout)
     assert [(a["worker_id"], a["target"], a["action"]) for a in actions if a["effective_at"] is None] == [
-        ("hr:1", "app", "create"), ("hr:1", "app", "add_groups"), ("hr:1", "github", "create")]
+        ("hr:1", "app", "create"),
+        ("hr:1", "app", "add_groups"),
+        ("hr:1", "github", "create"),
+    ]
     deferred = [a for a in actions if a["effective_at"]]
     assert [(a["worker_id"], a["target"], a["action"]) for a in deferred] == [("hr:2", "app", "create")]
     assert deferred[0]["effective_at"].startswith("2099-01-03")  # 7 days before the start date
 
     # explain needs the worker in the store: a poll without applying puts it there
+    import asyncio
+
+    from provisioner.engine.config.schema import load_config
     from provisioner.engine.runtime.app import poll
     from provisioner.engine.runtime.wiring import Parts
-    from provisioner.engine.config.schema import load_config
-    import asyncio
 
     parts = Parts(load_config(config))
     asyncio.run(poll(parts.sources["hr"], parts.store))
@@ -117,5 +123,6 @@ policies:
     assert "app: out of scope — pre-hire: starts 2099-01-10" in text
     data = json.loads(runner.invoke(app, ["explain", "hr:2", "-c", str(config), "--json"]).stdout)
     assert data["targets"]["app"]["policies"] == [
-        {"policy": "eng", "when": "worker.department == 'Engineering'", "value": True, "effect": "grant"}]
+        {"policy": "eng", "when": "worker.department == 'Engineering'", "value": True, "effect": "grant"}
+    ]
     assert runner.invoke(app, ["explain", "hr:9", "-c", str(config)]).exit_code == 1

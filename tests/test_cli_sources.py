@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
 from provisioner.engine.kit.servers import serve_asgi
-from provisioner.sources.workable.emulator import WorkableState, create_app as workable_app
-from provisioner.sources.workday.emulator import WorkdayState, create_app as workday_app
+from provisioner.sources.workable.emulator import WorkableState
+from provisioner.sources.workable.emulator import create_app as workable_app
+from provisioner.sources.workday.emulator import WorkdayState
+from provisioner.sources.workday.emulator import create_app as workday_app
 
 
 def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
@@ -19,16 +21,26 @@ def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
     workable.seed(2)
     with serve_asgi(workday_app(workday)) as wd, serve_asgi(workable_app(workable)) as wk:
         config = tmp_path / "provisioner.yaml"
-        config.write_text(yaml.safe_dump({
-            "store": {"url": f"sqlite:///{tmp_path}/p.db"},
-            "sources": [
-                {"name": "hr", "type": "workday", "base_url": f"{wd.url}/ccx/service/acme/Human_Resources",
-                 "username": workday.username, "password": "${WD_PASSWORD}", "page_size": 3},
-                {"name": "ats", "type": "workable", "base_url": f"{wk.url}/spi/v3", "token": "wrong"},
-            ],
-            "targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}],
-            "policies": [],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "store": {"url": f"sqlite:///{tmp_path}/p.db"},
+                    "sources": [
+                        {
+                            "name": "hr",
+                            "type": "workday",
+                            "base_url": f"{wd.url}/ccx/service/acme/Human_Resources",
+                            "username": workday.username,
+                            "password": "${WD_PASSWORD}",
+                            "page_size": 3,
+                        },
+                        {"name": "ats", "type": "workable", "base_url": f"{wk.url}/spi/v3", "token": "wrong"},
+                    ],
+                    "targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}],
+                    "policies": [],
+                }
+            )
+        )
         runner = CliRunner()
         env = {"WD_PASSWORD": workday.password}
         dumped = runner.invoke(app, ["sources", "dump", "hr", "-c", str(config)], env=env)
@@ -50,8 +62,12 @@ def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path)
     states["workable"].gate.window = 1.0  # keep the documented count, in a shorter window
     with serve_asgi(emulators) as server:
         config = tmp_path / "sandbox.yaml"
-        config.write_text(sandbox_config(server.url, states) + yaml.safe_dump({
-            "targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}], "policies": []}))
+        config.write_text(
+            sandbox_config(server.url, states)
+            + yaml.safe_dump(
+                {"targets": [{"name": "app", "type": "scim", "base_url": "http://127.0.0.1:9/scim"}], "policies": []}
+            )
+        )
         checked = CliRunner().invoke(app, ["sources", "check", "-c", str(config)])
         assert checked.exit_code == 0, checked.stdout
         assert checked.stdout.count(" ok ") == 5
@@ -65,10 +81,13 @@ def test_the_hris_and_ats_example_checks_out_against_the_sandbox():
 
     emulators, _ = sandbox_app(people=2)
     with serve_asgi(emulators) as server:
-        env = {"WORKDAY_PASSWORD": "sandbox-workday-password", "LEVER_API_KEY": "lever-source-key",
-               "LEVER_WEBHOOK_TOKEN": "whsec-test",
-               "WORKDAY_URL": f"{server.url}/workday/ccx/service/acme/Human_Resources/v40.0",
-               "LEVER_URL": f"{server.url}/lever/v1"}
+        env = {
+            "WORKDAY_PASSWORD": "sandbox-workday-password",
+            "LEVER_API_KEY": "lever-source-key",
+            "LEVER_WEBHOOK_TOKEN": "whsec-test",
+            "WORKDAY_URL": f"{server.url}/workday/ccx/service/acme/Human_Resources/v40.0",
+            "LEVER_URL": f"{server.url}/lever/v1",
+        }
         checked = CliRunner().invoke(app, ["sources", "check", "-c", "examples/hris-and-ats.yaml"], env=env)
     assert checked.exit_code == 0, checked.stdout
     assert checked.stdout.count(" ok ") == 2

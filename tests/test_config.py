@@ -83,18 +83,18 @@ def test_connector_settings_are_checked_per_source_with_lines(tmp_path: Path):
     file.write_text(
         "sources:\n"
         "  - name: ats\n"
-        "    type: lever\n"                      # line 3: no credentials at all
+        "    type: lever\n"  # line 3: no credentials at all
         "  - name: hr\n"
         "    type: workday\n"
         "    base_url: https://wd3.example/ccx/service/acme/Human_Resources\n"
         "    username: isu@acme\n"
         "    password: x\n"
-        "    page_size: 5000\n"                 # line 9: over Workday's Count cap
+        "    page_size: 5000\n"  # line 9: over Workday's Count cap
         "  - name: gh\n"
         "    type: greenhouse\n"
-        "    api_key: k\n"                     # v3 is the default: it needs client credentials
+        "    api_key: k\n"  # v3 is the default: it needs client credentials
         "  - name: odd\n"
-        "    type: peoplesoft\n"               # line 14
+        "    type: peoplesoft\n"  # line 14
         "targets: [{name: app, type: scim, base_url: 'http://x/scim'}]\n"
     )
     with pytest.raises(ConfigError) as caught:

@@ -9,17 +9,33 @@ from typing import Any
 
 import httpx
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.runtime.app import Runtime
 from tests.conftest import make_config, scim_users
 
 DEPT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
 
-ADA = {"remote_id": "1", "first_name": "Ada", "last_name": "Lovelace", "work_email": "ada@example.com",
-       "title": "Engineer", "department": "Engineering", "employment_type": "full_time", "status": "active"}
-BOB = {"remote_id": "2", "first_name": "Bob", "last_name": "Builder", "work_email": "bob@example.com",
-       "title": "Foreman", "department": "Sales", "employment_type": "full_time", "status": "active"}
+ADA = {
+    "remote_id": "1",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "work_email": "ada@example.com",
+    "title": "Engineer",
+    "department": "Engineering",
+    "employment_type": "full_time",
+    "status": "active",
+}
+BOB = {
+    "remote_id": "2",
+    "first_name": "Bob",
+    "last_name": "Builder",
+    "work_email": "bob@example.com",
+    "title": "Foreman",
+    "department": "Sales",
+    "employment_type": "full_time",
+    "status": "active",
+}
 
 
 def write(path: Path, *workers: dict[str, Any]) -> None:
@@ -43,8 +59,9 @@ def entries_since(runtime: Runtime, after: int) -> list[LogEntry]:
 async def test_lifecycle_hire_move_terminate_and_idempotent_repoll(tmp_path, scim_server, scim):
     people = tmp_path / "people.json"
     write(people, ADA)
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
     async with Runtime(config) as runtime:
         assert await sync(runtime) == 1
         ada = by_external_id(scim)["hr:1"]
@@ -85,8 +102,9 @@ async def test_lifecycle_hire_move_terminate_and_idempotent_repoll(tmp_path, sci
 async def test_stopped_between_publish_and_apply_applies_exactly_once(tmp_path, scim_server, scim):
     people = tmp_path / "people.json"
     write(people, ADA, BOB)
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
     # First engine: publishes but never consumes, then stops (as if it died before applying).
     async with Runtime(config, consume=False) as first:
         await first.poll("hr")
@@ -122,12 +140,19 @@ def _outbox(runtime: Runtime) -> list[Any]:
 
 
 async def test_existing_account_with_same_username_is_adopted(tmp_path, scim_server, scim):
-    existing = scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                          "userName": "ada@example.com", "title": "Old title"}).json()
+    existing = scim.post(
+        "/Users",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@example.com",
+            "title": "Old title",
+        },
+    ).json()
     people = tmp_path / "people.json"
     write(people, ADA)
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
     async with Runtime(config) as runtime:
         await sync(runtime)
         actions = [e.action for e in runtime.store.log.recent(limit=10)]
@@ -142,8 +167,9 @@ async def test_existing_account_with_same_username_is_adopted(tmp_path, scim_ser
 async def test_manager_is_written_as_the_managers_account_id(tmp_path, scim_server, scim):
     people = tmp_path / "people.json"
     write(people, BOB, ADA | {"manager_id": "hr:2"})
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
     enterprise = DEPT.rsplit(":", 1)[0]
     async with Runtime(config) as runtime:
         await sync(runtime)

@@ -8,8 +8,13 @@ ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 def test_build_and_flatten_round_trip():
-    attrs = {"userName": "a@x.com", "name.givenName": "Ada", 'emails[type eq "work"].value': "a@x.com",
-             f"{ENT}:department": "R&D", f"{ENT}:manager.value": "m1"}
+    attrs = {
+        "userName": "a@x.com",
+        "name.givenName": "Ada",
+        'emails[type eq "work"].value': "a@x.com",
+        f"{ENT}:department": "R&D",
+        f"{ENT}:manager.value": "m1",
+    }
     resource = build_resource(attrs, "urn:ietf:params:scim:schemas:core:2.0:User")
     assert resource["emails"] == [{"type": "work", "value": "a@x.com", "primary": True}]
     assert resource[ENT] == {"department": "R&D", "manager": {"value": "m1"}}

@@ -18,21 +18,26 @@ ROWS = [{"id": i} for i in range(23)]
 async def numbered(request: Request) -> JSONResponse:
     q = request.query_params
     size = int(q.get("size", 10))
-    if "page" in q or "page" not in q and "offset" not in q:
+    if "page" in q or ("page" not in q and "offset" not in q):
         number = int(q.get("page", 1))
-        chunk = ROWS[(number - 1) * size: number * size]
+        chunk = ROWS[(number - 1) * size : number * size]
         return JSONResponse({"items": chunk, "total_pages": -(-len(ROWS) // size)})
     start = int(q["offset"])
     if start > 10 and q.get("expire") == "1":
         return JSONResponse({"error": "stale offset"}, status_code=410)
-    return JSONResponse({"items": ROWS[start: start + size]})
+    return JSONResponse({"items": ROWS[start : start + size]})
 
 
 async def flagged(request: Request) -> JSONResponse:
     # a next link on every page; only `more` says when to stop
     start = int(request.query_params.get("from", 0))
-    return JSONResponse({"items": ROWS[start: start + 10], "more": start + 10 < len(ROWS),
-                         "next": str(request.url.replace_query_params(**{"from": start + 10}))})
+    return JSONResponse(
+        {
+            "items": ROWS[start : start + 10],
+            "more": start + 10 < len(ROWS),
+            "next": str(request.url.replace_query_params(**{"from": start + 10})),
+        }
+    )
 
 
 async def failing(request: Request) -> JSONResponse:

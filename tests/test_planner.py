@@ -12,21 +12,40 @@ MAPPING = {"userName": "{{ worker.work_email }}", "title": "{{ worker.title or '
 
 def planner(on_terminate: str = "disable") -> Planner:
     policies = [
-        PolicyConfig.model_validate({"name": "staff", "when": "worker.employment_type == 'full_time'",
-                                     "grant": [{"target": "app", "groups": ["dept-{{ worker.department | slug }}"]}]}),
+        PolicyConfig.model_validate(
+            {
+                "name": "staff",
+                "when": "worker.employment_type == 'full_time'",
+                "grant": [{"target": "app", "groups": ["dept-{{ worker.department | slug }}"]}],
+            }
+        ),
     ]
     return Planner(PolicySet.compile(policies, ["app"]), [TargetSpec.compile("app", on_terminate, MAPPING)])
 
 
 def ada(**kw) -> Worker:
-    base = dict(id="hr:1", source="hr", remote_id="1", work_email="ada@x.com", title="Eng",
-                department="Research & Development", employment_type="full_time", status="active")
+    base = dict(
+        id="hr:1",
+        source="hr",
+        remote_id="1",
+        work_email="ada@x.com",
+        title="Eng",
+        department="Research & Development",
+        employment_type="full_time",
+        status="active",
+    )
     return Worker(**{**base, **kw})
 
 
 def link(**kw) -> Link:
-    base = dict(worker_id="hr:1", target="app", account_id="u1", active=True,
-                attributes={"userName": "ada@x.com", "title": "Eng"}, groups=["dept-research-development"])
+    base = dict(
+        worker_id="hr:1",
+        target="app",
+        account_id="u1",
+        active=True,
+        attributes={"userName": "ada@x.com", "title": "Eng"},
+        groups=["dept-research-development"],
+    )
     return Link(**{**base, **kw})
 
 
@@ -50,7 +69,9 @@ def test_department_move_swaps_groups():
     before, after = ada(), ada(department="Sales")
     actions = planner().plan(change_event("hr", before, before.content_hash(), after), {"app": link()})
     assert [(a.action, a.groups) for a in actions] == [
-        (ActionKind.add_groups, ["dept-sales"]), (ActionKind.remove_groups, ["dept-research-development"])]
+        (ActionKind.add_groups, ["dept-sales"]),
+        (ActionKind.remove_groups, ["dept-research-development"]),
+    ]
 
 
 def test_termination_disables_or_deletes():

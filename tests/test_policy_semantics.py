@@ -15,33 +15,49 @@ MAPPING = {"userName": "{{ worker.work_email }}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 
-def planner(*, lifecycle: dict | None = None, on_leave: str = "keep", out_of_scope: bool = True,
-            on_terminate: str = "disable") -> Planner:
-    policies = [PolicyConfig.model_validate(p) for p in [
-        {"name": "staff", "when": "worker.employment_type in ['full_time', 'part_time', 'contractor']",
-         "grant": [{"target": "app", "groups": ["all"]}, {"target": "github", "groups": ["eng"]}]},
-        {"name": "contractors-no-github", "when": "worker.employment_type == 'contractor'", "deny": ["github"]},
-    ]]
+def planner(
+    *, lifecycle: dict | None = None, on_leave: str = "keep", out_of_scope: bool = True, on_terminate: str = "disable"
+) -> Planner:
+    policies = [
+        PolicyConfig.model_validate(p)
+        for p in [
+            {
+                "name": "staff",
+                "when": "worker.employment_type in ['full_time', 'part_time', 'contractor']",
+                "grant": [{"target": "app", "groups": ["all"]}, {"target": "github", "groups": ["eng"]}],
+            },
+            {"name": "contractors-no-github", "when": "worker.employment_type == 'contractor'", "deny": ["github"]},
+        ]
+    ]
     targets = ["app", "github"]
-    policy_set = PolicySet.compile(policies, targets, LifecycleConfig.model_validate(lifecycle or {}),
-                                   {t: on_leave for t in targets})
+    policy_set = PolicySet.compile(
+        policies, targets, LifecycleConfig.model_validate(lifecycle or {}), {t: on_leave for t in targets}
+    )
     return Planner(policy_set, [TargetSpec.compile(t, on_terminate, MAPPING, out_of_scope) for t in targets])
 
 
 def person(**kw) -> Worker:
-    base = dict(id="hr:1", source="hr", remote_id="1", work_email="ada@x.com", employment_type="full_time",
-                status="active")
+    base = dict(
+        id="hr:1", source="hr", remote_id="1", work_email="ada@x.com", employment_type="full_time", status="active"
+    )
     return Worker(**{**base, **kw})
 
 
 def link(target: str = "app", **kw) -> Link:
-    base = dict(worker_id="hr:1", target=target, account_id="u1", active=True,
-                attributes={"userName": "ada@x.com"}, groups=["all"] if target == "app" else ["eng"])
+    base = dict(
+        worker_id="hr:1",
+        target=target,
+        account_id="u1",
+        active=True,
+        attributes={"userName": "ada@x.com"},
+        groups=["all"] if target == "app" else ["eng"],
+    )
     return Link(**{**base, **kw})
 
 
-def plan(p: Planner, worker: Worker, links: dict[str, Link] | None = None, before: Worker | None = None,
-         now: datetime = NOW) -> list[Action]:
+def plan(
+    p: Planner, worker: Worker, links: dict[str, Link] | None = None, before: Worker | None = None, now: datetime = NOW
+) -> list[Action]:
     event = change_event("hr", before, before.content_hash() if before else None, worker)
     return p.plan(event, links or {}, now)
 
@@ -57,7 +73,8 @@ def test_deny_beats_grant():
     # and an existing account of a contractor is deprovisioned
     actions = plan(planner(), person(employment_type="contractor"), {"github": link("github")})
     assert [(a.action, a.reason.split(";")[0]) for a in actions if a.target == "github"] == [
-        (ActionKind.disable, "out of scope (denied by policy contractors-no-github)")]
+        (ActionKind.disable, "out of scope (denied by policy contractors-no-github)")
+    ]
 
 
 def test_prehire_outside_the_window_is_scheduled_for_when_it_opens():
@@ -114,8 +131,9 @@ def test_on_leave_keep_vs_disable():
     worker = person(status="on_leave")
     assert kinds(plan(planner(on_leave="keep"), worker, {"app": link()}, before=person())) == []
     # disable, never delete, even where terminations delete
-    assert kinds(plan(planner(on_leave="disable", on_terminate="delete"), worker, {"app": link()},
-                      before=person())) == [("disable", None)]
+    assert kinds(
+        plan(planner(on_leave="disable", on_terminate="delete"), worker, {"app": link()}, before=person())
+    ) == [("disable", None)]
 
 
 def test_out_of_scope_without_deprovisioning():
@@ -128,9 +146,16 @@ def test_out_of_scope_without_deprovisioning():
 
 
 def test_desired_groups_are_the_union_of_granting_policies():
-    policies = [PolicyConfig.model_validate(p) for p in [
-        {"name": "a", "when": "true", "grant": [{"target": "app", "groups": ["all", "dept-{{ worker.department | slug }}"]}]},
-        {"name": "b", "when": "worker.department == 'R&D'", "grant": [{"target": "app", "groups": ["all", "rnd"]}]},
-    ]]
+    policies = [
+        PolicyConfig.model_validate(p)
+        for p in [
+            {
+                "name": "a",
+                "when": "true",
+                "grant": [{"target": "app", "groups": ["all", "dept-{{ worker.department | slug }}"]}],
+            },
+            {"name": "b", "when": "worker.department == 'R&D'", "grant": [{"target": "app", "groups": ["all", "rnd"]}]},
+        ]
+    ]
     ents = PolicySet.compile(policies, ["app"]).entitlements(person(department="R&D"), NOW)
     assert ents["app"].groups == ["all", "dept-r-d", "rnd"] and ents["app"].policies == ["a", "b"]

@@ -15,8 +15,16 @@ USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def person(i: int, **kw: str) -> dict[str, str]:
-    return {"remote_id": str(i), "first_name": f"P{i}", "last_name": "Lee", "work_email": f"p{i}@example.com",
-            "title": "Engineer", "employment_type": "full_time", "status": "active", **kw}
+    return {
+        "remote_id": str(i),
+        "first_name": f"P{i}",
+        "last_name": "Lee",
+        "work_email": f"p{i}@example.com",
+        "title": "Engineer",
+        "employment_type": "full_time",
+        "status": "active",
+        **kw,
+    }
 
 
 def situations(config: Path) -> tuple[int, set[tuple[str, str | None]]]:
@@ -29,10 +37,18 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
     people = tmp_path / "people.json"
     people.write_text(json.dumps([person(i) for i in range(7)]))
     config = tmp_path / "config.yaml"
-    cfg = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                      {"name": "hr", "type": "file", "path": str(people)}, safety={"max_deprovision_ratio": None})
-    config.write_text(json.dumps(cfg.model_dump(mode="json", exclude_unset=True) | {
-        "targets": [{"name": "app", "type": "scim", "base_url": scim_server.url}]}))
+    cfg = make_config(
+        f"sqlite:///{tmp_path / 's.db'}",
+        scim_server.url,
+        {"name": "hr", "type": "file", "path": str(people)},
+        safety={"max_deprovision_ratio": None},
+    )
+    config.write_text(
+        json.dumps(
+            cfg.model_dump(mode="json", exclude_unset=True)
+            | {"targets": [{"name": "app", "type": "scim", "base_url": scim_server.url}]}
+        )
+    )
     assert runner.invoke(app, ["sync", "-c", str(config)]).exit_code == 0
     people.write_text(json.dumps([person(i) for i in range(6)] + [person(6, status="terminated")]))
     assert runner.invoke(app, ["sync", "-c", str(config)]).exit_code == 0
@@ -43,26 +59,38 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
     staff = next(g for g in groups if g["displayName"] == "staff")
     op = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}
     # a mapped attribute changed by hand
-    scim.patch(f"/Users/{users['hr:0']['id']}", json=op | {"Operations": [
-        {"op": "replace", "path": "title", "value": "Hacker"}]}).raise_for_status()
+    scim.patch(
+        f"/Users/{users['hr:0']['id']}",
+        json=op | {"Operations": [{"op": "replace", "path": "title", "value": "Hacker"}]},
+    ).raise_for_status()
     # a group membership removed
-    scim.patch(f"/Groups/{staff['id']}", json=op | {"Operations": [
-        {"op": "remove", "path": f'members[value eq "{users["hr:1"]["id"]}"]'}]}).raise_for_status()
+    scim.patch(
+        f"/Groups/{staff['id']}",
+        json=op | {"Operations": [{"op": "remove", "path": f'members[value eq "{users["hr:1"]["id"]}"]'}]},
+    ).raise_for_status()
     # an extra user nobody knows
     scim.post("/Users", json={"schemas": [USER], "userName": "intruder@example.com"}).raise_for_status()
     # a leaver's account enabled again
-    scim.patch(f"/Users/{users['hr:6']['id']}", json=op | {"Operations": [
-        {"op": "replace", "path": "active", "value": True}]}).raise_for_status()
+    scim.patch(
+        f"/Users/{users['hr:6']['id']}", json=op | {"Operations": [{"op": "replace", "path": "active", "value": True}]}
+    ).raise_for_status()
     # an account deleted
     scim.delete(f"/Users/{users['hr:4']['id']}").raise_for_status()
     # a second account for one person
-    scim.post("/Users", json={"schemas": [USER], "userName": "p5.second@example.com",
-                              "externalId": "hr:5"}).raise_for_status()
+    scim.post(
+        "/Users", json={"schemas": [USER], "userName": "p5.second@example.com", "externalId": "hr:5"}
+    ).raise_for_status()
 
     code, found = situations(config)
     assert code == 2
-    assert found == {("drifted", "hr:0"), ("drifted", "hr:1"), ("orphaned", None), ("should_be_disabled", "hr:6"),
-                     ("missing", "hr:4"), ("ambiguous", "hr:5")}
+    assert found == {
+        ("drifted", "hr:0"),
+        ("drifted", "hr:1"),
+        ("orphaned", None),
+        ("should_be_disabled", "hr:6"),
+        ("missing", "hr:4"),
+        ("ambiguous", "hr:5"),
+    }
 
     html = tmp_path / "report.html"
     fixed = runner.invoke(app, ["reconcile", "-c", str(config), "--fix", "--json", "--html", str(html)])
@@ -76,8 +104,9 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
     assert users["p0@example.com"]["title"] == "Engineer"
     assert users["p6@example.com"]["active"] is False
     assert "p4@example.com" in users
-    staff = next(g for g in scim.get("/Groups", params={"count": 100}).json()["Resources"]
-                 if g["displayName"] == "staff")
+    staff = next(
+        g for g in scim.get("/Groups", params={"count": 100}).json()["Resources"] if g["displayName"] == "staff"
+    )
     assert users["p1@example.com"]["id"] in {m["value"] for m in staff["members"]}
     assert situations(config) == (2, {("orphaned", None), ("ambiguous", "hr:5")})
     log = runner.invoke(app, ["log", "-c", str(config), "--worker", "hr:0", "--json"]).stdout
@@ -89,6 +118,7 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
     assert runner.invoke(app, ["reconcile", "-c", str(config), "--fix"]).exit_code == 2
     intruder = next(u for u in scim_users(scim) if u["userName"] == "intruder@example.com")
     assert intruder["active"] is False
-    log = json.loads(runner.invoke(app, ["log", "-c", str(config), "--worker", f"orphan:{intruder['id']}",
-                                         "--json"]).stdout)
+    log = json.loads(
+        runner.invoke(app, ["log", "-c", str(config), "--worker", f"orphan:{intruder['id']}", "--json"]).stdout
+    )
     assert [(e["action"], e["result"]) for e in log] == [("disable", "success")]

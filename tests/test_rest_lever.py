@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.config.schema import Config, TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
+from provisioner.engine.runtime.app import Runtime
 from provisioner.targets.emulators.lever_users import LeverUsersState, create_app
 from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
@@ -28,27 +28,51 @@ def lever(lever_state: LeverUsersState) -> Iterator[BackgroundServer]:
 
 
 def target_config(url: str, key: str = "lever-test-key", **extra: object) -> dict:
-    return {"name": "lever", "type": "rest", "preset": "lever-users", "base_url": url,
-            "auth": {"type": "basic", "username": key}, **extra}
+    return {
+        "name": "lever",
+        "type": "rest",
+        "preset": "lever-users",
+        "base_url": url,
+        "auth": {"type": "basic", "username": key},
+        **extra,
+    }
 
 
 def person(i: int, **kw: str) -> dict[str, str]:
-    return {"remote_id": str(i), "first_name": f"P{i}", "last_name": "Lee", "work_email": f"p{i}@example.com",
-            "employment_type": "full_time", "status": "active", **kw}
+    return {
+        "remote_id": str(i),
+        "first_name": f"P{i}",
+        "last_name": "Lee",
+        "work_email": f"p{i}@example.com",
+        "employment_type": "full_time",
+        "status": "active",
+        **kw,
+    }
 
 
 async def test_hire_rename_terminate_rehire_and_adopt_through_the_engine(tmp_path, lever, lever_state):
-    lever_state.users["existing"] = {"id": "existing", "name": "Old Name", "email": "p0@example.com",
-                                     "accessRole": "interviewer", "externalDirectoryId": None, "createdAt": 0,
-                                     "deactivatedAt": 1, "username": "p0", "photo": None, "linkedContactIds": []}
+    lever_state.users["existing"] = {
+        "id": "existing",
+        "name": "Old Name",
+        "email": "p0@example.com",
+        "accessRole": "interviewer",
+        "externalDirectoryId": None,
+        "createdAt": 0,
+        "deactivatedAt": 1,
+        "username": "p0",
+        "photo": None,
+        "linkedContactIds": [],
+    }
     people = tmp_path / "people.json"
     write(people, *[person(i) for i in range(5)])
-    config = Config.model_validate({
-        "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
-        "sources": [{"name": "hr", "type": "file", "path": str(people)}],
-        "targets": [target_config(lever.url)],
-        "policies": [{"name": "all", "when": "true", "grant": [{"target": "lever"}]}],
-    })
+    config = Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+            "sources": [{"name": "hr", "type": "file", "path": str(people)}],
+            "targets": [target_config(lever.url)],
+            "policies": [{"name": "all", "when": "true", "grant": [{"target": "lever"}]}],
+        }
+    )
     async with Runtime(config) as runtime:
         await sync(runtime)
         assert runtime.totals.failed == 0, runtime.totals.failures
@@ -58,8 +82,7 @@ async def test_hire_rename_terminate_rehire_and_adopt_through_the_engine(tmp_pat
         assert users["p0@example.com"]["deactivatedAt"] is None  # adopting an in-scope person enables them
         assert users["p3@example.com"]["externalDirectoryId"] == "hr:3"
 
-        write(people, person(0), person(1, preferred_name="Bea"), person(2, status="terminated"),
-              person(3), person(4))
+        write(people, person(0), person(1, preferred_name="Bea"), person(2, status="terminated"), person(3), person(4))
         await sync(runtime)
         users = {u["email"]: u for u in lever_state.users.values()}
         assert users["p1@example.com"]["name"] == "Bea Lee"
@@ -82,8 +105,15 @@ async def test_bad_credentials_fail_once_and_clearly(lever, lever_state):
 
 async def test_listing_pages_with_the_offset_token(lever, lever_state):
     for i in range(230):
-        lever_state.users[str(i)] = {"id": str(i), "name": "x", "email": f"{i}@x.com", "accessRole": "interviewer",
-                                     "externalDirectoryId": None, "createdAt": i, "deactivatedAt": None}
+        lever_state.users[str(i)] = {
+            "id": str(i),
+            "name": "x",
+            "email": f"{i}@x.com",
+            "accessRole": "interviewer",
+            "externalDirectoryId": None,
+            "createdAt": i,
+            "deactivatedAt": None,
+        }
     target = RestTarget.from_config(TargetConfig.model_validate(target_config(lever.url)))
     accounts = [a async for a in target.list_accounts()]
     await target.aclose()
@@ -98,8 +128,12 @@ def test_presets_validate_and_refuse_delete_without_a_delete_operation():
         resolve(TargetConfig.model_validate(target_config("http://x", on_terminate="delete")))
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         resolve(TargetConfig.model_validate({"name": "x", "type": "rest", "preset": "nope"}))
-    full, settings = resolve(TargetConfig.model_validate({"name": "x", "type": "rest", "preset": "lever-users",
-                                                          "auth": {"type": "basic", "username": "k"}}))
+    full, settings = resolve(
+        TargetConfig.model_validate(
+            {"name": "x", "type": "rest", "preset": "lever-users", "auth": {"type": "basic", "username": "k"}}
+        )
+    )
     assert full.base_url == "https://api.lever.co/v1" and full.rate_limit == 10 and "email" in (full.mapping or {})
     assert json.dumps(sorted(settings.operations)) == json.dumps(
-        sorted(["lookup", "create", "update", "disable", "enable", "list"]))
+        sorted(["lookup", "create", "update", "disable", "enable", "list"])
+    )

@@ -9,14 +9,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.config.schema import Config, TargetConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
+from provisioner.engine.runtime.app import Runtime
 from provisioner.targets.emulators import lever_users, zendesk_users
 from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
-from tests.test_rest_lever import person, target_config as lever_config
+from tests.test_rest_lever import person
+from tests.test_rest_lever import target_config as lever_config
 
 
 @pytest.fixture
@@ -31,23 +32,42 @@ def zendesk(zendesk_state: zendesk_users.ZendeskState) -> Iterator[BackgroundSer
 
 
 def zendesk_config(url: str, **extra: object) -> dict:
-    return {"name": "zendesk", "type": "rest", "preset": "zendesk-users", "base_url": f"{url}/api/v2",
-            "auth": {"type": "oauth_client_credentials", "token_url": f"{url}/oauth/tokens",
-                     "client_id": "provisioner", "client_secret": "zendesk-client-secret"}, **extra}
+    return {
+        "name": "zendesk",
+        "type": "rest",
+        "preset": "zendesk-users",
+        "base_url": f"{url}/api/v2",
+        "auth": {
+            "type": "oauth_client_credentials",
+            "token_url": f"{url}/oauth/tokens",
+            "client_id": "provisioner",
+            "client_secret": "zendesk-client-secret",
+        },
+        **extra,
+    }
 
 
 async def test_hire_adopt_suspend_and_delete_through_the_engine(tmp_path, zendesk, zendesk_state):
-    zendesk_state.users[7] = {"id": 7, "name": "Someone", "email": "p0@example.com", "role": "agent",
-                              "external_id": None, "active": True, "suspended": True}
+    zendesk_state.users[7] = {
+        "id": 7,
+        "name": "Someone",
+        "email": "p0@example.com",
+        "role": "agent",
+        "external_id": None,
+        "active": True,
+        "suspended": True,
+    }
     people = tmp_path / "people.json"
     write(people, *[person(i) for i in range(4)])
-    config = Config.model_validate({
-        "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
-        "sources": [{"name": "hr", "type": "file", "path": str(people)}],
-        "targets": [zendesk_config(zendesk.url, on_terminate="delete", on_leave="disable")],
-        "policies": [{"name": "all", "when": "true", "grant": [{"target": "zendesk"}]}],
-        "safety": {"max_deprovision_ratio": None},  # two of four leaving at once is this test's point
-    })
+    config = Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+            "sources": [{"name": "hr", "type": "file", "path": str(people)}],
+            "targets": [zendesk_config(zendesk.url, on_terminate="delete", on_leave="disable")],
+            "policies": [{"name": "all", "when": "true", "grant": [{"target": "zendesk"}]}],
+            "safety": {"max_deprovision_ratio": None},  # two of four leaving at once is this test's point
+        }
+    )
     async with Runtime(config) as runtime:
         await sync(runtime)
         assert runtime.totals.failed == 0, runtime.totals.failures
@@ -66,8 +86,13 @@ async def test_hire_adopt_suspend_and_delete_through_the_engine(tmp_path, zendes
 
 async def test_listing_follows_the_next_links(zendesk, zendesk_state):
     for i in range(1, 251):
-        zendesk_state.users[i] = {"id": i, "name": f"U{i}", "email": f"u{i}@x.com", "active": True,
-                                  "suspended": i % 2 == 0}
+        zendesk_state.users[i] = {
+            "id": i,
+            "name": f"U{i}",
+            "email": f"u{i}@x.com",
+            "active": True,
+            "suspended": i % 2 == 0,
+        }
     target = RestTarget.from_config(TargetConfig.model_validate(zendesk_config(zendesk.url)))
     accounts = [a async for a in target.list_accounts()]
     await target.aclose()
@@ -87,10 +112,12 @@ async def test_a_429_storm_is_waited_out_and_no_request_exceeds_the_limit(preset
     with serve_asgi(app(state)) as server:  # type: ignore[arg-type]
         target = RestTarget.from_config(TargetConfig.model_validate(make(server.url)))
         state.gate.storm = 6
-        workers = [Worker(id=f"hr:{i}", source="hr", remote_id=str(i), work_email=f"w{i}@example.com")
-                   for i in range(30)]
-        results = await asyncio.gather(*(target.create(w, {"name": f"W {i}", "email": w.work_email})
-                                         for i, w in enumerate(workers)))
+        workers = [
+            Worker(id=f"hr:{i}", source="hr", remote_id=str(i), work_email=f"w{i}@example.com") for i in range(30)
+        ]
+        results = await asyncio.gather(
+            *(target.create(w, {"name": f"W {i}", "email": w.work_email}) for i, w in enumerate(workers))
+        )
         await target.aclose()
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     assert len(state.users) == 30

@@ -7,23 +7,35 @@ from datetime import UTC, date, datetime, timedelta
 
 from typer.testing import CliRunner
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.cli.main import app
+from provisioner.engine.runtime.app import Runtime
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
 
 
 def staff(n: int) -> list[dict[str, str]]:
-    return [{"remote_id": str(i), "first_name": f"P{i}", "last_name": "X", "work_email": f"p{i}@example.com",
-             "employment_type": "full_time", "status": "active"} for i in range(n)]
+    return [
+        {
+            "remote_id": str(i),
+            "first_name": f"P{i}",
+            "last_name": "X",
+            "work_email": f"p{i}@example.com",
+            "employment_type": "full_time",
+            "status": "active",
+        }
+        for i in range(n)
+    ]
 
 
 async def test_a_source_that_suddenly_returns_nobody_halts_instead_of_deprovisioning(tmp_path, scim_server, scim):
     people = tmp_path / "people.json"
     write(people, *staff(6))
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)},
-                         safety={"max_deprovisions": 3, "max_deprovision_ratio": None})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}",
+        scim_server.url,
+        {"name": "hr", "type": "file", "path": str(people)},
+        safety={"max_deprovisions": 3, "max_deprovision_ratio": None},
+    )
     config_file = tmp_path / "config.yaml"
     config_file.write_text(json.dumps(config.model_dump(mode="json")))  # JSON is YAML
     cli = CliRunner()
@@ -62,8 +74,9 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
     ada = staff(1)[0]
     leaving = {**ada, "termination_date": (date.today() + timedelta(days=3)).isoformat()}
     write(people, leaving)
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
     async with Runtime(config) as runtime:
         await sync(runtime)
         assert by_external_id(scim)["hr:0"]["active"]
@@ -93,9 +106,12 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
     people = tmp_path / "people.json"
     soon = (date.today() + timedelta(days=3)).isoformat()
     write(people, *staff(5))
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_server.url,
-                         {"name": "hr", "type": "file", "path": str(people)},
-                         safety={"max_deprovisions": 2, "max_deprovision_ratio": None})
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}",
+        scim_server.url,
+        {"name": "hr", "type": "file", "path": str(people)},
+        safety={"max_deprovisions": 2, "max_deprovision_ratio": None},
+    )
     async with Runtime(config) as runtime:
         await sync(runtime)
         # A bad import dates four terminations for the same day; each poll event is only an update

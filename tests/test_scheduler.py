@@ -7,9 +7,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import text
@@ -19,8 +20,11 @@ from provisioner.engine.store import Store
 
 @contextmanager
 def engine_process(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen([sys.executable, "-m", "provisioner.engine.cli", "run", "-c", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.engine.cli", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield process
     finally:
@@ -37,26 +41,32 @@ def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
 
 def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path, store_url):
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"store": {"url": store_url}, "engine": {"deferred_interval": "1s"},
-                                  "reconcile": {"schedule": "2s"}}))
+    config.write_text(
+        json.dumps(
+            {"store": {"url": store_url}, "engine": {"deferred_interval": "1s"}, "reconcile": {"schedule": "2s"}}
+        )
+    )
     store = Store(store_url)
     with engine_process(config), engine_process(config):
         wait_for(lambda: len(store.schedule.job_runs("deferred:all")) >= 8)
     runs = store.schedule.job_runs("deferred:all")
-    gaps = [b.started_at - a.started_at for a, b in zip(runs, runs[1:])]
+    gaps = [b.started_at - a.started_at for a, b in pairwise(runs)]
     assert min(gaps) > timedelta(seconds=0.5), gaps  # never twice in one period
     reconciles = store.schedule.job_runs("reconcile:all")
-    assert reconciles and all(b.started_at - a.started_at > timedelta(seconds=1)
-                              for a, b in zip(reconciles, reconciles[1:]))
+    assert reconciles and all(b.started_at - a.started_at > timedelta(seconds=1) for a, b in pairwise(reconciles))
     with store.engine.connect() as conn:
-        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
-                                                                                         "reconcile:all"]
+        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == [
+            "deferred:all",
+            "reconcile:all",
+        ]
 
     before = len(store.schedule.job_runs("deferred:all"))
     with engine_process(config):  # a restart: the stored job goes on, not a second copy of it
         wait_for(lambda: len(store.schedule.job_runs("deferred:all")) >= before + 3)
     with store.engine.connect() as conn:
-        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == ["deferred:all",
-                                                                                         "reconcile:all"]
+        assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == [
+            "deferred:all",
+            "reconcile:all",
+        ]
     assert len({r.owner for r in store.schedule.job_runs()}) >= 2  # leases moved between processes
     store.close()

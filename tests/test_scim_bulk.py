@@ -9,22 +9,30 @@ from collections import Counter
 import httpx
 import pytest
 
-from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.engine.config.schema import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.rules.planner import TargetSpec
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import scim_users
 
 
 def _worker(i: int) -> Worker:
-    return Worker(id=f"hr:{i}", source="hr", remote_id=str(i), first_name=f"F{i}", last_name=f"L{i}",
-                  work_email=f"u{i}@example.com", status="active")
+    return Worker(
+        id=f"hr:{i}",
+        source="hr",
+        remote_id=str(i),
+        first_name=f"F{i}",
+        last_name=f"L{i}",
+        work_email=f"u{i}@example.com",
+        status="active",
+    )
 
 
 def _target(url: str, **settings: object) -> tuple[ScimTarget, Counter[str]]:
-    target = ScimTarget.from_config(TargetConfig.model_validate(
-        {"name": "app", "type": "scim", "base_url": url, **settings}))
+    target = ScimTarget.from_config(
+        TargetConfig.model_validate({"name": "app", "type": "scim", "base_url": url, **settings})
+    )
     calls: Counter[str] = Counter()
 
     async def count(request: httpx.Request) -> None:
@@ -44,8 +52,7 @@ async def test_concurrent_creates_share_bulk_requests(scim_server, scim):
             operations_per_bulk.append(len(json.loads(request.content)["Operations"]))
 
     target.http.event_hooks["request"].append(bulk_size)
-    scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                              "userName": "u3@example.com"})
+    scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u3@example.com"})
     workers = [_worker(i) for i in range(25)]
     results = await asyncio.gather(*(target.create(w, spec.render(w)) for w in workers))
     await target.aclose()
@@ -113,8 +120,14 @@ async def test_serial_coalescer_sends_one_batch_at_a_time_and_gathers_the_rest()
 
 
 async def test_match_email_adopts_an_account_with_another_username(scim_server, scim):
-    existing = scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                         "userName": "ada.l", "emails": [{"value": "U1@example.com"}]}).json()
+    existing = scim.post(
+        "/Users",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada.l",
+            "emails": [{"value": "U1@example.com"}],
+        },
+    ).json()
     spec = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
     worker = _worker(1)
     plain, _ = _target(scim_server.url)

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.config.schema import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.servers import scim_server_process
+from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import make_config
@@ -31,9 +31,20 @@ def scim_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def ada(**kw: str) -> Worker:
-    return Worker(**{"id": "hr:1", "source": "hr", "remote_id": "1", "first_name": "Ada", "last_name": "L",
-                     "work_email": "ada@example.com", "title": "Engineer", "department": "R&D",
-                     "status": "active", **kw})
+    return Worker(
+        **{
+            "id": "hr:1",
+            "source": "hr",
+            "remote_id": "1",
+            "first_name": "Ada",
+            "last_name": "L",
+            "work_email": "ada@example.com",
+            "title": "Engineer",
+            "department": "R&D",
+            "status": "active",
+            **kw,
+        }
+    )
 
 
 def all_users(client: httpx.Client) -> list[dict]:
@@ -99,16 +110,30 @@ async def test_every_write_on_every_configuration(scim_url: str):
 
 
 async def test_initial_load_of_1000_users_without_duplicates(scim_url: str, tmp_path: Path):
-    rows = [{"remote_id": str(i), "first_name": f"F{i}", "last_name": f"L{i}", "work_email": f"u{i}@example.com",
-             "employment_type": "full_time", "status": "active"} for i in range(1000)]
+    rows = [
+        {
+            "remote_id": str(i),
+            "first_name": f"F{i}",
+            "last_name": f"L{i}",
+            "work_email": f"u{i}@example.com",
+            "employment_type": "full_time",
+            "status": "active",
+        }
+        for i in range(1000)
+    ]
     people = tmp_path / "people.json"
     people.write_text(json.dumps(rows))
     client = httpx.Client(base_url=scim_url)
     # One of them already exists in the app: it must be adopted, not duplicated.
-    client.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                "userName": "u500@example.com"}).raise_for_status()
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", scim_url,
-                         {"name": "hr", "type": "file", "path": str(people)}, engine={"concurrency": 64})
+    client.post(
+        "/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u500@example.com"}
+    ).raise_for_status()
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}",
+        scim_url,
+        {"name": "hr", "type": "file", "path": str(people)},
+        engine={"concurrency": 64},
+    )
     try:
         async with Runtime(config) as runtime:
             await runtime.poll("hr")

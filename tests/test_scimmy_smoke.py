@@ -11,9 +11,7 @@ import pytest
 
 from tests.scimmy_server import scimmy_available, scimmy_server_process
 
-pytestmark = pytest.mark.skipif(
-    not scimmy_available(), reason="needs node and `npm ci --prefix tests/scimmy`"
-)
+pytestmark = pytest.mark.skipif(not scimmy_available(), reason="needs node and `npm ci --prefix tests/scimmy`")
 
 TOKEN = "smoke-token"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -60,8 +58,14 @@ def test_missing_or_wrong_token_is_401(base_url: str):
 
 
 def test_create_assigns_id_and_meta(client: httpx.Client, base_url: str):
-    user = new_user(client, "ada@example.com", externalId="hr:1", title="Engineer",
-                    name={"givenName": "Ada", "familyName": "Lovelace"}, **{ENTERPRISE: {"department": "R&D"}})
+    user = new_user(
+        client,
+        "ada@example.com",
+        externalId="hr:1",
+        title="Engineer",
+        name={"givenName": "Ada", "familyName": "Lovelace"},
+        **{ENTERPRISE: {"department": "R&D"}},
+    )
     assert user["id"]
     assert user["meta"]["resourceType"] == "User"
     assert user["meta"]["created"] and user["meta"]["lastModified"]
@@ -99,12 +103,16 @@ def test_filter_on_externalid_works_but_not_on_enterprise_attributes(client: htt
 
 
 def test_patch_replace_of_title_externalid_and_department(client: httpx.Client):
-    user = new_user(client, "ada@example.com", title="Engineer", externalId="hr:1",
-                    **{ENTERPRISE: {"department": "R&D"}})
-    response = patch(client, f"/Users/{user['id']}",
-                     {"op": "replace", "path": "title", "value": "Staff Engineer"},
-                     {"op": "replace", "path": "externalId", "value": "hr:2"},
-                     {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Research"})
+    user = new_user(
+        client, "ada@example.com", title="Engineer", externalId="hr:1", **{ENTERPRISE: {"department": "R&D"}}
+    )
+    response = patch(
+        client,
+        f"/Users/{user['id']}",
+        {"op": "replace", "path": "title", "value": "Staff Engineer"},
+        {"op": "replace", "path": "externalId", "value": "hr:2"},
+        {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Research"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["title"] == "Staff Engineer" and body["externalId"] == "hr:2"
@@ -112,8 +120,11 @@ def test_patch_replace_of_title_externalid_and_department(client: httpx.Client):
     assert client.get(f"/Users/{user['id']}").json()[ENTERPRISE]["department"] == "Research"
 
     # Without a path, the value's keys may be URN-qualified attributes too.
-    response = patch(client, f"/Users/{user['id']}",
-                     {"op": "replace", "value": {"title": "Principal", f"{ENTERPRISE}:department": "Ops"}})
+    response = patch(
+        client,
+        f"/Users/{user['id']}",
+        {"op": "replace", "value": {"title": "Principal", f"{ENTERPRISE}:department": "Ops"}},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["title"] == "Principal" and response.json()[ENTERPRISE]["department"] == "Ops"
 
@@ -125,8 +136,10 @@ def test_patch_replace_of_title_externalid_and_department(client: httpx.Client):
 
 def test_patch_values_are_type_checked(client: httpx.Client):
     user = new_user(client, "ada@example.com", active=True)
-    assert patch(client, f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False}).json()[
-        "active"] is False
+    assert (
+        patch(client, f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False}).json()["active"]
+        is False
+    )
     # Entra-style string booleans are refused rather than coerced.
     response = patch(client, f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": "True"})
     assert response.status_code == 400 and response.json()["scimType"] == "invalidValue"
@@ -135,8 +148,7 @@ def test_patch_values_are_type_checked(client: httpx.Client):
 def test_group_members_add_and_remove_by_filter_path(client: httpx.Client):
     ada = new_user(client, "ada@example.com", displayName="Ada")
     bob = new_user(client, "bob@example.com")
-    created = client.post("/Groups", json={"schemas": [GROUP], "displayName": "eng",
-                                           "members": [{"value": ada["id"]}]})
+    created = client.post("/Groups", json={"schemas": [GROUP], "displayName": "eng", "members": [{"value": ada["id"]}]})
     assert created.status_code == 201, created.text
     group = created.json()
     # display is filled in by the server (the glue, from the user) when the client omits it.
@@ -169,8 +181,9 @@ def test_group_members_add_and_remove_by_filter_path(client: httpx.Client):
 
 def test_delete_user_is_204_and_drops_memberships(client: httpx.Client):
     ada = new_user(client, "ada@example.com")
-    group = client.post("/Groups", json={"schemas": [GROUP], "displayName": "eng",
-                                         "members": [{"value": ada["id"]}]}).json()
+    group = client.post(
+        "/Groups", json={"schemas": [GROUP], "displayName": "eng", "members": [{"value": ada["id"]}]}
+    ).json()
     response = client.delete(f"/Users/{ada['id']}")
     assert response.status_code == 204
     assert client.get(f"/Users/{ada['id']}").status_code == 404

@@ -12,10 +12,13 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.sources import build_source
 from provisioner.sources.bamboohr.emulator import EmulatorState
-from provisioner.sources.lever.emulator import LeverState, create_app as lever_app
-from provisioner.sources.workable.emulator import WorkableState, create_app as workable_app
-from provisioner.sources.workday.emulator import WorkdayState, create_app as workday_app
+from provisioner.sources.lever.emulator import LeverState
+from provisioner.sources.lever.emulator import create_app as lever_app
+from provisioner.sources.workable.emulator import WorkableState
+from provisioner.sources.workable.emulator import create_app as workable_app
 from provisioner.sources.workday.connector import NS, WSSE, envelope
+from provisioner.sources.workday.emulator import WorkdayState
+from provisioner.sources.workday.emulator import create_app as workday_app
 
 
 def test_workday_envelope_carries_ws_security_paging_and_the_update_window():
@@ -42,9 +45,16 @@ async def test_workday_future_termination_manager_and_a_hard_fault():
     state.terminate(ids[1], on=later)
     state.terminate(ids[2], on="2025-01-31")
     with serve_asgi(workday_app(state)) as server:
-        source = build_source("wd", "workday", {
-            "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0", "username": state.username,
-            "password": state.password, "backoff": 0.01})
+        source = build_source(
+            "wd",
+            "workday",
+            {
+                "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0",
+                "username": state.username,
+                "password": state.password,
+                "backoff": 0.01,
+            },
+        )
         people = {w.remote_id: w for w in (await source.read({})).workers}
         before = state.faults.requests
         state.faults.fail_next, state.faults.fail_status = 99, 500
@@ -64,9 +74,18 @@ async def test_lever_oauth_refresh_tokens_rotate_and_survive_a_restart(tmp_path)
     state.seed(2)
     token_file = tmp_path / "lever.token"
     with serve_asgi(lever_app(state)) as server:
-        settings = {"base_url": f"{server.url}/v1", "backoff": 0.01, "auth": {
-            "type": "oauth_refresh_token", "token_url": f"{server.url}/oauth/token", "client_id": state.client_id,
-            "client_secret": state.client_secret, "refresh_token": "lever-refresh-0", "token_file": str(token_file)}}
+        settings = {
+            "base_url": f"{server.url}/v1",
+            "backoff": 0.01,
+            "auth": {
+                "type": "oauth_refresh_token",
+                "token_url": f"{server.url}/oauth/token",
+                "client_id": state.client_id,
+                "client_secret": state.client_secret,
+                "refresh_token": "lever-refresh-0",
+                "token_file": str(token_file),
+            },
+        }
         first = build_source("lever", "lever", settings)
         assert len((await first.read({})).workers) == 2
         await first.aclose()
@@ -89,9 +108,21 @@ async def test_lever_access_token_is_renewed_before_it_expires():
     state = LeverState(token_lifetime=30)  # inside the client's one-minute renewal margin
     state.seed(2)
     with serve_asgi(lever_app(state)) as server:
-        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "backoff": 0.01, "auth": {
-            "type": "oauth_refresh_token", "token_url": f"{server.url}/oauth/token", "client_id": state.client_id,
-            "client_secret": state.client_secret, "refresh_token": state.refresh_token}})
+        source = build_source(
+            "lever",
+            "lever",
+            {
+                "base_url": f"{server.url}/v1",
+                "backoff": 0.01,
+                "auth": {
+                    "type": "oauth_refresh_token",
+                    "token_url": f"{server.url}/oauth/token",
+                    "client_id": state.client_id,
+                    "client_secret": state.client_secret,
+                    "refresh_token": state.refresh_token,
+                },
+            },
+        )
         read = await source.read({})
         await source.aclose()
     assert len(read.workers) == 2
@@ -105,9 +136,18 @@ async def test_workable_rate_headers_are_obeyed_without_a_client_side_limit():
     ids = state.seed(9)
     with serve_asgi(workable_app(state)) as server:
         # No client bucket worth the name: only X-Rate-Limit-Remaining/Reset keep it in bounds.
-        source = build_source("w", "workable", {"base_url": f"{server.url}/spi/v3", "token": state.token,
-                                                "rate_limit": "1000/s", "burst": 1000, "concurrency": 1,
-                                                "page_size": 5})
+        source = build_source(
+            "w",
+            "workable",
+            {
+                "base_url": f"{server.url}/spi/v3",
+                "token": state.token,
+                "rate_limit": "1000/s",
+                "burst": 1000,
+                "concurrency": 1,
+                "page_size": 5,
+            },
+        )
         read = await source.read({})
         await source.aclose()
     assert len(read.workers) == len(ids)
@@ -115,8 +155,11 @@ async def test_workable_rate_headers_are_obeyed_without_a_client_side_limit():
 
 
 async def test_bamboohr_single_fetch_for_webhooks(bamboo, bamboo_state: EmulatorState):
-    source = build_source("bamboohr", "bamboohr", {"base_url": f"{bamboo.url}/api/gateway.php/acme",
-                                                   "api_key": bamboo_state.api_key, "backoff": 0.01})
+    source = build_source(
+        "bamboohr",
+        "bamboohr",
+        {"base_url": f"{bamboo.url}/api/gateway.php/acme", "api_key": bamboo_state.api_key, "backoff": 0.01},
+    )
     some = next(iter(bamboo_state.employees))
     one = await source.fetch_one(some)
     gone = await source.fetch_one("999999")
@@ -133,8 +176,10 @@ def test_emulator_admin_paths_hire_change_undo_terminate_and_faults():
     app, states = sandbox_app(people=1)
     with serve_asgi(app) as server:
         url = server.url
-        oid = httpx.post(f"{url}/lever/_admin/hires", json={"first_name": "Ada", "last_name": "L",
-                                                            "personal_email": "ada@mail.example"}).json()["id"]
+        oid = httpx.post(
+            f"{url}/lever/_admin/hires",
+            json={"first_name": "Ada", "last_name": "L", "personal_email": "ada@mail.example"},
+        ).json()["id"]
         assert states["lever"].opportunities[oid]["archived"]
         assert httpx.patch(f"{url}/lever/_admin/people/{oid}", json={"name": "Ada Byron"}).status_code == 200
         assert states["lever"].opportunities[oid]["name"] == "Ada Byron"
@@ -154,13 +199,21 @@ async def test_workday_incremental_read_sees_a_termination_taking_effect_today()
     state = WorkdayState()
     ids = state.seed(3)
     with serve_asgi(workday_app(state)) as server:
-        source = build_source("wd", "workday", {
-            "base_url": f"{server.url}/ccx/service/acme/Human_Resources", "username": state.username,
-            "password": state.password, "overlap": "0s"})
+        source = build_source(
+            "wd",
+            "workday",
+            {
+                "base_url": f"{server.url}/ccx/service/acme/Human_Resources",
+                "username": state.username,
+                "password": state.password,
+                "overlap": "0s",
+            },
+        )
         first = await source.read({})
         # entered days ago (outside the Updated window), effective today: only the Effective window sees it
-        state.workers[ids[1]].update(termination_date=date.today().isoformat(),
-                                     updated=datetime.now(UTC) - timedelta(days=3))
+        state.workers[ids[1]].update(
+            termination_date=date.today().isoformat(), updated=datetime.now(UTC) - timedelta(days=3)
+        )
         second = await source.read(first.cursor)
         await source.aclose()
     assert second.cursor["mode"] == "incremental"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from provisioner.engine.runtime.poller import diff
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.poller import diff
 from provisioner.sources import build_source
 from provisioner.sources.webhooks import Replays, WebhookRejected, verify
 from tests.source_harness import HARNESSES, Harness
@@ -48,7 +48,7 @@ async def test_multi_page_read_within_the_rate_limit(vendor):
 
 
 async def test_rate_limit_storm_and_5xx_burst_are_recovered(vendor):
-    harness, state, ids, url = vendor
+    harness, state, _ids, url = vendor
     source = connect(harness, state, url)
     state.gate.storm = 2
     state.faults.fail_next, state.faults.fail_status = 2, 503
@@ -59,10 +59,10 @@ async def test_rate_limit_storm_and_5xx_burst_are_recovered(vendor):
 
 
 async def test_bad_credentials_are_one_clear_error_without_retries(vendor):
-    harness, state, ids, url = vendor
+    harness, state, _ids, url = vendor
     source = connect(harness, state, url, **harness.bad_credentials)
     before = state.faults.requests
-    with pytest.raises(SourceError, match="refused the (credentials|client credentials)") as caught:
+    with pytest.raises(SourceError, match=r"refused the (credentials|client credentials)") as caught:
         await source.read({})
     await source.aclose()
     assert state.faults.requests - before <= 1  # a token endpoint refusal never reaches the API
@@ -72,7 +72,7 @@ async def test_bad_credentials_are_one_clear_error_without_retries(vendor):
 
 
 async def test_missing_permission_is_one_clear_error_and_the_read_stops(vendor):
-    harness, state, ids, url = vendor
+    harness, state, _ids, url = vendor
     if not harness.forbid:
         pytest.skip(f"{harness} has no per-endpoint permissions to withhold")
     state.forbidden = {harness.forbid}
@@ -93,8 +93,10 @@ async def test_malformed_record_is_quarantined_and_the_rest_flows(vendor):
     assert [q.remote_id for q in read.quarantined] == [ids[2]]
     assert len(read.workers) == PEOPLE - 1
     # a quarantined record is still there: it must not look like a removal
-    before = {f"{harness.type}:{i}": ("old", w) for i, w in zip(ids, [None] * len(ids))}
-    assert f"{harness.type}:{ids[2]}" not in diff(harness.type, read, {k: v for k, v in before.items() if v[1]}).removals
+    before = {f"{harness.type}:{i}": ("old", w) for i, w in zip(ids, [None] * len(ids), strict=True)}
+    assert (
+        f"{harness.type}:{ids[2]}" not in diff(harness.type, read, {k: v for k, v in before.items() if v[1]}).removals
+    )
 
 
 async def test_incremental_read_then_full_read_detects_removal(vendor):
@@ -158,8 +160,17 @@ async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
     state = LeverState()
     ids = state.seed(PEOPLE)
     with serve_asgi(create_app(state)) as server:
-        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
-                                                 "page_size": 3, "backoff": 0.01, "overlap": "0s"})
+        source = build_source(
+            "lever",
+            "lever",
+            {
+                "base_url": f"{server.url}/v1",
+                "api_key": state.api_key,
+                "page_size": 3,
+                "backoff": 0.01,
+                "overlap": "0s",
+            },
+        )
         first = await source.read({})
         for rid in ids[:5]:  # two pages of changes, so the read needs a follow-up page
             state.change(rid, name="Someone Changed")
@@ -182,10 +193,17 @@ async def test_a_failed_poll_leaves_snapshot_cursor_and_outbox_untouched(tmp_pat
     state = LeverState()
     ids = state.seed(3)
     with serve_asgi(create_app(state)) as server:
-        source = build_source("lever", "lever", {"base_url": f"{server.url}/v1", "api_key": state.api_key,
-                                                 "backoff": 0.01, "max_attempts": 3})
+        source = build_source(
+            "lever",
+            "lever",
+            {"base_url": f"{server.url}/v1", "api_key": state.api_key, "backoff": 0.01, "max_attempts": 3},
+        )
         await poll(source, store)
-        cursor, snapshots, queued = store.snapshots.cursor("lever"), store.snapshots.of_source("lever"), store.outbox.pending_count()
+        cursor, snapshots, queued = (
+            store.snapshots.cursor("lever"),
+            store.snapshots.of_source("lever"),
+            store.outbox.pending_count(),
+        )
         state.change(ids[0], name="Changed Name")
         state.faults.fail_next = 99  # the vendor is down for longer than the retries last
         with pytest.raises(SourceError, match="HTTP 500"):

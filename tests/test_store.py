@@ -35,8 +35,16 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
 
     outcome = EventOutcome(events[0].id, events[0])
     outcome.links.append(Link(worker_id="hr:1", target="app", account_id="abc", attributes={"userName": "a"}))
-    outcome.log.append(LogEntry(event_id=events[0].id, worker_id="hr:1", target="app", action="create",
-                                result="success", attributes={"userName": "a"}))
+    outcome.log.append(
+        LogEntry(
+            event_id=events[0].id,
+            worker_id="hr:1",
+            target="app",
+            action="create",
+            result="success",
+            attributes={"userName": "a"},
+        )
+    )
     store.links.record_outcomes([outcome])
     assert store.links.processed([e.id for e in events]) == {events[0].id}
     assert store.outbox.pending_count() == 1

@@ -10,21 +10,37 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
 WORKERS = [
-    Worker(id="hr:1", source="hr", remote_id="1", first_name="José", last_name="Ñúñez", department="R&D",
-           employment_type="full_time", status="active", start_date=date(2026, 1, 5)),
+    Worker(
+        id="hr:1",
+        source="hr",
+        remote_id="1",
+        first_name="José",
+        last_name="Ñúñez",
+        department="R&D",
+        employment_type="full_time",
+        status="active",
+        start_date=date(2026, 1, 5),
+    ),
     Worker(id="hr:2", source="hr", remote_id="2", first_name="Ann", preferred_name="Annie", status="on_leave"),
 ]
 
 TEMPLATES = [
-    "{{ worker.work_email or worker.id }}", "dept-{{ worker.department | slug }}", "{{ worker.title }}",
+    "{{ worker.work_email or worker.id }}",
+    "dept-{{ worker.department | slug }}",
+    "{{ worker.title }}",
     "{{ worker.display_name or ((worker.preferred_name or worker.first_name or '') ~ ' ' ~ worker.last_name) }}",
-    "{{ worker.first_name | ascii | lower }}.{{ worker.last_name | ascii | lower }}", "{{ worker.start_date }}",
-    "{{ worker.status }}", "{{ worker.first_name | default('x') }}",
+    "{{ worker.first_name | ascii | lower }}.{{ worker.last_name | ascii | lower }}",
+    "{{ worker.start_date }}",
+    "{{ worker.status }}",
+    "{{ worker.first_name | default('x') }}",
 ]
 CONDITIONS = [
-    "worker.department == 'R&D'", "worker.employment_type in ['full_time', 'part_time']",
-    "worker.status != 'active' or not worker.title", "worker.first_name | length > 3",
-    "worker.department and worker.department | lower == 'r&d'", "worker.status not in ('terminated',)",
+    "worker.department == 'R&D'",
+    "worker.employment_type in ['full_time', 'part_time']",
+    "worker.status != 'active' or not worker.title",
+    "worker.first_name | length > 3",
+    "worker.department and worker.department | lower == 'r&d'",
+    "worker.status not in ('terminated',)",
 ]
 
 

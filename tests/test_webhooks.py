@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.webhooks import webhook_app
-from provisioner.sources.greenhouse.emulator import GreenhouseState, create_app as greenhouse_app
-from provisioner.sources.lever.emulator import LeverState, create_app as lever_app
+from provisioner.sources.greenhouse.emulator import GreenhouseState
+from provisioner.sources.greenhouse.emulator import create_app as greenhouse_app
+from provisioner.sources.lever.emulator import LeverState
+from provisioner.sources.lever.emulator import create_app as lever_app
 from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
 from tests.conftest import make_config
 
@@ -33,9 +35,18 @@ async def lever_runtime(tmp_path) -> AsyncIterator[tuple[Runtime, LeverState, ht
     state = LeverState()
     state.seed(2)
     with serve_asgi(lever_app(state)) as server:
-        config = make_config(f"sqlite:///{tmp_path}/wh.db", "http://127.0.0.1:9", {
-            "name": "ats", "type": "lever", "base_url": f"{server.url}/v1", "api_key": state.api_key,
-            "webhook_secret": state.webhook_secret, "backoff": 0.01})
+        config = make_config(
+            f"sqlite:///{tmp_path}/wh.db",
+            "http://127.0.0.1:9",
+            {
+                "name": "ats",
+                "type": "lever",
+                "base_url": f"{server.url}/v1",
+                "api_key": state.api_key,
+                "webhook_secret": state.webhook_secret,
+                "backoff": 0.01,
+            },
+        )
         runtime = Runtime(config)
         transport = httpx.ASGITransport(app=webhook_app(runtime))
         async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
@@ -49,8 +60,7 @@ def outbox_subjects(runtime: Runtime) -> list[str]:
 
 async def test_signed_hire_is_fetched_into_the_outbox_and_the_cursor_stays(lever_runtime):
     runtime, state, client = lever_runtime
-    oid = state.hire(first_name="Ada", last_name="Lovelace", personal_email="ada@mail.example",
-                     start_date="2027-01-04")
+    oid = state.hire(first_name="Ada", last_name="Lovelace", personal_email="ada@mail.example", start_date="2027-01-04")
     body, headers = state.webhook("candidateHired", oid)
     answer = await client.post("/webhooks/ats", content=body, headers=headers)
     assert answer.status_code == 202
@@ -89,23 +99,39 @@ def test_bamboohr_signature_is_body_then_timestamp():
         verify("bamboohr", "k", {**headers, "x-bamboohr-signature": hmac_hex("k", body)}, body, Replays())
     old = str(int(time.time()) - 3600)
     with pytest.raises(WebhookRejected, match="replay"):
-        verify("bamboohr", "k", {"x-bamboohr-timestamp": old,
-                                 "x-bamboohr-signature": hmac_hex("k", body + old.encode())}, body, Replays())
+        verify(
+            "bamboohr",
+            "k",
+            {"x-bamboohr-timestamp": old, "x-bamboohr-signature": hmac_hex("k", body + old.encode())},
+            body,
+            Replays(),
+        )
 
 
 async def test_greenhouse_unhire_webhook_removes_through_the_same_diff(tmp_path):
     state = GreenhouseState()
     cid = state.seed(1)[0]
     with serve_asgi(greenhouse_app(state)) as server:
-        config = make_config(f"sqlite:///{tmp_path}/gh.db", "http://127.0.0.1:9", {
-            "name": "gh", "type": "greenhouse", "base_url": server.url, "version": "v1", "api_key": state.api_key,
-            "webhook_secret": state.webhook_secret, "backoff": 0.01})
+        config = make_config(
+            f"sqlite:///{tmp_path}/gh.db",
+            "http://127.0.0.1:9",
+            {
+                "name": "gh",
+                "type": "greenhouse",
+                "base_url": server.url,
+                "version": "v1",
+                "api_key": state.api_key,
+                "webhook_secret": state.webhook_secret,
+                "backoff": 0.01,
+            },
+        )
         runtime = Runtime(config)
         await runtime.poll("gh")
         assert runtime.store.snapshots.get(f"gh:{cid}") is not None
         state.remove(cid)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook_app(runtime)),
-                                     base_url="http://engine") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=webhook_app(runtime)), base_url="http://engine"
+        ) as client:
             body, headers = state.webhook("unhire_candidate", cid)
             assert (await client.post("/webhooks/gh", content=body, headers=headers)).status_code == 202
             await until(lambda: runtime.store.snapshots.get(f"gh:{cid}") is None)
@@ -113,7 +139,8 @@ async def test_greenhouse_unhire_webhook_removes_through_the_same_diff(tmp_path)
 
 
 def test_a_signed_but_unreadable_lever_timestamp_is_rejected_not_an_error():
-    body = json.dumps({"token": "t", "triggeredAt": "soon", "signature": hmac_hex("k", "tsoon"),
-                       "data": {"opportunityId": "o1"}}).encode()
+    body = json.dumps(
+        {"token": "t", "triggeredAt": "soon", "signature": hmac_hex("k", "tsoon"), "data": {"opportunityId": "o1"}}
+    ).encode()
     with pytest.raises(WebhookRejected, match="unreadable triggeredAt"):
         verify("lever", "k", {}, body, Replays())

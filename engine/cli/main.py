@@ -17,13 +17,20 @@ from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.config.schema import Config
 from provisioner.engine.contracts.protocols import SourceError
 
-app = typer.Typer(help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False)],
+        force=True,
+    )
     for noisy in ("aiokafka", "httpx", "httpcore", "apscheduler", "faker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
@@ -52,8 +59,10 @@ def validate(config: ConfigOpt) -> None:
     except ValueError as exc:
         err.print(f"[red]error[/red] {config}: {exc}")
         raise typer.Exit(2) from None
-    console.print(f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
-                  f"{len(cfg.policies)} policies")
+    console.print(
+        f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
+        f"{len(cfg.policies)} policies"
+    )
 
 
 @app.command()
@@ -96,15 +105,20 @@ async def _sync(cfg: Config, timeout: float) -> Any:
                 err.print(f"[red]error[/red] {exc}")
                 raise typer.Exit(1) from None
             events += len(result.events)
-            err.print(f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
-                      f"{len(result.quarantined)} quarantined")
+            err.print(
+                f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
+                f"{len(result.quarantined)} quarantined"
+            )
             if result.halted:
                 halted.append(name)
-                err.print(f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
-                          f"held back. After checking the source: provisioner resume {name}")
+                err.print(
+                    f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
+                    f"held back. After checking the source: provisioner resume {name}"
+                )
         total = max(events, runtime.store.outbox.pending_count())
-        with Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err,
-                      transient=True) as progress:
+        with Progress(
+            TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+        ) as progress:
             task = progress.add_task("apply", total=total)
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
         return runtime.totals, halted
@@ -142,15 +156,20 @@ def plan(
     ordered = sorted(actions, key=lambda a: (a.target, a.worker_id))
     for i, a in enumerate(ordered):
         last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
-        table.add_row(a.target, a.worker_id, a.action.value,
-                      a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now", a.reason,
-                      end_section=last_of_target)
+        table.add_row(
+            a.target,
+            a.worker_id,
+            a.action.value,
+            a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now",
+            a.reason,
+            end_section=last_of_target,
+        )
     console.print(table)
 
 
 async def _plan(cfg: Config, only: str | None) -> list[Any]:
-    from provisioner.engine.runtime.poller import diff
     from provisioner.engine.contracts.records import by_worker
+    from provisioner.engine.runtime.poller import diff
 
     parts = _parts_or_exit(cfg)
     actions = []
@@ -161,8 +180,11 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
             except SourceError as exc:
                 err.print(f"[red]error[/red] {exc}")
                 raise typer.Exit(1) from None
-            events = [e for e in diff(name, read, parts.store.snapshots.of_source(name)).events
-                      if only is None or e.subject == only]
+            events = [
+                e
+                for e in diff(name, read, parts.store.snapshots.of_source(name)).events
+                if only is None or e.subject == only
+            ]
             links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
             for event in events:
                 actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
@@ -190,8 +212,10 @@ def explain(
         print(json.dumps(report, indent=2, default=str))
         return
     w = report["worker"]
-    console.print(f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
-                  f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}")
+    console.print(
+        f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
+        f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}"
+    )
     for name, t in report["targets"].items():
         mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
         console.print(f"\n[bold]{name}[/bold]: {mark} — {t['why']}")
@@ -201,8 +225,11 @@ def explain(
         if t["groups"]:
             console.print(f"  groups: {', '.join(t['groups'])}")
         account = t["account"]
-        console.print(f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
-                      if account else "  account: none linked")
+        console.print(
+            f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+            if account
+            else "  account: none linked"
+        )
         for d in t["scheduled"]:
             console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
         for e in t["log"]:
@@ -246,7 +273,8 @@ def reconcile_command(
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
-    from provisioner.reconcile.report import as_html, as_json as report_json, print_report
+    from provisioner.reconcile.report import as_html, print_report
+    from provisioner.reconcile.report import as_json as report_json
 
     _logging(False)
     cfg = _load(config)
@@ -273,8 +301,9 @@ async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple
     from provisioner.reconcile.run import apply_fixes, reconcile
 
     parts = _parts_or_exit(cfg)
-    with Progress(TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err,
-                  transient=True) as progress:
+    with Progress(
+        TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def listed(name: str, count: int) -> None:
@@ -312,8 +341,14 @@ def show_log(
         table.add_column(col)
     for e in entries:
         style = {"failure": "red", "skipped": "yellow"}.get(e.result, "")
-        table.add_row(e.time.strftime("%Y-%m-%d %H:%M:%S"), e.worker_id, e.target or "", e.action,
-                      f"[{style}]{e.result}[/{style}]" if style else e.result, e.error or e.reason)
+        table.add_row(
+            e.time.strftime("%Y-%m-%d %H:%M:%S"),
+            e.worker_id,
+            e.target or "",
+            e.action,
+            f"[{style}]{e.result}[/{style}]" if style else e.result,
+            e.error or e.reason,
+        )
     console.print(table)
 
 

@@ -14,8 +14,9 @@ from rich.table import Table
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.contracts.protocols import SourceError
 
-sources_app = typer.Typer(help="Look at what the configured sources yield, without changing state.",
-                          no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Look at what the configured sources yield, without changing state.", no_args_is_help=True
+)
 
 
 def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
@@ -43,11 +44,23 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     rows = []
     for s in cfg.sources:
         state, cursor = states.get(s.name), store.snapshots.cursor(s.name)
-        rows.append({"source": s.name, "halted": bool(state and state.halted), "reason": state.reason if state else None,
-                     "last_poll": state.last_poll_at if state else None, "workers": state.workers if state else 0,
-                     "last_read": cursor.get("mode"), "last_full_read": cursor.get("last_full_read")})
-    summary = {"sources": rows, "unapplied_events": store.outbox.pending_count(), "scheduled": len(deferred),
-               "next_scheduled": deferred[0].effective_at if deferred else None}
+        rows.append(
+            {
+                "source": s.name,
+                "halted": bool(state and state.halted),
+                "reason": state.reason if state else None,
+                "last_poll": state.last_poll_at if state else None,
+                "workers": state.workers if state else 0,
+                "last_read": cursor.get("mode"),
+                "last_full_read": cursor.get("last_full_read"),
+            }
+        )
+    summary = {
+        "sources": rows,
+        "unapplied_events": store.outbox.pending_count(),
+        "scheduled": len(deferred),
+        "next_scheduled": deferred[0].effective_at if deferred else None,
+    }
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
@@ -56,12 +69,19 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         table.add_column(col)
     for r in rows:
         state = f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]"
-        table.add_row(r["source"], state, str(r["workers"]),
-                      f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never", r["last_read"] or "-",
-                      (r["last_full_read"] or "-")[:16].replace("T", " "))
+        table.add_row(
+            r["source"],
+            state,
+            str(r["workers"]),
+            f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never",
+            r["last_read"] or "-",
+            (r["last_full_read"] or "-")[:16].replace("T", " "),
+        )
     console.print(table)
-    console.print(f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
-                  + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else ""))
+    console.print(
+        f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
+        + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else "")
+    )
     if any(r["halted"] for r in rows):
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
 
@@ -81,8 +101,10 @@ def resume(source: Annotated[str, typer.Argument(help="The halted source's name.
 
 
 @sources_app.command()
-def dump(name: Annotated[str, typer.Argument(help="The source's name in the config.")],
-         config: ConfigOpt = Path("provisioner.yaml")) -> None:
+def dump(
+    name: Annotated[str, typer.Argument(help="The source's name in the config.")],
+    config: ConfigOpt = Path("provisioner.yaml"),
+) -> None:
     """Print one normalized Worker JSON per line, as the source yields them now (a full read).
 
     Quarantined records are reported on stderr. Nothing is stored."""
@@ -128,7 +150,7 @@ def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
     for column in ("source", "type", "result", "detail", "ms"):
         table.add_column(column)
     results = asyncio.run(probe_all())
-    for (cfg, _), (ok, detail, ms) in zip(built, results):
+    for (cfg, _), (ok, detail, ms) in zip(built, results, strict=True):
         table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, f"{ms:.0f}")
     console.print(table)
     if not all(ok for ok, _, _ in results):
@@ -173,21 +195,26 @@ def sandbox_app(people: int = 25) -> tuple[Any, dict[str, Any]]:
     from starlette.routing import Mount
 
     from provisioner.sources.bamboohr import emulator as bamboohr
-
     from provisioner.sources.greenhouse import emulator as greenhouse
-
     from provisioner.sources.lever import emulator as lever
-
     from provisioner.sources.workable import emulator as workable
-
     from provisioner.sources.workday import emulator as workday
 
     # Fixed credentials, so examples/hris-and-ats.yaml works against the sandbox as documented.
-    states = {"bamboohr": bamboohr.EmulatorState(api_key="sandbox-bamboohr-key"),
-              "workday": workday.WorkdayState(password="sandbox-workday-password"), "lever": lever.LeverState(),
-              "workable": workable.WorkableState(), "greenhouse": greenhouse.GreenhouseState()}
-    apps = {"bamboohr": bamboohr.create_app, "workday": workday.create_app, "lever": lever.create_app,
-            "workable": workable.create_app, "greenhouse": greenhouse.create_app}
+    states = {
+        "bamboohr": bamboohr.EmulatorState(api_key="sandbox-bamboohr-key"),
+        "workday": workday.WorkdayState(password="sandbox-workday-password"),
+        "lever": lever.LeverState(),
+        "workable": workable.WorkableState(),
+        "greenhouse": greenhouse.GreenhouseState(),
+    }
+    apps = {
+        "bamboohr": bamboohr.create_app,
+        "workday": workday.create_app,
+        "lever": lever.create_app,
+        "workable": workable.create_app,
+        "greenhouse": greenhouse.create_app,
+    }
     for state in states.values():
         state.seed(people)
     return Starlette(routes=[Mount(f"/{name}", app=apps[name](state)) for name, state in states.items()]), states
@@ -196,17 +223,27 @@ def sandbox_app(people: int = 25) -> tuple[Any, dict[str, Any]]:
 def sandbox_config(url: str, states: dict[str, Any]) -> str:
     s = states
     return SANDBOX_CONFIG.format(
-        url=url, bamboohr=s["bamboohr"].api_key, workday_user=s["workday"].username,
-        workday_password=s["workday"].password, lever=s["lever"].api_key, lever_secret=s["lever"].webhook_secret,
-        workable=s["workable"].oauth_token, workable_secret=s["workable"].webhook_secret, gh_id=s["greenhouse"].client_id,
-        gh_secret=s["greenhouse"].client_secret, gh_secret_hook=s["greenhouse"].webhook_secret)
+        url=url,
+        bamboohr=s["bamboohr"].api_key,
+        workday_user=s["workday"].username,
+        workday_password=s["workday"].password,
+        lever=s["lever"].api_key,
+        lever_secret=s["lever"].webhook_secret,
+        workable=s["workable"].oauth_token,
+        workable_secret=s["workable"].webhook_secret,
+        gh_id=s["greenhouse"].client_id,
+        gh_secret=s["greenhouse"].client_secret,
+        gh_secret_hook=s["greenhouse"].webhook_secret,
+    )
 
 
-def sandbox(port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
-            people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25,
-            webhooks_to: Annotated[str | None, typer.Option(
-                help="Deliver signed webhooks to <URL>/<vendor>, e.g. http://127.0.0.1:8088/webhooks")] = None,
-            ) -> None:
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
+    people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25,
+    webhooks_to: Annotated[
+        str | None, typer.Option(help="Deliver signed webhooks to <URL>/<vendor>, e.g. http://127.0.0.1:8088/webhooks")
+    ] = None,
+) -> None:
     """Serve emulators of BambooHR, Workday, Lever, Workable and Greenhouse to try the connectors.
 
     Each answers on its documented paths with paging, auth, rate limits and errors. Admin paths:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -86,8 +86,9 @@ class ReconcileConfig(_Strict):
     fix: bool = Field(default=True, description="false: scheduled runs only report")
     # per situation: fix (drifted, missing, unlinked, should_be_disabled), report (orphaned, ambiguous),
     # or for orphaned accounts disable / delete
-    actions: dict[Literal["drifted", "missing", "unlinked", "should_be_disabled", "orphaned", "ambiguous"],
-                  ReconcileAction] = Field(default_factory=dict)
+    actions: dict[
+        Literal["drifted", "missing", "unlinked", "should_be_disabled", "orphaned", "ambiguous"], ReconcileAction
+    ] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sensible(self) -> ReconcileConfig:
@@ -109,7 +110,8 @@ class SourceConfig(BaseModel):
     # ATS → HRIS hand-over: a new worker here who matches a pending pre-hire of another source on
     # these keys (first match wins, in this order) takes over that pre-hire's accounts.
     correlate: list[Literal["personal_email", "work_email", "employee_number", "username"]] = Field(
-        default_factory=list)
+        default_factory=list
+    )
 
     _duration = field_validator("poll_interval", mode="before")(lambda v: parse_duration(v))
 
@@ -126,7 +128,8 @@ class TargetConfig(BaseModel):
     on_terminate: Literal["disable", "delete"] = "disable"
     on_leave: Literal["keep", "disable"] = "keep"
     deprovision_out_of_scope: bool = Field(
-        default=True, description="false: accounts of workers who merely leave scope are left alone")
+        default=True, description="false: accounts of workers who merely leave scope are left alone"
+    )
     mapping: dict[str, str] | None = None
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
@@ -264,6 +267,7 @@ def _expand_env(node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any,
     if isinstance(node, list):
         return [_expand_env(v, (*path, i), missing) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
+
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name not in os.environ and default is not None:
@@ -363,11 +367,11 @@ def _cross_check(data: Any, file: str) -> list[Problem]:
             problem(("sources", i, *loc), f"source {source.get('name')!r}: {message}")
     for i, target in _items(data, "targets"):
         mapping = target.get("mapping")
-        for path, source in (mapping.items() if isinstance(mapping, dict) else []):
+        for path, source in mapping.items() if isinstance(mapping, dict) else []:
             compiles(("targets", i, "mapping", path), source, Template, f"target {target.get('name')!r}")
     for i, test in _items(data, "tests"):
         expect = test.get("expect")
-        for name in (expect if isinstance(expect, dict) else {}):
+        for name in expect if isinstance(expect, dict) else {}:
             if name not in targets:
                 problem(("tests", i, "expect", name), f"unknown target {name!r} (known: {known})")
     return problems

@@ -50,7 +50,9 @@ class Source(Protocol):
 
 
 def normalize_records(
-    source: str, records: Iterable[dict[str, Any]], to_worker: Callable[[dict[str, Any]], dict[str, Any]],
+    source: str,
+    records: Iterable[dict[str, Any]],
+    to_worker: Callable[[dict[str, Any]], dict[str, Any]],
     id_key: str = "id",
 ) -> SourceRead:
     """Map vendor records to Workers; a record that fails is quarantined with the reason."""
@@ -81,8 +83,9 @@ class Target(Protocol):
 
     async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result: ...
 
-    async def update(self, account_id: str, attributes: dict[str, Any],
-                     previous: dict[str, Any] | None = None) -> Result:
+    async def update(
+        self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> Result:
         """Change only `attributes`; `previous` holds their values as last known."""
 
     async def enable(self, account_id: str) -> Result: ...

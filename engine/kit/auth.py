@@ -37,6 +37,7 @@ class AuthConfig(BaseModel):
 
 def build_auth(config: AuthConfig) -> tuple[httpx.Auth | None, dict[str, str]]:
     """The httpx auth and extra headers a config describes; raises ValueError naming a missing key."""
+
     def need(*keys: str) -> None:
         missing = [k for k in keys if getattr(config, k) in (None, "")]
         if missing:
@@ -55,8 +56,13 @@ def build_auth(config: AuthConfig) -> tuple[httpx.Auth | None, dict[str, str]]:
         return None, {config.header: config.token.get_secret_value()}
     need("token_url", "client_id", "client_secret")
     if config.type == "oauth_client_credentials":
-        return ClientCredentials(config.token_url, config.client_id, config.client_secret.get_secret_value(),
-                                 config.scope, basic=config.client_auth == "basic"), {}
+        return ClientCredentials(
+            config.token_url,
+            config.client_id,
+            config.client_secret.get_secret_value(),
+            config.scope,
+            basic=config.client_auth == "basic",
+        ), {}
     need("refresh_token")
     return RefreshToken(config), {}
 
@@ -90,9 +96,12 @@ class RefreshToken(RenewingBearer):
             handle.write(token)
 
     def _token_request(self) -> httpx.Request:
-        form = {"grant_type": "refresh_token", "refresh_token": self._refresh,
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret.get_secret_value()}
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self._refresh,
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret.get_secret_value(),
+        }
         return httpx.Request("POST", self.config.token_url, data=form, headers={"Accept": "application/json"})
 
     def _accepted(self, body: dict[str, Any]) -> None:

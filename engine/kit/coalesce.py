@@ -15,8 +15,14 @@ Answer = TypeVar("Answer")
 
 
 class Coalescer(Generic[Item, Answer]):
-    def __init__(self, send: Callable[[list[Item]], Awaitable[list[Answer]]], *, max_items: int,
-                 linger: float = 0.005, serial: bool = False):
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[list[Answer]]],
+        *,
+        max_items: int,
+        linger: float = 0.005,
+        serial: bool = False,
+    ):
         self.send = send
         self.max_items = max(1, max_items)
         self.linger = linger
@@ -43,12 +49,12 @@ class Coalescer(Generic[Item, Answer]):
             self._timer = None
         if self.serial:
             if not self._in_flight and self._queue:
-                batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+                batch, self._queue = self._queue[: self.max_items], self._queue[self.max_items :]
                 self._in_flight = True
                 self._start(batch)
             return
         while self._queue:
-            batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+            batch, self._queue = self._queue[: self.max_items], self._queue[self.max_items :]
             self._start(batch)
 
     def _start(self, batch: list[tuple[Item, asyncio.Future[Answer]]]) -> None:

@@ -55,7 +55,7 @@ class WindowGate:
     storm: int = 0
 
     def _in_window(self, now: float) -> list[float]:
-        return [t for t in self.accepted[-self.count:] if now - t < self.window]
+        return [t for t in self.accepted[-self.count :] if now - t < self.window]
 
     def admit(self) -> bool:
         now = time.monotonic()
@@ -70,9 +70,12 @@ class WindowGate:
         now = time.monotonic()
         recent = self._in_window(now)
         reset = self.window - (now - recent[0]) if len(recent) >= self.count else 0.0
-        return {f"{self.prefix}-Limit": str(self.count), f"{self.prefix}-Remaining": str(self.count - len(recent)),
-                # epoch seconds of the moment a request is admitted again
-                f"{self.prefix}-Reset": f"{time.time() + reset:.3f}"}
+        return {
+            f"{self.prefix}-Limit": str(self.count),
+            f"{self.prefix}-Remaining": str(self.count - len(recent)),
+            # epoch seconds of the moment a request is admitted again
+            f"{self.prefix}-Reset": f"{time.time() + reset:.3f}",
+        }
 
     def max_in_any_window(self) -> int:
         return most_within(self.accepted, self.window)
@@ -92,4 +95,3 @@ class Faults:
             self.fail_next -= 1
             return self.fail_status
         return None
-

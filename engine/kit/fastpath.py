@@ -27,8 +27,14 @@ class Fallback(Exception):
 SIMPLE_FILTERS = frozenset({"slug", "ascii", "lower", "upper", "trim", "title", "capitalize"})
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "gt": operator.gt, "lteq": operator.le,
-    "gteq": operator.ge, "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "gt": operator.gt,
+    "lteq": operator.le,
+    "gteq": operator.ge,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
 }
 
 
@@ -55,7 +61,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)  # the environment's finalize: None renders empty
 
 
-def compile_expression(node: nodes.Node) -> Evaluator | None:  # noqa: C901 - one branch per node type
+def compile_expression(node: nodes.Node) -> Evaluator | None:
     """A closure evaluating an expression node, or None for shapes left to Jinja2."""
     if isinstance(node, nodes.Const):
         value = node.value
@@ -68,6 +74,7 @@ def compile_expression(node: nodes.Node) -> Evaluator | None:  # noqa: C901 - on
                 return ctx[name]
             except KeyError:
                 raise Fallback from None
+
         return lookup
     if isinstance(node, nodes.Getattr):
         return _getattr(node)
@@ -106,8 +113,7 @@ def _filter(node: nodes.Filter) -> Evaluator | None:
     from provisioner.engine.kit.templating import environment  # the filters are defined once, there
 
     inner = compile_expression(node.node) if node.node is not None else None
-    if inner is None or node.name not in SIMPLE_FILTERS or node.args or node.kwargs or node.dyn_args \
-            or node.dyn_kwargs:
+    if inner is None or node.name not in SIMPLE_FILTERS or node.args or node.kwargs or node.dyn_args or node.dyn_kwargs:
         return None
     fn = environment().filters[node.name]
     return lambda ctx: fn(inner(ctx))
@@ -124,6 +130,7 @@ def _getattr(node: nodes.Getattr) -> Evaluator | None:
         if value is Fallback or callable(value):
             raise Fallback  # a dict key, an undefined attribute or a method: Jinja's rules apply
         return value
+
     return get
 
 
@@ -141,4 +148,5 @@ def _compare(node: nodes.Compare) -> Evaluator | None:
                 return False
             left = right
         return True
+
     return compare

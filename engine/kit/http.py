@@ -165,8 +165,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 if attempt + 1 >= self.policy.max_attempts:
                     raise
                 delay = self.policy.backoff(attempt)
-                log.warning("%s %s failed (%s); retry %d in %.2fs", request.method, request.url.path,
-                            type(exc).__name__, attempt + 1, delay)
+                log.warning(
+                    "%s %s failed (%s); retry %d in %.2fs",
+                    request.method,
+                    request.url.path,
+                    type(exc).__name__,
+                    attempt + 1,
+                    delay,
+                )
             else:
                 self._note_limits(response)
                 if not await self._retryable(response) or attempt + 1 >= self.policy.max_attempts:
@@ -177,8 +183,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 await response.aread()
                 await response.aclose()
                 delay = wait if wait is not None else self.policy.backoff(attempt)
-                log.info("%s %s answered %d; retry %d in %.2fs", request.method, request.url.path,
-                         response.status_code, attempt + 1, delay)
+                log.info(
+                    "%s %s answered %d; retry %d in %.2fs",
+                    request.method,
+                    request.url.path,
+                    response.status_code,
+                    attempt + 1,
+                    delay,
+                )
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -216,8 +228,9 @@ class RenewingBearer(httpx.Auth):
     async def _renew(self, response: httpx.Response) -> None:
         await response.aread()
         if response.status_code >= 400:
-            raise httpx.HTTPStatusError(f"{self.refused}: {describe_http_error(response)}",
-                                        request=response.request, response=response)
+            raise httpx.HTTPStatusError(
+                f"{self.refused}: {describe_http_error(response)}", request=response.request, response=response
+            )
         body = response.json()
         self._token = str(body["access_token"])
         self._expires = time.monotonic() + float(body.get("expires_in") or 3600)
@@ -244,14 +257,24 @@ class ClientCredentials(RenewingBearer):
 
     refused = "the token endpoint refused the client credentials"
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
-                 margin: float = 60.0, basic: bool = False):
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
+        margin: float = 60.0,
+        basic: bool = False,
+    ):
         super().__init__(margin)
         self.token_url = token_url
         # Some providers (Greenhouse) want the client id and secret as HTTP Basic, others in the form.
         self.basic = httpx.BasicAuth(client_id, client_secret) if basic else None
-        self.form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {}),
-                     **({} if basic else {"client_id": client_id, "client_secret": client_secret})}
+        self.form = {
+            "grant_type": "client_credentials",
+            **({"scope": scope} if scope else {}),
+            **({} if basic else {"client_id": client_id, "client_secret": client_secret}),
+        }
 
     def _token_request(self) -> httpx.Request:
         request = httpx.Request("POST", self.token_url, data=self.form, headers={"Accept": "application/json"})

@@ -53,7 +53,10 @@ class Paging(BaseModel):
 
 
 async def paginate(
-    client: httpx.AsyncClient, path: str, paging: Paging, params: dict[str, Any] | None = None,
+    client: httpx.AsyncClient,
+    path: str,
+    paging: Paging,
+    params: dict[str, Any] | None = None,
 ) -> AsyncIterator[list[Any]]:
     """Yield the records of each page of a listing, following `paging`.
 
@@ -81,10 +84,18 @@ async def paginate(
         offset += len(items)
 
 
-def _next(paging: Paging, path: str, params: dict[str, Any], body: Any, response: httpx.Response,
-          items: list[Any], number: int, offset: int) -> tuple[str | None, dict[str, Any]]:
+def _next(
+    paging: Paging,
+    path: str,
+    params: dict[str, Any],
+    body: Any,
+    response: httpx.Response,
+    items: list[Any],
+    number: int,
+    offset: int,
+) -> tuple[str | None, dict[str, Any]]:
     style = paging.style
-    if style == "none" or not items and style in ("page", "offset"):
+    if style == "none" or (not items and style in ("page", "offset")):
         return None, params
     if paging.has_more and not jmespath.search(paging.has_more, body):
         return None, params  # the server says this was the last page, whatever links it sends

@@ -52,8 +52,7 @@ class BackgroundServer:
 
 def serve_asgi(app: Any, port: int | None = None) -> BackgroundServer:
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
     thread.start()
     wait_for_port(port)
@@ -105,8 +104,10 @@ def scim_server_process(service_provider_config: str | None = None) -> Iterator[
     The listen backlog is raised from socketserver's 5 to 128: with a handful of clients connecting
     at once a backlog of 5 drops SYNs, and each drop costs a one-second retransmit."""
     port = free_port()
-    launcher = ("import sys, wsgiref.simple_server as w; w.WSGIServer.request_queue_size = 128; "
-                "from scim2_server.testserver.cli import main; sys.argv = ['scim2-server'] + sys.argv[1:]; main()")
+    launcher = (
+        "import sys, wsgiref.simple_server as w; w.WSGIServer.request_queue_size = 128; "
+        "from scim2_server.testserver.cli import main; sys.argv = ['scim2-server'] + sys.argv[1:]; main()"
+    )
     args = [sys.executable, "-c", launcher, "--port", str(port)]
     if service_provider_config:
         args += ["--service-provider-config", service_provider_config]

@@ -37,8 +37,9 @@ class TemplateError(ValueError):
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     # finalize: a missing value renders as nothing, not as the word "None" in someone's title
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        finalize=lambda value: "" if value is None else value)
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, finalize=lambda value: "" if value is None else value
+    )
     env.filters["slug"] = slug
     env.filters["ascii"] = ascii_fold
     return env

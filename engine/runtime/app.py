@@ -9,21 +9,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from provisioner.engine.runtime.apply import BatchReport
-from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.config.schema import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
-from provisioner.engine.store import Deferred
+from provisioner.engine.runtime.apply import BatchReport
+from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge, poll
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Deferred
 
 log = logging.getLogger("provisioner.engine")
 
@@ -39,8 +39,13 @@ class Runtime:
         self.store = self.parts.store
         self.consume = consume
         self.totals = BatchReport()
-        self.pipeline = Pipeline(self.parts.applier, self.store, concurrency=config.engine.concurrency,
-                                 max_pending=2 * config.engine.batch_size, on_flush=self._flushed)
+        self.pipeline = Pipeline(
+            self.parts.applier,
+            self.store,
+            concurrency=config.engine.concurrency,
+            max_pending=2 * config.engine.batch_size,
+            on_flush=self._flushed,
+        )
         self.broker: KafkaBroker | None = None
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
@@ -78,8 +83,12 @@ class Runtime:
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
             subscriber = broker.subscriber(
-                events_topic(kafka), group_id="engine", batch=True, auto_offset_reset="earliest",
-                max_records=self.config.engine.batch_size, batch_timeout_ms=200,
+                events_topic(kafka),
+                group_id="engine",
+                batch=True,
+                auto_offset_reset="earliest",
+                max_records=self.config.engine.batch_size,
+                batch_timeout_ms=200,
             )
             subscriber(self._handle)
         await broker.start()
@@ -104,8 +113,12 @@ class Runtime:
 
     async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
         assert self.broker is not None
-        await self.broker.publish(event.model_dump(mode="json"), dead_letter_topic(self.config.kafka),
-                                  key=event.subject.encode(), headers={"x-error": error[:1000]})
+        await self.broker.publish(
+            event.model_dump(mode="json"),
+            dead_letter_topic(self.config.kafka),
+            key=event.subject.encode(),
+            headers={"x-error": error[:1000]},
+        )
         log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
 
     async def _relay(self) -> None:
@@ -136,8 +149,9 @@ class Runtime:
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
                 continue
             try:
-                pending = [await self.broker.publish(r.payload, topic, key=r.worker_id.encode(), no_confirm=True)
-                           for r in rows]
+                pending = [
+                    await self.broker.publish(r.payload, topic, key=r.worker_id.encode(), no_confirm=True) for r in rows
+                ]
                 await asyncio.gather(*pending)
             except Exception as exc:  # the rows stay unpublished and go out on the next turn
                 log.warning("outbox relay could not publish: %s", exc)
@@ -151,8 +165,9 @@ class Runtime:
         lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
         async with lock:
             keys = next((s.correlate for s in self.config.sources if s.name == source_name), [])
-            result = await poll(self.parts.sources[source_name], self.store, self.parts.guard, only=only,
-                                correlate_on=keys)
+            result = await poll(
+                self.parts.sources[source_name], self.store, self.parts.guard, only=only, correlate_on=keys
+            )
         self._wake.set()
         return result
 
@@ -174,15 +189,20 @@ class Runtime:
             self.store.sources.consume_approval(source)
         for source, reason in halts.items():
             self.store.sources.halt(source, reason)
-            log.error("source %s halted: %s; those scheduled changes wait. Check the source, then run: "
-                      "provisioner resume %s", source, reason, source)
+            log.error(
+                "source %s halted: %s; those scheduled changes wait. Check the source, then run: provisioner resume %s",
+                source,
+                reason,
+                source,
+            )
         if events:
             log.info("%d scheduled changes are due", len(events))
             self._wake.set()
         return len(events)
 
-    def _due_events(self, rows: list[Deferred], now: datetime, halts: dict[str, str], approved: set[str],
-                    spent: set[str]) -> tuple[list[WorkerEvent], set[str]]:
+    def _due_events(
+        self, rows: list[Deferred], now: datetime, halts: dict[str, str], approved: set[str], spent: set[str]
+    ) -> tuple[list[WorkerEvent], set[str]]:
         due: dict[str, datetime] = {}
         for row in rows:
             due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
@@ -194,9 +214,15 @@ class Runtime:
         for source, mine in by_source.items():
             state = states.get(source)
             halted = state.reason if state and state.halted else None
-            held, reason, approval_spent = judge(self.parts.guard, mine, state.workers if state else 0, halted,
-                                                 source in approved, now=now,
-                                                 scope="by scheduled changes falling due together")
+            held, reason, approval_spent = judge(
+                self.parts.guard,
+                mine,
+                state.workers if state else 0,
+                halted,
+                source in approved,
+                now=now,
+                scope="by scheduled changes falling due together",
+            )
             if approval_spent:
                 log.warning("source %s: scheduled deprovisions go through, approved by provisioner resume", source)
                 spent.add(source)
@@ -248,5 +274,8 @@ def _webhook_server(runtime: Runtime) -> Any:
 
     host, _, port = runtime.config.engine.listen.rpartition(":")
     log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
-    return uvicorn.Server(uvicorn.Config(webhook_app(runtime), host=host or "0.0.0.0", port=int(port),
-                                         log_level="warning", lifespan="off"))
+    return uvicorn.Server(
+        uvicorn.Config(
+            webhook_app(runtime), host=host or "0.0.0.0", port=int(port), log_level="warning", lifespan="off"
+        )
+    )

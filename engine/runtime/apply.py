@@ -36,8 +36,14 @@ class BatchReport:
             if outcome.failed:
                 report.failed += 1
                 if outcome.event is not None:
-                    report.failures.append((outcome.event, "; ".join(
-                        f"{e.target or e.action}: {e.error}" for e in outcome.log if e.result == "failure")))
+                    report.failures.append(
+                        (
+                            outcome.event,
+                            "; ".join(
+                                f"{e.target or e.action}: {e.error}" for e in outcome.log if e.result == "failure"
+                            ),
+                        )
+                    )
             else:
                 report.applied += 1
             report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
@@ -54,8 +60,13 @@ class BatchReport:
 class Applier:
     """Plans one event and runs its actions through the writers; scheduling lives in the pipeline."""
 
-    def __init__(self, planner: Planner, targets: dict[str, Target], clock: Callable[[], datetime] = utcnow,
-                 accounts: Callable[[str, str], str | None] | None = None):
+    def __init__(
+        self,
+        planner: Planner,
+        targets: dict[str, Target],
+        clock: Callable[[], datetime] = utcnow,
+        accounts: Callable[[str, str], str | None] | None = None,
+    ):
         self.planner = planner
         self.targets = targets
         self.clock = clock  # what "now" is for lifecycle dates; tests move it
@@ -79,16 +90,27 @@ class Applier:
             planned = self.planner.plan(ev, links, now, self.accounts)
         except ValueError as exc:
             outcome.failed = True
-            outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="plan", result="failure",
-                                        reason="the policies could not be evaluated", error=str(exc)))
+            outcome.log.append(
+                LogEntry(
+                    event_id=ev.id,
+                    worker_id=ev.subject,
+                    action="plan",
+                    result="failure",
+                    reason="the policies could not be evaluated",
+                    error=str(exc),
+                )
+            )
             return outcome
         actions = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         failed_targets: set[str] = set()
         for action in actions:
             if action.target in failed_targets:
-                outcome.log.append(self._entry(ev, action, Result(status=ResultStatus.skipped,
-                                                                  error="an earlier action on this target failed")))
+                outcome.log.append(
+                    self._entry(
+                        ev, action, Result(status=ResultStatus.skipped, error="an earlier action on this target failed")
+                    )
+                )
                 continue
             result = await self._run(ev.data.worker, action, links.get(action.target))
             outcome.log.append(self._entry(ev, action, result))
@@ -144,16 +166,25 @@ class Applier:
             # Someone created it between our lookup and our create: find it and adopt it.
             account = await target.lookup(worker, None, attributes)
             if account is None:
-                return Result(status=ResultStatus.failure, error="the target reports a conflict "
-                              "but no account matches this worker's externalId or userName")
+                return Result(
+                    status=ResultStatus.failure,
+                    error="the target reports a conflict but no account matches this worker's externalId or userName",
+                )
         diff = attribute_diff(account.attributes, attributes)
         diff = {k: v for k, v in diff.items() if v is not None}  # never blank what another system set
-        result = (await target.update(account.id, diff, account.attributes) if diff
-                  else Result(status=ResultStatus.success))
+        result = (
+            await target.update(account.id, diff, account.attributes) if diff else Result(status=ResultStatus.success)
+        )
         if result.ok and not account.active and attributes.get("active", True) is not False:
             result = await target.enable(account.id)
-        return Result(status=result.status, account_id=account.id, attributes=diff, error=result.error,
-                      duration_ms=result.duration_ms, adopted=True)
+        return Result(
+            status=result.status,
+            account_id=account.id,
+            attributes=diff,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            adopted=True,
+        )
 
     @staticmethod
     def _relink(worker_id: str, action: Action, result: Result, link: Link | None) -> Link | None:
@@ -184,14 +215,29 @@ class Applier:
     def _entry(ev: WorkerEvent, action: Action, result: Result) -> LogEntry:
         name = "adopt" if result.adopted else action.action.value
         return LogEntry.model_construct(
-            event_id=ev.id, worker_id=action.worker_id, target=action.target, action=name, policy=action.policy,
-            reason=action.reason, attributes=result.attributes or action.attributes or (
-                {"groups": action.groups} if action.groups else {}),
-            result=result.status.value, error=result.error, duration_ms=result.duration_ms)
+            event_id=ev.id,
+            worker_id=action.worker_id,
+            target=action.target,
+            action=name,
+            policy=action.policy,
+            reason=action.reason,
+            attributes=result.attributes or action.attributes or ({"groups": action.groups} if action.groups else {}),
+            result=result.status.value,
+            error=result.error,
+            duration_ms=result.duration_ms,
+        )
 
 
-def _link(worker_id: str, target: str, account_id: str, active: bool, attributes: dict[str, Any],
-          groups: list[str]) -> Link:
+def _link(
+    worker_id: str, target: str, account_id: str, active: bool, attributes: dict[str, Any], groups: list[str]
+) -> Link:
     # model_construct: a value for a core INSERT; a full ORM object costs five times more to build
-    return Link.model_construct(worker_id=worker_id, target=target, account_id=account_id, active=active,
-                                attributes=attributes, groups=groups, updated_at=utcnow())
+    return Link.model_construct(
+        worker_id=worker_id,
+        target=target,
+        account_id=account_id,
+        active=active,
+        attributes=attributes,
+        groups=groups,
+        updated_at=utcnow(),
+    )

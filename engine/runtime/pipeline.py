@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from provisioner.engine.runtime.apply import Applier, BatchReport
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.runtime.apply import Applier, BatchReport
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
@@ -97,8 +97,16 @@ class Pipeline:
             log.exception("applying event %s failed unexpectedly", ev.id)
             outcome = EventOutcome(ev.id, ev)
             outcome.failed = True
-            outcome.log.append(LogEntry(event_id=ev.id, worker_id=ev.subject, action="apply", result="failure",
-                                        reason="internal error", error=f"{type(exc).__name__}: {exc}"))
+            outcome.log.append(
+                LogEntry(
+                    event_id=ev.id,
+                    worker_id=ev.subject,
+                    action="apply",
+                    result="failure",
+                    reason="internal error",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
         for link in outcome.links:
             self._overlay[(link.worker_id, link.target)] = link
         for key in outcome.unlinked:

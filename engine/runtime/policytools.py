@@ -58,8 +58,10 @@ def _run_one(test: PolicyTest, parts: Parts, now: datetime) -> PolicyTestOutcome
     for target, expected in test.expect.items():
         ent = entitlements[target]
         if ent.in_scope != expected.in_scope:
-            outcome.failures.append(f"{target}: expected in_scope {str(expected.in_scope).lower()}, "
-                                    f"got {str(ent.in_scope).lower()} ({ent.why})")
+            outcome.failures.append(
+                f"{target}: expected in_scope {str(expected.in_scope).lower()}, "
+                f"got {str(ent.in_scope).lower()} ({ent.why})"
+            )
         elif expected.groups is not None and sorted(ent.groups) != sorted(expected.groups):
             outcome.failures.append(f"{target}: expected groups {sorted(expected.groups)}, got {sorted(ent.groups)}")
     return outcome
@@ -70,8 +72,10 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
     now = now or datetime.now(UTC)
     worker = parts.store.snapshots.get(worker_id)
     if worker is None:
-        raise LookupError(f"no worker {worker_id!r} in the store; run a sync first, or check the id "
-                          f"(ids look like <source>:<remote id>)")
+        raise LookupError(
+            f"no worker {worker_id!r} in the store; run a sync first, or check the id "
+            f"(ids look like <source>:<remote id>)"
+        )
     matches = parts.policies.matches(worker, now)
     entitlements = parts.policies.entitlements(worker, now)
     links = {t: link for (_, t), link in parts.store.links.for_workers([worker_id]).items()}
@@ -85,16 +89,32 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
             "why": ent.why,
             "groups": ent.groups,
             "policies": [
-                {"policy": p.name, "when": p.condition.source, "value": value,
-                 "effect": "deny" if name in p.deny else "grant" if any(g.target == name for g in p.grants) else None}
-                for p, value in matches if name in p.deny or any(g.target == name for g in p.grants)
+                {
+                    "policy": p.name,
+                    "when": p.condition.source,
+                    "value": value,
+                    "effect": "deny"
+                    if name in p.deny
+                    else "grant"
+                    if any(g.target == name for g in p.grants)
+                    else None,
+                }
+                for p, value in matches
+                if name in p.deny or any(g.target == name for g in p.grants)
             ],
-            "starts_at": ent.starts_at, "enable_at": ent.enable_at, "ends_at": ent.ends_at,
-            "account": None if link is None else {"id": link.account_id, "active": link.active,
-                                                  "groups": link.groups},
-            "scheduled": [{"action": d.action, "effective_at": d.effective_at, "reason": d.reason}
-                          for d in deferred if d.target == name],
-            "log": [{"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
-                    for e in log if e.target == name][-5:],
+            "starts_at": ent.starts_at,
+            "enable_at": ent.enable_at,
+            "ends_at": ent.ends_at,
+            "account": None if link is None else {"id": link.account_id, "active": link.active, "groups": link.groups},
+            "scheduled": [
+                {"action": d.action, "effective_at": d.effective_at, "reason": d.reason}
+                for d in deferred
+                if d.target == name
+            ],
+            "log": [
+                {"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
+                for e in log
+                if e.target == name
+            ][-5:],
         }
     return {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}

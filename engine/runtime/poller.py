@@ -41,8 +41,9 @@ class Diff:
 Guard = Callable[..., tuple[set[str], "str | None"]]
 
 
-def judge(guard: Guard, events: list[WorkerEvent], known_workers: int, halted: str | None, approved: bool,
-          **when: Any) -> tuple[set[str], str | None, bool]:
+def judge(
+    guard: Guard, events: list[WorkerEvent], known_workers: int, halted: str | None, approved: bool, **when: Any
+) -> tuple[set[str], str | None, bool]:
     """The guard on one source's events, for a poll and for scheduled changes alike: the event ids
     to hold, why (a new halt when the source was not halted yet), and whether a person's approval
     (`provisioner resume`) was spent letting through what would have been held."""
@@ -77,8 +78,9 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
         digest = worker.content_hash()
         if previous and previous[0] == digest:
             continue
-        out.events.append(change_event(source, previous[1] if previous else None,
-                                       previous[0] if previous else None, worker, now))
+        out.events.append(
+            change_event(source, previous[1] if previous else None, previous[0] if previous else None, worker, now)
+        )
         out.upserts.append(worker)
     if read.complete:
         present = {w.id for w in read.workers}
@@ -126,8 +128,13 @@ def correlate(new: list[Worker], prehires: list[Worker], keys: list[str]) -> lis
     return matches
 
 
-async def poll(source: Source, store: Store, guard: Guard | None = None, only: list[str] | None = None,
-               correlate_on: list[str] | None = None) -> Diff:
+async def poll(
+    source: Source,
+    store: Store,
+    guard: Guard | None = None,
+    only: list[str] | None = None,
+    correlate_on: list[str] | None = None,
+) -> Diff:
     """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
 
     With `only`, just those records are fetched, through the same diff (webhook and poll agree).
@@ -148,8 +155,9 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
     if guard is not None and result.events:
         state = store.sources.states().get(source.name)
         halted = state.reason if state and state.halted else None
-        held, reason, spent = judge(guard, result.events, len(snapshots), halted,
-                                    source.name in store.sources.approved())
+        held, reason, spent = judge(
+            guard, result.events, len(snapshots), halted, source.name in store.sources.approved()
+        )
         if spent:
             store.sources.consume_approval(source.name)
             log.warning("source %s: deprovisioning events go through, approved by provisioner resume", source.name)
@@ -157,20 +165,44 @@ async def poll(source: Source, store: Store, guard: Guard | None = None, only: l
         result.hold(held)
         if result.halted and not halted:
             store.sources.halt(source.name, result.halted)
-            log.error("source %s halted: %s; nothing was deprovisioned, the rest was applied. "
-                      "Check the source, then run: provisioner resume %s", source.name, result.halted, source.name)
+            log.error(
+                "source %s halted: %s; nothing was deprovisioned, the rest was applied. "
+                "Check the source, then run: provisioner resume %s",
+                source.name,
+                result.halted,
+                source.name,
+            )
         elif result.held:
-            log.warning("source %s is halted (%s): %d deprovisioning events held back", source.name, halted,
-                        len(result.held))
+            log.warning(
+                "source %s is halted (%s): %d deprovisioning events held back", source.name, halted, len(result.held)
+            )
     quarantine_log = [
-        LogEntry(worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
-                 action="quarantine", reason=q.reason, result="skipped", error=q.reason)
+        LogEntry(
+            worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
+            action="quarantine",
+            reason=q.reason,
+            result="skipped",
+            error=q.reason,
+        )
         for q in result.quarantined
     ]
     # With events held back, an incremental source must read the same window again next time.
     next_cursor = cursor if result.held or only is not None else read.cursor
-    store.snapshots.commit_poll(source.name, result.events, result.upserts, result.removals, next_cursor, quarantine_log,
-                      seen=result.seen, handovers=handovers)
-    log.info("source %s: %d workers read, %d events, %d quarantined", source.name, result.seen,
-             len(result.events), len(result.quarantined))
+    store.snapshots.commit_poll(
+        source.name,
+        result.events,
+        result.upserts,
+        result.removals,
+        next_cursor,
+        quarantine_log,
+        seen=result.seen,
+        handovers=handovers,
+    )
+    log.info(
+        "source %s: %d workers read, %d events, %d quarantined",
+        source.name,
+        result.seen,
+        len(result.events),
+        len(result.quarantined),
+    )
     return result

@@ -81,7 +81,8 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     )
     _RUNTIME["engine"] = runtime
     jobs: list[tuple[str, str, CronTrigger | IntervalTrigger]] = [
-        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources]
+        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources
+    ]
     jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval)))
     if config.reconcile.schedule:
         jobs.append(("reconcile", "all", trigger(config.reconcile.schedule)))
@@ -95,7 +96,13 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         existing = scheduler.get_job(job_id)
         if existing is not None and str(existing.trigger) == str(when):
             continue  # keeps its stored next run time: a restart neither loses nor doubles it
-        scheduler.add_job(run_job, when, args=[kind, name, period_of(when)], id=job_id, replace_existing=True,
-                          next_run_time=datetime.now().astimezone())
+        scheduler.add_job(
+            run_job,
+            when,
+            args=[kind, name, period_of(when)],
+            id=job_id,
+            replace_existing=True,
+            next_run_time=datetime.now().astimezone(),
+        )
     scheduler.resume()
     return scheduler

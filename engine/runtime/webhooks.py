@@ -61,5 +61,4 @@ def webhook_app(runtime: Runtime) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "unapplied_events": runtime.store.outbox.pending_count()})
 
-    return Starlette(routes=[Route("/webhooks/{source}", receive, methods=["POST"]),
-                             Route("/healthz", health)])
+    return Starlette(routes=[Route("/webhooks/{source}", receive, methods=["POST"]), Route("/healthz", health)])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.config.schema import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.protocols import Source, Target
+from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.store import Store
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
@@ -19,16 +19,20 @@ from provisioner.targets import build_target, mapping_of
 class Parts:
     def __init__(self, config: Config, store: Store | None = None):
         self.config = config
-        specs = [TargetSpec.compile(t.name, t.on_terminate, mapping_of(t),
-                                    t.deprovision_out_of_scope) for t in config.targets]
-        self.policies = PolicySet.compile(config.policies, [t.name for t in config.targets], config.lifecycle,
-                                          {t.name: t.on_leave for t in config.targets})
+        specs = [
+            TargetSpec.compile(t.name, t.on_terminate, mapping_of(t), t.deprovision_out_of_scope)
+            for t in config.targets
+        ]
+        self.policies = PolicySet.compile(
+            config.policies,
+            [t.name for t in config.targets],
+            config.lifecycle,
+            {t.name: t.on_leave for t in config.targets},
+        )
         self.planner = Planner(self.policies, specs)
         self.safety = SafetyGuard(config.safety, self.planner)
         self.store = store or Store(config.store.url)
-        self.sources: dict[str, Source] = {
-            s.name: build_source(s.name, s.type, s.settings()) for s in config.sources
-        }
+        self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
 
@@ -36,8 +40,14 @@ class Parts:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))
         return link.account_id if link is not None else None
 
-    def guard(self, events: list[WorkerEvent], known_workers: int, halted: str | None,
-              now: datetime | None = None, scope: str = "in one poll") -> tuple[set[str], str | None]:
+    def guard(
+        self,
+        events: list[WorkerEvent],
+        known_workers: int,
+        halted: str | None,
+        now: datetime | None = None,
+        scope: str = "in one poll",
+    ) -> tuple[set[str], str | None]:
         """The safety check run on a whole poll, or on the scheduled changes falling due together,
         before anything of it is committed."""
         links = self.store.links.for_workers({e.subject for e in events})

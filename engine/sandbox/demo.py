@@ -11,40 +11,60 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.config.schema import Config
 from provisioner.engine.kit.servers import scim_app, serve_asgi, serve_wsgi
+from provisioner.engine.runtime.app import Runtime
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 
 DEMO_POLICIES = [
-    {"name": "all-staff", "when": "worker.employment_type in ['full_time', 'part_time']",
-     "grant": [{"target": "scim-app", "groups": ["all-staff", "dept-{{ worker.department | slug }}"]}]},
-    {"name": "contractors", "when": "worker.employment_type == 'contractor'",
-     "grant": [{"target": "scim-app", "groups": ["contractors"]}]},
+    {
+        "name": "all-staff",
+        "when": "worker.employment_type in ['full_time', 'part_time']",
+        "grant": [{"target": "scim-app", "groups": ["all-staff", "dept-{{ worker.department | slug }}"]}],
+    },
+    {
+        "name": "contractors",
+        "when": "worker.employment_type == 'contractor'",
+        "grant": [{"target": "scim-app", "groups": ["contractors"]}],
+    },
 ]
 
 
 def demo_config(bamboo_url: str, api_key: str, scim_url: str, db: Path) -> Config:
-    return Config.model_validate({
-        "store": {"url": f"sqlite:///{db}"},
-        "sources": [{"name": "bamboohr", "type": "bamboohr", "base_url": f"{bamboo_url}/api/gateway.php/acme",
-                     "api_key": api_key, "poll_interval": "1m"}],
-        "targets": [{"name": "scim-app", "type": "scim", "base_url": scim_url, "on_terminate": "disable"}],
-        "policies": DEMO_POLICIES,
-    })
+    return Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{db}"},
+            "sources": [
+                {
+                    "name": "bamboohr",
+                    "type": "bamboohr",
+                    "base_url": f"{bamboo_url}/api/gateway.php/acme",
+                    "api_key": api_key,
+                    "poll_interval": "1m",
+                }
+            ],
+            "targets": [{"name": "scim-app", "type": "scim", "base_url": scim_url, "on_terminate": "disable"}],
+            "policies": DEMO_POLICIES,
+        }
+    )
 
 
 async def run_demo(console: Console, people: int = 50) -> None:
     started = time.monotonic()
     state = EmulatorState()
     state.seed(people)
-    with tempfile.TemporaryDirectory() as tmp, serve_asgi(create_app(state)) as bamboo, \
-            serve_wsgi(scim_app()) as scim:
-        console.print(f"[bold]BambooHR emulator[/bold] {bamboo.url} ({people} employees) · "
-                      f"[bold]SCIM app[/bold] {scim.url} (scim2-server)")
+    with tempfile.TemporaryDirectory() as tmp, serve_asgi(create_app(state)) as bamboo, serve_wsgi(scim_app()) as scim:
+        console.print(
+            f"[bold]BambooHR emulator[/bold] {bamboo.url} ({people} employees) · "
+            f"[bold]SCIM app[/bold] {scim.url} (scim2-server)"
+        )
         config = demo_config(bamboo.url, state.api_key, scim.url, Path(tmp) / "demo.db")
-        async with Runtime(config) as runtime, httpx.AsyncClient(base_url=bamboo.url) as admin, \
-                httpx.AsyncClient(base_url=scim.url) as app:
+        async with (
+            Runtime(config) as runtime,
+            httpx.AsyncClient(base_url=bamboo.url) as admin,
+            httpx.AsyncClient(base_url=scim.url) as app,
+        ):
+
             async def step(title: str, change: Any = None) -> None:
                 if change is not None:
                     await change
@@ -55,25 +75,45 @@ async def run_demo(console: Console, people: int = 50) -> None:
                 await _show(console, title, entries, app)
 
             await step("1. initial sync")
-            hired = (await admin.post("/_admin/employees", json={
-                "first_name": "Zoë", "last_name": "Okafor", "department": "Engineering",
-                "job_title": "Platform Engineer"})).json()
+            hired = (
+                await admin.post(
+                    "/_admin/employees",
+                    json={
+                        "first_name": "Zoë",
+                        "last_name": "Okafor",
+                        "department": "Engineering",
+                        "job_title": "Platform Engineer",
+                    },
+                )
+            ).json()
             await step(f"2. hire: {hired['displayName']}")
-            mover = next(e for e in state.employees.values() if e["department"] == "Sales"
-                         and e["employmentHistoryStatus"] == "Full-Time")
-            await step(f"3. department move: {mover['displayName']} Sales → Marketing",
-                       admin.patch(f"/_admin/employees/{mover['id']}", json={"department": "Marketing"}))
-            await step(f"4. termination: {hired['displayName']}",
-                       admin.post(f"/_admin/employees/{hired['id']}/terminate", json={}))
-            await step(f"5. rehire: {hired['displayName']}",
-                       admin.post(f"/_admin/employees/{hired['id']}/rehire", json={}))
+            mover = next(
+                e
+                for e in state.employees.values()
+                if e["department"] == "Sales" and e["employmentHistoryStatus"] == "Full-Time"
+            )
+            await step(
+                f"3. department move: {mover['displayName']} Sales → Marketing",
+                admin.patch(f"/_admin/employees/{mover['id']}", json={"department": "Marketing"}),
+            )
+            await step(
+                f"4. termination: {hired['displayName']}",
+                admin.post(f"/_admin/employees/{hired['id']}/terminate", json={}),
+            )
+            await step(
+                f"5. rehire: {hired['displayName']}", admin.post(f"/_admin/employees/{hired['id']}/rehire", json={})
+            )
             users = (await app.get("/Users", params={"count": 0})).json()["totalResults"]
             groups = (await app.get("/Groups", params={"count": 0})).json()["totalResults"]
-    console.print(f"\n[green]Done[/green] in {time.monotonic() - started:.1f}s: {users} users and {groups} groups "
-                  "in the SCIM app, every change went HR → Kafka → policy → SCIM.")
-    console.print("Next: write your own config (see examples/file-to-scim.yaml), check it with "
-                  "[bold]provisioner validate -c FILE[/bold], preview with [bold]provisioner plan -c FILE[/bold], "
-                  "apply with [bold]provisioner sync -c FILE --once[/bold].")
+    console.print(
+        f"\n[green]Done[/green] in {time.monotonic() - started:.1f}s: {users} users and {groups} groups "
+        "in the SCIM app, every change went HR → Kafka → policy → SCIM."
+    )
+    console.print(
+        "Next: write your own config (see examples/file-to-scim.yaml), check it with "
+        "[bold]provisioner validate -c FILE[/bold], preview with [bold]provisioner plan -c FILE[/bold], "
+        "apply with [bold]provisioner sync -c FILE --once[/bold]."
+    )
 
 
 async def _show(console: Console, title: str, entries: list[Any], app: httpx.AsyncClient) -> None:
@@ -93,8 +133,10 @@ async def _show(console: Console, title: str, entries: list[Any], app: httpx.Asy
             found = (await app.get("/Users", params={"filter": f'externalId eq "{e}"'})).json()
             for user in found.get("Resources", []):
                 dept = user.get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", {}).get("department")
-                console.print(f"   SCIM user [bold]{user['userName']}[/bold] active={user.get('active')} "
-                              f"title={user.get('title')!r} department={dept!r}")
+                console.print(
+                    f"   SCIM user [bold]{user['userName']}[/bold] active={user.get('active')} "
+                    f"title={user.get('title')!r} department={dept!r}"
+                )
 
 
 def _describe(attributes: dict[str, Any]) -> str:

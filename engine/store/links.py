@@ -85,14 +85,22 @@ class Links:
             if deferred:
                 s.execute(insert(Deferred), deferred)
             ids = [o.event_id for o in outcomes]
-            s.execute(insert(ProcessedEvent), [{"event_id": o.event_id, "outcome": o.status, "processed_at": now}
-                                               for o in outcomes])
+            s.execute(
+                insert(ProcessedEvent),
+                [{"event_id": o.event_id, "outcome": o.status, "processed_at": now} for o in outcomes],
+            )
             for chunk in chunks(ids):
                 s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
 
 
 def _deferred_row(action: Action) -> dict[str, Any]:
     assert action.effective_at is not None
-    return {"worker_id": action.worker_id, "target": action.target, "action": action.action.value,
-            "effective_at": as_utc(action.effective_at), "policy": action.policy, "reason": action.reason,
-            "created_at": utcnow()}
+    return {
+        "worker_id": action.worker_id,
+        "target": action.target,
+        "action": action.action.value,
+        "effective_at": as_utc(action.effective_at),
+        "policy": action.policy,
+        "reason": action.reason,
+        "created_at": utcnow(),
+    }

@@ -20,8 +20,11 @@ def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     for chunk in chunks([e.id for e in events]):
         existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
     now = utcnow()
-    rows = [{"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"), "created_at": now}
-            for ev in events if ev.id not in existing]
+    rows = [
+        {"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"), "created_at": now}
+        for ev in events
+        if ev.id not in existing
+    ]
     if rows:
         s.execute(insert(OutboxEvent), rows)
 
@@ -32,9 +35,12 @@ class Outbox:
 
     def unpublished(self, limit: int) -> list[OutboxEvent]:
         with self.db.session() as s:
-            query = (select(OutboxEvent).where(col(OutboxEvent.published_at).is_(None),
-                                               col(OutboxEvent.confirmed_at).is_(None))
-                     .order_by(col(OutboxEvent.seq)).limit(limit))
+            query = (
+                select(OutboxEvent)
+                .where(col(OutboxEvent.published_at).is_(None), col(OutboxEvent.confirmed_at).is_(None))
+                .order_by(col(OutboxEvent.seq))
+                .limit(limit)
+            )
             return list(s.exec(query).all())
 
     def mark_published(self, seqs: list[int]) -> None:
@@ -44,12 +50,15 @@ class Outbox:
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again."""
         with self.db.session() as s:
-            result = s.exec(update(OutboxEvent).where(col(OutboxEvent.confirmed_at).is_(None),
-                                                      col(OutboxEvent.published_at).is_not(None))
-                            .values(published_at=None))
+            result = s.exec(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.confirmed_at).is_(None), col(OutboxEvent.published_at).is_not(None))
+                .values(published_at=None)
+            )
             return result.rowcount or 0
 
     def pending_count(self) -> int:
         with self.db.session() as s:
-            return s.exec(select(func.count()).select_from(OutboxEvent)
-                          .where(col(OutboxEvent.confirmed_at).is_(None))).one()
+            return s.exec(
+                select(func.count()).select_from(OutboxEvent).where(col(OutboxEvent.confirmed_at).is_(None))
+            ).one()

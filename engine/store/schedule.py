@@ -54,9 +54,11 @@ class Schedule:
         now = utcnow()
         expires = now + timedelta(seconds=seconds)
         with self.db.session() as s:
-            taken = s.exec(update(Lease).where(col(Lease.name) == name,
-                                               (col(Lease.owner) == owner) | (col(Lease.expires_at) < now))
-                           .values(owner=owner, expires_at=expires)).rowcount
+            taken = s.exec(
+                update(Lease)
+                .where(col(Lease.name) == name, (col(Lease.owner) == owner) | (col(Lease.expires_at) < now))
+                .values(owner=owner, expires_at=expires)
+            ).rowcount
             if taken:
                 if record:
                     s.add(JobRun(job=name, owner=owner, started_at=now))

@@ -42,8 +42,11 @@ class Snapshots:
         with self.db.session() as s:
             rows = s.exec(select(Snapshot).where(Snapshot.source != source)).all()
         # Filter on the stored JSON first: only the few pre-hires are worth building a Worker for.
-        return [Worker.model_validate(r.worker) for r in rows
-                if r.worker.get("status") == "pending" and r.worker_id not in taken]
+        return [
+            Worker.model_validate(r.worker)
+            for r in rows
+            if r.worker.get("status") == "pending" and r.worker_id not in taken
+        ]
 
     def cursor(self, source: str) -> dict[str, Any]:
         with self.db.session() as s:
@@ -67,8 +70,11 @@ class Snapshots:
             for old, new, key in handovers:
                 # The successor keeps any link of its own; the pre-hire's others move to it.
                 own = s.exec(select(LinkRow.target).where(LinkRow.worker_id == new)).all()
-                s.exec(update(LinkRow).where(col(LinkRow.worker_id) == old, col(LinkRow.target).not_in(own))
-                       .values(worker_id=new))
+                s.exec(
+                    update(LinkRow)
+                    .where(col(LinkRow.worker_id) == old, col(LinkRow.target).not_in(own))
+                    .values(worker_id=new)
+                )
                 s.add(Handover(worker_id=old, successor=new, key=key))
             # Core executemany inserts: ORM objects cost more than the SQL itself on a 10k-worker poll.
             enqueue(s, events)
@@ -76,8 +82,16 @@ class Snapshots:
             state.last_poll_at = now
             state.workers = seen if seen is not None else state.workers
             s.add(state)
-            rows = [{"source": source, "worker_id": w.id, "content_hash": w.content_hash(),
-                     "worker": w.model_dump(mode="json"), "updated_at": now} for w in upserts]
+            rows = [
+                {
+                    "source": source,
+                    "worker_id": w.id,
+                    "content_hash": w.content_hash(),
+                    "worker": w.model_dump(mode="json"),
+                    "updated_at": now,
+                }
+                for w in upserts
+            ]
             # delete + insert instead of merge: merge costs one SELECT per row
             for chunk in chunks([r["worker_id"] for r in rows] + list(removals)):
                 s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))

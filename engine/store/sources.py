@@ -50,8 +50,11 @@ class SourceStates:
         """True (once) if a person resumed this source within `within`; an approval is spent by the
         first check it lets through, and a stale one never counts."""
         with self.db.session() as s:
-            return bool(s.exec(delete(Approval).where(col(Approval.source) == source,
-                                                       col(Approval.at) >= utcnow() - within)).rowcount)
+            return bool(
+                s.exec(
+                    delete(Approval).where(col(Approval.source) == source, col(Approval.at) >= utcnow() - within)
+                ).rowcount
+            )
 
     def first_notice(self, key: str, keep: timedelta = timedelta(days=1)) -> bool:
         """True the first time any process sees this webhook notice; notices older than `keep`

@@ -20,14 +20,37 @@ from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 # The directory endpoint shows active people only; this report returns everyone regardless of status.
 REPORT_PATH = "/v1/reports/custom"
 FIELDS = [
-    "employeeNumber", "firstName", "lastName", "preferredName", "displayName", "workEmail", "homeEmail",
-    "jobTitle", "department", "division", "location", "country", "status", "employmentHistoryStatus",
-    "hireDate", "terminationDate", "supervisorId", "supervisorEId", "lastChanged",
+    "employeeNumber",
+    "firstName",
+    "lastName",
+    "preferredName",
+    "displayName",
+    "workEmail",
+    "homeEmail",
+    "jobTitle",
+    "department",
+    "division",
+    "location",
+    "country",
+    "status",
+    "employmentHistoryStatus",
+    "hireDate",
+    "terminationDate",
+    "supervisorId",
+    "supervisorEId",
+    "lastChanged",
 ]
 _EMPLOYMENT_TYPES = {
-    "full-time": "full_time", "full time": "full_time", "part-time": "part_time", "part time": "part_time",
-    "contractor": "contractor", "contract": "contractor", "intern": "intern", "internship": "intern",
-    "temporary": "temporary", "seasonal": "temporary",
+    "full-time": "full_time",
+    "full time": "full_time",
+    "part-time": "part_time",
+    "part time": "part_time",
+    "contractor": "contractor",
+    "contract": "contractor",
+    "intern": "intern",
+    "internship": "intern",
+    "temporary": "temporary",
+    "seasonal": "temporary",
 }
 _ON_LEAVE = {"leave of absence", "on leave", "furloughed"}
 
@@ -115,9 +138,11 @@ class BambooHRSource(HttpSource):
             if not wanted:
                 return
             filters = {"employeeIds": wanted}
-        response = await self.client.post(REPORT_PATH, params={"format": "json"},
-                                          json={"title": "provisioner", "fields": FIELDS,
-                                                **({"filters": filters} if filters else {})})
+        response = await self.client.post(
+            REPORT_PATH,
+            params={"format": "json"},
+            json={"title": "provisioner", "fields": FIELDS, **({"filters": filters} if filters else {})},
+        )
         if response.status_code != 200:
             raise PagingError(response)
         for employee in response.json().get("employees") or []:

@@ -26,10 +26,29 @@ from provisioner.sources.webhooks import hmac_hex
 
 EMPLOYMENT_STATUSES = ["Full-Time"] * 8 + ["Part-Time", "Contractor"]
 STANDARD_FIELDS = {
-    "employeeNumber", "firstName", "lastName", "middleName", "preferredName", "displayName", "workEmail",
-    "homeEmail", "bestEmail", "jobTitle", "department", "division", "location", "country", "status",
-    "employmentHistoryStatus", "hireDate", "originalHireDate", "terminationDate", "supervisor",
-    "supervisorId", "supervisorEId", "lastChanged",
+    "employeeNumber",
+    "firstName",
+    "lastName",
+    "middleName",
+    "preferredName",
+    "displayName",
+    "workEmail",
+    "homeEmail",
+    "bestEmail",
+    "jobTitle",
+    "department",
+    "division",
+    "location",
+    "country",
+    "status",
+    "employmentHistoryStatus",
+    "hireDate",
+    "originalHireDate",
+    "terminationDate",
+    "supervisor",
+    "supervisorId",
+    "supervisorEId",
+    "lastChanged",
 }
 
 
@@ -54,26 +73,59 @@ class EmulatorState(Vendor):
 
     def seed(self, count: int, seed: int = 7) -> list[str]:
         """Employees hired over the last six years, all working today."""
-        return [self.hire(first_name=p["first_name"], last_name=p["last_name"], department=p["department"],
-                          job_title=p["title"], location=p["location"],
-                          country=pycountry.countries.get(alpha_2=p["country"]).name, hire_date=p["start_date"],
-                          employment=p["commitment"])["id"]
-                for p in fake_people(count, seed, starts=(-2190, -30), commitments=EMPLOYMENT_STATUSES)]
+        return [
+            self.hire(
+                first_name=p["first_name"],
+                last_name=p["last_name"],
+                department=p["department"],
+                job_title=p["title"],
+                location=p["location"],
+                country=pycountry.countries.get(alpha_2=p["country"]).name,
+                hire_date=p["start_date"],
+                employment=p["commitment"],
+            )["id"]
+            for p in fake_people(count, seed, starts=(-2190, -30), commitments=EMPLOYMENT_STATUSES)
+        ]
 
-    def hire(self, *, first_name: str, last_name: str, department: str = "Engineering",
-             job_title: str = "Software Engineer", location: str = "Berlin", country: str = "Germany",
-             hire_date: str | None = None, employment: str = "Full-Time", **extra: Any) -> dict[str, Any]:
+    def hire(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        department: str = "Engineering",
+        job_title: str = "Software Engineer",
+        location: str = "Berlin",
+        country: str = "Germany",
+        hire_date: str | None = None,
+        employment: str = "Full-Time",
+        **extra: Any,
+    ) -> dict[str, Any]:
         emp_id = self.next_id()
         local = ascii_local(first_name, last_name)
         start = hire_date or date.today().isoformat()
         record = {
-            "id": emp_id, "employeeNumber": f"E{emp_id}", "firstName": first_name, "lastName": last_name,
-            "middleName": None, "preferredName": None, "displayName": f"{first_name} {last_name}",
-            "workEmail": f"{local}{emp_id}@acme.example", "homeEmail": f"{local}@home.example",
-            "jobTitle": job_title, "department": department, "division": "Acme Corp", "location": location,
-            "country": country, "status": "Inactive" if start > date.today().isoformat() else "Active",
-            "employmentHistoryStatus": employment, "hireDate": start, "originalHireDate": start,
-            "terminationDate": "0000-00-00", "supervisor": None, "supervisorId": None, "supervisorEId": None,
+            "id": emp_id,
+            "employeeNumber": f"E{emp_id}",
+            "firstName": first_name,
+            "lastName": last_name,
+            "middleName": None,
+            "preferredName": None,
+            "displayName": f"{first_name} {last_name}",
+            "workEmail": f"{local}{emp_id}@acme.example",
+            "homeEmail": f"{local}@home.example",
+            "jobTitle": job_title,
+            "department": department,
+            "division": "Acme Corp",
+            "location": location,
+            "country": country,
+            "status": "Inactive" if start > date.today().isoformat() else "Active",
+            "employmentHistoryStatus": employment,
+            "hireDate": start,
+            "originalHireDate": start,
+            "terminationDate": "0000-00-00",
+            "supervisor": None,
+            "supervisorId": None,
+            "supervisorEId": None,
             "lastChanged": _now(),
         }
         record.update(extra)
@@ -87,8 +139,14 @@ class EmulatorState(Vendor):
         return record
 
     def terminate(self, emp_id: str, on: str | None = None) -> dict[str, Any]:
-        return self.change(emp_id, {"status": "Inactive", "employmentHistoryStatus": "Terminated",
-                                    "terminationDate": on or date.today().isoformat()})
+        return self.change(
+            emp_id,
+            {
+                "status": "Inactive",
+                "employmentHistoryStatus": "Terminated",
+                "terminationDate": on or date.today().isoformat(),
+            },
+        )
 
     def remove(self, emp_id: str) -> None:
         """The record is deleted (a hire entered by mistake); /employees/changed reports it."""
@@ -98,15 +156,29 @@ class EmulatorState(Vendor):
     def webhook(self, kind: str, emp_id: str) -> tuple[bytes, dict[str, str]]:
         """An event-based webhook, signed over the body followed by the timestamp header."""
         stamp = str(int(datetime.now(UTC).timestamp()))
-        body = compact({"type": kind, "timestamp": _now(), "data": {
-            "companyId": self.company, "employeeId": emp_id, "changedFields": ["jobTitle"]}})
-        return body, {"X-BambooHR-Timestamp": stamp, "X-BambooHR-Signature": hmac_hex(self.webhook_secret,
-                                                                                      body + stamp.encode()),
-                      "User-Agent": "BambooHR-WebHooks/1.0 (+https://www.bamboohr.com)"}
+        body = compact(
+            {
+                "type": kind,
+                "timestamp": _now(),
+                "data": {"companyId": self.company, "employeeId": emp_id, "changedFields": ["jobTitle"]},
+            }
+        )
+        return body, {
+            "X-BambooHR-Timestamp": stamp,
+            "X-BambooHR-Signature": hmac_hex(self.webhook_secret, body + stamp.encode()),
+            "User-Agent": "BambooHR-WebHooks/1.0 (+https://www.bamboohr.com)",
+        }
 
     def rehire(self, emp_id: str, on: str | None = None) -> dict[str, Any]:
-        return self.change(emp_id, {"status": "Active", "employmentHistoryStatus": "Full-Time",
-                                    "terminationDate": "0000-00-00", "hireDate": on or date.today().isoformat()})
+        return self.change(
+            emp_id,
+            {
+                "status": "Active",
+                "employmentHistoryStatus": "Full-Time",
+                "terminationDate": "0000-00-00",
+                "hireDate": on or date.today().isoformat(),
+            },
+        )
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -150,14 +222,29 @@ def create_app(state: EmulatorState) -> Starlette:
             return _error(400, "Too many fields")
         wanted = set((body.get("filters") or {}).get("employeeIds") or [])
         rows = [_project(r, fields) for r in state.employees.values() if not wanted or r["id"] in wanted]
-        return JSONResponse({"title": body.get("title", ""), "fields": [
-            {"id": f, "type": "text", "name": f} for f in fields if f in STANDARD_FIELDS], "employees": rows})
+        return JSONResponse(
+            {
+                "title": body.get("title", ""),
+                "fields": [{"id": f, "type": "text", "name": f} for f in fields if f in STANDARD_FIELDS],
+                "employees": rows,
+            }
+        )
 
     async def directory(request: Request) -> Response:
         if (denied := guard(request)) is not None:
             return denied
-        fields = ["displayName", "firstName", "lastName", "preferredName", "jobTitle", "workEmail",
-                  "department", "location", "division", "supervisor"]
+        fields = [
+            "displayName",
+            "firstName",
+            "lastName",
+            "preferredName",
+            "jobTitle",
+            "workEmail",
+            "department",
+            "location",
+            "division",
+            "supervisor",
+        ]
         rows = [_project(r, fields) for r in state.employees.values() if r["status"] == "Active"]
         if not rows:
             return _error(404, "Directory is empty")
@@ -182,10 +269,18 @@ def create_app(state: EmulatorState) -> Starlette:
             cutoff = datetime.fromisoformat(since.replace("Z", "+00:00"))
         except ValueError:
             return _error(400, "Invalid or missing 'since'")
-        rows = {r["id"]: {"id": r["id"], "action": "Updated", "lastChanged": r["lastChanged"]}
-                for r in state.employees.values() if datetime.fromisoformat(r["lastChanged"]) >= cutoff}
-        rows.update({emp_id: {"id": emp_id, "action": "Deleted", "lastChanged": when}
-                     for emp_id, when in state.deleted.items() if datetime.fromisoformat(when) >= cutoff})
+        rows = {
+            r["id"]: {"id": r["id"], "action": "Updated", "lastChanged": r["lastChanged"]}
+            for r in state.employees.values()
+            if datetime.fromisoformat(r["lastChanged"]) >= cutoff
+        }
+        rows.update(
+            {
+                emp_id: {"id": emp_id, "action": "Deleted", "lastChanged": when}
+                for emp_id, when in state.deleted.items()
+                if datetime.fromisoformat(when) >= cutoff
+            }
+        )
         return JSONResponse({"latest": _now(), "employees": rows})
 
     async def admin_hire(request: Request) -> Response:

@@ -51,7 +51,9 @@ class FileSource:
     def _to_worker(record: dict[str, Any]) -> dict[str, Any]:
         # Unknown columns land in `custom` instead of failing the record.
         fields = {k: v for k, v in record.items() if k in _FIELDS}
-        custom = {k: v for k, v in record.items() if k not in _FIELDS and k not in ("id", "remote_id", "source", "custom")}
+        custom = {
+            k: v for k, v in record.items() if k not in _FIELDS and k not in ("id", "remote_id", "source", "custom")
+        }
         if isinstance(record.get("custom"), dict):
             custom.update(record["custom"])
         return {**fields, "custom": {k: v for k, v in custom.items() if v not in ("", None)}}

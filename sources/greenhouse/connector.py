@@ -21,8 +21,15 @@ from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 
 LIST = Paging(style="link_header", items="@")
 SINCE_PARAM = {"v1": "last_activity_after", "v3": "last_activity_at[gte]"}
-EMPLOYMENT = {"full-time": "full_time", "part-time": "part_time", "contractor": "contractor",
-              "contract": "contractor", "intern": "intern", "internship": "intern", "temporary": "temporary"}
+EMPLOYMENT = {
+    "full-time": "full_time",
+    "part-time": "part_time",
+    "contractor": "contractor",
+    "contract": "contractor",
+    "intern": "intern",
+    "internship": "intern",
+    "temporary": "temporary",
+}
 
 
 class GreenhouseSettings(HttpSourceSettings):
@@ -54,8 +61,13 @@ class GreenhouseSource(HttpSource):
             return AuthConfig(type="basic", username=s.api_key)
         if not (s.client_id and s.client_secret):
             raise ValueError("greenhouse version v3 needs client_id and client_secret")
-        return AuthConfig(type="oauth_client_credentials", token_url=s.token_url, client_id=s.client_id,
-                          client_secret=s.client_secret, client_auth="basic")
+        return AuthConfig(
+            type="oauth_client_credentials",
+            token_url=s.token_url,
+            client_id=s.client_id,
+            client_secret=s.client_secret,
+            client_auth="basic",
+        )
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         params: dict[str, Any] = {"status": "hired", "per_page": min(self.settings.page_size, 500)}
@@ -79,12 +91,18 @@ class GreenhouseSource(HttpSource):
 
     async def _full(self, application: dict[str, Any], candidate: dict[str, Any] | None = None) -> dict[str, Any]:
         v = self.version
-        candidate = candidate or await self.get_json(f"/{v}/candidates/{application['candidate_id']}",
-                                                     missing_ok=True) or {}
+        candidate = (
+            candidate or await self.get_json(f"/{v}/candidates/{application['candidate_id']}", missing_ok=True) or {}
+        )
         offer = await self.get_json(f"/{v}/applications/{application['id']}/offers/current_offer", missing_ok=True)
         job_id = next((j["id"] for j in application.get("jobs") or []), None)
-        return {**candidate, "id": application["candidate_id"], "_application": application, "_offer": offer or {},
-                "_job": await self.shared(f"/{v}/jobs/{job_id}") if job_id else {}}
+        return {
+            **candidate,
+            "id": application["candidate_id"],
+            "_application": application,
+            "_offer": offer or {},
+            "_job": await self.shared(f"/{v}/jobs/{job_id}") if job_id else {},
+        }
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         emails = record.get("email_addresses") or []
@@ -94,11 +112,15 @@ class GreenhouseSource(HttpSource):
         kind = str((offer.get("custom_fields") or {}).get("employment_type") or "").strip().lower()
         updated = record.get("updated_at")
         return {
-            "first_name": record.get("first_name"), "last_name": record.get("last_name"),
-            "personal_email": email("personal") or email("other"), "work_email": email("work"),
-            "title": job.get("name"), "department": next(iter(job.get("departments") or []), {}).get("name"),
+            "first_name": record.get("first_name"),
+            "last_name": record.get("last_name"),
+            "personal_email": email("personal") or email("other"),
+            "work_email": email("work"),
+            "title": job.get("name"),
+            "department": next(iter(job.get("departments") or []), {}).get("name"),
             "location": (office.get("location") or {}).get("name") or office.get("name"),
             "employment_type": EMPLOYMENT.get(kind, "other" if kind else None),
-            "status": "pending", "start_date": offer.get("starts_at"),
+            "status": "pending",
+            "start_date": offer.get("starts_at"),
             "updated_at": datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
         }

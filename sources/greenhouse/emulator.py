@@ -51,31 +51,71 @@ class GreenhouseState(Vendor):
             if (job["name"], job["departments"][0]["name"], job["offices"][0]["name"]) == (title, department, city):
                 return jid
         jid = next(self._ids)
-        self.jobs[jid] = {"id": jid, "name": title, "status": "open", "departments": [{"id": jid, "name": department}],
-                          "offices": [{"id": jid, "name": city, "location": {"name": city}}],
-                          "custom_fields": {"employment_type": commitment}}
+        self.jobs[jid] = {
+            "id": jid,
+            "name": title,
+            "status": "open",
+            "departments": [{"id": jid, "name": department}],
+            "offices": [{"id": jid, "name": city, "location": {"name": city}}],
+            "custom_fields": {"employment_type": commitment},
+        }
         return jid
 
-    def hire(self, *, first_name: str, last_name: str, personal_email: str, department: str = "Engineering",
-             title: str = "Software Engineer", location: str = "Berlin", commitment: str = "Full-time",
-             start_date: str | None = None, **_: Any) -> str:
+    def hire(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        personal_email: str,
+        department: str = "Engineering",
+        title: str = "Software Engineer",
+        location: str = "Berlin",
+        commitment: str = "Full-time",
+        start_date: str | None = None,
+        **_: Any,
+    ) -> str:
         with self.lock:
             cid, aid = next(self._ids), next(self._ids)
             jid = self.job(title, department, location, commitment)
             self.candidates[cid] = {
-                "id": cid, "first_name": first_name, "last_name": last_name, "company": None, "title": None,
-                "created_at": iso_now(), "updated_at": iso_now(), "last_activity": iso_now(), "is_private": False,
-                "application_ids": [aid], "email_addresses": [{"value": personal_email, "type": "personal"}],
-                "custom_fields": {}, "keyed_custom_fields": {},
+                "id": cid,
+                "first_name": first_name,
+                "last_name": last_name,
+                "company": None,
+                "title": None,
+                "created_at": iso_now(),
+                "updated_at": iso_now(),
+                "last_activity": iso_now(),
+                "is_private": False,
+                "application_ids": [aid],
+                "email_addresses": [{"value": personal_email, "type": "personal"}],
+                "custom_fields": {},
+                "keyed_custom_fields": {},
             }
             self.applications[aid] = {
-                "id": aid, "candidate_id": cid, "prospect": False, "applied_at": iso_now(), "rejected_at": None,
-                "last_activity_at": iso_now(), "status": "hired", "current_stage": None,
-                "jobs": [{"id": jid, "name": title}], "rejection_reason": None,
+                "id": aid,
+                "candidate_id": cid,
+                "prospect": False,
+                "applied_at": iso_now(),
+                "rejected_at": None,
+                "last_activity_at": iso_now(),
+                "status": "hired",
+                "current_stage": None,
+                "jobs": [{"id": jid, "name": title}],
+                "rejection_reason": None,
             }
-            self.offers[aid] = {"id": next(self._ids), "version": 1, "application_id": aid, "job_id": jid,
-                                "candidate_id": cid, "created_at": iso_now(), "updated_at": iso_now(), "status": "accepted",
-                                "starts_at": start_date, "custom_fields": {"employment_type": commitment}}
+            self.offers[aid] = {
+                "id": next(self._ids),
+                "version": 1,
+                "application_id": aid,
+                "job_id": jid,
+                "candidate_id": cid,
+                "created_at": iso_now(),
+                "updated_at": iso_now(),
+                "status": "accepted",
+                "starts_at": start_date,
+                "custom_fields": {"employment_type": commitment},
+            }
             return str(cid)
 
     def _touch(self, cid: int) -> None:
@@ -103,10 +143,18 @@ class GreenhouseState(Vendor):
     def webhook(self, action: str, cid: str) -> tuple[bytes, dict[str, str]]:
         candidate = self.candidates[int(cid)]
         aid = candidate["application_ids"][0]
-        body = compact({"action": action, "payload": {"application": {
-            **self.applications[aid], "candidate": candidate, "offer": self.offers.get(aid)}}})
-        return body, {"Signature": f"sha256 {hmac_hex(self.webhook_secret, body)}",
-                      "Greenhouse-Event-ID": str(uuid.uuid4())}
+        body = compact(
+            {
+                "action": action,
+                "payload": {
+                    "application": {**self.applications[aid], "candidate": candidate, "offer": self.offers.get(aid)}
+                },
+            }
+        )
+        return body, {
+            "Signature": f"sha256 {hmac_hex(self.webhook_secret, body)}",
+            "Greenhouse-Event-ID": str(uuid.uuid4()),
+        }
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -121,7 +169,8 @@ def create_app(state: GreenhouseState) -> Starlette:
         else:
             try:
                 ok = scheme.lower() == "basic" and secrets.compare_digest(
-                    base64.b64decode(value).decode().partition(":")[0].encode(), state.api_key.encode())
+                    base64.b64decode(value).decode().partition(":")[0].encode(), state.api_key.encode()
+                )
             except ValueError:
                 ok = False
         if not ok:
@@ -154,11 +203,19 @@ def create_app(state: GreenhouseState) -> Starlette:
             if not 1 <= per_page <= 500:
                 return _error(422, "per_page must be between 1 and 500")
             start = (int(q.get("page", 1)) - 1) * per_page
-        chunk, links = rows[start:start + per_page], []
+        chunk, links = rows[start : start + per_page], []
         if start + per_page < len(rows):
             if version == "v3":
-                cursor = [state.cursor_secret, start + per_page, per_page, {"status": q.get("status")} if "status" in q
-                          else {}] if "cursor" not in q else [state.cursor_secret, start + per_page, per_page, filters]
+                cursor = (
+                    [
+                        state.cursor_secret,
+                        start + per_page,
+                        per_page,
+                        {"status": q.get("status")} if "status" in q else {},
+                    ]
+                    if "cursor" not in q
+                    else [state.cursor_secret, start + per_page, per_page, filters]
+                )
                 token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
                 links.append(f'<{base}?cursor={token}>; rel="next"')
             else:
@@ -188,6 +245,7 @@ def create_app(state: GreenhouseState) -> Starlette:
                 return denied
             found = table.get(int(request.path_params["rid"]))
             return JSONResponse(found) if found else _error(404, f"{what} not found")
+
         return endpoint
 
     async def token(request: Request) -> Response:
@@ -203,12 +261,14 @@ def create_app(state: GreenhouseState) -> Starlette:
         state.tokens[access] = time.time() + 3600
         return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": 3600})
 
-    return Starlette(routes=[
-        Route("/{version:str}/applications", applications),
-        Route("/{version:str}/applications/{rid:int}", single(state.applications, "Application")),
-        Route("/{version:str}/candidates/{rid:int}", single(state.candidates, "Candidate")),
-        Route("/{version:str}/applications/{rid:int}/offers/current_offer", single(state.offers, "Offer")),
-        Route("/{version:str}/jobs/{rid:int}", single(state.jobs, "Job")),
-        Route("/token", token, methods=["POST"]),
-        *admin_routes(state, "hire_candidate", "update_candidate"),
-    ])
+    return Starlette(
+        routes=[
+            Route("/{version:str}/applications", applications),
+            Route("/{version:str}/applications/{rid:int}", single(state.applications, "Application")),
+            Route("/{version:str}/candidates/{rid:int}", single(state.candidates, "Candidate")),
+            Route("/{version:str}/applications/{rid:int}/offers/current_offer", single(state.offers, "Offer")),
+            Route("/{version:str}/jobs/{rid:int}", single(state.jobs, "Job")),
+            Route("/token", token, methods=["POST"]),
+            *admin_routes(state, "hire_candidate", "update_candidate"),
+        ]
+    )

@@ -17,9 +17,17 @@ from provisioner.engine.kit.paging import Paging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, epoch_ms
 
 LIST = Paging(style="offset_token", items="data", next="next", has_more="hasNext", param="offset")
-COMMITMENTS = {"full-time": "full_time", "full time": "full_time", "part-time": "part_time",
-               "part time": "part_time", "contractor": "contractor", "contract": "contractor",
-               "intern": "intern", "internship": "intern", "temporary": "temporary"}
+COMMITMENTS = {
+    "full-time": "full_time",
+    "full time": "full_time",
+    "part-time": "part_time",
+    "part time": "part_time",
+    "contractor": "contractor",
+    "contract": "contractor",
+    "intern": "intern",
+    "internship": "intern",
+    "temporary": "temporary",
+}
 
 
 class LeverSettings(HttpSourceSettings):
@@ -70,23 +78,35 @@ class LeverSource(HttpSource):
         posting_id = next((a.get("posting") for a in applications["data"] if a.get("posting")), None)
         offers = await self.get_json(f"/opportunities/{oid}/offers", missing_ok=True) or {"data": []}
         posting = (await self.shared(f"/postings/{posting_id}")).get("data") if posting_id else None
-        return {**opportunity, "_posting": posting or {},
-                "_offer": max(offers["data"], key=lambda o: o.get("createdAt") or 0, default={})}
+        return {
+            **opportunity,
+            "_posting": posting or {},
+            "_offer": max(offers["data"], key=lambda o: o.get("createdAt") or 0, default={}),
+        }
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         first, _, last = (record.get("name") or "").strip().partition(" ")
         posting = record["_posting"]
         categories = posting.get("categories") or {}
-        start = next((f.get("value") for f in record["_offer"].get("fields", [])
-                      if f.get("identifier") == "anticipated_start_date"), None)
+        start = next(
+            (
+                f.get("value")
+                for f in record["_offer"].get("fields", [])
+                if f.get("identifier") == "anticipated_start_date"
+            ),
+            None,
+        )
         emails = record.get("emails") or []
         commitment = (categories.get("commitment") or "").strip().lower()
         return {
-            "first_name": first or None, "last_name": last or None,
+            "first_name": first or None,
+            "last_name": last or None,
             "display_name": record.get("name"),
             "personal_email": emails[0] if emails else None,
-            "title": posting.get("text"), "department": categories.get("department"),
-            "team": categories.get("team"), "location": categories.get("location"),
+            "title": posting.get("text"),
+            "department": categories.get("department"),
+            "team": categories.get("team"),
+            "location": categories.get("location"),
             "employment_type": COMMITMENTS.get(commitment, "other" if commitment else None),
             "status": "pending",
             "start_date": epoch_ms(start).date() if start not in (None, "") else None,

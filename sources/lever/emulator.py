@@ -18,7 +18,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, UTC
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -63,31 +64,68 @@ class LeverState(Vendor):
             if (p["text"], p["categories"]["department"], p["categories"]["location"]) == (title, department, location):
                 return pid
         pid = str(uuid.uuid4())
-        self.postings[pid] = {"id": pid, "text": title, "state": "closed", "createdAt": _ms(), "updatedAt": _ms(),
-                              "categories": {"department": department, "team": team or department,
-                                             "location": location, "commitment": commitment}}
+        self.postings[pid] = {
+            "id": pid,
+            "text": title,
+            "state": "closed",
+            "createdAt": _ms(),
+            "updatedAt": _ms(),
+            "categories": {
+                "department": department,
+                "team": team or department,
+                "location": location,
+                "commitment": commitment,
+            },
+        }
         return pid
 
-    def hire(self, *, first_name: str, last_name: str, personal_email: str, department: str = "Engineering",
-             title: str = "Software Engineer", location: str = "Berlin", commitment: str = "Full-time",
-             start_date: str | None = None, archived: bool = True, **_: Any) -> str:
+    def hire(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        personal_email: str,
+        department: str = "Engineering",
+        title: str = "Software Engineer",
+        location: str = "Berlin",
+        commitment: str = "Full-time",
+        start_date: str | None = None,
+        archived: bool = True,
+        **_: Any,
+    ) -> str:
         with self.lock:
             oid, aid = str(uuid.uuid4()), str(uuid.uuid4())
             now = _ms()
             pid = self.posting(title, department, location, commitment)
             self.opportunities[oid] = {
-                "id": oid, "name": f"{first_name} {last_name}", "contact": str(uuid.uuid4()), "headline": "",
-                "stage": "offer", "emails": [personal_email], "phones": [], "location": location, "tags": [],
-                "origin": "applied", "applications": [aid], "createdAt": now, "updatedAt": now,
+                "id": oid,
+                "name": f"{first_name} {last_name}",
+                "contact": str(uuid.uuid4()),
+                "headline": "",
+                "stage": "offer",
+                "emails": [personal_email],
+                "phones": [],
+                "location": location,
+                "tags": [],
+                "origin": "applied",
+                "applications": [aid],
+                "createdAt": now,
+                "updatedAt": now,
                 "archived": {"archivedAt": now, "reason": HIRED_REASON} if archived else None,
             }
-            self.applications[aid] = {"id": aid, "type": "posting", "opportunityId": oid, "posting": pid,
-                                      "createdAt": now}
+            self.applications[aid] = {
+                "id": aid,
+                "type": "posting",
+                "opportunityId": oid,
+                "posting": pid,
+                "createdAt": now,
+            }
             fields = []
             if start_date:
                 start = datetime.combine(date.fromisoformat(start_date), dtime(), UTC)
-                fields.append({"text": "Anticipated start date", "identifier": "anticipated_start_date",
-                               "value": _ms(start)})
+                fields.append(
+                    {"text": "Anticipated start date", "identifier": "anticipated_start_date", "value": _ms(start)}
+                )
             self.offers[oid] = [{"id": str(uuid.uuid4()), "createdAt": now, "status": "signed", "fields": fields}]
             return oid
 
@@ -99,8 +137,11 @@ class LeverState(Vendor):
                 value = changes.pop("start_date")
                 for field_ in self.offers[oid][-1]["fields"]:
                     if field_["identifier"] == "anticipated_start_date":
-                        field_["value"] = value if not isinstance(value, str) or not value[:1].isdigit() else _ms(
-                            datetime.combine(date.fromisoformat(value), dtime(), UTC))
+                        field_["value"] = (
+                            value
+                            if not isinstance(value, str) or not value[:1].isdigit()
+                            else _ms(datetime.combine(date.fromisoformat(value), dtime(), UTC))
+                        )
             if "archived_reason" in changes:
                 reason = changes.pop("archived_reason")
                 opp["archived"] = {"archivedAt": _ms(), "reason": reason} if reason else None
@@ -114,10 +155,18 @@ class LeverState(Vendor):
     def webhook(self, event: str, oid: str) -> tuple[bytes, dict[str, str]]:
         """A delivery exactly as Lever signs it: the signature sits in the body."""
         token, triggered = secrets.token_hex(24), _ms()
-        body = {"id": str(uuid.uuid4()), "event": event, "triggeredAt": triggered, "token": token,
-                "signature": hmac_hex(self.webhook_secret, f"{token}{triggered}"),
-                "data": {"opportunityId": oid, "candidateId": oid,
-                         "contactId": self.opportunities.get(oid, {}).get("contact")}}
+        body = {
+            "id": str(uuid.uuid4()),
+            "event": event,
+            "triggeredAt": triggered,
+            "token": token,
+            "signature": hmac_hex(self.webhook_secret, f"{token}{triggered}"),
+            "data": {
+                "opportunityId": oid,
+                "candidateId": oid,
+                "contactId": self.opportunities.get(oid, {}).get("contact"),
+            },
+        }
         return compact(body), {"User-Agent": "Lever-Webhooks"}
 
 
@@ -146,7 +195,7 @@ def list_page(request: Request, rows: list[dict[str, Any]], generation: int = 0)
             return _error(400, "BadRequest", "Invalid offset token")
     more = start + limit < len(rows)
     token = base64.urlsafe_b64encode(json.dumps([generation, start + limit]).encode()).decode().rstrip("=")
-    return JSONResponse({"data": rows[start:start + limit], "hasNext": more, **({"next": token} if more else {})})
+    return JSONResponse({"data": rows[start : start + limit], "hasNext": more, **({"next": token} if more else {})})
 
 
 def create_app(state: LeverState) -> Starlette:
@@ -184,7 +233,8 @@ def create_app(state: LeverState) -> Starlette:
         if (denied := guard(request)) is not None:
             return denied
         rows = [{"id": HIRED_REASON, "text": "Hired", "status": "active", "type": "hired"}] + [
-            {"id": rid, "text": text, "status": "active", "type": "non-hired"} for rid, text in OTHER_REASONS]
+            {"id": rid, "text": text, "status": "active", "type": "non-hired"} for rid, text in OTHER_REASONS
+        ]
         wanted = request.query_params.get("type")
         return JSONResponse({"data": [r for r in rows if not wanted or r["type"] == wanted], "hasNext": False})
 
@@ -209,6 +259,7 @@ def create_app(state: LeverState) -> Starlette:
 
     def of_opportunity(rows: Callable[[str], list[dict[str, Any]]]) -> Callable[[Request], Awaitable[JSONResponse]]:
         """A list under /opportunities/{oid}/...: 404 for an unknown opportunity, else paged."""
+
         async def endpoint(request: Request) -> JSONResponse:
             if (denied := guard(request)) is not None:
                 return denied
@@ -216,6 +267,7 @@ def create_app(state: LeverState) -> Starlette:
             if oid not in state.opportunities:
                 return _error(404, "ResourceNotFound", "Opportunity not found")
             return page(request, rows(oid))
+
         return endpoint
 
     applications = of_opportunity(lambda oid: [a for a in state.applications.values() if a["opportunityId"] == oid])
@@ -237,16 +289,25 @@ def create_app(state: LeverState) -> Starlette:
         state.refresh_token = f"lever-refresh-{number}"  # rotation: the old one is void from now on
         access = secrets.token_urlsafe(24)
         state.access_tokens[access] = time.time() + state.token_lifetime
-        return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": state.token_lifetime,
-                             "refresh_token": state.refresh_token, "scope": "opportunities:read:admin offline_access"})
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": state.token_lifetime,
+                "refresh_token": state.refresh_token,
+                "scope": "opportunities:read:admin offline_access",
+            }
+        )
 
-    return Starlette(routes=[
-        Route("/v1/archive_reasons", archive_reasons),
-        Route("/v1/opportunities", opportunities),
-        Route("/v1/opportunities/{oid}", opportunity),
-        Route("/v1/opportunities/{oid}/applications", applications),
-        Route("/v1/opportunities/{oid}/offers", offers),
-        Route("/v1/postings/{pid}", posting),
-        Route("/oauth/token", oauth_token, methods=["POST"]),
-        *admin_routes(state, "candidateHired", "candidateStageChange"),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/archive_reasons", archive_reasons),
+            Route("/v1/opportunities", opportunities),
+            Route("/v1/opportunities/{oid}", opportunity),
+            Route("/v1/opportunities/{oid}/applications", applications),
+            Route("/v1/opportunities/{oid}/offers", offers),
+            Route("/v1/postings/{pid}", posting),
+            Route("/oauth/token", oauth_token, methods=["POST"]),
+            *admin_routes(state, "candidateHired", "candidateStageChange"),
+        ]
+    )

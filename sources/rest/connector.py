@@ -48,8 +48,12 @@ class RestSourceSettings(HttpSourceSettings):
 
 
 def _format(when: datetime, style: str) -> str:
-    return {"iso": lambda: iso_utc(when), "epoch": lambda: str(int(when.timestamp())),
-            "epoch_ms": lambda: str(int(when.timestamp() * 1000)), "date": lambda: when.date().isoformat()}[style]()
+    return {
+        "iso": lambda: iso_utc(when),
+        "epoch": lambda: str(int(when.timestamp())),
+        "epoch_ms": lambda: str(int(when.timestamp() * 1000)),
+        "date": lambda: when.date().isoformat(),
+    }[style]()
 
 
 class RestSource(HttpSource):

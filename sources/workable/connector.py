@@ -17,9 +17,18 @@ from provisioner.engine.kit.paging import Paging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 
 LIST = Paging(style="next_link", items="candidates", next="paging.next")
-EMPLOYMENT = {"full-time": "full_time", "full time": "full_time", "part-time": "part_time",
-              "part time": "part_time", "contract": "contractor", "contractor": "contractor",
-              "internship": "intern", "intern": "intern", "temporary": "temporary", "seasonal": "temporary"}
+EMPLOYMENT = {
+    "full-time": "full_time",
+    "full time": "full_time",
+    "part-time": "part_time",
+    "part time": "part_time",
+    "contract": "contractor",
+    "contractor": "contractor",
+    "internship": "intern",
+    "intern": "intern",
+    "temporary": "temporary",
+    "seasonal": "temporary",
+}
 
 
 class WorkableSettings(HttpSourceSettings):
@@ -66,10 +75,13 @@ class WorkableSource(HttpSource):
         kind = (job.get("employment_type") or "").strip().lower()
         updated = record.get("updated_at")
         return {
-            "first_name": record.get("firstname"), "last_name": record.get("lastname"),
-            "display_name": record.get("name"), "personal_email": record.get("email"),
+            "first_name": record.get("firstname"),
+            "last_name": record.get("lastname"),
+            "display_name": record.get("name"),
+            "personal_email": record.get("email"),
             "title": job.get("title") or (record.get("job") or {}).get("title"),
-            "department": job.get("department"), "location": location.get("city") or location.get("location_str"),
+            "department": job.get("department"),
+            "location": location.get("city") or location.get("location_str"),
             "country": location.get("country_code"),
             "employment_type": EMPLOYMENT.get(kind, "other" if kind else None),
             "status": "pending",

@@ -25,8 +25,23 @@ from provisioner.engine.kit.emulation import WindowGate
 from provisioner.sources.emulation import Vendor, admin_routes, after, compact, fake_people, iso_now
 from provisioner.sources.webhooks import hmac_hex
 
-REDUCED = ("id", "name", "firstname", "lastname", "headline", "account", "job", "stage", "disqualified",
-           "sourced", "email", "domain", "created_at", "updated_at", "hired_at")
+REDUCED = (
+    "id",
+    "name",
+    "firstname",
+    "lastname",
+    "headline",
+    "account",
+    "job",
+    "stage",
+    "disqualified",
+    "sourced",
+    "email",
+    "domain",
+    "created_at",
+    "updated_at",
+    "hired_at",
+)
 
 
 @dataclass
@@ -49,26 +64,55 @@ class WorkableState(Vendor):
                 return job
         shortcode = secrets.token_hex(5).upper()
         self.jobs[shortcode] = {
-            "id": secrets.token_hex(3), "title": title, "full_title": f"{title} - {city}", "shortcode": shortcode,
-            "state": "published", "department": department, "employment_type": commitment,
+            "id": secrets.token_hex(3),
+            "title": title,
+            "full_title": f"{title} - {city}",
+            "shortcode": shortcode,
+            "state": "published",
+            "department": department,
+            "employment_type": commitment,
             "location": {"location_str": city, "city": city, "country_code": country, "telecommuting": False},
             "created_at": iso_now(),
         }
         return self.jobs[shortcode]
 
-    def hire(self, *, first_name: str, last_name: str, personal_email: str, department: str = "Engineering",
-             title: str = "Software Engineer", location: str = "Berlin", country: str = "DE",
-             commitment: str = "Full-time", stage: str = "hired", **_: Any) -> str:
+    def hire(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        personal_email: str,
+        department: str = "Engineering",
+        title: str = "Software Engineer",
+        location: str = "Berlin",
+        country: str = "DE",
+        commitment: str = "Full-time",
+        stage: str = "hired",
+        **_: Any,
+    ) -> str:
         with self.lock:
             cid = f"{next(self._ids):x}"
             job = self.job(title, department, location, country, commitment)
             self.candidates[cid] = {
-                "id": cid, "name": f"{first_name} {last_name}", "firstname": first_name, "lastname": last_name,
-                "headline": title, "account": {"subdomain": self.subdomain, "name": "Acme"},
-                "job": {"shortcode": job["shortcode"], "title": job["title"]}, "stage": stage,
-                "disqualified": False, "sourced": False, "email": personal_email, "domain": "mail.example",
-                "created_at": iso_now(), "updated_at": iso_now(), "hired_at": iso_now() if stage == "hired" else None,
-                "phone": "+1 555 0100", "address": location, "tags": [], "answers": [],
+                "id": cid,
+                "name": f"{first_name} {last_name}",
+                "firstname": first_name,
+                "lastname": last_name,
+                "headline": title,
+                "account": {"subdomain": self.subdomain, "name": "Acme"},
+                "job": {"shortcode": job["shortcode"], "title": job["title"]},
+                "stage": stage,
+                "disqualified": False,
+                "sourced": False,
+                "email": personal_email,
+                "domain": "mail.example",
+                "created_at": iso_now(),
+                "updated_at": iso_now(),
+                "hired_at": iso_now() if stage == "hired" else None,
+                "phone": "+1 555 0100",
+                "address": location,
+                "tags": [],
+                "answers": [],
             }
             return cid
 
@@ -81,8 +125,15 @@ class WorkableState(Vendor):
         self.change(cid, stage="offer", hired_at=None)
 
     def webhook(self, event: str, cid: str) -> tuple[bytes, dict[str, str]]:
-        body = compact({"id": str(uuid.uuid4()), "event_type": event, "fired_at": iso_now(),
-                        "resource_type": "candidate", "data": self.candidates[cid]})
+        body = compact(
+            {
+                "id": str(uuid.uuid4()),
+                "event_type": event,
+                "fired_at": iso_now(),
+                "resource_type": "candidate",
+                "data": self.candidates[cid],
+            }
+        )
         return body, {"X-Workable-Signature": hmac_hex(self.webhook_secret, body)}
 
 
@@ -139,9 +190,11 @@ def create_app(state: WorkableState) -> Starlette:
         found = state.jobs.get(request.path_params["shortcode"])
         return answer(request, found if found else {"error": "Not found"}, 200 if found else 404)
 
-    return Starlette(routes=[
-        Route("/spi/v3/candidates", candidates),
-        Route("/spi/v3/candidates/{cid}", candidate),
-        Route("/spi/v3/jobs/{shortcode}", job),
-        *admin_routes(state, "candidate_moved", "candidate_moved"),
-    ])
+    return Starlette(
+        routes=[
+            Route("/spi/v3/candidates", candidates),
+            Route("/spi/v3/candidates/{cid}", candidate),
+            Route("/spi/v3/jobs/{shortcode}", job),
+            *admin_routes(state, "candidate_moved", "candidate_moved"),
+        ]
+    )

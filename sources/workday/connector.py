@@ -18,20 +18,26 @@ from typing import Any
 from lxml import etree
 from pydantic import Field, SecretStr
 
+from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.http import RetryPolicy
 from provisioner.engine.kit.paging import PagingError
-from provisioner.engine.contracts.protocols import SourceError
 from provisioner.sources.base import HttpSource, HttpSourceSettings
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-PASSWORD_TEXT = ("http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-                 "#PasswordText")
+PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
 WD = "urn:com.workday/bsvc"
 NS = {"env": SOAP, "wd": WD}
-EMPLOYEE_TYPES = {"regular": "full_time", "full_time": "full_time", "part_time": "part_time",
-                  "contractor": "contractor", "contingent": "contractor", "intern": "intern",
-                  "temporary": "temporary", "seasonal": "temporary"}
+EMPLOYEE_TYPES = {
+    "regular": "full_time",
+    "full_time": "full_time",
+    "part_time": "part_time",
+    "contractor": "contractor",
+    "contingent": "contractor",
+    "intern": "intern",
+    "temporary": "temporary",
+    "seasonal": "temporary",
+}
 
 
 def _el(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -41,9 +47,17 @@ def _el(parent: etree._Element, name: str, text: str | None = None, **attrs: str
     return child
 
 
-def envelope(username: str, password: str, version: str, *, page: int = 1, count: int = 100,
-             updated: tuple[datetime, datetime] | None = None, window: str = "Updated",
-             employee_id: str | None = None) -> bytes:
+def envelope(
+    username: str,
+    password: str,
+    version: str,
+    *,
+    page: int = 1,
+    count: int = 100,
+    updated: tuple[datetime, datetime] | None = None,
+    window: str = "Updated",
+    employee_id: str | None = None,
+) -> bytes:
     """A Get_Workers_Request: one page of everyone, of those with transactions in a window, or one
     worker. `window` is Updated (entered in the window) or Effective (taking effect in it)."""
     env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"env": SOAP, "wsse": WSSE, "bsvc": WD})
@@ -57,16 +71,22 @@ def envelope(username: str, password: str, version: str, *, page: int = 1, count
         refs = _el(request, "Request_References", Skip_Non_Existing_Instances="true")
         _el(_el(refs, "Worker_Reference"), "ID", employee_id, type="Employee_ID")
     elif updated is not None:
-        dates = _el(_el(_el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"),
-                    "Transaction_Date_Range_Data")
+        dates = _el(
+            _el(_el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"), "Transaction_Date_Range_Data"
+        )
         _el(dates, f"{window}_From", updated[0].isoformat())
         _el(dates, f"{window}_Through", updated[1].isoformat())
     filt = _el(request, "Response_Filter")
     _el(filt, "Page", str(page))
     _el(filt, "Count", str(count))
     group = _el(request, "Response_Group")
-    for part in ("Include_Reference", "Include_Personal_Information", "Include_Employment_Information",
-                 "Include_Organizations", "Include_Management_Chain_Data"):
+    for part in (
+        "Include_Reference",
+        "Include_Personal_Information",
+        "Include_Employment_Information",
+        "Include_Organizations",
+        "Include_Management_Chain_Data",
+    ):
         _el(group, part, "true")
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
@@ -83,7 +103,7 @@ def fault_of(content: bytes) -> tuple[str, str] | None:
     return fault.findtext("faultcode", "") or "", fault.findtext("faultstring", "") or ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(path: str) -> etree.XPath:
     # Compiling an XPath costs more than evaluating it; 20 paths × 10k workers made reads slow.
     return etree.XPath(path, namespaces=NS)
@@ -102,14 +122,19 @@ def worker_record(node: etree._Element) -> dict[str, Any]:
     data = "wd:Worker_Data/"
     job = data + "wd:Employment_Data/wd:Worker_Job_Data[@wd:Primary_Job='1' or @wd:Primary_Job='true']/"
     status = data + "wd:Employment_Data/wd:Worker_Status_Data/"
-    org = (data + "wd:Organization_Data/wd:Worker_Organization_Data/wd:Organization_Data[wd:Organization_Type_"
-           "Reference/wd:ID[@wd:type='Organization_Type_ID']='{}']/wd:Organization_Name")
-    email = (data + "wd:Personal_Data/wd:Contact_Data/wd:Email_Address_Data[wd:Usage_Data/wd:Type_Data/"
-             "wd:Type_Reference/wd:ID[@wd:type='Communication_Usage_Type_ID']='{}']/wd:Email_Address")
+    org = (
+        data + "wd:Organization_Data/wd:Worker_Organization_Data/wd:Organization_Data[wd:Organization_Type_"
+        "Reference/wd:ID[@wd:type='Organization_Type_ID']='{}']/wd:Organization_Name"
+    )
+    email = (
+        data + "wd:Personal_Data/wd:Contact_Data/wd:Email_Address_Data[wd:Usage_Data/wd:Type_Data/"
+        "wd:Type_Reference/wd:ID[@wd:type='Communication_Usage_Type_ID']='{}']/wd:Email_Address"
+    )
     name = data + "wd:Personal_Data/wd:Name_Data/"
     return {
-        "employee_id": _text(node, "wd:Worker_Reference/wd:ID[@wd:type='Employee_ID' or "
-                                   "@wd:type='Contingent_Worker_ID']"),
+        "employee_id": _text(
+            node, "wd:Worker_Reference/wd:ID[@wd:type='Employee_ID' or @wd:type='Contingent_Worker_ID']"
+        ),
         "wid": _text(node, "wd:Worker_Reference/wd:ID[@wd:type='WID']"),
         "user_id": _text(node, data + "wd:User_ID"),
         "first_name": _text(node, name + "wd:Legal_Name_Data/wd:Name_Detail_Data/wd:First_Name"),
@@ -121,13 +146,19 @@ def worker_record(node: etree._Element) -> dict[str, Any]:
         or _text(node, job + "wd:Position_Data/wd:Position_Title"),
         "worker_type": _text(node, job + "wd:Position_Data/wd:Worker_Type_Reference/wd:ID"),
         "location": _text(node, job + "wd:Position_Data/wd:Business_Site_Summary_Data/wd:Name"),
-        "country": _text(node, job + "wd:Position_Data/wd:Business_Site_Summary_Data/wd:Address_Data/"
-                                     "wd:Country_Reference/wd:ID[@wd:type='ISO_3166-1_Alpha-2_Code']"),
+        "country": _text(
+            node,
+            job + "wd:Position_Data/wd:Business_Site_Summary_Data/wd:Address_Data/"
+            "wd:Country_Reference/wd:ID[@wd:type='ISO_3166-1_Alpha-2_Code']",
+        ),
         "department": _text(node, org.format("SUPERVISORY")),
         "cost_center": _text(node, org.format("COST_CENTER")),
-        "manager": _text(node, data + "wd:Management_Chain_Data/wd:Worker_Supervisory_Management_Chain_Data/"
-                                      "wd:Management_Chain_Data[last()]/wd:Manager_Reference/"
-                                      "wd:ID[@wd:type='Employee_ID']"),
+        "manager": _text(
+            node,
+            data + "wd:Management_Chain_Data/wd:Worker_Supervisory_Management_Chain_Data/"
+            "wd:Management_Chain_Data[last()]/wd:Manager_Reference/"
+            "wd:ID[@wd:type='Employee_ID']",
+        ),
         "active": _text(node, status + "wd:Active"),
         "hire_date": _text(node, status + "wd:Hire_Date"),
         "terminated": _text(node, status + "wd:Terminated"),
@@ -164,24 +195,36 @@ class WorkdaySource(HttpSource):
 
     def retry_policy(self) -> RetryPolicy:
         # SOAP faults arrive as HTTP 500; a Client.* fault (bad password, bad request) is final.
-        return RetryPolicy(max_attempts=self.settings.max_attempts, base_delay=self.settings.backoff,
-                           permanent=lambda r: (fault_of(r.content) or ("",))[0].split(":")[-1].startswith("Client"))
+        return RetryPolicy(
+            max_attempts=self.settings.max_attempts,
+            base_delay=self.settings.backoff,
+            permanent=lambda r: (fault_of(r.content) or ("",))[0].split(":")[-1].startswith("Client"),
+        )
 
     async def _call(self, body: bytes) -> etree._Element:
-        response = await self.client.post(self.settings.base_url.rstrip("/"), content=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+        response = await self.client.post(
+            self.settings.base_url.rstrip("/"), content=body, headers={"Content-Type": "text/xml; charset=utf-8"}
+        )
         if response.status_code == 200:
             return etree.fromstring(response.content)
         fault = fault_of(response.content)
         if fault and "authentication" in fault[0]:
-            raise SourceError(f"source {self.name}: Workday refused the credentials ({fault[0].split(':')[-1]}); "
-                              "check username (isu_user@tenant) and password")
+            raise SourceError(
+                f"source {self.name}: Workday refused the credentials ({fault[0].split(':')[-1]}); "
+                "check username (isu_user@tenant) and password"
+            )
         if fault:
             raise SourceError(f"source {self.name}: Workday fault {fault[0]}: {fault[1]}")
         raise PagingError(response)
 
     def _request(self, **kw: Any) -> bytes:
-        return envelope(self.soap.username, self.soap.password.get_secret_value(), self.soap.version,
-                        count=self.soap.page_size, **kw)
+        return envelope(
+            self.soap.username,
+            self.soap.password.get_secret_value(),
+            self.soap.version,
+            count=self.soap.page_size,
+            **kw,
+        )
 
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         if since is None:
@@ -225,14 +268,22 @@ class WorkdaySource(HttpSource):
             status = "active"
         kind = (record["worker_type"] or "").lower()
         return {
-            "employee_number": record["employee_id"], "username": record["user_id"],
-            "first_name": record["first_name"], "last_name": record["last_name"],
-            "preferred_name": record["preferred_name"], "work_email": record["work_email"],
-            "personal_email": record["home_email"], "title": record["title"],
-            "department": record["department"], "cost_center": record["cost_center"],
-            "location": record["location"], "country": record["country"],
+            "employee_number": record["employee_id"],
+            "username": record["user_id"],
+            "first_name": record["first_name"],
+            "last_name": record["last_name"],
+            "preferred_name": record["preferred_name"],
+            "work_email": record["work_email"],
+            "personal_email": record["home_email"],
+            "title": record["title"],
+            "department": record["department"],
+            "cost_center": record["cost_center"],
+            "location": record["location"],
+            "country": record["country"],
             "manager_id": f"{self.name}:{record['manager']}" if record["manager"] else None,
             "employment_type": EMPLOYEE_TYPES.get(kind, "other" if kind else None),
-            "status": status, "start_date": hired, "termination_date": ended,
+            "status": status,
+            "start_date": hired,
+            "termination_date": ended,
             "custom": {"wid": record["wid"]} if record["wid"] else {},
         }

@@ -46,19 +46,42 @@ class WorkdayState(Vendor):
             self.workers[emp_id]["manager"] = ids[0]
         return ids
 
-    def hire(self, *, first_name: str, last_name: str, personal_email: str, department: str = "Engineering",
-             title: str = "Software Engineer", location: str = "Berlin", country: str = "DE",
-             commitment: str = "Full-time", start_date: str | None = None, **_: Any) -> str:
+    def hire(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        personal_email: str,
+        department: str = "Engineering",
+        title: str = "Software Engineer",
+        location: str = "Berlin",
+        country: str = "DE",
+        commitment: str = "Full-time",
+        start_date: str | None = None,
+        **_: Any,
+    ) -> str:
         with self.lock:
             emp_id = str(next(self._ids))
             start = start_date or date.today().isoformat()
             self.workers[emp_id] = {
-                "employee_id": emp_id, "wid": secrets.token_hex(16), "user_id": f"{first_name[0]}{last_name}".lower(),
-                "first_name": first_name, "last_name": last_name, "preferred_name": None,
+                "employee_id": emp_id,
+                "wid": secrets.token_hex(16),
+                "user_id": f"{first_name[0]}{last_name}".lower(),
+                "first_name": first_name,
+                "last_name": last_name,
+                "preferred_name": None,
                 "work_email": f"{first_name}.{last_name}{emp_id}@acme.example".lower().replace(" ", ""),
-                "home_email": personal_email, "title": title, "worker_type": EMPLOYEE_TYPES.get(commitment, "Regular"),
-                "location": location, "country": country, "department": department, "cost_center": "CC-100",
-                "manager": None, "hire_date": start, "termination_date": None, "on_leave": False,
+                "home_email": personal_email,
+                "title": title,
+                "worker_type": EMPLOYEE_TYPES.get(commitment, "Regular"),
+                "location": location,
+                "country": country,
+                "department": department,
+                "cost_center": "CC-100",
+                "manager": None,
+                "hire_date": start,
+                "termination_date": None,
+                "on_leave": False,
                 "updated": datetime.now(UTC),
             }
             return emp_id
@@ -132,8 +155,9 @@ def _worker_xml(parent: etree._Element, w: dict[str, Any], today: date) -> None:
         _wd(org, "Organization_Name", name)
         _id(_wd(org, "Organization_Type_Reference"), "Organization_Type_ID", kind)
     if w["manager"]:
-        chain = _wd(_wd(_wd(data, "Management_Chain_Data"), "Worker_Supervisory_Management_Chain_Data"),
-                    "Management_Chain_Data")
+        chain = _wd(
+            _wd(_wd(data, "Management_Chain_Data"), "Worker_Supervisory_Management_Chain_Data"), "Management_Chain_Data"
+        )
         _id(_wd(chain, "Manager_Reference"), "Employee_ID", w["manager"])
 
 
@@ -155,9 +179,13 @@ def _fault(code: str, message: str, status: int = 500, headers: dict[str, str] |
 def create_app(state: WorkdayState) -> Starlette:
     async def human_resources(request: Request) -> Response:
         if (refused := state.admit()) is not None:
-            status, headers = refused
-            return _fault("Server", "Service Unavailable", 503 if status == 429 else status,
-                          {"Retry-After": "1"} if status == 429 else None)
+            status, _headers = refused
+            return _fault(
+                "Server",
+                "Service Unavailable",
+                503 if status == 429 else status,
+                {"Retry-After": "1"} if status == 429 else None,
+            )
         try:
             root = etree.fromstring(await request.body())
         except etree.XMLSyntaxError:
@@ -186,23 +214,34 @@ def create_app(state: WorkdayState) -> Starlette:
             # a hire or termination whose date falls in the window takes effect in it
             first = datetime.fromisoformat(start).date()
             last = datetime.fromisoformat(find(window + "wd:Effective_Through") or datetime.now(UTC).isoformat()).date()
-            rows = [w for w in rows if any(d and first.isoformat() <= d <= last.isoformat()
-                                           for d in (w["hire_date"], w["termination_date"]))]
+            rows = [
+                w
+                for w in rows
+                if any(
+                    d and first.isoformat() <= d <= last.isoformat() for d in (w["hire_date"], w["termination_date"])
+                )
+            ]
         pages = max(1, -(-len(rows) // count))
-        chunk = rows[(page - 1) * count: page * count]
+        chunk = rows[(page - 1) * count : page * count]
         env, body = _envelope()
         response = _wd(body, "Get_Workers_Response", version=request.path_params.get("version", "v21.1"))
         results = _wd(response, "Response_Results")
-        for name, value in (("Total_Results", len(rows)), ("Total_Pages", pages), ("Page_Results", len(chunk)),
-                            ("Page", page)):
+        for name, value in (
+            ("Total_Results", len(rows)),
+            ("Total_Pages", pages),
+            ("Page_Results", len(chunk)),
+            ("Page", page),
+        ):
             _wd(results, name, str(value))
         data, today = _wd(response, "Response_Data"), date.today()
         for worker in chunk:
             _worker_xml(data, worker, today)
         return Response(etree.tostring(env, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
 
-    return Starlette(routes=[
-        Route("/ccx/service/{tenant}/Human_Resources", human_resources, methods=["POST"]),
-        Route("/ccx/service/{tenant}/Human_Resources/{version}", human_resources, methods=["POST"]),
-        *admin_routes(state),
-    ])
+    return Starlette(
+        routes=[
+            Route("/ccx/service/{tenant}/Human_Resources", human_resources, methods=["POST"]),
+            Route("/ccx/service/{tenant}/Human_Resources/{version}", human_resources, methods=["POST"]),
+            *admin_routes(state),
+        ]
+    )

@@ -76,10 +76,18 @@ def create_app(state: LeverUsersState) -> Starlette:
             return _error(400, "BadRequest", f"accessRole must be one of {sorted(ROLES)}")
         if any(u["email"].lower() == body["email"].lower() for u in state.users.values()):
             return _error(409, "Conflict", "A user with this email already exists")
-        user = {"id": str(uuid.UUID(int=next(ids))), "name": body["name"], "username": body["email"].split("@")[0],
-                "email": body["email"], "accessRole": body.get("accessRole", "interviewer"),
-                "externalDirectoryId": body.get("externalDirectoryId"), "createdAt": int(time.time() * 1000),
-                "deactivatedAt": None, "photo": None, "linkedContactIds": []}
+        user = {
+            "id": str(uuid.UUID(int=next(ids))),
+            "name": body["name"],
+            "username": body["email"].split("@")[0],
+            "email": body["email"],
+            "accessRole": body.get("accessRole", "interviewer"),
+            "externalDirectoryId": body.get("externalDirectoryId"),
+            "createdAt": int(time.time() * 1000),
+            "deactivatedAt": None,
+            "photo": None,
+            "linkedContactIds": [],
+        }
         state.users[user["id"]] = user
         return JSONResponse({"data": user}, status_code=201)
 
@@ -111,11 +119,13 @@ def create_app(state: LeverUsersState) -> Starlette:
     async def admin_log(request: Request) -> JSONResponse:
         return JSONResponse({"accepted": state.gate.accepted, "rejected": state.gate.rejected})
 
-    return Starlette(routes=[
-        Route("/users", list_users, methods=["GET"]),
-        Route("/users", create_user, methods=["POST"]),
-        Route("/users/{id}", one_user, methods=["GET", "PUT"]),
-        Route("/users/{id}/{verb:str}", set_active, methods=["POST"]),
-        Route("/_admin/storm", admin_storm, methods=["POST"]),
-        Route("/_admin/log", admin_log, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/users", list_users, methods=["GET"]),
+            Route("/users", create_user, methods=["POST"]),
+            Route("/users/{id}", one_user, methods=["GET", "PUT"]),
+            Route("/users/{id}/{verb:str}", set_active, methods=["POST"]),
+            Route("/_admin/storm", admin_storm, methods=["POST"]),
+            Route("/_admin/log", admin_log, methods=["GET"]),
+        ]
+    )

@@ -10,8 +10,8 @@ credentials at `/oauth/tokens`; cursor pagination (`page[size]`, `page[after]`, 
 from __future__ import annotations
 
 import base64
-import json
 import itertools
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -61,8 +61,11 @@ def create_app(state: ZendeskState) -> Starlette:
         if not authorized(request):
             return JSONResponse({"error": "Couldn't authenticate you"}, status_code=401)
         if not state.gate.admit():
-            return JSONResponse({"error": "TooManyRequests", "description": "Rate limit exceeded"},
-                                status_code=429, headers={"Retry-After": "1"})
+            return JSONResponse(
+                {"error": "TooManyRequests", "description": "Rate limit exceeded"},
+                status_code=429,
+                headers={"Retry-After": "1"},
+            )
         return None
 
     async def token(request: Request) -> JSONResponse:
@@ -72,8 +75,11 @@ def create_app(state: ZendeskState) -> Starlette:
         else:
             form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         state.token_requests += 1
-        if form.get("grant_type") != "client_credentials" or form.get("client_id") != state.client_id \
-                or form.get("client_secret") != state.client_secret:
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != state.client_id
+            or form.get("client_secret") != state.client_secret
+        ):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         value = secrets.token_hex(16)
         state.tokens[value] = time.monotonic() + state.token_lifetime
@@ -85,16 +91,37 @@ def create_app(state: ZendeskState) -> Starlette:
         if request.method == "POST":
             body = (await request.json()).get("user") or {}
             if not body.get("name"):
-                return JSONResponse({"error": "RecordInvalid", "description": "Record validation errors",
-                                     "details": {"name": [{"description": "Name: cannot be blank"}]}}, status_code=422)
+                return JSONResponse(
+                    {
+                        "error": "RecordInvalid",
+                        "description": "Record validation errors",
+                        "details": {"name": [{"description": "Name: cannot be blank"}]},
+                    },
+                    status_code=422,
+                )
             email = str(body.get("email") or "").lower()
             if email and any(u["email"] == email for u in state.users.values()):
-                return JSONResponse({"error": "RecordInvalid", "description": "Record validation errors", "details": {
-                    "email": [{"description": f"Email: {email} is already being used by another user"}]}},
-                    status_code=422)
-            user = {"id": next(ids), "name": body["name"], "email": email or None, "role": body.get("role", "end-user"),
-                    "external_id": body.get("external_id"), "active": True, "suspended": False,
-                    "created_at": _now(), "updated_at": _now()}
+                return JSONResponse(
+                    {
+                        "error": "RecordInvalid",
+                        "description": "Record validation errors",
+                        "details": {
+                            "email": [{"description": f"Email: {email} is already being used by another user"}]
+                        },
+                    },
+                    status_code=422,
+                )
+            user = {
+                "id": next(ids),
+                "name": body["name"],
+                "email": email or None,
+                "role": body.get("role", "end-user"),
+                "external_id": body.get("external_id"),
+                "active": True,
+                "suspended": False,
+                "created_at": _now(),
+                "updated_at": _now(),
+            }
             state.users[user["id"]] = user
             return JSONResponse({"user": user}, status_code=201)
         size = min(int(request.query_params.get("page[size]", "100")), 100)
@@ -102,10 +129,13 @@ def create_app(state: ZendeskState) -> Starlette:
         ordered = [u for uid, u in sorted(state.users.items()) if uid > after and u["active"]]
         page, more = ordered[:size], len(ordered) > size
         base = str(request.url).split("?")[0]
-        return JSONResponse({"users": page, "meta": {"has_more": more, "after_cursor": str(page[-1]["id"]) if page
-                                                      else None},
-                             "links": {"next": f"{base}?page[size]={size}&page[after]={page[-1]['id']}" if more
-                                       else None}})
+        return JSONResponse(
+            {
+                "users": page,
+                "meta": {"has_more": more, "after_cursor": str(page[-1]["id"]) if page else None},
+                "links": {"next": f"{base}?page[size]={size}&page[after]={page[-1]['id']}" if more else None},
+            }
+        )
 
     async def search(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
@@ -123,15 +153,19 @@ def create_app(state: ZendeskState) -> Starlette:
             return JSONResponse({"error": "RecordNotFound", "description": "Not found"}, status_code=404)
         if request.method == "PUT":
             changes = (await request.json()).get("user") or {}
-            user.update({k: v for k, v in changes.items() if k in ("name", "email", "role", "external_id",
-                                                                   "suspended")}, updated_at=_now())
+            user.update(
+                {k: v for k, v in changes.items() if k in ("name", "email", "role", "external_id", "suspended")},
+                updated_at=_now(),
+            )
         elif request.method == "DELETE":
             user["active"] = False
         return JSONResponse({"user": user})
 
-    return Starlette(routes=[
-        Route("/oauth/tokens", token, methods=["POST"]),
-        Route("/api/v2/users.json", users, methods=["GET", "POST"]),
-        Route("/api/v2/users/search.json", search, methods=["GET"]),
-        Route("/api/v2/users/{id:int}.json", one, methods=["GET", "PUT", "DELETE"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/oauth/tokens", token, methods=["POST"]),
+            Route("/api/v2/users.json", users, methods=["GET", "POST"]),
+            Route("/api/v2/users/search.json", search, methods=["GET"]),
+            Route("/api/v2/users/{id:int}.json", one, methods=["GET", "PUT", "DELETE"]),
+        ]
+    )
