@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.engine.config.schema import PolicyConfig
+from provisioner.engine.config import PolicyConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.rules.policy import PolicySet
 

@@ -13,16 +13,27 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
 from provisioner.engine.contracts.models import Account, Worker
+from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
+from provisioner.engine.store import Store
 from provisioner.reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify, correlation_keys
+from provisioner.rules.planner import Planner
+from provisioner.rules.policy import Entitlement, PolicySet
 
-if TYPE_CHECKING:  # the runtime wiring hands itself in; reconcile does not import it
-    from provisioner.engine.runtime.wiring import Parts
-    from provisioner.rules.policy import Entitlement
+
+class Parts(Protocol):
+    """What a reconciliation needs of the engine's wiring (the runtime hands its own in)."""
+
+    config: Config
+    planner: Planner
+    policies: PolicySet
+    store: Store
+    targets: dict[str, Target]
 
 
 @dataclass
@@ -122,7 +133,9 @@ async def reconcile(
 
 def chosen_actions(parts: Parts) -> dict[Situation, str]:
     """What to do per situation: the config's `reconcile.actions` over the defaults."""
-    actions = {s: "fix" if s in FIXED_BY_DEFAULT else "report" for s in Situation if s is not Situation.confirmed}
+    actions: dict[Situation, str] = {
+        s: "fix" if s in FIXED_BY_DEFAULT else "report" for s in Situation if s is not Situation.confirmed
+    }
     actions.update({Situation(k): v for k, v in parts.config.reconcile.actions.items()})
     return actions
 
@@ -146,6 +159,7 @@ async def handle_orphans(parts: Parts, result: Reconciliation) -> list[str]:
     entries = []
     for item in orphans:
         target = parts.targets[item.target]
+        assert item.account_id is not None  # an orphan is an account
         outcome = await (target.delete(item.account_id) if action == "delete" else target.disable(item.account_id))
         entries.append(
             LogEntry(

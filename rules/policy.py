@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from provisioner.engine.config.schema import LifecycleConfig, PolicyConfig
+from provisioner.engine.config import LifecycleConfig, PolicyConfig
 from provisioner.engine.contracts.models import Worker, WorkerStatus
 from provisioner.engine.kit.templating import Condition, Template, TemplateError
 

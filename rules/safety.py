@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner.engine.config.schema import SafetyConfig
+from provisioner.engine.config import SafetyConfig
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import DEPROVISIONING
 from provisioner.engine.contracts.records import Link, by_worker

@@ -9,6 +9,7 @@ so adding a vendor is adding a folder: nothing here names vendors.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Callable, Mapping
 from functools import cache

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from provisioner.engine.config.schema import parse_duration, parse_rate, rate_window
+from provisioner.engine.config import parse_duration, parse_rate, rate_window
 from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
@@ -235,7 +235,7 @@ class HttpSource:
         """Prove connectivity and credentials with the smallest read the vendor allows."""
 
         async def first_record() -> None:
-            async with contextlib.aclosing(self.records(datetime.now(UTC))) as records:
+            async with contextlib.aclosing(self.records(datetime.now(UTC))) as records:  # type: ignore[type-var]
                 async for _ in records:
                     return
 

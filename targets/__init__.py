@@ -1,19 +1,17 @@
-"""Target writers: SCIM 2.0 and declarative REST; each implements engine.protocols.Target."""
+"""Target writers: SCIM 2.0 and declarative REST; each implements the contracts' Target protocol."""
 
 from __future__ import annotations
 
-from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.protocols import Target
+from provisioner.targets.rest import RestTarget, resolve
+from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 
 
 def build_target(config: TargetConfig) -> Target:
     if config.type == "scim":
-        from provisioner.targets.scim import ScimTarget
-
         return ScimTarget.from_config(config)
     if config.type == "rest":
-        from provisioner.targets.rest import RestTarget
-
         return RestTarget.from_config(config)
     raise ValueError(f"unknown target type {config.type!r} (known: scim, rest)")
 
@@ -23,9 +21,5 @@ def mapping_of(config: TargetConfig) -> dict[str, str]:
     if config.mapping:
         return dict(config.mapping)
     if config.type == "rest":
-        from provisioner.targets.rest import resolve
-
         return dict(resolve(config)[0].mapping or {})
-    from provisioner.targets.scim import DEFAULT_MAPPING
-
     return dict(DEFAULT_MAPPING)

@@ -137,7 +137,7 @@ def patch_operations(attributes: dict[str, Any], previous: dict[str, Any]) -> li
     A filtered path (`emails[type eq "work"].value`) that had no value before gets an `add` of a
     new element: `replace` on a filter that matches nothing is a 400 noTarget (RFC 7644 §3.5.2.3).
     """
-    ops = []
+    ops: list[dict[str, Any]] = []
     for path, value in attributes.items():
         parsed = Path.parse(path)
         if value is None:

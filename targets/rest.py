@@ -20,7 +20,7 @@ import jmespath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client

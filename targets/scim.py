@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from scim2_models import ServiceProviderConfig
 
-from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
@@ -214,7 +214,8 @@ class ScimTarget:
         if code in (200, 201) and answer.get("location"):
             account_id = str(answer["location"]).rstrip("/").rsplit("/", 1)[-1]
             return Account(id=account_id, active=True, attributes=flatten(resource, self.paths))
-        error = answer.get("response") if isinstance(answer.get("response"), dict) else {}
+        response = answer.get("response")
+        error: dict[str, Any] = response if isinstance(response, dict) else {}
         raise ScimError(code, error.get("scimType"), str(error.get("detail") or "bulk operation failed"))
 
     async def _send_bulk(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:

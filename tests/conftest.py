@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 

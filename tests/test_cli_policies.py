@@ -109,7 +109,7 @@ policies:
     # explain needs the worker in the store: a poll without applying puts it there
     import asyncio
 
-    from provisioner.engine.config.schema import load_config
+    from provisioner.engine.config import load_config
     from provisioner.engine.runtime.app import poll
     from provisioner.engine.runtime.wiring import Parts
 

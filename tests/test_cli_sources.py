@@ -56,7 +56,7 @@ def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):
 
 
 def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path):
-    from provisioner.engine.cli.sources import sandbox_app, sandbox_config
+    from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
 
     emulators, states = sandbox_app(people=3)
     states["workable"].gate.window = 1.0  # keep the documented count, in a shorter window
@@ -77,7 +77,7 @@ def test_sandbox_serves_every_vendor_and_its_printed_config_checks_out(tmp_path)
 
 
 def test_the_hris_and_ats_example_checks_out_against_the_sandbox():
-    from provisioner.engine.cli.sources import sandbox_app
+    from provisioner.engine.sandbox.vendors import sandbox_app
 
     emulators, _ = sandbox_app(people=2)
     with serve_asgi(emulators) as server:

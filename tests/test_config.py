@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
-from provisioner.engine.config.schema import ConfigError, load_config
+from provisioner.engine.config import ConfigError, load_config
+from provisioner.sources import settings_problems
 
 GOOD = """\
 sources:
@@ -43,7 +44,7 @@ def test_every_problem_is_reported_with_file_line_and_key(tmp_path: Path, monkey
     file = tmp_path / "c.yaml"
     file.write_text(GOOD.replace("- target: app", "- target: nope").replace("type: scim", "type: scim\n    bogus: 1"))
     with pytest.raises(ConfigError) as caught:
-        load_config(file)
+        load_config(file, settings_problems)
     text = str(caught.value)
     assert f"{file}:9: targets[0].base_url: environment variable SCIM_URL is not set" in text
     assert f"{file}:10: targets[0].token: environment variable SCIM_TOKEN is not set" in text
@@ -98,7 +99,7 @@ def test_connector_settings_are_checked_per_source_with_lines(tmp_path: Path):
         "targets: [{name: app, type: scim, base_url: 'http://x/scim'}]\n"
     )
     with pytest.raises(ConfigError) as caught:
-        load_config(file)
+        load_config(file, settings_problems)
     found = {(p.line, p.key): p.message for p in caught.value.problems}
     assert "Lever needs credentials" in found[(2, "sources[0]")]
     assert "less than or equal to 999" in found[(9, "sources[1].page_size")]

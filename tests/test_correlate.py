@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.poller import correlate

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from provisioner.engine.config.schema import PolicyConfig
+from provisioner.engine.config import PolicyConfig
 from provisioner.engine.contracts.events import change_event, removal_event
 from provisioner.engine.contracts.models import ActionKind, Worker
 from provisioner.engine.contracts.records import Link

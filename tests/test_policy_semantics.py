@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from provisioner.engine.config.schema import LifecycleConfig, PolicyConfig
+from provisioner.engine.config import LifecycleConfig, PolicyConfig
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link

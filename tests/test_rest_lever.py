@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner.engine.config.schema import Config, TargetConfig
+from provisioner.engine.config import Config, TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.engine.runtime.app import Runtime
-from provisioner.targets.emulators.lever_users import LeverUsersState, create_app
+from provisioner.sources.lever.users_emulator import LeverUsersState, create_app
 from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
 

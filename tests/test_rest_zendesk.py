@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from provisioner.engine.config.schema import Config, TargetConfig
+from provisioner.engine.config import Config, TargetConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.engine.runtime.app import Runtime
-from provisioner.targets.emulators import lever_users, zendesk_users
+from provisioner.sources.lever import users_emulator as lever_users
+from provisioner.targets.emulators import zendesk_users
 from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
 from tests.test_rest_lever import person

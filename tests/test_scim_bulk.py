@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.rules.planner import TargetSpec

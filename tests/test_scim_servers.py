@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provisioner.engine.config.schema import TargetConfig
+from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime

@@ -171,7 +171,7 @@ async def test_bamboohr_single_fetch_for_webhooks(bamboo, bamboo_state: Emulator
 def test_emulator_admin_paths_hire_change_undo_terminate_and_faults():
     import httpx
 
-    from provisioner.engine.cli.sources import sandbox_app
+    from provisioner.engine.sandbox.vendors import sandbox_app
 
     app, states = sandbox_app(people=1)
     with serve_asgi(app) as server:

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from provisioner.engine.config.schema import Config, ConfigError, load_config
+from provisioner.engine.config import Config, ConfigError, load_config
+from provisioner.sources import settings_problems
 
 console = Console()
 err = Console(stderr=True)
@@ -18,7 +19,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config
 
 def _load(path: Path) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, settings_problems)
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}")

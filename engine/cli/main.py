@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,14 +15,42 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
-from provisioner.engine.config.schema import Config
+from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.contracts.records import by_worker
+from provisioner.engine.runtime.app import Runtime, run_forever
+from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
+from provisioner.engine.runtime.policytools import explain as explain_worker
+from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.sandbox.demo import run_demo
+from provisioner.engine.store import Store
+from provisioner.reconcile.report import as_html, print_report
+from provisioner.reconcile.report import as_json as report_json
+from provisioner.reconcile.run import apply_fixes, reconcile
 
 app = typer.Typer(
     help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"provisioner {version('provisioner')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Event-driven provisioning: HR systems → Kafka → policies → SCIM apps."""
 
 
 def _logging(verbose: bool) -> None:
@@ -38,8 +67,6 @@ def _logging(verbose: bool) -> None:
 
 
 def _parts_or_exit(config: Config) -> Any:
-    from provisioner.engine.runtime.wiring import Parts
-
     try:
         return Parts(config)
     except ValueError as exc:
@@ -51,8 +78,6 @@ def _parts_or_exit(config: Config) -> Any:
 def validate(config: ConfigOpt) -> None:
     """Check a config file: schema, env references, policy expressions; every problem at once."""
     cfg = _load(config)
-    from provisioner.engine.runtime.wiring import Parts
-    from provisioner.engine.store import Store
 
     try:
         Parts(cfg, store=Store("sqlite://"))
@@ -93,8 +118,6 @@ def sync(
 
 
 async def _sync(cfg: Config, timeout: float) -> Any:
-    from provisioner.engine.runtime.app import Runtime
-
     async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
         events = runtime.fire_due()
         halted: list[str] = []
@@ -127,8 +150,6 @@ async def _sync(cfg: Config, timeout: float) -> Any:
 @app.command()
 def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Long-running: pollers on their intervals, outbox relay and consumer. Ctrl-C stops."""
-    from provisioner.engine.runtime.app import run_forever
-
     _logging(verbose)
     cfg = _load(config)
     try:
@@ -168,9 +189,6 @@ def plan(
 
 
 async def _plan(cfg: Config, only: str | None) -> list[Any]:
-    from provisioner.engine.contracts.records import by_worker
-    from provisioner.engine.runtime.poller import diff
-
     parts = _parts_or_exit(cfg)
     actions = []
     try:
@@ -200,8 +218,6 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
-    from provisioner.engine.runtime.policytools import explain as explain_worker
-
     parts = _parts_or_exit(_load(config))
     try:
         report = explain_worker(parts, worker_id)
@@ -239,8 +255,6 @@ def explain(
 @app.command("test")
 def test_policies(config: ConfigOpt) -> None:
     """Run the config's `tests:` block: expected scope and groups per target; exit 1 on a failure."""
-    from provisioner.engine.runtime.policytools import run_policy_tests
-
     cfg = _load(config)
     outcomes = run_policy_tests(cfg, _parts_or_exit(cfg))
     for outcome in outcomes:
@@ -259,8 +273,6 @@ def test_policies(config: ConfigOpt) -> None:
 @app.command()
 def schema() -> None:
     """Print the config file's JSON Schema (point your editor's YAML support at it)."""
-    from provisioner.engine.runtime.policytools import config_schema
-
     print(json.dumps(config_schema(), indent=2))
 
 
@@ -273,9 +285,6 @@ def reconcile_command(
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
-    from provisioner.reconcile.report import as_html, print_report
-    from provisioner.reconcile.report import as_json as report_json
-
     _logging(False)
     cfg = _load(config)
     unknown = set(target or []) - {t.name for t in cfg.targets}
@@ -297,9 +306,6 @@ def reconcile_command(
 
 
 async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
-    from provisioner.engine.runtime.app import Runtime
-    from provisioner.reconcile.run import apply_fixes, reconcile
-
     parts = _parts_or_exit(cfg)
     with Progress(
         TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err, transient=True
@@ -329,8 +335,6 @@ def show_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The provisioning log: what was done to whom, why, and with what result."""
-    from provisioner.engine.store import Store
-
     cfg = _load(config) if config.exists() else Config()
     entries = Store(cfg.store.url).log.recent(worker, limit)
     if as_json:
@@ -358,17 +362,9 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Everything embedded: BambooHR emulator → Kafka → policies → SCIM app, in five steps."""
-    from provisioner.engine.sandbox.demo import run_demo
-
     _logging(verbose)
     asyncio.run(run_demo(console, people))
 
-
-if __name__ == "__main__":
-    app()
-
-
-from provisioner.engine.cli.sources import resume, sandbox, sources_app, status  # noqa: E402
 
 app.add_typer(sources_app, name="sources")
 for command in (status, resume, sandbox):

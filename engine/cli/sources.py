@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
+from provisioner.engine.store import Store
+from provisioner.sources import build_source
 
 sources_app = typer.Typer(
     help="Look at what the configured sources yield, without changing state.", no_args_is_help=True
@@ -20,8 +24,6 @@ sources_app = typer.Typer(
 
 
 def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
-    from provisioner.sources import build_source
-
     chosen = [s for s in cfg.sources if name in (None, s.name)]
     if name and not chosen:
         err.print(f"[red]no source named {name!r}[/red] (known: {', '.join(s.name for s in cfg.sources)})")
@@ -35,13 +37,11 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 
 def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
-    from provisioner.engine.store import Store
-
     cfg = _load(config)
     store = Store(cfg.store.url)
     states = store.sources.states()
     deferred = store.schedule.deferred()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in cfg.sources:
         state, cursor = states.get(s.name), store.snapshots.cursor(s.name)
         rows.append(
@@ -68,10 +68,9 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     for col in ("source", "state", "workers", "last poll (UTC)", "last read", "last full read (UTC)"):
         table.add_column(col)
     for r in rows:
-        state = f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]"
         table.add_row(
             r["source"],
-            state,
+            f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]",
             str(r["workers"]),
             f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never",
             r["last_read"] or "-",
@@ -88,8 +87,6 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
 
 def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
     """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
-    from provisioner.engine.store import Store
-
     cfg = _load(config)
     if source not in {s.name for s in cfg.sources}:
         err.print(f"[red]error[/red] no source {source!r} in {config}")
@@ -157,86 +154,6 @@ def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
         raise typer.Exit(1)
 
 
-SANDBOX_CONFIG = """\
-sources:
-  - name: bamboohr
-    type: bamboohr
-    base_url: {url}/bamboohr/api/gateway.php/acme
-    api_key: {bamboohr}
-  - name: workday
-    type: workday
-    base_url: {url}/workday/ccx/service/acme/Human_Resources/v40.0
-    username: {workday_user}
-    password: {workday_password}
-  - name: lever
-    type: lever
-    base_url: {url}/lever/v1
-    api_key: {lever}
-    webhook_secret: {lever_secret}
-  - name: workable
-    type: workable
-    base_url: {url}/workable/spi/v3
-    token: {workable}               # an OAuth token: 50 requests per 10 s (an account token gets 10)
-    rate_limit: 50/10.5s
-    webhook_secret: {workable_secret}
-  - name: greenhouse
-    type: greenhouse
-    base_url: {url}/greenhouse
-    client_id: {gh_id}
-    client_secret: {gh_secret}
-    token_url: {url}/greenhouse/token
-    webhook_secret: {gh_secret_hook}
-"""
-
-
-def sandbox_app(people: int = 25) -> tuple[Any, dict[str, Any]]:
-    """Every vendor emulator mounted under /<vendor>, seeded with fake people."""
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
-    from provisioner.sources.bamboohr import emulator as bamboohr
-    from provisioner.sources.greenhouse import emulator as greenhouse
-    from provisioner.sources.lever import emulator as lever
-    from provisioner.sources.workable import emulator as workable
-    from provisioner.sources.workday import emulator as workday
-
-    # Fixed credentials, so examples/hris-and-ats.yaml works against the sandbox as documented.
-    states = {
-        "bamboohr": bamboohr.EmulatorState(api_key="sandbox-bamboohr-key"),
-        "workday": workday.WorkdayState(password="sandbox-workday-password"),
-        "lever": lever.LeverState(),
-        "workable": workable.WorkableState(),
-        "greenhouse": greenhouse.GreenhouseState(),
-    }
-    apps = {
-        "bamboohr": bamboohr.create_app,
-        "workday": workday.create_app,
-        "lever": lever.create_app,
-        "workable": workable.create_app,
-        "greenhouse": greenhouse.create_app,
-    }
-    for state in states.values():
-        state.seed(people)
-    return Starlette(routes=[Mount(f"/{name}", app=apps[name](state)) for name, state in states.items()]), states
-
-
-def sandbox_config(url: str, states: dict[str, Any]) -> str:
-    s = states
-    return SANDBOX_CONFIG.format(
-        url=url,
-        bamboohr=s["bamboohr"].api_key,
-        workday_user=s["workday"].username,
-        workday_password=s["workday"].password,
-        lever=s["lever"].api_key,
-        lever_secret=s["lever"].webhook_secret,
-        workable=s["workable"].oauth_token,
-        workable_secret=s["workable"].webhook_secret,
-        gh_id=s["greenhouse"].client_id,
-        gh_secret=s["greenhouse"].client_secret,
-        gh_secret_hook=s["greenhouse"].webhook_secret,
-    )
-
-
 def sandbox(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8099,
     people: Annotated[int, typer.Option(help="Fake people per vendor.")] = 25,
@@ -250,8 +167,6 @@ def sandbox(
     POST /<vendor>/_admin/hires, PATCH or DELETE /<vendor>/_admin/people/<id>, POST
     /workday/_admin/people/<id>/terminate, POST /<vendor>/_admin/faults (BambooHR:
     /bamboohr/_admin/employees...)."""
-    import uvicorn
-
     app, states = sandbox_app(people)
     for name, state in states.items():
         state.webhook_url = f"{webhooks_to.rstrip('/')}/{name}" if webhooks_to else None

@@ -1,0 +1,42 @@
+"""The one YAML config file: its schema, loading it with `${ENV}` expansion, and its units."""
+
+from provisioner.engine.config.loader import ConfigError, Problem, SettingsCheck, load_config
+from provisioner.engine.config.schema import (
+    Config,
+    EngineConfig,
+    ExpectedAccess,
+    Grant,
+    KafkaConfig,
+    LifecycleConfig,
+    PolicyConfig,
+    PolicyTest,
+    ReconcileConfig,
+    SafetyConfig,
+    SourceConfig,
+    StoreConfig,
+    TargetConfig,
+)
+from provisioner.engine.config.units import parse_duration, parse_rate, rate_window
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EngineConfig",
+    "ExpectedAccess",
+    "Grant",
+    "KafkaConfig",
+    "LifecycleConfig",
+    "PolicyConfig",
+    "PolicyTest",
+    "Problem",
+    "ReconcileConfig",
+    "SafetyConfig",
+    "SettingsCheck",
+    "SourceConfig",
+    "StoreConfig",
+    "TargetConfig",
+    "load_config",
+    "parse_duration",
+    "parse_rate",
+    "rate_window",
+]

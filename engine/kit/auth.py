@@ -47,19 +47,19 @@ def build_auth(config: AuthConfig) -> tuple[httpx.Auth | None, dict[str, str]]:
         return None, {}
     if config.type == "basic":
         need("username")
-        return httpx.BasicAuth(config.username.get_secret_value(), config.password.get_secret_value()), {}
+        return httpx.BasicAuth(_reveal(config.username), _reveal(config.password)), {}
     if config.type == "bearer":
         need("token")
-        return None, {"Authorization": f"Bearer {config.token.get_secret_value()}"}
+        return None, {"Authorization": f"Bearer {_reveal(config.token)}"}
     if config.type == "header":
         need("token")
-        return None, {config.header: config.token.get_secret_value()}
+        return None, {config.header: _reveal(config.token)}
     need("token_url", "client_id", "client_secret")
     if config.type == "oauth_client_credentials":
         return ClientCredentials(
-            config.token_url,
-            config.client_id,
-            config.client_secret.get_secret_value(),
+            str(config.token_url),
+            str(config.client_id),
+            _reveal(config.client_secret),
             config.scope,
             basic=config.client_auth == "basic",
         ), {}
@@ -80,7 +80,7 @@ class RefreshToken(RenewingBearer):
     def __init__(self, config: AuthConfig, margin: float = 60.0):
         super().__init__(margin)
         self.config = config
-        self._refresh = self._load() or config.refresh_token.get_secret_value()
+        self._refresh = self._load() or _reveal(config.refresh_token)
 
     def _load(self) -> str | None:
         path = self.config.token_file
@@ -100,9 +100,9 @@ class RefreshToken(RenewingBearer):
             "grant_type": "refresh_token",
             "refresh_token": self._refresh,
             "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret.get_secret_value(),
+            "client_secret": _reveal(self.config.client_secret),
         }
-        return httpx.Request("POST", self.config.token_url, data=form, headers={"Accept": "application/json"})
+        return httpx.Request("POST", str(self.config.token_url), data=form, headers={"Accept": "application/json"})
 
     def _accepted(self, body: dict[str, Any]) -> None:
         rotated = body.get("refresh_token")
@@ -110,3 +110,8 @@ class RefreshToken(RenewingBearer):
             self._refresh = str(rotated)
             self._save(self._refresh)
             log.info("refresh token rotated%s", f"; kept in {self.config.token_file}" if self.config.token_file else "")
+
+
+def _reveal(secret: SecretStr | None) -> str:
+    """A secret's value for the one request that sends it; `need` has already refused a missing one."""
+    return secret.get_secret_value() if secret is not None else ""

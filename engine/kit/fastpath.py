@@ -16,6 +16,8 @@ from typing import Any
 
 from jinja2 import nodes
 
+from provisioner.engine.kit.jinja import environment  # the filters are defined once, there
+
 Evaluator = Callable[[dict[str, Any]], Any]
 
 
@@ -46,15 +48,23 @@ def compile_output(template: nodes.Template) -> Evaluator | None:
     for node in template.body[0].nodes:
         if isinstance(node, nodes.TemplateData):
             text = node.data
-            parts.append(lambda _ctx, text=text: text)
+            parts.append(_constant(text))
         else:
             expression = compile_expression(node)
             if expression is None:
                 return None
-            parts.append(lambda ctx, expression=expression: _text(expression(ctx)))
+            parts.append(_rendered(expression))
     if len(parts) == 1:
         return parts[0]
     return lambda ctx: "".join(part(ctx) for part in parts)
+
+
+def _constant(text: str) -> Evaluator:
+    return lambda _ctx: text
+
+
+def _rendered(expression: Evaluator) -> Evaluator:
+    return lambda ctx: _text(expression(ctx))
 
 
 def _text(value: Any) -> str:
@@ -110,8 +120,6 @@ def compile_expression(node: nodes.Node) -> Evaluator | None:
 
 
 def _filter(node: nodes.Filter) -> Evaluator | None:
-    from provisioner.engine.kit.templating import environment  # the filters are defined once, there
-
     inner = compile_expression(node.node) if node.node is not None else None
     if inner is None or node.name not in SIMPLE_FILTERS or node.args or node.kwargs or node.dyn_args or node.dyn_kwargs:
         return None

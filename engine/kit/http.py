@@ -236,7 +236,7 @@ class RenewingBearer(httpx.Auth):
         self._expires = time.monotonic() + float(body.get("expires_in") or 3600)
         self._accepted(body)
 
-    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def,override]
+    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
         # One token request at a time: fifty concurrent first calls must not fetch fifty tokens.
         async with self._lock:
             if self._token is None or time.monotonic() > self._expires - self.margin:

@@ -8,20 +8,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+import uvicorn
 from faststream.kafka import KafkaBroker
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge, poll
+from provisioner.engine.runtime.scheduler import build_scheduler
+from provisioner.engine.runtime.webhooks import webhook_app
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 
@@ -35,6 +41,8 @@ class Runtime:
 
     def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
         self.config = config
+        # Who holds a lease: unique per process, so a restart on the same host is someone new.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.parts = parts or Parts(config)
         self.store = self.parts.store
         self.consume = consume
@@ -69,16 +77,17 @@ class Runtime:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
-            from provisioner.engine.runtime.scheduler import OWNER
-
-            self.store.schedule.release_lease("relay", OWNER)  # a clean stop hands over at once
+            self.store.schedule.release_lease("relay", self.owner)  # a clean stop hands over at once
         await self._stack.aclose()
         await self.pipeline.aclose()  # what was not recorded stays unconfirmed and is re-published
         await self.parts.aclose()
 
     async def _start(self) -> None:
         kafka = self.config.kafka
-        bootstrap = kafka.bootstrap_servers or await self._stack.enter_async_context(embedded_broker())
+        if kafka.bootstrap_servers:
+            bootstrap = kafka.bootstrap_servers
+        else:
+            bootstrap = await self._stack.enter_async_context(embedded_broker())
         await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
@@ -128,12 +137,10 @@ class Runtime:
         that takes the lease over re-publishes what was published but never confirmed: after a
         crash that is exactly what would otherwise be lost."""
         assert self.broker is not None
-        from provisioner.engine.runtime.scheduler import OWNER
-
         topic = events_topic(self.config.kafka)
         leading = False
         while not self._stopping:
-            if not self.store.schedule.acquire_lease("relay", OWNER, RELAY_LEASE_S, record=False):
+            if not self.store.schedule.acquire_lease("relay", self.owner, RELAY_LEASE_S, record=False):
                 leading = False
                 await asyncio.sleep(RELAY_LEASE_S / 3)
                 continue
@@ -249,8 +256,6 @@ class Runtime:
 
 async def run_forever(config: Config) -> None:
     """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation)."""
-    from provisioner.engine.runtime.scheduler import build_scheduler
-
     async with Runtime(config) as runtime:
         scheduler = build_scheduler(runtime)
         server = _webhook_server(runtime)
@@ -268,10 +273,6 @@ def _webhook_server(runtime: Runtime) -> Any:
     """A uvicorn server for the webhook endpoint, when any source takes webhooks."""
     if not any(s.settings().get("webhook_secret") for s in runtime.config.sources):
         return None
-    import uvicorn
-
-    from provisioner.engine.runtime.webhooks import webhook_app
-
     host, _, port = runtime.config.engine.listen.rpartition(":")
     log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
     return uvicorn.Server(

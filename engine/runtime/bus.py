@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from provisioner.engine.config.schema import KafkaConfig
+from provisioner.engine.config import KafkaConfig
 from provisioner.engine.kit.servers import free_port, wait_for_port
 
 log = logging.getLogger("provisioner.bus")

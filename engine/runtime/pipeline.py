@@ -85,13 +85,13 @@ class Pipeline:
             await asyncio.wait([previous])  # its failure is its own; ours must only come after it
         try:
             async with self._slots:
-                links = {}
+                links: dict[str, Link] = {}
                 for target in self.applier.targets:
                     key = (ev.subject, target)
-                    link = self._overlay.get(key, _ABSENT)
-                    link = stored.get(key) if link is _ABSENT else link
+                    # The overlay holds what this batch already changed; a None there is an unlink.
+                    link = self._overlay[key] if key in self._overlay else stored.get(key)
                     if link is not None:
-                        links[target] = link  # type: ignore[assignment]
+                        links[target] = link
                 outcome = await self.applier.apply_event(ev, links)
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
             log.exception("applying event %s failed unexpectedly", ev.id)

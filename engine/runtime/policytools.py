@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from provisioner.engine.config.schema import Config, PolicyTest
+from provisioner.engine.config import Config, PolicyTest
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.runtime.wiring import Parts
 

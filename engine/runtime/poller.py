@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,8 +90,8 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
     else:
         gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in snapshots]
     for wid in gone:
-        digest, previous = snapshots[wid]
-        out.events.append(removal_event(source, previous, digest, now))
+        digest, last = snapshots[wid]
+        out.events.append(removal_event(source, last, digest, now))
         out.removals.append(wid)
     return out
 
@@ -107,7 +107,7 @@ async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     return read
 
 
-def correlate(new: list[Worker], prehires: list[Worker], keys: list[str]) -> list[tuple[str, str, str]]:
+def correlate(new: list[Worker], prehires: list[Worker], keys: Sequence[str]) -> list[tuple[str, str, str]]:
     """(pre-hire id, new worker id, key) for each new worker that is a pre-hire from another source,
     by the first key (in the configured order) both have a value for. An ambiguous value matches
     nobody: linking the wrong person's accounts is worse than creating new ones."""
@@ -133,7 +133,7 @@ async def poll(
     store: Store,
     guard: Guard | None = None,
     only: list[str] | None = None,
-    correlate_on: list[str] | None = None,
+    correlate_on: Sequence[str] | None = None,
 ) -> Diff:
     """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
 

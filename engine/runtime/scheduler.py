@@ -6,27 +6,25 @@ several engine processes exactly one runs each job per period.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
+import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.executors.base import run_coroutine_job
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from provisioner.engine.config.schema import parse_duration
+from provisioner.engine.config import parse_duration
 from provisioner.engine.contracts.protocols import SourceError
-
-if TYPE_CHECKING:
-    from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.protocol import Engine
+from provisioner.reconcile.run import apply_fixes, reconcile
 
 log = logging.getLogger("provisioner.scheduler")
-
-OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-_RUNTIME: dict[str, Runtime] = {}  # the engine of this process; jobs stored in the DB name no objects
 
 
 def trigger(schedule: str) -> CronTrigger | IntervalTrigger:
@@ -46,10 +44,10 @@ def period_of(when: CronTrigger | IntervalTrigger) -> float:
     return (second - first).total_seconds() if first and second else 3600.0
 
 
-async def run_job(kind: str, name: str, period: float) -> None:
-    """The one entry point every stored job names. Runs only where this period's lease was won."""
-    runtime = _RUNTIME.get("engine")
-    if runtime is None or not runtime.store.schedule.acquire_lease(f"{kind}:{name}", OWNER, period * 0.8):
+async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None = None) -> None:
+    """The one entry point every stored job names; the executor passes the engine that owns it (a
+    stored job holds only plain arguments). Runs only where this period's lease was won."""
+    if runtime is None or not runtime.store.schedule.acquire_lease(f"{kind}:{name}", runtime.owner, period * 0.8):
         return
     try:
         if kind == "poll":
@@ -57,8 +55,6 @@ async def run_job(kind: str, name: str, period: float) -> None:
         elif kind == "deferred":
             runtime.fire_due()
         elif kind == "reconcile":
-            from provisioner.reconcile.run import apply_fixes, reconcile
-
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
             if runtime.config.reconcile.fix:
@@ -72,14 +68,51 @@ async def run_job(kind: str, name: str, period: float) -> None:
         log.exception("scheduled job %s:%s failed", kind, name)
 
 
-def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
+@dataclass
+class _Bound:
+    """A stored job seen through its engine: the job store names only a function and plain
+    arguments (it outlives processes), so the executor supplies the live engine as it runs it."""
+
+    job: Job
+    runtime: Engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.job, name)
+
+    @property
+    def func(self) -> Any:
+        return lambda *args, **kwargs: self.job.func(*args, **kwargs, runtime=self.runtime)
+
+
+class _EngineExecutor(AsyncIOExecutor):
+    def __init__(self, runtime: Engine):
+        super().__init__()
+        self.runtime = runtime
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        def done(task: Any) -> None:
+            self._pending_futures.discard(task)
+            try:
+                events = task.result()
+            except BaseException:
+                self._run_job_error(job.id, *sys.exc_info()[1:])
+            else:
+                self._run_job_success(job.id, events)
+
+        coro = run_coroutine_job(_Bound(job, self.runtime), job._jobstore_alias, run_times, self._logger.name)
+        task = self._eventloop.create_task(coro)
+        task.add_done_callback(done)
+        self._pending_futures.add(task)
+
+
+def build_scheduler(runtime: Engine) -> AsyncIOScheduler:
     config = runtime.config
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=runtime.store.engine, tablename="scheduler_jobs")},
+        executors={"default": _EngineExecutor(runtime)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone="UTC",
     )
-    _RUNTIME["engine"] = runtime
     jobs: list[tuple[str, str, CronTrigger | IntervalTrigger]] = [
         ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources
     ]

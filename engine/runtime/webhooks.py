@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from provisioner.engine.runtime.protocol import Engine
 from provisioner.sources import webhook_verifier
 from provisioner.sources.webhooks import Replays, WebhookRejected, verify
-
-if TYPE_CHECKING:
-    from provisioner.engine.runtime.app import Runtime
 
 log = logging.getLogger("provisioner.webhooks")
 MAX_BODY = 1 << 20
 
 
-def webhook_app(runtime: Runtime) -> Starlette:
+def webhook_app(runtime: Engine) -> Starlette:
     configs = {s.name: s for s in runtime.config.sources}
     replays = Replays(first=runtime.store.sources.first_notice)  # shared by every engine process
     tasks: set[asyncio.Task[Any]] = set()

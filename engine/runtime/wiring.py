@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.protocols import Source, Target
 from provisioner.engine.runtime.apply import Applier
@@ -55,6 +55,8 @@ class Parts:
         return verdict.held, verdict.reason
 
     async def aclose(self) -> None:
-        for part in [*self.sources.values(), *self.targets.values()]:
-            await part.aclose()
+        for source in self.sources.values():
+            await source.aclose()
+        for target in self.targets.values():
+            await target.aclose()
         self.store.close()

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from provisioner.engine.config.schema import Config
+from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import scim_app, serve_asgi, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app

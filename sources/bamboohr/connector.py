@@ -1,6 +1,7 @@
 """`type: bamboohr` — every employee, inactive ones included, through the custom-report endpoint.
 
-Facts: shared/reference/hris-api-facts.md §1. `base_url` is everything before `/v1`, in either
+Facts: BambooHR's API reference (https://documentation.bamboohr.com/reference). `base_url` is
+everything before `/v1`, in either
 of the two documented forms: `https://api.bamboohr.com/api/gateway.php/<company>` (legacy) or
 `https://<company>.bamboohr.com/api` (newer).
 """
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 
 from provisioner.engine.kit.paging import PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
+from provisioner.sources.values import employment_type
 
 # The directory endpoint shows active people only; this report returns everyone regardless of status.
 REPORT_PATH = "/v1/reports/custom"
@@ -40,18 +42,6 @@ FIELDS = [
     "supervisorEId",
     "lastChanged",
 ]
-_EMPLOYMENT_TYPES = {
-    "full-time": "full_time",
-    "full time": "full_time",
-    "part-time": "part_time",
-    "part time": "part_time",
-    "contractor": "contractor",
-    "contract": "contractor",
-    "intern": "intern",
-    "internship": "intern",
-    "temporary": "temporary",
-    "seasonal": "temporary",
-}
 _ON_LEAVE = {"leave of absence", "on leave", "furloughed"}
 
 
@@ -109,7 +99,7 @@ def employee_to_worker(record: dict[str, Any], today: date | None = None) -> dic
         "location": record.get("location"),
         "country": _country(record.get("country")),
         "manager_id": f"bamboohr:{supervisor}" if supervisor else None,
-        "employment_type": _EMPLOYMENT_TYPES.get(history, "other" if history and history != "terminated" else None),
+        "employment_type": employment_type(history) if history != "terminated" else None,
         "status": status,
         "start_date": hired,
         "termination_date": terminated,

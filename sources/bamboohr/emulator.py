@@ -56,6 +56,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+def _country_name(alpha2: str) -> str:
+    """BambooHR answers a country's name ("Germany"), not its code."""
+    country = pycountry.countries.get(alpha_2=alpha2)
+    return country.name if country is not None else alpha2
+
+
 @dataclass
 class EmulatorState(Vendor):
     api_key: str = field(default_factory=lambda: secrets.token_hex(20))
@@ -80,7 +86,7 @@ class EmulatorState(Vendor):
                 department=p["department"],
                 job_title=p["title"],
                 location=p["location"],
-                country=pycountry.countries.get(alpha_2=p["country"]).name,
+                country=_country_name(p["country"]),
                 hire_date=p["start_date"],
                 employment=p["commitment"],
             )["id"]
@@ -322,3 +328,6 @@ def create_app(state: EmulatorState) -> Starlette:
         Route("/_admin/faults", admin_faults, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+State = EmulatorState  # the name the sandbox and tests look for in every vendor emulator

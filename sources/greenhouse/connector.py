@@ -4,7 +4,7 @@ One Worker per candidate (`greenhouse:<candidate id>`); the current offer gives 
 and employment type, the job its title, department and office. `version: v3` (the default; v1/v2
 were retired on 2026-08-31 by Greenhouse's notice) uses OAuth client credentials and cursors;
 `version: v1` uses the API token as the Basic username. Both page with `Link: rel="next"`.
-Facts: shared/reference/hris-api-facts.md §3.
+Facts: Greenhouse's Harvest API documentation (https://developers.greenhouse.io/harvest.html).
 """
 
 from __future__ import annotations
@@ -18,18 +18,10 @@ from pydantic import SecretStr
 from provisioner.engine.kit.auth import AuthConfig
 from provisioner.engine.kit.paging import Paging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
+from provisioner.sources.values import employment_type, iso_datetime
 
 LIST = Paging(style="link_header", items="@")
 SINCE_PARAM = {"v1": "last_activity_after", "v3": "last_activity_at[gte]"}
-EMPLOYMENT = {
-    "full-time": "full_time",
-    "part-time": "part_time",
-    "contractor": "contractor",
-    "contract": "contractor",
-    "intern": "intern",
-    "internship": "intern",
-    "temporary": "temporary",
-}
 
 
 class GreenhouseSettings(HttpSourceSettings):
@@ -108,7 +100,7 @@ class GreenhouseSource(HttpSource):
         emails = record.get("email_addresses") or []
         email = lambda kind: next((e["value"] for e in emails if e.get("type") == kind), None)  # noqa: E731
         job, offer = record["_job"], record["_offer"]
-        office = next(iter(job.get("offices") or []), {})
+        office: dict[str, Any] = next(iter(job.get("offices") or []), {})
         kind = str((offer.get("custom_fields") or {}).get("employment_type") or "").strip().lower()
         updated = record.get("updated_at")
         return {
@@ -117,10 +109,15 @@ class GreenhouseSource(HttpSource):
             "personal_email": email("personal") or email("other"),
             "work_email": email("work"),
             "title": job.get("name"),
-            "department": next(iter(job.get("departments") or []), {}).get("name"),
+            "department": _first(job.get("departments")).get("name"),
             "location": (office.get("location") or {}).get("name") or office.get("name"),
-            "employment_type": EMPLOYMENT.get(kind, "other" if kind else None),
+            "employment_type": employment_type(kind),
             "status": "pending",
             "start_date": offer.get("starts_at"),
-            "updated_at": datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
+            "updated_at": iso_datetime(updated),
         }
+
+
+def _first(items: Any) -> dict[str, Any]:
+    """The first of a list of objects (a job's departments), or an empty one."""
+    return next(iter(items or []), {})

@@ -2,7 +2,8 @@
 API token as username, page-numbered `Link` headers) and `/v3` (OAuth client-credentials bearer
 tokens from `/token`, opaque cursors that must be the only query parameter on follow-ups).
 
-Facts: shared/reference/hris-api-facts.md §3. Limit reported in `X-RateLimit-Limit` /
+Facts: Greenhouse's Harvest API documentation (https://developers.greenhouse.io/harvest.html). Limit
+reported in `X-RateLimit-Limit` /
 `-Remaining` per 10 s window; a 429 carries `X-RateLimit-Reset` and `Retry-After`. Errors are
 `{"message": ...}`. Webhooks: `Signature: sha256 <hex>` over the whole raw body, plus
 `Greenhouse-Event-ID`. The v3 sub-resource paths mirror v1's (not confirmed by the facts file).
@@ -272,3 +273,6 @@ def create_app(state: GreenhouseState) -> Starlette:
             *admin_routes(state, "hire_candidate", "update_candidate"),
         ]
     )
+
+
+State = GreenhouseState  # the name the sandbox and tests look for in every vendor emulator

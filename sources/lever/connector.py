@@ -2,7 +2,7 @@
 
 An opportunity archived with a reason of type `hired` is a hire. Its posting gives title,
 department, team, location and commitment; its offer's `anticipated_start_date` the start date.
-Facts: shared/reference/lever-api-guide.txt, hris-api-facts.md §5.
+Facts: Lever's API documentation (https://hire.lever.co/developer/documentation).
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ from pydantic import SecretStr
 
 from provisioner.engine.kit.paging import Paging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, epoch_ms
+from provisioner.sources.values import employment_type
 
 LIST = Paging(style="offset_token", items="data", next="next", has_more="hasNext", param="offset")
-COMMITMENTS = {
-    "full-time": "full_time",
-    "full time": "full_time",
-    "part-time": "part_time",
-    "part time": "part_time",
-    "contractor": "contractor",
-    "contract": "contractor",
-    "intern": "intern",
-    "internship": "intern",
-    "temporary": "temporary",
-}
 
 
 class LeverSettings(HttpSourceSettings):
@@ -107,8 +97,8 @@ class LeverSource(HttpSource):
             "department": categories.get("department"),
             "team": categories.get("team"),
             "location": categories.get("location"),
-            "employment_type": COMMITMENTS.get(commitment, "other" if commitment else None),
+            "employment_type": employment_type(commitment),
             "status": "pending",
-            "start_date": epoch_ms(start).date() if start not in (None, "") else None,
+            "start_date": when.date() if (when := epoch_ms(start)) is not None else None,
             "updated_at": epoch_ms(record.get("updatedAt")),
         }

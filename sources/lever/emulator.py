@@ -1,7 +1,8 @@
 """A Lever emulator (ATS side): opportunities, applications, postings, offers and archive reasons
 as `https://api.lever.co/v1` serves them, over real HTTP.
 
-Facts: shared/reference/lever-api-guide.txt and hris-api-facts.md §5. API key as the Basic
+Facts: Lever's API documentation (https://hire.lever.co/developer/documentation). API key as the
+Basic
 username with a blank password, or OAuth bearer tokens that live an hour and refresh tokens that
 rotate on every exchange; lists wrap `{"data": [...], "hasNext", "next"}` with an opaque offset
 token; 10 requests/s with bursts of 20, else 429; errors `{"code", "message"}`; timestamps in epoch
@@ -177,7 +178,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 def list_page(request: Request, rows: list[dict[str, Any]], generation: int = 0) -> JSONResponse:
     """One page of a Lever list: `limit` 1–100, an opaque `offset` token, `{data, hasNext, next}`.
     A token from another `generation` is refused, as an expired one is. The users emulator
-    (targets/emulators/lever_users.py) pages with this too."""
+    (users_emulator.py, for the lever-users target) pages with this too."""
     q = request.query_params
     try:
         limit = int(q.get("limit", 100))
@@ -311,3 +312,6 @@ def create_app(state: LeverState) -> Starlette:
             *admin_routes(state, "candidateHired", "candidateStageChange"),
         ]
     )
+
+
+State = LeverState  # the name the sandbox and tests look for in every vendor emulator

@@ -15,20 +15,9 @@ from pydantic import SecretStr
 
 from provisioner.engine.kit.paging import Paging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
+from provisioner.sources.values import employment_type, iso_datetime
 
 LIST = Paging(style="next_link", items="candidates", next="paging.next")
-EMPLOYMENT = {
-    "full-time": "full_time",
-    "full time": "full_time",
-    "part-time": "part_time",
-    "part time": "part_time",
-    "contract": "contractor",
-    "contractor": "contractor",
-    "internship": "intern",
-    "intern": "intern",
-    "temporary": "temporary",
-    "seasonal": "temporary",
-}
 
 
 class WorkableSettings(HttpSourceSettings):
@@ -83,7 +72,7 @@ class WorkableSource(HttpSource):
             "department": job.get("department"),
             "location": location.get("city") or location.get("location_str"),
             "country": location.get("country_code"),
-            "employment_type": EMPLOYMENT.get(kind, "other" if kind else None),
+            "employment_type": employment_type(kind),
             "status": "pending",
-            "updated_at": datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
+            "updated_at": iso_datetime(updated),
         }

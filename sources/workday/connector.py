@@ -5,7 +5,8 @@ Envelopes are built with lxml (the WSDL cannot be fetched here): WS-Security Use
 `Response_Results/Total_Pages`, and incremental reads through `Transaction_Log_Criteria_Data`
 (Updated_From/Through). A termination entered ahead of its date is surfaced as a future
 `termination_date`; the policy layer schedules it. Incremental reads ask for both windows Entra
-uses: Updated (entered) and Effective (taking effect). Facts: shared/reference/hris-api-facts.md §2.
+uses: Updated (entered) and Effective (taking effect). Facts: Workday's Get_Workers reference
+(https://community.workday.com/sites/default/files/file-hosting/productionapi/Human_Resources/v40.0/Get_Workers.html).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 from pydantic import Field, SecretStr
@@ -22,22 +23,13 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.http import RetryPolicy
 from provisioner.engine.kit.paging import PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings
+from provisioner.sources.values import employment_type
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
 WD = "urn:com.workday/bsvc"
 NS = {"env": SOAP, "wd": WD}
-EMPLOYEE_TYPES = {
-    "regular": "full_time",
-    "full_time": "full_time",
-    "part_time": "part_time",
-    "contractor": "contractor",
-    "contingent": "contractor",
-    "intern": "intern",
-    "temporary": "temporary",
-    "seasonal": "temporary",
-}
 
 
 def _el(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -109,8 +101,12 @@ def _compiled(path: str) -> etree.XPath:
     return etree.XPath(path, namespaces=NS)
 
 
+def _WORKERS(root: etree._Element) -> list[etree._Element]:
+    return cast(list[etree._Element], _compiled("//wd:Response_Data/wd:Worker")(root))
+
+
 def _text(node: etree._Element, path: str) -> str | None:
-    found = _compiled(path)(node)
+    found = cast(list[Any], _compiled(path)(node))
     value = found[0] if found else None
     if isinstance(value, etree._Element):
         value = value.text
@@ -246,13 +242,13 @@ class WorkdaySource(HttpSource):
         while page <= pages:
             root = await self._call(self._request(page=page, **criteria))
             pages = int(_text(root, "//wd:Response_Results/wd:Total_Pages") or 0)
-            for node in root.xpath("//wd:Response_Data/wd:Worker", namespaces=NS):
+            for node in _WORKERS(root):
                 yield worker_record(node)
             page += 1
 
     async def record(self, remote_id: str) -> dict[str, Any] | None:
         root = await self._call(self._request(employee_id=remote_id))
-        nodes = root.xpath("//wd:Response_Data/wd:Worker", namespaces=NS)
+        nodes = _WORKERS(root)
         return worker_record(nodes[0]) if nodes else None
 
     def to_worker(self, record: dict[str, Any], today: date | None = None) -> dict[str, Any]:
@@ -281,7 +277,7 @@ class WorkdaySource(HttpSource):
             "location": record["location"],
             "country": record["country"],
             "manager_id": f"{self.name}:{record['manager']}" if record["manager"] else None,
-            "employment_type": EMPLOYEE_TYPES.get(kind, "other" if kind else None),
+            "employment_type": employment_type(kind),
             "status": status,
             "start_date": hired,
             "termination_date": ended,

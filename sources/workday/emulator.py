@@ -1,7 +1,9 @@
 """A Workday emulator: Human_Resources `Get_Workers` over SOAP 1.1, as a tenant serves it at
 `/ccx/service/{tenant}/Human_Resources[/vNN.N]`.
 
-Facts: shared/reference/hris-api-facts.md §2. WS-Security UsernameToken (`isu@tenant`,
+Facts: Workday's Get_Workers reference
+(https://community.workday.com/sites/default/files/file-hosting/productionapi/Human_Resources/v40.0/Get_Workers.html).
+WS-Security UsernameToken (`isu@tenant`,
 PasswordText) or `SOAP-ENV:Client.authenticationError`; `Response_Filter` Page/Count (Count over
 999 is a `Client.validationError`), `Response_Results` with Total_Results/Total_Pages; incremental
 via `Transaction_Log_Criteria_Data/Transaction_Date_Range_Data` Updated_From/Through (entered in
@@ -16,7 +18,7 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 from starlette.applications import Starlette
@@ -202,7 +204,7 @@ def create_app(state: WorkdayState) -> Starlette:
         if not 1 <= count <= 999:
             return _fault("Client.validationError", "Count must be between 1 and 999")
         rows = sorted(state.workers.values(), key=lambda w: w["employee_id"])
-        wanted = root.xpath("//wd:Request_References/wd:Worker_Reference/wd:ID/text()", namespaces=NS)
+        wanted = cast(list[str], root.xpath("//wd:Request_References/wd:Worker_Reference/wd:ID/text()", namespaces=NS))
         if wanted:
             rows = [w for w in rows if w["employee_id"] in wanted or w["wid"] in wanted]
         window = "wd:Request_Criteria/wd:Transaction_Log_Criteria_Data/wd:Transaction_Date_Range_Data/"
@@ -245,3 +247,6 @@ def create_app(state: WorkdayState) -> Starlette:
             *admin_routes(state),
         ]
     )
+
+
+State = WorkdayState  # the name the sandbox and tests look for in every vendor emulator

@@ -1,6 +1,7 @@
 """A Lever users emulator (target side): `/users` as the Lever v1 API serves it, over real HTTP.
 
-Facts from `shared/reference/lever-api-guide.txt`: API key as the HTTP Basic username with a blank
+Facts from Lever's API documentation (https://hire.lever.co/developer/documentation): API key as the
+HTTP Basic username with a blank
 password; lists page with an opaque offset token (`hasNext`, `next`); users are listed, created,
 deactivated and reactivated. Answers are wrapped in `{"data": …}`. The rate limit (10 requests/s,
 bursts of 20) answers 429 with `Retry-After`; `/_admin/storm` forces a burst of 429s, and

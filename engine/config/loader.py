@@ -1,0 +1,197 @@
+"""Loading the one YAML config file: `${ENV}` expansion, validation, every problem with file:line."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from provisioner.engine.config.schema import Config, SourceConfig
+from provisioner.engine.kit.templating import Condition, Template, TemplateError
+
+# ${NAME} or ${NAME:-default}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+# A connector's own check of its settings (the sources registry supplies it): problems at keys.
+SettingsCheck = Callable[[Mapping[str, Any], set[str]], list[tuple[tuple[Any, ...], str]]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem in a config file at once, each with file, line and key."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every key so errors can point at it."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return _Located({str(k): v for k, v in mapping.items()}, lines, node.start_mark.line + 1)
+
+
+class _Located(dict):
+    """A dict that remembers where its keys stood in the file."""
+
+    def __init__(self, data: dict[str, Any], lines: dict[str, int], line: int):
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    line = getattr(data, "line", None)
+    node = data
+    for part in loc:
+        if isinstance(node, _Located) and str(part) in node.lines:
+            line = node.lines[str(part)]
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            line = getattr(node, "line", line)
+        else:
+            break
+    return line
+
+
+def _expand_env(node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+    if isinstance(node, dict):
+        for key in list(node):
+            node[key] = _expand_env(node[key], (*path, key), missing)
+        return node
+    if isinstance(node, list):
+        return [_expand_env(v, (*path, i), missing) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name not in os.environ and default is not None:
+                return default
+            if name not in os.environ:
+                missing.append((path, name))
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def load_config(path: str | Path, settings_check: SettingsCheck | None = None) -> Config:
+    """Read, expand and validate; raises ConfigError listing every problem. `settings_check`
+    validates each source's connector settings (the CLI passes the sources registry's)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader) or _Located({}, {}, 1)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError([Problem(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, 1, "", "the top level must be a mapping")])
+    missing: list[tuple[tuple[Any, ...], str]] = []
+    _expand_env(data, (), missing)
+    problems = [
+        Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
+        for loc, name in missing
+    ]
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(Problem(file, _line_of(data, loc), _key(loc), err["msg"]))
+    problems.extend(_cross_check(data, file, settings_check))
+    problems.sort(key=lambda p: p.line or 0)
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(key) if isinstance(data, dict) else None
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _cross_check(data: Any, file: str, settings_check: SettingsCheck | None) -> list[Problem]:
+    """What the schema cannot say: unique names, references to real targets, expressions that compile.
+
+    Works on the raw data, so these problems are reported together with the schema's own."""
+    problems = []
+
+    def problem(loc: tuple[Any, ...], message: str) -> None:
+        problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
+
+    def compiles(loc: tuple[Any, ...], source: Any, kind: type[Template] | type[Condition], owner: str) -> None:
+        if isinstance(source, str):
+            try:
+                kind(source)
+            except TemplateError as exc:
+                problem(loc, f"{owner}: {exc}")
+
+    for kind in ("sources", "targets", "policies"):
+        seen: set[str] = set()
+        for i, item in _items(data, kind):
+            if item.get("name") in seen:
+                problem((kind, i, "name"), f"duplicate name {item['name']!r}")
+            seen.add(str(item.get("name")))
+    targets = {str(t.get("name")) for _, t in _items(data, "targets")}
+    known = ", ".join(sorted(targets)) or "none"
+    for i, policy in _items(data, "policies"):
+        owner = f"policy {policy.get('name')!r}"
+        compiles(("policies", i, "when"), policy.get("when"), Condition, owner)
+        for j, grant in _items(policy, "grant"):
+            if "target" in grant and grant["target"] not in targets:
+                problem(("policies", i, "grant", j, "target"), f"unknown target {grant['target']!r} (known: {known})")
+            for k, group in enumerate(grant.get("groups") or []):
+                compiles(("policies", i, "grant", j, "groups", k), group, Template, owner)
+        for j, denied in enumerate(policy.get("deny") or []):
+            if denied not in targets:
+                problem(("policies", i, "deny", j), f"unknown target {denied!r} (known: {known})")
+    if settings_check is not None:
+        for i, source in _items(data, "sources"):
+            for loc, message in settings_check(source, set(SourceConfig.model_fields)):
+                problem(("sources", i, *loc), f"source {source.get('name')!r}: {message}")
+    for i, target in _items(data, "targets"):
+        mapping = target.get("mapping")
+        for path, source in mapping.items() if isinstance(mapping, dict) else []:
+            compiles(("targets", i, "mapping", path), source, Template, f"target {target.get('name')!r}")
+    for i, test in _items(data, "tests"):
+        expect = test.get("expect")
+        for name in expect if isinstance(expect, dict) else {}:
+            if name not in targets:
+                problem(("tests", i, "expect", name), f"unknown target {name!r} (known: {known})")
+    return problems
