@@ -1,7 +1,7 @@
 """SCIM 2.0 writer over httpx, with scim2-models for the protocol messages (RFC 7643 / 7644).
 
-scim2-client 0.13 ships an engine for httpx2 only, and its unchecked-payload mode needs resource
-types where we hold paths; speaking the few calls directly keeps the writer small and exact.
+Speaking the few calls directly (rather than through scim2-client) keeps the writer small and
+exact: we hold attribute paths, not resource types.
 What the server announces in /ServiceProviderConfig decides how: PATCH or read-modify-PUT,
 filter queries or a listing, single POSTs or /Bulk, If-Match on PUT when it has ETags. What it
 really does refines that, learned once per target and logged once: a PATCH it refuses means
@@ -140,6 +140,38 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         """patch, bulk, filter, etag, sort, changePassword — as the server announces them."""
         announced = getattr(await self.discover(), feature, None)
         return bool(announced is not None and announced.supported)
+
+    async def check(self) -> list[tuple[str, bool, str]]:
+        """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials,
+        capabilities, a read of one user and one group."""
+        try:
+            config = await self.discover()
+        except httpx.HTTPError as exc:
+            return [("reachable", False, scim_error(exc))]
+        except ScimError as exc:
+            what = "credentials" if exc.status in (401, 403) else "ServiceProviderConfig"
+            return [("reachable", True, f"HTTP {exc.status}"), (what, False, str(exc))]
+        rows = [("reachable", True, str(self.http.base_url)), ("credentials", True, "accepted")]
+        bulk, filter_ = config.bulk, config.filter
+        features = [
+            f"patch {'yes' if await self.supports('patch') else 'no'}",
+            f"bulk {'max ' + str(bulk.max_operations) if bulk and bulk.supported else 'no'}",
+            f"filter {'yes' if filter_ and filter_.supported else 'no'}",
+            f"etag {'yes' if await self.supports('etag') else 'no'}",
+            f"maxResults {filter_.max_results if filter_ and filter_.max_results else '-'}",
+        ]
+        rows.append(("capabilities", True, ", ".join(features)))
+        for kind, key in (("Users", "userName"), ("Groups", "displayName")):
+            try:
+                page = await self._call("GET", kind, params={"count": 1, "startIndex": 1})
+            except ERRORS as exc:
+                rows.append((f"read one of {kind}", False, scim_error(exc)))
+                continue
+            first = next(iter(page.get("Resources") or []), None)
+            rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
+        if self._not_kept:
+            rows.append(("not kept by this app", True, ", ".join(sorted(self._not_kept))))
+        return rows
 
     def not_kept(self) -> set[str]:
         """Mapped attributes this app answered without after we wrote them: it does not store them."""
