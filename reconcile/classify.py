@@ -75,10 +75,16 @@ def account_keys(account: Account) -> set[str]:
 
 
 def classify(
-    target: str, desired: list[Desired], accounts: list[Account], links: dict[str, Link], compare_groups: bool = True
+    target: str,
+    desired: list[Desired],
+    accounts: list[Account],
+    links: dict[str, Link],
+    compare_groups: bool = True,
+    not_kept: frozenset[str] = frozenset(),
 ) -> list[Item]:
     """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
-    ends up in exactly one item (an ambiguous pair may name several)."""
+    ends up in exactly one item (an ambiguous pair may name several). Attributes the app does not
+    keep (`not_kept`) are never drift: writing them again would change nothing."""
     by_id = {a.id: a for a in accounts}
     by_key: dict[str, list[Account]] = {}
     for account in accounts:
@@ -153,7 +159,7 @@ def classify(
                 )
             )
         else:
-            drift = differences(want, linked, compare_groups)
+            drift = differences(want, linked, compare_groups, not_kept)
             items.append(
                 Item(
                     Situation.drifted if drift else Situation.confirmed,
@@ -182,11 +188,20 @@ def classify(
     return items
 
 
-def differences(want: Desired, account: Account, compare_groups: bool) -> list[str]:
+def same_value(path: str, held: Any, wanted: Any) -> bool:
+    """userName is caseExact=false (RFC 7643 §4.1.1): "Ada@Example.com" is "ada@example.com"."""
+    if path == "userName" and isinstance(held, str) and isinstance(wanted, str):
+        return held.lower() == wanted.lower()
+    return bool(held == wanted)
+
+
+def differences(
+    want: Desired, account: Account, compare_groups: bool, not_kept: frozenset[str] = frozenset()
+) -> list[str]:
     out = [
         f"{path}: {account.attributes.get(path)!r} → {value!r}"
         for path, value in want.attributes.items()
-        if account.attributes.get(path) != value
+        if path not in not_kept and not same_value(path, account.attributes.get(path), value)
     ]
     if want.enabled and not account.active:
         out.append("active: False → True")

@@ -31,6 +31,9 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f
 <h2>Counts</h2><table><tr><th>target</th>{% for s in situations %}<th>{{ s }}</th>{% endfor %}</tr>
 {% for target, counts in summary.items() %}<tr><td>{{ target }}</td>{% for s in situations %}
 <td>{{ counts.get(s, 0) }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if not_kept %}<h2>Not kept by this app</h2><p>Written, but the app answered without them; never counted as drift.</p>
+<table>{% for target, names in not_kept.items() %}<tr><td>{{ target }}</td><td>{{ names | join(', ') }}</td></tr>
+{% endfor %}</table>{% endif %}
 <h2>What needs attention</h2>{% if not items %}<p class="ok">Nothing: every account is as it should be.</p>{% else %}
 <table><tr><th>situation</th><th>target</th><th>person</th><th>account</th><th>why</th><th>details</th></tr>
 {% for i in items %}<tr><td class="bad">{{ i.situation }}</td><td>{{ i.target }}</td><td>{{ i.worker_id or '' }}</td>
@@ -39,7 +42,11 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f
 
 
 def as_json(result: Reconciliation) -> dict[str, Any]:
-    return {"summary": result.summary(), "items": [i.as_dict() for i in result.needing_attention()]}
+    return {
+        "summary": result.summary(),
+        "items": [i.as_dict() for i in result.needing_attention()],
+        "not_kept": result.not_kept,
+    }
 
 
 def as_html(result: Reconciliation) -> str:
@@ -53,6 +60,7 @@ def as_html(result: Reconciliation) -> str:
         items=items,
         situations=[s.value for s in Situation],
         why=WHY,
+        not_kept=result.not_kept,
     )
 
 
@@ -64,6 +72,8 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
     for target, counts in result.summary().items():
         table.add_row(target, *[str(counts.get(s.value, 0) or "") for s in Situation])
     console.print(table)
+    for target, names in result.not_kept.items():
+        console.print(f"[dim]{target}: not kept by this app (not counted as drift): {', '.join(names)}[/dim]")
     for item in result.needing_attention():
         console.print(
             f"[yellow]{item.situation.value}[/yellow] {item.target} {item.worker_id or '-'} "

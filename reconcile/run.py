@@ -42,6 +42,7 @@ class Reconciliation:
     listing_s: float = 0.0
     classify_s: float = 0.0
     accounts: int = 0
+    not_kept: dict[str, list[str]] = field(default_factory=dict)  # target → attributes the app drops
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, Counter[str]] = {}
@@ -118,12 +119,17 @@ async def reconcile(
             progress(name, len(accounts))
         listed = time.perf_counter()
         links = {link.worker_id: link for link in parts.store.links.all(name)}
+        target = parts.targets[name]
+        not_kept = frozenset(target.not_kept() if hasattr(target, "not_kept") else ())
+        if not_kept:
+            result.not_kept[name] = sorted(not_kept)
         result.items += classify(
             name,
             desired_state(parts, name, workers, entitlements, links, now),
             accounts,
             links,
-            compare_groups=hasattr(parts.targets[name], "supports"),
+            compare_groups=hasattr(target, "supports"),
+            not_kept=not_kept,
         )
         result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import httpx
-from pydantic import BaseModel, ConfigDict
-from scim2_models import Error
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from scim2_models import EnterpriseUser, Error, Group, PatchOp, PatchOperation, User
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error
+from provisioner.targets.mapping import Path
+
+log = logging.getLogger("provisioner.scim")
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 SCIM_JSON = "application/scim+json, application/json"
 
 DEFAULT_MAPPING = {
@@ -43,6 +49,66 @@ class ScimSettings(BaseModel):
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100
     match_email: bool = False  # also adopt an account whose email is the worker's work email
+    auth: AuthConfig = Field(default_factory=AuthConfig)  # the REST writer's schemes; `token:` is bearer
+
+
+def auth_of(settings: ScimSettings, token: SecretStr | None) -> tuple[httpx.Auth | None, dict[str, str]]:
+    """`token:` is the shorthand for a bearer `auth:` block; giving both is a mistake worth naming."""
+    if token is not None and settings.auth.type != "none":
+        raise ValueError("give either token (a bearer token) or an auth block, not both")
+    return build_auth(AuthConfig(type="bearer", token=token) if token is not None else settings.auth)
+
+
+def patch_body(resource: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PatchOp message (RFC 7644 §3.5.2) checked by scim2-models against the core and enterprise
+    schemas. A mapping may name an attribute of the app's own extension, which those schemas do
+    not know: that body goes out as given."""
+    model = PatchOp[Group] if resource == "Groups" else PatchOp[User[EnterpriseUser]]
+    try:
+        message = model(operations=[PatchOperation.model_validate(op) for op in operations])
+    except ValidationError:
+        return {"schemas": [PATCH_SCHEMA], "Operations": operations}
+    return message.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def new_group(name: str) -> dict[str, Any]:
+    return Group(display_name=name, members=[]).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def patch_refused(exc: Exception) -> bool:
+    """The server has PATCH, but not for this change: 501, or a 400 naming the path or mutability
+    (django-scim2 and others implement only part of RFC 7644 §3.5.2)."""
+    if not isinstance(exc, ScimError):
+        return False
+    return exc.status == 501 or (exc.status == 400 and exc.scim_type in ("invalidPath", "mutability"))
+
+
+def advertised_attributes(schemas: list[dict[str, Any]]) -> set[str]:
+    """Attribute names as /Schemas announces them, lower-cased; extension ones behind their URN."""
+    names = set()
+    for schema in schemas:
+        urn = str(schema.get("id") or "")
+        core = urn in (USER_SCHEMA, "urn:ietf:params:scim:schemas:core:2.0:Group")
+        for attribute in schema.get("attributes") or []:
+            name = str(attribute.get("name") or "").lower()
+            names.add(name if core else f"{urn.lower()}:{name}")
+    return names
+
+
+def root_attribute(path: str) -> str:
+    parsed = Path.parse(path)
+    return f"{parsed.urn.lower()}:{parsed.attr.lower()}" if parsed.urn else parsed.attr.lower()
+
+
+def dropped(sent: dict[str, Any], returned: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(paths sent with a value that the answer leaves out, paths it kept), for a full resource."""
+    gone: set[str] = set()
+    kept: set[str] = set()
+    for path, value in sent.items():
+        if value in (None, "") or path == "active":
+            continue
+        (kept if Path.parse(path).get(returned) not in (None, "") else gone).add(path)
+    return gone, kept
 
 
 class ScimError(Exception):

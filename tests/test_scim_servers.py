@@ -1,12 +1,15 @@
 """The SCIM writer against scim2-server in three configurations, each announced in its
 /ServiceProviderConfig and enforced by the server: everything supported; PATCH unsupported
-(read-modify-PUT with If-Match); neither filtering nor Bulk (lookups through a listing)."""
+(read-modify-PUT with If-Match); neither filtering nor Bulk (lookups through a listing). And
+against SCIMMY, a second implementation by other people (bearer token, no Bulk, case-exact
+userName, a PATCH that changes nothing answers 204)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -19,15 +22,30 @@ from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import make_config
+from tests.scimmy_server import scimmy_available, scimmy_server_process
 
 CONFIGS = sorted((Path(__file__).parent / "scim_configs").glob("*.json"))
 DEPT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+SCIMMY = pytest.param(
+    "scimmy", marks=pytest.mark.skipif(not scimmy_available(), reason="needs node and `npm ci --prefix tests/scimmy`")
+)
 
 
-@pytest.fixture(params=CONFIGS, ids=lambda p: p.stem)
-def scim_url(request: pytest.FixtureRequest) -> Iterator[str]:
+@dataclass
+class Server:
+    url: str
+    token: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(params=[*CONFIGS, SCIMMY], ids=lambda p: p.stem if isinstance(p, Path) else p)
+def scim_url(request: pytest.FixtureRequest) -> Iterator[Server]:
+    if request.param == "scimmy":
+        with scimmy_server_process("servers-token") as url:
+            yield Server(url, "servers-token", {"Authorization": "Bearer servers-token"})
+        return
     with scim_server_process(str(request.param)) as url:
-        yield url
+        yield Server(url)
 
 
 def ada(**kw: str) -> Worker:
@@ -63,10 +81,12 @@ def members(client: httpx.Client, name: str) -> list[str]:
     return [m["value"] for m in (group or {}).get("members") or []]
 
 
-async def test_every_write_on_every_configuration(scim_url: str):
+async def test_every_write_on_every_configuration(scim_url: Server):
     spec = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
-    target = ScimTarget.from_config(TargetConfig(name="app", type="scim", base_url=scim_url))
-    client = httpx.Client(base_url=scim_url)
+    target = ScimTarget.from_config(
+        TargetConfig.model_validate({"name": "app", "type": "scim", "base_url": scim_url.url, "token": scim_url.token})
+    )
+    client = httpx.Client(base_url=scim_url.url, headers=scim_url.headers)
     try:
         worker = ada()
         created = await target.create(worker, spec.render(worker))
@@ -109,7 +129,7 @@ async def test_every_write_on_every_configuration(scim_url: str):
         await target.aclose()
 
 
-async def test_initial_load_of_1000_users_without_duplicates(scim_url: str, tmp_path: Path):
+async def test_initial_load_of_1000_users_without_duplicates(scim_url: Server, tmp_path: Path):
     rows = [
         {
             "remote_id": str(i),
@@ -123,16 +143,17 @@ async def test_initial_load_of_1000_users_without_duplicates(scim_url: str, tmp_
     ]
     people = tmp_path / "people.json"
     people.write_text(json.dumps(rows))
-    client = httpx.Client(base_url=scim_url)
+    client = httpx.Client(base_url=scim_url.url, headers=scim_url.headers)
     # One of them already exists in the app: it must be adopted, not duplicated.
     client.post(
         "/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u500@example.com"}
     ).raise_for_status()
     config = make_config(
         f"sqlite:///{tmp_path / 's.db'}",
-        scim_url,
+        scim_url.url,
         {"name": "hr", "type": "file", "path": str(people)},
         engine={"concurrency": 64},
+        target={"token": scim_url.token},
     )
     try:
         async with Runtime(config) as runtime:

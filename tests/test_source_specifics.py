@@ -218,3 +218,45 @@ async def test_workday_incremental_read_sees_a_termination_taking_effect_today()
         await source.aclose()
     assert second.cursor["mode"] == "incremental"
     assert [(w.remote_id, w.status.value) for w in second.workers] == [(ids[1], "terminated")]
+
+
+async def test_workable_stage_is_a_display_name_and_the_filter_a_slug():
+    """Workable's candidates carry the stage's display name; an account renamed "Hired"."""
+    state = WorkableState()
+    state.stages["hired"] = "Offer Accepted – Hired"
+    ids = state.seed(3)
+    state.remove(ids[2])  # back to the offer stage: no longer a hire
+    with serve_asgi(workable_app(state)) as server:
+        source = build_source("w", "workable", {"base_url": f"{server.url}/spi/v3", "token": state.token})
+        try:
+            read = await source.read({})
+            one = await source.fetch_one(ids[0])
+            gone = await source.fetch_one(ids[2])
+        finally:
+            await source.aclose()
+    assert state.candidates[ids[0]]["stage"] == "Offer Accepted – Hired"
+    assert sorted(w.remote_id for w in read.workers) == sorted(ids[:2])
+    assert [w.remote_id for w in one.workers] == [ids[0]] and gone.gone == [ids[2]]
+
+
+async def test_workday_worker_type_is_read_from_its_type_id_not_the_wid():
+    state = WorkdayState()
+    state.seed(6)
+    with serve_asgi(workday_app(state)) as server:
+        source = build_source(
+            "wd",
+            "workday",
+            {
+                "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0",
+                "username": state.username,
+                "password": state.password,
+            },
+        )
+        try:
+            read = await source.read({})
+        finally:
+            await source.aclose()
+    expected = {"Regular": "full_time", "Part_Time": "part_time", "Contractor": "contractor", "Intern": "intern"}
+    assert {w.remote_id: w.employment_type for w in read.workers} == {
+        emp_id: expected[w["worker_type"]] for emp_id, w in state.workers.items()
+    }

@@ -15,7 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
+from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
@@ -96,10 +98,13 @@ def sync(
     once: Annotated[bool, typer.Option("--once", help="Poll every source once, apply everything, exit.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    worker: Annotated[str | None, typer.Option(help="Provision only this worker, now, step by step.")] = None,
 ) -> None:
     """Poll each source once and apply every change; exit 1 if an action failed, 3 if a source is halted."""
     _logging(verbose)
     cfg = _load(config)
+    if worker is not None:
+        return sync_worker(cfg, worker)
     report, halted = asyncio.run(_sync(cfg, timeout))
     table = Table(title="sync", show_lines=False)
     table.add_column("action")
@@ -367,5 +372,6 @@ def demo(
 
 
 app.add_typer(sources_app, name="sources")
+app.add_typer(targets_app, name="targets")
 for command in (status, resume, sandbox):
     app.command()(command)

@@ -1,6 +1,6 @@
 """Shared HTTP politeness for every connector and writer: retries, backoff, Retry-After, token bucket.
 
-It is an httpx transport, so any client built on httpx (scim2-client included) gets it for free.
+It is an httpx transport, so any client built on httpx gets it for free.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry, utcnow
+from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
 log = logging.getLogger("provisioner.apply")
@@ -171,7 +172,8 @@ class Applier:
                     error="the target reports a conflict but no account matches this worker's externalId or userName",
                 )
         diff = attribute_diff(account.attributes, attributes)
-        diff = {k: v for k, v in diff.items() if v is not None}  # never blank what another system set
+        # Never blank what another system set, nor rewrite a userName that differs only in case.
+        diff = {k: v for k, v in diff.items() if v is not None and not same_value(k, account.attributes.get(k), v)}
         result = (
             await target.update(account.id, diff, account.attributes) if diff else Result(status=ResultStatus.success)
         )

@@ -2,7 +2,10 @@
 
 The list gives a reduced candidate, so each hire is read in full (`/candidates/{id}`) and its job
 (`/jobs/{shortcode}`, once per read) gives title, department, location and employment type.
-Facts: shared/reference/workable-api-guide.txt, hris-api-facts.md §5.
+
+The `stage` list filter takes a stage *slug* (`hired`) while a candidate's `stage` holds the stage's
+display *name* ("Hired", or whatever the account renamed it to); `GET /stages` relates the two
+(https://workable.readme.io/reference/stages, https://workable.readme.io/reference/job-candidates-index).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from provisioner.engine.kit.paging import Paging
+from provisioner.engine.kit.jinja import slug
+from provisioner.engine.kit.paging import Paging, PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import employment_type, iso_datetime
 
@@ -38,6 +42,19 @@ class WorkableSource(HttpSource):
         super().__init__(name, settings)
         self.stage = settings.stage
 
+    async def _in_stage(self, candidate: dict[str, Any]) -> bool:
+        """The candidate's stage is the configured one, by slug, by kind, or by any display name
+        `GET /stages` gives that slug (an account may rename "Hired" to "Offer Accepted – Hired")."""
+        wanted, shown = slug(self.stage), str(candidate.get("stage") or "")
+        if wanted in (slug(candidate.get("stage_kind")), slug(shown)):
+            return True
+        try:
+            stages = (await self.shared("/stages")).get("stages") or []
+        except PagingError:  # a token without r_jobs: slug and kind above are all we can go by
+            return False
+        names = {slug(s.get("name")) for s in stages if wanted in (slug(s.get("slug")), slug(s.get("kind")))}
+        return slug(shown) in names
+
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         params: dict[str, Any] = {"stage": self.stage, "limit": min(self.settings.page_size, 100)}
         if since is not None:
@@ -53,7 +70,7 @@ class WorkableSource(HttpSource):
     async def _full(self, candidate_id: str) -> dict[str, Any] | None:
         found = await self.get_json(f"/candidates/{candidate_id}", missing_ok=True)
         candidate = (found or {}).get("candidate")
-        if not candidate or candidate.get("stage") != self.stage or candidate.get("disqualified"):
+        if not candidate or candidate.get("disqualified") or not await self._in_stage(candidate):
             return None  # deleted, moved on, or disqualified since the listing
         shortcode = (candidate.get("job") or {}).get("shortcode")
         return {**candidate, "_job": await self.shared(f"/jobs/{shortcode}") if shortcode else {}}

@@ -1,10 +1,12 @@
 """A Workable emulator: candidates and jobs as `https://<sub>.workable.com/spi/v3` serves them.
 
-Facts: shared/reference/workable-api-guide.txt and hris-api-facts.md §5. Bearer tokens; the
+Facts: Workable's API reference (https://workable.readme.io/reference). Bearer tokens; the
 account token allows 10 requests per rolling 10 s and an OAuth/partner token 50; every answer
 carries `X-Rate-Limit-Limit/-Remaining/-Reset`, over the limit is 429. Lists take `limit`
 (default 50, max 100) and page through `paging.next` URLs; the list gives a reduced candidate,
-`/candidates/{id}` the full one. Webhooks: `X-Workable-Signature` = hex HMAC-SHA256 of the body
+`/candidates/{id}` the full one. A candidate's `stage` is the stage's display name ("Hired") while
+the list's `stage` filter takes its slug (`hired`); `/stages` lists both
+(https://workable.readme.io/reference/stages). Webhooks: `X-Workable-Signature` = hex HMAC-SHA256 of the body
 keyed by the account token, body `{id, event_type, fired_at, resource_type, data}`.
 """
 
@@ -54,6 +56,18 @@ class WorkableState(Vendor):
     gate: WindowGate = field(default_factory=lambda: WindowGate(count=10, window=10.0, prefix="X-Rate-Limit"))
     oauth_gate: WindowGate = field(default_factory=lambda: WindowGate(count=50, window=10.0, prefix="X-Rate-Limit"))
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
+    # slug → display name; an account may rename a stage ("Hired" → "Offer Accepted – Hired")
+    stages: dict[str, str] = field(
+        default_factory=lambda: {
+            "sourced": "Sourced",
+            "applied": "Applied",
+            "phone-screen": "Phone Screen",
+            "interview": "Interview",
+            "offer": "Offer",
+            "hired": "Hired",
+        }
+    )
+    stage_slugs: dict[str, str] = field(default_factory=dict)  # candidate id → its stage's slug
 
     def seed(self, count: int, seed: int = 13) -> list[str]:
         return [self.hire(**person) for person in fake_people(count, seed)]
@@ -101,7 +115,7 @@ class WorkableState(Vendor):
                 "headline": title,
                 "account": {"subdomain": self.subdomain, "name": "Acme"},
                 "job": {"shortcode": job["shortcode"], "title": job["title"]},
-                "stage": stage,
+                "stage": self.stages[stage],
                 "disqualified": False,
                 "sourced": False,
                 "email": personal_email,
@@ -114,10 +128,15 @@ class WorkableState(Vendor):
                 "tags": [],
                 "answers": [],
             }
+            self.stage_slugs[cid] = stage
             return cid
 
     def change(self, cid: str, **changes: Any) -> None:
+        """`stage` is given as a slug, as the move endpoint takes it."""
         with self.lock:
+            if "stage" in changes:
+                self.stage_slugs[cid] = changes["stage"]
+                changes["stage"] = self.stages[changes["stage"]]
             self.candidates[cid].update({"updated_at": iso_now(), **changes})
 
     def remove(self, cid: str) -> None:
@@ -165,7 +184,7 @@ def create_app(state: WorkableState) -> Starlette:
             return answer(request, {"error": "limit must be a number"}, 400)
         rows = sorted(state.candidates.values(), key=lambda c: int(c["id"], 16))
         if q.get("stage"):
-            rows = [c for c in rows if c["stage"] == q["stage"]]
+            rows = [c for c in rows if state.stage_slugs.get(c["id"]) == q["stage"]]
         if q.get("updated_after"):
             rows = [c for c in rows if after(c["updated_at"], q["updated_after"])]
         if q.get("since_id"):
@@ -184,6 +203,13 @@ def create_app(state: WorkableState) -> Starlette:
         found = state.candidates.get(request.path_params["cid"])
         return answer(request, {"candidate": found} if found else {"error": "Not found"}, 200 if found else 404)
 
+    async def stages(request: Request) -> JSONResponse:
+        if (denied := guard(request)) is not None:
+            return denied
+        stages = enumerate(state.stages.items())
+        listed = [{"slug": key, "name": name, "kind": key, "position": i} for i, (key, name) in stages]
+        return answer(request, {"stages": listed})
+
     async def job(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
             return denied
@@ -195,6 +221,7 @@ def create_app(state: WorkableState) -> Starlette:
             Route("/spi/v3/candidates", candidates),
             Route("/spi/v3/candidates/{cid}", candidate),
             Route("/spi/v3/jobs/{shortcode}", job),
+            Route("/spi/v3/stages", stages),
             *admin_routes(state, "candidate_moved", "candidate_moved"),
         ]
     )

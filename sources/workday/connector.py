@@ -140,7 +140,12 @@ def worker_record(node: etree._Element) -> dict[str, Any]:
         "home_email": _text(node, email.format("HOME")),
         "title": _text(node, job + "wd:Position_Data/wd:Business_Title")
         or _text(node, job + "wd:Position_Data/wd:Position_Title"),
-        "worker_type": _text(node, job + "wd:Position_Data/wd:Worker_Type_Reference/wd:ID"),
+        # A reference carries several IDs (the WID first): pick the one that names the type.
+        "worker_type": _text(
+            node,
+            job + "wd:Position_Data/wd:Worker_Type_Reference/wd:ID"
+            "[@wd:type='Employee_Type_ID' or @wd:type='Contingent_Worker_Type_ID']",
+        ),
         "location": _text(node, job + "wd:Position_Data/wd:Business_Site_Summary_Data/wd:Name"),
         "country": _text(
             node,

@@ -14,6 +14,7 @@ unconfirmed). Rate limiting is not documented for Workday; forced faults give 50
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 from dataclasses import dataclass, field
@@ -137,7 +138,9 @@ def _worker_xml(parent: etree._Element, w: dict[str, Any], today: date) -> None:
     position = _wd(_wd(employment, "Worker_Job_Data", Primary_Job="1"), "Position_Data")
     _wd(position, "Position_Title", w["title"])
     _wd(position, "Business_Title", w["title"])
-    _id(_wd(position, "Worker_Type_Reference"), "Employee_Type_ID", w["worker_type"])
+    worker_type = _wd(position, "Worker_Type_Reference")
+    _id(worker_type, "WID", hashlib.md5(w["worker_type"].encode()).hexdigest())  # as Workday writes references
+    _id(worker_type, "Employee_Type_ID", w["worker_type"])
     site = _wd(position, "Business_Site_Summary_Data")
     _wd(site, "Name", w["location"])
     _id(_wd(_wd(site, "Address_Data"), "Country_Reference"), "ISO_3166-1_Alpha-2_Code", w["country"])

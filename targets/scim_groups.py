@@ -1,0 +1,132 @@
+# mypy: disable-error-code="empty-body"
+"""Group membership for the SCIM writer: groups found (or created) by name, concurrent membership
+changes to one group coalesced into one request, and the read-modify-PUT a server needs when it
+refuses to remove members by PATCH."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.targets.scim_support import ERRORS, ScimSettings, failure, log, new_group, patch_refused, scim_error
+
+
+class ScimGroups:
+    """Mixed into ScimTarget; the attributes below are its own."""
+
+    name: str
+    settings: ScimSettings
+    _groups: dict[str, str]
+    _group_locks: dict[str, asyncio.Lock]
+    _member_writers: dict[str, Coalescer[tuple[str, str], None]]
+    _put_removals: bool  # learned: this server refuses `remove members[value eq ...]`
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+    async def supports(self, feature: str) -> bool: ...
+    def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
+    async def _change(
+        self,
+        path: str,
+        operations: list[dict[str, Any]],
+        mutate: Callable[[dict[str, Any]], None],
+        fallback: bool = True,
+    ) -> dict[str, Any]: ...
+    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
+
+    async def _group_id(self, name: str, create: bool) -> str | None:
+        if name in self._groups:
+            return self._groups[name]
+        async with self._group_locks.setdefault(name, asyncio.Lock()):
+            if name in self._groups:
+                return self._groups[name]
+            if await self.supports("filter"):
+                escaped = name.replace('"', '\\"')
+                found = await self._call(
+                    "GET", "Groups", params={"filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"}
+                )
+                resources = found.get("Resources") or []
+            else:  # no filtering: learn every group's id from one listing
+                async for group in self._list_resources("Group"):
+                    self._groups.setdefault(str(group.get("displayName")), group["id"])
+                resources = [{"id": self._groups[name]}] if name in self._groups else []
+            if resources:
+                self._groups[name] = resources[0]["id"]
+            elif create and self.settings.create_groups:
+                self._groups[name] = (await self._call("POST", "Groups", json=new_group(name)))["id"]
+            return self._groups.get(name)
+
+    async def set_groups(self, account_id: str, add: list[str], remove: list[str]) -> Result:
+        start = time.perf_counter()
+        try:
+            for name in add:
+                group_id = await self._group_id(name, create=True)
+                if group_id is None:
+                    return failure(start, f"group {name!r} does not exist and create_groups is off", account_id)
+                await self._change_members(group_id, "add", account_id)
+            for name in remove:
+                group_id = await self._group_id(name, create=False)
+                if group_id is not None:
+                    await self._change_members(group_id, "remove", account_id)
+        except ERRORS as exc:
+            return failure(start, scim_error(exc), account_id)
+        return Result(
+            status=ResultStatus.success,
+            account_id=account_id,
+            duration_ms=elapsed_ms(start),
+            attributes={"groups_added": add, "groups_removed": remove},
+        )
+
+    async def _change_members(self, group_id: str, op: str, account_id: str) -> None:
+        """Concurrent membership changes to one group become one request (an initial load puts
+        thousands of people into `all-staff`: one PATCH — or read-modify-PUT — per batch, not per person)."""
+        writer = self._member_writers.get(group_id)
+        if writer is None:
+
+            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[None]:
+                await self._write_members(group_id, changes)
+                return [None] * len(changes)
+
+            writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
+        await writer.submit((op, account_id))
+
+    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
+        added = [{"value": account_id} for op, account_id in changes if op == "add"]
+        removed = [account_id for op, account_id in changes if op != "add"]
+        operations = ([{"op": "add", "path": "members", "value": added}] if added else []) + [
+            {"op": "remove", "path": f'members[value eq "{account_id}"]'} for account_id in removed
+        ]
+
+        def mutate(group: dict[str, Any]) -> None:
+            for op, account_id in changes:
+                (_add_member if op == "add" else _remove_member)(group, account_id)
+
+        path = f"Groups/{group_id}"  # serial: one write per group at a time
+        if removed and self._put_removals:
+            await self._put(path, mutate)
+            return
+        try:
+            await self._change(path, operations, mutate, fallback=not removed)
+        except ERRORS as exc:
+            if not (removed and patch_refused(exc)):
+                raise
+            self._put_removals = True
+            log.warning(
+                "target %s refuses to remove group members by PATCH (%s); removing them by read-modify-PUT from now on",
+                self.name,
+                exc,
+            )
+            await self._put(path, mutate)
+
+
+def _add_member(group: dict[str, Any], account_id: str) -> None:
+    members = group.setdefault("members", [])
+    if not any(m.get("value") == account_id for m in members):
+        members.append({"value": account_id})
+
+
+def _remove_member(group: dict[str, Any], account_id: str) -> None:
+    group["members"] = [m for m in group.get("members") or [] if m.get("value") != account_id]

@@ -1,0 +1,112 @@
+# mypy: disable-error-code="empty-body"
+"""Finding the account a worker already has in a SCIM app: by link, externalId, userName (whatever
+its case) or email; through filter queries, or a listing when that is cheaper or the only way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from provisioner.engine.contracts.models import Account, Worker
+from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, ScimSettings, log
+
+
+class ScimLookup:
+    """Mixed into ScimTarget; the attributes below are its own."""
+
+    name: str
+    settings: ScimSettings
+    _index: dict[str, Account] | None
+    _index_time: float
+    _case_exact_filter: bool | None
+    _conflicts: set[str]
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+    async def supports(self, feature: str) -> bool: ...
+    def _account(self, resource: dict[str, Any]) -> Account: ...
+    def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
+
+    def _index_fresh(self) -> bool:
+        return self._index is not None and time.monotonic() - self._index_time < INDEX_TTL
+
+    async def prime(self, expected_lookups: int) -> None:
+        """List the target once when a batch would otherwise send many filter queries."""
+        if self._index_fresh():
+            return  # our own creates keep it current; 409 on create covers what others add meanwhile
+        if expected_lookups < PRIME_THRESHOLD and await self.supports("filter"):
+            self._index = None
+            return
+        await self._build_index()
+
+    async def _build_index(self) -> None:
+        index: dict[str, Account] = {}
+        async for resource in self._list_resources():
+            account = self._account(resource)
+            for key in (resource.get("externalId"), str(resource.get("userName", "")).lower()):
+                if key:
+                    index[key] = account
+            for item in resource.get("emails") or []:
+                if isinstance(item, dict) and item.get("value"):
+                    index.setdefault(f"email:{str(item['value']).lower()}", account)
+        self._index, self._index_time = index, time.monotonic()
+
+    def _from_index(self, external_id: Any, user_name: Any, email: str | None) -> Account | None:
+        assert self._index is not None
+        return (
+            self._index.get(external_id or "")
+            or self._index.get(str(user_name or "").lower())
+            or (self._index.get(f"email:{email.lower()}") if email else None)
+        )
+
+    async def _search(self, filter_: str) -> list[dict[str, Any]]:
+        found = await self._call("GET", "Users", params={"filter": filter_, "count": 2})
+        return list(found.get("Resources") or [])
+
+    async def _filters_case_exact(self) -> bool:
+        """userName is caseExact=false (RFC 7643 §4.1.1), yet some servers filter it case-exactly:
+        ask for an existing userName with its case swapped, once."""
+        if self._case_exact_filter is None:
+            listed = (await self._call("GET", "Users", params={"count": 1})).get("Resources") or []
+            first: dict[str, Any] = next(iter(listed), {})
+            name = str(first.get("userName") or "")
+            if name.lower() == name.upper():
+                return False  # nobody to try it on yet (or no letters): nothing to miss either
+            escaped = name.swapcase().replace("\\", "\\\\").replace('"', '\\"')
+            self._case_exact_filter = not await self._search(f'userName eq "{escaped}"')
+            if self._case_exact_filter:
+                log.warning("target %s filters userName case-exactly; a miss is confirmed in a listing", self.name)
+        return self._case_exact_filter
+
+    async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
+        """By link, then externalId, then userName (then work email, with `match_email`): never a duplicate.
+        userName matches whatever its case."""
+        if link_id:
+            try:
+                return self._account(await self._call("GET", f"Users/{link_id}"))
+            except ScimError as exc:
+                if exc.status != 404:
+                    raise
+        external_id = attributes.get("externalId")
+        user_name = attributes.get("userName")
+        email = (
+            (attributes.get('emails[type eq "work"].value') or worker.work_email) if self.settings.match_email else None
+        )
+        if not self._index_fresh() and not await self.supports("filter"):
+            await self._build_index()  # no filter queries on this server: look it up in a listing
+        if self._index is not None and self._index_fresh():
+            found = self._from_index(external_id, user_name, email)
+            if found is not None or str(user_name or "").lower() not in self._conflicts:
+                return found
+        else:
+            for attr, value in (("externalId", external_id), ("userName", user_name), ("emails.value", email)):
+                if value:
+                    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+                    hits = await self._search(f'{attr} eq "{escaped}"')
+                    if hits:
+                        return self._account(hits[0])
+        # A miss the server may not mean: it refused a create for this userName, or its filter is case-exact.
+        if user_name and (str(user_name).lower() in self._conflicts or await self._filters_case_exact()):
+            await self._build_index()
+            return self._from_index(external_id, user_name, email)
+        return None
