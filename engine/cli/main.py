@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from importlib.metadata import version
@@ -19,10 +20,11 @@ from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
-from provisioner.engine.runtime.app import Runtime, run_forever
+from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.service import run_forever
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
@@ -149,13 +151,12 @@ async def _sync(cfg: Config, timeout: float) -> Any:
 
 @app.command()
 def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Long-running: pollers on their intervals, outbox relay and consumer. Ctrl-C stops."""
+    """Long-running: pollers on their intervals, outbox relay and consumer. SIGTERM or Ctrl-C stops."""
     _logging(verbose)
     cfg = _load(config)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the engine took the signals over
         asyncio.run(run_forever(cfg))
-    except KeyboardInterrupt:
-        err.print("stopped")
+    err.print("stopped")
 
 
 @app.command()
