@@ -87,12 +87,12 @@ class Runtime:
         # The embedded broker holds back a new consumer group's first assignment for half the
         # session timeout; its only member is this process, so a short session costs nothing and
         # makes a (re)started engine consume within a second or two instead of five.
-        group_timeouts: dict[str, int] = {}
+        session_ms, heartbeat_ms = 10_000, 3_000  # aiokafka's defaults, for a real cluster
         if kafka.bootstrap_servers:
             bootstrap = kafka.bootstrap_servers
         else:
             bootstrap = await self._stack.enter_async_context(embedded_broker())
-            group_timeouts = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+            session_ms, heartbeat_ms = 2_000, 500
         await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
@@ -103,7 +103,8 @@ class Runtime:
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
                 batch_timeout_ms=200,
-                **group_timeouts,
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=heartbeat_ms,
             )
             subscriber(self._handle)
             self._subscribers.append(subscriber)
