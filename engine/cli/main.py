@@ -219,7 +219,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
-    parts = _parts_or_exit(_load(config))
+    parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
     except LookupError as exc:
@@ -336,7 +336,7 @@ def show_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The provisioning log: what was done to whom, why, and with what result."""
-    cfg = _load(config) if config.exists() else Config()
+    cfg = _load(config, secrets=False)
     entries = Store(cfg.store.url).log.recent(worker, limit)
     if as_json:
         print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2, default=str))
