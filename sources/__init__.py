@@ -46,7 +46,15 @@ def settings_problems(item: Mapping[str, Any], common_keys: set[str]) -> list[tu
     except ValueError as exc:
         return [(("type",), str(exc))]
     check = getattr(connector, "problems", None)
-    return check({k: v for k, v in item.items() if k not in common_keys}) if check else []
+    return check({k: v for k, v in item.items() if k not in common_keys}, common_keys) if check else []
+
+
+def settings_paths(item: Mapping[str, Any]) -> tuple[str, ...]:
+    """A config entry's settings that name files (they resolve against the config's directory)."""
+    try:
+        return tuple(getattr(_connector(str(item.get("type"))), "path_settings", ()))
+    except ValueError:
+        return ()
 
 
 @cache

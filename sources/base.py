@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from provisioner.engine.config import parse_duration, parse_rate, rate_window
+from provisioner.engine.config import describe, parse_duration, parse_rate, rate_window
 from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
@@ -99,12 +99,15 @@ class HttpSource:
         return cls(name, settings)
 
     @classmethod
-    def problems(cls, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-        """Every problem with these settings, each at its key, without connecting anywhere."""
-        return cls._checked(raw)[1]
+    def problems(cls, raw: dict[str, Any], known: Iterable[str] = ()) -> list[tuple[tuple[Any, ...], str]]:
+        """Every problem with these settings, each at its key, without connecting anywhere; `known`
+        are the entry's common keys, for "did you mean"."""
+        return cls._checked(raw, known)[1]
 
     @classmethod
-    def _checked(cls, raw: dict[str, Any]) -> tuple[HttpSourceSettings | None, list[tuple[tuple[Any, ...], str]]]:
+    def _checked(
+        cls, raw: dict[str, Any], known: Iterable[str] = ()
+    ) -> tuple[HttpSourceSettings | None, list[tuple[tuple[Any, ...], str]]]:
         """The settings, validated once, or None and the problems."""
         raw = dict(raw)
         if "rate_limit" not in raw and cls.default_rate:
@@ -118,7 +121,7 @@ class HttpSource:
         try:
             settings = cls.settings_model.model_validate(raw)
         except ValidationError as exc:
-            return None, [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+            return None, describe(cls.settings_model, exc.errors(), known)
         try:
             auth = cls.auth_for(settings)
             build_auth(auth)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from provisioner.engine.config import TargetConfig
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from provisioner.engine.config import TargetConfig, describe
 from provisioner.engine.contracts.protocols import Target
-from provisioner.targets.rest import RestTarget, resolve
+from provisioner.targets.rest import RestSettings, RestTarget, resolve
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim_support import ScimSettings
+
+_SETTINGS: dict[str, type[BaseModel]] = {"scim": ScimSettings, "rest": RestSettings}
 
 
 def build_target(config: TargetConfig) -> Target:
@@ -23,3 +31,15 @@ def mapping_of(config: TargetConfig) -> dict[str, str]:
     if config.type == "rest":
         return dict(resolve(config)[0].mapping or {})
     return dict(DEFAULT_MAPPING)
+
+
+def settings_problems(item: Mapping[str, Any], common_keys: set[str]) -> list[tuple[tuple[Any, ...], str]]:
+    """Problems with one target entry's own settings (beyond the common keys), for `validate`."""
+    model = _SETTINGS.get(str(item.get("type")))
+    if model is None:
+        return []  # the schema already says the type is unknown
+    try:
+        model.model_validate({k: v for k, v in item.items() if k not in common_keys})
+    except ValidationError as exc:
+        return describe(model, exc.errors(), common_keys)
+    return []

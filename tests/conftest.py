@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,26 @@ from sqlalchemy import create_engine, text
 from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
+from tests.processes import SESSION_MARKER, session_brokers, wait_for
 
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_broker_outlives_the_suite() -> Iterator[None]:
+    """The suite fails if an embedded broker it started (in this process or in an engine process
+    it ran) is still there at the end. The marker in the environment, inherited by every child,
+    tells this session's brokers from those of other runs on the machine."""
+    os.environ[SESSION_MARKER] = uuid.uuid4().hex
+    yield
+    try:
+        wait_for(lambda: not session_brokers(), timeout=10, what="every embedded broker gone")
+    except AssertionError:
+        left = session_brokers()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"{len(left)} embedded broker processes outlived the tests: {sorted(left)}") from None
 
 
 @pytest.fixture

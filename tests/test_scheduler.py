@@ -4,39 +4,13 @@ period, the job store survives a restart without doubling, and a lease decides w
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from itertools import pairwise
-from pathlib import Path
 
 from sqlalchemy import text
 
 from provisioner.engine.store import Store
-
-
-@contextmanager
-def engine_process(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "provisioner.engine.cli", "run", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
+from tests.processes import engine_process, wait_for
 
 
 def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path, store_url):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from importlib.metadata import version
@@ -21,10 +22,11 @@ from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
-from provisioner.engine.runtime.app import Runtime, run_forever
+from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.service import run_forever
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
@@ -154,13 +156,12 @@ async def _sync(cfg: Config, timeout: float) -> Any:
 
 @app.command()
 def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Long-running: pollers on their intervals, outbox relay and consumer. Ctrl-C stops."""
+    """Long-running: pollers on their intervals, outbox relay and consumer. SIGTERM or Ctrl-C stops."""
     _logging(verbose)
     cfg = _load(config)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the engine took the signals over
         asyncio.run(run_forever(cfg))
-    except KeyboardInterrupt:
-        err.print("stopped")
+    err.print("stopped")
 
 
 @app.command()
@@ -223,7 +224,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
-    parts = _parts_or_exit(_load(config))
+    parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
     except LookupError as exc:
@@ -340,7 +341,7 @@ def show_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The provisioning log: what was done to whom, why, and with what result."""
-    cfg = _load(config) if config.exists() else Config()
+    cfg = _load(config, secrets=False)
     entries = Store(cfg.store.url).log.recent(worker, limit)
     if as_json:
         print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2, default=str))

@@ -37,7 +37,7 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 
 def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
-    cfg = _load(config)
+    cfg = _load(config, secrets=False)
     store = Store(cfg.store.url)
     states = store.sources.states()
     deferred = store.schedule.deferred()
@@ -87,7 +87,7 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
 
 def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
     """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
-    cfg = _load(config)
+    cfg = _load(config, secrets=False)
     if source not in {s.name for s in cfg.sources}:
         err.print(f"[red]error[/red] no source {source!r} in {config}")
         raise typer.Exit(2)

@@ -1,5 +1,6 @@
 """The one YAML config file: its schema, loading it with `${ENV}` expansion, and its units."""
 
+from provisioner.engine.config.keys import describe, unknown_key
 from provisioner.engine.config.loader import ConfigError, Problem, SettingsCheck, load_config
 from provisioner.engine.config.schema import (
     Config,
@@ -35,8 +36,10 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "TargetConfig",
+    "describe",
     "load_config",
     "parse_duration",
     "parse_rate",
     "rate_window",
+    "unknown_key",
 ]

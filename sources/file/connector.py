@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from provisioner.engine.config import describe
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import SourceRead, normalize_records
 
@@ -25,6 +27,8 @@ class FileSettings(BaseModel):
 
 
 class FileSource:
+    path_settings = ("path",)  # relative to the config file's directory
+
     def __init__(self, name: str, settings: FileSettings):
         self.name = name
         self.settings = settings
@@ -32,6 +36,14 @@ class FileSource:
     @classmethod
     def from_settings(cls, name: str, settings: dict[str, Any]) -> FileSource:
         return cls(name, FileSettings.model_validate(settings))
+
+    @classmethod
+    def problems(cls, raw: dict[str, Any], known: Iterable[str] = ()) -> list[tuple[tuple[Any, ...], str]]:
+        try:
+            FileSettings.model_validate(raw)
+        except ValidationError as exc:
+            return describe(FileSettings, exc.errors(), known)
+        return []
 
     def _records(self) -> list[dict[str, Any]]:
         path = self.settings.path

@@ -1,0 +1,57 @@
+"""Validation errors worded for a person: an unknown key says which key was probably meant."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import ErrorDetails
+
+Located = tuple[tuple[Any, ...], str]
+
+
+def unknown_key(key: Any, known: Iterable[str]) -> str:
+    """'unknown key 'pol_interval' (did you mean 'poll_interval'?)'."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+    return f"unknown key {str(key)!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation can hold: Model, Model | None, list[Model], dict[str, Model]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, dict, tuple, set, typing.Annotated):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return []
+
+
+def fields_at(model: type[BaseModel], loc: Sequence[Any]) -> set[str]:
+    """The keys a model accepts at a location inside it (list indexes and dict keys skipped)."""
+    current = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        found = [m for c in current if part in c.model_fields for m in _models(c.model_fields[part].annotation)]
+        if found:
+            current = found
+    return {name for c in current for name in c.model_fields}
+
+
+def describe(model: type[BaseModel], errors: list[ErrorDetails], known: Iterable[str] = ()) -> list[Located]:
+    """Pydantic's errors as (location, message); `known` adds keys accepted next to the model's own
+    at its top level (a source entry's common keys)."""
+    extra = set(known)
+    described = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and loc:
+            accepted = fields_at(model, loc[:-1]) | (extra if len(loc) == 1 else set())
+            described.append((loc, unknown_key(loc[-1], accepted)))
+        else:
+            described.append((loc, error["msg"]))
+    return described
