@@ -10,6 +10,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources.workable.emulator import WorkableState
+from provisioner.sources.workable.emulator import create_app as workable_app
 from tests.conftest import make_config, scim_users
 
 runner = CliRunner()
@@ -181,3 +184,26 @@ def test_a_missing_file_fails_with_one_line(tmp_path, scim_server, store_url):
     assert result.exit_code == 1
     assert "does not exist" in flat(result.output)
     assert "does not exist" in json.loads(cli("status", "-c", str(config), "--json").stdout)["sources"][0]["failing"]
+
+
+def test_a_refused_credential_fails_that_source_and_the_other_flows(tmp_path, scim_server, scim):
+    people = tmp_path / "people.json"
+    people.write_text(json.dumps([person(1)]))
+    state = WorkableState()
+    state.seed(2)
+    with serve_asgi(workable_app(state)) as wk:
+        cfg = make_config(
+            f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+        )
+        data = cfg.model_dump(mode="json", exclude_unset=True)
+        data["sources"].append({"name": "ats", "type": "workable", "base_url": f"{wk.url}/spi/v3", "token": "wrong"})
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(data))
+        result = cli("sync", "-c", str(config))
+    assert_no_traceback(result)
+    assert result.exit_code == 1
+    assert "refused the credentials" in flat(result.output) and "wrong" not in result.output
+    assert active_users(scim) == {"hr:1": True}  # the readable source still flowed
+    states = {s["source"]: s for s in json.loads(cli("status", "-c", str(config), "--json").stdout)["sources"]}
+    assert states["hr"]["failing"] is None
+    assert "refused the credentials" in states["ats"]["failing"]
