@@ -1,10 +1,11 @@
 """Desired state vs what a target holds, as named situations (a pure function, no I/O).
 
-confirmed · drifted · missing · unlinked · should_be_disabled · orphaned · ambiguous
+confirmed · drifted · missing · unlinked · should_be_disabled · deprovisioned · orphaned · ambiguous
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,11 +20,14 @@ class Situation(StrEnum):
     missing = "missing"
     unlinked = "unlinked"
     should_be_disabled = "should_be_disabled"
+    deprovisioned = "deprovisioned"
     orphaned = "orphaned"
     ambiguous = "ambiguous"
 
 
 FIXED_BY_DEFAULT = frozenset({Situation.drifted, Situation.missing, Situation.unlinked, Situation.should_be_disabled})
+# As it should be: nothing to report and nothing to act on.
+SETTLED = frozenset({Situation.confirmed, Situation.deprovisioned})
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Desired:
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     keys: tuple[str, ...] = ()  # correlation keys: externalId, userName, email (lower-cased)
+    departed: bool = False  # terminated, past the termination date, or removed from the source
 
 
 @dataclass
@@ -81,10 +86,14 @@ def classify(
     links: dict[str, Link],
     compare_groups: bool = True,
     not_kept: frozenset[str] = frozenset(),
+    managed: Callable[[str], bool] | None = None,
+    deprovision: str = "disable",
 ) -> list[Item]:
     """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
     ends up in exactly one item (an ambiguous pair may name several). Attributes the app does not
-    keep (`not_kept`) are never drift: writing them again would change nothing."""
+    keep (`not_kept`) are never drift: writing them again would change nothing. `managed` says which
+    groups the engine owns (membership in one that is not desired is drift); `deprovision` is the
+    target's on_terminate, the state a departed worker's account should be in."""
     by_id = {a.id: a for a in accounts}
     by_key: dict[str, list[Account]] = {}
     for account in accounts:
@@ -113,6 +122,10 @@ def classify(
                     [f"also matches account {a.id}" for a in others],
                 )
             )
+            continue
+        if not want.in_scope and want.departed:
+            held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
+            items += departed(target, want, held, link, deprovision)
             continue
         if not want.in_scope:
             held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
@@ -159,7 +172,7 @@ def classify(
                 )
             )
         else:
-            drift = differences(want, linked, compare_groups, not_kept)
+            drift = differences(want, linked, compare_groups, not_kept, managed)
             items.append(
                 Item(
                     Situation.drifted if drift else Situation.confirmed,
@@ -195,8 +208,25 @@ def same_value(path: str, held: Any, wanted: Any) -> bool:
     return bool(held == wanted)
 
 
+def departed(target: str, want: Desired, held: Account | None, link: Link | None, deprovision: str) -> list[Item]:
+    """A leaver's account: in the target's deprovisioned state (disabled, or gone for `delete`) it
+    is settled; otherwise it needs fixing."""
+    if held is None:  # gone: a linked one is counted, never having had one is nothing to say
+        if link is None:
+            return []
+        return [Item(Situation.deprovisioned, target, want.worker_id, link.account_id, ["account no longer exists"])]
+    if held.active or deprovision == "delete":
+        why = "worker left, account still active" if held.active else "worker left, account not yet deleted"
+        return [Item(Situation.should_be_disabled, target, want.worker_id, held.id, [why], held)]
+    return [Item(Situation.deprovisioned, target, want.worker_id, held.id, ["worker left, account disabled"], held)]
+
+
 def differences(
-    want: Desired, account: Account, compare_groups: bool, not_kept: frozenset[str] = frozenset()
+    want: Desired,
+    account: Account,
+    compare_groups: bool,
+    not_kept: frozenset[str] = frozenset(),
+    managed: Callable[[str], bool] | None = None,
 ) -> list[str]:
     out = [
         f"{path}: {account.attributes.get(path)!r} → {value!r}"
@@ -209,4 +239,7 @@ def differences(
         missing = sorted(set(want.groups) - set(account.groups))
         if missing:
             out.append(f"groups missing: {', '.join(missing)}")
+        extra = sorted(g for g in set(account.groups) - set(want.groups) if managed is not None and managed(g))
+        if extra:
+            out.append(f"groups not granted: {', '.join(extra)}")
     return out

@@ -18,6 +18,7 @@ WHY = {
     Situation.missing: "the person should have an account and has none (or it was deleted)",
     Situation.unlinked: "an account matches the person by externalId, userName or email, but no link is stored",
     Situation.should_be_disabled: "the person is out of scope or has left, and the account is still active",
+    Situation.deprovisioned: "the person has left and the account is disabled (or deleted), as configured",
     Situation.orphaned: "the account matches nobody the sources know",
     Situation.ambiguous: "several accounts match one person, or one account several people",
 }
@@ -65,12 +66,14 @@ def as_html(result: Reconciliation) -> str:
 
 
 def print_report(console: Console, result: Reconciliation, title: str = "reconciliation") -> None:
+    # One row per situation, one column per target: eight situations do not fit across a terminal.
+    summary = result.summary()
     table = Table(title=title)
-    table.add_column("target")
+    table.add_column("situation")
+    for target in summary:
+        table.add_column(target, justify="right")
     for situation in Situation:
-        table.add_column(situation.value, justify="right")
-    for target, counts in result.summary().items():
-        table.add_row(target, *[str(counts.get(s.value, 0) or "") for s in Situation])
+        table.add_row(situation.value, *[str(counts.get(situation.value, 0) or "") for counts in summary.values()])
     console.print(table)
     for target, names in result.not_kept.items():
         console.print(f"[dim]{target}: not kept by this app (not counted as drift): {', '.join(names)}[/dim]")

@@ -21,7 +21,16 @@ from provisioner.engine.contracts.models import Account, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
 from provisioner.engine.store import Store
-from provisioner.reconcile.classify import FIXED_BY_DEFAULT, Desired, Item, Situation, classify, correlation_keys
+from provisioner.reconcile.classify import (
+    FIXED_BY_DEFAULT,
+    SETTLED,
+    Desired,
+    Item,
+    Situation,
+    classify,
+    correlation_keys,
+)
+from provisioner.rules.groups import ManagedGroups
 from provisioner.rules.planner import Planner
 from provisioner.rules.policy import Entitlement, PolicySet
 
@@ -51,7 +60,7 @@ class Reconciliation:
         return {target: dict(counts) for target, counts in out.items()}
 
     def needing_attention(self) -> list[Item]:
-        return [i for i in self.items if i.situation is not Situation.confirmed]
+        return [i for i in self.items if i.situation not in SETTLED]
 
 
 def _workers(parts: Parts) -> list[Worker]:
@@ -93,9 +102,21 @@ def desired_state(
                 attributes if ent.in_scope else {},
                 ent.groups,
                 tuple(sorted(correlation_keys(attributes))),
+                departed=not ent.in_scope and ent.by_status and not ent.leave and ent.starts_at is None,
             )
         )
+    # Removed from their source (no snapshot left), but we made them an account: a leaver, not an orphan.
+    known = {w.id for w in workers}
+    sources = {s.name for s in parts.config.sources}
+    for worker_id, link in links.items():
+        if worker_id not in known and worker_id.split(":", 1)[0] in sources:
+            keys = tuple(sorted(correlation_keys(link.attributes)))
+            out.append(Desired(worker_id, in_scope=False, enabled=False, keys=keys, departed=True))
     return out
+
+
+def managed_groups(parts: Parts, target: str) -> ManagedGroups:
+    return ManagedGroups.of(parts.policies, target, parts.config.target(target).manage_groups)
 
 
 async def reconcile(
@@ -130,6 +151,8 @@ async def reconcile(
             links,
             compare_groups=hasattr(target, "supports"),
             not_kept=not_kept,
+            managed=managed_groups(parts, name),
+            deprovision=parts.config.target(name).on_terminate,
         )
         result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed
@@ -140,7 +163,7 @@ async def reconcile(
 def chosen_actions(parts: Parts) -> dict[Situation, str]:
     """What to do per situation: the config's `reconcile.actions` over the defaults."""
     actions: dict[Situation, str] = {
-        s: "fix" if s in FIXED_BY_DEFAULT else "report" for s in Situation if s is not Situation.confirmed
+        s: "fix" if s in FIXED_BY_DEFAULT else "report" for s in Situation if s not in SETTLED
     }
     actions.update({Situation(k): v for k, v in parts.config.reconcile.actions.items()})
     return actions
@@ -198,11 +221,15 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
     upserts: list[Link] = []
     removals: list[tuple[str, str]] = []
     stored = {(link.worker_id, link.target): link for link in parts.store.links.all()}
+    owned = {name: managed_groups(parts, name) for name in {i.target for i in chosen}}
     for item in chosen:
         assert item.worker_id is not None
         key = (item.worker_id, item.target)
         if item.account is not None:  # what the target really holds becomes what we believe
+            # Groups we wrote, and groups we own that someone else added: the planner then removes
+            # whichever of them the worker should not have.
             managed = set(stored[key].groups) if key in stored else set()
+            managed |= {g for g in item.account.groups if owned[item.target](g)}
             upserts.append(
                 Link(
                     worker_id=item.worker_id,

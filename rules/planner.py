@@ -150,9 +150,10 @@ class Planner:
             add = [g for g in ent.groups if g not in link.groups]
             remove = [g for g in link.groups if g not in ent.groups]
             if add:
-                out.append(act(ActionKind.add_groups, "groups granted", groups=add))
+                out.append(act(ActionKind.add_groups, f"groups granted after: {why}", groups=add))
             if remove:
-                out.append(act(ActionKind.remove_groups, "groups no longer granted", groups=remove))
+                # `why` names the cause: a move at the source, or reconcile finding a membership by hand
+                out.append(act(ActionKind.remove_groups, f"groups no longer granted after: {why}", groups=remove))
         if ent.enable_at is not None and not ent.enabled:
             out.append(act(ActionKind.enable, "start date reached", effective_at=ent.enable_at))
         if ent.ends_at is not None:

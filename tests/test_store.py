@@ -101,3 +101,24 @@ def test_resume_approves_once_and_a_stale_approval_never_counts(store_url: str):
     store.sources.halt("hr", "again")
     store.sources.resume("hr")
     assert store.sources.consume_approval("hr", within=timedelta(0)) is False  # older than its lifetime
+
+
+def test_a_database_from_an_older_version_gains_the_new_columns(store_url):
+    """Upgrading keeps the data: a table created before a column existed gets that column."""
+    from sqlalchemy import create_engine, inspect, text
+
+    old = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE sourcestate (source VARCHAR PRIMARY KEY, halted BOOLEAN NOT NULL, "
+                "reason VARCHAR, halted_at TIMESTAMP, last_poll_at TIMESTAMP, workers INTEGER NOT NULL)"
+            )
+        )
+        conn.execute(text("INSERT INTO sourcestate (source, halted, workers) VALUES ('hr', false, 3)"))
+    old.dispose()
+    store = Store(store_url)
+    columns = {c["name"] for c in inspect(store.engine).get_columns("sourcestate")}
+    assert {"failing", "failing_since"} <= columns
+    assert store.sources.states()["hr"].workers == 3
+    store.close()

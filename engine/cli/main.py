@@ -17,6 +17,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.cli.ondemand import sync_worker
+from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
@@ -102,12 +103,13 @@ def sync(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     worker: Annotated[str | None, typer.Option(help="Provision only this worker, now, step by step.")] = None,
 ) -> None:
-    """Poll each source once and apply every change; exit 1 if an action failed, 3 if a source is halted."""
+    """Poll each source once and apply every change; exit 1 if an action failed or a source could not be
+    read, 3 if a source is halted."""
     _logging(verbose)
     cfg = _load(config)
     if worker is not None:
         return sync_worker(cfg, worker)
-    report, halted = asyncio.run(_sync(cfg, timeout))
+    report, halted, failing = asyncio.run(_sync(cfg, timeout))
     table = Table(title="sync", show_lines=False)
     table.add_column("action")
     table.add_column("result")
@@ -118,7 +120,7 @@ def sync(
     console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
-    if report.failed:
+    if report.failed or failing:
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
@@ -128,12 +130,14 @@ async def _sync(cfg: Config, timeout: float) -> Any:
     async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
         events = runtime.fire_due()
         halted: list[str] = []
+        failing: list[str] = []
         for name in runtime.parts.sources:
             try:
                 result = await runtime.poll(name)
-            except SourceError as exc:
+            except SourceError as exc:  # that source's poll failed; the others still flow
                 err.print(f"[red]error[/red] {exc}")
-                raise typer.Exit(1) from None
+                failing.append(name)
+                continue
             events += len(result.events)
             err.print(
                 f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
@@ -151,7 +155,7 @@ async def _sync(cfg: Config, timeout: float) -> Any:
         ) as progress:
             task = progress.add_task("apply", total=total)
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
-        return runtime.totals, halted
+        return runtime.totals, halted, failing
 
 
 @app.command()
@@ -374,5 +378,5 @@ def demo(
 
 app.add_typer(sources_app, name="sources")
 app.add_typer(targets_app, name="targets")
-for command in (status, resume, sandbox):
+for command in (status, resume, quarantine, sandbox):
     app.command()(command)

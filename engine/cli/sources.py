@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
@@ -55,6 +56,14 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
                 "last_full_read": cursor.get("last_full_read"),
             }
         )
+    # Failing sources and quarantined records (issue 13): a source that could not be read at all,
+    # and the records its latest poll held back.
+    quarantined = store.quarantine.counts()
+    for r in rows:
+        state = states.get(r["source"])
+        r["failing"] = state.failing if state else None
+        r["failing_since"] = state.failing_since if state else None
+        r["quarantined"] = quarantined.get(r["source"], 0)
     summary = {
         "sources": rows,
         "unapplied_events": store.outbox.pending_count(),
@@ -65,13 +74,14 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         print(json.dumps(summary, indent=2, default=str))
         return
     table = Table(title="sources")
-    for col in ("source", "state", "workers", "last poll (UTC)", "last read", "last full read (UTC)"):
+    for col in ("source", "state", "workers", "quarantined", "last poll (UTC)", "last read", "last full read (UTC)"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             r["source"],
-            f"[red]halted[/red]: {r['reason']}" if r["halted"] else "[green]running[/green]",
+            _state(r),
             str(r["workers"]),
+            f"[yellow]{r['quarantined']}[/yellow]" if r["quarantined"] else "0",
             f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never",
             r["last_read"] or "-",
             (r["last_full_read"] or "-")[:16].replace("T", " "),
@@ -83,6 +93,17 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     )
     if any(r["halted"] for r in rows):
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
+    if any(r["quarantined"] for r in rows):
+        console.print("quarantined records were held back by the latest poll: provisioner quarantine")
+
+
+def _state(row: dict[str, Any]) -> str:
+    """Halted wins (it needs a person); a source failing to be read says why and since when."""
+    if row["halted"]:
+        return f"[red]halted[/red]: {row['reason']}"
+    if row["failing"]:
+        return f"[red]failing[/red]: {escape(row['failing'])} (since {row['failing_since']:%Y-%m-%d %H:%M})"
+    return "[green]running[/green]"
 
 
 def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:

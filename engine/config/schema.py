@@ -88,6 +88,11 @@ class TargetConfig(BaseModel):
         default=True, description="false: accounts of workers who merely leave scope are left alone"
     )
     mapping: dict[str, str] | None = None
+    manage_groups: Literal["granted", "all"] | list[str] = Field(
+        default="granted",
+        description="groups the engine owns (membership no policy grants is drift): granted (every group a "
+        "policy can grant here), all, or a list of names (* and ? globs)",
+    )
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
     concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")

@@ -21,6 +21,7 @@ class Quarantined:
 
     remote_id: str | None
     reason: str
+    line: int | None = None  # where in a file, when the record has no readable id
 
 
 @dataclass

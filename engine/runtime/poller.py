@@ -11,7 +11,7 @@ from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
 from provisioner.engine.contracts.models import Worker
-from provisioner.engine.contracts.protocols import Quarantined, Source, SourceRead
+from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store import Store
 
@@ -53,24 +53,68 @@ def judge(
     return held, reason, False
 
 
-def _quarantine_duplicate_emails(read: SourceRead) -> None:
-    """Two people with one work email would collide in every target: hold both back."""
-    counts = Counter(w.work_email.lower() for w in read.workers if w.work_email)
-    dupes = {email for email, n in counts.items() if n > 1}
+def _quarantine_duplicate_ids(read: SourceRead) -> None:
+    """Two records with one id in one read cannot both be that person: hold every one of them back
+    (the stored snapshot stays, so nobody is deprovisioned) until the source is corrected."""
+    counts = Counter([w.remote_id for w in read.workers] + [q.remote_id for q in read.quarantined if q.remote_id])
+    dupes = {remote_id for remote_id, n in counts.items() if n > 1}
     if not dupes:
         return
-    keep = []
+    read.quarantined = [
+        Quarantined(q.remote_id, f"id appears {counts[q.remote_id]} times in one read; {q.reason}", q.line)
+        if q.remote_id in dupes
+        else q
+        for q in read.quarantined
+    ]
+    read.quarantined += [
+        Quarantined(w.remote_id, f"id appears {counts[w.remote_id]} times in one read")
+        for w in read.workers
+        if w.remote_id in dupes
+    ]
+    read.workers = [w for w in read.workers if w.remote_id not in dupes]
+
+
+def _quarantine_duplicate_emails(
+    read: SourceRead, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None
+) -> None:
+    """Two people with one work email would collide in every target. When one of them already held
+    it (their stored snapshot has it and, when `linked` is known, they have an account), only the
+    newcomers are held back; otherwise all of them are. Reasons name ids, never the address."""
+    claims: dict[str, list[Worker]] = {}
     for worker in read.workers:
-        if worker.work_email and worker.work_email.lower() in dupes:
-            read.quarantined.append(Quarantined(worker.remote_id, f"work_email {worker.work_email} is not unique"))
-        else:
-            keep.append(worker)
-    read.workers = keep
+        if worker.work_email:
+            claims.setdefault(worker.work_email.lower(), []).append(worker)
+    held_back: dict[str, str] = {}
+    for email, workers in claims.items():
+        if len(workers) < 2:
+            continue
+        holders = [w for w in workers if _held(w.id, email, snapshots, linked)]
+        if len(holders) == 1:
+            for w in workers:
+                if w is not holders[0]:
+                    held_back[w.id] = f"work_email is already held by {holders[0].id}"
+            continue
+        for w in workers:
+            held_back[w.id] = f"work_email is shared by {', '.join(o.id for o in workers if o is not w)}"
+    if not held_back:
+        return
+    read.quarantined += [Quarantined(w.remote_id, held_back[w.id]) for w in read.workers if w.id in held_back]
+    read.workers = [w for w in read.workers if w.id not in held_back]
 
 
-def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]) -> Diff:
-    """Pure: what changed between the stored snapshot and this read."""
-    _quarantine_duplicate_emails(read)
+def _held(worker_id: str, email: str, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None) -> bool:
+    previous = snapshots.get(worker_id)
+    had = previous is not None and (previous[1].work_email or "").lower() == email
+    return had and (linked is None or worker_id in linked)
+
+
+def diff(
+    source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None = None
+) -> Diff:
+    """Pure: what changed between the stored snapshot and this read. `linked`: the workers of this
+    source who have an account somewhere (None: not known, a stored snapshot is enough)."""
+    _quarantine_duplicate_ids(read)
+    _quarantine_duplicate_emails(read, snapshots, linked)
     now = datetime.now(UTC)
     out = Diff(quarantined=read.quarantined, seen=len(read.workers))
     for worker in read.workers:
@@ -94,6 +138,21 @@ def diff(source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]]
         out.events.append(removal_event(source, last, digest, now))
         out.removals.append(wid)
     return out
+
+
+def unreadable(source: str, exc: BaseException) -> str:
+    """Why a source could not be read, in one line: a connector's own message (which names no
+    data values), else only the kind of error, since an unexpected error's text may quote data."""
+    if isinstance(exc, SourceError):
+        return str(exc).removeprefix(f"source {source}: ")
+    log.debug("source %s could not be read", source, exc_info=exc)
+    return f"could not be read ({type(exc).__name__}; run with --verbose for details)"
+
+
+def _contested(read: SourceRead) -> list[str]:
+    """Ids of the workers in this read whose work email someone else in it has too."""
+    counts = Counter(w.work_email.lower() for w in read.workers if w.work_email)
+    return [w.id for w in read.workers if w.work_email and counts[w.work_email.lower()] > 1]
 
 
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
@@ -141,9 +200,18 @@ async def poll(
     With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
     pre-hire's accounts over, and the pre-hire's own events stop."""
     cursor = store.snapshots.cursor(source.name)
-    read = await read_records(source, only) if only is not None else await source.read(cursor)
+    try:
+        read = await read_records(source, only) if only is not None else await source.read(cursor)
+    except Exception as exc:
+        why = unreadable(source.name, exc)
+        if only is None:  # one webhook's record failing says little about the source
+            store.sources.fail(source.name, why)
+        raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
     snapshots = store.snapshots.of_source(source.name)
-    result = diff(source.name, read, snapshots)
+    contested = _contested(read)
+    linked = {wid for wid, _ in store.links.for_workers(contested)} if contested else set()
+    read_ids = [w.remote_id for w in read.workers] + list(read.gone)
+    result = diff(source.name, read, snapshots, linked)
     handed = store.snapshots.handovers()
     result.events = [e for e in result.events if e.subject not in handed]
     handovers = []
@@ -197,6 +265,9 @@ async def poll(
         quarantine_log,
         seen=result.seen,
         handovers=handovers,
+        held=result.quarantined,
+        complete=read.complete and only is None,
+        read_ids=read_ids,
     )
     log.info(
         "source %s: %d workers read, %d events, %d quarantined",

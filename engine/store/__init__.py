@@ -11,6 +11,7 @@ from provisioner.engine.store.db import Database, as_utc, create_tables
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.quarantine import Quarantine
 from provisioner.engine.store.schedule import Schedule
 from provisioner.engine.store.snapshots import Snapshots
 from provisioner.engine.store.sources import SourceStates
@@ -31,6 +32,7 @@ class Store:
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)
+        self.quarantine = Quarantine(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

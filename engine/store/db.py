@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -68,4 +68,15 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 
 
 def create_tables(engine: Engine) -> None:
+    """New tables, and new columns on tables an older version created: `create_all` alone leaves an
+    existing table as it was, and the first query naming a new column would fail."""
     SQLModel.metadata.create_all(engine)
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    # Added as nullable: rows written before the upgrade have no value for it.
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))

@@ -11,9 +11,11 @@ from sqlmodel import col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.protocols import Quarantined
 from provisioner.engine.contracts.records import LogEntry, utcnow
 from provisioner.engine.store.db import Database, chunks, columns
 from provisioner.engine.store.outbox import enqueue
+from provisioner.engine.store.quarantine import replace_quarantine
 from provisioner.engine.store.tables import Cursor, Handover, LinkRow, LogRow, Snapshot, SourceState
 
 
@@ -63,8 +65,12 @@ class Snapshots:
         quarantined: Iterable[LogEntry] = (),
         seen: int | None = None,
         handovers: Iterable[tuple[str, str, str]] = (),
+        held: Iterable[Quarantined] = (),
+        complete: bool = True,
+        read_ids: Iterable[str] = (),
     ) -> None:
-        """Events, new snapshot, cursor and hand-overs land together or not at all."""
+        """Events, new snapshot, cursor, hand-overs and the source's quarantine land together or not
+        at all; a poll that commits also clears the source's `failing` state."""
         now = utcnow()
         with self.db.session() as s:
             for old, new, key in handovers:
@@ -81,7 +87,9 @@ class Snapshots:
             state = s.get(SourceState, source) or SourceState(source=source)
             state.last_poll_at = now
             state.workers = seen if seen is not None else state.workers
+            state.failing, state.failing_since = None, None
             s.add(state)
+            replace_quarantine(s, source, held, complete, read_ids)
             rows = [
                 {
                     "source": source,

@@ -1,5 +1,6 @@
-"""Per source: halted by the mass-deprovision guard (and why), last poll, a person's approval to
-let held deprovisions through; and the webhook notices already accepted by any process."""
+"""Per source: halted by the mass-deprovision guard (and why), failing to be read (and why), last
+poll, a person's approval to let held deprovisions through; and the webhook notices already
+accepted by any process."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ class SourceStates:
             state = s.get(SourceState, source) or SourceState(source=source)
             if not state.halted:
                 state.halted, state.reason, state.halted_at = True, reason, utcnow()
+            s.add(state)
+
+    def fail(self, source: str, reason: str) -> None:
+        """The source could not be read at all: nothing of that poll was committed. The first
+        failure's time is kept, so `status` says how long it has been failing."""
+        with self.db.session() as s:
+            state = s.get(SourceState, source) or SourceState(source=source)
+            if state.failing is None:
+                state.failing_since = utcnow()
+            state.failing = reason
             s.add(state)
 
     def resume(self, source: str) -> bool:

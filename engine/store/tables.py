@@ -98,7 +98,8 @@ class Deferred(SQLModel, table=True):
 
 
 class SourceState(SQLModel, table=True):
-    """Per source: halted by the mass-deprovision guard (and why), last poll."""
+    """Per source: halted by the mass-deprovision guard (and why), last poll, and why the last
+    poll could not read the source at all (cleared by the next poll that can)."""
 
     source: str = Field(primary_key=True)
     halted: bool = False
@@ -106,6 +107,22 @@ class SourceState(SQLModel, table=True):
     halted_at: datetime | None = None
     last_poll_at: datetime | None = None
     workers: int = 0
+    failing: str | None = None
+    failing_since: datetime | None = None
+
+
+class QuarantineRow(SQLModel, table=True):
+    """A record the latest poll of a source held back (duplicate id, undecodable row, shared
+    email, …), with the reason; replaced by each poll of that source."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    remote_id: str | None = None
+    line: int | None = None
+    reason: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 class Approval(SQLModel, table=True):
