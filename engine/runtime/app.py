@@ -17,17 +17,17 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
 from faststream.kafka import KafkaBroker
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from provisioner.engine.runtime.http import Metrics, bind, http_app, serve_until_signalled, server
 from provisioner.engine.runtime.pipeline import Pipeline
-from provisioner.engine.runtime.poller import Diff, judge, poll
+from provisioner.engine.runtime.poller import Diff, judge
+from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.scheduler import build_scheduler
-from provisioner.engine.runtime.webhooks import webhook_app
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 
@@ -47,6 +47,7 @@ class Runtime:
         self.store = self.parts.store
         self.consume = consume
         self.totals = BatchReport()
+        self.metrics = Metrics(config, self.store)
         self.pipeline = Pipeline(
             self.parts.applier,
             self.store,
@@ -60,7 +61,7 @@ class Runtime:
         self._progress = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._poll_locks: dict[str, asyncio.Lock] = {}
+        self._polling = Polling(self.parts, self.metrics)
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -115,6 +116,8 @@ class Runtime:
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
 
     async def _flushed(self, report: BatchReport) -> None:
+        self.metrics.record_actions(report.entries)
+        report.entries = []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:
@@ -128,7 +131,13 @@ class Runtime:
             key=event.subject.encode(),
             headers={"x-error": error[:1000]},
         )
-        log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
+        log.error(
+            "event %s for %s failed and went to the dead-letter topic: %s",
+            event.id,
+            event.subject,
+            error,
+            extra={"event_id": event.id, "worker_id": event.subject},
+        )
 
     async def _relay(self) -> None:
         """Publish outbox rows in order; one person's events share a key and so a partition.
@@ -161,7 +170,7 @@ class Runtime:
                 ]
                 await asyncio.gather(*pending)
             except Exception as exc:  # the rows stay unpublished and go out on the next turn
-                log.warning("outbox relay could not publish: %s", exc)
+                log.warning("outbox relay could not publish: %s", exc, extra={"event_id": rows[0].event_id})
                 await asyncio.sleep(1.0)
                 continue
             self.store.outbox.mark_published([r.seq for r in rows if r.seq is not None])
@@ -169,14 +178,19 @@ class Runtime:
     async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
         """Poll a source, or only the records a webhook named; one poll per source at a time, so a
         webhook and a scheduled poll never diff against the same snapshot twice."""
-        lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
-        async with lock:
-            keys = next((s.correlate for s in self.config.sources if s.name == source_name), [])
-            result = await poll(
-                self.parts.sources[source_name], self.store, self.parts.guard, only=only, correlate_on=keys
-            )
+        result = await self._polling(source_name, only)
         self._wake.set()
         return result
+
+    async def ready(self) -> dict[str, bool]:
+        """Store reachable and broker connected: what /readyz answers."""
+        try:
+            self.store.outbox.pending_count()
+            store = True
+        except Exception:  # unreachable or failing: not ready
+            store = False
+        broker = self.broker is not None and await self.broker.ping(timeout=2.0)
+        return {"store": store, "broker": broker}
 
     def wake(self) -> None:
         """New rows in the outbox: the relay should look now rather than at its next tick."""
@@ -255,28 +269,16 @@ class Runtime:
 
 
 async def run_forever(config: Config) -> None:
-    """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation)."""
-    async with Runtime(config) as runtime:
-        scheduler = build_scheduler(runtime)
-        server = _webhook_server(runtime)
-        serving = asyncio.create_task(server.serve()) if server else None
-        try:
-            await (serving if serving else asyncio.Event().wait())
-        finally:
-            scheduler.shutdown(wait=False)
-            if server and serving:
-                server.should_exit = True
-                await serving
-
-
-def _webhook_server(runtime: Runtime) -> Any:
-    """A uvicorn server for the webhook endpoint, when any source takes webhooks."""
-    if not any(s.settings().get("webhook_secret") for s in runtime.config.sources):
-        return None
-    host, _, port = runtime.config.engine.listen.rpartition(":")
-    log.info("webhooks: listening on http://%s:%s/webhooks/{source}", host or "0.0.0.0", port)
-    return uvicorn.Server(
-        uvicorn.Config(
-            webhook_app(runtime), host=host or "0.0.0.0", port=int(port), log_level="warning", lifespan="off"
-        )
-    )
+    """Relay and consumer, the scheduled jobs (polls, due deferred actions, reconciliation), and the
+    HTTP server (health, metrics, API, console, webhooks) on engine.listen."""
+    sock = bind(config)  # before the broker starts: a port in use stops us with one clear line
+    try:
+        async with Runtime(config) as runtime:
+            scheduler = build_scheduler(runtime)
+            http = server(http_app(runtime, runtime.metrics), sock)
+            try:
+                await serve_until_signalled(http, sock)
+            finally:
+                scheduler.shutdown(wait=False)
+    finally:
+        sock.close()

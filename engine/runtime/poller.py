@@ -171,10 +171,15 @@ async def poll(
                 source.name,
                 result.halted,
                 source.name,
+                extra={"source": source.name},
             )
         elif result.held:
             log.warning(
-                "source %s is halted (%s): %d deprovisioning events held back", source.name, halted, len(result.held)
+                "source %s is halted (%s): %d deprovisioning events held back",
+                source.name,
+                halted,
+                len(result.held),
+                extra={"source": source.name},
             )
     quarantine_log = [
         LogEntry(
@@ -204,5 +209,6 @@ async def poll(
         result.seen,
         len(result.events),
         len(result.quarantined),
+        extra={"source": source.name},
     )
     return result

@@ -11,7 +11,9 @@ from provisioner.engine.store.db import Database, as_utc, create_tables
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
+from provisioner.engine.store.search import Search
 from provisioner.engine.store.snapshots import Snapshots
 from provisioner.engine.store.sources import SourceStates
 from provisioner.engine.store.tables import Deferred, JobRun, OutboxEvent, SourceState
@@ -31,6 +33,8 @@ class Store:
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)
+        self.reports = Reports(self.db)
+        self.search = Search(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
