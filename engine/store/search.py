@@ -20,25 +20,33 @@ class Search:
     def __init__(self, db: Database):
         self.db = db
 
-    def workers(self, q: str, limit: int = 50) -> list[Worker]:
-        """Workers whose id, name or email contains `q` (case-insensitive). The database narrows
-        on the whole JSON text; the exact fields are checked here, so a title never matches."""
+    def workers(self, q: str, limit: int = 50, page: int = 500) -> list[Worker]:
+        """Workers whose id, name or email contains `q` (case-insensitive), by id. The database
+        narrows on the whole JSON text; the exact fields are checked here, so a title never matches.
+        JSON text escapes non-ASCII letters, so for a query such as 'núñez' only this check counts."""
         needle = q.strip().lower()
-        with self.db.session() as s:
-            query = select(Snapshot).order_by(col(Snapshot.worker_id))
-            if needle:
-                like = f"%{needle}%"
-                query = query.where(
-                    or_(
-                        func.lower(col(Snapshot.worker_id)).like(like),
-                        func.lower(cast(col(Snapshot.worker), String)).like(like),
-                    )
+        query = select(Snapshot).order_by(col(Snapshot.worker_id))
+        if needle.isascii() and needle:
+            like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(
+                    func.lower(col(Snapshot.worker_id)).like(like, escape="\\"),
+                    func.lower(cast(col(Snapshot.worker), String)).like(like, escape="\\"),
                 )
-            rows = s.exec(query.limit(limit * 4)).all()
-        found = [Worker.model_validate(r.worker) for r in rows]
-        return [w for w in found if not needle or any(needle in str(getattr(w, f) or "").lower() for f in SEARCHED)][
-            :limit
-        ]
+            )
+        found: list[Worker] = []
+        offset = 0
+        while len(found) < limit:
+            with self.db.session() as s:
+                rows = s.exec(query.offset(offset).limit(page)).all()
+            for row in rows:
+                worker = Worker.model_validate(row.worker)
+                if not needle or any(needle in str(getattr(worker, f) or "").lower() for f in SEARCHED):
+                    found.append(worker)
+            if len(rows) < page:
+                break
+            offset += page
+        return found[:limit]
 
     def log(
         self,
