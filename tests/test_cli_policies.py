@@ -110,7 +110,7 @@ policies:
     import asyncio
 
     from provisioner.engine.config import load_config
-    from provisioner.engine.runtime.app import poll
+    from provisioner.engine.runtime.poller import poll
     from provisioner.engine.runtime.wiring import Parts
 
     parts = Parts(load_config(config))

@@ -17,7 +17,12 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
     config = tmp_path / "config.yaml"
     config.write_text(
         json.dumps(
-            {"store": {"url": store_url}, "engine": {"deferred_interval": "1s"}, "reconcile": {"schedule": "2s"}}
+            {
+                "store": {"url": store_url},
+                # two engines on one machine: each takes a free port for its HTTP server
+                "engine": {"deferred_interval": "1s", "listen": "127.0.0.1:0"},
+                "reconcile": {"schedule": "2s"},
+            }
         )
     )
     store = Store(store_url)

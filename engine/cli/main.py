@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
@@ -27,7 +25,9 @@ from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.replica import serve_forever
 from provisioner.engine.runtime.service import run_forever
+from provisioner.engine.runtime.views import record_reconcile
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
@@ -58,17 +58,8 @@ def main(
     """Event-driven provisioning: HR systems → Kafka → policies → SCIM apps."""
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False)],
-        force=True,
-    )
-    for noisy in ("aiokafka", "httpx", "httpcore", "apscheduler", "faker"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not verbose:
-        logging.getLogger("provisioner.kafka").setLevel(logging.WARNING)
+def _logging(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:
+    setup(verbose, fmt)
 
 
 def _parts_or_exit(config: Config) -> Any:
@@ -102,10 +93,11 @@ def sync(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     worker: Annotated[str | None, typer.Option(help="Provision only this worker, now, step by step.")] = None,
+    log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
     """Poll each source once and apply every change; exit 1 if an action failed or a source could not be
     read, 3 if a source is halted."""
-    _logging(verbose)
+    _logging(verbose, log_format)
     cfg = _load(config)
     if worker is not None:
         return sync_worker(cfg, worker)
@@ -159,12 +151,37 @@ async def _sync(cfg: Config, timeout: float) -> Any:
 
 
 @app.command()
-def run(config: ConfigOpt, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Long-running: pollers on their intervals, outbox relay and consumer. SIGTERM or Ctrl-C stops."""
-    _logging(verbose)
-    cfg = _load(config)
-    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the engine took the signals over
-        asyncio.run(run_forever(cfg))
+def run(
+    config: ConfigOpt,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOpt = LogFormat.auto,
+) -> None:
+    """Long-running: pollers, outbox relay, consumer, and the HTTP server (console, API, metrics,
+    webhooks) on engine.listen. Ctrl-C or SIGTERM stops."""
+    _logging(verbose, log_format)
+    _serve(run_forever, _load(config))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOpt = LogFormat.auto,
+) -> None:
+    """The console, API and metrics alone on engine.listen (no pollers, no consumer, no broker):
+    a second replica over the same store, or a read-only deployment."""
+    _logging(verbose, log_format)
+    _serve(serve_forever, _load(config))
+
+
+def _serve(forever: Any, cfg: Config) -> None:
+    try:
+        asyncio.run(forever(cfg))
+    except ValueError as exc:  # cannot listen where the config says, or a part of the config is wrong
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
     err.print("stopped")
 
 
@@ -302,6 +319,8 @@ def reconcile_command(
         err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
         raise typer.Exit(2)
     result, notes = asyncio.run(_reconcile(cfg, target, fix))
+    if not target:  # a whole reconciliation is the one the console and the metrics show
+        record_reconcile(Store(cfg.store.url), report_json(result))
     for note in notes:
         err.print(f"[yellow]note[/yellow] {note}")
     if html:

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
 
 
@@ -26,15 +27,14 @@ def quarantine(
     if source is not None and source not in known:
         err.print(f"[red]error[/red] no source {source!r} in {config} (known: {', '.join(known)})")
         raise typer.Exit(2)
-    rows = [r for r in Store(cfg.store.url).quarantine.records(source) if r.source in known]
+    rows = views.quarantine(cfg, Store(cfg.store.url), source)
     if as_json:
-        records = [{"source": r.source, "record": r.remote_id, "line": r.line, "reason": r.reason} for r in rows]
-        print(json.dumps(records, indent=2))
+        print(json.dumps(rows, indent=2, default=str))
         return
     table = Table(title=f"quarantine: {len(rows)} records held back")
     for column in ("source", "record", "reason"):
         table.add_column(column)
     for r in rows:
-        where = r.remote_id or (f"line {r.line}" if r.line else "?")
-        table.add_row(r.source, escape(where), escape(r.reason))
+        where = r["record"] or (f"line {r['line']}" if r["line"] else "?")
+        table.add_row(r["source"], escape(where), escape(r["reason"]))
     console.print(table)

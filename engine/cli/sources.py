@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
 from provisioner.engine.store import Store
 from provisioner.sources import build_source
@@ -39,80 +39,54 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
     cfg = _load(config, secrets=False)
-    store = Store(cfg.store.url)
-    states = store.sources.states()
-    deferred = store.schedule.deferred()
-    rows: list[dict[str, Any]] = []
-    for s in cfg.sources:
-        state, cursor = states.get(s.name), store.snapshots.cursor(s.name)
-        rows.append(
-            {
-                "source": s.name,
-                "halted": bool(state and state.halted),
-                "reason": state.reason if state else None,
-                "last_poll": state.last_poll_at if state else None,
-                "workers": state.workers if state else 0,
-                "last_read": cursor.get("mode"),
-                "last_full_read": cursor.get("last_full_read"),
-            }
-        )
-    # Failing sources and quarantined records (issue 13): a source that could not be read at all,
-    # and the records its latest poll held back.
-    quarantined = store.quarantine.counts()
-    for r in rows:
-        state = states.get(r["source"])
-        r["failing"] = state.failing if state else None
-        r["failing_since"] = state.failing_since if state else None
-        r["quarantined"] = quarantined.get(r["source"], 0)
-    summary = {
-        "sources": rows,
-        "unapplied_events": store.outbox.pending_count(),
-        "scheduled": len(deferred),
-        "next_scheduled": deferred[0].effective_at if deferred else None,
-    }
+    summary = views.status(cfg, Store(cfg.store.url))
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(summary.model_dump_json(indent=2))
         return
     table = Table(title="sources")
     for col in ("source", "state", "workers", "quarantined", "last poll (UTC)", "last read", "last full read (UTC)"):
         table.add_column(col)
-    for r in rows:
+    for r in summary.sources:
         table.add_row(
-            r["source"],
+            r.source,
             _state(r),
-            str(r["workers"]),
-            f"[yellow]{r['quarantined']}[/yellow]" if r["quarantined"] else "0",
-            f"{r['last_poll']:%Y-%m-%d %H:%M}" if r["last_poll"] else "never",
-            r["last_read"] or "-",
-            (r["last_full_read"] or "-")[:16].replace("T", " "),
+            str(r.workers),
+            f"[yellow]{r.quarantined}[/yellow]" if r.quarantined else "0",
+            f"{r.last_poll:%Y-%m-%d %H:%M}" if r.last_poll else "never",
+            r.last_read or "-",
+            (r.last_full_read or "-")[:16].replace("T", " "),
         )
     console.print(table)
     console.print(
-        f"unapplied events: {summary['unapplied_events']} · scheduled changes: {len(deferred)}"
-        + (f" (next {deferred[0].effective_at:%Y-%m-%d %H:%M} UTC)" if deferred else "")
+        f"unapplied events: {summary.unapplied_events} · scheduled changes: {summary.scheduled}"
+        + (f" (next {summary.next_scheduled:%Y-%m-%d %H:%M} UTC)" if summary.next_scheduled else "")
+        + f" · failures: {summary.failures} · quarantined: {summary.quarantined}"
     )
-    if any(r["halted"] for r in rows):
+    if summary.halted:
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
-    if any(r["quarantined"] for r in rows):
+    if summary.quarantined:
         console.print("quarantined records were held back by the latest poll: provisioner quarantine")
 
 
-def _state(row: dict[str, Any]) -> str:
+def _state(row: views.SourceView) -> str:
     """Halted wins (it needs a person); a source failing to be read says why and since when."""
-    if row["halted"]:
-        return f"[red]halted[/red]: {row['reason']}"
-    if row["failing"]:
-        return f"[red]failing[/red]: {escape(row['failing'])} (since {row['failing_since']:%Y-%m-%d %H:%M})"
+    if row.halted:
+        return f"[red]halted[/red]: {row.reason}"
+    if row.failing:
+        since = f" (since {row.failing_since:%Y-%m-%d %H:%M})" if row.failing_since else ""
+        return f"[red]failing[/red]: {escape(row.failing)}{since}"
     return "[green]running[/green]"
 
 
 def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
     """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
     cfg = _load(config, secrets=False)
-    if source not in {s.name for s in cfg.sources}:
+    try:
+        resumed = operations.resume(cfg, Store(cfg.store.url), source)
+    except operations.UnknownSource:
         err.print(f"[red]error[/red] no source {source!r} in {config}")
-        raise typer.Exit(2)
-    if Store(cfg.store.url).sources.resume(source):
+        raise typer.Exit(2) from None
+    if resumed:
         console.print(f"[green]resumed[/green] {source}: the next poll applies its deprovisions")
     else:
         console.print(f"{source} was not halted")

@@ -3,6 +3,7 @@
 from provisioner.engine.config.keys import describe, unknown_key
 from provisioner.engine.config.loader import ConfigError, Problem, SettingsCheck, load_config
 from provisioner.engine.config.schema import (
+    ApiConfig,
     Config,
     EngineConfig,
     ExpectedAccess,
@@ -20,6 +21,7 @@ from provisioner.engine.config.schema import (
 from provisioner.engine.config.units import parse_duration, parse_rate, rate_window
 
 __all__ = [
+    "ApiConfig",
     "Config",
     "ConfigError",
     "EngineConfig",

@@ -29,10 +29,15 @@ class EngineConfig(_Strict):
     concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
     batch_size: int = Field(default=500, ge=1)
     deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
-    # `provisioner run` serves /webhooks/{source} and /healthz here when a source has a webhook_secret
+    # `provisioner run` and `provisioner serve` answer here: health, metrics, API, console, webhooks
     listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
 
     _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
+
+
+class ApiConfig(_Strict):
+    token: SecretStr | None = Field(default=None, description="bearer token for /api/v1 and the console login")
+    metrics_auth: bool = Field(default=False, description="true: /metrics also needs the bearer token")
 
 
 ReconcileAction = Literal["fix", "report", "disable", "delete"]
@@ -152,6 +157,7 @@ class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     targets: list[TargetConfig] = Field(default_factory=list)
     policies: list[PolicyConfig] = Field(default_factory=list)

@@ -109,7 +109,8 @@ class Worker(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        """A digest of everything that counts as a change."""
+        """A digest of everything that counts as a change. Not cached on the instance: model_copy
+        would carry a cached digest over to a changed copy."""
         return hashlib.sha256(canonical_json(self.comparable()).encode()).hexdigest()
 
     def comparable(self) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from provisioner.engine.runtime.http import Metrics
 from provisioner.engine.runtime.pipeline import Pipeline
-from provisioner.engine.runtime.poller import Diff, judge, poll
+from provisioner.engine.runtime.poller import Diff, judge
+from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 
@@ -42,6 +44,7 @@ class Runtime:
         self.store = self.parts.store
         self.consume = consume
         self.totals = BatchReport()
+        self.metrics = Metrics(config, self.store)
         self.pipeline = Pipeline(
             self.parts.applier,
             self.store,
@@ -56,7 +59,7 @@ class Runtime:
         self._relay_task: asyncio.Task[None] | None = None
         self._subscribers: list[Any] = []
         self._stopping = False
-        self._poll_locks: dict[str, asyncio.Lock] = {}
+        self._polling = Polling(self.parts, self.metrics)
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -123,6 +126,8 @@ class Runtime:
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
 
     async def _flushed(self, report: BatchReport) -> None:
+        self.metrics.record_actions(report.entries)
+        report.entries = []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:
@@ -136,7 +141,13 @@ class Runtime:
             key=event.subject.encode(),
             headers={"x-error": error[:1000]},
         )
-        log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
+        log.error(
+            "event %s for %s failed and went to the dead-letter topic: %s",
+            event.id,
+            event.subject,
+            error,
+            extra={"event_id": event.id, "worker_id": event.subject},
+        )
 
     async def _relay(self) -> None:
         """Publish outbox rows in order; one person's events share a key and so a partition.
@@ -169,7 +180,7 @@ class Runtime:
                 ]
                 await asyncio.gather(*pending)
             except Exception as exc:  # the rows stay unpublished and go out on the next turn
-                log.warning("outbox relay could not publish: %s", exc)
+                log.warning("outbox relay could not publish: %s", exc, extra={"event_id": rows[0].event_id})
                 await asyncio.sleep(1.0)
                 continue
             self.store.outbox.mark_published([r.seq for r in rows if r.seq is not None])
@@ -177,14 +188,19 @@ class Runtime:
     async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
         """Poll a source, or only the records a webhook named; one poll per source at a time, so a
         webhook and a scheduled poll never diff against the same snapshot twice."""
-        lock = self._poll_locks.setdefault(source_name, asyncio.Lock())
-        async with lock:
-            keys = next((s.correlate for s in self.config.sources if s.name == source_name), [])
-            result = await poll(
-                self.parts.sources[source_name], self.store, self.parts.guard, only=only, correlate_on=keys
-            )
+        result = await self._polling(source_name, only)
         self._wake.set()
         return result
+
+    async def ready(self) -> dict[str, bool]:
+        """Store reachable and broker connected: what /readyz answers."""
+        try:
+            self.store.outbox.pending_count()
+            store = True
+        except Exception:  # unreachable or failing: not ready
+            store = False
+        broker = self.broker is not None and await self.broker.ping(timeout=2.0)
+        return {"store": store, "broker": broker}
 
     def wake(self) -> None:
         """New rows in the outbox: the relay should look now rather than at its next tick."""

@@ -29,6 +29,7 @@ class BatchReport:
     failed: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[WorkerEvent, str]] = field(default_factory=list)
+    entries: list[LogEntry] = field(default_factory=list)  # this batch's log, for metrics; never accumulated
 
     @classmethod
     def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
@@ -48,6 +49,7 @@ class BatchReport:
             else:
                 report.applied += 1
             report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
+            report.entries += outcome.log
         return report
 
     def add(self, other: BatchReport) -> None:
@@ -132,7 +134,14 @@ class Applier:
         try:
             return await self._run_action(worker, action, link)
         except Exception as exc:  # a writer that raised instead of answering: the action failed, say why
-            log.warning("target %s raised on %s for %s: %s", action.target, action.action.value, action.worker_id, exc)
+            log.warning(
+                "target %s raised on %s for %s: %s",
+                action.target,
+                action.action.value,
+                action.worker_id,
+                exc,
+                extra={"target": action.target, "worker_id": action.worker_id},
+            )
             return Result(status=ResultStatus.failure, error=f"{type(exc).__name__}: {exc}")
 
     async def _run_action(self, worker: Worker | None, action: Action, link: Link | None) -> Result:

@@ -94,7 +94,9 @@ class Pipeline:
                         links[target] = link
                 outcome = await self.applier.apply_event(ev, links)
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
-            log.exception("applying event %s failed unexpectedly", ev.id)
+            log.exception(
+                "applying event %s failed unexpectedly", ev.id, extra={"event_id": ev.id, "worker_id": ev.subject}
+            )
             outcome = EventOutcome(ev.id, ev)
             outcome.failed = True
             outcome.log.append(

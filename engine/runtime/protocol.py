@@ -27,3 +27,18 @@ class Engine(Protocol):
     def fire_due(self, now: datetime | None = None) -> int: ...
 
     def wake(self) -> None: ...
+
+
+class Served(Protocol):
+    """What the HTTP server needs: `provisioner run`'s Runtime, or `provisioner serve`'s replica
+    that has no pollers, no consumer and no broker."""
+
+    config: Config
+    parts: Parts
+    store: Store
+
+    async def poll(self, source_name: str, only: list[str] | None = None) -> Any: ...
+
+    def wake(self) -> None: ...
+
+    async def ready(self) -> dict[str, bool]: ...

@@ -22,6 +22,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from provisioner.engine.config import parse_duration
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime.protocol import Engine
+from provisioner.engine.runtime.views import record_reconcile
+from provisioner.reconcile.report import as_json as report_json
 from provisioner.reconcile.run import apply_fixes, reconcile
 
 log = logging.getLogger("provisioner.scheduler")
@@ -57,13 +59,14 @@ async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None
         elif kind == "reconcile":
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
+            record_reconcile(runtime.store, report_json(result))
             if runtime.config.reconcile.fix:
                 _, notes = await apply_fixes(runtime.parts, result)
                 for note in notes:
                     log.warning("reconcile: %s", note)
                 runtime.wake()
     except SourceError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"source": name} if kind == "poll" else None)
     except Exception:  # a job must never take the scheduler down; the next period tries again
         log.exception("scheduled job %s:%s failed", kind, name)
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from provisioner.engine.runtime.protocol import Engine
+from provisioner.engine.runtime.protocol import Served
 from provisioner.sources import webhook_verifier
 from provisioner.sources.webhooks import Replays, WebhookRejected, verify
 
@@ -24,7 +24,7 @@ log = logging.getLogger("provisioner.webhooks")
 MAX_BODY = 1 << 20
 
 
-def webhook_app(runtime: Engine) -> Starlette:
+def webhook_routes(runtime: Served) -> list[Route]:
     configs = {s.name: s for s in runtime.config.sources}
     replays = Replays(first=runtime.store.sources.first_notice)  # shared by every engine process
     tasks: set[asyncio.Task[Any]] = set()
@@ -56,7 +56,13 @@ def webhook_app(runtime: Engine) -> Starlette:
             task.add_done_callback(tasks.discard)
         return JSONResponse({"accepted": len(ids)}, status_code=202)
 
+    return [Route("/webhooks/{source}", receive, methods=["POST"])]
+
+
+def webhook_app(runtime: Served) -> Starlette:
+    """The webhook endpoint alone, with /healthz (the engine serves it within its one HTTP app)."""
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "unapplied_events": runtime.store.outbox.pending_count()})
 
-    return Starlette(routes=[Route("/webhooks/{source}", receive, methods=["POST"]), Route("/healthz", health)])
+    return Starlette(routes=[*webhook_routes(runtime), Route("/healthz", health)])

@@ -12,7 +12,9 @@ from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
 from provisioner.engine.store.quarantine import Quarantine
+from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
+from provisioner.engine.store.search import Search
 from provisioner.engine.store.snapshots import Snapshots
 from provisioner.engine.store.sources import SourceStates
 from provisioner.engine.store.tables import Deferred, JobRun, OutboxEvent, SourceState
@@ -33,6 +35,8 @@ class Store:
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)
         self.quarantine = Quarantine(self.db)
+        self.reports = Reports(self.db)
+        self.search = Search(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -33,6 +33,11 @@ class Outbox:
     def __init__(self, db: Database):
         self.db = db
 
+    def add(self, events: list[WorkerEvent]) -> None:
+        """Events made by a person (provision now) rather than a poll; the relay publishes them."""
+        with self.db.session() as s:
+            enqueue(s, events)
+
     def unpublished(self, limit: int) -> list[OutboxEvent]:
         with self.db.session() as s:
             query = (

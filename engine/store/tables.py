@@ -155,3 +155,13 @@ class JobRun(SQLModel, table=True):
     job: str = Field(index=True)
     owner: str
     started_at: datetime = Field(default_factory=utcnow)
+
+
+class ReportRow(SQLModel, table=True):
+    """The last report of a kind (the reconciler's), whichever process or command produced it."""
+
+    __tablename__ = "report"
+
+    kind: str = Field(primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,175 @@
+"""`/api/v1`: JSON over the read models and operations, documented at `/api/v1/openapi.json`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.runtime import operations, views
+from provisioner.engine.runtime.http.auth import NO_TOKEN, Auth
+from provisioner.engine.runtime.protocol import Served
+
+
+class RetryRequest(BaseModel):
+    worker: str | None = None
+    target: str | None = None
+    all: bool = False
+
+
+class Retried(BaseModel):
+    retried: int
+
+
+class Resumed(BaseModel):
+    source: str
+    resumed: bool
+    message: str
+
+
+class Polled(BaseModel):
+    source: str
+    seen: int
+    events: int
+    quarantined: int
+    halted: str | None = None
+
+
+class Provisioned(BaseModel):
+    worker_id: str
+    event_id: str
+
+
+def api_app(served: Served, auth: Auth) -> FastAPI:
+    def authorized(request: Request) -> None:
+        if not auth.enabled:
+            raise HTTPException(403, NO_TOKEN)
+        if not auth.bearer_ok(request):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    api = FastAPI(
+        title="provisioner",
+        version="1",
+        description="The engine's operations API. Every call needs `Authorization: Bearer <api.token>`.",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(authorized)],
+    )
+    config, store = served.config, served.store
+
+    def known_source(name: str) -> None:
+        if name not in served.parts.sources:
+            raise HTTPException(404, f"no source {name!r}")
+
+    @api.get("/status", response_model=views.Status)
+    def status() -> views.Status:
+        """The same content as `provisioner status --json`."""
+        return views.status(config, store)
+
+    @api.get("/sources", response_model=list[views.SourceView])
+    def sources() -> list[views.SourceView]:
+        return views.sources(config, store)
+
+    @api.get("/targets", response_model=list[views.TargetView])
+    def targets() -> list[views.TargetView]:
+        return views.targets(config, store)
+
+    @api.get("/workers", response_model=list[views.WorkerSummary])
+    def workers(
+        q: Annotated[str, Query(description="part of an id, a name or an email")] = "",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list[views.WorkerSummary]:
+        return views.workers(store, q, limit)
+
+    @api.get("/workers/{worker_id}")
+    def worker(worker_id: str) -> dict[str, Any]:
+        """What `provisioner explain` shows: accounts per target, the policies that matched and why,
+        links, recent log, open failures."""
+        try:
+            return views.worker_detail(served.parts, worker_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @api.post("/workers/{worker_id}/provision", response_model=Provisioned, status_code=202)
+    def provision(worker_id: str) -> Provisioned:
+        """Re-plan this person now from their stored record, through the outbox."""
+        try:
+            event_id = operations.provision_now(store, worker_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        served.wake()
+        return Provisioned(worker_id=worker_id, event_id=event_id)
+
+    @api.get("/log", response_model=list[LogEntry])
+    def log(
+        worker: str | None = None,
+        target: str | None = None,
+        result: Annotated[str | None, Query(pattern="^(success|failure|skipped)$")] = None,
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[LogEntry]:
+        """The provisioning log, newest last."""
+        return views.log_entries(store, worker, target, result, since, limit)
+
+    @api.get("/failures")
+    def failures() -> list[dict[str, Any]]:
+        """Failed actions, retrying or dead."""
+        return views.failures(store)
+
+    @api.post("/failures/retry", response_model=Retried)
+    def retry(body: RetryRequest) -> Retried:
+        """Re-apply failures of one worker, one target, or all (as `provisioner retry`)."""
+        try:
+            retried = operations.retry(store, body.worker, body.target, body.all)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        served.wake()
+        return Retried(retried=retried)
+
+    @api.get("/quarantine")
+    def quarantine(source: str | None = None) -> list[dict[str, Any]]:
+        """Records each source's latest poll held back as bad input: source, record id or line, reason."""
+        return views.quarantine(served.config, store, source)
+
+    @api.post("/sources/{name}/resume", response_model=Resumed)
+    def resume(name: str) -> Resumed:
+        """Lift a safety halt (as `provisioner resume`): the next poll applies the held deprovisions."""
+        known_source(name)
+        resumed = operations.resume(config, store, name)
+        message = "the next poll applies its deprovisions" if resumed else "it was not halted"
+        return Resumed(source=name, resumed=resumed, message=message)
+
+    @api.post("/sources/{name}/poll", response_model=Polled)
+    async def poll(name: str) -> Polled:
+        """Poll this source now; answers when the poll is committed."""
+        known_source(name)
+        try:
+            diff = await served.poll(name)
+        except SourceError as exc:
+            raise HTTPException(502, str(exc)) from None
+        return Polled(
+            source=name, seen=diff.seen, events=len(diff.events), quarantined=len(diff.quarantined), halted=diff.halted
+        )
+
+    @api.get("/plan")
+    async def plan(worker: str) -> dict[str, Any]:
+        """Dry run for one person: the actions a sync would take now. Changes nothing."""
+        try:
+            return await operations.plan_worker(served.parts, worker)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @api.get("/reconcile/latest")
+    def reconcile_latest() -> dict[str, Any]:
+        """The last reconciliation's report: counts per target and situation, and what needs attention."""
+        report = views.reconcile_latest(store)
+        if report is None:
+            raise HTTPException(404, "no reconciliation has run yet")
+        return report
+
+    return api

@@ -1,0 +1,103 @@
+"""The one HTTP server of `provisioner run` and `provisioner serve`: health, readiness, metrics,
+the API, the console and the webhooks, on `engine.listen`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from provisioner.engine.config import Config
+from provisioner.engine.runtime.http.api import api_app
+from provisioner.engine.runtime.http.auth import Auth, check_listen
+from provisioner.engine.runtime.http.console import console_routes
+from provisioner.engine.runtime.http.metrics import Metrics
+from provisioner.engine.runtime.protocol import Served
+from provisioner.engine.runtime.webhooks import webhook_routes
+
+log = logging.getLogger("provisioner.http")
+
+
+def http_app(served: Served, metrics: Metrics) -> Starlette:
+    auth = Auth(served.config)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            checks = await served.ready()
+        except Exception as exc:  # the store is down: not ready, and say which part
+            checks = {"store": False}
+            log.warning("readiness check failed: %s", type(exc).__name__)
+        return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
+
+    async def scrape(request: Request) -> Response:
+        if auth.metrics_auth and not auth.bearer_ok(request):
+            return PlainTextResponse("a valid bearer token is required", status_code=401)
+        body = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", scrape),
+        Mount("/api/v1", app=api_app(served, auth)),
+        *webhook_routes(served),
+        *console_routes(served, auth),
+    ]
+    return Starlette(routes=routes)
+
+
+def bind(config: Config) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use or a non-loopback
+    address without api.token stops the engine at once with one clear line (ValueError)."""
+    host, port = check_listen(config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {config.engine.listen}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The engine owns SIGTERM/SIGINT (runtime/service.py, serve_until_signalled): uvicorn re-raising the signal
+        # after its own shutdown would kill the process before the broker and store are closed.
+        yield
+
+
+def server(app: Starlette, sock: socket.socket) -> uvicorn.Server:
+    host, port = sock.getsockname()[:2]
+    log.info("listening on http://%s:%s (console /, API /api/v1, metrics /metrics)", host, port)
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+
+
+async def serve_until_signalled(http: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve until SIGTERM or SIGINT, then return so the caller closes everything in order."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, http.handle_exit, sig, None)
+    try:
+        await http.serve(sockets=[sock])
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

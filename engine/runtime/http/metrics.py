@@ -1,0 +1,116 @@
+"""Prometheus metrics. Counters and histograms count what this process did; the gauges that
+describe shared state (pending events, failures, halts, reconcile situations) are read from the
+store at scrape time, so every replica reports the same numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.runtime import views
+from provisioner.engine.store import Store
+
+# Actions against SaaS APIs take from milliseconds to tens of seconds (rate limits, retries).
+ACTION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+POLL_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """One registry per engine process (no module-level state): the runtime records into it and
+    `/metrics` renders it."""
+
+    def __init__(self, config: Config, store: Store):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.actions = Counter(
+            "provisioner_actions", "Actions applied to targets", ["target", "action", "result"], registry=self.registry
+        )
+        self.action_duration = Histogram(
+            "provisioner_action_duration_seconds",
+            "Time one action took against its target",
+            ["target", "action"],
+            buckets=ACTION_BUCKETS,
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "provisioner_events", "Worker events a poll or webhook produced", ["source", "type"], registry=self.registry
+        )
+        self.poll_duration = Histogram(
+            "provisioner_poll_duration_seconds",
+            "Time one poll of a source took",
+            ["source"],
+            buckets=POLL_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(StoreCollector(config, store))
+
+    def record_actions(self, entries: Iterable[LogEntry]) -> None:
+        for e in entries:
+            if e.target is None:  # a plan that failed as a whole has no target to count it against
+                continue
+            self.actions.labels(e.target, e.action, e.result).inc()
+            if e.result != "skipped":
+                self.action_duration.labels(e.target, e.action).observe(e.duration_ms / 1000)
+
+    def record_poll(self, source: str, seconds: float, event_types: Iterable[str]) -> None:
+        self.poll_duration.labels(source).observe(seconds)
+        for type_ in event_types:
+            self.events.labels(source, type_).inc()
+
+
+class StoreCollector(Collector):
+    def __init__(self, config: Config, store: Store):
+        self.config = config
+        self.store = store
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # read at scrape time only: registering must not query the store
+
+    def collect(self) -> Iterator[Metric]:
+        pending = GaugeMetricFamily("provisioner_outbox_pending", "Events in the outbox not yet applied")
+        pending.add_metric([], self.store.outbox.pending_count())
+        yield pending
+
+        failures = GaugeMetricFamily(
+            "provisioner_failures", "Failed actions by target and state (retrying|dead)", labels=["target", "state"]
+        )
+        counts: dict[tuple[str, str], int] = {(t.name, s): 0 for t in self.config.targets for s in ("retrying", "dead")}
+        for f in views.failures(self.store):
+            key = (str(f.get("target")), str(f.get("state")))
+            counts[key] = counts.get(key, 0) + 1
+        for (target, state), n in sorted(counts.items()):
+            failures.add_metric([target, state], n)
+        yield failures
+
+        quarantined = GaugeMetricFamily("provisioner_quarantined", "Records held back as bad input", labels=["source"])
+        held = self.store.quarantine.counts()
+        for source in sorted(s.name for s in self.config.sources):
+            quarantined.add_metric([source], held.get(source, 0))
+        yield quarantined
+
+        up = GaugeMetricFamily("provisioner_source_up", "1 while the source's polls succeed", labels=["source"])
+        halted = GaugeMetricFamily("provisioner_source_halted", "1 while the safety guard halts it", labels=["source"])
+        last = GaugeMetricFamily(
+            "provisioner_source_last_success_timestamp_seconds", "When its last poll succeeded", labels=["source"]
+        )
+        for s in views.sources(self.config, self.store):
+            up.add_metric([s.source], 1 if s.up else 0)
+            halted.add_metric([s.source], 1 if s.halted else 0)
+            if s.last_poll is not None:
+                last.add_metric([s.source], s.last_poll.timestamp())
+        yield from (up, halted, last)
+
+        situations = GaugeMetricFamily(
+            "provisioner_reconcile_situations",
+            "Accounts per situation in the last reconciliation",
+            labels=["target", "situation"],
+        )
+        report = views.reconcile_latest(self.store)
+        for target, by_situation in sorted((report or {}).get("summary", {}).items()):
+            for situation, n in sorted(by_situation.items()):
+                situations.add_metric([target, situation], n)
+        yield situations

@@ -1,0 +1,78 @@
+"""What a person can do from the API, the console or the CLI: resume a halted source, poll now,
+provision one person now, retry failures, and see one person's plan without changing anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.events import internal_event
+from provisioner.engine.contracts.models import Action
+from provisioner.engine.contracts.records import by_worker
+from provisioner.engine.runtime.poller import diff, read_records
+from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Store
+
+OPERATOR_SOURCE = "provisioner/operator"
+
+
+class UnknownSource(LookupError):
+    pass
+
+
+def resume(config: Config, store: Store, source: str) -> bool:
+    """Lift a safety halt (as `provisioner resume`): True if it was halted."""
+    if source not in {s.name for s in config.sources}:
+        raise UnknownSource(f"no source {source!r} in the config")
+    return store.sources.resume(source)
+
+
+def provision_now(store: Store, worker_id: str) -> str:
+    """Re-plan this person from their snapshot, through the outbox like any change; the event id."""
+    worker = store.snapshots.get(worker_id)
+    if worker is None:
+        raise LookupError(f"no worker {worker_id!r} in the store")
+    event = internal_event(OPERATOR_SOURCE, worker_id, worker, datetime.now(UTC).isoformat())
+    store.outbox.add([event])
+    return event.id
+
+
+def retry(store: Store, worker: str | None = None, target: str | None = None, everything: bool = False) -> int:
+    """Re-apply failed actions (as `provisioner retry`); how many were queued again."""
+    if not (worker or target or everything):
+        raise ValueError("name a worker, a target, or all")
+    repository = getattr(store, "failures", None)
+    if repository is None:
+        return 0  # filled by the failures repository
+    return int(repository.retry(worker=worker, target=target, all=everything))
+
+
+async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
+    """The actions a sync would take for this person now: their record is read from the source
+    when it can be, else planned from the stored snapshot. Changes nothing."""
+    stored = parts.store.snapshots.get(worker_id)
+    source_name, _, remote_id = worker_id.partition(":")
+    source, note = parts.sources.get(source_name), None
+    events = []
+    if source is not None and remote_id:
+        try:
+            read = await read_records(source, [remote_id])
+            known = {worker_id: (stored.content_hash(), stored)} if stored else {}
+            events = [e for e in diff(source_name, read, known).events if e.subject == worker_id]
+        except Exception as exc:  # a source that cannot answer still leaves the snapshot to plan from
+            note = f"the source could not be read ({type(exc).__name__}); planned from the stored snapshot"
+    if not events:
+        if stored is None:
+            raise LookupError(f"no worker {worker_id!r} in the store or its source")
+        events = [internal_event(OPERATOR_SOURCE, worker_id, stored, "plan")]
+    links = by_worker(parts.store.links.for_workers([worker_id])).get(worker_id, {})
+    actions: list[Action] = []
+    for event in events:
+        actions += parts.planner.plan(event, links, None, parts.account_of)
+    return {
+        "worker_id": worker_id,
+        "changed": [f for e in events for f in e.data.changed],
+        "note": note,
+        "actions": [a.model_dump(mode="json") for a in actions],
+    }

@@ -1,0 +1,29 @@
+"""One poll of a source at a time per process, timed for the metrics: shared by the engine and
+the API-only replica, so a webhook, a schedule and a person pressing "poll now" never diff
+against the same snapshot twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from provisioner.engine.runtime.http.metrics import Metrics
+from provisioner.engine.runtime.poller import Diff, poll
+from provisioner.engine.runtime.wiring import Parts
+
+
+class Polling:
+    def __init__(self, parts: Parts, metrics: Metrics):
+        self.parts = parts
+        self.metrics = metrics
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __call__(self, source_name: str, only: list[str] | None = None) -> Diff:
+        async with self._locks.setdefault(source_name, asyncio.Lock()):
+            keys = next((s.correlate for s in self.parts.config.sources if s.name == source_name), [])
+            started = time.perf_counter()
+            result = await poll(
+                self.parts.sources[source_name], self.parts.store, self.parts.guard, only=only, correlate_on=keys
+            )
+            self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
+        return result

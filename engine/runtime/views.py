@@ -1,0 +1,225 @@
+"""Read models of the operations surface: what the API, the console and the CLI show.
+
+One function per question, each returning JSON-ready pydantic models or dicts, so that
+`provisioner status --json`, `GET /api/v1/status` and the console's overview give the same answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.runtime.policytools import explain
+from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Store, as_utc
+
+RECONCILE_REPORT = "reconcile"
+
+
+class SourceView(BaseModel):
+    source: str
+    type: str
+    halted: bool
+    reason: str | None = None
+    halted_at: datetime | None = None
+    last_poll: datetime | None = None
+    workers: int = 0
+    last_read: str | None = None
+    last_full_read: str | None = None
+    poll_interval_s: float
+    up: bool = Field(description="false while the source's polls fail")
+    failing: str | None = Field(default=None, description="why its polls fail, if they do")
+    failing_since: datetime | None = None
+    quarantined: int = Field(default=0, description="records its latest poll held back")
+
+
+class Status(BaseModel):
+    sources: list[SourceView]
+    unapplied_events: int
+    scheduled: int
+    next_scheduled: datetime | None = None
+    failures: int = Field(description="actions that failed and are retrying or dead")
+    quarantined: int = Field(description="records held back as bad input")
+    halted: list[str] = Field(description="sources halted by the mass-deprovision guard")
+
+
+class TargetView(BaseModel):
+    target: str
+    type: str
+    base_url: str
+    accounts_active: int
+    accounts_disabled: int
+    last_result: str | None = Field(default=None, description="result of the last action taken there")
+    last_action_at: datetime | None = None
+    last_error: str | None = None
+    failures: int
+    healthy: bool = Field(description="its last action did not fail and nothing for it is failing")
+
+
+class WorkerSummary(BaseModel):
+    id: str
+    source: str
+    name: str
+    work_email: str | None = None
+    status: str
+    department: str | None = None
+    title: str | None = None
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """Every time leaves the engine in UTC with its zone, whatever the database kept."""
+    return as_utc(moment) if moment is not None else None
+
+
+def sources(config: Config, store: Store) -> list[SourceView]:
+    states = store.sources.states()
+    held = store.quarantine.counts()
+    rows = []
+    for s in config.sources:
+        state, cursor = states.get(s.name), store.snapshots.cursor(s.name)
+        failing = state.failing if state else None
+        rows.append(
+            SourceView(
+                source=s.name,
+                type=s.type,
+                halted=bool(state and state.halted),
+                reason=state.reason if state else None,
+                halted_at=utc(state.halted_at) if state else None,
+                last_poll=utc(state.last_poll_at) if state else None,
+                workers=state.workers if state else 0,
+                last_read=cursor.get("mode"),
+                last_full_read=cursor.get("last_full_read"),
+                poll_interval_s=s.poll_interval,
+                up=failing is None,
+                failing=failing,
+                failing_since=utc(state.failing_since) if state else None,
+                quarantined=held.get(s.name, 0),
+            )
+        )
+    return rows
+
+
+def status(config: Config, store: Store) -> Status:
+    """What `provisioner status` shows."""
+    rows = sources(config, store)
+    deferred = store.schedule.deferred()
+    return Status(
+        sources=rows,
+        unapplied_events=store.outbox.pending_count(),
+        scheduled=len(deferred),
+        next_scheduled=utc(deferred[0].effective_at) if deferred else None,
+        failures=len(failures(store)),
+        quarantined=sum(r.quarantined for r in rows),
+        halted=[r.source for r in rows if r.halted],
+    )
+
+
+def failures(store: Store, worker: str | None = None, target: str | None = None) -> list[dict[str, Any]]:
+    """Failed actions, retrying or dead: {worker_id, target, state, attempts, error, next_attempt_at, ...}."""
+    repository = getattr(store, "failures", None)
+    if repository is None:
+        return []  # filled by the failures repository
+    rows = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in repository.all()]
+    return [r for r in rows if worker in (None, r.get("worker_id")) and target in (None, r.get("target"))]
+
+
+def quarantine(config: Config, store: Store, source: str | None = None) -> list[dict[str, Any]]:
+    """Records the latest poll of each configured source held back: {source, record, line, reason, at}."""
+    known = {s.name for s in config.sources}
+    return [
+        {"source": r.source, "record": r.remote_id, "line": r.line, "reason": r.reason, "at": utc(r.at)}
+        for r in store.quarantine.records(source)
+        if r.source in known
+    ]
+
+
+def targets(config: Config, store: Store) -> list[TargetView]:
+    accounts = store.search.accounts_by_target()
+    last = store.search.last_results()
+    failing: dict[str, int] = {}
+    for f in failures(store):
+        failing[f.get("target") or ""] = failing.get(f.get("target") or "", 0) + 1
+    rows = []
+    for t in config.targets:
+        counts, recent = accounts.get(t.name, {}), last.get(t.name, {})
+        rows.append(
+            TargetView(
+                target=t.name,
+                type=t.type,
+                base_url=t.base_url,
+                accounts_active=counts.get("active", 0),
+                accounts_disabled=counts.get("disabled", 0),
+                last_result=recent.get("result"),
+                last_action_at=utc(recent.get("time")),
+                last_error=recent.get("error"),
+                failures=failing.get(t.name, 0),
+                healthy=recent.get("result") != "failure" and not failing.get(t.name),
+            )
+        )
+    return rows
+
+
+def workers(store: Store, q: str, limit: int = 50) -> list[WorkerSummary]:
+    return [
+        WorkerSummary(
+            id=w.id,
+            source=w.source,
+            name=w.display_name or " ".join(p for p in (w.preferred_name or w.first_name, w.last_name) if p),
+            work_email=w.work_email,
+            status=w.status.value,
+            department=w.department,
+            title=w.title,
+        )
+        for w in store.search.workers(q, limit)
+    ]
+
+
+def log_entries(
+    store: Store,
+    worker: str | None = None,
+    target: str | None = None,
+    result: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[LogEntry]:
+    entries = store.search.log(worker, target, result, since, min(max(limit, 1), 1000))
+    return [e.model_copy(update={"time": utc(e.time)}) for e in entries]
+
+
+def worker_detail(parts: Parts, worker_id: str) -> dict[str, Any]:
+    """What `provisioner explain` shows, plus the worker's links, recent log and open failures.
+
+    Raises LookupError for an unknown worker."""
+    report = explain(parts, worker_id)
+    for target in report["targets"].values():
+        for entry in target["log"]:
+            entry["time"] = utc(entry["time"])
+        for deferred in target["scheduled"]:
+            deferred["effective_at"] = utc(deferred["effective_at"])
+    links = parts.store.links.for_workers([worker_id])
+    report["id"] = worker_id
+    report["links"] = [link.model_dump(mode="json") for link in links.values()]
+    report["log"] = [e.model_dump(mode="json") for e in log_entries(parts.store, worker=worker_id, limit=20)]
+    report["failures"] = failures(parts.store, worker=worker_id)
+    return report
+
+
+def reconcile_latest(store: Store) -> dict[str, Any] | None:
+    """The last reconciliation's report (`provisioner reconcile --json`), with when it ran."""
+    latest = store.reports.latest(RECONCILE_REPORT)
+    if latest is None:
+        return None
+    at, body = latest
+    return {"at": at.isoformat(), **body}
+
+
+def record_reconcile(store: Store, report: dict[str, Any]) -> None:
+    store.reports.save(RECONCILE_REPORT, report)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,61 @@
+"""The operations surface in-process: metrics behind the token when asked, sessions that cannot be
+forged, loopback detection, and the JSON log formatter."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from provisioner.engine.cli.logs import JsonFormatter
+from provisioner.engine.config import Config
+from provisioner.engine.runtime.http import http_app
+from provisioner.engine.runtime.http.auth import SESSION_COOKIE, Auth, check_listen, is_loopback
+from provisioner.engine.runtime.replica import Replica
+
+
+def config(tmp_path, **api) -> Config:  # type: ignore[no-untyped-def]
+    return Config.model_validate({"store": {"url": f"sqlite:///{tmp_path / 'ops.db'}"}, "api": api})
+
+
+async def test_metrics_need_the_token_when_metrics_auth_is_on(tmp_path):
+    replica = Replica(config(tmp_path, token="s3cret", metrics_auth=True))
+    transport = httpx.ASGITransport(app=http_app(replica, replica.metrics))
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        assert (await client.get("/metrics")).status_code == 401
+        scraped = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert scraped.status_code == 200 and "provisioner_outbox_pending 0.0" in scraped.text
+        assert (await client.get("/healthz")).status_code == 200  # health never needs a token
+
+
+async def test_a_forged_or_foreign_session_is_no_session(tmp_path):
+    replica = Replica(config(tmp_path, token="s3cret"))
+    other = Auth(config(tmp_path, token="another-token"))
+    transport = httpx.ASGITransport(app=http_app(replica, replica.metrics))
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        for cookie in ("", "1.2.3", other.new_session(), Auth(config(tmp_path, token="s3cret")).new_session() + "0"):
+            client.cookies.set(SESSION_COOKIE, cookie)
+            assert (await client.get("/")).status_code == 303, cookie
+        client.cookies.set(SESSION_COOKIE, Auth(config(tmp_path, token="s3cret")).new_session())
+        assert (await client.get("/")).status_code == 200
+
+
+def test_listening_beyond_loopback_needs_a_token(tmp_path):
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("")
+    public = Config.model_validate({"engine": {"listen": "0.0.0.0:8088"}})
+    with pytest.raises(ValueError, match=r"api\.token is not set"):
+        check_listen(public)
+    secured = Config.model_validate({"engine": {"listen": "0.0.0.0:8088"}, "api": {"token": "x"}})
+    assert check_listen(secured) == ("0.0.0.0", 8088)
+
+
+def test_json_log_lines_carry_the_ids_passed_as_extra():
+    record = logging.LogRecord("provisioner.engine", logging.ERROR, __file__, 1, "event %s failed", ("abc",), None)
+    record.event_id, record.worker_id = "abc", "hr:1"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "event abc failed" and line["level"] == "error"
+    assert line["event_id"] == "abc" and line["worker_id"] == "hr:1" and "target" not in line
+    assert line["time"].endswith("+00:00")
