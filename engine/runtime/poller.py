@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +14,7 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store import Store
+from provisioner.engine.store.snapshots import StoredSnapshots
 
 log = logging.getLogger("provisioner.poll")
 
@@ -75,7 +76,7 @@ def _quarantine_duplicate_ids(read: SourceRead) -> None:
 
 
 def _quarantine_duplicate_emails(
-    read: SourceRead, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None
+    read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked: set[str] | None
 ) -> None:
     """Two people with one work email would collide in every target. When one of them already held
     it (their stored snapshot has it and, when `linked` is known, they have an account), only the
@@ -102,37 +103,41 @@ def _quarantine_duplicate_emails(
     read.workers = [w for w in read.workers if w.id not in held_back]
 
 
-def _held(worker_id: str, email: str, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None) -> bool:
+def _held(worker_id: str, email: str, snapshots: Mapping[str, tuple[str, Worker]], linked: set[str] | None) -> bool:
     previous = snapshots.get(worker_id)
     had = previous is not None and (previous[1].work_email or "").lower() == email
     return had and (linked is None or worker_id in linked)
 
 
 def diff(
-    source: str, read: SourceRead, snapshots: dict[str, tuple[str, Worker]], linked: set[str] | None = None
+    source: str, read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked: set[str] | None = None
 ) -> Diff:
     """Pure: what changed between the stored snapshot and this read. `linked`: the workers of this
-    source who have an account somewhere (None: not known, a stored snapshot is enough)."""
+    source who have an account somewhere (None: not known, a stored snapshot is enough).
+
+    Content hashes are compared first; a stored Worker is only built for someone who changed or
+    left (`StoredSnapshots` reads those in bulk), so an unchanged poll costs a hash per person."""
     _quarantine_duplicate_ids(read)
     _quarantine_duplicate_emails(read, snapshots, linked)
     now = datetime.now(UTC)
     out = Diff(quarantined=read.quarantined, seen=len(read.workers))
-    for worker in read.workers:
-        previous = snapshots.get(worker.id)
-        digest = worker.content_hash()
-        if previous and previous[0] == digest:
-            continue
-        out.events.append(
-            change_event(source, previous[1] if previous else None, previous[0] if previous else None, worker, now)
-        )
-        out.upserts.append(worker)
+    stored = snapshots.hashes if isinstance(snapshots, StoredSnapshots) else {k: v[0] for k, v in snapshots.items()}
+    changed = [w for w in read.workers if w.content_hash() != stored.get(w.id)]
     if read.complete:
         present = {w.id for w in read.workers}
         # A quarantined record is still there; it must not look like a removal.
         held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
-        gone = [wid for wid in snapshots if wid not in present and wid not in held]
+        gone = [wid for wid in stored if wid not in present and wid not in held]
     else:
-        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in snapshots]
+        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in stored]
+    if isinstance(snapshots, StoredSnapshots):
+        snapshots.preload([w.id for w in changed if w.id in stored] + gone)
+    for worker in changed:
+        previous = snapshots[worker.id] if worker.id in stored else None
+        out.events.append(
+            change_event(source, previous[1] if previous else None, previous[0] if previous else None, worker, now)
+        )
+        out.upserts.append(worker)
     for wid in gone:
         digest, last = snapshots[wid]
         out.events.append(removal_event(source, last, digest, now))
@@ -239,10 +244,15 @@ async def poll(
                 source.name,
                 result.halted,
                 source.name,
+                extra={"source": source.name},
             )
         elif result.held:
             log.warning(
-                "source %s is halted (%s): %d deprovisioning events held back", source.name, halted, len(result.held)
+                "source %s is halted (%s): %d deprovisioning events held back",
+                source.name,
+                halted,
+                len(result.held),
+                extra={"source": source.name},
             )
     quarantine_log = [
         LogEntry(
@@ -275,5 +285,6 @@ async def poll(
         result.seen,
         len(result.events),
         len(result.quarantined),
+        extra={"source": source.name},
     )
     return result
