@@ -9,7 +9,6 @@ filter queries or a listing, single POSTs or /Bulk, If-Match on PUT when it has 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from provisioner.engine.contracts.models import Account, Result, ResultStatus, W
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
+from provisioner.targets.scim_bulk import BulkCreates, BulkRequestFailed
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     BULK_SCHEMA,
     DEFAULT_MAPPING,
@@ -34,6 +34,7 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     USER_SCHEMA,
     ScimError,
     ScimSettings,
+    failed,
     failure,
     is_conflict,
     raise_for_scim,
@@ -63,11 +64,10 @@ class ScimTarget:
         self.paths = mapping_paths
         headers = {"Accept": SCIM_JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
         self._slots = asyncio.Semaphore(concurrency)
-        self._bulk: Coalescer[dict[str, Any], dict[str, Any]] | None = None
-        self._bulk_checked = False
-        self._bulk_lock = asyncio.Lock()
         self._member_writers: dict[str, Coalescer[tuple[str, str], None]] = {}
-        self._bulk_payload: int | None = None
+        self._bulk = BulkCreates(self._call, mapping_paths, settings)
+        # externalIds whose create answered 409: their next lookup asks the server, never the index
+        self._conflicted: set[str] = set()
         self.http = resilient_client(
             base_url.rstrip("/") + "/", headers=headers, timeout=timeout, policy=policy, rate=rate, burst=burst
         )
@@ -155,14 +155,35 @@ class ScimTarget:
         email = (
             (attributes.get('emails[type eq "work"].value') or worker.work_email) if self.settings.match_email else None
         )
+        conflicted = str(external_id or user_name or "")
+        if conflicted in self._conflicted:
+            self._conflicted.discard(conflicted)
+            return await self._find_on_server(external_id, user_name, email)
         if not self._index_fresh() and not await self.supports("filter"):
             await self._build_index()  # no filter queries on this server: look it up in a listing
         if self._index is not None and self._index_fresh():
-            return (
-                self._index.get(external_id or "")
-                or self._index.get(str(user_name or "").lower())
-                or (self._index.get(f"email:{email.lower()}") if email else None)
-            )
+            return self._indexed(external_id, user_name, email)
+        return await self._filtered(external_id, user_name, email)
+
+    async def _find_on_server(self, external_id: Any, user_name: Any, email: Any) -> Account | None:
+        """After a 409 the account exists, whatever our index says (a lost response, a create by
+        someone else): ask the server afresh, by externalId, then userName, then in a new listing."""
+        if await self.supports("filter"):
+            found = await self._filtered(external_id, user_name, email)
+            if found is not None:
+                return found
+        await self._build_index()
+        return self._indexed(external_id, user_name, email)
+
+    def _indexed(self, external_id: Any, user_name: Any, email: Any) -> Account | None:
+        index = self._index or {}
+        return (
+            index.get(external_id or "")
+            or index.get(str(user_name or "").lower())
+            or (index.get(f"email:{str(email).lower()}") if email else None)
+        )
+
+    async def _filtered(self, external_id: Any, user_name: Any, email: Any) -> Account | None:
         for attr, value in (("externalId", external_id), ("userName", user_name), ("emails.value", email)):
             if value:
                 escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
@@ -177,14 +198,12 @@ class ScimTarget:
         resource = build_resource(attributes, USER_SCHEMA)
         resource.setdefault("active", True)  # a pre-hire account may be created disabled
         try:
-            if await self._bulk_ready():
-                account = await self._create_in_bulk(resource)
-            else:
-                account = self._account(await self._call("POST", "Users", json=resource))
+            account = await self._post_user(resource)
         except ERRORS as exc:
             if is_conflict(exc):
+                self._conflicted.add(str(attributes.get("externalId") or attributes.get("userName") or ""))
                 return Result(status=ResultStatus.skipped, error="conflict", duration_ms=elapsed_ms(start))
-            return failure(start, scim_error(exc))
+            return failed(start, exc)
         if self._index is not None:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
                 if key:
@@ -193,44 +212,14 @@ class ScimTarget:
             status=ResultStatus.success, account_id=account.id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
 
-    # bulk (RFC 7644 §3.7): concurrent creates share one request
-    async def _bulk_ready(self) -> bool:
-        if not self._bulk_checked:
-            async with self._bulk_lock:
-                if not self._bulk_checked:
-                    bulk = (await self.discover()).bulk if self.settings.bulk else None
-                    if bulk is not None and bulk.supported:
-                        limit = min(self.settings.bulk_max_operations, bulk.max_operations or 1000)
-                        self._bulk = Coalescer(self._send_bulk, max_items=limit)
-                        self._bulk_payload = bulk.max_payload_size
-                    self._bulk_checked = True
-        return self._bulk is not None
-
-    async def _create_in_bulk(self, resource: dict[str, Any]) -> Account:
-        assert self._bulk is not None
-        answer = await self._bulk.submit(resource)
-        status = answer.get("status")
-        code = int((status.get("code") if isinstance(status, dict) else status) or 0)  # older drafts: {code}
-        if code in (200, 201) and answer.get("location"):
-            account_id = str(answer["location"]).rstrip("/").rsplit("/", 1)[-1]
-            return Account(id=account_id, active=True, attributes=flatten(resource, self.paths))
-        response = answer.get("response")
-        error: dict[str, Any] = response if isinstance(response, dict) else {}
-        raise ScimError(code, error.get("scimType"), str(error.get("detail") or "bulk operation failed"))
-
-    async def _send_bulk(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        operations = [
-            {"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": resource}
-            for i, resource in enumerate(resources)
-        ]
-        body = json.dumps({"schemas": [BULK_SCHEMA], "Operations": operations}).encode()
-        if self._bulk_payload and len(body) > self._bulk_payload and len(resources) > 1:
-            half = len(resources) // 2  # over the server's maxPayloadSize: two smaller requests
-            return [*await self._send_bulk(resources[:half]), *await self._send_bulk(resources[half:])]
-        answer = await self._call("POST", "Bulk", content=body, headers={"Content-Type": "application/scim+json"})
-        by_id = {op.get("bulkId"): op for op in answer.get("Operations") or []}
-        missing = {"status": "500", "response": {"detail": "the bulk response left this operation out"}}
-        return [by_id.get(f"u{i}", missing) for i in range(len(resources))]
+    async def _post_user(self, resource: dict[str, Any]) -> Account:
+        """Through /Bulk when the server has it; a failed /Bulk request sends this one on its own."""
+        if await self._bulk.ready(self.discover):
+            try:
+                return await self._bulk.create(resource)
+            except BulkRequestFailed:
+                pass  # the request failed, not this operation: it goes out alone, with its own retries
+        return self._account(await self._call("POST", "Users", json=resource))
 
     async def supports(self, feature: str) -> bool:
         """patch, bulk, filter, etag, sort, changePassword — as the server announces them."""
@@ -272,7 +261,7 @@ class ScimTarget:
         try:
             await self._change(f"Users/{account_id}", operations, mutate)
         except ERRORS as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
@@ -307,9 +296,9 @@ class ScimTarget:
             await self._call("DELETE", f"Users/{account_id}")
         except ScimError as exc:
             if exc.status != 404:  # already gone is what we wanted
-                return failure(start, scim_error(exc), account_id)
+                return failed(start, exc, account_id)
         except httpx.HTTPError as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
 
     # groups
@@ -357,7 +346,7 @@ class ScimTarget:
                 if group_id is not None:
                     await self._change_members(group_id, "remove", account_id)
         except ERRORS as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         return Result(
             status=ResultStatus.success,
             account_id=account_id,

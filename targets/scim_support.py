@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from scim2_models import Error
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
-from provisioner.engine.kit.http import describe_http_error
+from provisioner.engine.kit.http import describe_http_error, is_transient
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -68,6 +68,13 @@ def raise_for_scim(response: httpx.Response) -> None:
 
 def failure(start: float, error: str, account_id: str | None = None) -> Result:
     return Result(status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start))
+
+
+def failed(start: float, exc: Exception, account_id: str | None = None) -> Result:
+    """A failure Result for an error the call raised, saying whether trying later may help."""
+    result = failure(start, scim_error(exc), account_id)
+    result.transient = is_transient(exc)
+    return result
 
 
 def scim_error(exc: Exception) -> str:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.failures import apply_due_retries, failures, retry, unsettled
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
@@ -97,7 +98,8 @@ def sync(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Poll each source once and apply every change; exit 1 if an action failed, 3 if a source is halted."""
+    """Poll each source once, apply every change and every due retry; exit 1 while anything is
+    retrying or dead (provisioner failures lists it), 3 if a source is halted."""
     _logging(verbose)
     cfg = _load(config)
     report, halted = asyncio.run(_sync(cfg, timeout))
@@ -111,7 +113,7 @@ def sync(
     console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
-    if report.failed:
+    if unsettled(Store(cfg.store.url), str(config)):
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
@@ -144,6 +146,7 @@ async def _sync(cfg: Config, timeout: float) -> Any:
         ) as progress:
             task = progress.add_task("apply", total=total)
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
+        await apply_due_retries(runtime, timeout)
         return runtime.totals, halted
 
 
@@ -367,5 +370,5 @@ def demo(
 
 
 app.add_typer(sources_app, name="sources")
-for command in (status, resume, sandbox):
+for command in (status, resume, sandbox, failures, retry):
     app.command()(command)

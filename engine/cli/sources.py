@@ -14,6 +14,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.contracts.records import Failure
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
 from provisioner.engine.store import Store
 from provisioner.sources import build_source
@@ -36,7 +37,8 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 
 
 def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
+    """Sources (halted or not, last poll, last read), events not yet applied, scheduled changes, and
+    per target the writes retrying and dead (exit 1 while anything is dead)."""
     cfg = _load(config)
     store = Store(cfg.store.url)
     states = store.sources.states()
@@ -61,8 +63,14 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         "scheduled": len(deferred),
         "next_scheduled": deferred[0].effective_at if deferred else None,
     }
+    # -- failed writes (retrying / dead) per target: status exits 1 while anything is dead --
+    by_target = failure_counts(store.failures.all())
+    summary["failures"] = by_target
+    dead = sum(t["dead"] for t in by_target.values())
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
+        if dead:
+            raise typer.Exit(1)
         return
     table = Table(title="sources")
     for col in ("source", "state", "workers", "last poll (UTC)", "last read", "last full read (UTC)"):
@@ -83,6 +91,25 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     )
     if any(r["halted"] for r in rows):
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
+    for name, counts in by_target.items():
+        console.print(
+            f"target [bold]{name}[/bold]: {counts['retrying']} retrying, {counts['dead']} dead"
+            + (f" · latest error: {counts['latest_error']}" if counts["latest_error"] else "")
+        )
+    if by_target:
+        console.print(f"see them: provisioner failures -c {config}")
+    if dead:
+        raise typer.Exit(1)
+
+
+def failure_counts(items: list[Failure]) -> dict[str, dict[str, Any]]:
+    """Per target: how many writes are retrying, how many are dead, and the latest error."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in sorted(items, key=lambda f: f.last_at):
+        counts = out.setdefault(f.target, {"retrying": 0, "dead": 0, "latest_error": None})
+        counts[f.state] += 1
+        counts["latest_error"] = f.last_error
+    return out
 
 
 def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:

@@ -21,7 +21,7 @@ import uvicorn
 from faststream.kafka import KafkaBroker
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.contracts.events import WorkerEvent, retry_event, scheduled_event
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -204,6 +204,23 @@ class Runtime:
             )
         if events:
             log.info("%d scheduled changes are due", len(events))
+            self._wake.set()
+        return len(events)
+
+    def retry_due(self, *, worker_id: str | None = None, target: str | None = None, everything: bool = False) -> int:
+        """Failed writes due for another try (or those a person picked) go out again, each worker
+        re-planned from its current snapshot and links: a person terminated meanwhile is disabled,
+        not created. Returns how many workers were re-planned."""
+        now = datetime.now(UTC)
+        events = self.store.failures.take(
+            lambda ids: [retry_event(wid, self.store.snapshots.get(wid), now) for wid in ids],
+            now=now,
+            worker_id=worker_id,
+            target=target,
+            everything=everything,
+        )
+        if events:
+            log.info("retrying failed writes of %d workers", len(events))
             self._wake.set()
         return len(events)
 

@@ -15,7 +15,8 @@ from typing import Any
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
-from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.kit.http import is_transient
 from provisioner.rules.planner import Planner, attribute_diff
 
 log = logging.getLogger("provisioner.apply")
@@ -89,7 +90,7 @@ class Applier:
         try:
             planned = self.planner.plan(ev, links, now, self.accounts)
         except ValueError as exc:
-            outcome.failed = True
+            outcome.fail(ANY_TARGET, "plan", str(exc), transient=False)  # a person must fix the policies
             outcome.log.append(
                 LogEntry(
                     event_id=ev.id,
@@ -116,7 +117,7 @@ class Applier:
             outcome.log.append(self._entry(ev, action, result))
             if not result.ok:
                 failed_targets.add(action.target)
-                outcome.failed = True
+                outcome.fail(action.target, action.action.value, result.error or "failed", result.transient)
                 continue
             link = self._relink(ev.subject, action, result, links.get(action.target))
             if link is None:
@@ -125,6 +126,7 @@ class Applier:
             else:
                 links[action.target] = link
                 outcome.links.append(link)
+        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed_targets)]
         return outcome
 
     async def _run(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
@@ -132,7 +134,8 @@ class Applier:
             return await self._run_action(worker, action, link)
         except Exception as exc:  # a writer that raised instead of answering: the action failed, say why
             log.warning("target %s raised on %s for %s: %s", action.target, action.action.value, action.worker_id, exc)
-            return Result(status=ResultStatus.failure, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            return Result(status=ResultStatus.failure, error=error, transient=is_transient(exc))
 
     async def _run_action(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
         target = self.targets[action.target]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.apply import Applier, BatchReport
 from provisioner.engine.store import Store
 
@@ -96,7 +96,7 @@ class Pipeline:
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
             log.exception("applying event %s failed unexpectedly", ev.id)
             outcome = EventOutcome(ev.id, ev)
-            outcome.failed = True
+            outcome.fail(ANY_TARGET, "apply", f"internal error: {type(exc).__name__}", transient=True)
             outcome.log.append(
                 LogEntry(
                     event_id=ev.id,
