@@ -15,15 +15,18 @@ import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, retry_event, scheduled_event
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge, poll
 from provisioner.engine.runtime.scheduler import build_scheduler
@@ -53,7 +56,9 @@ class Runtime:
             concurrency=config.engine.concurrency,
             max_pending=2 * config.engine.batch_size,
             on_flush=self._flushed,
+            on_recorded=self._recorded,
         )
+        self.offsets = Offsets()
         self.broker: KafkaBroker | None = None
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
@@ -98,6 +103,8 @@ class Runtime:
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
                 batch_timeout_ms=200,
+                # Offsets are committed by hand, only past what the store has recorded (Offsets).
+                ack_policy=AckPolicy.MANUAL,
             )
             subscriber(self._handle)
         await broker.start()
@@ -105,14 +112,26 @@ class Runtime:
         self.broker = broker
         self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
 
-    async def _handle(self, messages: list[dict[str, Any]]) -> None:
-        events = []
+    async def _handle(
+        self, messages: list[dict[str, Any]], message: Annotated[KafkaMessage, Context("message")]
+    ) -> None:
+        events, ids = [], list[str | None]()
         for raw in messages:
             try:
                 events.append(WorkerEvent.model_validate(raw))
+                ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
+                ids.append(None)
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        self.offsets.track(message.consumer, records, ids)
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
+        self.offsets.settle(self.pipeline.in_flight)
+        await self.offsets.commit()
+
+    async def _recorded(self, event_ids: list[str]) -> None:
+        self.offsets.recorded(event_ids)
+        await self.offsets.commit()
 
     async def _flushed(self, report: BatchReport) -> None:
         self.totals.add(report)
@@ -121,14 +140,20 @@ class Runtime:
             await self._dead_letter(event, error)
 
     async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
-        assert self.broker is not None
-        await self.broker.publish(
-            event.model_dump(mode="json"),
-            dead_letter_topic(self.config.kafka),
-            key=event.subject.encode(),
-            headers={"x-error": error[:1000]},
-        )
-        log.error("event %s for %s failed and went to the dead-letter topic: %s", event.id, event.subject, error)
+        """A copy on the dead-letter topic for consumers of a real cluster; the failure itself is
+        already in the store (retrying or dead), so a copy that cannot be sent loses nothing."""
+        log.error("event %s for %s failed (provisioner failures lists it): %s", event.id, event.subject, error)
+        if self.broker is None or self._stopping:
+            return
+        try:
+            await self.broker.publish(
+                event.model_dump(mode="json"),
+                dead_letter_topic(self.config.kafka),
+                key=event.subject.encode(),
+                headers={"x-error": error[:1000]},
+            )
+        except Exception as exc:
+            log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
 
     async def _relay(self) -> None:
         """Publish outbox rows in order; one person's events share a key and so a partition.

@@ -35,6 +35,7 @@ class Pipeline:
         flush_size: int = 500,
         flush_interval: float = 0.1,
         on_flush: Callable[[BatchReport], Awaitable[None]] | None = None,
+        on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
     ):
         self.applier = applier
         self.store = store
@@ -42,6 +43,7 @@ class Pipeline:
         self.flush_size = flush_size
         self.flush_interval = flush_interval
         self.on_flush = on_flush
+        self.on_recorded = on_recorded  # event ids now in the store: their Kafka offsets may be committed
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
@@ -145,11 +147,17 @@ class Pipeline:
         for key in [k for k in self._overlay if k[0] not in self._per_worker]:
             del self._overlay[key]
         self._pending -= len(batch)
+        if self.on_recorded:
+            await self.on_recorded([o.event_id for o in batch])
         report = BatchReport.of(batch)
         if self.on_flush:
             await self.on_flush(report)
         async with self._changed:
             self._changed.notify_all()
+
+    def in_flight(self, event_id: str) -> bool:
+        """Accepted and not yet recorded in the store."""
+        return event_id in self._known
 
     async def drain(self, timeout: float | None = None) -> None:
         """Until everything submitted is applied and recorded."""
