@@ -86,7 +86,7 @@ def storm(workers: int, tmp: Path, *, share: float = 0.3, window: float = 3.0, s
         figures.items_healed_by_retry = sum(e.result == "success" for e in retries)
         figures.adopted_after_conflict = sum(e.action == "adopt" for e in store.log.recent(limit=100_000))
         figures.problems = _check(scim.url, store, workers)
-        figures.accounts = len(_list(scim.url, "Users"))
+        figures.accounts = len(list_resources(scim.url, "Users"))
         store.close()
     return figures
 
@@ -146,7 +146,7 @@ def _wait_until_due(store: Store, deadline: float) -> None:
         time.sleep(min(wait, 0.5))
 
 
-def _list(url: str, resource: str) -> list[dict[str, Any]]:
+def list_resources(url: str, resource: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with httpx.Client(base_url=url, timeout=30) as client:
         while True:
@@ -160,7 +160,7 @@ def _list(url: str, resource: str) -> list[dict[str, Any]]:
 def _check(url: str, store: Store, workers: int) -> list[str]:
     """Every account, attribute, group membership and link exactly right; no duplicate."""
     problems: list[str] = []
-    users = _list(url, "Users")
+    users = list_resources(url, "Users")
     by_external: dict[str, dict[str, Any]] = {}
     for user in users:
         if user.get("externalId") in by_external:
@@ -169,7 +169,7 @@ def _check(url: str, store: Store, workers: int) -> list[str]:
     if len(users) != workers:
         problems.append(f"{len(users)} accounts for {workers} workers")
     links = {link.worker_id: link for link in store.links.all("app")}
-    groups = {g["displayName"]: {m["value"] for m in g.get("members") or []} for g in _list(url, "Groups")}
+    groups = {g["displayName"]: {m["value"] for m in g.get("members") or []} for g in list_resources(url, "Groups")}
     for i in range(workers):
         p, wid = person(i), f"hr:{i}"
         user = by_external.get(wid)
