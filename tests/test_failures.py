@@ -21,6 +21,7 @@ from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.kit.servers import BackgroundServer, free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
 from tests.conftest import scim_users
+from tests.processes import engine, wait_for
 
 runner = CliRunner()
 TOKEN = "s3cret-token"
@@ -45,7 +46,7 @@ def write_config(path: Path, store_url: str, people: Path, target: dict[str, Any
         json.dumps(
             {
                 "store": {"url": store_url},
-                "engine": {"concurrency": 8},
+                "engine": {"concurrency": 8, **extra.pop("engine", {})},
                 "sources": [{"name": "hr", "type": "file", "path": str(people)}],
                 "targets": [{"name": "app", "type": "scim", "max_attempts": 2, **target}],
                 "policies": [
@@ -236,4 +237,31 @@ def test_failure_rows_schedule_backoff_dead_letter_and_clear(store_url):
     store.links.record_outcomes([outcome(False)])
     [permanent] = store.failures.all()
     assert (permanent.state, permanent.attempts) == ("dead", 1)  # a permanent failure is dead at once
+    store.close()
+
+
+def test_run_retries_by_itself_once_the_target_is_back(tmp_path):
+    people = tmp_path / "people.json"
+    people.write_text(json.dumps([person(1), person(2)]))
+    store_url = f"sqlite:///{tmp_path / 's.db'}"
+    port = free_port()  # the target is down until something listens here
+    config = write_config(
+        tmp_path / "c.yaml",
+        store_url,
+        people,
+        {"base_url": f"http://127.0.0.1:{port}"},
+        retry={"initial": "0.5s", "max": "1s", "attempts": 100},
+        engine={"listen": f"127.0.0.1:{free_port()}"},
+    )
+    store = Store(store_url)
+    with engine(config, tmp_path / "run.log") as process:
+        wait_for(lambda: len(store.failures.all()) == 2, "both creates to fail and wait for a retry")
+        assert {f.state for f in store.failures.all()} == {"retrying"}
+        with serve_wsgi(scim_app(), port=port) as server:
+            wait_for(lambda: store.failures.all() == [] and len(store.links.all()) == 2, "the retries to heal")
+            assert process.poll() is None
+            with httpx.Client(base_url=server.url) as client:
+                assert sorted(u["externalId"] for u in scim_users(client)) == ["hr:1", "hr:2"]
+    healed = [e for e in store.log.recent(limit=500) if e.action == "retry" and e.result == "success"]
+    assert sorted(e.worker_id for e in healed) == ["hr:1", "hr:2"]
     store.close()
