@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.engine.contracts.events import RECONCILE_SOURCE, SCHEDULER_SOURCE, EventType, WorkerEvent
+from provisioner.engine.contracts.events import (
+    RECONCILE_SOURCE,
+    RETRY_SOURCE,
+    SCHEDULER_SOURCE,
+    EventType,
+    WorkerEvent,
+)
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
@@ -59,6 +65,8 @@ def cause(event: WorkerEvent) -> str:
     """The part of a reason that says what happened at the source."""
     if event.source == SCHEDULER_SOURCE:
         return "scheduled change due"
+    if event.source == RETRY_SOURCE:
+        return "retry after a failed write"
     if event.source == RECONCILE_SOURCE:
         return "reconcile: the app differed from the desired state"
     if event.type is EventType.updated and event.data.changed:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.auth import AuthConfig, build_auth
-from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
+from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, paginate
 from provisioner.engine.kit.templating import Template
 
@@ -163,19 +163,9 @@ class RestTarget:
             conflict = self.settings.operations["create"].conflict_status if kind == "create" else []
             if exc.response.status_code in conflict:  # the account exists: the applier adopts it
                 return Result(status=ResultStatus.skipped, error="conflict")
-            return Result(
-                status=ResultStatus.failure,
-                account_id=context.get("account_id"),
-                error=str(exc),
-                duration_ms=elapsed_ms(start),
-            )
+            return _failed(start, exc, context)
         except (httpx.HTTPError, LookupError) as exc:
-            return Result(
-                status=ResultStatus.failure,
-                account_id=context.get("account_id"),
-                error=str(exc),
-                duration_ms=elapsed_ms(start),
-            )
+            return _failed(start, exc, context)
         account_id = context.get("account_id") or (self._account(answer).id if answer else None)
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
@@ -237,3 +227,13 @@ class RestTarget:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _failed(start: float, exc: Exception, context: dict[str, Any]) -> Result:
+    return Result(
+        status=ResultStatus.failure,
+        account_id=context.get("account_id"),
+        error=str(exc),
+        duration_ms=elapsed_ms(start),
+        transient=is_transient(exc),
+    )

@@ -23,7 +23,7 @@ from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
-from provisioner.targets.scim_bulk import ScimBulk
+from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
@@ -40,6 +40,7 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     advertised_attributes,
     auth_of,
     dropped,
+    failed,
     failure,
     is_conflict,
     log,
@@ -203,18 +204,13 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         resource = build_resource(attributes, USER_SCHEMA)
         resource.setdefault("active", True)  # a pre-hire account may be created disabled
         try:
-            if await self._bulk_ready():
-                account = await self._create_in_bulk(resource)
-            else:
-                created = await self._call("POST", "Users", json=resource)
-                self._judge_kept(attributes, created)
-                account = self._account(created)
+            account = await self._post_user(attributes, resource)
         except ERRORS as exc:
             if is_conflict(exc):
                 if attributes.get("userName"):
                     self._conflicts.add(str(attributes["userName"]).lower())
                 return Result(status=ResultStatus.skipped, error="conflict", duration_ms=elapsed_ms(start))
-            return failure(start, scim_error(exc))
+            return failed(start, exc)
         if self._index is not None:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):
                 if key:
@@ -286,11 +282,23 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         try:
             answer = await self._change(f"Users/{account_id}", operations, mutate)
         except ERRORS as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         self._judge_kept(attributes, answer)
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
+
+    async def _post_user(self, attributes: dict[str, Any], resource: dict[str, Any]) -> Account:
+        """Through /Bulk when the server has it; a /Bulk request that failed as a whole sends this
+        create on its own."""
+        if await self._bulk_ready():
+            try:
+                return await self._create_in_bulk(resource)
+            except BulkRequestFailed:
+                pass
+        created = await self._call("POST", "Users", json=resource)
+        self._judge_kept(attributes, created)
+        return self._account(created)
 
     async def update(
         self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
@@ -322,9 +330,9 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
             await self._call("DELETE", f"Users/{account_id}")
         except ScimError as exc:
             if exc.status != 404:  # already gone is what we wanted
-                return failure(start, scim_error(exc), account_id)
+                return failed(start, exc, account_id)
         except httpx.HTTPError as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
 
     # listing

@@ -12,6 +12,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 from scim2_models import BulkRequest, BulkResponse, EnterpriseUser, User
 
 from provisioner.engine.contracts.models import Account
@@ -20,6 +21,12 @@ from provisioner.targets.mapping import flatten
 from provisioner.targets.scim_support import ScimError, ScimSettings
 
 BULK_SCHEMA = str(BulkRequest.__schema__)
+
+
+class BulkRequestFailed(Exception):
+    """The /Bulk request carrying this create failed as a whole; the create itself is undecided."""
+
+
 BULK_RESPONSE = BulkResponse[User[EnterpriseUser]]
 
 
@@ -50,7 +57,12 @@ class ScimBulk:
 
     async def _create_in_bulk(self, resource: dict[str, Any]) -> Account:
         assert self._bulk is not None
-        answer = await self._bulk.submit(resource)
+        try:
+            answer = await self._bulk.submit(resource)
+        except (ScimError, httpx.HTTPError) as exc:
+            # Every create of that request sees this: each goes on alone, with its own retries,
+            # rather than all failing together.
+            raise BulkRequestFailed(str(exc)) from exc
         status = answer.get("status")
         code = int((status.get("code") if isinstance(status, dict) else status) or 0)  # older drafts: {code}
         if code in (200, 201) and answer.get("location"):

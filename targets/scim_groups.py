@@ -12,7 +12,15 @@ from typing import Any
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.kit.coalesce import Coalescer
-from provisioner.targets.scim_support import ERRORS, ScimSettings, failure, log, new_group, patch_refused, scim_error
+from provisioner.targets.scim_support import (
+    ERRORS,
+    ScimSettings,
+    failed,
+    failure,
+    log,
+    new_group,
+    patch_refused,
+)
 
 
 class ScimGroups:
@@ -72,7 +80,7 @@ class ScimGroups:
                 if group_id is not None:
                     await self._change_members(group_id, "remove", account_id)
         except ERRORS as exc:
-            return failure(start, scim_error(exc), account_id)
+            return failed(start, exc, account_id)
         return Result(
             status=ResultStatus.success,
             account_id=account_id,

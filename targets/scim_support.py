@@ -11,7 +11,7 @@ from scim2_models import EnterpriseUser, Error, Group, PatchOp, PatchOperation, 
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.kit.auth import AuthConfig, build_auth
-from provisioner.engine.kit.http import describe_http_error
+from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.targets.mapping import Path
 
 log = logging.getLogger("provisioner.scim")
@@ -134,6 +134,13 @@ def raise_for_scim(response: httpx.Response) -> None:
 
 def failure(start: float, error: str, account_id: str | None = None) -> Result:
     return Result(status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start))
+
+
+def failed(start: float, exc: Exception, account_id: str | None = None) -> Result:
+    """A failure Result for an error the call raised, saying whether trying later may help."""
+    result = failure(start, scim_error(exc), account_id)
+    result.transient = is_transient(exc)
+    return result
 
 
 def scim_error(exc: Exception) -> str:

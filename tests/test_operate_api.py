@@ -89,9 +89,15 @@ def test_every_read_endpoint_has_its_shape(running: Engine):
     assert plan["worker_id"] == "hr:1003" and [a["action"] for a in plan["actions"]] == ["create"]
     assert api.get("/plan", params={"worker": "hr:1001"}).json()["actions"] == []  # already provisioned
 
-    # Until the failure and quarantine repositories are merged these lists are empty, in this shape.
-    assert api.get("/failures").json() == [] and api.get("/quarantine").json() == []
-    assert api.post("/failures/retry", json={"all": True}).json() == {"retried": 0}
+    # The user the app refused is a dead letter (a 400 is permanent): the same rows as `failures --json`.
+    failures = api.get("/failures").json()
+    assert [(f["worker"], f["target"], f["action"], f["state"]) for f in failures] == [
+        ("hr:1003", "app", "create", "dead")
+    ]
+    assert "400" in failures[0]["last_error"] and failures[0]["next_retry"] is None
+    assert status["failures"]["app"]["dead"] == 1 and status["dead"] == 1 and status["retrying"] == 0
+    assert api.get("/quarantine").json() == []
+    assert api.post("/failures/retry", json={"worker": "hr:1001"}).json() == {"retried": 0}  # nothing failed
     assert api.post("/failures/retry", json={}).status_code == 400
 
 
@@ -167,7 +173,8 @@ def test_metrics_after_a_sync_with_one_failure(running: Engine):
     assert value("provisioner_source_up", source="hr") == 1
     assert value("provisioner_source_halted", source="hr") == 0
     assert value("provisioner_source_last_success_timestamp_seconds", source="hr") > 1.7e9
-    assert value("provisioner_failures", target="app", state="dead") == 0  # until the failures repository
+    assert value("provisioner_failures", target="app", state="dead") == 1  # the refused user
+    assert value("provisioner_failures", target="app", state="retrying") == 0
     assert value("provisioner_quarantined", source="hr") == 0
 
 
@@ -175,7 +182,7 @@ def test_json_log_lines_parse_and_carry_the_event_id(running: Engine):
     lines = running.json_logs()
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert all(line["time"].endswith("+00:00") for line in lines)
-    failed = [line for line in lines if "dead-letter" in line["message"]]
+    failed = [line for line in lines if "provisioner failures lists it" in line["message"]]
     assert failed and failed[0]["worker_id"] == "hr:1003" and re.fullmatch(r"[0-9a-f]{32}", failed[0]["event_id"])
     polled = [line for line in lines if line["logger"] == "provisioner.poll"]
     assert polled and polled[0]["source"] == "hr"

@@ -37,6 +37,7 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
         assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == [
             "deferred:all",
             "reconcile:all",
+            "retries:all",
         ]
 
     before = len(store.schedule.job_runs("deferred:all"))
@@ -46,6 +47,7 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
         assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == [
             "deferred:all",
             "reconcile:all",
+            "retries:all",
         ]
     assert len({r.owner for r in store.schedule.job_runs()}) >= 2  # leases moved between processes
     store.close()

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.failures import apply_due_retries, failures, retry, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
@@ -95,8 +96,9 @@ def sync(
     worker: Annotated[str | None, typer.Option(help="Provision only this worker, now, step by step.")] = None,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
-    """Poll each source once and apply every change; exit 1 if an action failed or a source could not be
-    read, 3 if a source is halted."""
+    """Poll each source once, apply every change and every due retry; exit 1 while anything is
+    retrying or dead (provisioner failures lists it) or a source could not be read, 3 if a source is
+    halted."""
     _logging(verbose, log_format)
     cfg = _load(config)
     if worker is not None:
@@ -112,7 +114,7 @@ def sync(
     console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
-    if report.failed or failing:
+    if unsettled(Store(cfg.store.url), str(config)) or failing:
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
@@ -147,6 +149,7 @@ async def _sync(cfg: Config, timeout: float) -> Any:
         ) as progress:
             task = progress.add_task("apply", total=total)
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
+        await apply_due_retries(runtime, timeout)
         return runtime.totals, halted, failing
 
 
@@ -397,5 +400,5 @@ def demo(
 
 app.add_typer(sources_app, name="sources")
 app.add_typer(targets_app, name="targets")
-for command in (status, resume, quarantine, sandbox):
+for command in (status, resume, quarantine, sandbox, failures, retry):
     app.command()(command)

@@ -29,7 +29,7 @@ def quarantine(
         raise typer.Exit(2)
     rows = views.quarantine(cfg, Store(cfg.store.url), source)
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
     table = Table(title=f"quarantine: {len(rows)} records held back")
     for column in ("source", "record", "reason"):

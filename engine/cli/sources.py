@@ -37,11 +37,16 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 
 
 def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Sources (halted or not, last poll, last read), events not yet applied, and scheduled changes."""
+    """Sources (halted, failing or running, last poll, last read, quarantined records), events not yet
+    applied, scheduled changes, and per target the writes retrying and dead (exit 1 while anything is
+    dead)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
+    dead = sum(t.dead for t in summary.failures.values())
     if as_json:
         print(summary.model_dump_json(indent=2))
+        if dead:
+            raise typer.Exit(1)
         return
     table = Table(title="sources")
     for col in ("source", "state", "workers", "quarantined", "last poll (UTC)", "last read", "last full read (UTC)"):
@@ -60,12 +65,21 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     console.print(
         f"unapplied events: {summary.unapplied_events} · scheduled changes: {summary.scheduled}"
         + (f" (next {summary.next_scheduled:%Y-%m-%d %H:%M} UTC)" if summary.next_scheduled else "")
-        + f" · failures: {summary.failures} · quarantined: {summary.quarantined}"
+        + f" · failures: {summary.retrying} retrying, {summary.dead} dead · quarantined: {summary.quarantined}"
     )
     if summary.halted:
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
     if summary.quarantined:
         console.print("quarantined records were held back by the latest poll: provisioner quarantine")
+    for name, counts in summary.failures.items():
+        console.print(
+            f"target [bold]{name}[/bold]: {counts.retrying} retrying, {counts.dead} dead"
+            + (f" · latest error: {escape(counts.latest_error)}" if counts.latest_error else "")
+        )
+    if summary.failures:
+        console.print(f"see them: provisioner failures -c {config}")
+    if dead:
+        raise typer.Exit(1)
 
 
 def _state(row: views.SourceView) -> str:

@@ -40,6 +40,22 @@ class ApiConfig(_Strict):
     metrics_auth: bool = Field(default=False, description="true: /metrics also needs the bearer token")
 
 
+class RetryConfig(_Strict):
+    """Durable retries of failed writes, per worker × target: exponential backoff with jitter."""
+
+    attempts: int = Field(default=8, ge=1, description="failed attempts before the item is dead-lettered")
+    initial: float = Field(default=60.0, gt=0, description="the first delay, e.g. 1m")
+    max: float = Field(default=6 * 3600.0, gt=0, description="the cap on any delay, e.g. 6h")
+
+    _duration = field_validator("initial", "max", mode="before")(lambda v: parse_duration(v))
+
+    def delay(self, attempts: int, jitter: float) -> float:
+        """Seconds before the next try after `attempts` failures; `jitter` in [0, 1] spreads a
+        storm's retries over the second half of the step instead of firing them together."""
+        step = min(self.max, self.initial * 2 ** max(0, attempts - 1))
+        return step / 2 + step / 2 * jitter
+
+
 ReconcileAction = Literal["fix", "report", "disable", "delete"]
 
 
@@ -164,6 +180,7 @@ class Config(_Strict):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
     tests: list[PolicyTest] = Field(default_factory=list)
 
     def target(self, name: str) -> TargetConfig:

@@ -92,6 +92,7 @@ def removal_event(source: str, previous: Worker, previous_hash: str, now: dateti
 
 SCHEDULER_SOURCE = "provisioner/scheduler"
 RECONCILE_SOURCE = "provisioner/reconcile"
+RETRY_SOURCE = "provisioner/retry"
 
 
 def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str) -> WorkerEvent:
@@ -110,3 +111,8 @@ def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str)
 
 def scheduled_event(worker_id: str, worker: Worker | None, due: datetime) -> WorkerEvent:
     return internal_event(SCHEDULER_SOURCE, worker_id, worker, due.isoformat())
+
+
+def retry_event(worker_id: str, worker: Worker | None, at: datetime) -> WorkerEvent:
+    """A failed write tried again: the worker re-planned from its current snapshot, never the old intent."""
+    return internal_event(RETRY_SOURCE, worker_id, worker, at.isoformat())

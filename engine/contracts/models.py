@@ -190,6 +190,8 @@ class Result(BaseModel):
     duration_ms: float = 0.0
     error: str | None = None
     adopted: bool = False
+    # A failure worth trying again later (429, 5xx, timeout, refused connection); others are final.
+    transient: bool = False
 
     @property
     def ok(self) -> bool:

@@ -3,8 +3,9 @@ entry), and what applying one event changed. The store maps them to and from its
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +48,34 @@ class LogEntry(BaseModel):
 
 LinkKey = tuple[str, str]  # (worker id, target)
 
+ANY_TARGET = "*"  # a failure before any target was reached: the policies, or the engine itself
+
+
+class Failure(BaseModel):
+    """A write that did not happen yet: retrying on a schedule, or dead until a person retries it."""
+
+    worker_id: str
+    target: str
+    action: str
+    state: Literal["retrying", "dead"]
+    attempts: int
+    next_at: datetime | None = None  # None while retrying: the retry is on its way through the engine
+    first_error: str
+    last_error: str
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    """How one event failed at one target; transient failures (429, 5xx, timeouts, refused
+    connections) are retried later, the others are dead letters at once."""
+
+    target: str
+    action: str
+    error: str
+    transient: bool
+
 
 def by_worker(links: dict[LinkKey, Link]) -> dict[str, dict[str, Link]]:
     """Links keyed by (worker, target) regrouped: worker id → target → link."""
@@ -67,6 +96,13 @@ class EventOutcome:
         self.log: list[LogEntry] = []
         self.deferred: list[Action] | None = None  # None: the plan did not run; [] clears the schedule
         self.failed = False
+        self.failures: list[TargetFailure] = []
+        # Targets this worker now matches at (the plan is full-state, so a clean run heals a failure).
+        self.settled: list[str] = []
+
+    def fail(self, target: str, action: str, error: str, transient: bool) -> None:
+        self.failed = True
+        self.failures.append(TargetFailure(target, action, error, transient))
 
     @property
     def status(self) -> str:

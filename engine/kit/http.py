@@ -39,6 +39,22 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed later unchanged: the network, a timeout, or an answer of
+    408/429/5xx (an exception with an int `status`, as writers raise, counts like a response).
+    501 Not Implemented is final: the server will not learn the method by tomorrow."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return transient_status(exc.response.status_code)
+    if isinstance(exc, httpx.TransportError):
+        return True
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and transient_status(status)
+
+
+def transient_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or (status >= 500 and status != 501)
+
+
 class TokenBucket:
     """Client-side rate limit: `rate` requests per second with bursts up to `burst`."""
 

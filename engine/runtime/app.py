@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker, TopicPartition
+from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
@@ -22,6 +24,8 @@ from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
 from provisioner.engine.runtime.http import Metrics
+from provisioner.engine.runtime.offsets import Offsets
+from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge
 from provisioner.engine.runtime.polling import Polling
@@ -51,7 +55,9 @@ class Runtime:
             concurrency=config.engine.concurrency,
             max_pending=2 * config.engine.batch_size,
             on_flush=self._flushed,
+            on_recorded=self._recorded,
         )
+        self.offsets = Offsets()
         self.broker: KafkaBroker | None = None
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
@@ -87,27 +93,30 @@ class Runtime:
 
     async def _start(self) -> None:
         kafka = self.config.kafka
-        # The embedded broker holds back a new consumer group's first assignment for half the
-        # session timeout; its only member is this process, so a short session costs nothing and
-        # makes a (re)started engine consume within a second or two instead of five.
-        session_ms, heartbeat_ms = 10_000, 3_000  # aiokafka's defaults, for a real cluster
+        topic = events_topic(kafka)
         if kafka.bootstrap_servers:
             bootstrap = kafka.bootstrap_servers
+            # A cluster's partitions are shared by the engine processes of the consumer group.
+            source: dict[str, Any] = {}
+            topics = [topic]
         else:
             bootstrap = await self._stack.enter_async_context(embedded_broker())
-            session_ms, heartbeat_ms = 2_000, 500
-        await ensure_topics(bootstrap, [events_topic(kafka), dead_letter_topic(kafka)], kafka.partitions)
+            # The embedded broker is this process's own: it takes every partition itself instead of
+            # joining a consumer group, whose first assignment the broker holds back for seconds.
+            source, topics = {"partitions": [TopicPartition(topic, p) for p in range(kafka.partitions)]}, []
+        await ensure_topics(bootstrap, [topic, dead_letter_topic(kafka)], kafka.partitions)
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
             subscriber = broker.subscriber(
-                events_topic(kafka),
-                group_id="engine",
+                *topics,
+                **source,
+                group_id="engine",  # offsets are committed under it either way (Offsets)
                 batch=True,
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
                 batch_timeout_ms=200,
-                session_timeout_ms=session_ms,
-                heartbeat_interval_ms=heartbeat_ms,
+                # Offsets are committed by hand, only past what the store has recorded (Offsets).
+                ack_policy=AckPolicy.MANUAL,
             )
             subscriber(self._handle)
             self._subscribers.append(subscriber)
@@ -116,14 +125,26 @@ class Runtime:
         self.broker = broker
         self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
 
-    async def _handle(self, messages: list[dict[str, Any]]) -> None:
-        events = []
+    async def _handle(
+        self, messages: list[dict[str, Any]], message: Annotated[KafkaMessage, Context("message")]
+    ) -> None:
+        events, ids = [], list[str | None]()
         for raw in messages:
             try:
                 events.append(WorkerEvent.model_validate(raw))
+                ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
+                ids.append(None)
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        self.offsets.track(message.consumer, records, ids)
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
+        self.offsets.settle(self.pipeline.in_flight)
+        await self.offsets.commit()
+
+    async def _recorded(self, event_ids: list[str]) -> None:
+        self.offsets.recorded(event_ids)
+        await self.offsets.commit()
 
     async def _flushed(self, report: BatchReport) -> None:
         self.metrics.record_actions(report.entries)
@@ -134,20 +155,26 @@ class Runtime:
             await self._dead_letter(event, error)
 
     async def _dead_letter(self, event: WorkerEvent, error: str) -> None:
-        assert self.broker is not None
-        await self.broker.publish(
-            event.model_dump(mode="json"),
-            dead_letter_topic(self.config.kafka),
-            key=event.subject.encode(),
-            headers={"x-error": error[:1000]},
-        )
+        """A copy on the dead-letter topic for consumers of a real cluster; the failure itself is
+        already in the store (retrying or dead), so a copy that cannot be sent loses nothing."""
         log.error(
-            "event %s for %s failed and went to the dead-letter topic: %s",
+            "event %s for %s failed (provisioner failures lists it): %s",
             event.id,
             event.subject,
             error,
             extra={"event_id": event.id, "worker_id": event.subject},
         )
+        if self.broker is None or self._stopping:
+            return
+        try:
+            await self.broker.publish(
+                event.model_dump(mode="json"),
+                dead_letter_topic(self.config.kafka),
+                key=event.subject.encode(),
+                headers={"x-error": error[:1000]},
+            )
+        except Exception as exc:
+            log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
 
     async def _relay(self) -> None:
         """Publish outbox rows in order; one person's events share a key and so a partition.
@@ -228,6 +255,16 @@ class Runtime:
             )
         if events:
             log.info("%d scheduled changes are due", len(events))
+            self._wake.set()
+        return len(events)
+
+    def retry_due(self, *, worker_id: str | None = None, target: str | None = None, everything: bool = False) -> int:
+        """Failed writes due for another try (or those a person picked) go out again, each worker
+        re-planned from its current snapshot and links: a person terminated meanwhile is disabled,
+        not created. Returns how many workers were re-planned."""
+        events = retry_events(self.store, worker_id=worker_id, target=target, everything=everything)
+        if events:
+            log.info("retrying failed writes of %d workers", len(events))
             self._wake.set()
         return len(events)
 

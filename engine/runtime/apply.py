@@ -15,7 +15,8 @@ from typing import Any
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
-from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.kit.http import is_transient
 from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
@@ -92,7 +93,7 @@ class Applier:
         try:
             planned = self.planner.plan(ev, links, now, self.accounts)
         except ValueError as exc:
-            outcome.failed = True
+            outcome.fail(ANY_TARGET, "plan", str(exc), transient=False)  # a person must fix the policies
             outcome.log.append(
                 LogEntry(
                     event_id=ev.id,
@@ -119,7 +120,7 @@ class Applier:
             outcome.log.append(self._entry(ev, action, result))
             if not result.ok:
                 failed_targets.add(action.target)
-                outcome.failed = True
+                outcome.fail(action.target, action.action.value, result.error or "failed", result.transient)
                 continue
             link = self._relink(ev.subject, action, result, links.get(action.target))
             if link is None:
@@ -128,6 +129,7 @@ class Applier:
             else:
                 links[action.target] = link
                 outcome.links.append(link)
+        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed_targets)]
         return outcome
 
     async def _run(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
@@ -142,7 +144,8 @@ class Applier:
                 exc,
                 extra={"target": action.target, "worker_id": action.worker_id},
             )
-            return Result(status=ResultStatus.failure, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            return Result(status=ResultStatus.failure, error=error, transient=is_transient(exc))
 
     async def _run_action(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
         target = self.targets[action.target]

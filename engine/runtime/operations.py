@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.events import internal_event
+from provisioner.engine.contracts.events import internal_event, retry_event
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.runtime.poller import diff, read_records
@@ -39,13 +39,26 @@ def provision_now(store: Store, worker_id: str) -> str:
 
 
 def retry(store: Store, worker: str | None = None, target: str | None = None, everything: bool = False) -> int:
-    """Re-apply failed actions (as `provisioner retry`); how many were queued again."""
+    """Re-apply failed writes (as `provisioner retry`): each worker re-planned from its current
+    snapshot and links, through the outbox; how many workers were queued again."""
     if not (worker or target or everything):
         raise ValueError("name a worker, a target, or all")
-    repository = getattr(store, "failures", None)
-    if repository is None:
-        return 0  # filled by the failures repository
-    return int(repository.retry(worker=worker, target=target, all=everything))
+    return len(retry_events(store, worker_id=worker, target=target, everything=everything))
+
+
+def retry_events(
+    store: Store, *, worker_id: str | None = None, target: str | None = None, everything: bool = False
+) -> list[Any]:
+    """Due retries (or those a person picked) become events in the outbox: a person terminated
+    meanwhile is disabled, not created, because the plan is made from what is true now."""
+    now = datetime.now(UTC)
+    return store.failures.take(
+        lambda ids: [retry_event(wid, store.snapshots.get(wid), now) for wid in ids],
+        now=now,
+        worker_id=worker_id,
+        target=target,
+        everything=everything,
+    )
 
 
 async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.apply import Applier, BatchReport
 from provisioner.engine.store import Store
 
@@ -35,6 +35,7 @@ class Pipeline:
         flush_size: int = 500,
         flush_interval: float = 0.1,
         on_flush: Callable[[BatchReport], Awaitable[None]] | None = None,
+        on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
     ):
         self.applier = applier
         self.store = store
@@ -42,6 +43,7 @@ class Pipeline:
         self.flush_size = flush_size
         self.flush_interval = flush_interval
         self.on_flush = on_flush
+        self.on_recorded = on_recorded  # event ids now in the store: their Kafka offsets may be committed
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
@@ -98,7 +100,7 @@ class Pipeline:
                 "applying event %s failed unexpectedly", ev.id, extra={"event_id": ev.id, "worker_id": ev.subject}
             )
             outcome = EventOutcome(ev.id, ev)
-            outcome.failed = True
+            outcome.fail(ANY_TARGET, "apply", f"internal error: {type(exc).__name__}", transient=True)
             outcome.log.append(
                 LogEntry(
                     event_id=ev.id,
@@ -147,11 +149,17 @@ class Pipeline:
         for key in [k for k in self._overlay if k[0] not in self._per_worker]:
             del self._overlay[key]
         self._pending -= len(batch)
+        if self.on_recorded:
+            await self.on_recorded([o.event_id for o in batch])
         report = BatchReport.of(batch)
         if self.on_flush:
             await self.on_flush(report)
         async with self._changed:
             self._changed.notify_all()
+
+    def in_flight(self, event_id: str) -> bool:
+        """Accepted and not yet recorded in the store."""
+        return event_id in self._known
 
     async def drain(self, timeout: float | None = None) -> None:
         """Until everything submitted is applied and recorded."""

@@ -26,6 +26,10 @@ class Engine(Protocol):
 
     def fire_due(self, now: datetime | None = None) -> int: ...
 
+    def retry_due(
+        self, *, worker_id: str | None = None, target: str | None = None, everything: bool = False
+    ) -> int: ...
+
     def wake(self) -> None: ...
 
 

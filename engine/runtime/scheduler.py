@@ -1,6 +1,6 @@
-"""Scheduled jobs: polls, due deferred actions, reconciliation — APScheduler with its job store in
-the database, so a restart neither loses nor doubles a job, and a lease in the database, so with
-several engine processes exactly one runs each job per period.
+"""Scheduled jobs: polls, due deferred actions, due retries of failed writes, reconciliation —
+APScheduler with its job store in the database, so a restart neither loses nor doubles a job, and a
+lease in the database, so with several engine processes exactly one runs each job per period.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None
             await runtime.poll(name)
         elif kind == "deferred":
             runtime.fire_due()
+        elif kind == "retries":
+            runtime.retry_due()
         elif kind == "reconcile":
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
@@ -120,6 +122,9 @@ def build_scheduler(runtime: Engine) -> AsyncIOScheduler:
         ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources
     ]
     jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval)))
+    # Looked at often enough that a retry waits about its own delay, not the deferred job's period.
+    retry_every = max(0.5, min(config.engine.deferred_interval, config.retry.initial / 2))
+    jobs.append(("retries", "all", IntervalTrigger(seconds=retry_every)))
     if config.reconcile.schedule:
         jobs.append(("reconcile", "all", trigger(config.reconcile.schedule)))
     wanted = {f"{kind}:{name}" for kind, name, _ in jobs}

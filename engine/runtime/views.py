@@ -37,12 +37,20 @@ class SourceView(BaseModel):
     quarantined: int = Field(default=0, description="records its latest poll held back")
 
 
+class FailureCounts(BaseModel):
+    retrying: int = 0
+    dead: int = 0
+    latest_error: str | None = None
+
+
 class Status(BaseModel):
     sources: list[SourceView]
     unapplied_events: int
     scheduled: int
     next_scheduled: datetime | None = None
-    failures: int = Field(description="actions that failed and are retrying or dead")
+    failures: dict[str, FailureCounts] = Field(description="per target: writes retrying, dead, the latest error")
+    retrying: int = Field(description="writes that failed and will be tried again")
+    dead: int = Field(description="writes dead-lettered until a person retries them")
     quarantined: int = Field(description="records held back as bad input")
     halted: list[str] = Field(description="sources halted by the mass-deprovision guard")
 
@@ -107,24 +115,42 @@ def status(config: Config, store: Store) -> Status:
     """What `provisioner status` shows."""
     rows = sources(config, store)
     deferred = store.schedule.deferred()
+    per_target: dict[str, FailureCounts] = {}
+    for f in sorted(store.failures.all(), key=lambda f: f.last_at):
+        counts = per_target.setdefault(f.target, FailureCounts())
+        setattr(counts, f.state, getattr(counts, f.state) + 1)
+        counts.latest_error = f.last_error
     return Status(
         sources=rows,
         unapplied_events=store.outbox.pending_count(),
         scheduled=len(deferred),
         next_scheduled=utc(deferred[0].effective_at) if deferred else None,
-        failures=len(failures(store)),
+        failures=per_target,
+        retrying=sum(c.retrying for c in per_target.values()),
+        dead=sum(c.dead for c in per_target.values()),
         quarantined=sum(r.quarantined for r in rows),
         halted=[r.source for r in rows if r.halted],
     )
 
 
 def failures(store: Store, worker: str | None = None, target: str | None = None) -> list[dict[str, Any]]:
-    """Failed actions, retrying or dead: {worker_id, target, state, attempts, error, next_attempt_at, ...}."""
-    repository = getattr(store, "failures", None)
-    if repository is None:
-        return []  # filled by the failures repository
-    rows = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in repository.all()]
-    return [r for r in rows if worker in (None, r.get("worker_id")) and target in (None, r.get("target"))]
+    """Writes retrying or dead-lettered, as `provisioner failures --json` prints them: worker,
+    target, action, state, attempts, next_retry, last_error, first_error, first_at, last_at."""
+    return [
+        {
+            "worker": f.worker_id,
+            "target": f.target,
+            "action": f.action,
+            "state": f.state,
+            "attempts": f.attempts,
+            "next_retry": utc(f.next_at),
+            "last_error": f.last_error,
+            "first_error": f.first_error,
+            "first_at": utc(f.first_at),
+            "last_at": utc(f.last_at),
+        }
+        for f in store.failures.all(target, worker)
+    ]
 
 
 def quarantine(config: Config, store: Store, source: str | None = None) -> list[dict[str, Any]]:

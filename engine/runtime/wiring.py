@@ -31,7 +31,7 @@ class Parts:
         )
         self.planner = Planner(self.policies, specs)
         self.safety = SafetyGuard(config.safety, self.planner)
-        self.store = store or Store(config.store.url)
+        self.store = store or Store(config.store.url, config.retry)
         self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)

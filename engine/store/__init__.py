@@ -7,7 +7,9 @@ of tables only the runtime reads; every multi-row change is one transaction.
 
 from __future__ import annotations
 
+from provisioner.engine.config import RetryConfig
 from provisioner.engine.store.db import Database, as_utc, create_tables
+from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
@@ -23,14 +25,15 @@ __all__ = ["Deferred", "JobRun", "OutboxEvent", "SourceState", "Store", "as_utc"
 
 
 class Store:
-    def __init__(self, url: str):
+    def __init__(self, url: str, retry: RetryConfig | None = None):
         self.url = url
         self.db = Database(url)
         self.engine = self.db.engine
         create_tables(self.engine)
         self.snapshots = Snapshots(self.db)
         self.outbox = Outbox(self.db)
-        self.links = Links(self.db)
+        self.failures = Failures(self.db, retry)
+        self.links = Links(self.db, self.failures)
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)

@@ -13,6 +13,7 @@ from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey, utcnow
 from provisioner.engine.store.db import Database, as_utc, chunks, columns
+from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import Deferred, LinkRow, LogRow, OutboxEvent, ProcessedEvent
 
@@ -20,8 +21,9 @@ _LINK_COLUMNS = tuple(LinkRow.__table__.columns)  # type: ignore[attr-defined]
 
 
 class Links:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, failures: Failures):
         self.db = db
+        self.failures = failures  # written in the same transaction as the outcomes that move them
 
     def _select(self, *where: Any) -> list[Link]:
         # Plain column rows: building ORM objects first would double the cost of a 10k-link read.
@@ -56,7 +58,8 @@ class Links:
             return set(rows.all())
 
     def record_outcomes(self, outcomes: list[EventOutcome]) -> None:
-        """Links, log rows, processed ids and outbox confirmations of a batch, in one transaction."""
+        """Links, log rows, retry state, processed ids and outbox confirmations of a batch, in one
+        transaction: an outcome is never confirmed without its failures being recorded."""
         if not outcomes:
             return
         now = utcnow()
@@ -77,6 +80,7 @@ class Links:
             entries = [columns(LogRow, dict(entry)) for outcome in outcomes for entry in outcome.log]
             if entries:
                 s.execute(insert(LogRow), entries)
+            self.failures.record(s, outcomes)
             # Each applied event re-plans its worker: what was scheduled before is replaced.
             rescheduled = [o for o in outcomes if o.deferred is not None]
             for chunk in chunks(sorted({o.event.subject for o in rescheduled if o.event is not None})):

@@ -165,3 +165,20 @@ class ReportRow(SQLModel, table=True):
     kind: str = Field(primary_key=True)
     at: datetime = Field(default_factory=utcnow)
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class FailureRow(SQLModel, table=True):
+    """A write that failed, per worker × target: retrying on a schedule, or a dead letter."""
+
+    __tablename__ = "failure"
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    action: str
+    state: str = Field(index=True)  # retrying | dead
+    attempts: int = 0
+    next_at: datetime | None = Field(default=None, index=True)
+    first_error: str
+    last_error: str
+    first_at: datetime = Field(default_factory=utcnow)
+    last_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,116 @@
+"""CLI about writes that failed: `failures` lists them, `retry` applies them again now; and what
+`sync --once` needs to apply due retries and tell the truth in its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.config import Config
+from provisioner.engine.runtime import views
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.store import Store
+
+
+def failures(
+    config: ConfigOpt,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of objects.")] = False,
+) -> None:
+    """Every write that is retrying or dead-lettered: worker, target, action, attempts, next retry, last error."""
+    cfg = _load(config)
+    _known_target(cfg, target)
+    rows = views.failures(Store(cfg.store.url), target=target)
+    if as_json:
+        print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
+        return
+    if not rows:
+        console.print("[green]no failures[/green]: every write was applied")
+        return
+    table = Table(title=f"failures: {len(rows)}")
+    for column in ("worker", "target", "action", "state", "attempts", "next retry (UTC)", "last error"):
+        table.add_column(column)
+    for r in rows:
+        state = "[yellow]retrying[/yellow]" if r["state"] == "retrying" else "[red]dead[/red]"
+        waiting = "on its way" if r["state"] == "retrying" else "-"
+        when = f"{r['next_retry']:%Y-%m-%d %H:%M:%S}" if r["next_retry"] else waiting
+        table.add_row(r["worker"], r["target"], r["action"], state, str(r["attempts"]), when, r["last_error"])
+    console.print(table)
+    if any(r["state"] == "dead" for r in rows):
+        console.print("after fixing the cause: provisioner retry --all (or --worker ID, --target NAME)")
+
+
+def retry(
+    config: ConfigOpt,
+    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every retrying and dead item.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the retries to be applied.")] = 600,
+) -> None:
+    """Re-plan those items from the current snapshot and apply them now; success clears them. Exit 1 if any remain."""
+    if not (worker or target or everything):
+        err.print("[red]error[/red] say which: --worker ID, --target NAME or --all")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    _known_target(cfg, target)
+    before = Store(cfg.store.url).failures.all(target, worker)
+    if not before:
+        console.print("nothing to retry")
+        return
+    asyncio.run(_retry(cfg, worker, target, everything, timeout))
+    after = {(f.worker_id, f.target): f for f in Store(cfg.store.url).failures.all(target, worker)}
+    for item in before:
+        now = after.get((item.worker_id, item.target))
+        if now is None:
+            console.print(f"[green]applied[/green] {item.worker_id} → {item.target}")
+        else:
+            console.print(f"[red]{now.state}[/red] {item.worker_id} → {item.target}: {now.last_error}")
+    healed = sum((f.worker_id, f.target) not in after for f in before)
+    console.print(f"{healed} applied, {len(before) - healed} still failing")
+    if len(before) > healed:
+        raise typer.Exit(1)
+
+
+async def _retry(cfg: Config, worker: str | None, target: str | None, everything: bool, timeout: float) -> None:
+    async with Runtime(cfg) as runtime:
+        runtime.retry_due(worker_id=worker, target=target, everything=everything)
+        await runtime.wait_idle(timeout)
+
+
+async def apply_due_retries(runtime: Runtime, timeout: float) -> int:
+    """Every retry that falls due while we run, applied before `sync --once` exits: a retry that
+    fails again is rescheduled further out, so this ends (at the latest when attempts run out)."""
+    deadline = time.monotonic() + timeout
+    rounds = 0
+    while time.monotonic() < deadline and runtime.retry_due():
+        rounds += 1
+        await runtime.wait_idle(max(1.0, deadline - time.monotonic()))
+    return rounds
+
+
+def unsettled(store: Store, config_path: str) -> bool:
+    """Says what is still retrying or dead (from this run or an earlier one); True when anything is."""
+    items = store.failures.all()
+    if not items:
+        return False
+    dead = sum(f.state == "dead" for f in items)
+    retrying = len(items) - dead
+    soonest = store.failures.next_due()
+    when = f", next retry at {soonest:%H:%M:%S} UTC" if soonest else ""
+    err.print(
+        f"[red]not everything is applied[/red]: {retrying} retrying{when}, {dead} dead letters. "
+        f"See them: provisioner failures -c {config_path}"
+    )
+    return True
+
+
+def _known_target(cfg: Config, target: str | None) -> None:
+    if target and target not in {t.name for t in cfg.targets}:
+        err.print(f"[red]error[/red] unknown target {target!r} (known: {', '.join(t.name for t in cfg.targets)})")
+        raise typer.Exit(2)

@@ -1,0 +1,74 @@
+"""Kafka offsets committed by hand, only past what the store has recorded.
+
+The pipeline applies events out of Kafka order (different workers run concurrently), so an offset
+counts as done once its event's outcome is in the store — or at once when the event needed
+nothing (already processed, or not an event at all). Per partition the commit is the first
+offset not yet done: a consumer that dies has everything after it re-delivered to another member
+of the group, and the ids already recorded are skipped there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiokafka import TopicPartition
+
+log = logging.getLogger("provisioner.offsets")
+
+
+class Offsets:
+    def __init__(self) -> None:
+        self._consumer: Any = None
+        self._done: dict[TopicPartition, dict[int, bool]] = {}  # per partition: offset → recorded yet
+        self._by_event: dict[str, list[tuple[TopicPartition, int]]] = {}
+
+    def track(self, consumer: Any, records: Iterable[Any], event_ids: list[str | None]) -> None:
+        """The records of one fetched batch, each with its event id (None: not an event)."""
+        self._consumer = consumer
+        for record, event_id in zip(records, event_ids, strict=True):
+            partition = TopicPartition(record.topic, record.partition)
+            self._done.setdefault(partition, {})[record.offset] = event_id is None
+            if event_id is not None:
+                self._by_event.setdefault(event_id, []).append((partition, record.offset))
+
+    def settle(self, needs_recording: Callable[[str], bool]) -> None:
+        """Events the pipeline is not waiting on (processed before, or recorded already) are done."""
+        self.recorded([eid for eid in list(self._by_event) if not needs_recording(eid)])
+
+    def recorded(self, event_ids: Iterable[str]) -> None:
+        for event_id in event_ids:
+            for partition, offset in self._by_event.pop(event_id, []):
+                offsets = self._done.get(partition)
+                if offsets is not None and offset in offsets:
+                    offsets[offset] = True
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset after the longest run of done records from the oldest one."""
+        out: dict[TopicPartition, int] = {}
+        for partition, offsets in self._done.items():
+            last = None
+            for offset in sorted(offsets):
+                if not offsets[offset]:
+                    break
+                last = offset
+                del offsets[offset]
+            if last is not None:
+                out[partition] = last + 1
+        return out
+
+    async def commit(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        owned = consumer.assignment()
+        for partition in [p for p in self._done if p not in owned]:
+            del self._done[partition]  # revoked in a rebalance: its new owner reads from our last commit
+        offsets = {p: o for p, o in self.committable().items() if p in owned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # a rebalance in between: those records are re-delivered and skipped by id
+            log.info("could not commit offsets (%s); the records after them will be delivered again", exc)
