@@ -51,21 +51,43 @@ class ScimGroups:
         async with self._group_locks.setdefault(name, asyncio.Lock()):
             if name in self._groups:
                 return self._groups[name]
-            if await self.supports("filter"):
-                escaped = name.replace('"', '\\"')
-                found = await self._call(
-                    "GET", "Groups", params={"filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"}
-                )
-                resources = found.get("Resources") or []
-            else:  # no filtering: learn every group's id from one listing
-                async for group in self._list_resources("Group"):
-                    self._groups.setdefault(str(group.get("displayName")), group["id"])
-                resources = [{"id": self._groups[name]}] if name in self._groups else []
-            if resources:
-                self._groups[name] = resources[0]["id"]
+            found = await self._find_group(name)
+            if found is not None:
+                self._groups[name] = found
             elif create and self.settings.create_groups:
-                self._groups[name] = (await self._call("POST", "Groups", json=new_group(name)))["id"]
+                self._groups[name] = await self._create_group(name)
             return self._groups.get(name)
+
+    async def _find_group(self, name: str) -> str | None:
+        if await self.supports("filter"):
+            escaped = name.replace('"', '\\"')
+            found = await self._call(
+                "GET", "Groups", params={"filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"}
+            )
+            resources = found.get("Resources") or []
+            return str(resources[0]["id"]) if resources else None
+        async for group in self._list_resources("Group"):  # no filtering: learn every group's id from one listing
+            self._groups.setdefault(str(group.get("displayName")), group["id"])
+        return self._groups.get(name)
+
+    async def _create_group(self, name: str, tries: int = 3) -> str:
+        """Each POST goes without the transport's retries, and a failed one is followed by a look:
+        a blindly repeated POST whose first answer was lost would make a second group of that name
+        (displayName is not unique in SCIM)."""
+        attempt = 1
+        while True:
+            try:
+                return str(
+                    (await self._call("POST", "Groups", json=new_group(name), extensions={"retry": False}))["id"]
+                )
+            except ERRORS:
+                found = await self._find_group(name)
+                if found is not None:
+                    return found
+                if attempt >= tries:
+                    raise
+            await asyncio.sleep(0.2 * attempt)
+            attempt += 1
 
     async def set_groups(self, account_id: str, add: list[str], remove: list[str]) -> Result:
         start = time.perf_counter()

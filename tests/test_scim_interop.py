@@ -203,3 +203,31 @@ async def test_attributes_the_app_does_not_keep_are_reported_not_drift(upstream:
             report = await reconcile(runtime.parts)
     assert report.not_kept == {"app": ["title"]}
     assert [i.situation for i in report.items if i.worker_id == "hr:9"] == [Situation.confirmed]
+
+
+async def test_a_group_create_whose_answer_was_lost_makes_no_second_group(upstream: str):
+    """The app made the group but its answer was lost: the writer looks before it asks again, since
+    displayName is not unique in SCIM and a repeated POST would make a second group."""
+    lost: list[int] = []
+
+    def answer_lost(method: str, path: str, body: Any, request: Request) -> Response | None:
+        if method == "POST" and path == "/Groups" and not lost:
+            lost.append(httpx.post(f"{upstream}/Groups", json=body).status_code)  # made...
+            return scim_error(500, "the answer never arrived")  # ...but the engine hears a 500
+        return None
+
+    front = Front(upstream, intercept=answer_lost)
+    worker = ada(id="hr:9", remote_id="9", work_email="ada9@example.com")
+    with serve_asgi(front.app()) as server, httpx.Client(base_url=upstream) as client:
+        scim = target(server.url)
+        try:
+            created = await scim.create(worker, SPEC.render(worker))
+            joined = await scim.set_groups(str(created.account_id), ["answer-lost"], [])
+        finally:
+            await scim.aclose()
+        groups = [g for g in client.get("/Groups", params={"count": 200}).json()["Resources"]]
+    assert lost == [201] and joined.ok, joined.error
+    same_name = [g for g in groups if g["displayName"] == "answer-lost"]
+    assert len(same_name) == 1
+    assert [m["value"] for m in same_name[0].get("members") or []] == [created.account_id]
+    assert [(m, p) for m, p, status in front.seen if m == "POST" and p == "/Groups"] == [("POST", "/Groups")]

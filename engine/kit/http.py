@@ -172,13 +172,15 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()  # the body must be replayable
+        # extensions={"retry": False}: one attempt, for a call that must not be repeated blindly
+        max_attempts = 1 if request.extensions.get("retry") is False else self.policy.max_attempts
         attempt = 0
         while True:
             await self._pace()
             try:
                 response = await self.wrapped.handle_async_request(request)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
-                if attempt + 1 >= self.policy.max_attempts:
+                if attempt + 1 >= max_attempts:
                     raise
                 delay = self.policy.backoff(attempt)
                 log.warning(
@@ -191,7 +193,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 )
             else:
                 self._note_limits(response)
-                if not await self._retryable(response) or attempt + 1 >= self.policy.max_attempts:
+                if not await self._retryable(response) or attempt + 1 >= max_attempts:
                     return response
                 wait = retry_after_seconds(response)
                 if wait is not None and wait > self.policy.max_retry_after:
