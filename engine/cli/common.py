@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from provisioner.engine.config import Config, ConfigError, load_config
+from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
 
@@ -32,4 +33,13 @@ def _load(path: Path, *, secrets: bool = True) -> Config:
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _parts_or_exit(config: Config) -> Parts:
+    """The wired parts of a config, or one clear line and exit 2 (a policy that does not compile)."""
+    try:
+        return Parts(config)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None

@@ -12,11 +12,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.common import ConfigOpt, _load, _parts_or_exit, console, err
 from provisioner.engine.cli.failures import apply_due_retries, failures, retry, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
+from provisioner.engine.cli.reconcile import reconcile_command
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
@@ -28,13 +29,9 @@ from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
 from provisioner.engine.runtime.replica import serve_forever
 from provisioner.engine.runtime.service import run_forever
-from provisioner.engine.runtime.views import record_reconcile
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
-from provisioner.reconcile.report import as_html, print_report
-from provisioner.reconcile.report import as_json as report_json
-from provisioner.reconcile.run import apply_fixes, reconcile
 
 app = typer.Typer(
     help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
@@ -61,14 +58,6 @@ def main(
 
 def _logging(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:
     setup(verbose, fmt)
-
-
-def _parts_or_exit(config: Config) -> Any:
-    try:
-        return Parts(config)
-    except ValueError as exc:
-        err.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -306,59 +295,6 @@ def schema() -> None:
     print(json.dumps(config_schema(), indent=2))
 
 
-@app.command("reconcile")
-def reconcile_command(
-    config: ConfigOpt,
-    target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Heal drifted, missing, unlinked, should_be_disabled.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
-) -> None:
-    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
-    _logging(False)
-    cfg = _load(config)
-    unknown = set(target or []) - {t.name for t in cfg.targets}
-    if unknown:
-        err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
-        raise typer.Exit(2)
-    result, notes = asyncio.run(_reconcile(cfg, target, fix))
-    if not target:  # a whole reconciliation is the one the console and the metrics show
-        record_reconcile(Store(cfg.store.url), report_json(result))
-    for note in notes:
-        err.print(f"[yellow]note[/yellow] {note}")
-    if html:
-        html.write_text(as_html(result))
-        err.print(f"report written to {html}")
-    if as_json:
-        print(json.dumps(report_json(result), indent=2))
-    else:
-        print_report(console, result, "after --fix" if fix else "reconciliation")
-    if result.needing_attention():
-        raise typer.Exit(2)
-
-
-async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
-    parts = _parts_or_exit(cfg)
-    with Progress(
-        TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err, transient=True
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def listed(name: str, count: int) -> None:
-            task = tasks.get(name) or tasks.setdefault(name, progress.add_task(name, total=None))
-            progress.update(task, completed=count)
-
-        result = await reconcile(parts, targets, listed)
-        if not fix:
-            await parts.aclose()
-            return result, []
-        events, notes = await apply_fixes(parts, result)
-        err.print(f"fixing: {events} workers re-planned through the engine")
-        async with Runtime(cfg, parts=parts) as runtime:
-            await runtime.wait_idle(600)
-            return await reconcile(parts, targets, listed), notes
-
-
 @app.command("log")
 def show_log(
     config: ConfigOpt = Path("provisioner.yaml"),
@@ -400,5 +336,6 @@ def demo(
 
 app.add_typer(sources_app, name="sources")
 app.add_typer(targets_app, name="targets")
+app.command("reconcile")(reconcile_command)
 for command in (status, resume, quarantine, sandbox, failures, retry):
     app.command()(command)

@@ -1,0 +1,73 @@
+"""`provisioner reconcile`: what should exist vs what does, by situation, and the fixes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import MofNCompleteColumn, Progress, TextColumn
+
+from provisioner.engine.cli.common import ConfigOpt, _load, _parts_or_exit, console, err
+from provisioner.engine.cli.logs import LogFormat, setup
+from provisioner.engine.config import Config
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.views import record_reconcile
+from provisioner.engine.store import Store
+from provisioner.reconcile.report import as_html, print_report
+from provisioner.reconcile.report import as_json as report_json
+from provisioner.reconcile.run import apply_fixes, reconcile
+
+
+def reconcile_command(
+    config: ConfigOpt,
+    target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Heal drifted, missing, unlinked, should_be_disabled.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
+) -> None:
+    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
+    setup(False, LogFormat.auto)
+    cfg = _load(config)
+    unknown = set(target or []) - {t.name for t in cfg.targets}
+    if unknown:
+        err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
+        raise typer.Exit(2)
+    result, notes = asyncio.run(_reconcile(cfg, target, fix))
+    if not target:  # a whole reconciliation is the one the console and the metrics show
+        record_reconcile(Store(cfg.store.url), report_json(result))
+    for note in notes:
+        err.print(f"[yellow]note[/yellow] {note}")
+    if html:
+        html.write_text(as_html(result))
+        err.print(f"report written to {html}")
+    if as_json:
+        print(json.dumps(report_json(result), indent=2))
+    else:
+        print_report(console, result, "after --fix" if fix else "reconciliation")
+    if result.needing_attention():
+        raise typer.Exit(2)
+
+
+async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
+    parts = _parts_or_exit(cfg)
+    with Progress(
+        TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def listed(name: str, count: int) -> None:
+            task = tasks.get(name) or tasks.setdefault(name, progress.add_task(name, total=None))
+            progress.update(task, completed=count)
+
+        result = await reconcile(parts, targets, listed)
+        if not fix:
+            await parts.aclose()
+            return result, []
+        events, notes = await apply_fixes(parts, result)
+        err.print(f"fixing: {events} workers re-planned through the engine")
+        async with Runtime(cfg, parts=parts) as runtime:
+            await runtime.wait_idle(600)
+            return await reconcile(parts, targets, listed), notes
