@@ -9,8 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from provisioner.engine.kit.servers import BackgroundServer, free_port, scim_app, serve_wsgi
+from tests.processes import answers, wait_for
 
 TOKEN = "test-token-0123456789"
 REFUSED = "refused.person@example.com"
@@ -64,23 +64,6 @@ class Engine:
 
     def json_logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
-        time.sleep(0.2)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def write_config(tmp: Path, scim_url: str, *, token: str | None = TOKEN, listen: str | None = None) -> Path:

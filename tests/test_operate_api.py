@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.engine.kit.servers import free_port
 from provisioner.engine.store import Store
-from tests.ops_harness import TOKEN, Engine, engine, refusing_scim, wait_for, write_config
+from tests.ops_harness import TOKEN, Engine, engine, refusing_scim, write_config
+from tests.processes import wait_for
 
 
 @pytest.fixture(scope="module")

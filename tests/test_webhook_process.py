@@ -12,7 +12,7 @@ import httpx
 from provisioner.engine.kit.servers import free_port, serve_asgi
 from provisioner.sources.lever.emulator import LeverState, create_app
 from tests.conftest import scim_users
-from tests.test_scheduler import engine_process, wait_for
+from tests.processes import answers, engine_process, wait_for
 
 
 def test_signed_webhook_hire_is_provisioned_by_the_running_engine(tmp_path, scim_server, scim):
@@ -43,7 +43,7 @@ def test_signed_webhook_hire_is_provisioned_by_the_running_engine(tmp_path, scim
             )
         )
         with engine_process(config):
-            wait_for(lambda: _healthy(port), timeout=60)
+            wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=60)
             forged = httpx.post(
                 lever.webhook_url,
                 json={
@@ -65,10 +65,3 @@ def test_signed_webhook_hire_is_provisioned_by_the_running_engine(tmp_path, scim
                 },
             ).json()
             wait_for(lambda: any(u["externalId"] == f"ats:{hired['id']}" for u in scim_users(scim)), timeout=30)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

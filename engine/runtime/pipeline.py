@@ -21,7 +21,6 @@ from provisioner.engine.store import Store
 log = logging.getLogger("provisioner.pipeline")
 
 Key = tuple[str, str]
-_ABSENT = object()
 
 
 class Pipeline:

@@ -6,10 +6,11 @@ relay of a `provisioner run` process publishes within a second."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from provisioner.engine.config import Config
-from provisioner.engine.runtime.http import Metrics, bind, http_app, serve_until_signalled, server
+from provisioner.engine.runtime.http import Metrics, bind, http_app, serve_until, server, stop_on_signals
 from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.wiring import Parts
 
@@ -36,10 +37,11 @@ class Replica:
 async def serve_forever(config: Config, parts: Parts | None = None) -> Any:
     sock = bind(config)
     try:
-        replica = Replica(config, parts)
-        try:
-            await serve_until_signalled(server(http_app(replica, replica.metrics), sock), sock)
-        finally:
-            await replica.parts.aclose()
+        with stop_on_signals(asyncio.Event()) as stop:
+            replica = Replica(config, parts)
+            try:
+                await serve_until(server(http_app(replica, replica.metrics), sock), sock, stop)
+            finally:
+                await replica.parts.aclose()
     finally:
         sock.close()

@@ -10,47 +10,24 @@ broker stops.
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
 
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.app import Runtime
-from provisioner.engine.runtime.http import bind, http_app, server
+from provisioner.engine.runtime.http import bind, http_app, serve_until, server, stop_on_signals
 from provisioner.engine.runtime.scheduler import build_scheduler
-
-log = logging.getLogger("provisioner.engine")
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_forever(config: Config, stop: asyncio.Event | None = None) -> None:
     """Relay and consumer, and the scheduled jobs (polls, due deferred actions, reconciliation),
     until `stop` is set or a stop signal arrives."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def requested(sig: signal.Signals) -> None:
-        if not stop.is_set():
-            log.info("%s: stopping", sig.name)
-        stop.set()
-
     sock = bind(config)  # before the broker starts: a port in use stops us with one clear line
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, requested, sig)
     try:
-        async with Runtime(config) as runtime:
-            scheduler = build_scheduler(runtime)
-            http = server(http_app(runtime, runtime.metrics), sock)
-            serving = asyncio.create_task(http.serve(sockets=[sock]))
-            stopping = asyncio.create_task(stop.wait())
-            try:
-                await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-                scheduler.shutdown(wait=False)
-                http.should_exit = True
-                await serving
+        with stop_on_signals(stop or asyncio.Event()) as stopping:
+            async with Runtime(config) as runtime:
+                scheduler = build_scheduler(runtime)
+                try:
+                    await serve_until(server(http_app(runtime, runtime.metrics), sock), sock, stopping)
+                finally:
+                    scheduler.shutdown(wait=False)
     finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
         sock.close()

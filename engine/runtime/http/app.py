@@ -80,7 +80,7 @@ def bind(config: Config) -> socket.socket:
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        # The engine owns SIGTERM/SIGINT (runtime/service.py, serve_until_signalled): uvicorn re-raising the signal
+        # The engine owns SIGTERM/SIGINT (stop_on_signals): uvicorn re-raising the signal
         # after its own shutdown would kill the process before the broker and store are closed.
         yield
 
@@ -91,13 +91,37 @@ def server(app: Starlette, sock: socket.socket) -> uvicorn.Server:
     return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
 
 
-async def serve_until_signalled(http: uvicorn.Server, sock: socket.socket) -> None:
-    """Serve until SIGTERM or SIGINT, then return so the caller closes everything in order."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[asyncio.Event]:
+    """SIGTERM (systemd, Docker, Kubernetes) and SIGINT (a terminal) both set `stop`: the caller
+    then closes everything in order. Installed before anything starts, so a signal during start-up
+    is not lost."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, http.handle_exit, sig, None)
+
+    def requested(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("%s: stopping", sig.name)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, requested, sig)
     try:
-        await http.serve(sockets=[sock])
+        yield stop
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+async def serve_until(http: uvicorn.Server, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve on `sock` until `stop` is set (or the server ends by itself), then close the server."""
+    serving = asyncio.create_task(http.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        http.should_exit = True
+        await serving
