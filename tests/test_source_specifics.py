@@ -4,6 +4,7 @@ refresh tokens, Workable's rate headers obeyed without a client-side limit, Bamb
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -19,6 +20,12 @@ from provisioner.sources.workable.emulator import create_app as workable_app
 from provisioner.sources.workday.connector import NS, WSSE, envelope
 from provisioner.sources.workday.emulator import WorkdayState
 from provisioner.sources.workday.emulator import create_app as workday_app
+
+
+def workday_source(url: str, state: WorkdayState, path: str = "/ccx/service/acme/Human_Resources/v40.0", **extra: Any):
+    """The Workday connector pointed at an emulator, with the emulator's credentials."""
+    settings = {"base_url": f"{url}{path}", "username": state.username, "password": state.password, **extra}
+    return build_source("wd", "workday", settings)
 
 
 def test_workday_envelope_carries_ws_security_paging_and_the_update_window():
@@ -45,16 +52,7 @@ async def test_workday_future_termination_manager_and_a_hard_fault():
     state.terminate(ids[1], on=later)
     state.terminate(ids[2], on="2025-01-31")
     with serve_asgi(workday_app(state)) as server:
-        source = build_source(
-            "wd",
-            "workday",
-            {
-                "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0",
-                "username": state.username,
-                "password": state.password,
-                "backoff": 0.01,
-            },
-        )
+        source = workday_source(server.url, state, backoff=0.01)
         people = {w.remote_id: w for w in (await source.read({})).workers}
         before = state.faults.requests
         state.faults.fail_next, state.faults.fail_status = 99, 500
@@ -199,16 +197,7 @@ async def test_workday_incremental_read_sees_a_termination_taking_effect_today()
     state = WorkdayState()
     ids = state.seed(3)
     with serve_asgi(workday_app(state)) as server:
-        source = build_source(
-            "wd",
-            "workday",
-            {
-                "base_url": f"{server.url}/ccx/service/acme/Human_Resources",
-                "username": state.username,
-                "password": state.password,
-                "overlap": "0s",
-            },
-        )
+        source = workday_source(server.url, state, path="/ccx/service/acme/Human_Resources", overlap="0s")
         first = await source.read({})
         # entered days ago (outside the Updated window), effective today: only the Effective window sees it
         state.workers[ids[1]].update(
@@ -243,15 +232,7 @@ async def test_workday_worker_type_is_read_from_its_type_id_not_the_wid():
     state = WorkdayState()
     state.seed(6)
     with serve_asgi(workday_app(state)) as server:
-        source = build_source(
-            "wd",
-            "workday",
-            {
-                "base_url": f"{server.url}/ccx/service/acme/Human_Resources/v40.0",
-                "username": state.username,
-                "password": state.password,
-            },
-        )
+        source = workday_source(server.url, state)
         try:
             read = await source.read({})
         finally:
