@@ -92,7 +92,8 @@ def people(n: int, department: str = "Dept") -> list[dict[str, str]]:
 
 def write_config(folder: Path, rows: list[dict[str, str]], store: str, targets: list[dict[str, object]]) -> Path:
     (folder / "people.json").write_text(json.dumps(rows))
-    grants = [{"target": t["name"], "groups": ["staff"]} for t in targets]
+    # Accounts only, no groups: the bare loop it is compared with creates users and nothing else.
+    grants = [{"target": t["name"]} for t in targets]
     config = {
         "store": {"url": store},
         "sources": [{"name": "hr", "type": "file", "path": str(folder / "people.json")}],

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from faker import Faker
 
 from provisioner.engine.kit.emulation import Faults, RateGate, WindowGate
 
@@ -46,6 +45,10 @@ def fake_people(
 ) -> list[dict[str, Any]]:
     """Plausible people: names, a personal email, a job, a place, a commitment, and a start date
     `starts` days from today (the default: new hires; negative days: people already working)."""
+    # Imported here: every CLI command loads the emulators' module (for `demo` and `sandbox`), and
+    # Faker's locale tables cost more to import than the rest of a `sync --once` start-up does.
+    from faker import Faker
+
     fake = Faker(["en_US", "de_DE", "es_ES", "pt_PT"])
     fake.seed_instance(seed)
     rng = random.Random(seed)

@@ -111,6 +111,11 @@ class RestTarget:
     def from_config(cls, config: TargetConfig) -> RestTarget:
         return cls(*resolve(config))
 
+    @staticmethod
+    def default_mapping(config: TargetConfig) -> dict[str, str]:
+        """The preset's mapping, if the target names one."""
+        return dict(resolve(config)[0].mapping or {})
+
     def _render(self, source: str, context: dict[str, Any]) -> str:
         template = self._templates.get(source) or self._templates.setdefault(source, Template(source))
         return template.render(**context) or ""

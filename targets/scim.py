@@ -123,6 +123,10 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         target.http.headers.update(headers)
         return target
 
+    @staticmethod
+    def default_mapping(config: TargetConfig) -> dict[str, str]:
+        return dict(DEFAULT_MAPPING)
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         async with self._slots:  # the target's own limit, whatever number of workers are in flight
             response = await self.http.request(method, path, **kwargs)

@@ -11,7 +11,7 @@ import pytest
 
 from provisioner.engine.cli.logs import JsonFormatter
 from provisioner.engine.config import Config
-from provisioner.engine.runtime.http import http_app
+from provisioner.engine.runtime.http.app import http_app
 from provisioner.engine.runtime.http.auth import SESSION_COOKIE, Auth, check_listen, is_loopback
 from provisioner.engine.runtime.replica import Replica
 

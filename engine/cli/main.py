@@ -27,8 +27,6 @@ from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
-from provisioner.engine.runtime.replica import serve_forever
-from provisioner.engine.runtime.service import run_forever
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
@@ -151,6 +149,10 @@ def run(
     """Long-running: pollers, outbox relay, consumer, and the HTTP server (console, API, metrics,
     webhooks) on engine.listen. Ctrl-C or SIGTERM stops."""
     _logging(verbose, log_format)
+    # The HTTP server (FastAPI, uvicorn) is imported by the commands that serve, so that every
+    # other command, `sync --once` above all, starts without it.
+    from provisioner.engine.runtime.service import run_forever
+
     _serve(run_forever, _load(config))
 
 
@@ -163,6 +165,8 @@ def serve(
     """The console, API and metrics alone on engine.listen (no pollers, no consumer, no broker):
     a second replica over the same store, or a read-only deployment."""
     _logging(verbose, log_format)
+    from provisioner.engine.runtime.replica import serve_forever  # see `run`
+
     _serve(serve_forever, _load(config))
 
 

@@ -23,7 +23,7 @@ from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
-from provisioner.engine.runtime.http import Metrics
+from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline

@@ -10,7 +10,8 @@ import asyncio
 from typing import Any
 
 from provisioner.engine.config import Config
-from provisioner.engine.runtime.http import Metrics, bind, http_app, serve_until, server, stop_on_signals
+from provisioner.engine.runtime.http.app import bind, http_app, serve_until, server, stop_on_signals
+from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.wiring import Parts
 

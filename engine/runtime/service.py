@@ -13,7 +13,7 @@ import asyncio
 
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.app import Runtime
-from provisioner.engine.runtime.http import bind, http_app, serve_until, server, stop_on_signals
+from provisioner.engine.runtime.http.app import bind, http_app, serve_until, server, stop_on_signals
 from provisioner.engine.runtime.scheduler import build_scheduler
 
 

@@ -1,6 +1,4 @@
-"""The engine's one HTTP server: health, metrics, API, console, webhooks."""
+"""The engine's one HTTP server: health, metrics, API, console, webhooks (`app`).
 
-from provisioner.engine.runtime.http.app import bind, http_app, serve_until, server, stop_on_signals
-from provisioner.engine.runtime.http.metrics import Metrics
-
-__all__ = ["Metrics", "bind", "http_app", "serve_until", "server", "stop_on_signals"]
+Nothing is imported here: `sync --once` needs only `metrics`, and should not pay for FastAPI.
+"""
