@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 Scalar = str | int | float | bool | None
 
@@ -71,16 +72,22 @@ class Worker(BaseModel):
     custom: dict[str, Scalar] = Field(default_factory=dict)
     updated_at: datetime | None = None
 
+    _digest: str | None = PrivateAttr(default=None)  # content_hash(), once per instance (frozen)
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_none(cls, data: Any) -> Any:
         """Sources send "" or whitespace for unknown values; the contract says None."""
-        if isinstance(data, dict):
-            return {
-                k: (None if isinstance(v, str) and not v.strip() else v.strip() if isinstance(v, str) else v)
-                for k, v in data.items()
-            }
+        if isinstance(data, dict) and any(isinstance(v, str) and (not v or v != v.strip()) for v in data.values()):
+            return {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
         return data
+
+    @field_validator("custom")
+    @classmethod
+    def _sorted(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        """Keys in one order, whatever order the vendor sent them in: the content hash reads them
+        in order, and a reordering is no change."""
+        return dict(sorted(value.items()))
 
     @field_validator("country")
     @classmethod
@@ -109,9 +116,27 @@ class Worker(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        """A digest of everything that counts as a change. Not cached on the instance: model_copy
-        would carry a cached digest over to a changed copy."""
-        return hashlib.sha256(canonical_json(self.comparable()).encode()).hexdigest()
+        """A digest of everything that counts as a change: the JSON of the fields but the volatile
+        ones, in field order (and `custom` in key order), serialized by pydantic-core. Computed
+        once: a poll needs it to diff, to name the event and to store the snapshot."""
+        private = self.__pydantic_private__  # read directly: `self._digest` goes through a slow __getattr__
+        if private is None or private.get("_digest") is None:
+            data = self.__pydantic_serializer__.to_json(self, exclude=_VOLATILE_FIELDS)
+            self._digest = hashlib.sha256(data).hexdigest()
+            return self._digest
+        return str(private["_digest"])
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields make equal workers, whether or not either has its digest computed yet."""
+        return isinstance(other, Worker) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # as before: `custom` is a dict, so fields cannot be hashed
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Worker:
+        """A copy with changes has content of its own: the digest is not carried over."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._digest = None
+        return copy
 
     def comparable(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude=set(_VOLATILE_FIELDS))

@@ -22,7 +22,14 @@ from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import BatchReport
-from provisioner.engine.runtime.bus import dead_letter_topic, embedded_broker, ensure_topics, events_topic
+from provisioner.engine.runtime.bus import (
+    EVENT_HEADERS,
+    dead_letter_topic,
+    embedded_broker,
+    ensure_topics,
+    events_topic,
+    raw_values,
+)
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
@@ -117,6 +124,7 @@ class Runtime:
                 batch_timeout_ms=200,
                 # Offsets are committed by hand, only past what the store has recorded (Offsets).
                 ack_policy=AckPolicy.MANUAL,
+                decoder=raw_values,
             )
             subscriber(self._handle)
             self._subscribers.append(subscriber)
@@ -125,13 +133,11 @@ class Runtime:
         self.broker = broker
         self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
 
-    async def _handle(
-        self, messages: list[dict[str, Any]], message: Annotated[KafkaMessage, Context("message")]
-    ) -> None:
+    async def _handle(self, messages: list[bytes], message: Annotated[KafkaMessage, Context("message")]) -> None:
         events, ids = [], list[str | None]()
         for raw in messages:
             try:
-                events.append(WorkerEvent.model_validate(raw))
+                events.append(WorkerEvent.model_validate_json(raw))
                 ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
@@ -168,10 +174,10 @@ class Runtime:
             return
         try:
             await self.broker.publish(
-                event.model_dump(mode="json"),
+                event.model_dump_json().encode(),
                 dead_letter_topic(self.config.kafka),
                 key=event.subject.encode(),
-                headers={"x-error": error[:1000]},
+                headers={**EVENT_HEADERS, "x-error": error[:1000]},
             )
         except Exception as exc:
             log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
@@ -203,7 +209,10 @@ class Runtime:
                 continue
             try:
                 pending = [
-                    await self.broker.publish(r.payload, topic, key=r.worker_id.encode(), no_confirm=True) for r in rows
+                    await self.broker.publish(
+                        r.payload.encode(), topic, key=r.worker_id.encode(), headers=EVENT_HEADERS, no_confirm=True
+                    )
+                    for r in rows
                 ]
                 await asyncio.gather(*pending)
             except Exception as exc:  # the rows stay unpublished and go out on the next turn

@@ -6,6 +6,7 @@ import logging
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -15,6 +16,16 @@ from provisioner.engine.kit.process import die_with_parent
 from provisioner.engine.kit.servers import free_port, wait_for_port
 
 log = logging.getLogger("provisioner.bus")
+
+
+# The CloudEvents Kafka binding's structured mode (the whole event, JSON, in the value).
+EVENT_HEADERS = {"content-type": "application/cloudevents+json; charset=UTF-8"}
+
+
+async def raw_values(message: Any) -> list[bytes]:
+    """A batch's message values as they arrived: the consumer parses each into a WorkerEvent
+    itself (pydantic-core, from bytes), so FastStream need not decode JSON first."""
+    return list(message.body)
 
 
 def events_topic(config: KafkaConfig) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
-from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.models import Worker, changed_fields
 from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store import Store
@@ -134,6 +134,11 @@ def diff(
         snapshots.preload([w.id for w in changed if w.id in stored] + gone)
     for worker in changed:
         previous = snapshots[worker.id] if worker.id in stored else None
+        if previous is not None and not changed_fields(previous[1], worker):
+            # The same content under another digest (its format changed in an upgrade): the
+            # snapshot takes the new digest, and nothing happened that an event could say.
+            out.upserts.append(worker)
+            continue
         out.events.append(
             change_event(source, previous[1] if previous else None, previous[0] if previous else None, worker, now)
         )

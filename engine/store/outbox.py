@@ -3,12 +3,14 @@ by the relay, and confirmed once applied."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, update
+from typing import NamedTuple
+
+from sqlalchemy import Text, cast, func, insert, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
-from provisioner.engine.store.db import Database, chunks
+from provisioner.engine.store.db import Database, RawJSON, chunks
 from provisioner.engine.store.tables import OutboxEvent
 
 
@@ -21,12 +23,19 @@ def enqueue(s: Session, events: list[WorkerEvent]) -> None:
         existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
     now = utcnow()
     rows = [
-        {"event_id": ev.id, "worker_id": ev.subject, "payload": ev.model_dump(mode="json"), "created_at": now}
+        {"event_id": ev.id, "worker_id": ev.subject, "payload": RawJSON(ev.model_dump_json()), "created_at": now}
         for ev in events
         if ev.id not in existing
     ]
     if rows:
         s.execute(insert(OutboxEvent), rows)
+
+
+class Unpublished(NamedTuple):
+    seq: int
+    event_id: str
+    worker_id: str
+    payload: str  # the event's JSON as stored: published as it is, never decoded and re-encoded
 
 
 class Outbox:
@@ -38,15 +47,20 @@ class Outbox:
         with self.db.session() as s:
             enqueue(s, events)
 
-    def unpublished(self, limit: int) -> list[OutboxEvent]:
+    def unpublished(self, limit: int) -> list[Unpublished]:
         with self.db.session() as s:
             query = (
-                select(OutboxEvent)
+                select(
+                    OutboxEvent.seq,
+                    OutboxEvent.event_id,
+                    OutboxEvent.worker_id,
+                    cast(OutboxEvent.payload, Text),  # the text, not a dict: the driver leaves it alone
+                )
                 .where(col(OutboxEvent.published_at).is_(None), col(OutboxEvent.confirmed_at).is_(None))
                 .order_by(col(OutboxEvent.seq))
                 .limit(limit)
             )
-            return list(s.exec(query).all())
+            return [Unpublished(*row) for row in s.execute(query)]
 
     def mark_published(self, seqs: list[int]) -> None:
         with self.db.session() as s:

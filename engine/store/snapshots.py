@@ -13,7 +13,7 @@ from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined
 from provisioner.engine.contracts.records import LogEntry, utcnow
-from provisioner.engine.store.db import Database, chunks, columns
+from provisioner.engine.store.db import Database, RawJSON, chunks, columns
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.quarantine import replace_quarantine
 from provisioner.engine.store.tables import Cursor, Handover, LinkRow, LogRow, Snapshot, SourceState
@@ -96,7 +96,7 @@ class Snapshots:
                     "source": source,
                     "worker_id": w.id,
                     "content_hash": w.content_hash(),
-                    "worker": w.model_dump(mode="json"),
+                    "worker": RawJSON(w.model_dump_json()),
                     "updated_at": now,
                 }
                 for w in upserts

@@ -1,0 +1,37 @@
+"""The poll's diff: what counts as a change, whatever order or digest format it meets."""
+
+from __future__ import annotations
+
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.protocols import SourceRead
+from provisioner.engine.runtime.poller import diff
+
+
+def person(**kw) -> Worker:
+    return Worker(id="hr:1", source="hr", remote_id="1", first_name="Ada", **kw)
+
+
+def test_a_snapshot_stored_under_another_digest_format_is_refreshed_without_an_event():
+    stored = person(title="Engineer")
+    # A digest as an earlier version computed it: different text, the same content.
+    result = diff("hr", SourceRead(workers=[person(title="Engineer")]), {"hr:1": ("0" * 64, stored)})
+    assert result.events == []
+    assert [w.id for w in result.upserts] == ["hr:1"]
+    changed = diff("hr", SourceRead(workers=[person(title="CTO")]), {"hr:1": ("0" * 64, stored)})
+    assert [e.data.changed for e in changed.events] == [["title"]]
+
+
+def test_custom_attributes_in_another_order_are_no_change():
+    first = person(custom={"badge": "7", "floor": 3})
+    again = person(custom={"floor": 3, "badge": "7"})
+    assert first.content_hash() == again.content_hash()
+    assert diff("hr", SourceRead(workers=[again]), {"hr:1": (first.content_hash(), first)}).upserts == []
+
+
+def test_a_copy_with_changes_gets_a_digest_of_its_own():
+    original = person(title="Engineer")
+    digest = original.content_hash()  # computed once and kept on the instance
+    promoted = original.model_copy(update={"title": "CTO"})
+    assert promoted.content_hash() != digest
+    assert original.model_copy().content_hash() == digest
+    assert promoted == person(title="CTO")  # equality is about fields, not whether a digest is cached
