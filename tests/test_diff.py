@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import SourceRead
 from provisioner.engine.runtime.poller import diff
@@ -35,3 +38,11 @@ def test_a_copy_with_changes_gets_a_digest_of_its_own():
     assert promoted.content_hash() != digest
     assert original.model_copy().content_hash() == digest
     assert promoted == person(title="CTO")  # equality is about fields, not whether a digest is cached
+
+
+def test_blank_values_are_none_and_values_are_trimmed_so_padding_is_no_change():
+    padded = Worker(id="hr:1", source="hr", remote_id=" 1 ", first_name=" Ada ", title="   ", department="")
+    assert (padded.remote_id, padded.first_name, padded.title, padded.department) == ("1", "Ada", None, None)
+    assert padded.content_hash() == person().content_hash()
+    with pytest.raises(ValidationError, match="remote_id must not be blank"):
+        Worker(id="hr:", source="hr", remote_id="  ")

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Scalar = str | int | float | bool | None
 
@@ -38,12 +38,15 @@ class WorkerStatus(StrEnum):
 # updated_at moves whenever the source touches a record, even without a real change,
 # so it takes no part in change detection.
 _VOLATILE_FIELDS = frozenset({"updated_at"})
+_REQUIRED = frozenset({"id", "source", "remote_id"})
 
 
 class Worker(BaseModel):
     """A person as every source describes them, whatever the vendor."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Sources send "" or whitespace for unknown values; the contract says None. pydantic-core
+    # strips every string, and `_checked` turns what is left empty into None.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     id: str
     source: str
@@ -71,16 +74,6 @@ class Worker(BaseModel):
     termination_date: date | None = None
     custom: dict[str, Scalar] = Field(default_factory=dict)
     updated_at: datetime | None = None
-
-    _digest: str | None = PrivateAttr(default=None)  # content_hash(), once per instance (frozen)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_is_none(cls, data: Any) -> Any:
-        """Sources send "" or whitespace for unknown values; the contract says None."""
-        if isinstance(data, dict) and any(isinstance(v, str) and (not v or v != v.strip()) for v in data.values()):
-            return {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
-        return data
 
     @field_validator("custom")
     @classmethod
@@ -110,7 +103,14 @@ class Worker(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _id_matches_source(self) -> Worker:
+    def _checked(self) -> Worker:
+        fields = self.__dict__
+        if "" in fields.values():  # one scan in C; a blank field is rare
+            for name, value in list(fields.items()):
+                if value == "":
+                    if name in _REQUIRED:
+                        raise ValueError(f"{name} must not be blank")
+                    fields[name] = None
         if self.id != worker_id(self.source, self.remote_id):
             raise ValueError(f"id must be '<source>:<remote_id>', got {self.id!r}")
         return self
@@ -119,12 +119,14 @@ class Worker(BaseModel):
         """A digest of everything that counts as a change: the JSON of the fields but the volatile
         ones, in field order (and `custom` in key order), serialized by pydantic-core. Computed
         once: a poll needs it to diff, to name the event and to store the snapshot."""
-        private = self.__pydantic_private__  # read directly: `self._digest` goes through a slow __getattr__
-        if private is None or private.get("_digest") is None:
+        # Kept in the instance's private slot without declaring a private attribute: a declared one
+        # costs every Worker built (100,000 per poll) an initialisation, and its access a __getattr__.
+        cached = self.__pydantic_private__
+        if cached is None:
             data = self.__pydantic_serializer__.to_json(self, exclude=_VOLATILE_FIELDS)
-            self._digest = hashlib.sha256(data).hexdigest()
-            return self._digest
-        return str(private["_digest"])
+            cached = {"digest": hashlib.sha256(data).hexdigest()}
+            object.__setattr__(self, "__pydantic_private__", cached)
+        return str(cached["digest"])
 
     def __eq__(self, other: object) -> bool:
         """Equal fields make equal workers, whether or not either has its digest computed yet."""
@@ -135,7 +137,7 @@ class Worker(BaseModel):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Worker:
         """A copy with changes has content of its own: the digest is not carried over."""
         copy = super().model_copy(update=update, deep=deep)
-        copy._digest = None
+        object.__setattr__(copy, "__pydantic_private__", None)
         return copy
 
     def comparable(self) -> dict[str, Any]:

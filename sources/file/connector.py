@@ -116,13 +116,17 @@ class FileSource:
     @staticmethod
     def _to_worker(record: dict[str, Any]) -> dict[str, Any]:
         # Unknown columns land in `custom` instead of failing the record.
-        fields = {k: v for k, v in record.items() if k in _FIELDS}
-        custom = {
-            k: v for k, v in record.items() if k not in _FIELDS and k not in ("id", "remote_id", "source", "custom")
-        }
+        fields: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for key, value in record.items():  # one pass: a 100,000-row file goes through here
+            if key in _FIELDS:
+                fields[key] = value
+            elif key not in _RESERVED and value not in ("", None):
+                custom[key] = value
         if isinstance(record.get("custom"), dict):
-            custom.update(record["custom"])
-        return {**fields, "custom": {k: v for k, v in custom.items() if v not in ("", None)}}
+            custom.update((k, v) for k, v in record["custom"].items() if v not in ("", None))
+        fields["custom"] = custom
+        return fields
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead:
         records, bad = self._records()
@@ -144,6 +148,8 @@ class FileSource:
     async def aclose(self) -> None:
         return None
 
+
+_RESERVED = frozenset({"id", "remote_id", "source", "custom"})
 
 # Bytes the encoding could not decode, kept as lone surrogates by errors="surrogateescape".
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
