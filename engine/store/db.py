@@ -4,9 +4,10 @@ scale-out), sessions, and the bulk-write helpers every repository shares."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import event, inspect, text
@@ -75,6 +76,16 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
     """Bounded IN lists: SQLite and PostgreSQL both cap how many parameters one statement takes."""
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
+
+
+def insert_rows(s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]], size: int = 2000) -> None:
+    """Core executemany inserts, `size` rows at a time: the ORM's bulk path costs more per row than
+    the SQL itself, and a lazy `rows` is built one chunk at a time (a 100,000-worker first poll
+    would otherwise hold every row's JSON at once)."""
+    statement = table.__table__.insert()  # type: ignore[attr-defined]
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        s.connection().execute(statement, chunk)
 
 
 def create_tables(engine: Engine) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import Text, cast, func, insert, update
+from sqlalchemy import Text, cast, func, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
-from provisioner.engine.store.db import Database, RawJSON, chunks
+from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
 from provisioner.engine.store.tables import OutboxEvent
 
 
@@ -22,13 +22,12 @@ def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     for chunk in chunks([e.id for e in events]):
         existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
     now = utcnow()
-    rows = [
+    rows = (
         {"event_id": ev.id, "worker_id": ev.subject, "payload": RawJSON(ev.model_dump_json()), "created_at": now}
         for ev in events
         if ev.id not in existing
-    ]
-    if rows:
-        s.execute(insert(OutboxEvent), rows)
+    )
+    insert_rows(s, OutboxEvent, rows)
 
 
 class Unpublished(NamedTuple):

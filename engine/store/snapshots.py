@@ -13,7 +13,7 @@ from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined
 from provisioner.engine.contracts.records import LogEntry, utcnow
-from provisioner.engine.store.db import Database, RawJSON, chunks, columns
+from provisioner.engine.store.db import Database, RawJSON, chunks, columns, insert_rows
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.quarantine import replace_quarantine
 from provisioner.engine.store.tables import Cursor, Handover, LinkRow, LogRow, Snapshot, SourceState
@@ -91,7 +91,11 @@ class Snapshots:
             state.failing, state.failing_since = None, None
             s.add(state)
             replace_quarantine(s, source, held, complete, read_ids)
-            rows = [
+            upserts = list(upserts)
+            # delete + insert instead of merge: merge costs one SELECT per row
+            for chunk in chunks([w.id for w in upserts] + list(removals)):
+                s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))
+            rows = (
                 {
                     "source": source,
                     "worker_id": w.id,
@@ -100,12 +104,8 @@ class Snapshots:
                     "updated_at": now,
                 }
                 for w in upserts
-            ]
-            # delete + insert instead of merge: merge costs one SELECT per row
-            for chunk in chunks([r["worker_id"] for r in rows] + list(removals)):
-                s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))
-            if rows:
-                s.execute(insert(Snapshot), rows)
+            )
+            insert_rows(s, Snapshot, rows)
             s.merge(Cursor(source=source, value=cursor, updated_at=now))
             entries = [columns(LogRow, q.model_dump()) for q in quarantined]
             if entries:
