@@ -9,13 +9,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Failure, LinkKey, TargetFailure, utcnow
-from provisioner.engine.store.db import Database, as_utc, chunks, columns
+from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_rows
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import FailureRow, LogRow
 
@@ -64,9 +64,9 @@ class Failures:
         for chunk in chunks(workers):  # these workers' rows are all in `current`: rewritten as a whole
             s.exec(delete(FailureRow).where(col(FailureRow.worker_id).in_(chunk)))
         if current:
-            s.execute(insert(FailureRow), [columns(FailureRow, row) for row in current.values()])
+            insert_rows(s, FailureRow, [columns(FailureRow, row) for row in current.values()])
         if log:
-            s.execute(insert(LogRow), log)
+            insert_rows(s, LogRow, log)
 
     def _load(self, s: Session, worker_ids: list[str]) -> dict[LinkKey, dict[str, Any]]:
         found: dict[LinkKey, dict[str, Any]] = {}

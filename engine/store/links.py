@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey, utcnow
-from provisioner.engine.store.db import Database, as_utc, chunks, columns
+from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_rows
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import Deferred, LinkRow, LogRow, OutboxEvent, ProcessedEvent
@@ -47,7 +47,7 @@ class Links:
             for worker_id, target in [*removals, *((link.worker_id, link.target) for link in upserts)]:
                 s.exec(delete(LinkRow).where(col(LinkRow.worker_id) == worker_id, col(LinkRow.target) == target))
             if upserts:
-                s.execute(insert(LinkRow), [columns(LinkRow, link.model_dump()) for link in upserts])
+                insert_rows(s, LinkRow, [columns(LinkRow, link.model_dump()) for link in upserts])
             enqueue(s, events)
 
     def processed(self, event_ids: list[str]) -> set[str]:
@@ -76,10 +76,10 @@ class Links:
                     s.exec(delete(LinkRow).where(col(LinkRow.target) == target, col(LinkRow.worker_id).in_(chunk)))
             links = [columns(LinkRow, dict(link)) for link in final.values() if link is not None]
             if links:
-                s.execute(insert(LinkRow), links)
+                insert_rows(s, LinkRow, links)
             entries = [columns(LogRow, dict(entry)) for outcome in outcomes for entry in outcome.log]
             if entries:
-                s.execute(insert(LogRow), entries)
+                insert_rows(s, LogRow, entries)
             self.failures.record(s, outcomes)
             # Each applied event re-plans its worker: what was scheduled before is replaced.
             rescheduled = [o for o in outcomes if o.deferred is not None]
@@ -87,10 +87,11 @@ class Links:
                 s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
             deferred = [_deferred_row(a) for o in rescheduled for a in o.deferred or []]
             if deferred:
-                s.execute(insert(Deferred), deferred)
+                insert_rows(s, Deferred, deferred)
             ids = [o.event_id for o in outcomes]
-            s.execute(
-                insert(ProcessedEvent),
+            insert_rows(
+                s,
+                ProcessedEvent,
                 [{"event_id": o.event_id, "outcome": o.status, "processed_at": now} for o in outcomes],
             )
             for chunk in chunks(ids):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
 from sqlmodel import col, select
 
 from provisioner.engine.contracts.records import LogEntry
-from provisioner.engine.store.db import Database, columns
+from provisioner.engine.store.db import Database, columns, insert_rows
 from provisioner.engine.store.tables import LogRow
 
 
@@ -17,7 +16,7 @@ class ProvisioningLog:
     def append(self, entries: list[LogEntry]) -> None:
         if entries:
             with self.db.session() as s:
-                s.execute(insert(LogRow), [columns(LogRow, dict(e)) for e in entries])
+                insert_rows(s, LogRow, [columns(LogRow, dict(e)) for e in entries])
 
     def recent(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
         with self.db.session() as s:

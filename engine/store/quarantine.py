@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.protocols import Quarantined
 from provisioner.engine.contracts.records import utcnow
-from provisioner.engine.store.db import Database, chunks
+from provisioner.engine.store.db import Database, chunks, insert_rows
 from provisioner.engine.store.tables import QuarantineRow
 
 
@@ -32,8 +32,9 @@ def replace_quarantine(
             )
     if items:
         now = utcnow()
-        s.execute(
-            insert(QuarantineRow),
+        insert_rows(
+            s,
+            QuarantineRow,
             [
                 {"source": source, "remote_id": q.remote_id, "line": q.line, "reason": q.reason, "at": now}
                 for q in items

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
@@ -109,7 +109,7 @@ class Snapshots:
             s.merge(Cursor(source=source, value=cursor, updated_at=now))
             entries = [columns(LogRow, q.model_dump()) for q in quarantined]
             if entries:
-                s.execute(insert(LogRow), entries)
+                insert_rows(s, LogRow, entries)
 
 
 class StoredSnapshots(Mapping[str, tuple[str, Worker]]):
