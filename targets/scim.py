@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from scim2_models import EnterpriseUser, ListResponse, ServiceProviderConfig, User
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
@@ -26,6 +25,7 @@ from provisioner.targets.mapping import apply_attributes, build_resource, flatte
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
+from provisioner.targets.scim_models import config_model, page_model
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     DEFAULT_MAPPING,
     ENTERPRISE,
@@ -51,7 +51,8 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     scim_error,
 )
 
-PAGE = ListResponse[User[EnterpriseUser]]
+if TYPE_CHECKING:
+    from scim2_models import ServiceProviderConfig
 
 
 class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
@@ -138,7 +139,7 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
     async def discover(self) -> ServiceProviderConfig:
         """What the service provider supports (RFC 7643 §5), asked once."""
         if self.config is None:
-            self.config = ServiceProviderConfig.model_validate(await self._call("GET", "ServiceProviderConfig"))
+            self.config = config_model().model_validate(await self._call("GET", "ServiceProviderConfig"))
         return self.config
 
     async def supports(self, feature: str) -> bool:
@@ -353,7 +354,7 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
             page = await self._call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
             items = list(page.get("Resources") or [])
             # the envelope checked by scim2-models; the resources stay as sent, extensions and all
-            total = PAGE.model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
+            total = page_model().model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
             for item in items:
                 yield item
             start_index += len(items)

@@ -10,29 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import cache
 from typing import Any
 
 import httpx
-from scim2_models import BulkRequest, BulkResponse, EnterpriseUser, User
 
 from provisioner.engine.contracts.models import Account
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.mapping import flatten
+from provisioner.targets.scim_models import bulk_response_model
 from provisioner.targets.scim_support import ScimError, ScimSettings
 
-BULK_SCHEMA = str(BulkRequest.__schema__)
+# written out: reading it from scim2-models' BulkRequest would import the package at start-up
+BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
 
 class BulkRequestFailed(Exception):
     """The /Bulk request carrying this create failed as a whole; the create itself is undecided."""
-
-
-@cache
-def _bulk_response() -> type[BulkResponse[Any]]:
-    """The typed BulkResponse, built on first use: parametrizing the generic model costs ~0.1 s,
-    which every command would otherwise pay at start-up, /Bulk or not."""
-    return BulkResponse[User[EnterpriseUser]]
 
 
 class ScimBulk:
@@ -96,7 +89,7 @@ def _operations(answer: dict[str, Any]) -> list[dict[str, Any]]:
     """The answer's operations as sent (status as a code or an older draft's {code}), once
     scim2-models has checked that it is a BulkResponse."""
     try:
-        _bulk_response().model_validate({**answer, "Operations": []})
+        bulk_response_model().model_validate({**answer, "Operations": []})
     except ValueError as exc:
         raise ScimError(502, None, f"not a SCIM BulkResponse: {exc}") from None
     return list(answer.get("Operations") or [])

@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from scim2_models import EnterpriseUser, Error, Group, PatchOp, PatchOperation, User
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.targets.mapping import Path
+from provisioner.targets.scim_models import error_model, group_model, patch_model, patch_operation_model
 
 log = logging.getLogger("provisioner.scim")
 
@@ -63,16 +63,16 @@ def patch_body(resource: str, operations: list[dict[str, Any]]) -> dict[str, Any
     """A PatchOp message (RFC 7644 §3.5.2) checked by scim2-models against the core and enterprise
     schemas. A mapping may name an attribute of the app's own extension, which those schemas do
     not know: that body goes out as given."""
-    model = PatchOp[Group] if resource == "Groups" else PatchOp[User[EnterpriseUser]]
+    operation = patch_operation_model()
     try:
-        message = model(operations=[PatchOperation.model_validate(op) for op in operations])
+        message = patch_model(resource)(operations=[operation.model_validate(op) for op in operations])
     except ValidationError:
         return {"schemas": [PATCH_SCHEMA], "Operations": operations}
     return message.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def new_group(name: str) -> dict[str, Any]:
-    return Group(display_name=name, members=[]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return group_model()(display_name=name, members=[]).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def patch_refused(exc: Exception) -> bool:
@@ -125,7 +125,7 @@ def raise_for_scim(response: httpx.Response) -> None:
         return
     scim_type, detail = None, response.reason_phrase
     try:
-        error = Error.model_validate(response.json())
+        error = error_model().model_validate(response.json())
         scim_type, detail = error.scim_type, error.detail or detail
     except ValueError:
         detail = describe_http_error(response)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import httpx
 import pytest
+from scim2_models import BulkRequest
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.rules.planner import TargetSpec
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim_bulk import BULK_SCHEMA
 from tests.conftest import scim_users
 
 
@@ -139,3 +143,12 @@ async def test_match_email_adopts_an_account_with_another_username(scim_server, 
     await plain.aclose()
     await matching.aclose()
     assert found is not None and indexed is not None and found.id == indexed.id == existing["id"]
+
+
+def test_the_writer_leaves_scim2_models_unimported_until_a_message_needs_it():
+    """Importing scim2-models costs a third of a second, which a sync with nothing to write should
+    not pay; so the /Bulk schema URN is written out, and must stay the one scim2-models sends."""
+    probe = "import sys, provisioner.targets.scim; print('scim2_models' in sys.modules)"
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "False"
+    assert str(BulkRequest.__schema__) == BULK_SCHEMA
