@@ -123,7 +123,7 @@ class Worker(BaseModel):
         # costs every Worker built (100,000 per poll) an initialisation, and its access a __getattr__.
         cached = self.__pydantic_private__
         if cached is None:
-            data = self.__pydantic_serializer__.to_json(self, exclude=_VOLATILE_FIELDS)
+            data = self.__pydantic_serializer__.to_json(self, exclude=set(_VOLATILE_FIELDS))
             cached = {"digest": hashlib.sha256(data).hexdigest()}
             object.__setattr__(self, "__pydantic_private__", cached)
         return str(cached["digest"])
