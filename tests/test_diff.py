@@ -44,5 +44,8 @@ def test_blank_values_are_none_and_values_are_trimmed_so_padding_is_no_change():
     padded = Worker(id="hr:1", source="hr", remote_id=" 1 ", first_name=" Ada ", title="   ", department="")
     assert (padded.remote_id, padded.first_name, padded.title, padded.department) == ("1", "Ada", None, None)
     assert padded.content_hash() == person().content_hash()
+    # A CSV's empty cell for a date, and a padded enum, are parsed as if the source had sent them clean.
+    dated = Worker(id="hr:1", source="hr", remote_id="1", start_date="", status=" active ", termination_date="  ")
+    assert (dated.start_date, dated.status, dated.termination_date) == (None, "active", None)
     with pytest.raises(ValidationError, match="remote_id must not be blank"):
         Worker(id="hr:", source="hr", remote_id="  ")

@@ -45,7 +45,8 @@ class Worker(BaseModel):
     """A person as every source describes them, whatever the vendor."""
 
     # Sources send "" or whitespace for unknown values; the contract says None. pydantic-core
-    # strips every string, and `_checked` turns what is left empty into None.
+    # strips every string field, and `_checked` turns what is left empty into None; values parsed
+    # as something else (dates, enums) are trimmed by `_parsed_blanks` before they are parsed.
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     id: str
@@ -74,6 +75,19 @@ class Worker(BaseModel):
     termination_date: date | None = None
     custom: dict[str, Scalar] = Field(default_factory=dict)
     updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parsed_blanks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            fixes = {
+                key: value.strip() or None
+                for key in _PARSED
+                if isinstance(value := data.get(key), str) and (not value or value[0].isspace() or value[-1].isspace())
+            }
+            if fixes:
+                return {**data, **fixes}
+        return data
 
     @field_validator("custom")
     @classmethod
@@ -146,6 +160,10 @@ class Worker(BaseModel):
     @property
     def in_employment(self) -> bool:
         return self.status is not WorkerStatus.terminated
+
+
+# The fields a string is parsed into something else for (dates, enums, the custom dict).
+_PARSED = tuple(name for name, field in Worker.model_fields.items() if field.annotation not in (str, str | None))
 
 
 def worker_id(source: str, remote_id: str) -> str:

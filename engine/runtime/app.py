@@ -201,7 +201,7 @@ class Runtime:
                 requeued = self.store.outbox.requeue_unconfirmed()
                 if requeued:
                     log.info("re-publishing %d events that were never confirmed as applied", requeued)
-            rows = self.store.outbox.unpublished(limit=1000)
+            rows = await asyncio.to_thread(self.store.outbox.unpublished, 1000)
             if not rows:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -219,7 +219,7 @@ class Runtime:
                 log.warning("outbox relay could not publish: %s", exc, extra={"event_id": rows[0].event_id})
                 await asyncio.sleep(1.0)
                 continue
-            self.store.outbox.mark_published([r.seq for r in rows if r.seq is not None])
+            await asyncio.to_thread(self.store.outbox.mark_published, [r.seq for r in rows])
 
     async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
         """Poll a source, or only the records a webhook named; one poll per source at a time, so a
@@ -311,7 +311,7 @@ class Runtime:
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
         """Until every event in the outbox is confirmed as applied."""
         deadline = time.monotonic() + timeout
-        while (pending := self.store.outbox.pending_count()) > 0:
+        while (pending := await asyncio.to_thread(self.store.outbox.pending_count)) > 0:
             if progress:
                 progress(pending)
             if time.monotonic() > deadline:

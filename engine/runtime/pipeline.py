@@ -3,6 +3,9 @@
 Different workers run concurrently (bounded); one worker's events run strictly in order, each after
 the previous one finished. Outcomes are written to the store in groups by a background flusher, so a
 slow request holds up its own worker and nobody else — never a whole Kafka batch.
+
+Store calls run in a worker thread (`asyncio.to_thread`): on PostgreSQL each is a round trip, and
+in the event loop it would stall every request in flight meanwhile.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Pipeline:
         self._pending = 0
         self._changed = asyncio.Condition()
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # held while a batch is recorded: a thread cannot be cancelled
 
     async def submit(self, events: list[WorkerEvent]) -> BatchReport:
         """Queue events; returns once they are accepted (waits while too many are in flight)."""
@@ -61,9 +65,13 @@ class Pipeline:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-flusher")
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self.max_pending)
-        done = self.store.links.processed([e.id for e in events])
+        # An id in flight is skipped before the store is asked: while it answers, a flush may record
+        # that event and forget it, and it must not then look new.
+        candidates = [ev for ev in events if ev.id not in self._known]
+        done = await asyncio.to_thread(self.store.links.processed, [e.id for e in candidates])
+        report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
-        for ev in events:
+        for ev in candidates:
             if ev.id in done or ev.id in self._known:
                 report.skipped += 1  # already applied or on its way: exactly-once effect
             else:
@@ -73,7 +81,7 @@ class Pipeline:
             return report
         for ev in fresh:  # counted before the links are read, so the overlay outlives the read
             self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
-        stored = self.store.links.for_workers({ev.subject for ev in fresh})
+        stored = await asyncio.to_thread(self.store.links.for_workers, {ev.subject for ev in fresh})
         await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
         for ev in fresh:
@@ -138,10 +146,14 @@ class Pipeline:
             await self._flush()
 
     async def _flush(self) -> None:
+        async with self._writing:
+            await self._record()
+
+    async def _record(self) -> None:
         batch, self._done = self._done, []
         if not batch:
             return
-        self.store.links.record_outcomes(batch)
+        await asyncio.to_thread(self.store.links.record_outcomes, batch)
         for outcome in batch:
             self._known.discard(outcome.event_id)
         # The store now holds these links; keep overlay entries only for workers still in flight.
@@ -171,7 +183,8 @@ class Pipeline:
         for task in list(self._tails.values()):
             task.cancel()
         if self._flusher:
-            self._flusher.cancel()
+            async with self._writing:  # a batch being recorded is recorded to the end first
+                self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self._flush()

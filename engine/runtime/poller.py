@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -220,11 +221,13 @@ async def poll(
         if only is None:  # one webhook's record failing says little about the source
             store.sources.fail(source.name, why)
         raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
-    snapshots = store.snapshots.of_source(source.name)
+    # Reading the snapshot, diffing and committing run in a worker thread: for 100,000 people they
+    # take seconds, during which the event loop keeps answering health checks, webhooks and writes.
+    snapshots = await asyncio.to_thread(store.snapshots.of_source, source.name)
     contested = _contested(read)
     linked = {wid for wid, _ in store.links.for_workers(contested)} if contested else set()
     read_ids = [w.remote_id for w in read.workers] + list(read.gone)
-    result = diff(source.name, read, snapshots, linked)
+    result = await asyncio.to_thread(diff, source.name, read, snapshots, linked)
     handed = store.snapshots.handovers()
     result.events = [e for e in result.events if e.subject not in handed]
     handovers = []
@@ -274,7 +277,8 @@ async def poll(
     ]
     # With events held back, an incremental source must read the same window again next time.
     next_cursor = cursor if result.held or only is not None else read.cursor
-    store.snapshots.commit_poll(
+    await asyncio.to_thread(
+        store.snapshots.commit_poll,
         source.name,
         result.events,
         result.upserts,
