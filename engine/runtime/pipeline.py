@@ -128,8 +128,12 @@ class Pipeline:
             del self._per_worker[ev.subject]
             if self._tails.get(ev.subject) is asyncio.current_task():
                 del self._tails[ev.subject]
-        async with self._changed:
-            self._changed.notify_all()
+        # The flusher waits for a first outcome (to start its interval), a full group, or the last
+        # outcome pending: waking it for every event in between cost more than applying one.
+        done = len(self._done)
+        if done == 1 or done >= self.flush_size or done >= self._pending:
+            async with self._changed:
+                self._changed.notify_all()
 
     async def _flush_loop(self) -> None:
         while True:
