@@ -116,9 +116,18 @@ def test_a_database_from_an_older_version_gains_the_new_columns(store_url):
             )
         )
         conn.execute(text("INSERT INTO sourcestate (source, halted, workers) VALUES ('hr', false, 3)"))
+        conn.execute(
+            text(
+                "CREATE TABLE outboxevent (seq INTEGER PRIMARY KEY, event_id VARCHAR NOT NULL UNIQUE, "
+                "worker_id VARCHAR NOT NULL, payload JSON NOT NULL, created_at TIMESTAMP NOT NULL, "
+                "published_at TIMESTAMP, confirmed_at TIMESTAMP)"
+            )
+        )
     old.dispose()
     store = Store(store_url)
     columns = {c["name"] for c in inspect(store.engine).get_columns("sourcestate")}
     assert {"failing", "failing_since"} <= columns
     assert store.sources.states()["hr"].workers == 3
+    # ...and an index added since: the relay's query would otherwise scan every in-flight event.
+    assert "ix_outboxevent_unpublished" in {i["name"] for i in inspect(store.engine).get_indexes("outboxevent")}
     store.close()

@@ -26,7 +26,7 @@ from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
-from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.poller import Diff, diff
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
@@ -114,22 +114,13 @@ async def _sync(cfg: Config, timeout: float) -> Any:
         failing: list[str] = []
         for name in runtime.parts.sources:
             try:
-                result = await runtime.poll(name)
+                changes, halt = _reported(name, await runtime.poll(name))
             except SourceError as exc:  # that source's poll failed; the others still flow
                 err.print(f"[red]error[/red] {exc}")
                 failing.append(name)
                 continue
-            events += len(result.events)
-            err.print(
-                f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
-                f"{len(result.quarantined)} quarantined"
-            )
-            if result.halted:
-                halted.append(name)
-                err.print(
-                    f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
-                    f"held back. After checking the source: provisioner resume {name}"
-                )
+            events += changes
+            halted += [name] if halt else []
         total = max(events, runtime.store.outbox.pending_count())
         with Progress(
             TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
@@ -138,6 +129,21 @@ async def _sync(cfg: Config, timeout: float) -> Any:
             await runtime.wait_idle(timeout, lambda pending: progress.update(task, completed=total - pending))
         await apply_due_retries(runtime, timeout)
         return runtime.totals, halted, failing
+
+
+def _reported(name: str, result: Diff) -> tuple[int, bool]:
+    """Print what a poll found; keep only its counts, so that its events and workers (hundreds of
+    megabytes for a first sync of 100,000 people) are freed while they are being applied."""
+    err.print(
+        f"source [bold]{name}[/bold]: {result.seen} workers, {len(result.events)} changes, "
+        f"{len(result.quarantined)} quarantined"
+    )
+    if result.halted:
+        err.print(
+            f"[red]halted[/red] {name}: {result.halted}; {len(result.held)} deprovisioning changes "
+            f"held back. After checking the source: provisioner resume {name}"
+        )
+    return len(result.events), result.halted is not None
 
 
 @app.command()

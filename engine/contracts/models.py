@@ -39,6 +39,7 @@ class WorkerStatus(StrEnum):
 # so it takes no part in change detection.
 _VOLATILE_FIELDS = frozenset({"updated_at"})
 _REQUIRED = frozenset({"id", "source", "remote_id"})
+_FIELDS_SET: dict[frozenset[str], set[str]] = {}  # a handful of entries: one per shape of record
 
 
 class Worker(BaseModel):
@@ -118,6 +119,10 @@ class Worker(BaseModel):
 
     @model_validator(mode="after")
     def _checked(self) -> Worker:
+        # Workers read from one source set the same fields: they share one (never mutated, the
+        # model is frozen) set of names instead of 728 bytes each, 70 MB for 100,000 people.
+        names = self.__pydantic_fields_set__
+        object.__setattr__(self, "__pydantic_fields_set__", _FIELDS_SET.setdefault(frozenset(names), names))
         fields = self.__dict__
         if "" in fields.values():  # one scan in C; a blank field is rare
             for name, value in list(fields.items()):

@@ -89,8 +89,8 @@ def insert_rows(s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]
 
 
 def create_tables(engine: Engine) -> None:
-    """New tables, and new columns on tables an older version created: `create_all` alone leaves an
-    existing table as it was, and the first query naming a new column would fail."""
+    """New tables, and new columns and indexes on tables an older version created: `create_all`
+    alone leaves an existing table as it was, and the first query naming a new column would fail."""
     SQLModel.metadata.create_all(engine)
     existing = inspect(engine)
     with engine.begin() as conn:
@@ -101,3 +101,7 @@ def create_tables(engine: Engine) -> None:
                     # Added as nullable: rows written before the upgrade have no value for it.
                     kind = column.type.compile(dialect=engine.dialect)
                     conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            indexed = {i["name"] for i in existing.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in indexed:
+                    index.create(conn)

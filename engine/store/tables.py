@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from provisioner.engine.contracts.records import utcnow
@@ -26,6 +26,10 @@ class Cursor(SQLModel, table=True):
 
 
 class OutboxEvent(SQLModel, table=True):
+    # The relay's query (unpublished and unconfirmed, in seq order) reads this index alone: on
+    # `confirmed_at` it would step over every published event still awaiting its outcome.
+    __table_args__ = (Index("ix_outboxevent_unpublished", "published_at", "confirmed_at"),)
+
     seq: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(unique=True)
     worker_id: str = Field(index=True)
