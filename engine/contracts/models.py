@@ -95,7 +95,7 @@ class Worker(BaseModel):
     def _sorted(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
         """Keys in one order, whatever order the vendor sent them in: the content hash reads them
         in order, and a reordering is no change."""
-        return dict(sorted(value.items()))
+        return dict(sorted(value.items())) if len(value) > 1 else value
 
     @field_validator("country")
     @classmethod

@@ -27,8 +27,10 @@ class Offsets:
     def track(self, consumer: Any, records: Iterable[Any], event_ids: list[str | None]) -> None:
         """The records of one fetched batch, each with its event id (None: not an event)."""
         self._consumer = consumer
+        partitions: dict[tuple[str, int], TopicPartition] = {}  # one per partition, not per record
         for record, event_id in zip(records, event_ids, strict=True):
-            partition = TopicPartition(record.topic, record.partition)
+            key = (record.topic, record.partition)
+            partition = partitions.get(key) or partitions.setdefault(key, TopicPartition(*key))
             self._done.setdefault(partition, {})[record.offset] = event_id is None
             if event_id is not None:
                 self._by_event.setdefault(event_id, []).append((partition, record.offset))
