@@ -110,7 +110,10 @@ class Runtime:
             bootstrap = await self._stack.enter_async_context(embedded_broker())
             # The embedded broker is this process's own: it takes every partition itself instead of
             # joining a consumer group, whose first assignment the broker holds back for seconds.
-            source, topics = {"partitions": [TopicPartition(topic, p) for p in range(kafka.partitions)]}, []
+            # It answers a fetch when the wait runs out, not when a record arrives (Kafka does the
+            # latter): a short wait keeps a webhook's event from idling up to half a second.
+            partitions = [TopicPartition(topic, p) for p in range(kafka.partitions)]
+            source, topics = {"partitions": partitions, "fetch_max_wait_ms": 50}, []
         await ensure_topics(bootstrap, [topic, dead_letter_topic(kafka)], kafka.partitions)
         broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
         if self.consume:
@@ -121,7 +124,9 @@ class Runtime:
                 batch=True,
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
-                batch_timeout_ms=200,
+                # When a fetch comes back empty FastStream also sleeps this long before the next:
+                # an idle engine's reaction time is twice this (200 ms made a webhook take 400 ms).
+                batch_timeout_ms=50,
                 # Offsets are committed by hand, only past what the store has recorded (Offsets).
                 ack_policy=AckPolicy.MANUAL,
                 decoder=raw_values,
