@@ -24,6 +24,13 @@ def test_a_snapshot_stored_under_another_digest_format_is_refreshed_without_an_e
     assert [e.data.changed for e in changed.events] == [["title"]]
 
 
+def test_a_custom_value_of_another_type_is_a_change_even_where_python_calls_it_equal():
+    stored = person(custom={"badge": 1})
+    now = person(custom={"badge": True})  # 1 == True in Python, not in the source's data
+    result = diff("hr", SourceRead(workers=[now]), {"hr:1": (stored.content_hash(), stored)})
+    assert [e.subject for e in result.events] == ["hr:1"]
+
+
 def test_custom_attributes_in_another_order_are_no_change():
     first = person(custom={"badge": "7", "floor": 3})
     again = person(custom={"floor": 3, "badge": "7"})
@@ -47,5 +54,7 @@ def test_blank_values_are_none_and_values_are_trimmed_so_padding_is_no_change():
     # A CSV's empty cell for a date, and a padded enum, are parsed as if the source had sent them clean.
     dated = Worker(id="hr:1", source="hr", remote_id="1", start_date="", status=" active ", termination_date="  ")
     assert (dated.start_date, dated.status, dated.termination_date) == (None, "active", None)
+    # A blank country or time zone is unknown, not invalid.
+    assert Worker(id="hr:1", source="hr", remote_id="1", country="", timezone="  ").country is None
     with pytest.raises(ValidationError, match="remote_id must not be blank"):
         Worker(id="hr:", source="hr", remote_id="  ")

@@ -181,3 +181,34 @@ async def test_manager_is_written_as_the_managers_account_id(tmp_path, scim_serv
         await sync(runtime)
         last = [e for e in runtime.store.log.recent("hr:1") if e.action == "update"][-1]
         assert set(last.attributes) == {DEPT}  # the resolved manager does not look changed
+
+
+async def test_a_store_that_refuses_writes_for_a_while_loses_no_outcome_and_stops_no_relay(
+    tmp_path, scim_server, scim, monkeypatch
+):
+    """SQLite busy past its timeout, PostgreSQL restarting or aborting a deadlock: the relay and the
+    outcome flusher try again instead of dying, and nothing is applied twice or dropped."""
+    from sqlalchemy.exc import OperationalError
+
+    people = tmp_path / "people.json"
+    write(people, ADA, BOB)
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
+    async with Runtime(config) as runtime:
+        failures = {"record_outcomes": 1, "unpublished": 1}
+        for name in failures:
+            repository = runtime.store.links if name == "record_outcomes" else runtime.store.outbox
+            real = getattr(repository, name)
+
+            def flaky(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+                if failures[_name]:
+                    failures[_name] -= 1
+                    raise OperationalError("statement", {}, Exception("database is locked"))
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(repository, name, flaky)
+        assert await sync(runtime) == 2
+        assert failures == {"record_outcomes": 0, "unpublished": 0}  # each failed once, for real
+        assert runtime.totals.applied == 2
+    assert len(scim_users(scim)) == 2

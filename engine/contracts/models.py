@@ -100,8 +100,8 @@ class Worker(BaseModel):
     @field_validator("country")
     @classmethod
     def _alpha2(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if not value:  # blank: `_checked` makes it None once every field is validated
+            return value
         if len(value) != 2 or not value.isalpha():
             raise ValueError(f"country must be an ISO 3166-1 alpha-2 code, got {value!r}")
         return value.upper()
@@ -109,8 +109,8 @@ class Worker(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if not value:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -149,7 +149,9 @@ class Worker(BaseModel):
 
     def __eq__(self, other: object) -> bool:
         """Equal fields make equal workers, whether or not either has its digest computed yet."""
-        return isinstance(other, Worker) and self.__dict__ == other.__dict__
+        if not isinstance(other, Worker):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
     __hash__ = None  # type: ignore[assignment]  # as before: `custom` is a dict, so fields cannot be hashed
 

@@ -193,38 +193,39 @@ class Runtime:
         With several engine processes one of them relays (a lease renewed every turn). The process
         that takes the lease over re-publishes what was published but never confirmed: after a
         crash that is exactly what would otherwise be lost."""
-        assert self.broker is not None
-        topic = events_topic(self.config.kafka)
         leading = False
         while not self._stopping:
-            if not self.store.schedule.acquire_lease("relay", self.owner, RELAY_LEASE_S, record=False):
-                leading = False
-                await asyncio.sleep(RELAY_LEASE_S / 3)
-                continue
-            if not leading:
-                leading = True
-                requeued = self.store.outbox.requeue_unconfirmed()
-                if requeued:
-                    log.info("re-publishing %d events that were never confirmed as applied", requeued)
-            rows = await asyncio.to_thread(self.store.outbox.unpublished, 1000)
-            if not rows:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                continue
             try:
-                pending = [
-                    await self.broker.publish(
-                        r.payload.encode(), topic, key=r.worker_id.encode(), headers=EVENT_HEADERS, no_confirm=True
-                    )
-                    for r in rows
-                ]
-                await asyncio.gather(*pending)
-            except Exception as exc:  # the rows stay unpublished and go out on the next turn
-                log.warning("outbox relay could not publish: %s", exc, extra={"event_id": rows[0].event_id})
+                leading = await self._relay_turn(leading)
+            except Exception as exc:  # the store or the broker failed this turn: the rows wait for the next
+                log.warning("outbox relay: %s; trying again in a second", exc)
                 await asyncio.sleep(1.0)
-                continue
-            await asyncio.to_thread(self.store.outbox.mark_published, [r.seq for r in rows])
+
+    async def _relay_turn(self, leading: bool) -> bool:
+        """One turn of the relay; returns whether this process leads (holds the relay lease)."""
+        assert self.broker is not None
+        store = self.store
+        if not await asyncio.to_thread(store.schedule.acquire_lease, "relay", self.owner, RELAY_LEASE_S, record=False):
+            await asyncio.sleep(RELAY_LEASE_S / 3)
+            return False
+        if not leading and (requeued := await asyncio.to_thread(store.outbox.requeue_unconfirmed)):
+            log.info("re-publishing %d events that were never confirmed as applied", requeued)
+        self._wake.clear()  # before the read: a poll committing during it wakes the next wait
+        rows = await asyncio.to_thread(store.outbox.unpublished, 1000)
+        if not rows:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            return True
+        topic = events_topic(self.config.kafka)
+        pending = [
+            await self.broker.publish(
+                r.payload.encode(), topic, key=r.worker_id.encode(), headers=EVENT_HEADERS, no_confirm=True
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*pending)
+        await asyncio.to_thread(store.outbox.mark_published, [r.seq for r in rows])
+        return True
 
     async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
         """Poll a source, or only the records a webhook named; one poll per source at a time, so a
@@ -316,13 +317,15 @@ class Runtime:
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
         """Until every event in the outbox is confirmed as applied."""
         deadline = time.monotonic() + timeout
-        while (pending := await asyncio.to_thread(self.store.outbox.pending_count)) > 0:
+        while True:
+            self._progress.clear()  # before the count: a flush during it wakes the wait below
+            if (pending := await asyncio.to_thread(self.store.outbox.pending_count)) == 0:
+                break
             if progress:
                 progress(pending)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{pending} events still unapplied after {timeout:.0f}s")
             # Woken by our own consumer; the timeout covers batches applied by other engine processes.
-            self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), timeout=0.5)
         if progress:

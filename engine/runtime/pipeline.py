@@ -147,7 +147,11 @@ class Pipeline:
                 async with self._changed:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait(), remaining)
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception as exc:  # a busy or unreachable store: the outcomes wait in memory
+                log.warning("could not record %d outcomes (%s); trying again in a second", len(self._done), exc)
+                await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
         async with self._writing:
@@ -157,7 +161,11 @@ class Pipeline:
         batch, self._done = self._done, []
         if not batch:
             return
-        await asyncio.to_thread(self.store.links.record_outcomes, batch)
+        try:
+            await asyncio.to_thread(self.store.links.record_outcomes, batch)
+        except BaseException:
+            self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
+            raise
         for outcome in batch:
             self._known.discard(outcome.event_id)
         # The store now holds these links; keep overlay entries only for workers still in flight.

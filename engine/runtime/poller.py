@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
-from provisioner.engine.contracts.models import Worker, changed_fields
+from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store import Store
@@ -138,9 +138,9 @@ def diff(
         snapshots.preload([w.id for w in changed if w.id in stored] + gone)
     for worker in changed:
         previous = snapshots[worker.id] if worker.id in stored else None
-        if previous is not None and not changed_fields(previous[1], worker):
-            # The same content under another digest (its format changed in an upgrade): the
-            # snapshot takes the new digest, and nothing happened that an event could say.
+        if previous is not None and previous[1].content_hash() == worker.content_hash():
+            # The same content under a digest stored in another format (an upgrade changed it):
+            # the snapshot takes the new digest, and nothing happened that an event could say.
             out.upserts.append(worker)
             continue
         out.events.append(

@@ -20,7 +20,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # Store calls run in worker threads, so writers can queue for the lock; a first poll of
+    # 100,000 people holds it for seconds.
+    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
 
 
@@ -104,4 +106,4 @@ def create_tables(engine: Engine) -> None:
             indexed = {i["name"] for i in existing.get_indexes(table.name)}
             for index in table.indexes:
                 if index.name not in indexed:
-                    index.create(conn)
+                    index.create(conn, checkfirst=True)
