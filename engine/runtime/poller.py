@@ -82,17 +82,15 @@ def _quarantine_duplicate_emails(
     """Two people with one work email would collide in every target. When one of them already held
     it (their stored snapshot has it and, when `linked` is known, they have an account), only the
     newcomers are held back; otherwise all of them are. Reasons name ids, never the address."""
-    counts = Counter(w.work_email.lower() for w in read.workers if w.work_email)
-    if len(counts) == sum(counts.values()):
+    contested = set(_contested(read))
+    if not contested:
         return  # nobody shares an address: the usual case, told without a list per person
     claims: dict[str, list[Worker]] = {}
     for worker in read.workers:
-        if worker.work_email and counts[worker.work_email.lower()] > 1:
+        if worker.id in contested and worker.work_email:
             claims.setdefault(worker.work_email.lower(), []).append(worker)
     held_back: dict[str, str] = {}
     for email, workers in claims.items():
-        if len(workers) < 2:
-            continue
         holders = [w for w in workers if _held(w.id, email, snapshots, linked)]
         if len(holders) == 1:
             for w in workers:
