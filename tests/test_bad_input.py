@@ -13,21 +13,9 @@ from provisioner.engine.cli.main import app
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.sources.workable.emulator import WorkableState
 from provisioner.sources.workable.emulator import create_app as workable_app
-from tests.conftest import make_config, scim_users
+from tests.conftest import make_config, person, scim_users
 
 runner = CliRunner()
-
-
-def person(i: int, **kw: str) -> dict[str, str]:
-    return {
-        "remote_id": str(i),
-        "first_name": f"P{i}",
-        "last_name": "Lee",
-        "work_email": f"p{i}@example.com",
-        "employment_type": "full_time",
-        "status": "active",
-        **kw,
-    }
 
 
 def config_for(tmp_path: Path, scim_url: str, store_url: str, path: Path, **source: str) -> Path:

@@ -20,6 +20,7 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.kit.servers import BackgroundServer, free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
+from tests.conftest import person as conftest_person
 from tests.conftest import scim_users
 from tests.processes import engine, wait_for
 
@@ -28,17 +29,7 @@ TOKEN = "s3cret-token"
 
 
 def person(i: int, **kw: Any) -> dict[str, Any]:
-    return {
-        "remote_id": str(i),
-        "first_name": f"P{i}",
-        "last_name": "Lee",
-        "work_email": f"p{i}@example.com",
-        "title": "Engineer",
-        "department": "Engineering" if i % 2 else "Sales",
-        "employment_type": "full_time",
-        "status": "active",
-        **kw,
-    }
+    return conftest_person(i, **{"title": "Engineer", "department": "Engineering" if i % 2 else "Sales", **kw})
 
 
 def write_config(path: Path, store_url: str, people: Path, target: dict[str, Any], **extra: Any) -> Path:

@@ -9,22 +9,14 @@ from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
 from tests.conftest import make_config, scim_users
+from tests.conftest import person as conftest_person
 
 runner = CliRunner()
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def person(i: int, **kw: str) -> dict[str, str]:
-    return {
-        "remote_id": str(i),
-        "first_name": f"P{i}",
-        "last_name": "Lee",
-        "work_email": f"p{i}@example.com",
-        "title": "Engineer",
-        "employment_type": "full_time",
-        "status": "active",
-        **kw,
-    }
+    return conftest_person(i, **{"title": "Engineer", **kw})
 
 
 def situations(config: Path) -> tuple[int, set[tuple[str, str | None]]]:

@@ -13,6 +13,7 @@ from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.sources.lever.users_emulator import LeverUsersState, create_app
 from provisioner.targets.rest import RestTarget
+from tests.conftest import person
 from tests.test_end_to_end import sync, write
 
 
@@ -35,18 +36,6 @@ def target_config(url: str, key: str = "lever-test-key", **extra: object) -> dic
         "base_url": url,
         "auth": {"type": "basic", "username": key},
         **extra,
-    }
-
-
-def person(i: int, **kw: str) -> dict[str, str]:
-    return {
-        "remote_id": str(i),
-        "first_name": f"P{i}",
-        "last_name": "Lee",
-        "work_email": f"p{i}@example.com",
-        "employment_type": "full_time",
-        "status": "active",
-        **kw,
     }
 
 
