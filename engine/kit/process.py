@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import signal
 import socket
@@ -71,3 +72,17 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return arm
+
+
+def settle_heap() -> None:
+    """Tune the cyclic garbage collector for a process that holds large, long-lived heaps.
+
+    A sync of 100,000 people keeps hundreds of thousands of objects alive (snapshot digests,
+    events in flight), and CPython's default thresholds scan all of them in a full collection
+    every few hundred thousand allocations: measured, that was a fifth of a first sync's time.
+    Almost nothing the engine allocates forms reference cycles (reference counting frees it), so
+    full collections run a hundred times less often; and whatever exists now (modules, config,
+    compiled policies) moves out of the collector's sight for good (`gc.freeze`). Calling it again
+    once the engine has started freezes what starting it imported."""
+    gc.set_threshold(700, 10, 1000)
+    gc.freeze()

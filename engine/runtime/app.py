@@ -20,7 +20,7 @@ from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
-from provisioner.engine.kit.process import new_owner
+from provisioner.engine.kit.process import new_owner, settle_heap
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
     EVENT_HEADERS,
@@ -137,6 +137,7 @@ class Runtime:
         self._stack.push_async_callback(broker.stop)
         self.broker = broker
         self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
+        settle_heap()  # what starting imported and built lives as long as the process
 
     async def _handle(self, messages: list[bytes], message: Annotated[KafkaMessage, Context("message")]) -> None:
         events, ids = [], list[str | None]()
