@@ -36,12 +36,11 @@ from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge
 from provisioner.engine.runtime.polling import Polling
+from provisioner.engine.runtime.relay import Relay
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 
 log = logging.getLogger("provisioner.engine")
-
-RELAY_LEASE_S = 15.0
 
 
 class Runtime:
@@ -69,6 +68,7 @@ class Runtime:
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
+        self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._subscribers: list[Any] = []
         self._stopping = False
@@ -89,7 +89,8 @@ class Runtime:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
-            self.store.schedule.release_lease("relay", self.owner)  # a clean stop hands over at once
+        if self._relay:
+            await self._relay.aclose()
         for subscriber in self._subscribers:
             await subscriber.stop()  # no new batches from here on
         # The last flush may publish dead letters, so the producer (in the stack) stops after it;
@@ -136,7 +137,8 @@ class Runtime:
         await broker.start()
         self._stack.push_async_callback(broker.stop)
         self.broker = broker
-        self._relay_task = asyncio.create_task(self._relay(), name="outbox-relay")
+        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake)
+        self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
         settle_heap()  # what starting imported and built lives as long as the process
 
     async def _handle(self, messages: list[bytes], message: Annotated[KafkaMessage, Context("message")]) -> None:
@@ -187,46 +189,6 @@ class Runtime:
             )
         except Exception as exc:
             log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
-
-    async def _relay(self) -> None:
-        """Publish outbox rows in order; one person's events share a key and so a partition.
-
-        With several engine processes one of them relays (a lease renewed every turn). The process
-        that takes the lease over re-publishes what was published but never confirmed: after a
-        crash that is exactly what would otherwise be lost."""
-        leading = False
-        while not self._stopping:
-            try:
-                leading = await self._relay_turn(leading)
-            except Exception as exc:  # the store or the broker failed this turn: the rows wait for the next
-                log.warning("outbox relay: %s; trying again in a second", exc)
-                await asyncio.sleep(1.0)
-
-    async def _relay_turn(self, leading: bool) -> bool:
-        """One turn of the relay; returns whether this process leads (holds the relay lease)."""
-        assert self.broker is not None
-        store = self.store
-        if not await asyncio.to_thread(store.schedule.acquire_lease, "relay", self.owner, RELAY_LEASE_S, record=False):
-            await asyncio.sleep(RELAY_LEASE_S / 3)
-            return False
-        if not leading and (requeued := await asyncio.to_thread(store.outbox.requeue_unconfirmed)):
-            log.info("re-publishing %d events that were never confirmed as applied", requeued)
-        self._wake.clear()  # before the read: a poll committing during it wakes the next wait
-        rows = await asyncio.to_thread(store.outbox.unpublished, 1000)
-        if not rows:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            return True
-        topic = events_topic(self.config.kafka)
-        pending = [
-            await self.broker.publish(
-                r.payload.encode(), topic, key=r.worker_id.encode(), headers=EVENT_HEADERS, no_confirm=True
-            )
-            for r in rows
-        ]
-        await asyncio.gather(*pending)
-        await asyncio.to_thread(store.outbox.mark_published, [r.seq for r in rows])
-        return True
 
     async def poll(self, source_name: str, only: list[str] | None = None) -> Diff:
         """Poll a source, or only the records a webhook named; one poll per source at a time, so a
