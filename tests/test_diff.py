@@ -58,3 +58,15 @@ def test_blank_values_are_none_and_values_are_trimmed_so_padding_is_no_change():
     assert Worker(id="hr:1", source="hr", remote_id="1", country="", timezone="  ").country is None
     with pytest.raises(ValidationError, match="remote_id must not be blank"):
         Worker(id="hr:", source="hr", remote_id="  ")
+    # The same from JSON (an event or a snapshot read back), which takes pydantic-core's own path.
+    read = Worker.model_validate_json(
+        '{"id": "hr:1", "source": "hr", "remote_id": "1", "start_date": " ", "title": ""}'
+    )
+    assert (read.start_date, read.title) == (None, None)
+
+
+def test_every_field_parsed_from_a_string_has_its_blanks_cleared():
+    from provisioner.engine.contracts.models import _PARSED
+
+    parsed = {name for name, field in Worker.model_fields.items() if field.annotation not in (str, str | None)}
+    assert set(_PARSED) == parsed
