@@ -23,7 +23,7 @@ from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
-from provisioner.engine.kit.process import settle_heap
+from provisioner.engine.kit.process import collect_rarely
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
@@ -53,7 +53,7 @@ def main(
     ] = None,
 ) -> None:
     """Event-driven provisioning: HR systems → Kafka → policies → SCIM apps."""
-    settle_heap()
+    collect_rarely()
 
 
 def _logging(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:

@@ -74,15 +74,19 @@ def die_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-def settle_heap() -> None:
-    """Tune the cyclic garbage collector for a process that holds large, long-lived heaps.
+def collect_rarely() -> None:
+    """Full cyclic garbage collections a hundred times less often than CPython's default.
 
     A sync of 100,000 people keeps hundreds of thousands of objects alive (snapshot digests,
-    events in flight), and CPython's default thresholds scan all of them in a full collection
-    every few hundred thousand allocations: measured, that was a fifth of a first sync's time.
-    Almost nothing the engine allocates forms reference cycles (reference counting frees it), so
-    full collections run a hundred times less often; and whatever exists now (modules, config,
-    compiled policies) moves out of the collector's sight for good (`gc.freeze`). Calling it again
-    once the engine has started freezes what starting it imported."""
+    events in flight), and the default thresholds scan all of them in a full collection every few
+    hundred thousand allocations: measured, that was a fifth of a first sync's time. Almost nothing
+    the engine allocates forms reference cycles (reference counting frees it), so little waits."""
     gc.set_threshold(700, 10, 1000)
-    gc.freeze()
+
+
+def freeze_startup() -> None:
+    """What starting the engine imported and built lives as long as the process: the collector
+    stops scanning it (`gc.freeze`). Once per process, so that an embedding that starts engines
+    repeatedly (the tests) never freezes an earlier engine's garbage."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()

@@ -20,7 +20,7 @@ from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
-from provisioner.engine.kit.process import new_owner, settle_heap
+from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
     EVENT_HEADERS,
@@ -139,7 +139,8 @@ class Runtime:
         self.broker = broker
         self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
-        settle_heap()  # what starting imported and built lives as long as the process
+        collect_rarely()
+        freeze_startup()
 
     async def _handle(self, messages: list[bytes], message: Annotated[KafkaMessage, Context("message")]) -> None:
         events, ids = [], list[str | None]()
