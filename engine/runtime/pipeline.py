@@ -124,10 +124,9 @@ class Pipeline:
             self._overlay[key] = None
         self._done.append(outcome)
         self._per_worker[ev.subject] -= 1
-        if self._per_worker[ev.subject] == 0:
+        if self._per_worker[ev.subject] == 0:  # none of this worker's events queued behind: we are its tail
             del self._per_worker[ev.subject]
-            if self._tails.get(ev.subject) is asyncio.current_task():
-                del self._tails[ev.subject]
+            del self._tails[ev.subject]
         # The flusher waits for a first outcome (to start its interval), a full group, or the last
         # outcome pending: waking it for every event in between cost more than applying one.
         done = len(self._done)
