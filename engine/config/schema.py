@@ -27,7 +27,9 @@ class KafkaConfig(_Strict):
 class EngineConfig(_Strict):
     # Workers mostly wait on targets, so many can be in flight; each target caps its own requests.
     concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
-    batch_size: int = Field(default=500, ge=1)
+    batch_size: int = Field(
+        default=2000, ge=1, description="events fetched from Kafka at most at once; twice this many are in flight"
+    )
     deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
     # `provisioner run` and `provisioner serve` answer here: health, metrics, API, console, webhooks
     listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
