@@ -70,3 +70,13 @@ def test_every_field_parsed_from_a_string_has_its_blanks_cleared():
 
     parsed = {name for name, field in Worker.model_fields.items() if field.annotation not in (str, str | None)}
     assert set(_PARSED) == parsed
+
+
+def test_the_events_of_one_poll_share_one_set_of_field_names_and_cannot_be_changed():
+    read = SourceRead(workers=[person(), Worker(id="hr:2", source="hr", remote_id="2", first_name="Bo")])
+    first, second = diff("hr", read, {}).events
+    # ~700 bytes per model otherwise: 90 MB across the events of a 100,000-person first sync
+    assert first.__pydantic_fields_set__ is second.__pydantic_fields_set__
+    assert first.data.__pydantic_fields_set__ is second.data.__pydantic_fields_set__
+    with pytest.raises(ValidationError, match="frozen"):
+        first.subject = "hr:3"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from provisioner.engine.contracts.models import Worker, WorkerStatus, changed_fields
+from provisioner.engine.contracts.models import Worker, WorkerStatus, changed_fields, share_fields_set
 
 
 class EventType(StrEnum):
@@ -21,12 +21,22 @@ class EventType(StrEnum):
 
 
 class EventData(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     worker: Worker | None
     previous: dict[str, Any] = Field(default_factory=dict)
     changed: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _shared(self) -> EventData:
+        share_fields_set(self)
+        return self
+
 
 class WorkerEvent(BaseModel):
+    # Frozen: what a poll decided is carried as it is, and one shape shares its set of field names.
+    model_config = ConfigDict(frozen=True)
+
     specversion: Literal["1.0"] = "1.0"
     id: str
     source: str
@@ -35,6 +45,11 @@ class WorkerEvent(BaseModel):
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     data: EventData
+
+    @model_validator(mode="after")
+    def _shared(self) -> WorkerEvent:
+        share_fields_set(self)
+        return self
 
     @property
     def worker_id(self) -> str:
