@@ -212,3 +212,28 @@ async def test_a_store_that_refuses_writes_for_a_while_loses_no_outcome_and_stop
         assert failures == {"record_outcomes": 0, "unpublished": 0}  # each failed once, for real
         assert runtime.totals.applied == 2
     assert len(scim_users(scim)) == 2
+
+
+async def test_a_bug_while_planning_one_worker_fails_that_event_alone(tmp_path, scim_server, scim, monkeypatch):
+    """A planner that raises something other than a policy error is a bug: the event is recorded as
+    failed (and retried later), never dropped, and the other workers are applied."""
+    people = tmp_path / "people.json"
+    write(people, ADA, BOB)
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
+    )
+    async with Runtime(config) as runtime:
+        planner = runtime.pipeline.applier.planner
+        real = planner.plan
+
+        def buggy(event: WorkerEvent, *args: Any, **kwargs: Any) -> Any:
+            if event.subject == "hr:2":
+                raise KeyError("bug")
+            return real(event, *args, **kwargs)
+
+        monkeypatch.setattr(planner, "plan", buggy)
+        assert await sync(runtime) == 2
+        assert (runtime.totals.applied, runtime.totals.failed) == (1, 1)
+        failure = [e for e in runtime.store.log.recent("hr:2") if e.result == "failure"]
+        assert [(e.action, e.reason) for e in failure] == [("apply", "internal error")]
+    assert set(by_external_id(scim)) == {"hr:1"}

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
@@ -21,6 +21,13 @@ from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
 log = logging.getLogger("provisioner.apply")
+
+
+class Planned(NamedTuple):
+    """An event's outcome so far and the actions due now; no actions: the outcome is complete."""
+
+    outcome: EventOutcome
+    actions: list[Action]
 
 
 @dataclass
@@ -85,10 +92,10 @@ class Applier:
             except Exception as exc:  # priming is an optimisation; lookups still work one by one
                 log.warning("target %s: could not list accounts ahead of the batch: %s", name, exc)
 
-    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link]) -> EventOutcome:
-        """Plan and run one event; `links` are this worker's current links by target."""
+    def plan_event(self, ev: WorkerEvent, links: dict[str, Link]) -> Planned:
+        """Plan one event (no I/O); what is due now is left for `apply_event`. A plan that cannot be
+        evaluated comes back as a failed outcome with nothing to run."""
         outcome = EventOutcome(ev.id, ev)
-        links = dict(links)
         now = self.clock()
         try:
             planned = self.planner.plan(ev, links, now, self.accounts)
@@ -104,9 +111,20 @@ class Applier:
                     error=str(exc),
                 )
             )
-            return outcome
-        actions = [a for a in planned if a.effective_at is None or a.effective_at <= now]
+            return Planned(outcome, [])
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
+        due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
+        if not due:
+            outcome.settled = [ANY_TARGET, *self.targets]
+        return Planned(outcome, due)
+
+    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link], plan: Planned | None = None) -> EventOutcome:
+        """Plan (unless `plan` is given) and run one event; `links` are this worker's current links
+        by target."""
+        outcome, actions = plan if plan is not None else self.plan_event(ev, links)
+        if not actions:
+            return outcome
+        links = dict(links)
         failed_targets: set[str] = set()
         for action in actions:
             if action.target in failed_targets:

@@ -2,7 +2,9 @@
 
 Different workers run concurrently (bounded); one worker's events run strictly in order, each after
 the previous one finished. Outcomes are written to the store in groups by a background flusher, so a
-slow request holds up its own worker and nobody else — never a whole Kafka batch.
+slow request holds up its own worker and nobody else — never a whole Kafka batch. An event whose
+plan has nothing due now (most updates, anyone no policy grants anything) completes as it is
+accepted, without a task of its own.
 
 Store calls run in a worker thread (`asyncio.to_thread`): on PostgreSQL each is a round trip, and
 in the event loop it would stall every request in flight meanwhile.
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry
-from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.runtime.apply import Applier, BatchReport, Planned
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
@@ -86,38 +88,64 @@ class Pipeline:
         self._pending += len(fresh)
         for ev in fresh:
             previous = self._tails.get(ev.subject)
-            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            plan = None
+            if previous is None:  # nothing of this worker's in flight: plan now, no task if nothing is due
+                try:
+                    plan = self.applier.plan_event(ev, self._links(ev, stored))
+                except Exception as exc:
+                    await self._finished(ev, self._internal_error(ev, exc))
+                    continue
+                if not plan.actions:
+                    await self._finished(ev, plan.outcome)
+                    continue
+            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored, plan))
         return report
 
-    async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
+    def _links(self, ev: WorkerEvent, stored: dict[Key, Link]) -> dict[str, Link]:
+        links: dict[str, Link] = {}
+        for target in self.applier.targets:
+            key = (ev.subject, target)
+            # The overlay holds what this batch already changed; a None there is an unlink.
+            link = self._overlay[key] if key in self._overlay else stored.get(key)
+            if link is not None:
+                links[target] = link
+        return links
+
+    async def _run(
+        self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link], plan: Planned | None
+    ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # its failure is its own; ours must only come after it
         try:
             async with self._slots:
-                links: dict[str, Link] = {}
-                for target in self.applier.targets:
-                    key = (ev.subject, target)
-                    # The overlay holds what this batch already changed; a None there is an unlink.
-                    link = self._overlay[key] if key in self._overlay else stored.get(key)
-                    if link is not None:
-                        links[target] = link
-                outcome = await self.applier.apply_event(ev, links)
+                outcome = await self.applier.apply_event(ev, self._links(ev, stored), plan)
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
-            log.exception(
-                "applying event %s failed unexpectedly", ev.id, extra={"event_id": ev.id, "worker_id": ev.subject}
+            outcome = self._internal_error(ev, exc)
+        await self._finished(ev, outcome)
+
+    @staticmethod
+    def _internal_error(ev: WorkerEvent, exc: Exception) -> EventOutcome:
+        log.error(
+            "applying event %s failed unexpectedly",
+            ev.id,
+            extra={"event_id": ev.id, "worker_id": ev.subject},
+            exc_info=exc,
+        )
+        outcome = EventOutcome(ev.id, ev)
+        outcome.fail(ANY_TARGET, "apply", f"internal error: {type(exc).__name__}", transient=True)
+        outcome.log.append(
+            LogEntry(
+                event_id=ev.id,
+                worker_id=ev.subject,
+                action="apply",
+                result="failure",
+                reason="internal error",
+                error=f"{type(exc).__name__}: {exc}",
             )
-            outcome = EventOutcome(ev.id, ev)
-            outcome.fail(ANY_TARGET, "apply", f"internal error: {type(exc).__name__}", transient=True)
-            outcome.log.append(
-                LogEntry(
-                    event_id=ev.id,
-                    worker_id=ev.subject,
-                    action="apply",
-                    result="failure",
-                    reason="internal error",
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            )
+        )
+        return outcome
+
+    async def _finished(self, ev: WorkerEvent, outcome: EventOutcome) -> None:
         for link in outcome.links:
             self._overlay[(link.worker_id, link.target)] = link
         for key in outcome.unlinked:
@@ -126,7 +154,7 @@ class Pipeline:
         self._per_worker[ev.subject] -= 1
         if self._per_worker[ev.subject] == 0:  # none of this worker's events queued behind: we are its tail
             del self._per_worker[ev.subject]
-            del self._tails[ev.subject]
+            self._tails.pop(ev.subject, None)  # (an event completed without a task has none)
         # The flusher waits for a first outcome (to start its interval), a full group, or the last
         # outcome pending: waking it for every event in between cost more than applying one.
         done = len(self._done)
