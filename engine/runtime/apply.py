@@ -118,10 +118,9 @@ class Applier:
             outcome.settled = [ANY_TARGET, *self.targets]
         return Planned(outcome, due)
 
-    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link], plan: Planned | None = None) -> EventOutcome:
-        """Plan (unless `plan` is given) and run one event; `links` are this worker's current links
-        by target."""
-        outcome, actions = plan if plan is not None else self.plan_event(ev, links)
+    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link]) -> EventOutcome:
+        """Plan and run one event; `links` are this worker's current links by target."""
+        outcome, actions = self.plan_event(ev, links)
         if not actions:
             return outcome
         links = dict(links)

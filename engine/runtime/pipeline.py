@@ -17,15 +17,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry
-from provisioner.engine.runtime.apply import Applier, BatchReport, Planned
+from provisioner.engine.runtime.apply import Applier, BatchReport
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
 
 Key = tuple[str, str]
+_T = TypeVar("_T")
 
 
 class Pipeline:
@@ -70,7 +72,7 @@ class Pipeline:
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
-        done = await asyncio.to_thread(self.store.links.processed, [e.id for e in candidates])
+        done = await self._read(self.store.links.processed, [e.id for e in candidates])
         report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
         for ev in candidates:
@@ -83,23 +85,37 @@ class Pipeline:
             return report
         for ev in fresh:  # counted before the links are read, so the overlay outlives the read
             self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
-        stored = await asyncio.to_thread(self.store.links.for_workers, {ev.subject for ev in fresh})
+        stored = await self._read(self.store.links.for_workers, {ev.subject for ev in fresh})
         await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
+        wake = False
         for ev in fresh:
             previous = self._tails.get(ev.subject)
-            plan = None
-            if previous is None:  # nothing of this worker's in flight: plan now, no task if nothing is due
+            if previous is None:  # nothing of this worker's in flight: nothing due means done now
                 try:
                     plan = self.applier.plan_event(ev, self._links(ev, stored))
                 except Exception as exc:
-                    await self._finished(ev, self._internal_error(ev, exc))
+                    wake |= self._complete(ev, self._internal_error(ev, exc))
                     continue
                 if not plan.actions:
-                    await self._finished(ev, plan.outcome)
+                    wake |= self._complete(ev, plan.outcome)
                     continue
-            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored, plan))
+            # The task plans again, just before its actions run: a manager whose account was
+            # created meanwhile is then found.
+            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+        if wake:  # once, after the loop: no pause between accepting these events
+            await self._wake_flusher()
         return report
+
+    async def _read(self, read: Callable[[Any], _T], arg: Any) -> _T:
+        """A store read the consumer cannot go on without: tried again every second while the
+        store is busy or unreachable. Consumption pauses meanwhile; nothing is skipped or dropped."""
+        while True:
+            try:
+                return await asyncio.to_thread(read, arg)
+            except Exception as exc:
+                log.warning("could not read the store (%s); trying again in a second", exc)
+                await asyncio.sleep(1.0)
 
     def _links(self, ev: WorkerEvent, stored: dict[Key, Link]) -> dict[str, Link]:
         links: dict[str, Link] = {}
@@ -111,17 +127,16 @@ class Pipeline:
                 links[target] = link
         return links
 
-    async def _run(
-        self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link], plan: Planned | None
-    ) -> None:
+    async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # its failure is its own; ours must only come after it
         try:
             async with self._slots:
-                outcome = await self.applier.apply_event(ev, self._links(ev, stored), plan)
+                outcome = await self.applier.apply_event(ev, self._links(ev, stored))
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
             outcome = self._internal_error(ev, exc)
-        await self._finished(ev, outcome)
+        if self._complete(ev, outcome):
+            await self._wake_flusher()
 
     @staticmethod
     def _internal_error(ev: WorkerEvent, exc: Exception) -> EventOutcome:
@@ -145,7 +160,8 @@ class Pipeline:
         )
         return outcome
 
-    async def _finished(self, ev: WorkerEvent, outcome: EventOutcome) -> None:
+    def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
+        """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""
         for link in outcome.links:
             self._overlay[(link.worker_id, link.target)] = link
         for key in outcome.unlinked:
@@ -158,9 +174,11 @@ class Pipeline:
         # The flusher waits for a first outcome (to start its interval), a full group, or the last
         # outcome pending: waking it for every event in between cost more than applying one.
         done = len(self._done)
-        if done == 1 or done >= self.flush_size or done >= self._pending:
-            async with self._changed:
-                self._changed.notify_all()
+        return done == 1 or done >= self.flush_size or done >= self._pending
+
+    async def _wake_flusher(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _flush_loop(self) -> None:
         while True:

@@ -74,37 +74,53 @@ class Relay:
         return True
 
     async def publish(self, rows: list[Unpublished]) -> None:
-        """Every row, acknowledged by the cluster (all in-sync replicas) before this returns."""
+        """Every row, acknowledged by the cluster (all in-sync replicas) before this returns.
+
+        One partition's batches go strictly one after another, each once the previous one is
+        acknowledged, and a partition stops at its first failure: had a later batch been queued
+        behind one that failed (its delivery timed out while the cluster was away), it could land
+        first, and the retry of the earlier one after it — a worker's older event applied last.
+        The partitions are sent side by side."""
         producer = await self._started()
         partitions = sorted(await producer.partitions_for(self.topic))
-        open_batches: dict[int, Any] = {}
-        sent = []
+        records: dict[int, list[tuple[bytes, bytes]]] = {}
         for row in rows:
-            key, value = row.worker_id.encode(), row.payload.encode()
-            partition = self._partitioner(key, partitions, partitions)
-            batch = open_batches.get(partition)
-            if batch is None or batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
-                if batch is not None:  # full: it goes now, behind the earlier batches of its partition
-                    sent.append(await producer.send_batch(batch, self.topic, partition=partition))
-                batch = open_batches[partition] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
-                    raise ValueError(f"event {row.event_id} is larger than a Kafka record batch ({BATCH_BYTES} bytes)")
-        for partition, batch in open_batches.items():
-            sent.append(await producer.send_batch(batch, self.topic, partition=partition))
-        await asyncio.gather(*sent)
+            key = row.worker_id.encode()
+            records.setdefault(self._partitioner(key, partitions, partitions), []).append((key, row.payload.encode()))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for partition, mine in records.items():
+                    group.create_task(self._send_in_order(producer, partition, mine))
+        except ExceptionGroup as failed:  # the first failure says why; the others are its echoes
+            raise failed.exceptions[0] from None
+
+    async def _send_in_order(self, producer: AIOKafkaProducer, partition: int, records: list[Any]) -> None:
+        batch = producer.create_batch()
+        for key, value in records:
+            # A batch takes its first record whatever its size (the broker judges it); None: full.
+            if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
+                await (await producer.send_batch(batch, self.topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=_HEADERS)
+        await (await producer.send_batch(batch, self.topic, partition=partition))
 
     async def _started(self) -> AIOKafkaProducer:
         # Started on the first rows, not with the engine: a sync with nothing to publish needs none.
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES)
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:  # an unreachable cluster: closed now, a new one tries next turn
+                await producer.stop()
+                raise
             self._producer = producer
         return self._producer
 
     async def aclose(self) -> None:
-        """Hand the lease over at once (a clean stop) and close the producer."""
-        with contextlib.suppress(Exception):  # an unreachable store: the lease then runs out by itself
-            await asyncio.to_thread(self.store.schedule.release_lease, "relay", self.owner)
+        """Close the producer (what it still sends is sent), then hand the lease over at once: a
+        clean stop. Another engine taking it over earlier could publish beside our last sends."""
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        with contextlib.suppress(Exception):  # an unreachable store: the lease then runs out by itself
+            await asyncio.to_thread(self.store.schedule.release_lease, "relay", self.owner)

@@ -51,11 +51,11 @@ class Links:
             enqueue(s, events)
 
     def processed(self, event_ids: list[str]) -> set[str]:
-        if not event_ids:
-            return set()
+        done: set[str] = set()
         with self.db.session() as s:
-            rows = s.exec(select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(event_ids)))
-            return set(rows.all())
+            for chunk in chunks(event_ids):
+                done.update(s.exec(select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(chunk))))
+        return done
 
     def record_outcomes(self, outcomes: list[EventOutcome]) -> None:
         """Links, log rows, retry state, processed ids and outbox confirmations of a batch, in one
