@@ -23,6 +23,20 @@ from provisioner.rules.planner import Planner, attribute_diff
 log = logging.getLogger("provisioner.apply")
 
 
+def failed_event(
+    ev: WorkerEvent, step: str, reason: str, error: str, *, summary: str | None = None, transient: bool = False
+) -> EventOutcome:
+    """The outcome of an event that failed as a whole, before any target was written: no target is
+    settled, and one log entry says which step failed and why (`summary`: the shorter text the
+    retry state keeps, when it differs from the log's)."""
+    outcome = EventOutcome(ev.id, ev)
+    outcome.fail(ANY_TARGET, step, summary or error, transient)
+    outcome.log.append(
+        LogEntry(event_id=ev.id, worker_id=ev.subject, action=step, result="failure", reason=reason, error=error)
+    )
+    return outcome
+
+
 class Planned(NamedTuple):
     """An event's outcome so far and the actions due now; no actions: the outcome is complete."""
 
@@ -99,19 +113,8 @@ class Applier:
         now = self.clock()
         try:
             planned = self.planner.plan(ev, links, now, self.accounts)
-        except ValueError as exc:
-            outcome.fail(ANY_TARGET, "plan", str(exc), transient=False)  # a person must fix the policies
-            outcome.log.append(
-                LogEntry(
-                    event_id=ev.id,
-                    worker_id=ev.subject,
-                    action="plan",
-                    result="failure",
-                    reason="the policies could not be evaluated",
-                    error=str(exc),
-                )
-            )
-            return Planned(outcome, [])
+        except ValueError as exc:  # a person must fix the policies
+            return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [])
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         if not due:

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry
-from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.contracts.records import EventOutcome, Link
+from provisioner.engine.runtime.apply import Applier, BatchReport, failed_event
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
@@ -146,19 +146,9 @@ class Pipeline:
             extra={"event_id": ev.id, "worker_id": ev.subject},
             exc_info=exc,
         )
-        outcome = EventOutcome(ev.id, ev)
-        outcome.fail(ANY_TARGET, "apply", f"internal error: {type(exc).__name__}", transient=True)
-        outcome.log.append(
-            LogEntry(
-                event_id=ev.id,
-                worker_id=ev.subject,
-                action="apply",
-                result="failure",
-                reason="internal error",
-                error=f"{type(exc).__name__}: {exc}",
-            )
-        )
-        return outcome
+        kind = type(exc).__name__
+        error, summary = f"{kind}: {exc}", f"internal error: {kind}"
+        return failed_event(ev, "apply", "internal error", error, summary=summary, transient=True)
 
     def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
         """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""

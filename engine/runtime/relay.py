@@ -97,11 +97,11 @@ class Relay:
     async def _send_in_order(self, producer: AIOKafkaProducer, partition: int, records: list[Any]) -> None:
         batch = producer.create_batch()
         for key, value in records:
-            # A batch takes its first record whatever its size (the broker judges it); None: full.
-            if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
+            # None: the batch is full, so it goes and the record opens the next one (an empty
+            # batch takes its first record whatever its size; the broker judges it).
+            while batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
                 await (await producer.send_batch(batch, self.topic, partition=partition))
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None, headers=_HEADERS)
         await (await producer.send_batch(batch, self.topic, partition=partition))
 
     async def _started(self) -> AIOKafkaProducer:
