@@ -8,7 +8,9 @@ of tables only the runtime reads; every multi-row change is one transaction.
 from __future__ import annotations
 
 from provisioner.engine.config import RetryConfig
+from provisioner.engine.store.claims import Claims
 from provisioner.engine.store.db import Database, as_utc, create_tables
+from provisioner.engine.store.engines import Engines
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
@@ -40,6 +42,8 @@ class Store:
         self.quarantine = Quarantine(self.db)
         self.reports = Reports(self.db)
         self.search = Search(self.db)
+        self.claims = Claims(self.db)
+        self.engines = Engines(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
