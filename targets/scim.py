@@ -23,6 +23,7 @@ from provisioner.engine.contracts.models import Account, Result, ResultStatus, W
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
+from provisioner.targets.scim_group_admin import ScimGroupAdmin
 from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
 from provisioner.targets.scim_models import config_model, page_model
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from scim2_models import ServiceProviderConfig
 
 
-class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
+class ScimTarget(ScimLookup, ScimGroupAdmin, ScimGroups, ScimBulk):
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
     def __init__(
@@ -95,6 +96,7 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         self.config: ServiceProviderConfig | None = None
         self._groups = {}
         self._group_locks = {}
+        self._claims = None
         self._index: dict[str, Account] | None = None
         self._index_time = 0.0
         self._put_only: set[str] = set()  # resource types whose PATCH the server refused

@@ -4,6 +4,7 @@ store at scrape time, so every replica reports the same numbers."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -157,3 +158,11 @@ class StoreCollector(Collector):
             for situation, n in sorted(by_situation.items()):
                 situations.add_metric([target, situation], n)
         yield situations
+
+        duplicates = GaugeMetricFamily(
+            "provisioner_duplicate_groups", "Names held by several groups (last reconcile)", labels=["target"]
+        )
+        found = Tally(str(d.get("target")) for d in (report or {}).get("duplicate_groups", []))
+        for target in sorted(t.name for t in self.config.targets):
+            duplicates.add_metric([target], found.get(target, 0))
+        yield duplicates
