@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from provisioner.engine.kit.servers import scim_app, serve_wsgi
+from provisioner.engine.runtime import views
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.http.app import http_app
 from tests.conftest import make_config, person
@@ -68,11 +69,18 @@ async def test_readyz_goes_unready_during_a_stall_and_ready_again_after(tmp_path
                 await _until(stalled, "readyz to report the stall")
                 metrics = (await client.get("/metrics")).text
                 assert "provisioner_stalled 1.0" in metrics
+                assert "provisioner_in_flight_events 3.0" in metrics
+
+                async def listed_stalled() -> bool:  # what `provisioner status` shows (and exits 1 on)
+                    return any(e.stalled for e in views.status(config, runtime.store).engines)
+
+                await _until(listed_stalled, "status to list the engine as stalled")
                 app.release.set()
                 await runtime.wait_idle(timeout=60)
                 await _until(lambda: _ready(readyz), "readyz to recover once events are recorded")
-                [me] = runtime.store.engines.alive()
-                assert me.id == runtime.owner and me.recording_error is None
+                await runtime.fleet.beat()
+                [me] = views.status(config, runtime.store).engines
+                assert me.id == runtime.owner and not me.stalled and me.recording_error is None
                 await client.aclose()
         finally:
             app.release.set()
