@@ -24,7 +24,6 @@ from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_group_admin import ScimGroupAdmin
-from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
 from provisioner.targets.scim_models import config_model, page_model
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
@@ -56,7 +55,7 @@ if TYPE_CHECKING:
     from scim2_models import ServiceProviderConfig
 
 
-class ScimTarget(ScimLookup, ScimGroupAdmin, ScimGroups, ScimBulk):
+class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
     def __init__(

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="empty-body"
 """Groups that exist once per app across every engine process, and merging the duplicates an
 earlier version (or another tool) left behind.
 
@@ -11,29 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.protocols import GroupInfo, NameClaims
+from provisioner.targets.scim_groups import ScimGroups
 
 WAIT_FOR_OTHER_S = 60.0  # another engine creating the group: beyond this, the action fails and is retried
 
 
-class ScimGroupAdmin:
-    """Mixed into ScimTarget."""
-
-    name: str
-    _claims: NameClaims | None
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-    def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
-    async def _change(
-        self,
-        path: str,
-        operations: list[dict[str, Any]],
-        mutate: Callable[[dict[str, Any]], None],
-        fallback: bool = True,
-    ) -> dict[str, Any]: ...
+class ScimGroupAdmin(ScimGroups):
+    """Mixed into ScimTarget, in front of the group writes it extends."""
 
     def share_names(self, claims: NameClaims) -> None:
         self._claims = claims
@@ -69,18 +55,11 @@ class ScimGroupAdmin:
         return groups
 
     async def merge_groups(self, keep: str, others: list[str]) -> None:
-        """Members of the others join `keep` (one PATCH), then the others are deleted."""
+        """Members of the others join `keep` (coalesced into one write), then the others are deleted."""
         members: list[str] = []
         for other in others:
             group = await self._call("GET", f"Groups/{other}")
             members += [str(m["value"]) for m in group.get("members") or [] if m.get("value")]
-        if members:
-            added = [{"value": m} for m in dict.fromkeys(members)]
-
-            def mutate(group: dict[str, Any]) -> None:
-                have = {m.get("value") for m in group.get("members") or []}
-                group["members"] = [*(group.get("members") or []), *(a for a in added if a["value"] not in have)]
-
-            await self._change(f"Groups/{keep}", [{"op": "add", "path": "members", "value": added}], mutate)
+        await asyncio.gather(*(self._change_members(keep, "add", member) for member in dict.fromkeys(members)))
         for other in others:
             await self._call("DELETE", f"Groups/{other}")

@@ -50,17 +50,15 @@ def claimer(store: Store, owner: str, seconds: float, vitals: Vitals) -> Callabl
     return claim
 
 
+@dataclass
 class Fleet:
-    def __init__(
-        self, store: Store, owner: str, config: EngineConfig, pipeline: Pipeline, offsets: Offsets, vitals: Vitals
-    ):
-        self.store = store
-        self.owner = owner
-        self.config = config
-        self.pipeline = pipeline
-        self.offsets = offsets
-        self.vitals = vitals
-        self._idle_at = time.monotonic()
+    store: Store
+    owner: str
+    config: EngineConfig
+    pipeline: Pipeline
+    offsets: Offsets
+    vitals: Vitals
+    _idle_at: float = field(default_factory=time.monotonic)  # last beat that found no work
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         """Beat every third of the claim lease: a claim outlives two missed beats."""
