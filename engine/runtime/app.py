@@ -231,7 +231,7 @@ class Runtime:
         stalled = self.fleet.stalled()
         if stalled:
             log.warning("not ready: %s", stalled)
-        recording = self.pipeline.recording_error is None
+        recording = self.pipeline.health.error is None
         return {"store": store, "broker": broker, "recording": recording, "progress": not stalled}
 
     def wake(self) -> None:

@@ -74,7 +74,7 @@ class Fleet:
         work = self.work()
         if work == 0:
             self._idle_at = time.monotonic()
-        last = max(self.pipeline.progress_at, self._idle_at)
+        last = max(self.pipeline.health.progress_at, self._idle_at)
         await self.release_dropped()
         await asyncio.to_thread(self.store.claims.renew, self.owner, self.config.claim_seconds)
         await asyncio.to_thread(
@@ -85,18 +85,18 @@ class Fleet:
             lag=sum(self.vitals.lag.values()),
             in_flight=self.pipeline.work,
             last_progress=datetime.now(UTC) - timedelta(seconds=time.monotonic() - last),
-            recording_error=self.pipeline.recording_error,
+            recording_error=self.pipeline.health.error,
         )
 
     async def release_dropped(self) -> list[str]:
         """Release the claims of events dropped for a partition's new owner (which waits on them);
         kept for the next beat if the store does not answer, since the beat renews every claim."""
-        dropped = self.pipeline.take_dropped()
+        dropped = self.pipeline.handover.take_dropped()
         if dropped:
             try:
                 await asyncio.to_thread(self.store.claims.release, dropped, self.owner)
             except Exception:
-                self.pipeline.give_back_dropped(dropped)
+                self.pipeline.handover.give_back(dropped)
                 raise
         return dropped
 
@@ -125,10 +125,10 @@ class Fleet:
         """Why this engine counts as stalled, or None."""
         if self.work() == 0:
             return None
-        quiet = time.monotonic() - max(self.pipeline.progress_at, self._idle_at)
+        quiet = time.monotonic() - max(self.pipeline.health.progress_at, self._idle_at)
         if quiet < self.config.stall_seconds:
             return None
-        why = f"; recording fails: {self.pipeline.recording_error}" if self.pipeline.recording_error else ""
+        why = f"; recording fails: {self.pipeline.health.error}" if self.pipeline.health.error else ""
         return f"{self.work()} events waiting and nothing recorded for {quiet:.0f}s{why}"
 
     async def aclose(self) -> None:

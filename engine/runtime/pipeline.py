@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Link
-from provisioner.engine.runtime.apply import Applier, BatchReport, failed_event
+from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.runtime.handover import Handover
+from provisioner.engine.runtime.health import RecordingHealth, internal_error
 from provisioner.engine.runtime.held import Held, read_retrying
 from provisioner.engine.store import Store
 
@@ -70,13 +72,8 @@ class Pipeline:
             else None
         )
         self._accepting = asyncio.Lock()  # one worker's events are queued in arrival order
-        self._revoked: set[str] = set()  # of partitions this engine lost: dropped instead of started
-        self._dropped: list[str] = []  # dropped events whose claims are still to be released
-        # What /readyz, the heartbeat and the metrics read.
-        self.progress_at = time.monotonic()
-        self.record_failures = 0
-        self.recording_error: str | None = None
-        self.repeats = 0  # outcomes another engine (or an earlier try) had recorded already
+        self.handover = Handover()  # events of partitions this engine lost
+        self.health = RecordingHealth()  # what /readyz, the heartbeat and the metrics read
 
     async def submit(self, events: list[WorkerEvent]) -> BatchReport:
         """Queue events; returns once they are accepted (waits while too many are in flight)."""
@@ -109,7 +106,7 @@ class Pipeline:
         """Held events another engine recorded: done here too (their offsets may be committed)."""
         for event_id in event_ids:
             self._known.discard(event_id)
-        self.progress_at = time.monotonic()
+        self.health.progress()
         if self.on_recorded:
             await self.on_recorded(event_ids)
 
@@ -128,14 +125,15 @@ class Pipeline:
                 try:
                     plan = self.applier.plan_event(ev, self._links(ev, stored))
                 except Exception as exc:
-                    wake |= self._complete(ev, self._internal_error(ev, exc))
+                    wake |= self._complete(ev, internal_error(ev, exc))
                     continue
                 if not plan.actions:
                     wake |= self._complete(ev, plan.outcome)
                     continue
             # The task plans again, just before its actions run: a manager whose account was
             # created meanwhile is then found.
-            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            self.handover.queued(ev.id, task)
         if wake:  # once, after the loop: no pause between accepting these events
             await self._wake_flusher()
 
@@ -150,30 +148,25 @@ class Pipeline:
         return links
 
     async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure is its own; ours must only come after it
         try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its failure is its own; ours must only come after it
             async with self._slots:
-                if ev.id in self._revoked:  # its partition moved to another engine before it started
+                if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
                 outcome = await self.applier.apply_event(ev, self._links(ev, stored))
+        except asyncio.CancelledError:
+            if not self.handover.dropping(ev.id):
+                raise
+            self._drop(ev)  # revoked while it waited its turn
+            return
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
-            outcome = self._internal_error(ev, exc)
+            outcome = internal_error(ev, exc)
+        finally:
+            self.handover.finished(ev.id)
         if self._complete(ev, outcome):
             await self._wake_flusher()
-
-    @staticmethod
-    def _internal_error(ev: WorkerEvent, exc: Exception) -> EventOutcome:
-        log.error(
-            "applying event %s failed unexpectedly",
-            ev.id,
-            extra={"event_id": ev.id, "worker_id": ev.subject},
-            exc_info=exc,
-        )
-        kind = type(exc).__name__
-        error, summary = f"{kind}: {exc}", f"internal error: {kind}"
-        return failed_event(ev, "apply", "internal error", error, summary=summary, transient=True)
 
     def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
         """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""
@@ -199,18 +192,13 @@ class Pipeline:
         self._leave(ev)
         self._pending -= 1
         self._forget([ev.id])
-        if not self._done and self._pending == 0:
-            self._changed_soon()
 
     def _forget(self, event_ids: list[str]) -> None:
         for event_id in event_ids:
             self._known.discard(event_id)
-            self._revoked.discard(event_id)
-        self._dropped += event_ids
-        self.progress_at = time.monotonic()
-
-    def _changed_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self._wake_flusher())
+        self.handover.dropped(event_ids)
+        self.health.progress()
+        asyncio.get_running_loop().create_task(self._wake_flusher())  # for drain() and settle()
 
     async def _wake_flusher(self) -> None:
         async with self._changed:
@@ -230,18 +218,8 @@ class Pipeline:
                         await asyncio.wait_for(self._changed.wait(), remaining)
             try:
                 await self._flush()
-                self.recording_error = None
             except Exception as exc:  # a busy or unreachable store: the outcomes wait in memory
-                # Never a silent loop: counted (metric), named in the heartbeat (status), and
-                # /readyz turns false once it lasts.
-                self.record_failures += 1
-                self.recording_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                log.error(
-                    "could not record %d outcomes (%d failed tries so far): %s; trying again in a second",
-                    len(self._done),
-                    self.record_failures,
-                    self.recording_error,
-                )
+                self.health.failed(exc, len(self._done))
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
@@ -257,13 +235,9 @@ class Pipeline:
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
             raise
-        if repeats:
-            self.repeats += repeats
-            log.info("%d outcomes were recorded already (by another engine); kept as they were", repeats)
-        self.progress_at = time.monotonic()
+        self.health.recorded(repeats)
         for outcome in batch:
             self._known.discard(outcome.event_id)
-            self._revoked.discard(outcome.event_id)
         # The store now holds these links; keep overlay entries only for workers still in flight.
         for key in [k for k in self._overlay if k[0] not in self._per_worker]:
             del self._overlay[key]
@@ -279,7 +253,7 @@ class Pipeline:
     def revoke(self, event_ids: set[str]) -> None:
         """Events of partitions this engine lost: one not started yet is dropped when its turn comes
         (the partition's new owner applies it), one held for another engine is dropped now."""
-        self._revoked |= event_ids & self._known
+        self.handover.revoke(event_ids & self._known)
         if self.held is not None:
             self._forget(self.held.drop(event_ids))
 
@@ -291,14 +265,6 @@ class Pipeline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(lambda: not event_ids & self._known), timeout)
         return event_ids & self._known
-
-    def take_dropped(self) -> list[str]:
-        """Events dropped since the last call: their claims are to be released."""
-        dropped, self._dropped = self._dropped, []
-        return dropped
-
-    def give_back_dropped(self, event_ids: list[str]) -> None:
-        self._dropped[:0] = event_ids
 
     @property
     def work(self) -> int:

@@ -92,8 +92,8 @@ class FleetCollector(Collector):
             ("provisioner_rebalance_paused_seconds", "Time spent handing lost partitions over", vitals.paused_seconds),
             ("provisioner_relay_republished", "Events a new relay leader published again", vitals.republished),
             ("provisioner_claims_taken_over", "Event claims taken from an engine that stopped", vitals.taken_over),
-            ("provisioner_outcome_record_failures", "Failed tries to record outcomes", pipeline.record_failures),
-            ("provisioner_outcomes_recorded_twice", "Outcomes another engine had recorded already", pipeline.repeats),
+            ("provisioner_outcome_record_failures", "Failed tries to record outcomes", pipeline.health.failures),
+            ("provisioner_outcomes_recorded_twice", "Outcomes recorded already elsewhere", pipeline.health.repeats),
         ):
             counter = CounterMetricFamily(name, text)
             counter.add_metric([], value)
