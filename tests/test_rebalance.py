@@ -52,7 +52,7 @@ def _config(tmp_path: Any, store_url: str, bootstrap: str, scim_url: str, people
                 "engine": {"concurrency": 4, "batch_size": 50, "listen": listen},
                 "sources": [{"name": "hr", "type": "file", "path": str(people), "poll_interval": "1h"}],
                 "targets": [{"name": "app", "type": "scim", "base_url": scim_url, "bulk": False, "concurrency": 4}],
-                "policies": [{"name": "all", "when": "true", "grant": [{"target": "app"}]}],
+                "policies": [{"name": "all", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}],
                 "safety": {"max_deprovisions": None, "max_deprovision_ratio": None},
             }
         )
@@ -83,11 +83,15 @@ def test_engines_joining_mid_wave_write_each_change_once_and_converge(tmp_path, 
         )
         said = "\n".join(log.read_text() for log in logs)
         users = list_resources(scim.url, "Users")
+        groups = [g for g in list_resources(scim.url, "Groups") if g["displayName"] == "staff"]
     assert "could not record" not in said, said[-3000:]
     assert len(users) == WORKERS and len({u["externalId"] for u in users}) == WORKERS
     # One create per person, across the three engines: no change applied twice.
     assert app.writes["POST"] == WORKERS, dict(app.writes)
     assert app.writes["PATCH"] + app.writes["PUT"] == 0, dict(app.writes)
+    # One group of the name across the three engines, everyone in it (group claims in the store).
+    assert len(groups) == 1, [g["id"] for g in groups]
+    assert {m["value"] for m in groups[0].get("members", [])} == {u["id"] for u in users}
     with store.db.session() as s:
         assert len(s.exec(select(ProcessedEvent.event_id)).all()) == WORKERS
     made = Counter(e.worker_id for e in store.log.recent(limit=10_000) if e.action in ("create", "adopt"))
