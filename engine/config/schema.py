@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 
 
@@ -16,12 +17,6 @@ class _Strict(BaseModel):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///./provisioner.db"
-
-
-class KafkaConfig(_Strict):
-    bootstrap_servers: str | None = None
-    topic_prefix: str = "provisioner"
-    partitions: int = Field(default=6, ge=1)
 
 
 class EngineConfig(_Strict):

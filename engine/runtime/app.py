@@ -31,6 +31,7 @@ from provisioner.engine.runtime.bus import (
     raw_values,
 )
 from provisioner.engine.runtime.http.metrics import Metrics
+from provisioner.engine.runtime.kafka_clients import broker_options, client_options
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -46,8 +47,9 @@ log = logging.getLogger("provisioner.engine")
 class Runtime:
     """Owns the bus connection, the outbox relay and the consumer for one engine process."""
 
-    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
+    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None, one_shot: bool = False):
         self.config = config
+        self.one_shot = one_shot  # `sync --once`: takes partitions by assignment, never joins the group
         # Who holds a lease: host, pid and start time, so a restart can tell its crashed predecessor is gone.
         self.owner = new_owner()
         self.parts = parts or Parts(config)
@@ -105,21 +107,30 @@ class Runtime:
     async def _start(self) -> None:
         kafka = self.config.kafka
         topic = events_topic(kafka)
-        if kafka.bootstrap_servers:
-            bootstrap = kafka.bootstrap_servers
-            # A cluster's partitions are shared by the engine processes of the consumer group.
-            source: dict[str, Any] = {}
-            topics = [topic]
+        options = client_options(kafka)
+        bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
+        count = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
+        source: dict[str, Any]
+        if kafka.bootstrap_servers and not self.one_shot:
+            # A cluster's partitions are shared by the long-running engines of the consumer group.
+            source, topics = {}, [topic]
         else:
-            bootstrap = await self._stack.enter_async_context(embedded_broker())
-            # The embedded broker is this process's own: it takes every partition itself instead of
-            # joining a consumer group, whose first assignment the broker holds back for seconds.
-            # It answers a fetch when the wait runs out, not when a record arrives (Kafka does the
-            # latter): a short wait keeps a webhook's event from idling up to half a second.
-            partitions = [TopicPartition(topic, p) for p in range(kafka.partitions)]
-            source, topics = {"partitions": partitions, "fetch_max_wait_ms": 50}, []
-        await ensure_topics(bootstrap, [topic, dead_letter_topic(kafka)], kafka.partitions)
-        broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
+            # The embedded broker is this process's own, and a one-shot run (`sync --once`) must not
+            # join the fleet's group: both take every partition by assignment, reading from and
+            # committing to the group's offsets without being a member. A group join cost a one-shot
+            # run ~5.8 s (the coordinator holds the first assignment back) and made every running
+            # engine rebalance. The embedded broker answers a fetch when the wait runs out, not when
+            # a record arrives: a short wait keeps a webhook's event from idling up to half a second.
+            source, topics = (
+                {"partitions": [TopicPartition(topic, p) for p in range(count)], "fetch_max_wait_ms": 50},
+                [],
+            )
+        broker = KafkaBroker(
+            bootstrap,
+            logger=logging.getLogger("provisioner.kafka"),
+            log_level=logging.DEBUG,
+            **broker_options(kafka),
+        )
         if self.consume:
             subscriber = broker.subscriber(
                 *topics,
@@ -140,7 +151,7 @@ class Runtime:
         await broker.start()
         self._stack.push_async_callback(broker.stop)
         self.broker = broker
-        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake)
+        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
         collect_rarely()
         freeze_startup()

@@ -37,9 +37,18 @@ _HEADERS = [(name, value.encode()) for name, value in EVENT_HEADERS.items()]
 
 
 class Relay:
-    def __init__(self, store: Store, bootstrap: str, topic: str, owner: str, wake: asyncio.Event):
+    def __init__(
+        self,
+        store: Store,
+        bootstrap: list[str],
+        topic: str,
+        owner: str,
+        wake: asyncio.Event,
+        options: dict[str, Any] | None = None,
+    ):
         self.store = store
         self.bootstrap = bootstrap
+        self.options = options or {}  # TLS and SASL (kafka_clients.client_options)
         self.topic = topic
         self.owner = owner
         self.wake = wake  # set when the outbox has new rows: look now rather than at the next tick
@@ -107,7 +116,9 @@ class Relay:
     async def _started(self) -> AIOKafkaProducer:
         # Started on the first rows, not with the engine: a sync with nothing to publish needs none.
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES, **self.options
+            )
             try:
                 await producer.start()
             except BaseException:  # an unreachable cluster: closed now, a new one tries next turn
