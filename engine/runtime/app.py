@@ -31,7 +31,7 @@ from provisioner.engine.runtime.bus import (
     raw_values,
 )
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.kafka_clients import broker_options, client_options
+from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -150,6 +150,8 @@ class Runtime:
             self._subscribers.append(subscriber)
         await broker.start()
         self._stack.push_async_callback(broker.stop)
+        for subscriber in self._subscribers:
+            rebootstrapping(subscriber.consumer._client)
         self.broker = broker
         self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")

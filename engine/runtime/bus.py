@@ -100,7 +100,7 @@ async def _create(admin: AIOKafkaAdminClient, config: KafkaConfig, topics: list[
     # -1: the cluster's own default.replication.factor (KIP-464), what an operator set for the cluster.
     factor = config.replication_factor or -1
     # An empty assignment: aiokafka's NewTopic refuses -1 without one (it reads -1 as "assigned by hand").
-    assignment = {} if factor == -1 else None
+    assignment: dict[int, list[int]] | None = {} if factor == -1 else None
     response = await admin.create_topics([NewTopic(t, config.partitions, factor, assignment) for t in topics])
     for topic, code, *message in response.topic_errors:
         error = for_code(code)

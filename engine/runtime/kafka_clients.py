@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import KafkaConnectionError
 from faststream.security import (
     BaseSecurity,
     SASLOAuthBearer,
@@ -18,6 +19,29 @@ from faststream.security import (
 )
 
 from provisioner.engine.config import KafkaConfig, KafkaTls
+
+
+def rebootstrapping(client: Any) -> None:
+    """Let an aiokafka client fall back to the configured bootstrap servers when no broker it
+    learned from metadata answers any more (KIP-899's rebootstrap; aiokafka never does it).
+
+    Apache Kafka's metadata names every broker, so losing one leaves the others; a cluster of
+    stateless brokers on shared storage (Tansu) or one behind per-broker load balancers answers
+    with only the broker asked, and a client that bootstrapped from broker a would retry a forever
+    once it died, though b serves the same partitions. Wrapped on the instance, not patched into
+    the library: only the engine's own clients change."""
+    update = client._metadata_update
+
+    async def update_or_rebootstrap(cluster_metadata: Any, topics: Any) -> bool:
+        if await update(cluster_metadata, topics):
+            return True
+        try:
+            await client.bootstrap()  # each configured server in turn; the metadata of the first that answers
+        except KafkaConnectionError:
+            return False
+        return True
+
+    client._metadata_update = update_or_rebootstrap
 
 
 class KafkaSettingsError(ValueError):

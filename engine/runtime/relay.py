@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from provisioner.engine.runtime.bus import EVENT_HEADERS
+from provisioner.engine.runtime.kafka_clients import rebootstrapping
 from provisioner.engine.store import Store
 from provisioner.engine.store.outbox import Unpublished
 
@@ -119,6 +120,7 @@ class Relay:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES, **self.options
             )
+            rebootstrapping(producer.client)
             try:
                 await producer.start()
             except BaseException:  # an unreachable cluster: closed now, a new one tries next turn
