@@ -113,7 +113,11 @@ class TargetConfig(BaseModel):
     )
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
-    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")
+    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target at most")
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="find how many requests the app takes at once (AIMD on latency and 429/503), up to concurrency",
+    )
     rate_limit: float | None = Field(default=None, description="requests per second, e.g. 20/s or 600/m")
     burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
 
