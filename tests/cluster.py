@@ -8,6 +8,7 @@ advertises its own 127.0.0.1 port. Used by tests (a session fixture) and bench/c
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from provisioner.engine.kit.servers import free_port, wait_for_port
 from tests.processes import stop_group, wait_for
@@ -115,3 +117,19 @@ def tansu_cluster(brokers: int = 2) -> Iterator[TansuCluster]:
             cluster.start(index)
         wait_for(lambda: all(cluster.alive(i) for i in range(brokers)), timeout=10, what="brokers up")
         yield cluster
+
+
+async def _group(bootstrap: list[str], group: str) -> tuple[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        described = response.to_object()["groups"][0]
+        return str(described["state"]), len(described["members"])
+    finally:
+        await admin.close()
+
+
+def group_state(bootstrap: list[str], group: str = "engine") -> tuple[str, int]:
+    """The consumer group's state (Stable, PreparingRebalance, …) and member count, as the cluster says."""
+    return asyncio.run(_group(bootstrap, group))

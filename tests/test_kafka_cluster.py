@@ -3,18 +3,16 @@ the broker it bootstrapped from is killed, and when that broker comes back and t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 
 from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
-from tests.cluster import TansuCluster
+from tests.cluster import TansuCluster, group_state
 from tests.processes import engine, wait_for
 from tests.storm import person
 
@@ -69,17 +67,6 @@ def test_an_engine_with_two_bootstrap_brokers_survives_losing_either(tmp_path: P
         assert store.outbox.pending_count() == 0
 
 
-async def _members(bootstrap: list[str]) -> int:
-    """Members of the consumer group `engine`, as the cluster reports them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups(["engine"])
-        return len(response.to_object()["groups"][0]["members"])
-    finally:
-        await admin.close()
-
-
 def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_cluster: TansuCluster):
     """`sync --once` beside a running engine takes its work by partition assignment: the group never
     sees a second member (a join would make every running engine rebalance), and every change is
@@ -91,7 +78,7 @@ def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_
         config = _config(tmp_path, kafka_cluster, scim.url, "1h", partitions=3)
         with engine(config, tmp_path / "engine.log"):
             wait_for(lambda: len(store.links.all()) == 10, timeout=60, what="the first 10 applied by the engine")
-            wait_for(lambda: asyncio.run(_members(kafka_cluster.bootstrap)) == 1, what="the engine in its group")
+            wait_for(lambda: group_state(kafka_cluster.bootstrap)[1] == 1, what="the engine in its group")
             _write(people, 25)
             sync = subprocess.Popen(
                 [sys.executable, "-m", "provisioner.engine.cli", "sync", "--once", "-c", str(config)],
@@ -100,7 +87,7 @@ def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_
             )
             members = set()
             while sync.poll() is None:
-                members.add(asyncio.run(_members(kafka_cluster.bootstrap)))
+                members.add(group_state(kafka_cluster.bootstrap)[1])
             assert sync.wait() == 0, sync.stderr.read().decode()[-2000:] if sync.stderr else ""
             assert members == {1}, f"the group had {sorted(members)} members during the one-shot run"
         assert len(store.links.all()) == 25 and store.outbox.pending_count() == 0
