@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from faststream import AckPolicy, Context
-from faststream.kafka import KafkaBroker, TopicPartition
+from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
@@ -24,6 +24,7 @@ from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_o
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
     EVENT_HEADERS,
+    consumer_source,
     dead_letter_topic,
     embedded_broker,
     ensure_topics,
@@ -110,21 +111,7 @@ class Runtime:
         options = client_options(kafka)
         bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
         count = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
-        source: dict[str, Any]
-        if kafka.bootstrap_servers and not self.one_shot:
-            # A cluster's partitions are shared by the long-running engines of the consumer group.
-            source, topics = {}, [topic]
-        else:
-            # The embedded broker is this process's own, and a one-shot run (`sync --once`) must not
-            # join the fleet's group: both take every partition by assignment, reading from and
-            # committing to the group's offsets without being a member. A group join cost a one-shot
-            # run ~5.8 s (the coordinator holds the first assignment back) and made every running
-            # engine rebalance. The embedded broker answers a fetch when the wait runs out, not when
-            # a record arrives: a short wait keeps a webhook's event from idling up to half a second.
-            source, topics = (
-                {"partitions": [TopicPartition(topic, p) for p in range(count)], "fetch_max_wait_ms": 50},
-                [],
-            )
+        source, topics = consumer_source(kafka, topic, count, one_shot=self.one_shot)
         broker = KafkaBroker(
             bootstrap,
             logger=logging.getLogger("provisioner.kafka"),

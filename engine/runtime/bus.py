@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from faststream.kafka import TopicPartition
 
 from provisioner.engine.config import KafkaConfig
 from provisioner.engine.kit.process import die_with_parent
@@ -71,6 +72,24 @@ async def embedded_broker() -> AsyncIterator[str]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def consumer_source(
+    config: KafkaConfig, topic: str, partitions: int, *, one_shot: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """How the consumer takes its partitions: (subscriber keyword arguments, topics to subscribe).
+
+    A cluster's partitions are shared by the long-running engines of the consumer group. The
+    embedded broker is this process's own, and a one-shot run (`sync --once`) must not join the
+    fleet's group: both take every partition by assignment, reading from and committing to the
+    group's offsets without being a member. A group join cost a one-shot run ~5.8 s (the
+    coordinator holds the first assignment back) and made every running engine rebalance. Tansu
+    answers a fetch when the wait runs out, not when a record arrives: a short wait keeps a
+    webhook's event from idling up to half a second."""
+    if config.bootstrap_servers and not one_shot:
+        return {}, [topic]
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    return {"partitions": assigned, "fetch_max_wait_ms": 50}, []
 
 
 async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[str]) -> int:
