@@ -22,122 +22,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from cluster_fleet import Fleet, applied, base_config, cpu_busy, cpu_jiffies, person, until, write_people  # noqa: E402
 from latency_app import app_listing, app_stats, latency_app  # noqa: E402
 from scale import postgres_database, provisioner  # noqa: E402
 
 from provisioner.engine.kit.servers import free_port  # noqa: E402
 from provisioner.engine.store import Store  # noqa: E402
 from tests.cluster import TansuCluster, group_state, tansu_cluster  # noqa: E402
-from tests.processes import engine_process  # noqa: E402
 
 Row = tuple[str, str, str]  # figure, value, goal
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-def person(i: int, department: str) -> dict[str, str]:
-    return {
-        "remote_id": str(i),
-        "first_name": f"First{i}",
-        "last_name": f"Last{i}",
-        "work_email": f"user{i}@example.com",
-        "department": department,
-        "employment_type": "full_time",
-        "status": "active",
-    }
-
-
-def write_people(path: Path, people: list[dict[str, str]]) -> None:
-    part = path.with_suffix(".part")
-    part.write_text(json.dumps(people))
-    part.replace(path)  # whole: a poll never reads half a file
-
-
-class Fleet:
-    """Engine processes (`provisioner run`) on one config each (their own listen port)."""
-
-    def __init__(self, folder: Path, base: dict[str, Any], stack: ExitStack):
-        self.folder, self.base, self.stack = folder, base, stack
-        folder.mkdir(parents=True, exist_ok=True)
-        self.engines: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-
-    def config(self, name: str, port: int) -> Path:
-        path = self.folder / f"{name}.yaml"
-        path.write_text(json.dumps({**self.base, "engine": {"listen": f"127.0.0.1:{port}"}}))
-        return path
-
-    def start(self, name: str) -> None:
-        port = free_port()
-        log = self.stack.enter_context((self.folder / f"{name}.log").open("wb"))
-        process = self.stack.enter_context(engine_process(self.config(name, port), output=log))
-        self.engines[name] = (process, port)
-
-    def kill(self, name: str) -> None:
-        process, _ = self.engines.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-
-    def ready(self) -> dict[str, int]:
-        out = {}
-        for name, (_, port) in self.engines.items():
-            try:
-                out[name] = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3).status_code
-            except httpx.HTTPError:
-                out[name] = 0
-        return out
-
-
-def base_config(store: str, cluster: TansuCluster, app: str, people: Path, ceiling: int, adaptive: bool) -> dict:
-    return {
-        "store": {"url": store},
-        "kafka": {"bootstrap_servers": cluster.bootstrap, "topic_prefix": f"b{uuid.uuid4().hex[:8]}"},
-        "sources": [{"name": "hr", "type": "file", "path": str(people), "poll_interval": "1s"}],
-        "targets": [
-            {
-                "name": "app",
-                "type": "scim",
-                "base_url": app,
-                "bulk": False,  # one request per write: the app's counts are the engine's writes
-                "concurrency": ceiling,
-                "adaptive_concurrency": adaptive,
-            }
-        ],
-        "policies": [
-            {"name": "all", "when": "true", "grant": [{"target": "app", "groups": ["{{ worker.department }}"]}]}
-        ],
-        "safety": {"max_deprovisions": None, "max_deprovision_ratio": None},
-    }
-
-
-def until(condition: Callable[[], bool], timeout: float, step: float = 0.5) -> float | None:
-    """Seconds until `condition` held, or None after `timeout`."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            return None
-        time.sleep(step)
-    return time.monotonic() - start
-
-
-def applied(store: Store, people: int) -> Callable[[], bool]:
-    return lambda: store.outbox.pending_count() == 0 and len(store.links.all()) >= people
 
 
 def settled(fleet: Fleet, cluster: TansuCluster, engines: int) -> None:
@@ -155,9 +61,10 @@ def sync_time(
     adaptive: bool,
     capacity: int = 0,
     timeout: float = 900,
+    busy: list[float] | None = None,
 ) -> float | None:
     """Seconds from the people file written to every worker applied, by `engines` running engines."""
-    people = folder / "people.json"
+    people, busy = folder / "people.json", busy if busy is not None else []
     with ExitStack() as stack:
         store_url = stack.enter_context(postgres_database())
         app = stack.enter_context(latency_app(capacity=capacity))
@@ -168,7 +75,10 @@ def sync_time(
             fleet.start(f"e{i}")
         settled(fleet, cluster, engines)
         write_people(people, [person(i, f"Dept {i % 10}") for i in range(workers)])
-        return until(applied(store, workers), timeout)
+        before = cpu_jiffies()
+        took = until(applied(store, workers), timeout)
+        busy.append(cpu_busy(before))
+        return took
 
 
 def bench_wave(folder: Path, cluster: TansuCluster, workers: int, changes: int, timeout: float) -> list[Row]:
@@ -231,13 +141,19 @@ def bench_wave(folder: Path, cluster: TansuCluster, workers: int, changes: int, 
 
 
 def bench_scale(folder: Path, cluster: TansuCluster, workers: int) -> list[Row]:
-    one = sync_time(folder / "one", cluster, 1, workers, 8, False)
-    three = sync_time(folder / "three", cluster, 3, workers, 8, False)
+    busy: list[float] = []
+    one = sync_time(folder / "one", cluster, 1, workers, 8, False, busy=busy)
+    three = sync_time(folder / "three", cluster, 3, workers, 8, False, busy=busy)
     factor = f"{one / three:.2f}×" if one and three else "-"
     return [
         (
             f"{workers:,} sync, 100 ms app: 1 vs 3 engines (ceiling 8 each)",
             f"{one:.1f} s vs {three:.1f} s" if one and three else "not done",
+            "-",
+        ),
+        (
+            "scale-out: machine CPU busy, 1 vs 3 engines",
+            f"{busy[0]:.0f} % vs {busy[1]:.0f} % of {os.cpu_count()} cores",
             "-",
         ),
         ("scale-out factor, 3 engines vs 1", factor, "≥ 2.5×"),

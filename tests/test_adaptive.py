@@ -32,21 +32,26 @@ def test_slow_start_reaches_the_ceiling_while_the_app_keeps_its_pace():
     assert limit.current == 32  # bounded by the config's ceiling
 
 
-def test_overload_halves_once_per_round_trip_then_grows_by_one_per_round_trip():
+def test_overload_cuts_once_per_round_trip_then_grows_by_one_per_round_trip_slower_near_the_edge():
     clock = Clock()
     limit = AdaptiveLimit(64, initial=40, clock=clock)
-    limit.observe(0.1, 200)
+    limit.observe(0.1, 200)  # slow start: 41
     for _ in range(20):  # twenty 429s of requests sent together: one signal
         limit.observe(0.1, 429)
-    assert limit.current == 20 and limit.decreases == 1
+    assert limit.current == 28 and limit.decreases == 1  # 41 × 0.7
     clock.now += 0.2  # a round trip later the next 503 counts again
     limit.observe(0.1, 503)
-    assert limit.current == 10 and limit.decreases == 2
+    assert limit.current == 20 and limit.decreases == 2  # 28.7 × 0.7 = 20.09
     clock.now += 0.2
-    for _ in range(10):  # congestion avoidance now: +1 per round trip (10 answers at limit 10)
+    for _ in range(20):  # congestion avoidance now: +1 per round trip (20 answers at limit 20)
         limit.observe(0.1, 200)
-    assert limit.current == 11  # 10.25 + ~0.95
-    assert 11.0 < limit.limit < 11.3
+    assert 21.0 < limit.limit < 21.1
+    while limit.limit < 0.9 * 28.7:  # back near where the app said 429 last
+        limit.observe(0.1, 200)
+    near = limit.limit
+    for _ in range(26):  # one round trip's answers: a fifth of a slot
+        limit.observe(0.1, 200)
+    assert 0.19 < limit.limit - near < 0.21
 
 
 def test_a_timeout_is_overload_and_a_refused_connection_says_nothing():
@@ -54,7 +59,7 @@ def test_a_timeout_is_overload_and_a_refused_connection_says_nothing():
     limit.observe(5.0, 0)
     assert limit.current == 16
     limit.observe(30.0, None)
-    assert limit.current == 8
+    assert limit.current == 11  # 16 × 0.7
 
 
 def test_answers_slowing_down_shrink_the_limit_gently():
@@ -98,7 +103,7 @@ def test_an_app_with_room_for_24_is_found():
         seen.append(limit.current)
     steady = seen[100:]
     assert max(steady) <= 25  # never far past what the app takes
-    assert sum(steady) / len(steady) > 24 * 0.75  # AIMD's saw-tooth stays near it
+    assert sum(steady) / len(steady) > 24 * 0.85  # the saw-tooth stays near it (22.1 on average)
 
 
 async def test_in_flight_never_passes_the_limit_and_a_cancelled_waiter_frees_nothing():
@@ -136,8 +141,8 @@ async def test_the_http_client_holds_a_slot_per_attempt_and_learns_from_429():
     client._transport.wrapped = httpx.MockTransport(app)  # type: ignore[attr-defined]
     response = await client.get("Users")
     assert response.status_code == 200
-    # Each attempt held a slot and reported: two 429s one after the other (a backoff apart), two halvings.
-    assert limit.current == 5 and limit.decreases == 2
+    # Each attempt held a slot and reported: two 429s one after the other (a backoff apart), two cuts.
+    assert limit.current == 9 and limit.decreases == 2  # 20 × 0.7 × 0.7
     assert limit.in_flight == 0
     await client.aclose()
 

@@ -1,10 +1,13 @@
 """How many requests one target gets at once, found rather than guessed: AIMD on what the app says.
 
 The limit grows while the app answers as fast as it did at its best, and while the limit is what
-holds requests back; it shrinks by half when the app says it is overloaded (429, 503, a timeout)
+holds requests back; it shrinks by 30 % when the app says it is overloaded (429, 503, a timeout)
 and by a tenth when its answers slow down past `tolerance` × the best recent latency (a queue is
 forming in front of it). At most one decrease per round trip: a burst of 429s from requests sent
-together is one signal, not twenty. Bounded by the config's `concurrency` (the ceiling) and 1.
+together is one signal, not twenty. Near the limit where the app last said it was overloaded the
+limit grows five times slower: every 429 costs its request a Retry-After, so probing that edge
+often cost more than a few slots left unused (an app taking 16 at once: 1.09× the best fixed
+setting with halving and steady growth). Bounded by the config's `concurrency` (the ceiling) and 1.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class AdaptiveLimit:
         self._smoothed: float | None = None
         self._slow_start = adaptive
         self._quiet_until = 0.0  # no second decrease before this (one round trip after the last)
+        self._overloaded_at: float | None = None  # the limit the app last said 429/503 at
 
     @property
     def current(self) -> int:
@@ -75,7 +79,8 @@ class AdaptiveLimit:
             return
         now = self._clock()
         if status is None or status in OVERLOADED:
-            self._decrease(now, 0.5, latency)
+            if self._decrease(now, 0.7, latency):
+                self._overloaded_at = self.limit / 0.7
             return
         if status >= 500:
             return  # an app error says nothing about load
@@ -85,8 +90,11 @@ class AdaptiveLimit:
             self._decrease(now, 0.9, latency)
         elif binding:
             # Slow start: +1 per answer (doubling per round trip) until the first decrease; then
-            # +1 per round trip (1/limit per answer).
-            self.limit = min(float(self.ceiling), self.limit + (1.0 if self._slow_start else 1.0 / self.limit))
+            # +1 per round trip (1/limit per answer), +1 per five near the last overload.
+            step = 1.0 if self._slow_start else 1.0 / self.limit
+            if self._overloaded_at is not None and self.limit >= 0.9 * self._overloaded_at:
+                step /= 5
+            self.limit = min(float(self.ceiling), self.limit + step)
             self._wake()
 
     def _note_latency(self, latency: float) -> None:
@@ -99,14 +107,15 @@ class AdaptiveLimit:
         self._best = min(self._best, latency)
         self._smoothed = latency if self._smoothed is None else 0.8 * self._smoothed + 0.2 * latency
 
-    def _decrease(self, now: float, factor: float, latency: float) -> None:
+    def _decrease(self, now: float, factor: float, latency: float) -> bool:
         if now < self._quiet_until:
-            return
+            return False
         self._slow_start = False
         self.limit = max(1.0, self.limit * factor)
         self.decreases += 1
         self._smoothed = None  # judge the new limit by its own answers
         self._quiet_until = now + max(latency, self._best if self._best != float("inf") else latency)
+        return True
 
     async def _acquire(self) -> None:
         if self.in_flight < self.current and not self._waiters:
