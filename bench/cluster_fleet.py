@@ -64,6 +64,9 @@ class Fleet:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=20)
 
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self.engines.values()]
+
     def ready(self) -> dict[str, int]:
         out = {}
         for name, (_, port) in self.engines.items():
@@ -101,6 +104,18 @@ def cpu_jiffies() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) these processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_busy(before: tuple[int, int]) -> float:

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class LatencyFront:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         if environ.get("HTTP_X_BENCH") == "read":
-            return self.inner(environ, start_response)  # type: ignore[no-any-return]
+            return self.inner(environ, start_response)
         with self.lock:
             if self.capacity and self.in_flight >= self.capacity:
                 self.counts["429"] += 1
@@ -67,8 +68,14 @@ class LatencyFront:
                 self.in_flight -= 1
 
 
+@dataclass
+class App:
+    url: str
+    pid: int
+
+
 @contextmanager
-def latency_app(latency: float = 0.1, capacity: int = 0) -> Iterator[str]:
+def latency_app(latency: float = 0.1, capacity: int = 0) -> Iterator[App]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, __file__, str(port), str(latency), str(capacity)],
@@ -76,7 +83,7 @@ def latency_app(latency: float = 0.1, capacity: int = 0) -> Iterator[str]:
     )
     try:
         wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
+        yield App(f"http://127.0.0.1:{port}", process.pid)
     finally:
         stop_group(process, timeout=5)
 
