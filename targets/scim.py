@@ -20,6 +20,7 @@ import httpx
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
@@ -69,6 +70,7 @@ class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
         timeout: float = 30.0,
         policy: RetryPolicy | None = None,
         concurrency: int = 8,
+        adaptive: bool = True,
         rate: float | None = None,
         burst: int | None = None,
         auth: httpx.Auth | None = None,
@@ -77,7 +79,9 @@ class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
         self.settings = settings
         self.paths = mapping_paths
         headers = {"Accept": SCIM_JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
-        self._slots = asyncio.Semaphore(concurrency)
+        # The target's own limit on requests in flight, whatever number of workers are in flight:
+        # found by AIMD up to `concurrency` (kit/adaptive.py), or exactly `concurrency` if not adaptive.
+        self.limit = AdaptiveLimit(concurrency, adaptive=adaptive)
         self._bulk = None
         self._bulk_checked = False
         self._bulk_lock = asyncio.Lock()
@@ -91,6 +95,7 @@ class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
             policy=policy,
             rate=rate,
             burst=burst,
+            limit=self.limit,
         )
         self.config: ServiceProviderConfig | None = None
         self._groups = {}
@@ -118,6 +123,7 @@ class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
             timeout=config.timeout,
             policy=RetryPolicy(max_attempts=config.max_attempts),
             concurrency=config.concurrency,
+            adaptive=config.adaptive_concurrency,
             rate=config.rate_limit,
             burst=config.burst,
             auth=auth,
@@ -130,8 +136,7 @@ class ScimTarget(ScimLookup, ScimGroupAdmin, ScimBulk):
         return dict(DEFAULT_MAPPING)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        async with self._slots:  # the target's own limit, whatever number of workers are in flight
-            response = await self.http.request(method, path, **kwargs)
+        response = await self.http.request(method, path, **kwargs)
         raise_for_scim(response)
         if response.status_code == 204 or not response.content:
             return {}
