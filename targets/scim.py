@@ -20,12 +20,15 @@ import httpx
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
+from provisioner.targets.scim_members import ScimMembers
 from provisioner.targets.scim_models import config_model, page_model
+from provisioner.targets.scim_profile import ScimLearning
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     DEFAULT_MAPPING,
     ENTERPRISE,
@@ -37,9 +40,9 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     USER_SCHEMA,
     ScimError,
     ScimSettings,
+    Unapplied,
     advertised_attributes,
     auth_of,
-    dropped,
     failed,
     failure,
     is_conflict,
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from scim2_models import ServiceProviderConfig
 
 
-class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
+class ScimTarget(ScimLookup, ScimGroups, ScimMembers, ScimLearning, ScimBulk):
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
     def __init__(
@@ -97,12 +100,11 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         self._group_locks = {}
         self._index: dict[str, Account] | None = None
         self._index_time = 0.0
-        self._put_only: set[str] = set()  # resource types whose PATCH the server refused
-        self._put_removals = False
         self._advertised: set[str] | None = None
-        self._case_exact_filter: bool | None = None
         self._conflicts: set[str] = set()  # lower-cased userNames a create was refused for
-        self._not_kept: set[str] = set()
+        self._user_names: dict[str, str] = {}  # account id → userName, to match members listed by it
+        self._save = None
+        self._apply(TargetProfile())  # what is learned about the app; the runtime hands in the stored one
 
     @classmethod
     def from_config(cls, config: TargetConfig, mapping_paths: list[str] | None = None) -> ScimTarget:
@@ -139,7 +141,9 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
     async def discover(self) -> ServiceProviderConfig:
         """What the service provider supports (RFC 7643 §5), asked once."""
         if self.config is None:
-            self.config = config_model().model_validate(await self._call("GET", "ServiceProviderConfig"))
+            announced = await self._call("GET", "ServiceProviderConfig")
+            self.config = config_model().model_validate(announced)
+            self._judge_config(announced)
         return self.config
 
     async def supports(self, feature: str) -> bool:
@@ -148,16 +152,25 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         return bool(announced is not None and announced.supported)
 
     async def check(self) -> list[tuple[str, bool, str]]:
-        """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials,
-        capabilities, a read of one user and one group."""
+        """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials proven
+        by an authenticated read, capabilities, a read of one user and one group, what was learned."""
         try:
             config = await self.discover()
         except httpx.HTTPError as exc:
             return [("reachable", False, scim_error(exc))]
         except ScimError as exc:
             what = "credentials" if exc.status in (401, 403) else "ServiceProviderConfig"
-            return [("reachable", True, f"HTTP {exc.status}"), (what, False, str(exc))]
-        rows = [("reachable", True, str(self.http.base_url)), ("credentials", True, "accepted")]
+            detail = "credentials refused" if exc.status in (401, 403) else str(exc)
+            return [("reachable", True, f"HTTP {exc.status}"), (what, False, detail)]
+        rows = [("reachable", True, str(self.http.base_url))]
+        try:  # /ServiceProviderConfig may be public (RFC 7644 §4): only a read of users proves the credentials
+            users = await self._call("GET", "Users", params={"count": 1, "startIndex": 1})
+        except ScimError as exc:
+            refused = exc.status in (401, 403)
+            return [*rows, ("credentials", False, "credentials refused" if refused else f"reading Users: {exc}")]
+        except httpx.HTTPError as exc:
+            return [*rows, ("credentials", False, f"reading Users: {scim_error(exc)}")]
+        rows.append(("credentials", True, "accepted (read Users)"))
         bulk, filter_ = config.bulk, config.filter
         features = [
             f"patch {'yes' if await self.supports('patch') else 'no'}",
@@ -169,39 +182,23 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         rows.append(("capabilities", True, ", ".join(features)))
         for kind, key in (("Users", "userName"), ("Groups", "displayName")):
             try:
-                page = await self._call("GET", kind, params={"count": 1, "startIndex": 1})
+                page = users if kind == "Users" else await self._call("GET", kind, params={"count": 1, "startIndex": 1})
             except ERRORS as exc:
                 rows.append((f"read one of {kind}", False, scim_error(exc)))
                 continue
             first = next(iter(page.get("Resources") or []), None)
             rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
-        if self._not_kept:
-            rows.append(("not kept by this app", True, ", ".join(sorted(self._not_kept))))
+        rows += [(f"learned: {what}", True, detail) for what, detail in self.profile().lessons()]
         return rows
 
-    def not_kept(self) -> set[str]:
-        """Mapped attributes this app answered without after we wrote them: it does not store them."""
-        return set(self._not_kept)
-
     def _account(self, resource: dict[str, Any]) -> Account:
+        if resource.get("userName"):
+            self._user_names[str(resource["id"])] = str(resource["userName"])
         return Account(
             id=resource["id"],
             active=resource.get("active", True) is not False,
             attributes=flatten(resource, self.paths),
         )
-
-    def _judge_kept(self, sent: dict[str, Any], returned: dict[str, Any]) -> None:
-        if not returned.get("id"):
-            return  # 204 or a bare acknowledgement: nothing to judge by
-        gone, kept = dropped(sent, returned)
-        new = gone - self._not_kept
-        self._not_kept = (self._not_kept | gone) - kept
-        if new:
-            log.warning(
-                "target %s does not keep %s: it answered without them (not counted as drift)",
-                self.name,
-                ", ".join(sorted(new)),
-            )
 
     # writes
     async def create(self, worker: Worker, attributes: dict[str, Any]) -> Result:
@@ -256,6 +253,7 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
             if not (fallback and await self._patch_is_the_problem(exc, operations)):
                 raise
             self._put_only.add(kind)
+            self._learned()
             log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, exc)
         return await self._put(path, mutate)
 
@@ -284,11 +282,16 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         attributes: dict[str, Any],
     ) -> Result:
         start = time.perf_counter()
+        path = f"Users/{account_id}"
         try:
-            answer = await self._change(f"Users/{account_id}", operations, mutate)
+            answer = await self._change(path, operations, mutate)
+            if not answer.get("id"):
+                answer = await self._call("GET", path)  # 204 or a bare acknowledgement: read it back once
+            wrong = self._judge(attributes, answer)
+            if wrong:
+                raise Unapplied(f"{'; '.join(wrong)} on user {account_id}")
         except ERRORS as exc:
             return failed(start, exc, account_id)
-        self._judge_kept(attributes, answer)
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
@@ -302,18 +305,25 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
             except BulkRequestFailed:
                 pass
         created = await self._call("POST", "Users", json=resource)
-        self._judge_kept(attributes, created)
+        self._judge(attributes, created)
         return self._account(created)
 
     async def update(
         self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
     ) -> Result:
-        return await self._change_user(
+        """Attributes the app is known not to keep are not sent again: it would drop them again."""
+        sent = {path: value for path, value in attributes.items() if path not in self._not_kept}
+        if not sent:
+            return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes)
+        result = await self._change_user(
             account_id,
-            patch_operations(attributes, previous or {}),
-            lambda resource: apply_attributes(resource, attributes),
-            attributes,
+            patch_operations(sent, previous or {}),
+            lambda resource: apply_attributes(resource, sent),
+            sent,
         )
+        if result.ok:
+            result.attributes = attributes
+        return result
 
     async def _set_active(self, account_id: str, active: bool) -> Result:
         return await self._change_user(
@@ -333,10 +343,12 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
         start = time.perf_counter()
         try:
             await self._call("DELETE", f"Users/{account_id}")
+            await self._call("GET", f"Users/{account_id}")  # still there: the delete did not happen
+            raise Unapplied(f"delete of user {account_id} (it can still be read)")
         except ScimError as exc:
-            if exc.status != 404:  # already gone is what we wanted
+            if exc.status != 404:  # gone is what we wanted
                 return failed(start, exc, account_id)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, Unapplied) as exc:
             return failed(start, exc, account_id)
         return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
 
@@ -368,11 +380,18 @@ class ScimTarget(ScimLookup, ScimGroups, ScimBulk):
             name = str(group.get("displayName"))
             self._groups.setdefault(name, group["id"])
             for member in group.get("members") or []:
-                member_of.setdefault(str(member.get("value")), []).append(name)
+                for key in self.member_keys(member):
+                    member_of.setdefault(key, []).append(name)
         async for resource in self._list_resources():
             account = self._account(resource)
-            account.groups = sorted(member_of.get(account.id, []))
+            user_key = f"user:{str(resource.get('userName') or '').lower()}"
+            account.groups = sorted({*member_of.get(account.id, []), *member_of.get(user_key, [])})
             yield account
+
+    async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
+        found = await super().lookup(worker, link_id, attributes)
+        self._learned()  # how its userName filter compares may have been probed
+        return found
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.profile import Learner, TargetProfile
 from provisioner.engine.contracts.protocols import Source, Target
 from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.store import Store
@@ -34,7 +36,13 @@ class Parts:
         self.store = store or Store(config.store.url, config.retry)
         self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
+        for name, target in self.targets.items():
+            if isinstance(target, Learner):  # what any process learned about the app, this one starts from
+                target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+
+    def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
+        return lambda profile: self.store.profiles.save(target, profile)
 
     def account_of(self, worker_id: str, target: str) -> str | None:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))

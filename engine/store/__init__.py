@@ -13,6 +13,7 @@ from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.profiles import Profiles
 from provisioner.engine.store.quarantine import Quarantine
 from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
@@ -40,6 +41,7 @@ class Store:
         self.quarantine = Quarantine(self.db)
         self.reports = Reports(self.db)
         self.search = Search(self.db)
+        self.profiles = Profiles(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
