@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.kit.coalesce import Coalescer
@@ -28,9 +28,13 @@ class ScimGroups:
     _groups: dict[str, str]
     _group_locks: dict[str, asyncio.Lock]
     _member_writers: dict[str, Coalescer[tuple[str, str], None]]
-    _write_members: Callable[[str, list[tuple[str, str]]], Awaitable[None]]  # ScimMembers' (confirmed writes)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+
+    if TYPE_CHECKING:  # ScimMembers' (confirmed writes); a stub method here would shadow it
+
+        async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None: ...
+
     async def supports(self, feature: str) -> bool: ...
     def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
 

@@ -13,7 +13,7 @@ Members are matched by id, by a `$ref` ending in the id, or by userName (one ser
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
 from provisioner.targets.scim_support import ERRORS, ScimError, Unapplied, log
@@ -31,11 +31,14 @@ class ScimMembers:
     _removal: RemovalForm | None
     _members_by_user_name: bool
     _user_names: dict[str, str]
-    _learned: Callable[[], None]  # ScimLearning's; a stub method here would shadow it
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
     async def supports(self, feature: str) -> bool: ...
     async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
+
+    if TYPE_CHECKING:  # ScimLearning's; a stub method here would shadow it (it comes later in the MRO)
+
+        def _learned(self) -> None: ...
 
     async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
         wanted: dict[str, bool] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
@@ -42,7 +43,7 @@ class Parts:
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
 
     def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
-        return lambda profile: self.store.profiles.save(target, profile)
+        return partial(self.store.profiles.save, target)
 
     def account_of(self, worker_id: str, target: str) -> str | None:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.contracts.records import utcnow
-from provisioner.engine.store.db import Database
+from provisioner.engine.store.db import Database, as_utc
 
 
 class TargetProfileRow(SQLModel, table=True):
@@ -29,12 +29,16 @@ class Profiles:
     def get(self, target: str) -> TargetProfile | None:
         with self.db.session() as s:
             row = s.get(TargetProfileRow, target)
-            return TargetProfile.model_validate(row.body) if row else None
+            return TargetProfile.model_validate({**row.body, "updated_at": as_utc(row.updated_at)}) if row else None
 
     def save(self, target: str, profile: TargetProfile) -> None:
         """The whole profile: what a writer reports is everything it knows, the stored lessons included."""
         with self.db.session() as s:
-            s.merge(TargetProfileRow(target=target, body=profile.model_dump(mode="json"), updated_at=utcnow()))
+            s.merge(
+                TargetProfileRow(
+                    target=target, body=profile.model_dump(mode="json", exclude={"updated_at"}), updated_at=utcnow()
+                )
+            )
 
     def forget(self, target: str) -> bool:
         with self.db.session() as s:
