@@ -75,7 +75,9 @@ class ScimMembers:
             if not tried or not tried[-1].startswith(form):
                 tried.append(f"{form} answered success")
         what = "add to" if present else "remove from"
-        raise Unapplied(f"{what} group {path.split('/', 1)[1]}: {', '.join(missing)} (tried {'; '.join(tried)})")
+        raise Unapplied(
+            f"{what} group {path.split('/', 1)[1]}: {', '.join(map(str, missing))} (tried {'; '.join(tried)})"
+        )
 
     def _learn_form(self, form: str, present: bool) -> None:
         if present and self._addition != form:

@@ -1,4 +1,4 @@
-"""Create the database, the service account, and serve the project over HTTP on loopback
+"""Create the database and serve the project over HTTP on loopback
 (threaded wsgiref); prints "listening" once it accepts."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.djscim.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
@@ -31,7 +30,6 @@ class Quiet(WSGIRequestHandler):
 
 def main() -> None:
     call_command("migrate", run_syncdb=True, verbosity=0)
-    get_user_model().objects.create_user("scim-service", is_staff=True, is_superuser=True)
     httpd = make_server("127.0.0.1", int(os.environ["DJSCIM_PORT"]), WSGIHandler(), Server, Quiet)
     print("listening", flush=True)
     sys.stdout.close()
