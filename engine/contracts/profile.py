@@ -31,9 +31,9 @@ class TargetProfile(BaseModel):
         """(what, learned) rows for people: `targets check`, the console."""
         rows = [
             ("PATCH refused for", ", ".join(self.put_only) or "nothing"),
-            ("member addition form", self.addition or "not learned yet"),
-            ("member removal form", self.removal or "not learned yet"),
-            ("not kept by this app", ", ".join(self.not_kept) or "nothing"),
+            ("member adds", self.addition or "not learned yet"),
+            ("member removals", self.removal or "not learned yet"),
+            ("not kept", ", ".join(self.not_kept) or "nothing"),
             (
                 "userName filter",
                 {None: "not probed yet", True: "case-exact", False: "case-insensitive"}[self.case_exact_filter],
