@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.targets.mapping import Path
@@ -135,13 +136,6 @@ def _same(path: str, held: Any, sent: Any) -> bool:
     if isinstance(held, str) and isinstance(sent, str) and (path == "userName" or path.startswith("emails")):
         return held.lower() == sent.lower()
     return bool(held == sent)
-
-
-class Unapplied(Exception):
-    """The app answered success to a write that its answer (or one read-back) shows did not happen."""
-
-    def __init__(self, what: str):
-        super().__init__(f"the app answered success but did not apply: {what}")
 
 
 class ScimError(Exception):

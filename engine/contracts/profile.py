@@ -17,6 +17,14 @@ RemovalForm = Literal["filter", "value", "replace", "put"]
 AdditionForm = Literal["patch", "replace", "put"]
 
 
+class Unapplied(Exception):
+    """An app answered success to a write that its answer (or one read-back) shows did not happen:
+    a failure, never a success (any writer)."""
+
+    def __init__(self, what: str):
+        super().__init__(f"the app answered success but did not apply: {what}")
+
+
 class TargetProfile(BaseModel):
     put_only: list[str] = Field(default_factory=list)  # resource types whose PATCH the app refuses
     removal: RemovalForm | None = None  # the member-removal form the app was seen to apply
