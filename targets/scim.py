@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,10 +24,12 @@ from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
+from provisioner.targets.scim_change import ScimChange
+from provisioner.targets.scim_check import ScimCheck
 from provisioner.targets.scim_groups import ScimGroups
 from provisioner.targets.scim_lookup import ScimLookup
 from provisioner.targets.scim_members import ScimMembers
-from provisioner.targets.scim_models import config_model, page_model
+from provisioner.targets.scim_models import config_model
 from provisioner.targets.scim_profile import ScimLearning
 from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING and friends are imported from here
     DEFAULT_MAPPING,
@@ -58,7 +60,8 @@ if TYPE_CHECKING:
     from scim2_models import ServiceProviderConfig
 
 
-class ScimTarget(ScimLookup, ScimGroups, ScimMembers, ScimLearning, ScimBulk):
+# The mixins that implement what others only declare come first: a declared stub would shadow them.
+class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, ScimMembers, ScimBulk):
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
     def __init__(
@@ -151,46 +154,6 @@ class ScimTarget(ScimLookup, ScimGroups, ScimMembers, ScimLearning, ScimBulk):
         announced = getattr(await self.discover(), feature, None)
         return bool(announced is not None and announced.supported)
 
-    async def check(self) -> list[tuple[str, bool, str]]:
-        """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials proven
-        by an authenticated read, capabilities, a read of one user and one group, what was learned."""
-        try:
-            config = await self.discover()
-        except httpx.HTTPError as exc:
-            return [("reachable", False, scim_error(exc))]
-        except ScimError as exc:
-            what = "credentials" if exc.status in (401, 403) else "ServiceProviderConfig"
-            detail = "credentials refused" if exc.status in (401, 403) else str(exc)
-            return [("reachable", True, f"HTTP {exc.status}"), (what, False, detail)]
-        rows = [("reachable", True, str(self.http.base_url))]
-        try:  # /ServiceProviderConfig may be public (RFC 7644 §4): only a read of users proves the credentials
-            users = await self._call("GET", "Users", params={"count": 1, "startIndex": 1})
-        except ScimError as exc:
-            refused = exc.status in (401, 403)
-            return [*rows, ("credentials", False, "credentials refused" if refused else f"reading Users: {exc}")]
-        except httpx.HTTPError as exc:
-            return [*rows, ("credentials", False, f"reading Users: {scim_error(exc)}")]
-        rows.append(("credentials", True, "accepted (read Users)"))
-        bulk, filter_ = config.bulk, config.filter
-        features = [
-            f"patch {'yes' if await self.supports('patch') else 'no'}",
-            f"bulk {'max ' + str(bulk.max_operations) if bulk and bulk.supported else 'no'}",
-            f"filter {'yes' if filter_ and filter_.supported else 'no'}",
-            f"etag {'yes' if await self.supports('etag') else 'no'}",
-            f"maxResults {filter_.max_results if filter_ and filter_.max_results else '-'}",
-        ]
-        rows.append(("capabilities", True, ", ".join(features)))
-        for kind, key in (("Users", "userName"), ("Groups", "displayName")):
-            try:
-                page = users if kind == "Users" else await self._call("GET", kind, params={"count": 1, "startIndex": 1})
-            except ERRORS as exc:
-                rows.append((f"read one of {kind}", False, scim_error(exc)))
-                continue
-            first = next(iter(page.get("Resources") or []), None)
-            rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
-        rows += [(f"learned: {what}", True, detail) for what, detail in self.profile().lessons()]
-        return rows
-
     def _account(self, resource: dict[str, Any]) -> Account:
         if resource.get("userName"):
             self._user_names[str(resource["id"])] = str(resource["userName"])
@@ -220,59 +183,6 @@ class ScimTarget(ScimLookup, ScimGroups, ScimMembers, ScimLearning, ScimBulk):
         return Result(
             status=ResultStatus.success, account_id=account.id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
-
-    async def _patch_is_the_problem(self, exc: Exception, operations: list[dict[str, Any]]) -> bool:
-        """A 501 says so outright; an invalidPath/mutability 400 only when /Schemas advertises every
-        attribute we touched (else the mapping is wrong, and a PUT would not help)."""
-        if not patch_refused(exc):
-            return False
-        if isinstance(exc, ScimError) and exc.status == 501:
-            return True
-        if self._advertised is None:
-            try:
-                self._advertised = advertised_attributes((await self._call("GET", "Schemas")).get("Resources") or [])
-            except ERRORS:
-                self._advertised = set()
-        return all(root_attribute(op["path"]) in self._advertised for op in operations if op.get("path"))
-
-    async def _change(
-        self,
-        path: str,
-        operations: list[dict[str, Any]],
-        mutate: Callable[[dict[str, Any]], None],
-        fallback: bool = True,
-    ) -> dict[str, Any]:
-        """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
-        Returns the resource when the server answered with it."""
-        kind = path.split("/", 1)[0]
-        if kind in self._put_only or not await self.supports("patch"):
-            return await self._put(path, mutate)
-        try:
-            return await self._call("PATCH", path, json=patch_body(kind, operations))
-        except ERRORS as exc:
-            if not (fallback and await self._patch_is_the_problem(exc, operations)):
-                raise
-            self._put_only.add(kind)
-            self._learned()
-            log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, exc)
-        return await self._put(path, mutate)
-
-    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
-        read again and retry (three attempts). PATCH needs no version: it only touches the named
-        attributes."""
-        for attempt in range(1, 4):
-            resource = await self._call("GET", path)
-            version = (resource.get("meta") or {}).get("version")
-            mutate(resource)
-            resource.pop("meta", None)
-            headers = {"If-Match": version} if version and await self.supports("etag") else {}
-            try:
-                return await self._call("PUT", path, json=resource, headers=headers)
-            except ScimError as exc:
-                if exc.status != 412 or attempt == 3:
-                    raise
-        raise AssertionError("unreachable")
 
     async def _change_user(
         self,
@@ -352,42 +262,6 @@ class ScimTarget(ScimLookup, ScimGroups, ScimMembers, ScimLearning, ScimBulk):
         except (httpx.HTTPError, Unapplied) as exc:
             return failed(start, exc, account_id)
         return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
-
-    # listing
-    async def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
-        config = await self.discover()
-        # The server may cap a page below what we ask (filter.maxResults); follow what it returns.
-        count = (
-            min(self.settings.page_size, config.filter.max_results or self.settings.page_size)
-            if config.filter
-            else self.settings.page_size
-        )
-        start_index = 1
-        while True:
-            page = await self._call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
-            items = list(page.get("Resources") or [])
-            # the envelope checked by scim2-models; the resources stay as sent, extensions and all
-            total = page_model().model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
-            for item in items:
-                yield item
-            start_index += len(items)
-            if not items or start_index > total:
-                return
-
-    async def list_accounts(self) -> AsyncIterator[Account]:
-        """Every user, with the names of the groups it is a member of (from one listing of /Groups)."""
-        member_of: dict[str, list[str]] = {}
-        async for group in self._list_resources("Group"):
-            name = str(group.get("displayName"))
-            self._groups.setdefault(name, group["id"])
-            for member in group.get("members") or []:
-                for key in self.member_keys(member):
-                    member_of.setdefault(key, []).append(name)
-        async for resource in self._list_resources():
-            account = self._account(resource)
-            user_key = f"user:{str(resource.get('userName') or '').lower()}"
-            account.groups = sorted({*member_of.get(account.id, []), *member_of.get(user_key, [])})
-            yield account
 
     async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
         found = await super().lookup(worker, link_id, attributes)
