@@ -264,8 +264,10 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
         return Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
 
     async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
+        probed = self._case_exact_filter
         found = await super().lookup(worker, link_id, attributes)
-        self._learned()  # how its userName filter compares may have been probed
+        if self._case_exact_filter != probed:  # how its userName filter compares was just learned
+            self._learned()
         return found
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_support import (
     ERRORS,
     ScimSettings,
+    Unapplied,
     failed,
     failure,
     new_group,
@@ -27,13 +28,13 @@ class ScimGroups:
     settings: ScimSettings
     _groups: dict[str, str]
     _group_locks: dict[str, asyncio.Lock]
-    _member_writers: dict[str, Coalescer[tuple[str, str], None]]
+    _member_writers: dict[str, Coalescer[tuple[str, str], str | None]]
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
 
     if TYPE_CHECKING:  # ScimMembers' (confirmed writes); a stub method here would shadow it
 
-        async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None: ...
+        async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]: ...
 
     async def supports(self, feature: str) -> bool: ...
     def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
@@ -109,9 +110,10 @@ class ScimGroups:
         writer = self._member_writers.get(group_id)
         if writer is None:
 
-            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[None]:
-                await self._write_members(group_id, changes)
-                return [None] * len(changes)
+            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[str | None]:
+                return await self._write_members(group_id, changes)
 
             writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
-        await writer.submit((op, account_id))
+        unapplied = await writer.submit((op, account_id))
+        if unapplied is not None:
+            raise Unapplied(unapplied)

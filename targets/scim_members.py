@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
-from provisioner.targets.scim_support import ERRORS, ScimError, Unapplied, log
+from provisioner.targets.scim_support import ERRORS, ScimError, log
 
 ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
 REMOVAL_FORMS: tuple[RemovalForm, ...] = ("filter", "value", "replace", "put")
@@ -31,6 +31,7 @@ class ScimMembers:
     _removal: RemovalForm | None
     _members_by_user_name: bool
     _user_names: dict[str, str]
+    _groups: dict[str, str]
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
     async def supports(self, feature: str) -> bool: ...
@@ -40,18 +41,23 @@ class ScimMembers:
 
         def _learned(self) -> None: ...
 
-    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
+    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
+        """One answer per change: None once the app shows it, else why not (a coalesced batch fails
+        only the people the app did not take it for)."""
         wanted: dict[str, bool] = {}
         for op, account_id in changes:  # within one batch the last word for an account wins
             wanted[account_id] = op == "add"
+        unapplied: dict[str, str] = {}
         for present in (True, False):
             ids = [account_id for account_id, add in wanted.items() if add is present]
             if ids:
-                await self._members_to(f"Groups/{group_id}", ids, present)
+                unapplied |= await self._members_to(group_id, ids, present)
+        return [unapplied.get(account_id) for _, account_id in changes]
 
-    async def _members_to(self, path: str, ids: list[str], present: bool) -> None:
+    async def _members_to(self, group_id: str, ids: list[str], present: bool) -> dict[str, str]:
         """Put these accounts in (or take them out of) the group, trying the app's forms until one
-        is confirmed; the learned form first."""
+        is confirmed, the learned form first; what no form achieved, with what was tried."""
+        path = f"Groups/{group_id}"
         forms: tuple[str, ...] = ADDITION_FORMS if present else REMOVAL_FORMS
         learned = self._addition if present else self._removal
         if "Groups" in self._put_only or not await self.supports("patch"):
@@ -63,21 +69,22 @@ class ScimMembers:
         for form in forms:
             try:
                 answer = await self._send_members(form, path, missing, present)
+                refused = False
             except ScimError as exc:
                 if exc.status not in (400, 405, 409, 422, 501):
                     raise  # credentials, a missing group, an overloaded app: not a question of form
                 tried.append(f"{form} refused ({exc})")
-                answer = {}
+                answer, refused = {}, True
             missing = await self._not_yet(path, answer, missing, present)
             if not missing:
-                self._learn_form(form, present)
-                return
-            if not tried or not tried[-1].startswith(form):
+                if not refused:  # already as wanted after a refusal says nothing about the form
+                    self._learn_form(form, present)
+                return {}
+            if not refused:
                 tried.append(f"{form} answered success")
-        what = "add to" if present else "remove from"
-        raise Unapplied(
-            f"{what} group {path.split('/', 1)[1]}: {', '.join(map(str, missing))} (tried {'; '.join(tried)})"
-        )
+        name = next((n for n, known in self._groups.items() if known == group_id), group_id)
+        what = f"{'add to' if present else 'remove from'} group {name!r} (tried {'; '.join(tried)})"
+        return {account_id: what for account_id in missing}
 
     def _learn_form(self, form: str, present: bool) -> None:
         if present and self._addition != form:
@@ -91,9 +98,10 @@ class ScimMembers:
 
     async def _send_members(self, form: str, path: str, ids: list[str], present: bool) -> dict[str, Any]:
         values = [{"value": account_id} for account_id in ids]
+        gone = set(ids) | {f"user:{self._user_names[i].lower()}" for i in ids if i in self._user_names}
 
         def mutate(group: dict[str, Any]) -> None:
-            kept = [m for m in group.get("members") or [] if not self._holds_one(m, ids)]
+            kept = [m for m in group.get("members") or [] if not gone.intersection(self.member_keys(m))]
             group["members"] = kept + (values if present else [])
 
         if form == "put":
@@ -113,10 +121,10 @@ class ScimMembers:
         """The accounts whose membership the app does not (yet) show as wanted."""
         if not answer.get("id") or "members" not in answer:
             answer = await self._call("GET", path)  # 204, or an answer without the members
-        members = list(answer.get("members") or [])
-        if members:  # not listed by id: the app may list userNames (asked once per account)
-            await self._names_of([account_id for account_id in ids if not self._holds(members, account_id)])
-        return [account_id for account_id in ids if self._holds(members, account_id) is not present]
+        held = {key for member in answer.get("members") or [] for key in self.member_keys(member)}
+        if held:  # not listed by id: the app may list userNames (asked once per account)
+            await self._names_of([account_id for account_id in ids if account_id not in held])
+        return [account_id for account_id in ids if self._listed(held, account_id) is not present]
 
     async def _names_of(self, ids: list[str]) -> None:
         for account_id in ids:
@@ -127,24 +135,18 @@ class ScimMembers:
                     continue
                 self._user_names[account_id] = str(user.get("userName") or "")
 
-    def _holds_one(self, member: dict[str, Any], ids: list[str]) -> bool:
-        return any(self._is(member, account_id) for account_id in ids)
-
-    def _holds(self, members: list[dict[str, Any]], account_id: str) -> bool:
-        return any(self._is(member, account_id) for member in members)
-
-    def _is(self, member: dict[str, Any], account_id: str) -> bool:
-        value = str(member.get("value") or "")
-        if value == account_id or str(member.get("$ref") or "").rstrip("/").endswith(f"/{account_id}"):
+    def _listed(self, held: set[str], account_id: str) -> bool:
+        """Whether the member keys of a group hold this account: by id or `$ref`, or by its userName."""
+        if account_id in held:
             return True
         name = self._user_names.get(account_id)
-        if name and value.lower() == name.lower():
-            if not self._members_by_user_name:
-                self._members_by_user_name = True
-                log.warning("target %s lists group members by userName, not by id", self.name)
-                self._learned()
-            return True
-        return False
+        if not name or f"user:{name.lower()}" not in held:
+            return False
+        if not self._members_by_user_name:
+            self._members_by_user_name = True
+            log.warning("target %s lists group members by userName, not by id", self.name)
+            self._learned()
+        return True
 
     def member_keys(self, member: dict[str, Any]) -> list[str]:
         """The keys a listed member may be found under: its value, the id its `$ref` ends in, and

@@ -4,6 +4,7 @@ drop attributes, or refuse the credentials; the store on SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,3 +193,38 @@ def test_targets_check_proves_the_credentials_and_shows_what_was_learned(upstrea
         assert kept is not None and kept.not_kept == [] and kept.config_hash is not None
     finally:
         store.close()
+
+
+async def test_a_batch_of_member_changes_fails_only_the_people_the_app_did_not_take(upstream: str):
+    """Concurrent joins to one group go out as one PATCH; the app quietly skips one person: that
+    person's change fails (every form tried), the other's succeeds."""
+    skipped: list[str] = []
+
+    def skip_one(method: str, path: str, body: Any) -> Any:
+        if method in ("PATCH", "PUT") and path.startswith("/Groups/") and skipped:
+            ops = [
+                {**op, "value": [m for m in op["value"] if m.get("value") != skipped[0]]}
+                if isinstance(op.get("value"), list)
+                else op
+                for op in body.get("Operations", [])
+            ]
+            if "Operations" in body:
+                return {**body, "Operations": ops}
+            return {**body, "members": [m for m in body.get("members", []) if m.get("value") != skipped[0]]}
+        return body
+
+    with serve_asgi(Front(upstream, rewrite_request=skip_one).app()) as server:
+        scim = target(server.url)
+        try:
+            one, two = worker(30), worker(31)
+            first = str((await scim.create(one, SPEC.render(one))).account_id)
+            second = str((await scim.create(two, SPEC.render(two))).account_id)
+            skipped.append(second)
+            results = await asyncio.gather(
+                scim.set_groups(first, ["batch"], []), scim.set_groups(second, ["batch"], [])
+            )
+        finally:
+            await scim.aclose()
+    assert results[0].ok, results[0].error
+    assert not results[1].ok and "did not apply: add to group 'batch'" in str(results[1].error)
+    assert "patch answered success" in str(results[1].error) and "put answered success" in str(results[1].error)
