@@ -62,10 +62,14 @@ class ScimChange:
         except ERRORS as exc:
             if not (fallback and await self._patch_is_the_problem(exc, operations)):
                 raise
-            self._put_only.add(kind)
-            self._learned()
-            log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, exc)
-        return await self._put(path, mutate)
+            refused = exc
+        # Learned only once a PUT does it: an app that refuses the attribute in a PUT as well is
+        # refusing the attribute, not PATCH, and PATCH stays the way to write the rest.
+        answer = await self._put(path, mutate)
+        self._put_only.add(kind)
+        self._learned()
+        log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, refused)
+        return answer
 
     async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means

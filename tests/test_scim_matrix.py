@@ -91,6 +91,7 @@ LESSONS: dict[str, dict[str, Any]] = {
     "front:removal-ignored": {"removal": "replace"},
     "front:some-removal-forms": {"removal": "put"},
     "front:members-by-userName": {"members_by_user_name": True},
+    "front:refuses-department": {"put_only": []},  # a PUT refused the attribute too: PATCH was not the problem
 }
 
 
