@@ -79,6 +79,10 @@ class TargetView(BaseModel):
     last_error: str | None = None
     failures: int
     healthy: bool = Field(description="its last action did not fail and nothing for it is failing")
+    learned: dict[str, str] = Field(
+        default_factory=dict, description="what the app was found to do and not do (kept per target; any process)"
+    )
+    learned_at: datetime | None = None
 
 
 class WorkerSummary(BaseModel):
@@ -208,9 +212,17 @@ def targets(config: Config, store: Store) -> list[TargetView]:
                 last_error=recent.get("error"),
                 failures=failing.get(t.name, 0),
                 healthy=recent.get("result") != "failure" and not failing.get(t.name),
+                **learned(store, t.name),
             )
         )
     return rows
+
+
+def learned(store: Store, target: str) -> dict[str, Any]:
+    profile = store.profiles.get(target)
+    if profile is None:
+        return {}
+    return {"learned": dict(profile.lessons()), "learned_at": utc(profile.updated_at)}
 
 
 def workers(store: Store, q: str, limit: int = 50) -> list[WorkerSummary]:

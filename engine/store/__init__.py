@@ -16,6 +16,7 @@ from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.migrate import migrate
 from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.profiles import Profiles
 from provisioner.engine.store.quarantine import Quarantine
 from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
@@ -45,6 +46,7 @@ class Store:
         self.search = Search(self.db)
         self.claims = Claims(self.db)
         self.engines = Engines(self.db)
+        self.profiles = Profiles(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
