@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
+from provisioner.engine.contracts.models import REVOCATIONS, Action, ActionKind, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
@@ -127,9 +127,11 @@ class Applier:
         if not actions:
             return outcome
         links = dict(links)
-        failed_targets: set[str] = set()
+        failed: dict[str, list[tuple[Action, Result]]] = {}
         for action in actions:
-            if action.target in failed_targets:
+            # Removing access never depends on another write: only a missing account stops it.
+            blocked = action.target in failed and (action.action not in REVOCATIONS or action.target not in links)
+            if blocked:
                 outcome.log.append(
                     self._entry(
                         ev, action, Result(status=ResultStatus.skipped, error="an earlier action on this target failed")
@@ -139,8 +141,7 @@ class Applier:
             result = await self._run(ev.data.worker, action, links.get(action.target))
             outcome.log.append(self._entry(ev, action, result))
             if not result.ok:
-                failed_targets.add(action.target)
-                outcome.fail(action.target, action.action.value, result.error or "failed", result.transient)
+                failed.setdefault(action.target, []).append((action, result))
                 continue
             link = self._relink(ev.subject, action, result, links.get(action.target))
             if link is None:
@@ -149,7 +150,9 @@ class Applier:
             else:
                 links[action.target] = link
                 outcome.links.append(link)
-        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed_targets)]
+        for name, failures in failed.items():
+            _fail(outcome, name, failures)
+        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed)]
         return outcome
 
     async def _run(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
@@ -260,6 +263,17 @@ class Applier:
             error=result.error,
             duration_ms=result.duration_ms,
         )
+
+
+def _fail(outcome: EventOutcome, target: str, failures: list[tuple[Action, Result]]) -> None:
+    """One failure per worker × target, named after its first failed action (a revocation, when one
+    failed: they run first); it is retried only when every failed action there may succeed later."""
+    first = failures[0][0].action.value
+    if len(failures) == 1:
+        error = failures[0][1].error or "failed"
+    else:
+        error = "; ".join(f"{a.action.value}: {r.error or 'failed'}" for a, r in failures)
+    outcome.fail(target, first, error, all(r.transient for _, r in failures))
 
 
 def _link(
