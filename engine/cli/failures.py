@@ -9,6 +9,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
@@ -42,6 +43,12 @@ def failures(
         when = f"{r['next_retry']:%Y-%m-%d %H:%M:%S}" if r["next_retry"] else waiting
         table.add_row(r["worker"], r["target"], r["action"], state, str(r["attempts"]), when, r["last_error"])
     console.print(table)
+    for r in rows:
+        if r["access_not_removed"]:
+            console.print(
+                f"[red]access not removed[/red] {r['worker']} → {r['target']}: {', '.join(r['access_not_removed'])}"
+                f" (since {r['first_at']:%Y-%m-%d %H:%M:%S} UTC)"
+            )
     if any(r["state"] == "dead" for r in rows):
         console.print("after fixing the cause: provisioner retry --all (or --worker ID, --target NAME)")
 
@@ -108,6 +115,24 @@ def unsettled(store: Store, config_path: str) -> bool:
         f"See them: provisioner failures -c {config_path}"
     )
     return True
+
+
+def access_kept(store: Store) -> bool:
+    """Says who still holds access they should not; True when anyone does (`sync --once` and
+    `status` exit 1 then)."""
+    kept = store.access.not_removed()
+    for a in kept:
+        err.print(
+            f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)} "
+            f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {escape(a.error)}"
+        )
+    unreadable = store.access.unreadable_holders()
+    for u in unreadable:
+        err.print(
+            f"[red]may keep access[/red] {u.worker_id} ({', '.join(u.targets)}): their {u.source} record "
+            f"could not be read, so no change to it is applied: {escape(u.reason)}"
+        )
+    return bool(kept or unreadable)
 
 
 def _known_target(cfg: Config, target: str | None) -> None:

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, _parts_or_exit, console, err
-from provisioner.engine.cli.failures import apply_due_retries, failures, retry, unsettled
+from provisioner.engine.cli.failures import access_kept, apply_due_retries, failures, retry, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
@@ -103,7 +103,8 @@ def sync(
     console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
-    if unsettled(Store(cfg.store.url), str(config)) or failing:
+    store = Store(cfg.store.url)
+    if unsettled(store, str(config)) | access_kept(store) or failing:
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice

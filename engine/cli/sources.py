@@ -42,7 +42,8 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     dead)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
-    dead = sum(t.dead for t in summary.failures.values())
+    # A dead letter, and access a leaver still holds, need a person: exit 1 for scripts to notice.
+    dead = sum(t.dead for t in summary.failures.values()) + len(summary.access_not_removed + summary.may_keep_access)
     if as_json:
         print(summary.model_dump_json(indent=2))
         if dead:
@@ -78,6 +79,16 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
+    for a in summary.access_not_removed:
+        console.print(
+            f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)}"
+            f" (since {a.since:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    for u in summary.may_keep_access:
+        console.print(
+            f"[red]may keep access[/red] {u.worker_id} in {', '.join(u.targets)}: their {u.source} record "
+            f"could not be read ({escape(u.reason)})"
+        )
     if dead:
         raise typer.Exit(1)
 

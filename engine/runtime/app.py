@@ -166,7 +166,8 @@ class Runtime:
 
     async def _flushed(self, report: BatchReport) -> None:
         self.metrics.record_actions(report.entries)
-        report.entries = []
+        self.metrics.record_revocations(report.revoked)  # the batch's outcomes are recorded by now
+        report.entries, report.revoked = [], []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:

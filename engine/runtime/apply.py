@@ -52,6 +52,8 @@ class BatchReport:
     actions: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[WorkerEvent, str]] = field(default_factory=list)
     entries: list[LogEntry] = field(default_factory=list)  # this batch's log, for metrics; never accumulated
+    # (target, when the change was seen) of each access removal confirmed, for metrics; never accumulated
+    revoked: list[tuple[str, datetime]] = field(default_factory=list)
 
     @classmethod
     def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
@@ -71,6 +73,9 @@ class BatchReport:
             else:
                 report.applied += 1
             report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
+            if outcome.event is not None:
+                seen = outcome.event.time
+                report.revoked += [(e.target, seen) for e in outcome.log if e.target and _revoked(e)]
             report.entries += outcome.log
         return report
 
@@ -263,6 +268,10 @@ class Applier:
             error=result.error,
             duration_ms=result.duration_ms,
         )
+
+
+def _revoked(entry: LogEntry) -> bool:
+    return entry.result == ResultStatus.success and entry.action in REVOCATIONS
 
 
 def _fail(outcome: EventOutcome, target: str, failures: list[tuple[Action, Result]]) -> None:

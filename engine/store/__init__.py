@@ -8,6 +8,7 @@ of tables only the runtime reads; every multi-row change is one transaction.
 from __future__ import annotations
 
 from provisioner.engine.config import RetryConfig
+from provisioner.engine.store.access import Access
 from provisioner.engine.store.db import Database, as_utc, create_tables
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
@@ -40,6 +41,7 @@ class Store:
         self.quarantine = Quarantine(self.db)
         self.reports = Reports(self.db)
         self.search = Search(self.db)
+        self.access = Access(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
