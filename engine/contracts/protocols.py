@@ -68,11 +68,18 @@ def normalize_records(
             fields = to_worker(record)
             read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(_problem(e) for e in exc.errors())
             read.quarantined.append(Quarantined(remote_id, problems))
         except (ValueError, TypeError, KeyError) as exc:
             read.quarantined.append(Quarantined(remote_id, str(exc)))
     return read
+
+
+def _problem(error: Any) -> str:
+    """One field's problem; a value outside a fixed vocabulary (a status, an employment type) is
+    quoted so that a person sees what the source wrote. Other values may be personal: never quoted."""
+    said = f"{'.'.join(map(str, error['loc'])) or 'record'}: {error['msg']}"
+    return f"{said}, got {error['input']!r}" if error["type"] == "enum" else said
 
 
 class Target(Protocol):
