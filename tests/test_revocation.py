@@ -143,7 +143,7 @@ def test_a_refused_attribute_never_blocks_revocation_and_a_leaver_who_keeps_acce
 
         # A termination the app refuses to apply: access not removed, everywhere it is asked.
         habits.refuse = {"deactivate"}
-        people.write_text(json.dumps([person(1, department="Sales"), person(2, status="terminated")]))
+        people.write_text(json.dumps([person(1, department="Sales"), person(2, status="Terminated")]))
         synced = cli("sync", "-c", str(config_path))
         assert synced.exit_code == 1, synced.output
         assert "access not removed" in synced.output and "hr:2" in synced.output

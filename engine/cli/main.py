@@ -237,7 +237,11 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
             ]
             links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
             for event in events:
-                actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+                try:
+                    actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+                except ValueError as exc:  # a policy that cannot be evaluated for this person: one line
+                    err.print(f"[red]error[/red] {exc}")
+                    raise typer.Exit(1) from None
     finally:
         await parts.aclose()
     return actions
@@ -253,7 +257,7 @@ def explain(
     parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:  # unknown worker; a policy that cannot be evaluated for them
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from None
     if as_json:
