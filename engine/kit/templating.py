@@ -23,12 +23,14 @@ def attributes_of(tree: nodes.Node, variable: str) -> list[str]:
     `validate` checks against the model, since a misspelt one renders as nothing, silently."""
     found: list[str] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if not (isinstance(node.node, nodes.Name) and node.node.name == variable):
+        of = getattr(node, "node", None)
+        if not (isinstance(of, nodes.Name) and of.name == variable):
             continue
+        key = getattr(node, "arg", None)
         if isinstance(node, nodes.Getattr):
-            name = node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            name = node.arg.value
+            name = str(node.attr)
+        elif isinstance(key, nodes.Const) and isinstance(key.value, str):
+            name = key.value
         else:
             continue
         if name not in found:
