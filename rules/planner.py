@@ -9,6 +9,7 @@ from typing import Any
 
 from provisioner.engine.contracts.events import (
     RECONCILE_SOURCE,
+    REFERENCE_SOURCE,
     RETRY_SOURCE,
     SCHEDULER_SOURCE,
     EventType,
@@ -69,6 +70,8 @@ def cause(event: WorkerEvent) -> str:
         return "retry after a failed write"
     if event.source == RECONCILE_SOURCE:
         return "reconcile: the app differed from the desired state"
+    if event.source == REFERENCE_SOURCE:
+        return "the manager's account now exists"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"

@@ -282,6 +282,8 @@ def explain(
             if account
             else "  account: none linked"
         )
+        if t["waiting_for_manager"]:
+            console.print(f"  manager {t['waiting_for_manager']} has no account here yet: written once they have one")
         for d in t["scheduled"]:
             console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
         for e in t["log"]:

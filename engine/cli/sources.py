@@ -84,6 +84,8 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
             f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)}"
             f" (since {a.since:%Y-%m-%d %H:%M:%S} UTC)"
         )
+    if summary.waiting_for_manager:
+        console.print(f"{summary.waiting_for_manager} people name a manager without an account yet (explain: whom)")
     for u in summary.may_keep_access:
         console.print(
             f"[red]may keep access[/red] {u.worker_id} in {', '.join(u.targets)}: their {u.source} record "

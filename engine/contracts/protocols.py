@@ -66,6 +66,10 @@ def normalize_records(
             continue
         try:
             fields = to_worker(record)
+            manager = fields.get("manager_id")
+            if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
+                # As the HR system writes it (`7001`): a person of the same source.
+                fields["manager_id"] = f"{source}:{str(manager).strip()}"
             read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
             problems = "; ".join(_problem(e) for e in exc.errors())

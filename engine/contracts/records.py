@@ -99,6 +99,9 @@ class EventOutcome:
         self.failures: list[TargetFailure] = []
         # Targets this worker now matches at (the plan is full-state, so a clean run heals a failure).
         self.settled: list[str] = []
+        # None: not planned. Else (target, worker id) of each person the plan names (a manager)
+        # who has no account there yet.
+        self.unresolved: list[tuple[str, str]] | None = None
 
     def fail(self, target: str, action: str, error: str, transient: bool) -> None:
         self.failed = True

@@ -6,9 +6,7 @@ Different workers run concurrently (bounded); one worker's events and actions st
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,6 +15,7 @@ from provisioner.engine.contracts.models import REVOCATIONS, Action, ActionKind,
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
+from provisioner.engine.runtime.batch import BatchReport as BatchReport  # where the pipeline finds it
 from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
@@ -42,49 +41,6 @@ class Planned(NamedTuple):
 
     outcome: EventOutcome
     actions: list[Action]
-
-
-@dataclass
-class BatchReport:
-    applied: int = 0
-    skipped: int = 0
-    failed: int = 0
-    actions: Counter[str] = field(default_factory=Counter)
-    failures: list[tuple[WorkerEvent, str]] = field(default_factory=list)
-    entries: list[LogEntry] = field(default_factory=list)  # this batch's log, for metrics; never accumulated
-    # (target, when the change was seen) of each access removal confirmed, for metrics; never accumulated
-    revoked: list[tuple[str, datetime]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
-        report = cls()
-        for outcome in outcomes:
-            if outcome.failed:
-                report.failed += 1
-                if outcome.event is not None:
-                    report.failures.append(
-                        (
-                            outcome.event,
-                            "; ".join(
-                                f"{e.target or e.action}: {e.error}" for e in outcome.log if e.result == "failure"
-                            ),
-                        )
-                    )
-            else:
-                report.applied += 1
-            report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
-            if outcome.event is not None:
-                seen = outcome.event.time
-                report.revoked += [(e.target, seen) for e in outcome.log if e.target and _revoked(e)]
-            report.entries += outcome.log
-        return report
-
-    def add(self, other: BatchReport) -> None:
-        self.applied += other.applied
-        self.skipped += other.skipped
-        self.failed += other.failed
-        self.actions.update(other.actions)
-        self.failures += other.failures
 
 
 class Applier:
@@ -116,10 +72,19 @@ class Applier:
         evaluated comes back as a failed outcome with nothing to run."""
         outcome = EventOutcome(ev.id, ev)
         now = self.clock()
+        unresolved: list[tuple[str, str]] = []
+
+        def account_of(worker_id: str, target: str) -> str | None:
+            found = self.accounts(worker_id, target) if self.accounts else None
+            if found is None:
+                unresolved.append((target, worker_id))
+            return found
+
         try:
-            planned = self.planner.plan(ev, links, now, self.accounts)
+            planned = self.planner.plan(ev, links, now, account_of if self.accounts else None)
         except ValueError as exc:  # a person must fix the policies
             return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [])
+        outcome.unresolved = unresolved
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         if not due:
@@ -268,10 +233,6 @@ class Applier:
             error=result.error,
             duration_ms=result.duration_ms,
         )
-
-
-def _revoked(entry: LogEntry) -> bool:
-    return entry.result == ResultStatus.success and entry.action in REVOCATIONS
 
 
 def _fail(outcome: EventOutcome, target: str, failures: list[tuple[Action, Result]]) -> None:

@@ -59,6 +59,7 @@ class Status(BaseModel):
     may_keep_access: list[MayKeepAccess] = Field(
         default_factory=list, description="people holding accounts whose source record could not be read"
     )
+    waiting_for_manager: int = Field(default=0, description="people whose manager has no account there yet")
 
 
 class TargetView(BaseModel):
@@ -138,6 +139,7 @@ def status(config: Config, store: Store) -> Status:
         halted=[r.source for r in rows if r.halted],
         access_not_removed=store.access.not_removed(),
         may_keep_access=store.access.unreadable_holders(),
+        waiting_for_manager=len(store.references.waiting()),
     )
 
 

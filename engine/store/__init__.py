@@ -15,6 +15,7 @@ from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.outbox import Outbox
 from provisioner.engine.store.quarantine import Quarantine
+from provisioner.engine.store.references import References
 from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
 from provisioner.engine.store.search import Search
@@ -42,6 +43,7 @@ class Store:
         self.reports = Reports(self.db)
         self.search = Search(self.db)
         self.access = Access(self.db)
+        self.references = References(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -186,3 +186,15 @@ class FailureRow(SQLModel, table=True):
     last_error: str
     first_at: datetime = Field(default_factory=utcnow)
     last_at: datetime = Field(default_factory=utcnow)
+
+
+class AwaitingReference(SQLModel, table=True):
+    """A person whose mapping names another (their manager) who has no account in that target yet:
+    re-planned once that account is recorded, so the reference is written instead of forgotten."""
+
+    __tablename__ = "awaiting_reference"
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    reference: str = Field(index=True)  # the worker id named, e.g. the manager's
+    since: datetime = Field(default_factory=utcnow)

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.runtime import views
+from provisioner.engine.runtime.batch import BatchReport
 from provisioner.engine.store import Store
 
 # Actions against SaaS APIs take from milliseconds to tens of seconds (rate limits, retries).
@@ -67,9 +68,12 @@ class Metrics:
             if e.result != "skipped":
                 self.action_duration.labels(e.target, e.action).observe(e.duration_ms / 1000)
 
-    def record_revocations(self, revoked: Iterable[tuple[str, datetime]]) -> None:
+    def record_batch(self, report: BatchReport) -> None:
+        """A recorded batch: its actions, and how long each access it removed took to go since the
+        change was seen."""
+        self.record_actions(report.entries)
         now = datetime.now(UTC)
-        for target, seen in revoked:
+        for target, seen in report.revoked:
             self.revocation.labels(target).observe(max((now - seen).total_seconds(), 0.0))
 
     def record_poll(self, source: str, seconds: float, event_types: Iterable[str]) -> None:
