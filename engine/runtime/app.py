@@ -36,7 +36,6 @@ from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff, judge
 from provisioner.engine.runtime.polling import Polling
-from provisioner.engine.runtime.references import follow_references
 from provisioner.engine.runtime.relay import Relay
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
@@ -167,8 +166,6 @@ class Runtime:
 
     async def _flushed(self, report: BatchReport) -> None:
         self.metrics.record_batch(report)  # the batch's outcomes are recorded by now
-        if await asyncio.to_thread(follow_references, self.store, report):
-            self._wake.set()  # people whose manager's account now exists are re-planned
         report.entries, report.revoked = [], []
         self.totals.add(report)
         self._progress.set()

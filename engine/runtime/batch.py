@@ -1,5 +1,4 @@
-"""What a recorded batch did, for the totals, the metrics and the follow-ups of a batch (the
-re-plans of people waiting for a manager's account)."""
+"""What a recorded batch did, for the totals and the metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.models import REVOCATIONS, ActionKind, ResultStatus
+from provisioner.engine.contracts.models import REVOCATIONS, ResultStatus
 from provisioner.engine.contracts.records import EventOutcome, LogEntry
 
 
@@ -22,11 +21,6 @@ class BatchReport:
     entries: list[LogEntry] = field(default_factory=list)  # this batch's log, for metrics; never accumulated
     # (target, when the change was seen) of each access removal confirmed, for metrics; never accumulated
     revoked: list[tuple[str, datetime]] = field(default_factory=list)
-    # For references to people without an account yet (a manager), never accumulated: the workers
-    # planned, (worker, target, person named) not resolved, (worker, target) of accounts made.
-    planned: set[str] = field(default_factory=set)
-    unresolved: list[tuple[str, str, str]] = field(default_factory=list)
-    created: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
@@ -49,10 +43,6 @@ class BatchReport:
             if outcome.event is not None:
                 seen = outcome.event.time
                 report.revoked += [(e.target, seen) for e in outcome.log if e.target and _revoked(e)]
-                report.created += [(e.worker_id, e.target) for e in outcome.log if e.target and _created(e)]
-                if outcome.unresolved is not None:
-                    report.planned.add(outcome.event.subject)
-                    report.unresolved += [(outcome.event.subject, t, ref) for t, ref in outcome.unresolved]
             report.entries += outcome.log
         return report
 
@@ -66,7 +56,3 @@ class BatchReport:
 
 def _revoked(entry: LogEntry) -> bool:
     return entry.result == ResultStatus.success and entry.action in REVOCATIONS
-
-
-def _created(entry: LogEntry) -> bool:
-    return entry.result == ResultStatus.success and entry.action in (ActionKind.create, "adopt")

@@ -35,7 +35,8 @@ class Store:
         self.snapshots = Snapshots(self.db)
         self.outbox = Outbox(self.db)
         self.failures = Failures(self.db, retry)
-        self.links = Links(self.db, self.failures)
+        self.references = References(self.db)
+        self.links = Links(self.db, self.failures, self.references)
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)
@@ -43,7 +44,6 @@ class Store:
         self.reports = Reports(self.db)
         self.search = Search(self.db)
         self.access = Access(self.db)
-        self.references = References(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
