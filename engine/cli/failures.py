@@ -14,6 +14,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.records import AccessNotRemoved, MayKeepAccess
 from provisioner.engine.runtime import views
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.store import Store
@@ -120,19 +121,25 @@ def unsettled(store: Store, config_path: str) -> bool:
 def access_kept(store: Store) -> bool:
     """Says who still holds access they should not; True when anyone does (`sync --once` and
     `status` exit 1 then)."""
-    kept = store.access.not_removed()
-    for a in kept:
-        err.print(
-            f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)} "
-            f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {escape(a.error)}"
-        )
-    unreadable = store.access.unreadable_holders()
-    for u in unreadable:
-        err.print(
-            f"[red]may keep access[/red] {u.worker_id} ({', '.join(u.targets)}): their {u.source} record "
-            f"could not be read, so no change to it is applied: {escape(u.reason)}"
-        )
-    return bool(kept or unreadable)
+    lines = access_lines(store.access.not_removed(), store.access.unreadable_holders())
+    for line in lines:
+        err.print(line)
+    return bool(lines)
+
+
+def access_lines(kept: list[AccessNotRemoved], unreadable: list[MayKeepAccess]) -> list[str]:
+    """One line per leaver who keeps access, and per holder of accounts whose record is unreadable."""
+    lines = [
+        f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)} "
+        f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {escape(a.error)}"
+        for a in kept
+    ]
+    lines += [
+        f"[red]may keep access[/red] {u.worker_id} ({', '.join(u.targets)}): their {u.source} record could not "
+        f"be read, so no change to it is applied: {escape(u.reason)}"
+        for u in unreadable
+    ]
+    return lines
 
 
 def _known_target(cfg: Config, target: str | None) -> None:

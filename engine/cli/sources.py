@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
@@ -79,18 +80,10 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
-    for a in summary.access_not_removed:
-        console.print(
-            f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)}"
-            f" (since {a.since:%Y-%m-%d %H:%M:%S} UTC)"
-        )
     if summary.waiting_for_manager:
         console.print(f"{summary.waiting_for_manager} people name a manager without an account yet (explain: whom)")
-    for u in summary.may_keep_access:
-        console.print(
-            f"[red]may keep access[/red] {u.worker_id} in {', '.join(u.targets)}: their {u.source} record "
-            f"could not be read ({escape(u.reason)})"
-        )
+    for line in access_lines(summary.access_not_removed, summary.may_keep_access):
+        console.print(line)
     if dead:
         raise typer.Exit(1)
 
