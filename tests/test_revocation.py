@@ -154,6 +154,7 @@ def test_a_refused_attribute_never_blocks_revocation_and_a_leaver_who_keeps_acce
         config = load_config(config_path)
         assert asyncio.run(apply_once(config)) == 1  # the old group, confirmed gone
         assert ada["id"] not in members(upstream, "eng")
+        assert ada["id"] in members(upstream, "sales")  # a grant is not held back by the refusal either
         store = Store(store_url)
         [failure] = store.failures.all()
         assert (failure.worker_id, failure.action, failure.state) == ("hr:1", "update", "dead")

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.models import REVOCATIONS, Action, ActionKind, Result, ResultStatus, Worker
+from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
@@ -99,9 +99,9 @@ class Applier:
         links = dict(links)
         failed: dict[str, list[tuple[Action, Result]]] = {}
         for action in actions:
-            # Removing access never depends on another write: only a missing account stops it.
-            blocked = action.target in failed and (action.action not in REVOCATIONS or action.target not in links)
-            if blocked:
+            # Each action on an existing account stands alone: a refused attribute never holds back
+            # the removal of access (nor a grant). Only a missing account (a failed create) stops them.
+            if action.target in failed and action.target not in links:
                 outcome.log.append(
                     self._entry(
                         ev, action, Result(status=ResultStatus.skipped, error="an earlier action on this target failed")
