@@ -4,12 +4,13 @@ Read from the store, so every replica and command gives the same answer."""
 
 from __future__ import annotations
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from provisioner.engine.contracts.models import REVOCATIONS, ActionKind, worker_id
-from provisioner.engine.contracts.records import AccessNotRemoved, MayKeepAccess
+from provisioner.engine.contracts.models import REVOCATIONS, ActionKind, WorkerStatus, worker_id
+from provisioner.engine.contracts.records import ANY_TARGET, AccessNotRemoved, MayKeepAccess
 from provisioner.engine.store.db import Database, as_utc, chunks
-from provisioner.engine.store.tables import FailureRow, LinkRow, LogRow, QuarantineRow
+from provisioner.engine.store.tables import FailureRow, LinkRow, LogRow, QuarantineRow, Snapshot
 
 _REVOKING = sorted(kind.value for kind in REVOCATIONS)
 
@@ -20,26 +21,21 @@ class Access:
 
     def not_removed(self) -> list[AccessNotRemoved]:
         """Failures whose first failed action takes access away (revocations run first), with what
-        the linked account still has; a removal whose account is already gone is not listed."""
+        the linked account still has, and leavers whose change could not even be planned (a policy
+        failing for them) while their accounts are active; an account already gone is not listed."""
         with self.db.session() as s:
             failures = s.exec(
                 select(FailureRow)
-                .where(col(FailureRow.action).in_(_REVOKING))
+                .where(or_(col(FailureRow.action).in_(_REVOKING), col(FailureRow.target) == ANY_TARGET))
                 .order_by(col(FailureRow.first_at), col(FailureRow.worker_id))
             ).all()
             out = []
             for f in failures:
-                link = s.get(LinkRow, (f.worker_id, f.target))
-                if link is None:
-                    continue
-                remains = [f"account {link.account_id}"] if link.active or f.action == ActionKind.delete else []
-                if f.action == ActionKind.remove_groups:
-                    remains += [f"member of {g}" for g in self._unremoved(s, f.worker_id, f.target, link.groups)]
-                if remains:
+                for link, remains in self._remaining(s, f):
                     out.append(
                         AccessNotRemoved(
                             worker_id=f.worker_id,
-                            target=f.target,
+                            target=link.target,
                             account_id=link.account_id,
                             remains=remains,
                             since=as_utc(f.first_at),
@@ -47,6 +43,23 @@ class Access:
                         )
                     )
             return out
+
+    def _remaining(self, s: Session, f: FailureRow) -> list[tuple[LinkRow, list[str]]]:
+        if f.target == ANY_TARGET:  # nothing ran: a leaver's every active account remains
+            snapshot = s.exec(select(Snapshot.worker).where(Snapshot.worker_id == f.worker_id)).first()
+            if snapshot is not None and snapshot.get("status") != WorkerStatus.terminated:
+                return []
+            links = s.exec(select(LinkRow).where(LinkRow.worker_id == f.worker_id, col(LinkRow.active))).all()
+            return [(link, [f"account {link.account_id}"]) for link in links]
+        link = s.get(LinkRow, (f.worker_id, f.target))
+        if link is None:
+            return []
+        remains = []
+        if f.action == ActionKind.delete or (f.action == ActionKind.disable and link.active):
+            remains.append(f"account {link.account_id}")
+        if f.action == ActionKind.remove_groups:
+            remains += [f"member of {g}" for g in self._unremoved(s, f.worker_id, f.target, link.groups)]
+        return [(link, remains)] if remains else []
 
     @staticmethod
     def _unremoved(s: Session, worker_id: str, target: str, groups: list[str]) -> list[str]:
