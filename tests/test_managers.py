@@ -12,9 +12,11 @@ import httpx
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
+from provisioner.engine.config.loader import load_config
 from provisioner.engine.kit.servers import BackgroundServer
 from provisioner.engine.store import Store
 from tests.conftest import person, scim_users
+from tests.replica_harness import served
 
 runner = CliRunner()
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -63,6 +65,9 @@ def test_reports_get_their_manager_after_a_first_sync(
     assert explained["targets"]["app"]["waiting_for_manager"] == "hr:4040"
     assert "manager hr:4040 has no account here yet" in cli("explain", "hr:10", "-c", str(config)).stdout
     assert json.loads(cli("status", "-c", str(config), "--json").stdout)["waiting_for_manager"] == 1
+    answers, page = served(load_config(config), "/api/v1/workers/hr:10", "/workers/hr:10")
+    assert answers["/api/v1/workers/hr:10"]["targets"]["app"]["waiting_for_manager"] == "hr:4040"
+    assert "manager hr:4040 has no account here yet" in page
     assert [w[:3] for w in Store(store_url).references.waiting()] == [("hr:10", "app", "hr:4040")]
 
     # The manager joins: the report is re-planned and gets them; nobody waits any more.

@@ -24,11 +24,10 @@ from provisioner.engine.cli.main import app
 from provisioner.engine.config.loader import load_config
 from provisioner.engine.kit.servers import scim_server_process, serve_asgi
 from provisioner.engine.runtime.app import Runtime
-from provisioner.engine.runtime.http.app import http_app
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.replica import Replica
 from provisioner.engine.store import Store
 from tests.conftest import person
+from tests.replica_harness import served
 from tests.scim_front import Front, scim_error
 
 runner = CliRunner()
@@ -106,23 +105,6 @@ def cli(*args: str) -> Any:
     return runner.invoke(app, list(args))
 
 
-def served(config: Any) -> tuple[dict[str, Any], str]:
-    """What a `provisioner serve` replica's API (status, failures) and console overview show."""
-    token = "t0ken-for-the-api"
-    config = config.model_copy(update={"api": config.api.model_validate({"token": token})})
-    replica = Replica(config)
-    try:
-        with serve_asgi(http_app(replica, replica.metrics)) as server, httpx.Client(base_url=server.url) as client:
-            headers = {"Authorization": f"Bearer {token}"}
-            api = {name: client.get(f"/api/v1/{name}", headers=headers).json() for name in ("status", "failures")}
-            assert client.post("/login", data={"token": token}, follow_redirects=False).status_code == 303
-            overview = client.get("/")
-            assert overview.status_code == 200, overview.text
-            return api, overview.text
-    finally:
-        asyncio.run(replica.parts.aclose())
-
-
 def gauge(metrics: Metrics, name: str, target: str = "app") -> float | None:
     return metrics.registry.get_sample_value(name, {"target": target})
 
@@ -179,7 +161,8 @@ def test_a_refused_attribute_never_blocks_revocation_and_a_leaver_who_keeps_acce
         assert listed["hr:1"]["access_not_removed"] is None
         metrics = Metrics(config, Store(store_url))
         assert gauge(metrics, "provisioner_leavers_with_access") == 1
-        api, console = served(config)
+        answers, console = served(config, "/api/v1/status", "/api/v1/failures", "/")
+        api = {"status": answers["/api/v1/status"], "failures": answers["/api/v1/failures"]}
         assert [a["worker_id"] for a in api["status"]["access_not_removed"]] == ["hr:2"]
         assert {f["worker"]: f["access_not_removed"] for f in api["failures"]}["hr:2"] == [f"account {bo['id']}"]
         assert "Access not removed" in console and f"account {bo['id']}" in console
