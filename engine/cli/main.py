@@ -104,7 +104,8 @@ def sync(
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
     store = Store(cfg.store.url)
-    if unsettled(store, str(config)) | access_kept(store) or failing:
+    kept = access_kept(store)  # said before the count of failures, and whether or not any exist
+    if unsettled(store, str(config)) or kept or failing:
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
