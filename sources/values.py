@@ -11,12 +11,17 @@ from typing import Any
 
 # What HR systems and ATSs call an employment type, folded (lowercase, separators as one space),
 # mapped to the Worker's vocabulary. Anything else named is "other"; nothing named is None.
+# BambooHR's employment statuses read `Full-Time`, `Part-Time`, `Contractor`, `Intern`
+# (https://documentation.bamboohr.com/docs/list-of-field-names, employmentHistoryStatus); Workday
+# tells employees from contingent workers (Worker_Reference Employee_ID | Contingent_Worker_ID,
+# https://community.workday.com/sites/default/files/file-hosting/productionapi/Human_Resources/v40.0/Get_Workers.html);
+# `FT`/`PT` are the abbreviations spreadsheet exports use.
 _EMPLOYMENT_TYPES = {
     "full time": "full_time",
     "fulltime": "full_time",
     "regular": "full_time",
     "permanent": "full_time",
-    "ft": "full_time",  # ADP and payroll exports abbreviate
+    "ft": "full_time",
     "fte": "full_time",
     "full time employee": "full_time",
     "part time": "part_time",
@@ -26,7 +31,7 @@ _EMPLOYMENT_TYPES = {
     "contractor": "contractor",
     "contract": "contractor",
     "contingent": "contractor",
-    "contingent worker": "contractor",  # Workday's Contingent_Worker, beside Employee
+    "contingent worker": "contractor",
     "independent contractor": "contractor",
     "consultant": "contractor",
     "freelance": "contractor",
@@ -43,7 +48,7 @@ _EMPLOYMENT_TYPES = {
 # `active` | `inactive` | `onboarding` | `leave`
 # (https://developer.personio.de/reference/get_company-employees); Workday's Worker_Status_Data says
 # Active, Terminated and On_Leave, shown as "Leave of Absence"
-# (https://community.workday.com/sites/default/files/file-hosting/productionapi/Human_Resources/v42.0/Get_Workers.html).
+# (https://community.workday.com/sites/default/files/file-hosting/productionapi/Human_Resources/v40.0/Get_Workers.html).
 # "Inactive" means gone: a future hire BambooHR marks Inactive is read by its own connector.
 _STATUSES = {
     "active": "active",
