@@ -12,10 +12,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from provisioner.engine.config.keys import describe
+from provisioner.engine.config.kafka import SECRET_KEYS
+from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
 from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
-from provisioner.engine.kit.templating import Condition, Template, TemplateError
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.kit.templating import Condition, Template, TemplateError, attributes_of
+
+# What a condition or template may read from `worker`: its fields and its properties.
+WORKER_FIELDS = frozenset(Worker.model_fields) | {n for n, v in vars(Worker).items() if isinstance(v, property)}
 
 # ${NAME} or ${NAME:-default}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -157,6 +162,10 @@ def load_config(
         Problem(file, second, key, f"duplicate key (first at line {first}); YAML would keep only the last")
         for key, first, second in loader.duplicates
     ]
+    problems += [
+        Problem(file, _line_of(data, loc), _key(loc), "a secret is never written in the file: use ${VARIABLE}")
+        for loc in _written_secrets(data)
+    ]
     missing: list[tuple[tuple[Any, ...], str]] = []
     _expand_env(data, (), missing, secrets)
     problems += [
@@ -178,6 +187,19 @@ def load_config(
     return config
 
 
+def _written_secrets(data: Any) -> list[tuple[Any, ...]]:
+    """Kafka credentials given as literals rather than `${ENV}` references (before expansion): a
+    config file is copied, committed and shown; a password in it leaks with it."""
+    kafka = data.get("kafka") if isinstance(data, dict) else None
+    found = []
+    for block, key in SECRET_KEYS:
+        holder = kafka.get(block) if isinstance(kafka, dict) else None
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str) and value and not _ENV_REF.search(value):
+            found.append(("kafka", block, key))
+    return found
+
+
 def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
     value = data.get(key) if isinstance(data, dict) else None
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
@@ -197,9 +219,14 @@ def _cross_check(
     def compiles(loc: tuple[Any, ...], source: Any, kind: type[Template] | type[Condition], owner: str) -> None:
         if isinstance(source, str):
             try:
-                kind(source)
+                compiled = kind(source)
             except TemplateError as exc:
                 problem(loc, f"{owner}: {exc}")
+                return
+            for name in attributes_of(compiled.tree, "worker"):
+                if name not in WORKER_FIELDS:
+                    hint = did_you_mean(name, WORKER_FIELDS)
+                    problem(loc, f"{owner}: worker has no field {name!r}{hint} in {source!r}")
 
     for kind in ("sources", "targets", "policies"):
         seen: set[str] = set()

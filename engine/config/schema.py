@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 
 
@@ -16,12 +17,6 @@ class _Strict(BaseModel):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///./provisioner.db"
-
-
-class KafkaConfig(_Strict):
-    bootstrap_servers: str | None = None
-    topic_prefix: str = "provisioner"
-    partitions: int = Field(default=6, ge=1)
 
 
 class EngineConfig(_Strict):
@@ -130,7 +125,11 @@ class TargetConfig(BaseModel):
     )
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
-    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")
+    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target at most")
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="find how many requests the app takes at once (AIMD on latency and 429/503), up to concurrency",
+    )
     rate_limit: float | None = Field(default=None, description="requests per second, e.g. 20/s or 600/m")
     burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
 

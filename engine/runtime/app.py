@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from faststream import AckPolicy, Context
-from faststream.kafka import KafkaBroker, TopicPartition
+from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
@@ -24,6 +24,7 @@ from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_o
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
     EVENT_HEADERS,
+    consumer_source,
     dead_letter_topic,
     embedded_broker,
     ensure_topics,
@@ -33,6 +34,7 @@ from provisioner.engine.runtime.bus import (
 from provisioner.engine.runtime.due import due_events
 from provisioner.engine.runtime.fleet import Fleet, Vitals, claimer
 from provisioner.engine.runtime.http.metrics import Metrics
+from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -48,8 +50,9 @@ log = logging.getLogger("provisioner.engine")
 class Runtime:
     """Owns the bus connection, the outbox relay and the consumer for one engine process."""
 
-    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None):
+    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None, one_shot: bool = False):
         self.config = config
+        self.one_shot = one_shot  # `sync --once`: takes partitions by assignment, never joins the group
         # Who holds a lease: host, pid and start time, so a restart can tell its crashed predecessor is gone.
         self.owner = new_owner()
         self.parts = parts or Parts(config)
@@ -114,21 +117,16 @@ class Runtime:
     async def _start(self) -> None:
         kafka = self.config.kafka
         topic = events_topic(kafka)
-        if kafka.bootstrap_servers:
-            bootstrap = kafka.bootstrap_servers
-            # A cluster's partitions are shared by the engine processes of the consumer group.
-            source: dict[str, Any] = {}
-            topics = [topic]
-        else:
-            bootstrap = await self._stack.enter_async_context(embedded_broker())
-            # The embedded broker is this process's own: it takes every partition itself instead of
-            # joining a consumer group, whose first assignment the broker holds back for seconds.
-            # It answers a fetch when the wait runs out, not when a record arrives (Kafka does the
-            # latter): a short wait keeps a webhook's event from idling up to half a second.
-            partitions = [TopicPartition(topic, p) for p in range(kafka.partitions)]
-            source, topics = {"partitions": partitions, "fetch_max_wait_ms": 50}, []
-        await ensure_topics(bootstrap, [topic, dead_letter_topic(kafka)], kafka.partitions)
-        broker = KafkaBroker(bootstrap, logger=logging.getLogger("provisioner.kafka"), log_level=logging.DEBUG)
+        options = client_options(kafka)
+        bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
+        count = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
+        source, topics = consumer_source(kafka, topic, count, one_shot=self.one_shot)
+        broker = KafkaBroker(
+            bootstrap,
+            logger=logging.getLogger("provisioner.kafka"),
+            log_level=logging.DEBUG,
+            **broker_options(kafka),
+        )
         if self.consume:
             subscriber = broker.subscriber(
                 *topics,
@@ -150,8 +148,10 @@ class Runtime:
             self._subscribers.append(subscriber)
         await broker.start()
         self._stack.push_async_callback(broker.stop)
+        for subscriber in self._subscribers:
+            rebootstrapping(subscriber.consumer._client)
         self.broker = broker
-        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, self.vitals)
+        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, self.vitals, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
         self._beat_task = asyncio.create_task(self.fleet.run(lambda: self._stopping), name="engine-heartbeat")
         collect_rarely()
@@ -184,8 +184,8 @@ class Runtime:
         await self.offsets.commit()
 
     async def _flushed(self, report: BatchReport) -> None:
-        self.metrics.record_actions(report.entries)
-        report.entries = []
+        self.metrics.record_batch(report)  # the batch's outcomes are recorded by now
+        report.entries, report.revoked = [], []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:

@@ -25,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from provisioner.engine.runtime.bus import EVENT_HEADERS
 from provisioner.engine.runtime.fleet import Vitals
+from provisioner.engine.runtime.kafka_clients import rebootstrapping
 from provisioner.engine.store import Store
 from provisioner.engine.store.outbox import Unpublished
 
@@ -39,9 +40,19 @@ _HEADERS = [(name, value.encode()) for name, value in EVENT_HEADERS.items()]
 
 
 class Relay:
-    def __init__(self, store: Store, bootstrap: str, topic: str, owner: str, wake: asyncio.Event, vitals: Vitals):
+    def __init__(
+        self,
+        store: Store,
+        bootstrap: list[str],
+        topic: str,
+        owner: str,
+        wake: asyncio.Event,
+        vitals: Vitals,
+        options: dict[str, Any] | None = None,
+    ):
         self.store = store
         self.bootstrap = bootstrap
+        self.options = options or {}  # TLS and SASL (kafka_clients.client_options)
         self.topic = topic
         self.owner = owner
         self.wake = wake  # set when the outbox has new rows: look now rather than at the next tick
@@ -116,7 +127,10 @@ class Relay:
     async def _started(self) -> AIOKafkaProducer:
         # Started on the first rows, not with the engine: a sync with nothing to publish needs none.
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", max_batch_size=BATCH_BYTES, **self.options
+            )
+            rebootstrapping(producer.client)
             try:
                 await producer.start()
             except BaseException:  # an unreachable cluster: closed now, a new one tries next turn

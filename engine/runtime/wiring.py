@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.profile import Learner, TargetProfile
 from provisioner.engine.contracts.protocols import SharesNames, Source, Target
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
@@ -54,7 +57,13 @@ class Parts:
         for target in self.targets.values():
             if isinstance(target, SharesNames):  # groups of a name are created once across engines
                 target.share_names(names)
+        for name, target in self.targets.items():
+            if isinstance(target, Learner):  # what any process learned about the app, this one starts from
+                target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+
+    def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
+        return partial(self.store.profiles.save, target)
 
     def account_of(self, worker_id: str, target: str) -> str | None:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))

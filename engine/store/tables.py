@@ -224,3 +224,15 @@ class EngineRow(SQLModel, table=True):
     recording_error: str | None = None  # why the last batch of outcomes could not be recorded
     started_at: datetime = Field(default_factory=utcnow)
     seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class AwaitingReference(SQLModel, table=True):
+    """A person whose mapping names another (their manager) who has no account in that target yet:
+    re-planned once that account is recorded, so the reference is written instead of forgotten."""
+
+    __tablename__ = "awaiting_reference"
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    reference: str = Field(index=True)  # the worker id named, e.g. the manager's
+    since: datetime = Field(default_factory=utcnow)
