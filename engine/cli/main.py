@@ -86,8 +86,8 @@ def sync(
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
     """Poll each source once, apply every change and every due retry; exit 1 while anything is
-    retrying or dead (provisioner failures lists it) or a source could not be read, 3 if a source is
-    halted."""
+    retrying or dead (provisioner failures lists it), anyone keeps access they should not, or a
+    source could not be read; 3 if a source is halted."""
     _logging(verbose, log_format)
     cfg = _load(config)
     if worker is not None:
