@@ -8,7 +8,6 @@ shared parts in `engine.http`; this file only turns operations into requests.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from functools import cache
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, paginate
@@ -103,8 +103,9 @@ class RestTarget:
             policy=RetryPolicy(max_attempts=config.max_attempts),
             rate=config.rate_limit,
             burst=config.burst,
+            # requests in flight: found by AIMD up to `concurrency`, or exactly that if not adaptive
+            limit=AdaptiveLimit(config.concurrency, adaptive=config.adaptive_concurrency),
         )
-        self._slots = asyncio.Semaphore(config.concurrency)
         self._templates: dict[str, Template] = {}
 
     @classmethod
@@ -140,10 +141,9 @@ class RestTarget:
             raise LookupError(f"target {self.name!r} has no {kind!r} operation")
         params = {k: self._render(v, context) for k, v in operation.params.items()}
         body = self._body(operation, context)
-        async with self._slots:
-            response = await self.http.request(
-                operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
-            )
+        response = await self.http.request(
+            operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
+        )
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}
@@ -172,9 +172,31 @@ class RestTarget:
         except (httpx.HTTPError, LookupError) as exc:
             return _failed(start, exc, context)
         account_id = context.get("account_id") or (self._account(answer).id if answer else None)
+        wrong = self._not_applied(answer, attributes) if kind in ("update", "enable", "disable") else []
+        if wrong:
+            error = f"the app answered success but did not apply: {'; '.join(wrong)}"
+            return Result(
+                status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start)
+            )
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
+
+    def _not_applied(self, answer: Any, attributes: dict[str, Any]) -> list[str]:
+        """Where the app answers with the account, what it holds differently from what was sent
+        (attributes it leaves out of its answer are not judged: many answer with a summary)."""
+        if not isinstance(answer, dict) or jmespath.search(self.settings.account.id, answer) is None:
+            return []  # not the account (no `result:` pointing at it): nothing to judge by
+        wrong = []
+        for path, sent in attributes.items():
+            if path == "active":
+                if self.settings.account.active is not None:
+                    held = bool(jmespath.search(self.settings.account.active, answer))
+                    if held is not sent:
+                        wrong.append(f"active (sent {sent}, app holds {held})")
+            elif path in answer and sent is not None and answer[path] != sent:
+                wrong.append(f"{path} (sent {sent!r}, app holds {answer[path]!r})")
+        return wrong
 
     # the Target protocol
     async def prime(self, expected_lookups: int) -> None:
