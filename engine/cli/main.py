@@ -260,7 +260,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
-    _logging(False)  # warnings only, on this command's own stderr (as plan)
+    _logging(False)  # on this command's own stderr, as plan does
     parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
