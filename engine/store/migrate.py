@@ -27,9 +27,8 @@ from provisioner.engine.store.db import create_tables, make_engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 0x70726F76  # "prov": one advisory lock key for the store's schema
 _BEFORE_ALEMBIC = "outboxevent"  # a table every store had before migrations existed
-# Alembic says "Context impl SQLiteImpl" and the like at INFO each time a store is opened: noise in
-# every command's output. What it did is said once, below (debug), when there was something to do.
-logging.getLogger("alembic").setLevel(logging.WARNING)
+# Alembic's own INFO lines are kept below WARNING by the CLI's logging setup (engine/cli/logs.py);
+# what a migration did is said once, below (debug), when there was something to do.
 log = logging.getLogger("provisioner.store")
 
 
