@@ -105,6 +105,8 @@ class RestTarget:
             burst=config.burst,
             # requests in flight: found by AIMD up to `concurrency`, or exactly that if not adaptive
             limit=AdaptiveLimit(config.concurrency, adaptive=config.adaptive_concurrency),
+            app=f"target {config.name}",
+            max_response=config.max_response_bytes,
         )
         self._templates: dict[str, Template] = {}
 

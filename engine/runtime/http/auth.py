@@ -38,6 +38,14 @@ class Auth:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(presented.strip())
 
+    def refusal(self, request: Request) -> tuple[int, str] | None:
+        """Why an API request is refused (status, reason), from its headers alone; None to admit it."""
+        if not self.enabled:
+            return 403, NO_TOKEN
+        if not self.bearer_ok(request):
+            return 401, "a valid bearer token is required"
+        return None
+
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
+from provisioner.engine.runtime.http.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.protocol import Served
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -48,7 +49,7 @@ def templates() -> Environment:
 
 async def form(request: Request) -> dict[str, str]:
     # urlencoded only (what the pages send); parsed here so no multipart parser is needed
-    body = (await request.body()).decode("utf-8", "replace")
+    body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
