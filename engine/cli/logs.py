@@ -15,6 +15,7 @@ import typer
 from rich.logging import RichHandler
 
 from provisioner.engine.cli.common import err
+from provisioner.engine.cli.safe import SafeMessages
 
 # The ids a log call may pass with extra=: they identify, and carry nothing of a person's data.
 IDS = ("event_id", "worker_id", "target", "source")
@@ -36,6 +37,10 @@ LogFormatOpt = Annotated[
         help="auto: rich on a terminal, plain otherwise; json: one object per line.",
     ),
 ]
+
+
+class LineFormatter(SafeMessages, logging.Formatter):
+    """A plain or rich log line: control characters from the data cannot start another line."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,10 +66,10 @@ def setup(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:
     handler: logging.Handler
     if fmt is LogFormat.rich:
         handler = RichHandler(console=err, show_path=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(LineFormatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        plain = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+        plain = LineFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
         plain.converter = time.gmtime
         handler.setFormatter(JsonFormatter() if fmt is LogFormat.json else plain)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)

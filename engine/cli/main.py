@@ -18,6 +18,7 @@ from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
@@ -107,7 +108,7 @@ def sync(
         table.add_row(action, result, str(count))
     console.print(table)
     for event, error in report.failures:
-        err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
+        err.print(f"[red]failed[/red] {shown(event.subject)} ({event.type.value}): {shown(error)}")
     store = Store(cfg.store.url)
     kept = access_kept(store)  # said before the count of failures, and whether or not any exist
     if unsettled(store, str(config)) or kept or failing:
@@ -217,10 +218,10 @@ def plan(
         last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
         table.add_row(
             a.target,
-            a.worker_id,
+            shown(a.worker_id),
             a.action.value,
             a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now",
-            a.reason,
+            shown(a.reason),
             end_section=last_of_target,
         )
     console.print(table)
@@ -271,29 +272,31 @@ def explain(
         return
     w = report["worker"]
     console.print(
-        f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
-        f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}"
+        f"[bold]{shown(worker_id)}[/bold] {shown(w.get('first_name', ''))} {shown(w.get('last_name', ''))} · "
+        f"{shown(w.get('status'))} · {shown(w.get('department') or '-')} · {shown(w.get('employment_type') or '-')}"
     )
     for name, t in report["targets"].items():
         mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
-        console.print(f"\n[bold]{name}[/bold]: {mark} — {t['why']}")
+        console.print(f"\n[bold]{name}[/bold]: {mark} — {shown(t['why'])}")
         for p in t["policies"]:
             value = "[green]true[/green]" if p["value"] else "[dim]false[/dim]"
-            console.print(f"  {p['effect']:5} {p['policy']}: {p['when']} → {value}")
+            console.print(f"  {p['effect']:5} {p['policy']}: {shown(p['when'])} → {value}")
         if t["groups"]:
-            console.print(f"  groups: {', '.join(t['groups'])}")
+            console.print(f"  groups: {shown(', '.join(t['groups']))}")
         account = t["account"]
         console.print(
-            f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+            f"  account: {shown(account['id'])} ({'active' if account['active'] else 'disabled'})"
             if account
             else "  account: none linked"
         )
         if t["waiting_for_manager"]:
-            console.print(f"  manager {t['waiting_for_manager']} has no account here yet: written once they have one")
+            console.print(
+                f"  manager {shown(t['waiting_for_manager'])} has no account here yet: written once they have one"
+            )
         for d in t["scheduled"]:
-            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
+            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {shown(d['reason'])}")
         for e in t["log"]:
-            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {e['reason']}")
+            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {shown(e['reason'])}")
 
 
 @app.command("test")
@@ -340,11 +343,11 @@ def show_log(
         style = {"failure": "red", "skipped": "yellow"}.get(e.result, "")
         table.add_row(
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
-            e.worker_id,
+            shown(e.worker_id),
             e.target or "",
             e.action,
             f"[{style}]{e.result}[/{style}]" if style else e.result,
-            e.error or e.reason,
+            shown(e.error or e.reason),
         )
     console.print(table)
 
