@@ -19,6 +19,7 @@ from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command
 from provisioner.engine.cli.safe import shown
+from provisioner.engine.cli.sessions import sessions_app
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
@@ -364,6 +365,7 @@ def demo(
 
 app.add_typer(sources_app, name="sources")
 app.add_typer(targets_app, name="targets")
+app.add_typer(sessions_app, name="sessions")
 app.command("reconcile")(reconcile_command)
 for command in (status, resume, quarantine, sandbox, failures, retry):
     app.command()(command)

@@ -33,7 +33,7 @@ log = logging.getLogger("provisioner.http")
 
 
 def http_app(served: Served, metrics: Metrics) -> Starlette:
-    auth = Auth(served.config)
+    auth = Auth(served.config, served.store.sessions)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

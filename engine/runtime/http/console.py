@@ -96,7 +96,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     SESSION_COOKIE,
-                    auth.new_session(),
+                    auth.new_session(request.client.host if request.client else ""),
                     max_age=SESSION_HOURS * 3600,
                     httponly=True,
                     samesite="strict",
@@ -108,6 +108,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         return HTMLResponse(html, status_code=401 if error else 200)
 
     async def logout(request: Request, session: str) -> Response:
+        auth.end_session(session)  # the cookie stops working everywhere, not just in this browser
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
