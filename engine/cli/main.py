@@ -34,6 +34,7 @@ from provisioner.engine.runtime.poller import Diff, diff
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
+from provisioner.engine.store.probe import store_problem
 
 app = typer.Typer(
     help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
@@ -73,6 +74,9 @@ def validate(config: ConfigOpt) -> None:
     except ValueError as exc:
         err.print(f"[red]error[/red] {config}: {exc}")
         raise typer.Exit(2) from None
+    if problem := store_problem(cfg.store.url):  # opened read-only: validate changes nothing
+        err.print(f"[red]error[/red] {config}: {shown(problem)}")
+        raise typer.Exit(2)
     console.print(
         f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
         f"{len(cfg.policies)} policies"
