@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
@@ -43,6 +43,20 @@ class LineFormatter(SafeMessages, logging.Formatter):
     """A plain or rich log line: control characters from the data cannot start another line."""
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes, not what it was at setup: a command
+    run in-process after another (a test runner, an embedding tool) must not log into a closed
+    stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -68,7 +82,7 @@ def setup(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:
         handler = RichHandler(console=err, show_path=False)
         handler.setFormatter(LineFormatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         plain = LineFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
         plain.converter = time.gmtime
         handler.setFormatter(JsonFormatter() if fmt is LogFormat.json else plain)
