@@ -88,7 +88,7 @@ def test_the_api_checks_the_token_before_the_body(running: Engine):
     assert api.post("/failures/retry", content=b"{" + b" " * (2 * MB) + b"}").status_code == 413
     for bad in (b"{not json", b"[" * 50_000 + b"]" * 50_000):
         answer = api.post("/failures/retry", content=bad, headers={"Content-Type": "application/json"})
-        assert 400 <= answer.status_code < 500, answer.status_code
+        assert answer.status_code == 400, answer.status_code  # never a 500, nor a 422 for unparsable bytes
     assert httpx.get(f"{running.url}/api/v1/openapi.json").status_code == 401
     assert api.get("/openapi.json").status_code == 200
     assert "Traceback" not in running.log_file.read_text()

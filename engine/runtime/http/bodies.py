@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,7 +37,8 @@ def declared_length(headers: Any) -> int | None:
 
 
 async def read_bounded(request: Request, limit: int) -> bytes:
-    """The body, or BodyTooLarge (a 413) as soon as it is known to pass `limit` bytes."""
+    """The body, or BodyTooLarge (a 413) as soon as it is known to pass `limit` bytes;
+    ClientDisconnect when the sender goes away first."""
     length = declared_length(request.headers)
     if length is not None and length > limit:
         raise BodyTooLarge(limit)
@@ -78,6 +79,8 @@ def guarded(app: ASGIApp, admit: Callable[[Request], tuple[int, str] | None], li
             body = await read_bounded(request, limit)
         except BodyTooLarge as exc:
             await _answer(send, 413, str(exc.detail))
+            return
+        except ClientDisconnect:  # the sender went away: nobody to answer, nothing to log
             return
         replayed = False
 

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -49,7 +50,10 @@ def templates() -> Environment:
 
 async def form(request: Request) -> dict[str, str]:
     # urlencoded only (what the pages send); parsed here so no multipart parser is needed
-    body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
+    try:
+        body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
+    except ClientDisconnect:  # the browser went away: a 400 nobody reads, and no traceback
+        raise HTTPException(400, "the request ended early") from None
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
