@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from provisioner.engine.runtime.http.bodies import WEBHOOK_BODY, BodyTooLarge, read_bounded
+from provisioner.engine.runtime.bodies import WEBHOOK_BODY, BodyTooLarge, read_bounded
 from provisioner.engine.runtime.notices import Notices
 from provisioner.engine.runtime.protocol import Served
 from provisioner.sources import webhook_verifier

@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from provisioner.engine.config import Config
+from provisioner.engine.runtime.bodies import guarded
 from provisioner.engine.runtime.http.api import api_app
 from provisioner.engine.runtime.http.auth import Auth, check_listen
-from provisioner.engine.runtime.http.bodies import guarded
 from provisioner.engine.runtime.http.console import console_routes
 from provisioner.engine.runtime.http.headers import secured
 from provisioner.engine.runtime.http.metrics import Metrics

@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
+from provisioner.engine.runtime.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
-from provisioner.engine.runtime.http.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.protocol import Served
 
 Handler = Callable[[Request], Awaitable[Response]]

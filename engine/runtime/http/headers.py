@@ -4,7 +4,7 @@ data) is kept in a browser or proxy cache."""
 
 from __future__ import annotations
 
-from provisioner.engine.runtime.http.bodies import ASGIApp, Message, Receive, Scope, Send
+from provisioner.engine.runtime.bodies import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
