@@ -17,11 +17,16 @@ from provisioner.engine.kit.limits import ResponseTooLarge
 from provisioner.engine.kit.origin import CrossOrigin
 from provisioner.engine.kit.paging import Paging, PagingRunaway, collect, paginate
 from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.notices import Notices
 from provisioner.engine.runtime.priming import Primer
+from provisioner.engine.runtime.webhooks import webhook_app
+from provisioner.sources.greenhouse.emulator import GreenhouseState
+from provisioner.sources.greenhouse.emulator import create_app as greenhouse_app
 from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
 from provisioner.targets.scim import ScimTarget
 from provisioner.targets.scim_guards import FilterValueRefused, ListingRunaway, eq
+from tests.conftest import make_config
 from tests.hostile_apps import Seen, huge_scim, lying_scim, paging_app, slow_scim
 
 SECRET = "Bearer s3cret-token"
@@ -126,24 +131,11 @@ def test_scim_filter_values_are_escaped_and_control_characters_refused():
 
 
 async def test_a_replayed_signed_notice_is_applied_once(tmp_path):
-    from provisioner.engine.runtime.app import Runtime
-    from provisioner.engine.runtime.webhooks import webhook_app
-    from provisioner.sources.greenhouse.emulator import GreenhouseState
-    from provisioner.sources.greenhouse.emulator import create_app as greenhouse_app
-    from tests.conftest import make_config
-
     state = GreenhouseState()
     cid = state.seed(1)[0]
     with serve_asgi(greenhouse_app(state)) as server:
-        source = {
-            "name": "gh",
-            "type": "greenhouse",
-            "base_url": server.url,
-            "version": "v1",
-            "api_key": state.api_key,
-            "webhook_secret": state.webhook_secret,
-            "backoff": 0.01,
-        }
+        keys = {"api_key": state.api_key, "webhook_secret": state.webhook_secret}
+        source = {"name": "gh", "type": "greenhouse", "base_url": server.url, "version": "v1", **keys}
         runtime = Runtime(make_config(f"sqlite:///{tmp_path}/gh.db", "http://127.0.0.1:9", source))
         transport = httpx.ASGITransport(app=webhook_app(runtime))
         try:
