@@ -14,7 +14,7 @@ import pytest
 from provisioner.engine.config.schema import TargetConfig
 from provisioner.engine.kit.http import resilient_client
 from provisioner.engine.kit.limits import ResponseTooLarge
-from provisioner.engine.kit.origin import CrossOrigin
+from provisioner.engine.kit.origin import CrossOrigin, UnsafePath, relative_path
 from provisioner.engine.kit.paging import Paging, PagingRunaway, collect, paginate
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.engine.runtime.app import Runtime
@@ -198,3 +198,17 @@ async def test_notices_for_one_source_coalesce_and_fetches_are_capped():
     assert [c for c in calls if c[0] == "hr"] == [("hr", ["42"])] * len([c for c in calls if c[0] == "hr"])
     assert len([c for c in calls if c[0] == "hr"]) <= 2  # one fetch, plus at most one for what came meanwhile
     assert len(calls) <= 6
+
+
+@pytest.mark.parametrize(
+    "path", ["Users/../../x", "Users/..", "Users/%2e%2e/x", "Users/a%2Fb", "Users/a\\b", "Users/a?b"]
+)
+def test_a_path_built_from_an_app_id_cannot_climb_or_change_the_request(path: str):
+    with pytest.raises(UnsafePath, match="target t: refused a path"):
+        relative_path("target t", path)
+
+
+def test_a_configured_rest_path_may_keep_its_query_but_not_climb():
+    assert relative_path("target t", "users/42?expand=groups", query=True) == "users/42?expand=groups"
+    with pytest.raises(UnsafePath):
+        relative_path("target t", "users/../admin?x=1", query=True)

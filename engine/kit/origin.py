@@ -38,15 +38,17 @@ class UnsafePath(httpx.RequestError):
     """A path built from an app's id that would leave the resource it names."""
 
 
-def relative_path(app: str, path: str) -> str:
+def relative_path(app: str, path: str, *, query: bool = False) -> str:
     """`path` (relative to the base URL, built from ids an app gave us), refused when a segment
     could climb out of it: an account id like `../../x` would otherwise aim our credentials at
-    another endpoint of the app, and one with `?` or `#` would change the request."""
+    another endpoint of the app, and one with `?` or `#` would change the request (`query`: the
+    configured path may carry a query of its own, so only climbing is refused)."""
     lowered = path.lower()
-    segments = path.split("/")
+    segments = path.partition("?")[0].split("/")
     if (
         any(s in (".", "..") for s in segments)
-        or any(c in path for c in "\\?#")
+        or "\\" in path
+        or (not query and ("?" in path or "#" in path))
         or "%2e" in lowered
         or "%2f" in lowered
         or "%5c" in lowered
