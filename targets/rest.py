@@ -8,7 +8,6 @@ shared parts in `engine.http`; this file only turns operations into requests.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from functools import cache
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, paginate
@@ -103,8 +103,9 @@ class RestTarget:
             policy=RetryPolicy(max_attempts=config.max_attempts),
             rate=config.rate_limit,
             burst=config.burst,
+            # requests in flight: found by AIMD up to `concurrency`, or exactly that if not adaptive
+            limit=AdaptiveLimit(config.concurrency, adaptive=config.adaptive_concurrency),
         )
-        self._slots = asyncio.Semaphore(config.concurrency)
         self._templates: dict[str, Template] = {}
 
     @classmethod
@@ -140,10 +141,9 @@ class RestTarget:
             raise LookupError(f"target {self.name!r} has no {kind!r} operation")
         params = {k: self._render(v, context) for k, v in operation.params.items()}
         body = self._body(operation, context)
-        async with self._slots:
-            response = await self.http.request(
-                operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
-            )
+        response = await self.http.request(
+            operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
+        )
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}

@@ -21,12 +21,13 @@ import httpx
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.contracts.profile import TargetProfile
+from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_change import ScimChange
 from provisioner.targets.scim_check import ScimCheck
-from provisioner.targets.scim_groups import ScimGroups
+from provisioner.targets.scim_group_admin import ScimGroupAdmin
 from provisioner.targets.scim_lookup import ScimLookup
 from provisioner.targets.scim_members import ScimMembers
 from provisioner.targets.scim_models import config_model
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
 
 # The mixins that implement what others only declare come first: a declared stub would shadow them.
-class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, ScimMembers, ScimBulk):
+class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin, ScimMembers, ScimBulk):
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions."""
 
     def __init__(
@@ -75,6 +76,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
         timeout: float = 30.0,
         policy: RetryPolicy | None = None,
         concurrency: int = 8,
+        adaptive: bool = True,
         rate: float | None = None,
         burst: int | None = None,
         auth: httpx.Auth | None = None,
@@ -83,7 +85,9 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
         self.settings = settings
         self.paths = mapping_paths
         headers = {"Accept": SCIM_JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
-        self._slots = asyncio.Semaphore(concurrency)
+        # The target's own limit on requests in flight, whatever number of workers are in flight:
+        # found by AIMD up to `concurrency` (kit/adaptive.py), or exactly `concurrency` if not adaptive.
+        self.limit = AdaptiveLimit(concurrency, adaptive=adaptive)
         self._bulk = None
         self._bulk_checked = False
         self._bulk_lock = asyncio.Lock()
@@ -97,10 +101,12 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
             policy=policy,
             rate=rate,
             burst=burst,
+            limit=self.limit,
         )
         self.config: ServiceProviderConfig | None = None
         self._groups = {}
         self._group_locks = {}
+        self._claims = None
         self._index: dict[str, Account] | None = None
         self._index_time = 0.0
         self._advertised: set[str] | None = None
@@ -122,6 +128,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
             timeout=config.timeout,
             policy=RetryPolicy(max_attempts=config.max_attempts),
             concurrency=config.concurrency,
+            adaptive=config.adaptive_concurrency,
             rate=config.rate_limit,
             burst=config.burst,
             auth=auth,
@@ -134,8 +141,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroups, Sc
         return dict(DEFAULT_MAPPING)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        async with self._slots:  # the target's own limit, whatever number of workers are in flight
-            response = await self.http.request(method, path, **kwargs)
+        response = await self.http.request(method, path, **kwargs)
         raise_for_scim(response)
         if response.status_code == 204 or not response.content:
             return {}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.contracts.protocols import NameClaims
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_support import (
     ERRORS,
@@ -29,6 +30,7 @@ class ScimGroups:
     _groups: dict[str, str]
     _group_locks: dict[str, asyncio.Lock]
     _member_writers: dict[str, Coalescer[tuple[str, str], str | None]]
+    _claims: NameClaims | None  # set when several engines share the app (scim_group_admin.py)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -37,6 +39,9 @@ class ScimGroups:
         async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]: ...
 
     async def supports(self, feature: str) -> bool: ...
+    async def _shared_group(
+        self, name: str, find: Callable[[], Awaitable[str | None]], create: Callable[[], Awaitable[str]] | None
+    ) -> str | None: ...
     def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
 
     async def _group_id(self, name: str, create: bool) -> str | None:
@@ -45,11 +50,15 @@ class ScimGroups:
         async with self._group_locks.setdefault(name, asyncio.Lock()):
             if name in self._groups:
                 return self._groups[name]
-            found = await self._find_group(name)
+            make = (lambda: self._create_group(name)) if create and self.settings.create_groups else None
+            if self._claims is not None:  # several engines: one of them looks or creates (scim_group_admin.py)
+                found = await self._shared_group(name, lambda: self._find_group(name), make)
+            else:
+                found = await self._find_group(name)
+                if found is None and make is not None:
+                    found = await make()
             if found is not None:
                 self._groups[name] = found
-            elif create and self.settings.create_groups:
-                self._groups[name] = await self._create_group(name)
             return self._groups.get(name)
 
     async def _find_group(self, name: str) -> str | None:

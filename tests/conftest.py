@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
+from tests.cluster import TansuCluster, tansu_cluster
 from tests.processes import SESSION_MARKER, session_brokers, wait_for
 
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -113,3 +114,10 @@ def person(i: int, **kw: Any) -> dict[str, Any]:
 
 def scim_users(client: httpx.Client) -> list[dict[str, Any]]:
     return client.get("/Users", params={"count": 1000}).json().get("Resources", [])
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[TansuCluster]:
+    """Two Tansu brokers on one S3 bucket (moto), shared by the tests of a session; stopped at its end."""
+    with tansu_cluster(brokers=2) as cluster:
+        yield cluster

@@ -25,6 +25,7 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.kit.process import collect_rarely
 from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.kafka_clients import KafkaSettingsError
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import Diff, diff
@@ -92,7 +93,11 @@ def sync(
     cfg = _load(config)
     if worker is not None:
         return sync_worker(cfg, worker)
-    report, halted, failing = asyncio.run(_sync(cfg, timeout))
+    try:
+        report, halted, failing = asyncio.run(_sync(cfg, timeout))
+    except KafkaSettingsError as exc:  # a TLS file that cannot be read, a topic that is missing
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
     table = Table(title="sync", show_lines=False)
     table.add_column("action")
     table.add_column("result")
@@ -110,7 +115,7 @@ def sync(
 
 
 async def _sync(cfg: Config, timeout: float) -> Any:
-    async with Runtime(cfg, parts=_parts_or_exit(cfg)) as runtime:
+    async with Runtime(cfg, parts=_parts_or_exit(cfg), one_shot=True) as runtime:
         events = runtime.fire_due()
         halted: list[str] = []
         failing: list[str] = []

@@ -42,7 +42,10 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     dead)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
-    dead = sum(t.dead for t in summary.failures.values())
+    # A stalled engine, or one that cannot record outcomes, is a failure as much as a dead letter.
+    dead = sum(t.dead for t in summary.failures.values()) + sum(
+        1 for e in summary.engines if e.stalled or e.recording_error
+    )
     if as_json:
         print(summary.model_dump_json(indent=2))
         if dead:
@@ -78,8 +81,33 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
+    _print_engines(summary.engines)
     if dead:
         raise typer.Exit(1)
+
+
+def _print_engines(engines: list[views.EngineView]) -> None:
+    if not engines:
+        console.print("engines: none running (none heard from in the last minute)")
+        return
+    table = Table(title="engines")
+    for col in ("engine", "partitions", "lag", "in flight", "last progress (UTC)", "state"):
+        table.add_column(col)
+    for e in engines:
+        state = "[green]ok[/green]"
+        if e.recording_error:
+            state = f"[red]cannot record outcomes[/red]: {escape(e.recording_error)}"
+        elif e.stalled:
+            state = "[red]stalled[/red]: work waiting, nothing recorded"
+        table.add_row(
+            e.id,
+            ", ".join(p.rsplit(":", 1)[-1] for p in e.partitions) or "-",
+            str(e.lag),
+            str(e.in_flight),
+            f"{e.last_progress:%H:%M:%S}" if e.last_progress else "-",
+            state,
+        )
+    console.print(table)
 
 
 def _state(row: views.SourceView) -> str:

@@ -1,5 +1,6 @@
 """The one YAML config file: its schema, loading it with `${ENV}` expansion, and its units."""
 
+from provisioner.engine.config.kafka import KafkaConfig, KafkaSasl, KafkaTls
 from provisioner.engine.config.keys import describe, unknown_key
 from provisioner.engine.config.loader import ConfigError, Problem, SettingsCheck, load_config
 from provisioner.engine.config.schema import (
@@ -8,7 +9,6 @@ from provisioner.engine.config.schema import (
     EngineConfig,
     ExpectedAccess,
     Grant,
-    KafkaConfig,
     LifecycleConfig,
     PolicyConfig,
     PolicyTest,
@@ -29,6 +29,8 @@ __all__ = [
     "ExpectedAccess",
     "Grant",
     "KafkaConfig",
+    "KafkaSasl",
+    "KafkaTls",
     "LifecycleConfig",
     "PolicyConfig",
     "PolicyTest",

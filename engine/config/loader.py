@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from provisioner.engine.config.kafka import SECRET_KEYS
 from provisioner.engine.config.keys import describe
 from provisioner.engine.config.paths import PathKeys, resolve_paths
 from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
@@ -157,6 +158,10 @@ def load_config(
         Problem(file, second, key, f"duplicate key (first at line {first}); YAML would keep only the last")
         for key, first, second in loader.duplicates
     ]
+    problems += [
+        Problem(file, _line_of(data, loc), _key(loc), "a secret is never written in the file: use ${VARIABLE}")
+        for loc in _written_secrets(data)
+    ]
     missing: list[tuple[tuple[Any, ...], str]] = []
     _expand_env(data, (), missing, secrets)
     problems += [
@@ -176,6 +181,19 @@ def load_config(
         raise ConfigError(problems)
     assert config is not None
     return config
+
+
+def _written_secrets(data: Any) -> list[tuple[Any, ...]]:
+    """Kafka credentials given as literals rather than `${ENV}` references (before expansion): a
+    config file is copied, committed and shown; a password in it leaks with it."""
+    kafka = data.get("kafka") if isinstance(data, dict) else None
+    found = []
+    for block, key in SECRET_KEYS:
+        holder = kafka.get(block) if isinstance(kafka, dict) else None
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str) and value and not _ENV_REF.search(value):
+            found.append(("kafka", block, key))
+    return found
 
 
 def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:

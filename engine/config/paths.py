@@ -24,13 +24,19 @@ def _resolved(value: Any, base: Path) -> Any:
 
 
 def resolve_paths(data: dict[str, Any], base: Path, path_keys: PathKeys | None) -> None:
-    """In place, on the raw data: store.url's SQLite file, each source's path settings and every
-    auth block's token_file."""
+    """In place, on the raw data: store.url's SQLite file, the Kafka TLS files, each source's path
+    settings and every auth block's token_file."""
     store = data.get("store")
     if isinstance(store, dict) and isinstance(url := store.get("url"), str) and (match := _SQLITE.match(url)):
         prefix, file, query = match.groups()
         if file and not file.startswith(":memory:"):
             store["url"] = prefix + _resolved(file, base) + query
+    kafka = data.get("kafka")
+    tls = kafka.get("tls") if isinstance(kafka, dict) else None
+    if isinstance(tls, dict):
+        for key in ("ca_file", "cert_file", "key_file"):
+            if key in tls:
+                tls[key] = _resolved(tls[key], base)
     for kind in ("sources", "targets"):
         entries = data.get(kind)
         for entry in entries if isinstance(entries, list) else []:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 
 
@@ -18,12 +19,6 @@ class StoreConfig(_Strict):
     url: str = "sqlite:///./provisioner.db"
 
 
-class KafkaConfig(_Strict):
-    bootstrap_servers: str | None = None
-    topic_prefix: str = "provisioner"
-    partitions: int = Field(default=6, ge=1)
-
-
 class EngineConfig(_Strict):
     # Workers mostly wait on targets, so many can be in flight; each target caps its own requests.
     concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
@@ -31,10 +26,22 @@ class EngineConfig(_Strict):
         default=2000, ge=1, description="events fetched from Kafka at most at once; twice this many are in flight"
     )
     deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
+    # Scale-out (several engines on one store and one Kafka consumer group).
+    stall_seconds: float = Field(
+        default=300.0, gt=0, description="/readyz fails when the engine has work but recorded nothing for this long"
+    )
+    claim_seconds: float = Field(
+        default=30.0, ge=3, description="an event claim lapses this long after its engine stops renewing it"
+    )
+    revoke_wait: float = Field(
+        default=10.0, ge=0, description="on a rebalance, how long in-flight events of lost partitions may finish"
+    )
     # `provisioner run` and `provisioner serve` answer here: health, metrics, API, console, webhooks
     listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
 
-    _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
+    _duration = field_validator("deferred_interval", "stall_seconds", "claim_seconds", "revoke_wait", mode="before")(
+        lambda v: parse_duration(v)
+    )
 
 
 class ApiConfig(_Strict):
@@ -118,7 +125,11 @@ class TargetConfig(BaseModel):
     )
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
-    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target")
+    concurrency: int = Field(default=8, ge=1, description="HTTP requests in flight to this target at most")
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="find how many requests the app takes at once (AIMD on latency and 429/503), up to concurrency",
+    )
     rate_limit: float | None = Field(default=None, description="requests per second, e.g. 20/s or 600/m")
     burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
 

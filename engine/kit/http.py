@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from provisioner.engine.kit.adaptive import AdaptiveLimit
+
 log = logging.getLogger("provisioner.http")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -150,9 +152,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         policy: RetryPolicy | None = None,
         bucket: Limiter | None = None,
         wrapped: httpx.AsyncBaseTransport | None = None,
+        limit: AdaptiveLimit | None = None,
     ):
         self.policy = policy or RetryPolicy()
         self.bucket = bucket
+        # Requests in flight to this app; each attempt holds a slot, a backoff between attempts does not.
+        self.limit = limit
         self.wrapped = wrapped or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
         # Set when the server says the window is used up (remaining 0): nobody sends before then.
         self.paused_until = 0.0
@@ -178,7 +183,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         while True:
             await self._pace()
             try:
-                response = await self.wrapped.handle_async_request(request)
+                response = await self._attempt(request)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
                 if attempt + 1 >= max_attempts:
                     raise
@@ -211,6 +216,18 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 )
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _attempt(self, request: httpx.Request) -> httpx.Response:
+        if self.limit is None:
+            return await self.wrapped.handle_async_request(request)
+        async with self.limit.slot() as outcome:
+            try:
+                response = await self.wrapped.handle_async_request(request)
+            except httpx.TimeoutException:
+                outcome.status = None
+                raise
+            outcome.status = response.status_code
+            return response
 
     async def _retryable(self, response: httpx.Response) -> bool:
         if response.status_code not in RETRYABLE_STATUS:
@@ -311,15 +328,17 @@ def resilient_client(
     rate: float | None = None,
     burst: int | None = None,
     window: float | None = None,
+    limit: AdaptiveLimit | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with retries and an optional client-side rate limit."""
+    """An AsyncClient with retries, an optional client-side rate limit and an optional limit on
+    requests in flight (adaptive or fixed)."""
     bucket = limiter_for(rate, burst, window)
     return httpx.AsyncClient(
         base_url=base_url,
         auth=auth,
         headers=headers,
         timeout=timeout,
-        transport=ResilientTransport(policy, bucket),
+        transport=ResilientTransport(policy, bucket, limit=limit),
     )
 
 

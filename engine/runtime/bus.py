@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from faststream.kafka import TopicPartition
 
 from provisioner.engine.config import KafkaConfig
 from provisioner.engine.kit.process import die_with_parent
 from provisioner.engine.kit.servers import free_port, wait_for_port
+from provisioner.engine.runtime.kafka_clients import KafkaSettingsError, client_options
 
 log = logging.getLogger("provisioner.bus")
 
@@ -72,18 +74,58 @@ async def embedded_broker() -> AsyncIterator[str]:
             process.kill()
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    """Create the topics if missing; a cluster that forbids it only gets a warning."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+def consumer_source(
+    config: KafkaConfig, topic: str, partitions: int, *, one_shot: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """How the consumer takes its partitions: (subscriber keyword arguments, topics to subscribe).
+
+    A cluster's partitions are shared by the long-running engines of the consumer group. The
+    embedded broker is this process's own, and a one-shot run (`sync --once`) must not join the
+    fleet's group: both take every partition by assignment, reading from and committing to the
+    group's offsets without being a member. A group join cost a one-shot run ~5.8 s (the
+    coordinator holds the first assignment back) and made every running engine rebalance. Tansu
+    answers a fetch when the wait runs out, not when a record arrives: a short wait keeps a
+    webhook's event from idling up to half a second."""
+    if config.bootstrap_servers and not one_shot:
+        return {}, [topic]
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    return {"partitions": assigned, "fetch_max_wait_ms": 50}, []
+
+
+async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[str]) -> int:
+    """Create the topics if missing (unless the operator creates them: `create_topics: false`,
+    then they must exist); returns the number of partitions of the first (the events topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(config))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        missing = [t for t in topics if t not in existing]
+        if missing and not config.create_topics:
+            raise KafkaSettingsError(
+                f"topic {missing[0]} does not exist on the cluster and kafka.create_topics is false: "
+                f"create {', '.join(missing)} (e.g. {config.partitions} partitions) or set create_topics: true"
+            )
         if missing:
-            await admin.create_topics(missing)
-    except TopicAlreadyExistsError:
-        pass
+            await _create(admin, config, missing)
+        described = await admin.describe_topics([topics[0]])
+        return max(1, len(described[0].get("partitions") or [])) if described else config.partitions
     except KafkaError as exc:
-        log.warning("could not create topics %s (%s); they must exist", topics, exc)
+        raise KafkaSettingsError(f"Kafka at {','.join(bootstrap)}: {exc}") from None
     finally:
         await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, config: KafkaConfig, topics: list[str]) -> None:
+    # -1: the cluster's own default.replication.factor (KIP-464), what an operator set for the cluster.
+    factor = config.replication_factor or -1
+    # An empty assignment: aiokafka's NewTopic refuses -1 without one (it reads -1 as "assigned by hand").
+    assignment: dict[int, list[int]] | None = {} if factor == -1 else None
+    response = await admin.create_topics([NewTopic(t, config.partitions, factor, assignment) for t in topics])
+    for topic, code, *message in response.topic_errors:
+        error = for_code(code)
+        if code and error is not TopicAlreadyExistsError:  # created meanwhile by another engine: fine
+            detail = (message[0] if message and message[0] else None) or error.__name__
+            raise KafkaSettingsError(
+                f"could not create topic {topic} ({config.partitions} partitions, replication factor "
+                f"{config.replication_factor or 'the cluster default'}): {detail}"
+            )

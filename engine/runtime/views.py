@@ -43,8 +43,21 @@ class FailureCounts(BaseModel):
     latest_error: str | None = None
 
 
+class EngineView(BaseModel):
+    id: str
+    host: str
+    partitions: list[str]
+    lag: int = Field(description="records of its partitions not yet done")
+    in_flight: int
+    last_progress: datetime | None
+    seen_at: datetime
+    recording_error: str | None = Field(default=None, description="why its last batch of outcomes was not recorded")
+    stalled: bool = Field(description="work waiting and nothing recorded for engine.stall_seconds")
+
+
 class Status(BaseModel):
     sources: list[SourceView]
+    engines: list[EngineView] = Field(default_factory=list, description="engines heard from in the last minute")
     unapplied_events: int
     scheduled: int
     next_scheduled: datetime | None = None
@@ -134,7 +147,18 @@ def status(config: Config, store: Store) -> Status:
         dead=sum(c.dead for c in per_target.values()),
         quarantined=sum(r.quarantined for r in rows),
         halted=[r.source for r in rows if r.halted],
+        engines=engines(config, store),
     )
+
+
+def engines(config: Config, store: Store) -> list[EngineView]:
+    now = datetime.now(UTC)
+    out: list[EngineView] = []
+    for row in store.engines.alive():
+        quiet = (now - as_utc(row.last_progress)).total_seconds() if row.last_progress else 0.0
+        stalled = bool(row.lag + row.in_flight) and quiet >= config.engine.stall_seconds
+        out.append(EngineView.model_validate({**row.model_dump(), "stalled": stalled}))
+    return out
 
 
 def failures(store: Store, worker: str | None = None, target: str | None = None) -> list[dict[str, Any]]:

@@ -8,10 +8,13 @@ of tables only the runtime reads; every multi-row change is one transaction.
 from __future__ import annotations
 
 from provisioner.engine.config import RetryConfig
-from provisioner.engine.store.db import Database, as_utc, create_tables
+from provisioner.engine.store.claims import Claims
+from provisioner.engine.store.db import Database, as_utc
+from provisioner.engine.store.engines import Engines
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
+from provisioner.engine.store.migrate import migrate
 from provisioner.engine.store.outbox import Outbox
 from provisioner.engine.store.profiles import Profiles
 from provisioner.engine.store.quarantine import Quarantine
@@ -30,7 +33,7 @@ class Store:
         self.url = url
         self.db = Database(url)
         self.engine = self.db.engine
-        create_tables(self.engine)
+        migrate(self.engine)
         self.snapshots = Snapshots(self.db)
         self.outbox = Outbox(self.db)
         self.failures = Failures(self.db, retry)
@@ -42,6 +45,8 @@ class Store:
         self.reports = Reports(self.db)
         self.search = Search(self.db)
         self.profiles = Profiles(self.db)
+        self.claims = Claims(self.db)
+        self.engines = Engines(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -4,15 +4,17 @@ store at scrape time, so every replica reports the same numbers."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.runtime import views
+from provisioner.engine.runtime.fleet import Fleet
 from provisioner.engine.store import Store
 
 # Actions against SaaS APIs take from milliseconds to tens of seconds (rate limits, retries).
@@ -48,6 +50,10 @@ class Metrics:
         )
         self.registry.register(StoreCollector(config, store))
 
+    def watch(self, fleet: Fleet) -> None:
+        """Render this engine's consumer, claims and relay state (counted in runtime/fleet.py)."""
+        self.registry.register(FleetCollector(fleet))
+
     def record_actions(self, entries: Iterable[LogEntry]) -> None:
         for e in entries:
             if e.target is None:  # a plan that failed as a whole has no target to count it against
@@ -60,6 +66,44 @@ class Metrics:
         self.poll_duration.labels(source).observe(seconds)
         for type_ in event_types:
             self.events.labels(source, type_).inc()
+
+
+class FleetCollector(Collector):
+    def __init__(self, fleet: Fleet):
+        self.fleet = fleet
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        vitals, pipeline = self.fleet.vitals, self.fleet.pipeline
+        lag = GaugeMetricFamily(
+            "provisioner_consumer_lag", "Records of an assigned partition not yet done", labels=["partition"]
+        )
+        for partition, n in sorted(vitals.lag.items()):
+            lag.add_metric([partition], n)
+        yield lag
+        yield _gauge("provisioner_assigned_partitions", "Partitions this engine consumes", len(vitals.lag))
+        yield _gauge("provisioner_in_flight_events", "Events accepted or held, not yet recorded", pipeline.work)
+        yield _gauge("provisioner_relay_leader", "1 while this engine holds the relay lease", int(vitals.leading))
+        yield _gauge("provisioner_stalled", "1 while it has work and records nothing", int(bool(self.fleet.stalled())))
+        for name, text, value in (
+            ("provisioner_rebalances", "Rebalances that took partitions from this engine", vitals.rebalances),
+            ("provisioner_rebalance_paused_seconds", "Time spent handing lost partitions over", vitals.paused_seconds),
+            ("provisioner_relay_republished", "Events a new relay leader published again", vitals.republished),
+            ("provisioner_claims_taken_over", "Event claims taken from an engine that stopped", vitals.taken_over),
+            ("provisioner_outcome_record_failures", "Failed tries to record outcomes", pipeline.health.failures),
+            ("provisioner_outcomes_recorded_twice", "Outcomes recorded already elsewhere", pipeline.health.repeats),
+        ):
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], value)
+            yield counter
+
+
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, text)
+    gauge.add_metric([], value)
+    return gauge
 
 
 class StoreCollector(Collector):
@@ -114,3 +158,11 @@ class StoreCollector(Collector):
             for situation, n in sorted(by_situation.items()):
                 situations.add_metric([target, situation], n)
         yield situations
+
+        duplicates = GaugeMetricFamily(
+            "provisioner_duplicate_groups", "Names held by several groups (last reconcile)", labels=["target"]
+        )
+        found = Tally(str(d.get("target")) for d in (report or {}).get("duplicate_groups", []))
+        for target in sorted(t.name for t in self.config.targets):
+            duplicates.add_metric([target], found.get(target, 0))
+        yield duplicates
