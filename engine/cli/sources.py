@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
@@ -42,9 +43,12 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     dead)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
-    # A stalled engine, or one that cannot record outcomes, is a failure as much as a dead letter.
-    dead = sum(t.dead for t in summary.failures.values()) + sum(
-        1 for e in summary.engines if e.stalled or e.recording_error
+    # A stalled engine, one that cannot record outcomes, and access a leaver still holds need a
+    # person as much as a dead letter does: exit 1 for scripts to notice.
+    dead = (
+        sum(t.dead for t in summary.failures.values())
+        + sum(1 for e in summary.engines if e.stalled or e.recording_error)
+        + len(summary.access_not_removed + summary.may_keep_access)
     )
     if as_json:
         print(summary.model_dump_json(indent=2))
@@ -82,6 +86,10 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
     _print_engines(summary.engines)
+    if summary.waiting_for_manager:
+        console.print(f"{summary.waiting_for_manager} people name a manager without an account yet (explain: whom)")
+    for line in access_lines(summary.access_not_removed, summary.may_keep_access):
+        console.print(line)
     if dead:
         raise typer.Exit(1)
 

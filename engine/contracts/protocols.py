@@ -66,13 +66,24 @@ def normalize_records(
             continue
         try:
             fields = to_worker(record)
+            manager = fields.get("manager_id")
+            if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
+                # As the HR system writes it (`7001`): a person of the same source.
+                fields["manager_id"] = f"{source}:{str(manager).strip()}"
             read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(_problem(e) for e in exc.errors())
             read.quarantined.append(Quarantined(remote_id, problems))
         except (ValueError, TypeError, KeyError) as exc:
             read.quarantined.append(Quarantined(remote_id, str(exc)))
     return read
+
+
+def _problem(error: Any) -> str:
+    """One field's problem; a value outside a fixed vocabulary (a status, an employment type) is
+    quoted so that a person sees what the source wrote. Other values may be personal: never quoted."""
+    said = f"{'.'.join(map(str, error['loc'])) or 'record'}: {error['msg']}"
+    return f"{said}, got {error['input']!r}" if error["type"] == "enum" else said
 
 
 class NameClaims(Protocol):

@@ -184,8 +184,8 @@ class Runtime:
         await self.offsets.commit()
 
     async def _flushed(self, report: BatchReport) -> None:
-        self.metrics.record_actions(report.entries)
-        report.entries = []
+        self.metrics.record_batch(report)  # the batch's outcomes are recorded by now
+        report.entries, report.revoked = [], []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.records import AccessNotRemoved, LogEntry, MayKeepAccess
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Store, as_utc
@@ -66,6 +66,13 @@ class Status(BaseModel):
     dead: int = Field(description="writes dead-lettered until a person retries them")
     quarantined: int = Field(description="records held back as bad input")
     halted: list[str] = Field(description="sources halted by the mass-deprovision guard")
+    access_not_removed: list[AccessNotRemoved] = Field(
+        default_factory=list, description="people who left or moved out of scope and still hold access"
+    )
+    may_keep_access: list[MayKeepAccess] = Field(
+        default_factory=list, description="people holding accounts whose source record could not be read"
+    )
+    waiting_for_manager: int = Field(default=0, description="people whose manager has no account there yet")
 
 
 class TargetView(BaseModel):
@@ -148,6 +155,9 @@ def status(config: Config, store: Store) -> Status:
         quarantined=sum(r.quarantined for r in rows),
         halted=[r.source for r in rows if r.halted],
         engines=engines(config, store),
+        access_not_removed=store.access.not_removed(),
+        may_keep_access=store.access.unreadable_holders(),
+        waiting_for_manager=len(store.references.waiting()),
     )
 
 
@@ -163,7 +173,9 @@ def engines(config: Config, store: Store) -> list[EngineView]:
 
 def failures(store: Store, worker: str | None = None, target: str | None = None) -> list[dict[str, Any]]:
     """Writes retrying or dead-lettered, as `provisioner failures --json` prints them: worker,
-    target, action, state, attempts, next_retry, last_error, first_error, first_at, last_at."""
+    target, action, state, attempts, next_retry, last_error, first_error, first_at, last_at, and
+    access_not_removed: what a leaver or mover still holds there (null when the failure is no removal)."""
+    remaining = {(a.worker_id, a.target): a.remains for a in store.access.not_removed()}
     return [
         {
             "worker": f.worker_id,
@@ -176,6 +188,7 @@ def failures(store: Store, worker: str | None = None, target: str | None = None)
             "first_error": f.first_error,
             "first_at": utc(f.first_at),
             "last_at": utc(f.last_at),
+            "access_not_removed": remaining.get((f.worker_id, f.target)),
         }
         for f in store.failures.all(target, worker)
     ]

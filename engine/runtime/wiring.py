@@ -53,13 +53,13 @@ class Parts:
         self.store = store or Store(config.store.url, config.retry)
         self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
-        for name, target in self.targets.items():
-            if isinstance(target, Learner):  # what any process learned about the app, this one starts from
-                target.use_profile(self.store.profiles.get(name), self._keeper(name))
         names = StoreNameClaims(self.store, new_owner())
         for target in self.targets.values():
             if isinstance(target, SharesNames):  # groups of a name are created once across engines
                 target.share_names(names)
+        for name, target in self.targets.items():
+            if isinstance(target, Learner):  # what any process learned about the app, this one starts from
+                target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
 
     def _keeper(self, target: str) -> Callable[[TargetProfile], None]:

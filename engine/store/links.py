@@ -15,15 +15,17 @@ from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey, ut
 from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_new, insert_rows
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.outbox import enqueue
+from provisioner.engine.store.references import References
 from provisioner.engine.store.tables import Deferred, EventClaim, LinkRow, LogRow, OutboxEvent, ProcessedEvent
 
 _LINK_COLUMNS = tuple(LinkRow.__table__.columns)  # type: ignore[attr-defined]
 
 
 class Links:
-    def __init__(self, db: Database, failures: Failures):
+    def __init__(self, db: Database, failures: Failures, references: References):
         self.db = db
         self.failures = failures  # written in the same transaction as the outcomes that move them
+        self.references = references  # likewise: who waits for an account this batch made or missed
 
     def _select(self, *where: Any) -> list[Link]:
         # Plain column rows: building ORM objects first would double the cost of a 10k-link read.
@@ -96,6 +98,7 @@ class Links:
         if entries:
             insert_rows(s, LogRow, entries)
         self.failures.record(s, outcomes)
+        self.references.record(s, outcomes)
         # Each applied event re-plans its worker: what was scheduled before is replaced.
         rescheduled = [o for o in outcomes if o.deferred is not None]
         for chunk in chunks(sorted({o.event.subject for o in rescheduled if o.event is not None})):

@@ -3,10 +3,23 @@ so every process and every command starts from what any of them learned."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.db import Database, as_utc
-from provisioner.engine.store.tables import TargetProfileRow
+
+
+class TargetProfileRow(SQLModel, table=True):
+    __tablename__ = "target_profile"
+
+    target: str = Field(primary_key=True)
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Profiles:

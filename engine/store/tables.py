@@ -226,11 +226,13 @@ class EngineRow(SQLModel, table=True):
     seen_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class TargetProfileRow(SQLModel, table=True):
-    """What a target's writer learned about the app (contracts.profile.TargetProfile), one row per target."""
+class AwaitingReference(SQLModel, table=True):
+    """A person whose mapping names another (their manager) who has no account in that target yet:
+    re-planned once that account is recorded, so the reference is written instead of forgotten."""
 
-    __tablename__ = "target_profile"
+    __tablename__ = "awaiting_reference"
 
+    worker_id: str = Field(primary_key=True)
     target: str = Field(primary_key=True)
-    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow)
+    reference: str = Field(index=True)  # the worker id named, e.g. the manager's
+    since: datetime = Field(default_factory=utcnow)

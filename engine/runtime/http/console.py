@@ -128,6 +128,8 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
             detail = await run_in_threadpool(views.worker_detail, served.parts, worker_id)
         except LookupError as exc:
             return render(request, "missing.html", session, code=404, message=str(exc))
+        except ValueError as exc:  # a policy that cannot be evaluated for this person
+            return render(request, "missing.html", session, code=422, message=str(exc))
         return render(request, "worker.html", session, w=detail)
 
     async def provision(request: Request, session: str) -> Response:

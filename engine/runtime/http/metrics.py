@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,12 +15,16 @@ from prometheus_client.registry import Collector
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.runtime import views
+from provisioner.engine.runtime.batch import BatchReport
 from provisioner.engine.runtime.fleet import Fleet
 from provisioner.engine.store import Store
 
 # Actions against SaaS APIs take from milliseconds to tens of seconds (rate limits, retries).
 ACTION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# From an HR change seen to access confirmed gone: seconds when all goes well, days when a removal
+# fails until a person acts.
+REVOCATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
 
 
 class Metrics:
@@ -48,6 +53,13 @@ class Metrics:
             buckets=POLL_BUCKETS,
             registry=self.registry,
         )
+        self.revocation = Histogram(
+            "provisioner_revocation_seconds",
+            "From an HR change seen to the access it removes confirmed gone (disable, delete, group removal)",
+            ["target"],
+            buckets=REVOCATION_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(StoreCollector(config, store))
 
     def watch(self, fleet: Fleet) -> None:
@@ -61,6 +73,14 @@ class Metrics:
             self.actions.labels(e.target, e.action, e.result).inc()
             if e.result != "skipped":
                 self.action_duration.labels(e.target, e.action).observe(e.duration_ms / 1000)
+
+    def record_batch(self, report: BatchReport) -> None:
+        """A recorded batch: its actions, and how long each access it removed took to go since the
+        change was seen."""
+        self.record_actions(report.entries)
+        now = datetime.now(UTC)
+        for target, seen in report.revoked:
+            self.revocation.labels(target).observe(max((now - seen).total_seconds(), 0.0))
 
     def record_poll(self, source: str, seconds: float, event_types: Iterable[str]) -> None:
         self.poll_duration.labels(source).observe(seconds)
@@ -118,6 +138,18 @@ class StoreCollector(Collector):
         pending = GaugeMetricFamily("provisioner_outbox_pending", "Events in the outbox not yet applied")
         pending.add_metric([], self.store.outbox.pending_count())
         yield pending
+
+        leavers = GaugeMetricFamily(
+            "provisioner_leavers_with_access",
+            "People who left or moved out of scope and still hold access (a removal failed), per target",
+            labels=["target"],
+        )
+        kept: dict[str, set[str]] = {t.name: set() for t in self.config.targets}
+        for a in self.store.access.not_removed():
+            kept.setdefault(a.target, set()).add(a.worker_id)
+        for target, people in sorted(kept.items()):
+            leavers.add_metric([target], len(people))
+        yield leavers
 
         failures = GaugeMetricFamily(
             "provisioner_failures", "Failed actions by target and state (retrying|dead)", labels=["target", "state"]
