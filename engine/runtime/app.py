@@ -23,6 +23,7 @@ from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
+    CONSUMER_GROUP,
     EVENT_HEADERS,
     consumer_source,
     dead_letter_topic,
@@ -32,7 +33,7 @@ from provisioner.engine.runtime.bus import (
     raw_values,
 )
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping
+from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping_broker
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -110,19 +111,20 @@ class Runtime:
         topic = events_topic(kafka)
         options = client_options(kafka)
         bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
-        count = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
-        source, topics = consumer_source(kafka, topic, count, one_shot=self.one_shot)
+        one_shot_on_cluster = self.one_shot and bool(kafka.bootstrap_servers)
+        ready = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)], fleet=one_shot_on_cluster)
+        source = consumer_source(kafka, topic, ready, one_shot=self.one_shot)
         broker = KafkaBroker(
             bootstrap,
             logger=logging.getLogger("provisioner.kafka"),
             log_level=logging.DEBUG,
             **broker_options(kafka),
         )
-        if self.consume:
+        if self.consume and source is not None:
             subscriber = broker.subscriber(
-                *topics,
-                **source,
-                group_id="engine",  # offsets are committed under it either way (Offsets)
+                *source[1],
+                **source[0],
+                group_id=CONSUMER_GROUP,  # offsets are committed under it either way (Offsets)
                 batch=True,
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
@@ -137,8 +139,7 @@ class Runtime:
             self._subscribers.append(subscriber)
         await broker.start()
         self._stack.push_async_callback(broker.stop)
-        for subscriber in self._subscribers:
-            rebootstrapping(subscriber.consumer._client)
+        rebootstrapping_broker(broker, self._subscribers)
         self.broker = broker
         self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
