@@ -47,6 +47,7 @@ def as_json(result: Reconciliation) -> dict[str, Any]:
         "summary": result.summary(),
         "items": [i.as_dict() for i in result.needing_attention()],
         "not_kept": result.not_kept,
+        "duplicate_groups": [d.as_dict() for d in result.duplicate_groups],
     }
 
 
@@ -77,6 +78,11 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
     console.print(table)
     for target, names in result.not_kept.items():
         console.print(f"[dim]{target}: not kept by this app (not counted as drift): {', '.join(names)}[/dim]")
+    for duplicate in result.duplicate_groups:
+        console.print(
+            f"[yellow]duplicate groups[/yellow] {duplicate.target} {duplicate.name!r}: "
+            f"{len(duplicate.groups)} groups ({', '.join(g.id for g in duplicate.groups)}); --fix merges them"
+        )
     for item in result.needing_attention():
         console.print(
             f"[yellow]{item.situation.value}[/yellow] {item.target} {item.worker_id or '-'} "

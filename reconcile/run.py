@@ -30,6 +30,7 @@ from provisioner.reconcile.classify import (
     classify,
     correlation_keys,
 )
+from provisioner.reconcile.groups import DuplicateGroups, find_duplicates, merge_duplicates
 from provisioner.rules.groups import ManagedGroups
 from provisioner.rules.planner import Planner
 from provisioner.rules.policy import Entitlement, PolicySet
@@ -52,6 +53,7 @@ class Reconciliation:
     classify_s: float = 0.0
     accounts: int = 0
     not_kept: dict[str, list[str]] = field(default_factory=dict)  # target → attributes the app drops
+    duplicate_groups: list[DuplicateGroups] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, Counter[str]] = {}
@@ -154,6 +156,7 @@ async def reconcile(
             managed=managed_groups(parts, name),
             deprovision=parts.config.target(name).on_terminate,
         )
+        result.duplicate_groups += await find_duplicates(name, target)
         result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed
         result.accounts += len(accounts)
@@ -256,4 +259,5 @@ async def apply_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[s
     """Everything `--fix` (or a scheduled run with `fix: true`) does: heal through events, then act
     on orphaned accounts if configured. Returns (events sent, notes for a person)."""
     events, notes = prepare_fixes(parts, result)
-    return events, notes + await handle_orphans(parts, result)
+    merged = await merge_duplicates(parts.store, parts.targets, result.duplicate_groups)
+    return events, notes + merged + await handle_orphans(parts, result)

@@ -9,6 +9,7 @@ from typing import Any
 
 from provisioner.engine.contracts.events import (
     RECONCILE_SOURCE,
+    REFERENCE_SOURCE,
     RETRY_SOURCE,
     SCHEDULER_SOURCE,
     EventType,
@@ -69,6 +70,8 @@ def cause(event: WorkerEvent) -> str:
         return "retry after a failed write"
     if event.source == RECONCILE_SOURCE:
         return "reconcile: the app differed from the desired state"
+    if event.source == REFERENCE_SOURCE:
+        return "the manager's account now exists"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
@@ -148,6 +151,11 @@ class Planner:
             if ent.groups:
                 out.append(act(ActionKind.add_groups, "groups granted", groups=ent.groups))
         else:
+            # Revocation first: access that should go never waits behind a write the app may refuse.
+            remove = [g for g in link.groups if g not in ent.groups]
+            if remove:
+                # `why` names the cause: a move at the source, or reconcile finding a membership by hand
+                out.append(act(ActionKind.remove_groups, f"groups no longer granted after: {why}", groups=remove))
             if ent.enabled and not link.active:
                 out.append(act(ActionKind.enable, why))
             elif not ent.enabled and link.active:
@@ -156,12 +164,8 @@ class Planner:
             if diff:
                 out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}", attributes=diff))
             add = [g for g in ent.groups if g not in link.groups]
-            remove = [g for g in link.groups if g not in ent.groups]
             if add:
                 out.append(act(ActionKind.add_groups, f"groups granted after: {why}", groups=add))
-            if remove:
-                # `why` names the cause: a move at the source, or reconcile finding a membership by hand
-                out.append(act(ActionKind.remove_groups, f"groups no longer granted after: {why}", groups=remove))
         if ent.enable_at is not None and not ent.enabled:
             out.append(act(ActionKind.enable, "start date reached", effective_at=ent.enable_at))
         if ent.ends_at is not None:

@@ -172,9 +172,31 @@ class RestTarget:
         except (httpx.HTTPError, LookupError) as exc:
             return _failed(start, exc, context)
         account_id = context.get("account_id") or (self._account(answer).id if answer else None)
+        wrong = self._not_applied(answer, attributes) if kind in ("update", "enable", "disable") else []
+        if wrong:
+            error = f"the app answered success but did not apply: {'; '.join(wrong)}"
+            return Result(
+                status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start)
+            )
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
         )
+
+    def _not_applied(self, answer: Any, attributes: dict[str, Any]) -> list[str]:
+        """Where the app answers with the account, what it holds differently from what was sent
+        (attributes it leaves out of its answer are not judged: many answer with a summary)."""
+        if not isinstance(answer, dict) or jmespath.search(self.settings.account.id, answer) is None:
+            return []  # not the account (no `result:` pointing at it): nothing to judge by
+        wrong = []
+        for path, sent in attributes.items():
+            if path == "active":
+                if self.settings.account.active is not None:
+                    held = bool(jmespath.search(self.settings.account.active, answer))
+                    if held is not sent:
+                        wrong.append(f"active (sent {sent}, app holds {held})")
+            elif path in answer and sent is not None and answer[path] != sent:
+                wrong.append(f"{path} (sent {sent!r}, app holds {answer[path]!r})")
+        return wrong
 
     # the Target protocol
     async def prime(self, expected_lookups: int) -> None:

@@ -1,25 +1,24 @@
 # mypy: disable-error-code="empty-body"
-"""Group membership for the SCIM writer: groups found (or created) by name, concurrent membership
-changes to one group coalesced into one request, and the read-modify-PUT a server needs when it
-refuses to remove members by PATCH."""
+"""Group membership for the SCIM writer: groups found (or created) by name, and concurrent
+membership changes to one group coalesced into one request (written and confirmed by ScimMembers)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.contracts.protocols import NameClaims
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_support import (
     ERRORS,
     ScimSettings,
+    Unapplied,
     failed,
     failure,
-    log,
     new_group,
-    patch_refused,
 )
 
 
@@ -30,20 +29,20 @@ class ScimGroups:
     settings: ScimSettings
     _groups: dict[str, str]
     _group_locks: dict[str, asyncio.Lock]
-    _member_writers: dict[str, Coalescer[tuple[str, str], None]]
-    _put_removals: bool  # learned: this server refuses `remove members[value eq ...]`
+    _member_writers: dict[str, Coalescer[tuple[str, str], str | None]]
+    _claims: NameClaims | None  # set when several engines share the app (scim_group_admin.py)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+
+    if TYPE_CHECKING:  # ScimMembers' (confirmed writes); a stub method here would shadow it
+
+        async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]: ...
+
     async def supports(self, feature: str) -> bool: ...
+    async def _shared_group(
+        self, name: str, find: Callable[[], Awaitable[str | None]], create: Callable[[], Awaitable[str]] | None
+    ) -> str | None: ...
     def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
-    async def _change(
-        self,
-        path: str,
-        operations: list[dict[str, Any]],
-        mutate: Callable[[dict[str, Any]], None],
-        fallback: bool = True,
-    ) -> dict[str, Any]: ...
-    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
 
     async def _group_id(self, name: str, create: bool) -> str | None:
         if name in self._groups:
@@ -51,11 +50,15 @@ class ScimGroups:
         async with self._group_locks.setdefault(name, asyncio.Lock()):
             if name in self._groups:
                 return self._groups[name]
-            found = await self._find_group(name)
+            make = (lambda: self._create_group(name)) if create and self.settings.create_groups else None
+            if self._claims is not None:  # several engines: one of them looks or creates (scim_group_admin.py)
+                found = await self._shared_group(name, lambda: self._find_group(name), make)
+            else:
+                found = await self._find_group(name)
+                if found is None and make is not None:
+                    found = await make()
             if found is not None:
                 self._groups[name] = found
-            elif create and self.settings.create_groups:
-                self._groups[name] = await self._create_group(name)
             return self._groups.get(name)
 
     async def _find_group(self, name: str) -> str | None:
@@ -116,47 +119,10 @@ class ScimGroups:
         writer = self._member_writers.get(group_id)
         if writer is None:
 
-            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[None]:
-                await self._write_members(group_id, changes)
-                return [None] * len(changes)
+            async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[str | None]:
+                return await self._write_members(group_id, changes)
 
             writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
-        await writer.submit((op, account_id))
-
-    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> None:
-        added = [{"value": account_id} for op, account_id in changes if op == "add"]
-        removed = [account_id for op, account_id in changes if op != "add"]
-        operations = ([{"op": "add", "path": "members", "value": added}] if added else []) + [
-            {"op": "remove", "path": f'members[value eq "{account_id}"]'} for account_id in removed
-        ]
-
-        def mutate(group: dict[str, Any]) -> None:
-            for op, account_id in changes:
-                (_add_member if op == "add" else _remove_member)(group, account_id)
-
-        path = f"Groups/{group_id}"  # serial: one write per group at a time
-        if removed and self._put_removals:
-            await self._put(path, mutate)
-            return
-        try:
-            await self._change(path, operations, mutate, fallback=not removed)
-        except ERRORS as exc:
-            if not (removed and patch_refused(exc)):
-                raise
-            self._put_removals = True
-            log.warning(
-                "target %s refuses to remove group members by PATCH (%s); removing them by read-modify-PUT from now on",
-                self.name,
-                exc,
-            )
-            await self._put(path, mutate)
-
-
-def _add_member(group: dict[str, Any], account_id: str) -> None:
-    members = group.setdefault("members", [])
-    if not any(m.get("value") == account_id for m in members):
-        members.append({"value": account_id})
-
-
-def _remove_member(group: dict[str, Any], account_id: str) -> None:
-    group["members"] = [m for m in group.get("members") or [] if m.get("value") != account_id]
+        unapplied = await writer.submit((op, account_id))
+        if unapplied is not None:
+            raise Unapplied(unapplied)

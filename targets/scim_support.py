@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.targets.mapping import Path
@@ -72,7 +73,9 @@ def patch_body(resource: str, operations: list[dict[str, Any]]) -> dict[str, Any
 
 
 def new_group(name: str) -> dict[str, Any]:
-    return group_model()(display_name=name, members=[]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    """With `"members": []` spelt out: the dump leaves an empty list out, and some apps require the field."""
+    group = group_model()(display_name=name).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {**group, "members": []}
 
 
 def patch_refused(exc: Exception) -> bool:
@@ -111,6 +114,30 @@ def dropped(sent: dict[str, Any], returned: dict[str, Any]) -> tuple[set[str], s
     return gone, kept
 
 
+def not_applied(sent: dict[str, Any], returned: dict[str, Any], not_kept: set[str]) -> list[str]:
+    """What the app holds differently from what was sent (an attribute it answers without is not
+    kept, a lesson rather than a failure): "title (sent 'A', app holds 'B')"."""
+    wrong = []
+    for path, value in sent.items():
+        if path in not_kept:
+            continue
+        held = returned.get("active", True) is not False if path == "active" else Path.parse(path).get(returned)
+        if value in (None, "") and held in (None, ""):
+            continue
+        if held in (None, "") and path != "active":
+            continue  # answered without it: judged by `dropped`
+        if not _same(path, held, value):
+            wrong.append(f"{path} (sent {value!r}, app holds {held!r})")
+    return wrong
+
+
+def _same(path: str, held: Any, sent: Any) -> bool:
+    # userName is caseExact=false (RFC 7643 §4.1.1) and apps commonly lower-case email addresses
+    if isinstance(held, str) and isinstance(sent, str) and (path == "userName" or path.startswith("emails")):
+        return held.lower() == sent.lower()
+    return bool(held == sent)
+
+
 class ScimError(Exception):
     """An error answer from the service provider, parsed with scim2-models' Error schema."""
 
@@ -144,7 +171,7 @@ def failed(start: float, exc: Exception, account_id: str | None = None) -> Resul
 
 
 def scim_error(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, ScimError) else f"{type(exc).__name__}: {exc}"
+    return str(exc) if isinstance(exc, ScimError | Unapplied) else f"{type(exc).__name__}: {exc}"
 
 
 def is_conflict(exc: Exception) -> bool:
@@ -152,4 +179,4 @@ def is_conflict(exc: Exception) -> bool:
     return isinstance(exc, ScimError) and (exc.scim_type == "uniqueness" or exc.status == 409)
 
 
-ERRORS = (ScimError, httpx.HTTPError)
+ERRORS = (ScimError, Unapplied, httpx.HTTPError)

@@ -27,6 +27,8 @@ LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 # (method, path, parsed JSON body or None) → an answer instead of the server's, or None to forward
 Intercept = Callable[[str, str, Any, Request], Response | None]
+# (method, path, parsed JSON body) → the body to forward, or to answer with, instead
+Rewrite = Callable[[str, str, Any], Any]
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Front:
     basic: tuple[str, str] | None = None  # accept these Basic credentials
     client: tuple[str, str] | None = None  # accept OAuth client credentials at /oauth/token
     intercept: Intercept | None = None
+    rewrite_request: Rewrite | None = None  # what the app makes of a request before it reaches the server
+    rewrite_answer: Rewrite | None = None  # what the app shows of the server's JSON answer
     drop: set[str] = field(default_factory=set)  # top-level attributes the app does not store
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status) answered
     tokens: set[str] = field(default_factory=set)
@@ -67,6 +71,9 @@ class Front:
         parsed = json.loads(raw) if raw else None
         if self.intercept is not None and (own := self.intercept(request.method, path, parsed, request)):
             return self._answer(request, path, own)
+        if self.rewrite_request is not None and parsed is not None:
+            parsed = self.rewrite_request(request.method, path, parsed)
+            raw = json.dumps(parsed).encode()
         if self.drop and isinstance(parsed, dict) and request.method in ("POST", "PUT"):
             raw = json.dumps({k: v for k, v in parsed.items() if k not in self.drop}).encode()
         elif self.drop and isinstance(parsed, dict) and request.method == "PATCH":
@@ -82,7 +89,10 @@ class Front:
             answer = await client.request(request.method, path, params=params, content=raw, headers=headers)
         excluded = {"content-length", "transfer-encoding", "connection", "content-encoding"}
         kept_headers = {k: v for k, v in answer.headers.items() if k.lower() not in excluded}
-        return self._answer(request, path, Response(answer.content, answer.status_code, kept_headers))
+        content = answer.content
+        if self.rewrite_answer is not None and content and answer.status_code < 300:
+            content = json.dumps(self.rewrite_answer(request.method, path, answer.json())).encode()
+        return self._answer(request, path, Response(content, answer.status_code, kept_headers))
 
     def _answer(self, request: Request, path: str, response: Response) -> Response:
         self.seen.append((request.method, path, response.status_code))

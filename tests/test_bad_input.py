@@ -61,7 +61,9 @@ def test_duplicate_ids_in_json_are_quarantined_and_the_rest_flows(tmp_path, scim
     people.write_text(json.dumps(records))
     result = cli("sync", "-c", str(config))
     assert_no_traceback(result)
-    assert result.exit_code == 0, result.output
+    # Person 2 holds an account and their record cannot be read: never a quiet quarantine.
+    assert result.exit_code == 1, result.output
+    assert "may keep access hr:2" in flat(result.output)
     assert "zed@example.com" not in result.output and "Zed" not in result.output
     users = active_users(scim)
     assert users["hr:4"] is True  # the rest flows

@@ -226,3 +226,16 @@ def test_serve_without_a_token_answers_403_and_refuses_a_public_address(tmp_path
             timeout=60,
         )
         assert refused.returncode == 2 and "api.token is not set" in " ".join(refused.stderr.split())
+
+
+def test_the_target_page_shows_what_was_learned_about_the_app(running: Engine):
+    [target] = running.api().get("/targets").json()
+    # the engine process kept its profile of the app (at least the hash of what the app announces)
+    assert target["learned"]["not kept"] == "nothing" and target["learned_at"]
+    with httpx.Client(base_url=running.url) as browser:
+        browser.post("/login", data={"token": TOKEN})
+        page = browser.get("/targets/app")
+        missing = browser.get("/targets/nope")
+    assert page.status_code == 200 and "What this app was found to do" in page.text
+    assert "member removals" in page.text and "not learned yet" in page.text
+    assert missing.status_code == 404

@@ -65,12 +65,12 @@ def test_change_updates_only_the_changed_attribute():
     assert "title changed" in actions[0].reason
 
 
-def test_department_move_swaps_groups():
+def test_department_move_swaps_groups_removal_first():
     before, after = ada(), ada(department="Sales")
     actions = planner().plan(change_event("hr", before, before.content_hash(), after), {"app": link()})
     assert [(a.action, a.groups) for a in actions] == [
-        (ActionKind.add_groups, ["dept-sales"]),
         (ActionKind.remove_groups, ["dept-research-development"]),
+        (ActionKind.add_groups, ["dept-sales"]),
     ]
 
 

@@ -9,10 +9,12 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.records import AccessNotRemoved, MayKeepAccess
 from provisioner.engine.runtime import views
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.store import Store
@@ -42,6 +44,12 @@ def failures(
         when = f"{r['next_retry']:%Y-%m-%d %H:%M:%S}" if r["next_retry"] else waiting
         table.add_row(r["worker"], r["target"], r["action"], state, str(r["attempts"]), when, r["last_error"])
     console.print(table)
+    for r in rows:
+        if r["access_not_removed"]:
+            console.print(
+                f"[red]access not removed[/red] {r['worker']} → {r['target']}: {', '.join(r['access_not_removed'])}"
+                f" (since {r['first_at']:%Y-%m-%d %H:%M:%S} UTC)"
+            )
     if any(r["state"] == "dead" for r in rows):
         console.print("after fixing the cause: provisioner retry --all (or --worker ID, --target NAME)")
 
@@ -108,6 +116,30 @@ def unsettled(store: Store, config_path: str) -> bool:
         f"See them: provisioner failures -c {config_path}"
     )
     return True
+
+
+def access_kept(store: Store) -> bool:
+    """Says who still holds access they should not; True when anyone does (`sync --once` and
+    `status` exit 1 then)."""
+    lines = access_lines(store.access.not_removed(), store.access.unreadable_holders())
+    for line in lines:
+        err.print(line)
+    return bool(lines)
+
+
+def access_lines(kept: list[AccessNotRemoved], unreadable: list[MayKeepAccess]) -> list[str]:
+    """One line per leaver who keeps access, and per holder of accounts whose record is unreadable."""
+    lines = [
+        f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)} "
+        f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {escape(a.error)}"
+        for a in kept
+    ]
+    lines += [
+        f"[red]may keep access[/red] {u.worker_id} ({', '.join(u.targets)}): their {u.source} record could not "
+        f"be read, so no change to it is applied: {escape(u.reason)}"
+        for u in unreadable
+    ]
+    return lines
 
 
 def _known_target(cfg: Config, target: str | None) -> None:

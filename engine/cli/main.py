@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, _parts_or_exit, console, err
-from provisioner.engine.cli.failures import apply_due_retries, failures, retry, unsettled
+from provisioner.engine.cli.failures import access_kept, apply_due_retries, failures, retry, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
@@ -108,7 +108,9 @@ def sync(
     console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
-    if unsettled(Store(cfg.store.url), str(config)) or failing:
+    store = Store(cfg.store.url)
+    kept = access_kept(store)  # said before the count of failures, and whether or not any exist
+    if unsettled(store, str(config)) or kept or failing:
         raise typer.Exit(1)
     if halted:
         raise typer.Exit(3)  # a safety halt needs a person: make cron and CI notice
@@ -241,7 +243,11 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
             ]
             links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
             for event in events:
-                actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+                try:
+                    actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+                except ValueError as exc:  # a policy that cannot be evaluated for this person: one line
+                    err.print(f"[red]error[/red] {exc}")
+                    raise typer.Exit(1) from None
     finally:
         await parts.aclose()
     return actions
@@ -257,7 +263,7 @@ def explain(
     parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:  # unknown worker; a policy that cannot be evaluated for them
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from None
     if as_json:
@@ -282,6 +288,8 @@ def explain(
             if account
             else "  account: none linked"
         )
+        if t["waiting_for_manager"]:
+            console.print(f"  manager {t['waiting_for_manager']} has no account here yet: written once they have one")
         for d in t["scheduled"]:
             console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
         for e in t["log"]:

@@ -24,7 +24,7 @@ from provisioner.reconcile.run import apply_fixes, reconcile
 def reconcile_command(
     config: ConfigOpt,
     target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Heal drifted, missing, unlinked, should_be_disabled.")] = False,
+    fix: Annotated[bool, typer.Option("--fix", help="Heal drift, missing, unlinked; merge duplicate groups.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
@@ -47,7 +47,7 @@ def reconcile_command(
         print(json.dumps(report_json(result), indent=2))
     else:
         print_report(console, result, "after --fix" if fix else "reconciliation")
-    if result.needing_attention():
+    if result.needing_attention() or result.duplicate_groups:
         raise typer.Exit(2)
 
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
@@ -42,7 +43,13 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     dead)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
-    dead = sum(t.dead for t in summary.failures.values())
+    # A stalled engine, one that cannot record outcomes, and access a leaver still holds need a
+    # person as much as a dead letter does: exit 1 for scripts to notice.
+    dead = (
+        sum(t.dead for t in summary.failures.values())
+        + sum(1 for e in summary.engines if e.stalled or e.recording_error)
+        + len(summary.access_not_removed + summary.may_keep_access)
+    )
     if as_json:
         print(summary.model_dump_json(indent=2))
         if dead:
@@ -78,8 +85,37 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
+    _print_engines(summary.engines)
+    if summary.waiting_for_manager:
+        console.print(f"{summary.waiting_for_manager} people name a manager without an account yet (explain: whom)")
+    for line in access_lines(summary.access_not_removed, summary.may_keep_access):
+        console.print(line)
     if dead:
         raise typer.Exit(1)
+
+
+def _print_engines(engines: list[views.EngineView]) -> None:
+    if not engines:
+        console.print("engines: none running (none heard from in the last minute)")
+        return
+    table = Table(title="engines")
+    for col in ("engine", "partitions", "lag", "in flight", "last progress (UTC)", "state"):
+        table.add_column(col)
+    for e in engines:
+        state = "[green]ok[/green]"
+        if e.recording_error:
+            state = f"[red]cannot record outcomes[/red]: {escape(e.recording_error)}"
+        elif e.stalled:
+            state = "[red]stalled[/red]: work waiting, nothing recorded"
+        table.add_row(
+            e.id,
+            ", ".join(p.rsplit(":", 1)[-1] for p in e.partitions) or "-",
+            str(e.lag),
+            str(e.in_flight),
+            f"{e.last_progress:%H:%M:%S}" if e.last_progress else "-",
+            state,
+        )
+    console.print(table)
 
 
 def _state(row: views.SourceView) -> str:

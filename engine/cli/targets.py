@@ -1,9 +1,11 @@
-"""`provisioner targets check`: can each target be reached, are the credentials accepted, what does
-it announce it can do, and can one user and one group be read?"""
+"""`provisioner targets check`: can each target be reached, are the credentials accepted (proven by
+an authenticated read), what does it announce it can do, can one user and one group be read, and
+what has been learned about it (kept in the store; `--relearn` forgets it)?"""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import typer
@@ -11,6 +13,8 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.profile import Learner
+from provisioner.engine.store import Store
 from provisioner.targets import build_target
 
 targets_app = typer.Typer(help="Look at the configured targets (apps) without changing them.", no_args_is_help=True)
@@ -19,32 +23,48 @@ targets_app = typer.Typer(help="Look at the configured targets (apps) without ch
 async def _check_one(target: Any) -> list[tuple[str, bool, str]]:
     if hasattr(target, "check"):
         return list(await target.check())
-    try:  # a REST target: its listing is the smallest read it knows
+    try:  # a REST target: its listing is the smallest authenticated read it knows
         async for account in target.list_accounts():
             return [("reachable", True, ""), ("credentials", True, "accepted"), ("read one account", True, account.id)]
         return [("reachable", True, ""), ("credentials", True, "accepted"), ("read one account", True, "none yet")]
     except Exception as exc:  # whatever the app answered, it is this target's failure, not the command's
+        status = getattr(getattr(exc, "response", None), "status_code", getattr(exc, "status", None))
+        if status in (401, 403):
+            return [("reachable", True, f"HTTP {status}"), ("credentials", False, "credentials refused")]
         return [("read one account", False, f"{type(exc).__name__}: {exc}")]
 
 
-async def _check(cfg: Config, only: str | None) -> dict[str, list[tuple[str, bool, str]]]:
+async def _check(cfg: Config, only: str | None, relearn: bool) -> dict[str, list[tuple[str, bool, str]]]:
     out = {}
-    for config in cfg.targets:
-        if only and config.name != only:
-            continue
-        target = build_target(config)
-        try:
-            out[config.name] = await _check_one(target)
-        finally:
-            await target.aclose()
+    store = Store(cfg.store.url)
+    try:
+        for config in cfg.targets:
+            if only and config.name != only:
+                continue
+            target = build_target(config)
+            if isinstance(target, Learner):
+                if relearn:
+                    store.profiles.forget(config.name)
+                target.use_profile(store.profiles.get(config.name), partial(store.profiles.save, config.name))
+            try:
+                out[config.name] = await _check_one(target)
+            finally:
+                await target.aclose()
+    finally:
+        store.close()
     return out
 
 
 @targets_app.command("check")
-def check(config: ConfigOpt, target: str | None = typer.Option(None, help="Only this target.")) -> None:
-    """Reachable, credentials accepted, capabilities, one user and one group read; exit 1 on any failure."""
+def check(
+    config: ConfigOpt,
+    target: str | None = typer.Option(None, help="Only this target."),
+    relearn: bool = typer.Option(False, "--relearn", help="Forget what was learned about the app; learn it again."),
+) -> None:
+    """Reachable, credentials proven, capabilities, one user and one group read, what was learned
+    about the app; exit 1 on any failure."""
     cfg = _load(config)
-    results = asyncio.run(_check(cfg, target))
+    results = asyncio.run(_check(cfg, target, relearn))
     table = Table(title="targets check")
     for column in ("target", "check", "result", "detail"):
         table.add_column(column)

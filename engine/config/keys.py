@@ -14,10 +14,15 @@ from pydantic_core import ErrorDetails
 Located = tuple[tuple[Any, ...], str]
 
 
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """' (did you mean 'poll_interval'?)' for 'pol_interval', or nothing when no name is close."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_key(key: Any, known: Iterable[str]) -> str:
     """'unknown key 'pol_interval' (did you mean 'poll_interval'?)'."""
-    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-    return f"unknown key {str(key)!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"unknown key {str(key)!r}" + did_you_mean(key, known)
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

@@ -13,10 +13,14 @@ import yaml
 from pydantic import ValidationError
 
 from provisioner.engine.config.kafka import SECRET_KEYS
-from provisioner.engine.config.keys import describe
+from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
 from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
-from provisioner.engine.kit.templating import Condition, Template, TemplateError
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.kit.templating import Condition, Template, TemplateError, attributes_of
+
+# What a condition or template may read from `worker`: its fields and its properties.
+WORKER_FIELDS = frozenset(Worker.model_fields) | {n for n, v in vars(Worker).items() if isinstance(v, property)}
 
 # ${NAME} or ${NAME:-default}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -215,9 +219,14 @@ def _cross_check(
     def compiles(loc: tuple[Any, ...], source: Any, kind: type[Template] | type[Condition], owner: str) -> None:
         if isinstance(source, str):
             try:
-                kind(source)
+                compiled = kind(source)
             except TemplateError as exc:
                 problem(loc, f"{owner}: {exc}")
+                return
+            for name in attributes_of(compiled.tree, "worker"):
+                if name not in WORKER_FIELDS:
+                    hint = did_you_mean(name, WORKER_FIELDS)
+                    problem(loc, f"{owner}: worker has no field {name!r}{hint} in {source!r}")
 
     for kind in ("sources", "targets", "policies"):
         seen: set[str] = set()

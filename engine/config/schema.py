@@ -26,10 +26,22 @@ class EngineConfig(_Strict):
         default=2000, ge=1, description="events fetched from Kafka at most at once; twice this many are in flight"
     )
     deferred_interval: float = Field(default=30.0, gt=0, description="how often due deferred actions are fired")
+    # Scale-out (several engines on one store and one Kafka consumer group).
+    stall_seconds: float = Field(
+        default=300.0, gt=0, description="/readyz fails when the engine has work but recorded nothing for this long"
+    )
+    claim_seconds: float = Field(
+        default=30.0, ge=3, description="an event claim lapses this long after its engine stops renewing it"
+    )
+    revoke_wait: float = Field(
+        default=10.0, ge=0, description="on a rebalance, how long in-flight events of lost partitions may finish"
+    )
     # `provisioner run` and `provisioner serve` answer here: health, metrics, API, console, webhooks
     listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
 
-    _duration = field_validator("deferred_interval", mode="before")(lambda v: parse_duration(v))
+    _duration = field_validator("deferred_interval", "stall_seconds", "claim_seconds", "revoke_wait", mode="before")(
+        lambda v: parse_duration(v)
+    )
 
 
 class ApiConfig(_Strict):

@@ -108,6 +108,7 @@ def removal_event(source: str, previous: Worker, previous_hash: str, now: dateti
 SCHEDULER_SOURCE = "provisioner/scheduler"
 RECONCILE_SOURCE = "provisioner/reconcile"
 RETRY_SOURCE = "provisioner/retry"
+REFERENCE_SOURCE = "provisioner/reference"  # someone the mapping names (a manager) now has an account
 
 
 def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str) -> WorkerEvent:

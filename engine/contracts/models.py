@@ -195,6 +195,8 @@ class ActionKind(StrEnum):
 
 
 DEPROVISIONING = frozenset({ActionKind.disable, ActionKind.delete})
+# What takes access away: it runs first and is never skipped because another action failed.
+REVOCATIONS = frozenset({*DEPROVISIONING, ActionKind.remove_groups})
 
 
 class Action(BaseModel):

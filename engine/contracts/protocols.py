@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -66,13 +66,60 @@ def normalize_records(
             continue
         try:
             fields = to_worker(record)
+            manager = fields.get("manager_id")
+            if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
+                # As the HR system writes it (`7001`): a person of the same source.
+                fields["manager_id"] = f"{source}:{str(manager).strip()}"
             read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(_problem(e) for e in exc.errors())
             read.quarantined.append(Quarantined(remote_id, problems))
         except (ValueError, TypeError, KeyError) as exc:
             read.quarantined.append(Quarantined(remote_id, str(exc)))
     return read
+
+
+def _problem(error: Any) -> str:
+    """One field's problem; a value outside a fixed vocabulary (a status, an employment type) is
+    quoted so that a person sees what the source wrote. Other values may be personal: never quoted."""
+    said = f"{'.'.join(map(str, error['loc'])) or 'record'}: {error['msg']}"
+    return f"{said}, got {error['input']!r}" if error["type"] == "enum" else said
+
+
+class NameClaims(Protocol):
+    """Things that must exist once per target across every engine process (a group of a given
+    name), claimed through the store by the runtime: a writer never reaches the store itself."""
+
+    async def claim(self, target: str, kind: str, name: str) -> tuple[bool, str | None]:
+        """(won, remote id): the winner looks for the thing or creates it, then `settle`s; the
+        others get the id once settled (None meanwhile: ask again shortly)."""
+
+    async def settle(self, target: str, kind: str, name: str, remote_id: str | None) -> None:
+        """The winner's result; None gives the claim up (nothing found or created)."""
+
+
+@runtime_checkable
+class SharesNames(Protocol):
+    """Optional capability: a writer that creates named things (groups) and must create each once."""
+
+    def share_names(self, claims: NameClaims) -> None: ...
+
+
+@runtime_checkable
+class ListsGroups(Protocol):
+    """Optional capability: the target's groups and their members, and merging duplicates."""
+
+    async def list_groups(self) -> list[GroupInfo]: ...
+
+    async def merge_groups(self, keep: str, others: list[str]) -> None:
+        """Members of `others` join `keep`; then `others` are deleted."""
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    id: str
+    name: str
+    members: tuple[str, ...] = ()
 
 
 class Target(Protocol):

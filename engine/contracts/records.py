@@ -99,6 +99,9 @@ class EventOutcome:
         self.failures: list[TargetFailure] = []
         # Targets this worker now matches at (the plan is full-state, so a clean run heals a failure).
         self.settled: list[str] = []
+        # None: not planned. Else (target, worker id) of each person the plan names (a manager)
+        # who has no account there yet.
+        self.unresolved: list[tuple[str, str]] | None = None
 
     def fail(self, target: str, action: str, error: str, transient: bool) -> None:
         self.failed = True
@@ -107,3 +110,26 @@ class EventOutcome:
     @property
     def status(self) -> str:
         return "failure" if self.failed else "success"
+
+
+class AccessNotRemoved(BaseModel):
+    """A person who left, or moved out of a target's scope, and still holds access there because its
+    removal failed: the worst failure there is."""
+
+    worker_id: str
+    target: str
+    account_id: str
+    remains: list[str] = Field(description="what is still there: the active account, memberships")
+    since: datetime = Field(description="when removing it first failed")
+    error: str
+
+
+class MayKeepAccess(BaseModel):
+    """A person who holds accounts while their record could not be read: any change the source
+    holds for them (a termination) cannot be applied."""
+
+    worker_id: str
+    source: str
+    targets: list[str]
+    reason: str
+    since: datetime

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.parser import Parser
 
 from provisioner.engine.kit import fastpath
@@ -18,6 +18,26 @@ class TemplateError(ValueError):
     """A condition or template that does not compile or does not render."""
 
 
+def attributes_of(tree: nodes.Node, variable: str) -> list[str]:
+    """The attributes read from `variable` (`worker.department`, `worker['title']`), in order: what
+    `validate` checks against the model, since a misspelt one renders as nothing, silently."""
+    found: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        of = getattr(node, "node", None)
+        if not (isinstance(of, nodes.Name) and of.name == variable):
+            continue
+        key = getattr(node, "arg", None)
+        if isinstance(node, nodes.Getattr):
+            name = str(node.attr)
+        elif isinstance(key, nodes.Const) and isinstance(key.value, str):
+            name = key.value
+        else:
+            continue
+        if name not in found:
+            found.append(name)
+    return found
+
+
 class Template:
     """A compiled string template; renders to None when the result is empty."""
 
@@ -25,7 +45,8 @@ class Template:
         self.source = source
         try:
             self._template = environment().from_string(source)
-            self._fast = fastpath.compile_output(environment().parse(source))
+            self.tree = environment().parse(source)
+            self._fast = fastpath.compile_output(self.tree)
         except TemplateSyntaxError as exc:
             raise TemplateError(f"{exc.message} in template {source!r}") from None
 
@@ -51,7 +72,8 @@ class Condition:
             env = environment()
             self._expression = env.compile_expression(source, undefined_to_none=False)
             parser = Parser(env, source, state="variable")
-            self._fast = fastpath.compile_expression(parser.parse_expression())
+            self.tree = parser.parse_expression()
+            self._fast = fastpath.compile_expression(self.tree)
         except TemplateSyntaxError as exc:
             raise TemplateError(f"{exc.message} in condition {source!r}") from None
 

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
@@ -32,16 +32,18 @@ from provisioner.engine.runtime.bus import (
     events_topic,
     raw_values,
 )
+from provisioner.engine.runtime.due import due_events
+from provisioner.engine.runtime.fleet import Fleet, Vitals, claimer
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping_broker
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
-from provisioner.engine.runtime.poller import Diff, judge
+from provisioner.engine.runtime.poller import Diff
 from provisioner.engine.runtime.polling import Polling
+from provisioner.engine.runtime.rebalance import Rebalance
 from provisioner.engine.runtime.relay import Relay
 from provisioner.engine.runtime.wiring import Parts
-from provisioner.engine.store import Deferred
 
 log = logging.getLogger("provisioner.engine")
 
@@ -58,6 +60,7 @@ class Runtime:
         self.store = self.parts.store
         self.consume = consume
         self.totals = BatchReport()
+        self.vitals = Vitals()
         self.metrics = Metrics(config, self.store)
         self.pipeline = Pipeline(
             self.parts.applier,
@@ -69,14 +72,18 @@ class Runtime:
             flush_size=max(1, config.engine.batch_size // 2),
             on_flush=self._flushed,
             on_recorded=self._recorded,
+            claim=claimer(self.store, self.owner, config.engine.claim_seconds, self.vitals),
         )
         self.offsets = Offsets()
+        self.fleet = Fleet(self.store, self.owner, config.engine, self.pipeline, self.offsets, self.vitals)
+        self.metrics.watch(self.fleet)
         self.broker: KafkaBroker | None = None
         self._stack = AsyncExitStack()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
         self._subscribers: list[Any] = []
         self._stopping = False
         self._polling = Polling(self.parts, self.metrics)
@@ -92,10 +99,11 @@ class Runtime:
     async def __aexit__(self, *exc: Any) -> None:
         self._stopping = True
         self._wake.set()
-        if self._relay_task:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
+        for task in (self._relay_task, self._beat_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._relay:
             await self._relay.aclose()
         for subscriber in self._subscribers:
@@ -103,6 +111,7 @@ class Runtime:
         # The last flush may publish dead letters, so the producer (in the stack) stops after it;
         # what was not recorded stays unconfirmed and is re-published.
         await self.pipeline.aclose()
+        await self.fleet.aclose()
         await self._stack.aclose()
         await self.parts.aclose()
 
@@ -134,6 +143,8 @@ class Runtime:
                 # Offsets are committed by hand, only past what the store has recorded (Offsets).
                 ack_policy=AckPolicy.MANUAL,
                 decoder=raw_values,
+                # Lost partitions: stop starting their work before the new owner starts (rebalance.py).
+                **({"listener": Rebalance(self.fleet, self.config.engine.revoke_wait)} if topics else {}),
             )
             subscriber(self._handle)
             self._subscribers.append(subscriber)
@@ -141,8 +152,9 @@ class Runtime:
         self._stack.push_async_callback(broker.stop)
         rebootstrapping_broker(broker, self._subscribers)
         self.broker = broker
-        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, options)
+        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, self.vitals, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
+        self._beat_task = asyncio.create_task(self.fleet.run(lambda: self._stopping), name="engine-heartbeat")
         collect_rarely()
         freeze_startup()
 
@@ -156,6 +168,13 @@ class Runtime:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
                 ids.append(None)
         records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        consumer: Any = message.consumer  # aiokafka's consumer, whose assignment moves in rebalances
+        owned = {(p.topic, p.partition) for p in consumer.assignment() - self.offsets.revoking}
+        if any((r.topic, r.partition) not in owned for r in records):  # fetched before a revocation
+            kept = [i for i, r in enumerate(records) if (r.topic, r.partition) in owned]
+            records, ids = tuple(records[i] for i in kept), [ids[i] for i in kept]
+            still = set(ids)
+            events = [e for e in events if e.id in still]
         self.offsets.track(message.consumer, records, ids)
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
         self.offsets.settle(self.pipeline.in_flight)
@@ -166,8 +185,8 @@ class Runtime:
         await self.offsets.commit()
 
     async def _flushed(self, report: BatchReport) -> None:
-        self.metrics.record_actions(report.entries)
-        report.entries = []
+        self.metrics.record_batch(report)  # the batch's outcomes are recorded by now
+        report.entries, report.revoked = [], []
         self.totals.add(report)
         self._progress.set()
         for event, error in report.failures:
@@ -203,14 +222,18 @@ class Runtime:
         return result
 
     async def ready(self) -> dict[str, bool]:
-        """Store reachable and broker connected: what /readyz answers."""
+        """Store reachable, broker connected, outcomes recorded, progress made: what /readyz answers."""
         try:
             self.store.outbox.pending_count()
             store = True
         except Exception:  # unreachable or failing: not ready
             store = False
         broker = self.broker is not None and await self.broker.ping(timeout=2.0)
-        return {"store": store, "broker": broker}
+        stalled = self.fleet.stalled()
+        if stalled:
+            log.warning("not ready: %s", stalled)
+        recording = self.pipeline.health.error is None
+        return {"store": store, "broker": broker, "recording": recording, "progress": not stalled}
 
     def wake(self) -> None:
         """New rows in the outbox: the relay should look now rather than at its next tick."""
@@ -224,7 +247,9 @@ class Runtime:
         now = now or datetime.now(UTC)
         halts: dict[str, str] = {}
         approved, spent = self.store.sources.approved(), set[str]()
-        events = self.store.schedule.take_due(now, lambda rows: self._due_events(rows, now, halts, approved, spent))
+        events = self.store.schedule.take_due(
+            now, lambda rows: due_events(self.parts, rows, now, halts, approved, spent)
+        )
         # Written after take_due: its transaction must not wait on ours.
         for source in spent:
             self.store.sources.consume_approval(source)
@@ -250,37 +275,6 @@ class Runtime:
             log.info("retrying failed writes of %d workers", len(events))
             self._wake.set()
         return len(events)
-
-    def _due_events(
-        self, rows: list[Deferred], now: datetime, halts: dict[str, str], approved: set[str], spent: set[str]
-    ) -> tuple[list[WorkerEvent], set[str]]:
-        due: dict[str, datetime] = {}
-        for row in rows:
-            due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
-        events = [scheduled_event(wid, self.store.snapshots.get(wid), when) for wid, when in sorted(due.items())]
-        by_source: dict[str, list[WorkerEvent]] = {}
-        for event in events:
-            by_source.setdefault(event.subject.split(":", 1)[0], []).append(event)
-        states, held_ids = self.store.sources.states(), set()
-        for source, mine in by_source.items():
-            state = states.get(source)
-            halted = state.reason if state and state.halted else None
-            held, reason, approval_spent = judge(
-                self.parts.guard,
-                mine,
-                state.workers if state else 0,
-                halted,
-                source in approved,
-                now=now,
-                scope="by scheduled changes falling due together",
-            )
-            if approval_spent:
-                log.warning("source %s: scheduled deprovisions go through, approved by provisioner resume", source)
-                spent.add(source)
-            held_ids |= held
-            if reason and not halted:
-                halts[source] = reason
-        return [e for e in events if e.id not in held_ids], {e.subject for e in events if e.id in held_ids}
 
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
         """Until every event in the outbox is confirmed as applied."""

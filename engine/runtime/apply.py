@@ -6,9 +6,7 @@ Different workers run concurrently (bounded); one worker's events and actions st
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,6 +15,7 @@ from provisioner.engine.contracts.models import Action, ActionKind, Result, Resu
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
+from provisioner.engine.runtime.batch import BatchReport as BatchReport  # where the pipeline finds it
 from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
@@ -42,44 +41,6 @@ class Planned(NamedTuple):
 
     outcome: EventOutcome
     actions: list[Action]
-
-
-@dataclass
-class BatchReport:
-    applied: int = 0
-    skipped: int = 0
-    failed: int = 0
-    actions: Counter[str] = field(default_factory=Counter)
-    failures: list[tuple[WorkerEvent, str]] = field(default_factory=list)
-    entries: list[LogEntry] = field(default_factory=list)  # this batch's log, for metrics; never accumulated
-
-    @classmethod
-    def of(cls, outcomes: list[EventOutcome]) -> BatchReport:
-        report = cls()
-        for outcome in outcomes:
-            if outcome.failed:
-                report.failed += 1
-                if outcome.event is not None:
-                    report.failures.append(
-                        (
-                            outcome.event,
-                            "; ".join(
-                                f"{e.target or e.action}: {e.error}" for e in outcome.log if e.result == "failure"
-                            ),
-                        )
-                    )
-            else:
-                report.applied += 1
-            report.actions.update(f"{e.action}:{e.result}" for e in outcome.log)
-            report.entries += outcome.log
-        return report
-
-    def add(self, other: BatchReport) -> None:
-        self.applied += other.applied
-        self.skipped += other.skipped
-        self.failed += other.failed
-        self.actions.update(other.actions)
-        self.failures += other.failures
 
 
 class Applier:
@@ -111,10 +72,19 @@ class Applier:
         evaluated comes back as a failed outcome with nothing to run."""
         outcome = EventOutcome(ev.id, ev)
         now = self.clock()
+        unresolved: list[tuple[str, str]] = []
+
+        def account_of(worker_id: str, target: str) -> str | None:
+            found = self.accounts(worker_id, target) if self.accounts else None
+            if found is None:
+                unresolved.append((target, worker_id))
+            return found
+
         try:
-            planned = self.planner.plan(ev, links, now, self.accounts)
+            planned = self.planner.plan(ev, links, now, account_of if self.accounts else None)
         except ValueError as exc:  # a person must fix the policies
             return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [])
+        outcome.unresolved = unresolved
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         if not due:
@@ -127,9 +97,11 @@ class Applier:
         if not actions:
             return outcome
         links = dict(links)
-        failed_targets: set[str] = set()
+        failed: dict[str, list[tuple[Action, Result]]] = {}
         for action in actions:
-            if action.target in failed_targets:
+            # Each action on an existing account stands alone: a refused attribute never holds back
+            # the removal of access (nor a grant). Only a missing account (a failed create) stops them.
+            if action.target in failed and action.target not in links:
                 outcome.log.append(
                     self._entry(
                         ev, action, Result(status=ResultStatus.skipped, error="an earlier action on this target failed")
@@ -139,8 +111,7 @@ class Applier:
             result = await self._run(ev.data.worker, action, links.get(action.target))
             outcome.log.append(self._entry(ev, action, result))
             if not result.ok:
-                failed_targets.add(action.target)
-                outcome.fail(action.target, action.action.value, result.error or "failed", result.transient)
+                failed.setdefault(action.target, []).append((action, result))
                 continue
             link = self._relink(ev.subject, action, result, links.get(action.target))
             if link is None:
@@ -149,7 +120,9 @@ class Applier:
             else:
                 links[action.target] = link
                 outcome.links.append(link)
-        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed_targets)]
+        for name, failures in failed.items():
+            _fail(outcome, name, failures)
+        outcome.settled = [ANY_TARGET, *(name for name in self.targets if name not in failed)]
         return outcome
 
     async def _run(self, worker: Worker | None, action: Action, link: Link | None) -> Result:
@@ -260,6 +233,17 @@ class Applier:
             error=result.error,
             duration_ms=result.duration_ms,
         )
+
+
+def _fail(outcome: EventOutcome, target: str, failures: list[tuple[Action, Result]]) -> None:
+    """One failure per worker × target, named after its first failed action (a revocation, when one
+    failed: they run first); it is retried only when every failed action there may succeed later."""
+    first = failures[0][0].action.value
+    if len(failures) == 1:
+        error = failures[0][1].error or "failed"
+    else:
+        error = "; ".join(f"{a.action.value}: {r.error or 'failed'}" for a, r in failures)
+    outcome.fail(target, first, error, all(r.transient for _, r in failures))
 
 
 def _link(

@@ -23,6 +23,14 @@ class Offsets:
         self._consumer: Any = None
         self._done: dict[TopicPartition, dict[int, bool]] = {}  # per partition: offset → recorded yet
         self._by_event: dict[str, list[tuple[TopicPartition, int]]] = {}
+        self.committed: dict[TopicPartition, int] = {}  # the last offset committed per partition (lag)
+        # Partitions being handed over in a rebalance: only outcomes really recorded count as done
+        # there, never an event the pipeline dropped for the new owner (it is not in flight either).
+        self.revoking: set[TopicPartition] = set()
+
+    @property
+    def consumer(self) -> Any:
+        return self._consumer
 
     def track(self, consumer: Any, records: Iterable[Any], event_ids: list[str | None]) -> None:
         """The records of one fetched batch, each with its event id (None: not an event)."""
@@ -37,7 +45,13 @@ class Offsets:
 
     def settle(self, needs_recording: Callable[[str], bool]) -> None:
         """Events the pipeline is not waiting on (processed before, or recorded already) are done."""
-        self.recorded([eid for eid in list(self._by_event) if not needs_recording(eid)])
+        self.recorded(
+            [
+                eid
+                for eid, places in list(self._by_event.items())
+                if not needs_recording(eid) and not any(p in self.revoking for p, _ in places)
+            ]
+        )
 
     def recorded(self, event_ids: Iterable[str]) -> None:
         for event_id in event_ids:
@@ -45,6 +59,25 @@ class Offsets:
                 offsets = self._done.get(partition)
                 if offsets is not None and offset in offsets:
                     offsets[offset] = True
+
+    def revoke(self, partitions: Iterable[TopicPartition]) -> set[str]:
+        """Partitions about to be handed over; returns the ids of their events not yet done."""
+        lost = set(partitions)
+        self.revoking |= lost
+        return {eid for eid, places in self._by_event.items() if any(p in lost for p, _ in places)}
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions revoked in a rebalance: their new owner reads on from our last commit."""
+        lost = set(partitions)
+        for partition in lost:
+            self._done.pop(partition, None)
+            self.committed.pop(partition, None)
+        for event_id, places in list(self._by_event.items()):  # (offset lists are per partition)
+            kept = [(p, o) for p, o in places if p not in lost]
+            if kept:
+                self._by_event[event_id] = kept
+            else:
+                del self._by_event[event_id]
 
     def committable(self) -> dict[TopicPartition, int]:
         """Per partition, the offset after the longest run of done records from the oldest one."""
@@ -65,12 +98,12 @@ class Offsets:
         if consumer is None:
             return
         owned = consumer.assignment()
-        for partition in [p for p in self._done if p not in owned]:
-            del self._done[partition]  # revoked in a rebalance: its new owner reads from our last commit
+        self.forget([p for p in self._done if p not in owned])  # revoked without our listener knowing
         offsets = {p: o for p, o in self.committable().items() if p in owned}
         if not offsets:
             return
         try:
             await consumer.commit(offsets)
+            self.committed.update(offsets)
         except Exception as exc:  # a rebalance in between: those records are re-delivered and skipped by id
             log.info("could not commit offsets (%s); the records after them will be delivered again", exc)

@@ -17,17 +17,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Link
-from provisioner.engine.runtime.apply import Applier, BatchReport, failed_event
+from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.runtime.handover import Handover
+from provisioner.engine.runtime.health import RecordingHealth, internal_error
+from provisioner.engine.runtime.held import Held, read_retrying
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
 
 Key = tuple[str, str]
-_T = TypeVar("_T")
 
 
 class Pipeline:
@@ -42,6 +43,8 @@ class Pipeline:
         flush_interval: float = 0.1,
         on_flush: Callable[[BatchReport], Awaitable[None]] | None = None,
         on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
+        claim: Callable[[list[str]], set[str]] | None = None,
+        recheck_interval: float = 1.0,
     ):
         self.applier = applier
         self.store = store
@@ -61,6 +64,16 @@ class Pipeline:
         self._changed = asyncio.Condition()
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # held while a batch is recorded: a thread cannot be cancelled
+        # Claims (store) before writes, so two engines never apply one event: `claim` takes a batch's
+        # ids and returns those this engine holds; the others wait (runtime/held.py).
+        self.held = (
+            Held(claim, store.links.processed, self._accept_in_order, self._finished_elsewhere, recheck_interval)
+            if claim is not None
+            else None
+        )
+        self._accepting = asyncio.Lock()  # one worker's events are queued in arrival order
+        self.handover = Handover()  # events of partitions this engine lost
+        self.health = RecordingHealth()  # what /readyz, the heartbeat and the metrics read
 
     async def submit(self, events: list[WorkerEvent]) -> BatchReport:
         """Queue events; returns once they are accepted (waits while too many are in flight)."""
@@ -72,7 +85,7 @@ class Pipeline:
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
-        done = await self._read(self.store.links.processed, [e.id for e in candidates])
+        done = await read_retrying(self.store.links.processed, [e.id for e in candidates])
         report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
         for ev in candidates:
@@ -81,11 +94,28 @@ class Pipeline:
             else:
                 self._known.add(ev.id)
                 fresh.append(ev)
+        if fresh:
+            await self._accept_in_order(await self.held.sort(fresh) if self.held is not None else fresh)
+        return report
+
+    async def _accept_in_order(self, events: list[WorkerEvent]) -> None:
+        async with self._accepting:
+            await self._accept(events)
+
+    async def _finished_elsewhere(self, event_ids: list[str]) -> None:
+        """Held events another engine recorded: done here too (their offsets may be committed)."""
+        for event_id in event_ids:
+            self._known.discard(event_id)
+        self.health.progress()
+        if self.on_recorded:
+            await self.on_recorded(event_ids)
+
+    async def _accept(self, fresh: list[WorkerEvent]) -> None:
         if not fresh:
-            return report
+            return
         for ev in fresh:  # counted before the links are read, so the overlay outlives the read
             self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
-        stored = await self._read(self.store.links.for_workers, {ev.subject for ev in fresh})
+        stored = await read_retrying(self.store.links.for_workers, {ev.subject for ev in fresh})
         await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
         wake = False
@@ -95,27 +125,17 @@ class Pipeline:
                 try:
                     plan = self.applier.plan_event(ev, self._links(ev, stored))
                 except Exception as exc:
-                    wake |= self._complete(ev, self._internal_error(ev, exc))
+                    wake |= self._complete(ev, internal_error(ev, exc))
                     continue
                 if not plan.actions:
                     wake |= self._complete(ev, plan.outcome)
                     continue
             # The task plans again, just before its actions run: a manager whose account was
             # created meanwhile is then found.
-            self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            self.handover.queued(ev.id, task)
         if wake:  # once, after the loop: no pause between accepting these events
             await self._wake_flusher()
-        return report
-
-    async def _read(self, read: Callable[[Any], _T], arg: Any) -> _T:
-        """A store read the consumer cannot go on without: tried again every second while the
-        store is busy or unreachable. Consumption pauses meanwhile; nothing is skipped or dropped."""
-        while True:
-            try:
-                return await asyncio.to_thread(read, arg)
-            except Exception as exc:
-                log.warning("could not read the store (%s); trying again in a second", exc)
-                await asyncio.sleep(1.0)
 
     def _links(self, ev: WorkerEvent, stored: dict[Key, Link]) -> dict[str, Link]:
         links: dict[str, Link] = {}
@@ -128,27 +148,25 @@ class Pipeline:
         return links
 
     async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure is its own; ours must only come after it
         try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its failure is its own; ours must only come after it
             async with self._slots:
+                if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
+                    self._drop(ev)
+                    return
                 outcome = await self.applier.apply_event(ev, self._links(ev, stored))
+        except asyncio.CancelledError:
+            if not self.handover.dropping(ev.id):
+                raise
+            self._drop(ev)  # revoked while it waited its turn
+            return
         except Exception as exc:  # a bug, not a target error: record it as a failure, never lose it
-            outcome = self._internal_error(ev, exc)
+            outcome = internal_error(ev, exc)
+        finally:
+            self.handover.finished(ev.id)
         if self._complete(ev, outcome):
             await self._wake_flusher()
-
-    @staticmethod
-    def _internal_error(ev: WorkerEvent, exc: Exception) -> EventOutcome:
-        log.error(
-            "applying event %s failed unexpectedly",
-            ev.id,
-            extra={"event_id": ev.id, "worker_id": ev.subject},
-            exc_info=exc,
-        )
-        kind = type(exc).__name__
-        error, summary = f"{kind}: {exc}", f"internal error: {kind}"
-        return failed_event(ev, "apply", "internal error", error, summary=summary, transient=True)
 
     def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
         """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""
@@ -157,14 +175,30 @@ class Pipeline:
         for key in outcome.unlinked:
             self._overlay[key] = None
         self._done.append(outcome)
-        self._per_worker[ev.subject] -= 1
-        if self._per_worker[ev.subject] == 0:  # none of this worker's events queued behind: we are its tail
-            del self._per_worker[ev.subject]
-            self._tails.pop(ev.subject, None)  # (an event completed without a task has none)
+        self._leave(ev)
         # The flusher waits for a first outcome (to start its interval), a full group, or the last
         # outcome pending: waking it for every event in between cost more than applying one.
         done = len(self._done)
         return done == 1 or done >= self.flush_size or done >= self._pending
+
+    def _leave(self, ev: WorkerEvent) -> None:
+        self._per_worker[ev.subject] -= 1
+        if self._per_worker[ev.subject] == 0:  # none of this worker's events queued behind: we are its tail
+            del self._per_worker[ev.subject]
+            self._tails.pop(ev.subject, None)  # (an event completed without a task has none)
+
+    def _drop(self, ev: WorkerEvent) -> None:
+        """Forget an event this engine will not apply: its partition's new owner will."""
+        self._leave(ev)
+        self._pending -= 1
+        self._forget([ev.id])
+
+    def _forget(self, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            self._known.discard(event_id)
+        self.handover.dropped(event_ids)
+        self.health.progress()
+        asyncio.get_running_loop().create_task(self._wake_flusher())  # for drain() and settle()
 
     async def _wake_flusher(self) -> None:
         async with self._changed:
@@ -185,7 +219,7 @@ class Pipeline:
             try:
                 await self._flush()
             except Exception as exc:  # a busy or unreachable store: the outcomes wait in memory
-                log.warning("could not record %d outcomes (%s); trying again in a second", len(self._done), exc)
+                self.health.failed(exc, len(self._done))
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
@@ -197,10 +231,11 @@ class Pipeline:
         if not batch:
             return
         try:
-            await asyncio.to_thread(self.store.links.record_outcomes, batch)
+            repeats = await asyncio.to_thread(self.store.links.record_outcomes, batch)
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
             raise
+        self.health.recorded(repeats)
         for outcome in batch:
             self._known.discard(outcome.event_id)
         # The store now holds these links; keep overlay entries only for workers still in flight.
@@ -214,6 +249,27 @@ class Pipeline:
             await self.on_flush(report)
         async with self._changed:
             self._changed.notify_all()
+
+    def revoke(self, event_ids: set[str]) -> None:
+        """Events of partitions this engine lost: one not started yet is dropped when its turn comes
+        (the partition's new owner applies it), one held for another engine is dropped now."""
+        self.handover.revoke(event_ids & self._known)
+        if self.held is not None:
+            self._forget(self.held.drop(event_ids))
+
+    async def settle(self, event_ids: set[str], timeout: float) -> set[str]:
+        """Wait, at most `timeout`, until none of these events is in flight (recorded or dropped);
+        returns those still running, which go on and are recorded whenever they finish."""
+        await self._wake_flusher()
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: not event_ids & self._known), timeout)
+        return event_ids & self._known
+
+    @property
+    def work(self) -> int:
+        """Events accepted or held and not yet recorded."""
+        return len(self._known)
 
     def in_flight(self, event_id: str) -> bool:
         """Accepted and not yet recorded in the store."""
@@ -229,6 +285,8 @@ class Pipeline:
         what has finished is recorded in one last flush."""
         for task in list(self._tails.values()):
             task.cancel()
+        if self.held is not None:
+            self.held.close()
         if self._flusher:
             async with self._writing:  # a batch being recorded is recorded to the end first
                 self._flusher.cancel()

@@ -81,6 +81,7 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
     links = {t: link for (_, t), link in parts.store.links.for_workers([worker_id]).items()}
     log = parts.store.log.recent(worker_id, limit=200)
     deferred = parts.store.schedule.deferred(worker_id)
+    waiting = {target: (reference, since) for _, target, reference, since in parts.store.references.waiting(worker_id)}
     targets = {}
     for name, ent in entitlements.items():
         link = links.get(name)
@@ -111,6 +112,8 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
                 for d in deferred
                 if d.target == name
             ],
+            # the manager this person names, who has no account here yet: written once they have one
+            "waiting_for_manager": waiting[name][0] if name in waiting else None,
             "log": [
                 {"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
                 for e in log

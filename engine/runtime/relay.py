@@ -2,8 +2,9 @@
 
 One person's events share a key (the worker id) and so a partition, in outbox order. With several
 engine processes one of them relays, under a lease renewed every turn; the process that takes the
-lease over re-publishes what was published but never confirmed: after a crash that is exactly
-what would otherwise be lost.
+lease over re-publishes what was published but never confirmed and that no live consumer has
+claimed: after a crash that is exactly what would otherwise be lost, and what a live consumer is
+applying is not sent a second time.
 
 The relay has a producer of its own and fills Kafka record batches itself, one per partition,
 instead of sending message by message: a first sync of 100,000 people spent two seconds of its
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from provisioner.engine.runtime.bus import EVENT_HEADERS
+from provisioner.engine.runtime.fleet import Vitals
 from provisioner.engine.runtime.kafka_clients import rebootstrapping
 from provisioner.engine.store import Store
 from provisioner.engine.store.outbox import Unpublished
@@ -45,6 +47,7 @@ class Relay:
         topic: str,
         owner: str,
         wake: asyncio.Event,
+        vitals: Vitals,
         options: dict[str, Any] | None = None,
     ):
         self.store = store
@@ -53,6 +56,7 @@ class Relay:
         self.topic = topic
         self.owner = owner
         self.wake = wake  # set when the outbox has new rows: look now rather than at the next tick
+        self.vitals = vitals
         self._producer: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()  # Kafka's own: murmur2 of the key
 
@@ -68,11 +72,17 @@ class Relay:
     async def turn(self, leading: bool) -> bool:
         """One turn; returns whether this process leads (holds the relay lease)."""
         store = self.store
-        if not await asyncio.to_thread(store.schedule.acquire_lease, "relay", self.owner, LEASE_S, record=False):
+        self.vitals.leading = await asyncio.to_thread(
+            store.schedule.acquire_lease, "relay", self.owner, LEASE_S, record=False
+        )
+        if not self.vitals.leading:
             await asyncio.sleep(LEASE_S / 3)
             return False
+        # A new leader: what was published and never confirmed may have died with a consumer; what
+        # a live consumer has claimed is on its way and is left alone (sent again, oldest first).
         if not leading and (requeued := await asyncio.to_thread(store.outbox.requeue_unconfirmed)):
-            log.info("re-publishing %d events that were never confirmed as applied", requeued)
+            self.vitals.republished += requeued
+            log.info("re-publishing %d events that were never confirmed as applied nor claimed", requeued)
         self.wake.clear()  # before the read: a poll committing during it wakes the next wait
         rows = await asyncio.to_thread(store.outbox.unpublished, ROWS_PER_TURN)
         if not rows:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.records import AccessNotRemoved, LogEntry, MayKeepAccess
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Store, as_utc
@@ -43,8 +43,21 @@ class FailureCounts(BaseModel):
     latest_error: str | None = None
 
 
+class EngineView(BaseModel):
+    id: str
+    host: str
+    partitions: list[str]
+    lag: int = Field(description="records of its partitions not yet done")
+    in_flight: int
+    last_progress: datetime | None
+    seen_at: datetime
+    recording_error: str | None = Field(default=None, description="why its last batch of outcomes was not recorded")
+    stalled: bool = Field(description="work waiting and nothing recorded for engine.stall_seconds")
+
+
 class Status(BaseModel):
     sources: list[SourceView]
+    engines: list[EngineView] = Field(default_factory=list, description="engines heard from in the last minute")
     unapplied_events: int
     scheduled: int
     next_scheduled: datetime | None = None
@@ -53,6 +66,13 @@ class Status(BaseModel):
     dead: int = Field(description="writes dead-lettered until a person retries them")
     quarantined: int = Field(description="records held back as bad input")
     halted: list[str] = Field(description="sources halted by the mass-deprovision guard")
+    access_not_removed: list[AccessNotRemoved] = Field(
+        default_factory=list, description="people who left or moved out of scope and still hold access"
+    )
+    may_keep_access: list[MayKeepAccess] = Field(
+        default_factory=list, description="people holding accounts whose source record could not be read"
+    )
+    waiting_for_manager: int = Field(default=0, description="people whose manager has no account there yet")
 
 
 class TargetView(BaseModel):
@@ -66,6 +86,10 @@ class TargetView(BaseModel):
     last_error: str | None = None
     failures: int
     healthy: bool = Field(description="its last action did not fail and nothing for it is failing")
+    learned: dict[str, str] = Field(
+        default_factory=dict, description="what the app was found to do and not do (kept per target; any process)"
+    )
+    learned_at: datetime | None = None
 
 
 class WorkerSummary(BaseModel):
@@ -130,12 +154,28 @@ def status(config: Config, store: Store) -> Status:
         dead=sum(c.dead for c in per_target.values()),
         quarantined=sum(r.quarantined for r in rows),
         halted=[r.source for r in rows if r.halted],
+        engines=engines(config, store),
+        access_not_removed=store.access.not_removed(),
+        may_keep_access=store.access.unreadable_holders(),
+        waiting_for_manager=len(store.references.waiting()),
     )
+
+
+def engines(config: Config, store: Store) -> list[EngineView]:
+    now = datetime.now(UTC)
+    out: list[EngineView] = []
+    for row in store.engines.alive():
+        quiet = (now - as_utc(row.last_progress)).total_seconds() if row.last_progress else 0.0
+        stalled = bool(row.lag + row.in_flight) and quiet >= config.engine.stall_seconds
+        out.append(EngineView.model_validate({**row.model_dump(), "stalled": stalled}))
+    return out
 
 
 def failures(store: Store, worker: str | None = None, target: str | None = None) -> list[dict[str, Any]]:
     """Writes retrying or dead-lettered, as `provisioner failures --json` prints them: worker,
-    target, action, state, attempts, next_retry, last_error, first_error, first_at, last_at."""
+    target, action, state, attempts, next_retry, last_error, first_error, first_at, last_at, and
+    access_not_removed: what a leaver or mover still holds there (null when the failure is no removal)."""
+    remaining = {(a.worker_id, a.target): a.remains for a in store.access.not_removed()}
     return [
         {
             "worker": f.worker_id,
@@ -148,6 +188,7 @@ def failures(store: Store, worker: str | None = None, target: str | None = None)
             "first_error": f.first_error,
             "first_at": utc(f.first_at),
             "last_at": utc(f.last_at),
+            "access_not_removed": remaining.get((f.worker_id, f.target)),
         }
         for f in store.failures.all(target, worker)
     ]
@@ -184,9 +225,17 @@ def targets(config: Config, store: Store) -> list[TargetView]:
                 last_error=recent.get("error"),
                 failures=failing.get(t.name, 0),
                 healthy=recent.get("result") != "failure" and not failing.get(t.name),
+                **learned(store, t.name),
             )
         )
     return rows
+
+
+def learned(store: Store, target: str) -> dict[str, Any]:
+    profile = store.profiles.get(target)
+    if profile is None:
+        return {}
+    return {"learned": dict(profile.lessons()), "learned_at": utc(profile.updated_at)}
 
 
 def workers(store: Store, q: str, limit: int = 50) -> list[WorkerSummary]:

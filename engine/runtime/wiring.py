@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.protocols import Source, Target
+from provisioner.engine.contracts.profile import Learner, TargetProfile
+from provisioner.engine.contracts.protocols import SharesNames, Source, Target
+from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.store import Store
 from provisioner.rules.planner import Planner, TargetSpec
@@ -14,6 +19,20 @@ from provisioner.rules.policy import PolicySet
 from provisioner.rules.safety import SafetyGuard
 from provisioner.sources import build_source
 from provisioner.targets import build_target, mapping_of
+
+
+class StoreNameClaims:
+    """NameClaims (engine/contracts) kept in the store, so every engine process shares them."""
+
+    def __init__(self, store: Store, owner: str, seconds: float = 30.0):
+        self.store, self.owner, self.seconds = store, owner, seconds
+
+    async def claim(self, target: str, kind: str, name: str) -> tuple[bool, str | None]:
+        claims = self.store.claims
+        return await asyncio.to_thread(claims.target_claim, target, kind, name, self.owner, self.seconds)
+
+    async def settle(self, target: str, kind: str, name: str, remote_id: str | None) -> None:
+        await asyncio.to_thread(self.store.claims.settle_target, target, kind, name, self.owner, remote_id)
 
 
 class Parts:
@@ -34,7 +53,17 @@ class Parts:
         self.store = store or Store(config.store.url, config.retry)
         self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
+        names = StoreNameClaims(self.store, new_owner())
+        for target in self.targets.values():
+            if isinstance(target, SharesNames):  # groups of a name are created once across engines
+                target.share_names(names)
+        for name, target in self.targets.items():
+            if isinstance(target, Learner):  # what any process learned about the app, this one starts from
+                target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+
+    def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
+        return partial(self.store.profiles.save, target)
 
     def account_of(self, worker_id: str, target: str) -> str | None:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))

@@ -8,12 +8,18 @@ of tables only the runtime reads; every multi-row change is one transaction.
 from __future__ import annotations
 
 from provisioner.engine.config import RetryConfig
-from provisioner.engine.store.db import Database, as_utc, create_tables
+from provisioner.engine.store.access import Access
+from provisioner.engine.store.claims import Claims
+from provisioner.engine.store.db import Database, as_utc
+from provisioner.engine.store.engines import Engines
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
+from provisioner.engine.store.migrate import migrate
 from provisioner.engine.store.outbox import Outbox
+from provisioner.engine.store.profiles import Profiles
 from provisioner.engine.store.quarantine import Quarantine
+from provisioner.engine.store.references import References
 from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
 from provisioner.engine.store.search import Search
@@ -29,17 +35,22 @@ class Store:
         self.url = url
         self.db = Database(url)
         self.engine = self.db.engine
-        create_tables(self.engine)
+        migrate(self.engine)
         self.snapshots = Snapshots(self.db)
         self.outbox = Outbox(self.db)
         self.failures = Failures(self.db, retry)
-        self.links = Links(self.db, self.failures)
+        self.references = References(self.db)
+        self.links = Links(self.db, self.failures, self.references)
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)
         self.quarantine = Quarantine(self.db)
         self.reports = Reports(self.db)
         self.search = Search(self.db)
+        self.claims = Claims(self.db)
+        self.engines = Engines(self.db)
+        self.profiles = Profiles(self.db)
+        self.access = Access(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -88,6 +89,23 @@ def insert_rows(s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]
     rows = iter(rows)
     while chunk := list(islice(rows, size)):
         s.connection().execute(statement, chunk)
+
+
+def dialect_insert(s: Session, table: type[SQLModel]) -> Any:
+    """An INSERT of this session's dialect, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def insert_new(s: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str) -> set[Any]:
+    """INSERT … ON CONFLICT DO NOTHING; returns the `key` values of the rows it did insert (a row
+    another engine wrote first is left as it is, without failing the transaction)."""
+    inserted: set[Any] = set()
+    column = table.__table__.columns[key]  # type: ignore[attr-defined]
+    for chunk in chunks(rows):
+        statement = dialect_insert(s, table).values(chunk).on_conflict_do_nothing().returning(column)
+        inserted.update(s.connection().execute(statement).scalars())
+    return inserted
 
 
 def create_tables(engine: Engine) -> None:

@@ -130,7 +130,15 @@ class Failures:
                     row.state, row.attempts = "retrying", 0
                 row.next_at = None
                 s.add(row)
-            events = make_events(sorted({row.worker_id for row in rows}))
+            # A retry's time is when the first attempt failed: the removal of access it makes is
+            # timed (provisioner_revocation_seconds) from then, not from the retry.
+            first: dict[str, datetime] = {}
+            for row in rows:
+                first[row.worker_id] = min(first.get(row.worker_id, as_utc(row.first_at)), as_utc(row.first_at))
+            events = [
+                e.model_copy(update={"time": first.get(e.subject, e.time)})
+                for e in make_events(sorted({row.worker_id for row in rows}))
+            ]
             enqueue(s, events)
             return events
 

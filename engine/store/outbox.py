@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
-from provisioner.engine.store.tables import OutboxEvent
+from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
 
 def enqueue(s: Session, events: list[WorkerEvent]) -> None:
@@ -66,11 +66,18 @@ class Outbox:
             s.exec(update(OutboxEvent).where(col(OutboxEvent.seq).in_(seqs)).values(published_at=utcnow()))
 
     def requeue_unconfirmed(self) -> int:
-        """After a restart, whatever was published but never applied goes out again."""
+        """After a restart, whatever was published but never applied goes out again, except what a
+        live consumer has claimed (it records it; a claim that lapses is taken over by the consumer
+        that holds the event next). The relay sends them in outbox order, oldest first."""
+        claimed = select(EventClaim.event_id).where(col(EventClaim.expires_at) >= utcnow())
         with self.db.session() as s:
             result = s.exec(
                 update(OutboxEvent)
-                .where(col(OutboxEvent.confirmed_at).is_(None), col(OutboxEvent.published_at).is_not(None))
+                .where(
+                    col(OutboxEvent.confirmed_at).is_(None),
+                    col(OutboxEvent.published_at).is_not(None),
+                    col(OutboxEvent.event_id).not_in(claimed),
+                )
                 .values(published_at=None)
             )
             return result.rowcount or 0

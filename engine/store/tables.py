@@ -186,3 +186,53 @@ class FailureRow(SQLModel, table=True):
     last_error: str
     first_at: datetime = Field(default_factory=utcnow)
     last_at: datetime = Field(default_factory=utcnow)
+
+
+class EventClaim(SQLModel, table=True):
+    """An event an engine is applying: taken before its writes run, so that after a rebalance the
+    partition's new owner skips it instead of writing the same change again. A short lease, renewed
+    by its owner's heartbeat and deleted when the outcome is recorded; taken over once expired."""
+
+    event_id: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    expires_at: datetime = Field(index=True)
+
+
+class TargetClaim(SQLModel, table=True):
+    """A thing that must exist once per target (a group of a given name): the engine that inserts
+    the row creates it and stores its id; the others wait for the id."""
+
+    target: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)  # "group"
+    name: str = Field(primary_key=True)
+    owner: str
+    remote_id: str | None = None
+    expires_at: datetime
+
+
+class EngineRow(SQLModel, table=True):
+    """One row per running engine process, written by its heartbeat: what `status` lists."""
+
+    __tablename__ = "engine"
+
+    id: str = Field(primary_key=True)
+    host: str
+    partitions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lag: int = 0
+    in_flight: int = 0
+    last_progress: datetime | None = None
+    recording_error: str | None = None  # why the last batch of outcomes could not be recorded
+    started_at: datetime = Field(default_factory=utcnow)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class AwaitingReference(SQLModel, table=True):
+    """A person whose mapping names another (their manager) who has no account in that target yet:
+    re-planned once that account is recorded, so the reference is written instead of forgotten."""
+
+    __tablename__ = "awaiting_reference"
+
+    worker_id: str = Field(primary_key=True)
+    target: str = Field(primary_key=True)
+    reference: str = Field(index=True)  # the worker id named, e.g. the manager's
+    since: datetime = Field(default_factory=utcnow)

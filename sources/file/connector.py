@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from provisioner.engine.config import describe
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined, SourceError, SourceRead, normalize_records
+from provisioner.sources.values import as_written
 
 _FIELDS = set(Worker.model_fields) - {"id", "source", "remote_id", "custom"}
 
@@ -126,7 +127,7 @@ class FileSource:
         if isinstance(record.get("custom"), dict):
             custom.update((k, v) for k, v in record["custom"].items() if v not in ("", None))
         fields["custom"] = custom
-        return fields
+        return as_written(fields)
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead:
         records, bad = self._records()

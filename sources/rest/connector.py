@@ -18,6 +18,7 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.paging import Paging
 from provisioner.engine.kit.templating import Template
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
+from provisioner.sources.values import as_written
 
 
 class Incremental(BaseModel):
@@ -87,4 +88,4 @@ class RestSource(HttpSource):
         return self._with_id(record) if record else None
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {field_: template.render(record=record) for field_, template in self.templates.items()}
+        return as_written({field_: template.render(record=record) for field_, template in self.templates.items()})

@@ -94,6 +94,8 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
             return views.worker_detail(served.parts, worker_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
+        except ValueError as exc:  # a policy that cannot be evaluated for this person
+            raise HTTPException(422, str(exc)) from None
 
     @api.post("/workers/{worker_id}/provision", response_model=Provisioned, status_code=202)
     def provision(worker_id: str) -> Provisioned:
@@ -163,6 +165,8 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
             return await operations.plan_worker(served.parts, worker)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     @api.get("/reconcile/latest")
     def reconcile_latest() -> dict[str, Any]:

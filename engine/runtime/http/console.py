@@ -128,6 +128,8 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
             detail = await run_in_threadpool(views.worker_detail, served.parts, worker_id)
         except LookupError as exc:
             return render(request, "missing.html", session, code=404, message=str(exc))
+        except ValueError as exc:  # a policy that cannot be evaluated for this person
+            return render(request, "missing.html", session, code=422, message=str(exc))
         return render(request, "worker.html", session, w=detail)
 
     async def provision(request: Request, session: str) -> Response:
@@ -169,6 +171,15 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
     async def reconcile(request: Request, session: str) -> Response:
         report = await run_in_threadpool(views.reconcile_latest, store)
         return render(request, "reconcile.html", session, report=report)
+
+    async def target(request: Request, session: str) -> Response:
+        name = request.path_params["name"]
+        found = await run_in_threadpool(
+            lambda: next((t for t in views.targets(config, store) if t.target == name), None)
+        )
+        if found is None:
+            return render(request, "missing.html", session, code=404, message="no such target")
+        return render(request, "target.html", session, t=found)
 
     def source_view(name: str) -> views.SourceView | None:
         return next((s for s in views.sources(config, store) if s.source == name), None)
@@ -214,6 +225,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         Route("/failures/retry", page(retry), methods=["POST"]),
         Route("/quarantine", page(quarantine)),
         Route("/reconcile", page(reconcile)),
+        Route("/targets/{name}", page(target)),
         Route("/sources/{name}", page(source)),
         Route("/sources/{name}/resume", page(source)),
         Route("/sources/{name}/resume", page(resume), methods=["POST"]),

@@ -1,0 +1,106 @@
+"""Events another engine holds a claim on, waiting their turn.
+
+Before its writes run an event is claimed in the store (one statement per fetched batch). After a
+rebalance the partition's new owner may be fetching events the old owner is still applying: those
+come back unclaimed and wait here, with their worker's later events behind them in order, until
+the other engine records them (then they are done here too) or its claim lapses (it died or gave
+them up: then they are taken and applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from provisioner.engine.contracts.events import WorkerEvent
+
+log = logging.getLogger("provisioner.pipeline")
+_T = TypeVar("_T")
+
+
+async def read_retrying(read: Callable[[Any], _T], arg: Any) -> _T:
+    """A store call the consumer cannot go on without: tried again every second while the store is
+    busy or unreachable. Consumption pauses meanwhile; nothing is skipped or dropped."""
+    while True:
+        try:
+            return await asyncio.to_thread(read, arg)
+        except Exception as exc:
+            log.warning("could not read the store (%s); trying again in a second", exc)
+            await asyncio.sleep(1.0)
+
+
+class Held:
+    def __init__(
+        self,
+        claim: Callable[[list[str]], set[str]],
+        processed: Callable[[list[str]], set[str]],
+        accept: Callable[[list[WorkerEvent]], Awaitable[None]],
+        finished: Callable[[list[str]], Awaitable[None]],
+        interval: float = 1.0,
+    ):
+        self.claim = claim  # event ids → those this engine holds now
+        self.processed = processed
+        self.accept = accept  # events now ours, to apply
+        self.finished = finished  # events another engine recorded
+        self.interval = interval
+        self._by_worker: dict[str, list[WorkerEvent]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(held) for held in self._by_worker.values())
+
+    async def sort(self, events: list[WorkerEvent]) -> list[WorkerEvent]:
+        """The events this engine may apply now; the others wait here."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="claim-rechecker")
+        mine = await read_retrying(self.claim, [e.id for e in events])
+        ready: list[WorkerEvent] = []
+        for ev in events:
+            if ev.id in mine and ev.subject not in self._by_worker:
+                ready.append(ev)
+            else:  # held by a live engine, or behind an event of this worker that is
+                self._by_worker.setdefault(ev.subject, []).append(ev)
+        return ready
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self._by_worker:
+                try:
+                    await self.recheck()
+                except Exception as exc:  # the store is away: the held events wait for the next look
+                    log.warning("could not look at events other engines hold (%s)", exc)
+
+    async def recheck(self) -> None:
+        ids = [ev.id for held in self._by_worker.values() for ev in held]
+        done = await asyncio.to_thread(self.processed, ids)
+        mine = await asyncio.to_thread(self.claim, [i for i in ids if i not in done])
+        finished: list[str] = []
+        ready: list[WorkerEvent] = []
+        for worker, held in list(self._by_worker.items()):
+            while held and held[0].id in done:
+                finished.append(held.pop(0).id)
+            while held and held[0].id in mine:
+                ready.append(held.pop(0))
+            if not held:
+                del self._by_worker[worker]
+        if finished:
+            await self.finished(finished)
+        if ready:
+            await self.accept(ready)
+
+    def drop(self, event_ids: set[str]) -> list[str]:
+        """Stop waiting for these events (their partition moved away); returns those that were here."""
+        dropped: list[str] = []
+        for worker, held in list(self._by_worker.items()):
+            dropped += [ev.id for ev in held if ev.id in event_ids]
+            self._by_worker[worker] = [ev for ev in held if ev.id not in event_ids]
+            if not self._by_worker[worker]:
+                del self._by_worker[worker]
+        return dropped
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

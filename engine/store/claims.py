@@ -1,0 +1,117 @@
+"""Claims shared by every engine on one store: an event being applied (so a rebalance never
+applies one change twice), and things that must exist once per target (a group of a name).
+
+A claim is a short lease (owner, expires_at). Its owner renews all of its claims with one
+statement per heartbeat and deletes an event's claim in the transaction that records the event's
+outcome; another engine takes a claim over only once it expired or its owner is provably gone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import delete, update
+from sqlmodel import col, select
+
+from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.kit.process import owner_is_gone
+from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
+from provisioner.engine.store.tables import EventClaim, TargetClaim
+
+
+class Claimed(NamedTuple):
+    mine: set[str]  # event ids this owner holds now
+    taken_over: int  # of those, claims another owner had let expire (or a dead owner left)
+
+
+class Claims:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def take(self, event_ids: list[str], owner: str, seconds: float) -> Claimed:
+        """Claim these events for `owner`, in one upsert per chunk of ids: inserted where free,
+        taken where expired, dead or ours already; left alone where another live engine has it."""
+        now = utcnow()
+        rows = [{"event_id": eid, "owner": owner, "expires_at": now + timedelta(seconds=seconds)} for eid in event_ids]
+        mine: set[str] = set()
+        taken_over = 0
+        with self.db.session() as s:
+            for chunk in chunks(rows):
+                ids = [r["event_id"] for r in chunk]
+                query = select(EventClaim.event_id, EventClaim.owner).where(col(EventClaim.event_id).in_(ids))
+                held = dict(s.exec(query).all())
+                gone = sorted({o for o in held.values() if o != owner and owner_is_gone(o)})
+                statement = dialect_insert(s, EventClaim).values(chunk)
+                free = (col(EventClaim.expires_at) < now) | (col(EventClaim.owner) == owner)
+                if gone:
+                    free |= col(EventClaim.owner).in_(gone)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["event_id"],
+                    set_={"owner": statement.excluded.owner, "expires_at": statement.excluded.expires_at},
+                    where=free,
+                ).returning(EventClaim.event_id)
+                got = set(s.connection().execute(statement).scalars())
+                mine |= got
+                taken_over += sum(1 for eid in got if held.get(eid, owner) != owner)
+        return Claimed(mine, taken_over)
+
+    def renew(self, owner: str, seconds: float) -> int:
+        with self.db.session() as s:
+            expires = utcnow() + timedelta(seconds=seconds)
+            return s.exec(update(EventClaim).where(col(EventClaim.owner) == owner).values(expires_at=expires)).rowcount
+
+    def release(self, event_ids: list[str], owner: str) -> None:
+        """Claims of events this owner will not apply after all (their partition moved on)."""
+        with self.db.session() as s:
+            for chunk in chunks(event_ids):
+                s.exec(delete(EventClaim).where(col(EventClaim.owner) == owner, col(EventClaim.event_id).in_(chunk)))
+
+    def live(self, now: datetime | None = None) -> dict[str, str]:
+        """Event id → owner of every claim not expired."""
+        with self.db.session() as s:
+            query = select(EventClaim.event_id, EventClaim.owner).where(col(EventClaim.expires_at) >= (now or utcnow()))
+            return dict(s.exec(query).all())
+
+    def target_claim(self, target: str, kind: str, name: str, owner: str, seconds: float) -> tuple[bool, str | None]:
+        """(won, remote id): the first engine to ask wins the right to create the thing and must
+        `settle` its id; later ones get the id once settled (None meanwhile). A winner that died
+        before settling is replaced once its claim expires."""
+        now = utcnow()
+        expires = now + timedelta(seconds=seconds)
+        row = {"target": target, "kind": kind, "name": name, "owner": owner, "expires_at": expires}
+        with self.db.session() as s:
+            if insert_new(s, TargetClaim, [row], "name"):
+                return True, None
+            key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
+            current = s.exec(select(TargetClaim).where(*key)).one()
+            if current.remote_id is not None:
+                return False, current.remote_id
+            stale = current.owner == owner or current.expires_at < now or owner_is_gone(current.owner)
+            if (
+                stale
+                and s.exec(
+                    update(TargetClaim)
+                    .where(*key, col(TargetClaim.owner) == current.owner, col(TargetClaim.remote_id).is_(None))
+                    .values(owner=owner, expires_at=expires)
+                ).rowcount
+            ):
+                return True, None
+            return False, None
+
+    def settle_target(self, target: str, kind: str, name: str, owner: str, remote_id: str | None) -> None:
+        """The winner's result: the id it created or found; None gives the claim up (it failed)."""
+        key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
+        with self.db.session() as s:
+            if remote_id is None:
+                s.exec(delete(TargetClaim).where(*key, col(TargetClaim.owner) == owner))
+            else:
+                s.exec(update(TargetClaim).where(*key).values(remote_id=remote_id))
+
+    def forget_target(self, target: str, kind: str, name: str) -> None:
+        """The thing is gone from the target (reconcile merged it away): the next use claims anew."""
+        with self.db.session() as s:
+            s.exec(
+                delete(TargetClaim).where(
+                    col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name
+                )
+            )

@@ -1,0 +1,89 @@
+# mypy: disable-error-code="empty-body"
+"""How one SCIM resource is changed: PATCH where the app has it, else (or once it refused a PATCH it
+announced) read-modify-PUT, with If-Match when it has ETags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from provisioner.targets.scim_support import (
+    ERRORS,
+    ScimError,
+    advertised_attributes,
+    log,
+    patch_body,
+    patch_refused,
+    root_attribute,
+)
+
+
+class ScimChange:
+    """Mixed into ScimTarget; the attributes below are its own."""
+
+    name: str
+    _put_only: set[str]
+    _advertised: set[str] | None
+
+    if TYPE_CHECKING:  # ScimTarget's and the other mixins'; stub methods here would shadow them
+
+        async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+        async def supports(self, feature: str) -> bool: ...
+        def _learned(self) -> None: ...
+
+    async def _patch_is_the_problem(self, exc: Exception, operations: list[dict[str, Any]]) -> bool:
+        """A 501 says so outright; an invalidPath/mutability 400 only when /Schemas advertises every
+        attribute we touched (else the mapping is wrong, and a PUT would not help)."""
+        if not patch_refused(exc):
+            return False
+        if isinstance(exc, ScimError) and exc.status == 501:
+            return True
+        if self._advertised is None:
+            try:
+                self._advertised = advertised_attributes((await self._call("GET", "Schemas")).get("Resources") or [])
+            except ERRORS:
+                self._advertised = set()
+        return all(root_attribute(op["path"]) in self._advertised for op in operations if op.get("path"))
+
+    async def _change(
+        self,
+        path: str,
+        operations: list[dict[str, Any]],
+        mutate: Callable[[dict[str, Any]], None],
+        fallback: bool = True,
+    ) -> dict[str, Any]:
+        """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
+        Returns the resource when the server answered with it."""
+        kind = path.split("/", 1)[0]
+        if kind in self._put_only or not await self.supports("patch"):
+            return await self._put(path, mutate)
+        try:
+            return await self._call("PATCH", path, json=patch_body(kind, operations))
+        except ERRORS as exc:
+            if not (fallback and await self._patch_is_the_problem(exc, operations)):
+                raise
+            refused = exc
+        # Learned only once a PUT does it: an app that refuses the attribute in a PUT as well is
+        # refusing the attribute, not PATCH, and PATCH stays the way to write the rest.
+        answer = await self._put(path, mutate)
+        self._put_only.add(kind)
+        self._learned()
+        log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, refused)
+        return answer
+
+    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
+        read again and retry (three attempts). PATCH needs no version: it only touches the named
+        attributes."""
+        for attempt in range(1, 4):
+            resource = await self._call("GET", path)
+            version = (resource.get("meta") or {}).get("version")
+            mutate(resource)
+            resource.pop("meta", None)
+            headers = {"If-Match": version} if version and await self.supports("etag") else {}
+            try:
+                return await self._call("PUT", path, json=resource, headers=headers)
+            except ScimError as exc:
+                if exc.status != 412 or attempt == 3:
+                    raise
+        raise AssertionError("unreachable")

@@ -1,0 +1,159 @@
+# mypy: disable-error-code="empty-body"
+"""Group membership writes that count only when the app shows them.
+
+Apps differ in the member changes they apply: the RFC's filter path (`members[value eq "id"]`),
+the value list Microsoft Entra ID sends (`path: members, value: [...]`), a `replace` of the whole
+list, or a read-modify-PUT; some answer 200 to a form and change nothing, some ignore `members` in
+a PUT. Each write is therefore read back (from the answer when it carries the members, else one
+GET), the forms are tried in order until one is confirmed, and the one that worked is learned.
+Members are matched by id, by a `$ref` ending in the id, or by userName (one server lists
+`members[].value` as the userName).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
+from provisioner.targets.scim_support import ERRORS, ScimError, log
+
+ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
+REMOVAL_FORMS: tuple[RemovalForm, ...] = ("filter", "value", "replace", "put")
+
+
+class ScimMembers:
+    """Mixed into ScimTarget; the attributes below are its own."""
+
+    name: str
+    _put_only: set[str]
+    _addition: AdditionForm | None
+    _removal: RemovalForm | None
+    _members_by_user_name: bool
+    _user_names: dict[str, str]
+    _groups: dict[str, str]
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
+    async def supports(self, feature: str) -> bool: ...
+    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
+
+    if TYPE_CHECKING:  # ScimLearning's; a stub method here would shadow it (it comes later in the MRO)
+
+        def _learned(self) -> None: ...
+
+    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
+        """One answer per change: None once the app shows it, else why not (a coalesced batch fails
+        only the people the app did not take it for)."""
+        wanted: dict[str, bool] = {}
+        for op, account_id in changes:  # within one batch the last word for an account wins
+            wanted[account_id] = op == "add"
+        unapplied: dict[str, str] = {}
+        for present in (True, False):
+            ids = [account_id for account_id, add in wanted.items() if add is present]
+            if ids:
+                unapplied |= await self._members_to(group_id, ids, present)
+        return [unapplied.get(account_id) for _, account_id in changes]
+
+    async def _members_to(self, group_id: str, ids: list[str], present: bool) -> dict[str, str]:
+        """Put these accounts in (or take them out of) the group, trying the app's forms until one
+        is confirmed, the learned form first; what no form achieved, with what was tried."""
+        path = f"Groups/{group_id}"
+        forms: tuple[str, ...] = ADDITION_FORMS if present else REMOVAL_FORMS
+        learned = self._addition if present else self._removal
+        if "Groups" in self._put_only or not await self.supports("patch"):
+            forms = ("put",)
+        elif learned is not None:
+            forms = (learned, *(form for form in forms if form != learned))
+        tried: list[str] = []
+        missing = ids
+        for form in forms:
+            try:
+                answer = await self._send_members(form, path, missing, present)
+                refused = False
+            except ScimError as exc:
+                if exc.status not in (400, 405, 409, 422, 501):
+                    raise  # credentials, a missing group, an overloaded app: not a question of form
+                tried.append(f"{form} refused ({exc})")
+                answer, refused = {}, True
+            missing = await self._not_yet(path, answer, missing, present)
+            if not missing:
+                if not refused:  # already as wanted after a refusal says nothing about the form
+                    self._learn_form(form, present)
+                return {}
+            if not refused:
+                tried.append(f"{form} answered success")
+        name = next((n for n, known in self._groups.items() if known == group_id), group_id)
+        what = f"{'add to' if present else 'remove from'} group {name!r} (tried {'; '.join(tried)})"
+        return {account_id: what for account_id in missing}
+
+    def _learn_form(self, form: str, present: bool) -> None:
+        if present and self._addition != form:
+            self._addition = form  # type: ignore[assignment]
+        elif not present and self._removal != form:
+            self._removal = form  # type: ignore[assignment]
+        else:
+            return
+        log.info("target %s: group members are %s with %r", self.name, "added" if present else "removed", form)
+        self._learned()
+
+    async def _send_members(self, form: str, path: str, ids: list[str], present: bool) -> dict[str, Any]:
+        values = [{"value": account_id} for account_id in ids]
+        gone = set(ids) | {f"user:{self._user_names[i].lower()}" for i in ids if i in self._user_names}
+
+        def mutate(group: dict[str, Any]) -> None:
+            kept = [m for m in group.get("members") or [] if not gone.intersection(self.member_keys(m))]
+            group["members"] = kept + (values if present else [])
+
+        if form == "put":
+            return await self._put(path, mutate)
+        if form == "replace":
+            group = await self._call("GET", path)
+            mutate(group)
+            operations = [{"op": "replace", "path": "members", "value": group["members"]}]
+        elif form == "filter":
+            operations = [{"op": "remove", "path": f'members[value eq "{account_id}"]'} for account_id in ids]
+        else:  # "patch" adds, "value" removes: the value-list form
+            operations = [{"op": "add" if present else "remove", "path": "members", "value": values}]
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
+        return await self._call("PATCH", path, json=body)
+
+    async def _not_yet(self, path: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
+        """The accounts whose membership the app does not (yet) show as wanted."""
+        if not answer.get("id") or "members" not in answer:
+            answer = await self._call("GET", path)  # 204, or an answer without the members
+        held = {key for member in answer.get("members") or [] for key in self.member_keys(member)}
+        if held:  # not listed by id: the app may list userNames (asked once per account)
+            await self._names_of([account_id for account_id in ids if account_id not in held])
+        return [account_id for account_id in ids if self._listed(held, account_id) is not present]
+
+    async def _names_of(self, ids: list[str]) -> None:
+        for account_id in ids:
+            if account_id not in self._user_names:
+                try:
+                    user = await self._call("GET", f"Users/{account_id}")
+                except ERRORS:
+                    continue
+                self._user_names[account_id] = str(user.get("userName") or "")
+
+    def _listed(self, held: set[str], account_id: str) -> bool:
+        """Whether the member keys of a group hold this account: by id or `$ref`, or by its userName."""
+        if account_id in held:
+            return True
+        name = self._user_names.get(account_id)
+        if not name or f"user:{name.lower()}" not in held:
+            return False
+        if not self._members_by_user_name:
+            self._members_by_user_name = True
+            log.warning("target %s lists group members by userName, not by id", self.name)
+            self._learned()
+        return True
+
+    def member_keys(self, member: dict[str, Any]) -> list[str]:
+        """The keys a listed member may be found under: its value, the id its `$ref` ends in, and
+        (lower-cased, for apps that list userNames) `user:<value>`."""
+        value = str(member.get("value") or "")
+        keys = [value, f"user:{value.lower()}"]
+        ref = str(member.get("$ref") or "").rstrip("/")
+        if ref:
+            keys.append(ref.rsplit("/", 1)[-1])
+        return keys
