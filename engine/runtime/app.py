@@ -130,9 +130,10 @@ class Runtime:
             **broker_options(kafka),
         )
         if self.consume and source is not None:
+            assignment, topics = source
             subscriber = broker.subscriber(
-                *source[1],
-                **source[0],
+                *topics,
+                **assignment,
                 group_id=CONSUMER_GROUP,  # offsets are committed under it either way (Offsets)
                 batch=True,
                 auto_offset_reset="earliest",
