@@ -70,9 +70,9 @@ def test_an_engine_with_two_bootstrap_brokers_survives_losing_either(tmp_path: P
 
 
 def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_cluster: TansuCluster):
-    """`sync --once` beside a running engine leaves the applying to it: the group never sees a second
-    member (a join would make every running engine rebalance), the run ends when the engine has
-    applied its changes, and every change is applied once."""
+    """`sync --once` beside a running engine takes its partitions by assignment: the group never sees
+    a second member (a join would make every running engine rebalance), and every change is applied
+    once (the store's event claims decide who applies what)."""
     people = tmp_path / "people.json"
     _write(people, 10)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")

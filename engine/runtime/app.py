@@ -120,17 +120,15 @@ class Runtime:
         topic = events_topic(kafka)
         options = client_options(kafka)
         bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
-        one_shot_on_cluster = self.one_shot and bool(kafka.bootstrap_servers)
-        ready = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)], fleet=one_shot_on_cluster)
-        source = consumer_source(kafka, topic, ready, one_shot=self.one_shot)
+        partitions = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
+        assignment, topics = consumer_source(kafka, topic, partitions, one_shot=self.one_shot)
         broker = KafkaBroker(
             bootstrap,
             logger=logging.getLogger("provisioner.kafka"),
             log_level=logging.DEBUG,
             **broker_options(kafka),
         )
-        if self.consume and source is not None:
-            assignment, topics = source
+        if self.consume:
             subscriber = broker.subscriber(
                 *topics,
                 **assignment,

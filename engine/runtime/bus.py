@@ -6,7 +6,6 @@ import logging
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -78,40 +77,31 @@ async def embedded_broker() -> AsyncIterator[str]:
 CONSUMER_GROUP = "engine"
 
 
-@dataclass(frozen=True)
-class Topics:
-    partitions: int  # of the events topic, as the cluster has it (an operator may have made more)
-    fleet: int  # members of the engines' consumer group now (asked for a one-shot run only)
-
-
 def consumer_source(
-    config: KafkaConfig, topic: str, topics: Topics, *, one_shot: bool
-) -> tuple[dict[str, Any], list[str]] | None:
-    """How the consumer takes its partitions: (subscriber keyword arguments, topics to subscribe),
-    or None when this process should not consume at all.
+    config: KafkaConfig, topic: str, partitions: int, *, one_shot: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """How the consumer takes its partitions: (subscriber keyword arguments, topics to subscribe).
 
     A cluster's partitions are shared by the long-running engines of the consumer group. A
-    one-shot run (`sync --once`) never joins it: a join cost it ~5.8 s (the coordinator holds the
-    first assignment back) and made every running engine rebalance. With engines running it
-    consumes nothing: they apply what its poll adds to the outbox (the relay publishes it, whoever
-    leads) and it waits for the store to say so; consuming beside them would apply the same events
-    twice. Alone, it takes every partition by assignment, reading from and committing to the
-    group's offsets without being a member, as the embedded broker (this process's own) always
-    does. Tansu answers a fetch when the wait runs out, not when a record arrives: a short wait
-    keeps a webhook's event from idling up to half a second."""
+    one-shot run (`sync --once`) never joins it: a join cost it 6-19 s (the coordinator holds the
+    first assignment back) and made every running engine rebalance. It takes every partition by
+    assignment instead, reading from and committing to the group's offsets without being a member,
+    as the embedded broker (this process's own) always does. Beside running engines it fetches
+    what they fetch; the store's event claims let only one of them apply each event (the others
+    wait until it is recorded), and its commits are refused while the group has members, which
+    loses nothing (offsets are committed by the members). Tansu answers a fetch when the wait runs
+    out, not when a record arrives: a short wait keeps a webhook's event from idling up to half a
+    second."""
     if config.bootstrap_servers and not one_shot:
         return {}, [topic]
-    if config.bootstrap_servers and topics.fleet:
-        log.info("%d running engines apply this run's changes; waiting for them", topics.fleet)
-        return None
-    assigned = [TopicPartition(topic, p) for p in range(topics.partitions)]
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
     return {"partitions": assigned, "fetch_max_wait_ms": 50}, []
 
 
-async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[str], *, fleet: bool = False) -> Topics:
+async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[str]) -> int:
     """Create the topics if missing (unless the operator creates them: `create_topics: false`,
-    then they must exist); the partitions of the first (the events topic) and, with `fleet`, how
-    many engines are in the consumer group."""
+    then they must exist); returns the number of partitions of the first (the events topic), as
+    the cluster has it (an operator may have made more)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(config))
     try:
         await admin.start()
@@ -125,12 +115,7 @@ async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[
         if missing:
             await _create(admin, config, missing)
         described = await admin.describe_topics([topics[0]])
-        partitions = max(1, len(described[0].get("partitions") or [])) if described else config.partitions
-        members = 0
-        if fleet:
-            (group,) = await admin.describe_consumer_groups([CONSUMER_GROUP])
-            members = len(group.to_object()["groups"][0]["members"])
-        return Topics(partitions, members)
+        return max(1, len(described[0].get("partitions") or [])) if described else config.partitions
     except KafkaError as exc:
         raise KafkaSettingsError(f"Kafka at {','.join(bootstrap)}: {exc}") from None
     finally:
