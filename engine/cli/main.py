@@ -87,8 +87,8 @@ def sync(
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
     """Poll each source once, apply every change and every due retry; exit 1 while anything is
-    retrying or dead (provisioner failures lists it) or a source could not be read, 3 if a source is
-    halted."""
+    retrying or dead (provisioner failures lists it), anyone keeps access they should not, or a
+    source could not be read; 3 if a source is halted."""
     _logging(verbose, log_format)
     cfg = _load(config)
     if worker is not None:
@@ -260,6 +260,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why this person has (or lacks) each account: every policy's condition and value, scope, link, log."""
+    _logging(False)  # on this command's own stderr, as plan does
     parts = _parts_or_exit(_load(config, secrets=False))  # stored data and policies: no secrets needed
     try:
         report = explain_worker(parts, worker_id)
