@@ -23,6 +23,8 @@ from provisioner.engine.contracts.models import Account, Result, ResultStatus, W
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
+from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
+from provisioner.engine.kit.origin import relative_path
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_change import ScimChange
@@ -53,6 +55,7 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     patch_body,
     patch_refused,
     raise_for_scim,
+    refused_as_invalid,
     root_attribute,
     scim_error,
 )
@@ -80,6 +83,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         rate: float | None = None,
         burst: int | None = None,
         auth: httpx.Auth | None = None,
+        max_response: int = DEFAULT_MAX_RESPONSE,
     ):
         self.name = name
         self.settings = settings
@@ -102,6 +106,8 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
             rate=rate,
             burst=burst,
             limit=self.limit,
+            app=f"target {name}",
+            max_response=max_response,
         )
         self.config: ServiceProviderConfig | None = None
         self._groups = {}
@@ -132,6 +138,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
             rate=config.rate_limit,
             burst=config.burst,
             auth=auth,
+            max_response=config.max_response_bytes,
         )
         target.http.headers.update(headers)
         return target
@@ -141,7 +148,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         return dict(DEFAULT_MAPPING)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self.http.request(method, path, **kwargs)
+        response = await self.http.request(method, relative_path(self.name, path), **kwargs)
         raise_for_scim(response)
         if response.status_code == 204 or not response.content:
             return {}
@@ -228,18 +235,27 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
     ) -> Result:
         """Attributes the app is known not to keep are not sent again: it would drop them again."""
+        start = time.perf_counter()
         sent = {path: value for path, value in attributes.items() if path not in self._not_kept}
         if not sent:
             return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes)
-        result = await self._change_user(
-            account_id,
-            patch_operations(sent, previous or {}),
-            lambda resource: apply_attributes(resource, sent),
-            sent,
-        )
+        result = await self._update_user(account_id, sent, previous or {})
+        if not result.ok and len(sent) > 1 and refused_as_invalid(result.error):
+            # One attribute the app refuses must not keep the others out of it: each on its own.
+            alone = {
+                path: await self._update_user(account_id, {path: value}, previous or {}) for path, value in sent.items()
+            }
+            refused = [f"{path}: {one.error}" for path, one in alone.items() if not one.ok]
+            if len(refused) < len(sent):
+                return failure(start, f"{'; '.join(refused)} (the other attributes were written)", account_id)
         if result.ok:
             result.attributes = attributes
         return result
+
+    async def _update_user(self, account_id: str, sent: dict[str, Any], previous: dict[str, Any]) -> Result:
+        return await self._change_user(
+            account_id, patch_operations(sent, previous), lambda resource: apply_attributes(resource, sent), sent
+        )
 
     async def _set_active(self, account_id: str, active: bool) -> Result:
         return await self._change_user(

@@ -12,6 +12,7 @@ from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
+from provisioner.engine.kit.limits import MAX_PAGES
 from provisioner.targets.mapping import Path
 from provisioner.targets.scim_models import error_model, group_model, patch_model, patch_operation_model
 
@@ -47,6 +48,7 @@ class ScimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     create_groups: bool = True
     page_size: int = 200
+    max_pages: int = Field(default=MAX_PAGES, ge=1)  # a listing that passes it is refused (a lying totalResults)
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100
     match_email: bool = False  # also adopt an account whose email is the worker's work email
@@ -145,6 +147,12 @@ class ScimError(Exception):
         super().__init__(f"SCIM error {status}{' ' + scim_type if scim_type else ''}: {detail}")
         self.status = status
         self.scim_type = scim_type
+
+
+def refused_as_invalid(error: str | None) -> bool:
+    """Whether a failure's error is the app refusing the request as such (a 400: its content, not
+    the moment), as ScimError words it."""
+    return (error or "").startswith("SCIM error 400")
 
 
 def raise_for_scim(response: httpx.Response) -> None:

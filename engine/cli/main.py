@@ -18,6 +18,8 @@ from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command
+from provisioner.engine.cli.safe import shown
+from provisioner.engine.cli.sessions import sessions_app
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
@@ -32,6 +34,7 @@ from provisioner.engine.runtime.poller import Diff, diff
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
+from provisioner.engine.store.probe import store_problem
 
 app = typer.Typer(
     help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
@@ -71,6 +74,9 @@ def validate(config: ConfigOpt) -> None:
     except ValueError as exc:
         err.print(f"[red]error[/red] {config}: {exc}")
         raise typer.Exit(2) from None
+    if problem := store_problem(cfg.store.url):  # opened read-only: validate changes nothing
+        err.print(f"[red]error[/red] {config}: {shown(problem)}")
+        raise typer.Exit(2)
     console.print(
         f"[green]ok[/green] {config}: {len(cfg.sources)} sources, {len(cfg.targets)} targets, "
         f"{len(cfg.policies)} policies"
@@ -107,7 +113,7 @@ def sync(
         table.add_row(action, result, str(count))
     console.print(table)
     for event, error in report.failures:
-        err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {error}")
+        err.print(f"[red]failed[/red] {shown(event.subject)} ({event.type.value}): {shown(error)}")
     store = Store(cfg.store.url)
     kept = access_kept(store)  # said before the count of failures, and whether or not any exist
     if unsettled(store, str(config)) or kept or failing:
@@ -217,10 +223,10 @@ def plan(
         last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
         table.add_row(
             a.target,
-            a.worker_id,
+            shown(a.worker_id),
             a.action.value,
             a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now",
-            a.reason,
+            shown(a.reason),
             end_section=last_of_target,
         )
     console.print(table)
@@ -272,29 +278,31 @@ def explain(
         return
     w = report["worker"]
     console.print(
-        f"[bold]{worker_id}[/bold] {w.get('first_name', '')} {w.get('last_name', '')} · "
-        f"{w.get('status')} · {w.get('department') or '-'} · {w.get('employment_type') or '-'}"
+        f"[bold]{shown(worker_id)}[/bold] {shown(w.get('first_name', ''))} {shown(w.get('last_name', ''))} · "
+        f"{shown(w.get('status'))} · {shown(w.get('department') or '-')} · {shown(w.get('employment_type') or '-')}"
     )
     for name, t in report["targets"].items():
         mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
-        console.print(f"\n[bold]{name}[/bold]: {mark} — {t['why']}")
+        console.print(f"\n[bold]{name}[/bold]: {mark} — {shown(t['why'])}")
         for p in t["policies"]:
             value = "[green]true[/green]" if p["value"] else "[dim]false[/dim]"
-            console.print(f"  {p['effect']:5} {p['policy']}: {p['when']} → {value}")
+            console.print(f"  {p['effect']:5} {p['policy']}: {shown(p['when'])} → {value}")
         if t["groups"]:
-            console.print(f"  groups: {', '.join(t['groups'])}")
+            console.print(f"  groups: {shown(', '.join(t['groups']))}")
         account = t["account"]
         console.print(
-            f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+            f"  account: {shown(account['id'])} ({'active' if account['active'] else 'disabled'})"
             if account
             else "  account: none linked"
         )
         if t["waiting_for_manager"]:
-            console.print(f"  manager {t['waiting_for_manager']} has no account here yet: written once they have one")
+            console.print(
+                f"  manager {shown(t['waiting_for_manager'])} has no account here yet: written once they have one"
+            )
         for d in t["scheduled"]:
-            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {d['reason']}")
+            console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {shown(d['reason'])}")
         for e in t["log"]:
-            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {e['reason']}")
+            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {shown(e['reason'])}")
 
 
 @app.command("test")
@@ -341,11 +349,11 @@ def show_log(
         style = {"failure": "red", "skipped": "yellow"}.get(e.result, "")
         table.add_row(
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
-            e.worker_id,
+            shown(e.worker_id),
             e.target or "",
             e.action,
             f"[{style}]{e.result}[/{style}]" if style else e.result,
-            e.error or e.reason,
+            shown(e.error or e.reason),
         )
     console.print(table)
 
@@ -362,6 +370,7 @@ def demo(
 
 app.add_typer(sources_app, name="sources")
 app.add_typer(targets_app, name="targets")
+app.add_typer(sessions_app, name="sessions")
 app.command("reconcile")(reconcile_command)
 for command in (status, resume, quarantine, sandbox, failures, retry):
     app.command()(command)

@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
 
@@ -36,5 +36,5 @@ def quarantine(
         table.add_column(column)
     for r in rows:
         where = r["record"] or (f"line {r['line']}" if r["line"] else "?")
-        table.add_row(r["source"], escape(where), escape(r["reason"]))
+        table.add_row(r["source"], shown(where), shown(r["reason"]))
     console.print(table)

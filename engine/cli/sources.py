@@ -14,6 +14,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console, err
 from provisioner.engine.cli.failures import access_lines
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
@@ -166,7 +167,7 @@ def dump(
     for worker in result.workers:
         typer.echo(worker.model_dump_json())
     for bad in result.quarantined:
-        err.print(f"[yellow]quarantined[/yellow] {bad.remote_id or '?'}: {bad.reason}")
+        err.print(f"[yellow]quarantined[/yellow] {shown(bad.remote_id or '?')}: {shown(bad.reason)}")
     err.print(f"{len(result.workers)} workers, {len(result.quarantined)} quarantined")
 
 
@@ -193,7 +194,7 @@ def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
         table.add_column(column)
     results = asyncio.run(probe_all())
     for (cfg, _), (ok, detail, ms) in zip(built, results, strict=True):
-        table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, f"{ms:.0f}")
+        table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", shown(detail), f"{ms:.0f}")
     console.print(table)
     if not all(ok for ok, _, _ in results):
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from provisioner.engine.cli.common import ConfigOpt, _load, console
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.store import Store
@@ -71,7 +72,7 @@ def check(
     for name, rows in results.items():
         for i, (what, passed, detail) in enumerate(rows):
             result = "[green]ok[/green]" if passed else "[red]failed[/red]"
-            table.add_row(name if i == 0 else "", what, result, detail, end_section=i == len(rows) - 1)
+            table.add_row(name if i == 0 else "", what, result, shown(detail), end_section=i == len(rows) - 1)
     console.print(table)
     if any(not passed for rows in results.values() for _, passed, _ in rows):
         raise typer.Exit(1)
