@@ -101,3 +101,16 @@ def test_a_thing_of_a_name_is_created_by_one_engine_and_its_id_shared(store_url:
     assert store.claims.target_claim("app", "group", "ops", A, 60) == (True, None)  # B's lapsed
     assert store.claims.target_claim("other", "group", "staff", B, 60) == (True, None)  # per target
     store.close()
+
+
+def test_an_event_recorded_by_another_engine_is_never_claimed_again(store_url: str):
+    """A checks `processed`, B records the event (deleting its claim), A claims: without this check
+    A would hold a free claim on a change already applied and apply it a second time."""
+    store = Store(store_url)
+    assert store.claims.take(["e1"], B, 60).mine == {"e1"}
+    assert store.links.processed(["e1"]) == set()  # A's look before B finishes
+    store.links.record_outcomes([_outcome("e1")])  # B records e1: its claim goes with it
+    claimed = store.claims.take(["e1", "e2"], A, 60)
+    assert claimed.mine == {"e2"}
+    assert store.claims.live() == {"e2": A}  # no claim left behind on the recorded event
+    store.close()

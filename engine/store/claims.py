@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
-from provisioner.engine.store.tables import EventClaim, TargetClaim
+from provisioner.engine.store.tables import EventClaim, ProcessedEvent, TargetClaim
 
 
 class Claimed(NamedTuple):
@@ -51,6 +51,14 @@ class Claims:
                     where=free,
                 ).returning(EventClaim.event_id)
                 got = set(s.connection().execute(statement).scalars())
+                # An event recorded after the caller looked at `processed` left a free claim behind
+                # (recording deletes it): granting it would apply that change a second time. Read
+                # after the upsert, this sees every recording that committed before the claim.
+                query = select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(list(got)))
+                done = set(s.exec(query).all()) if got else set()
+                if done:
+                    s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(list(done))))
+                    got -= done
                 mine |= got
                 taken_over += sum(1 for eid in got if held.get(eid, owner) != owner)
         return Claimed(mine, taken_over)
