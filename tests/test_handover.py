@@ -146,3 +146,51 @@ async def test_revoked_events_not_yet_started_are_dropped_and_the_running_one_fi
     await a.aclose()
     await b.aclose()
     store.close()
+
+
+class _SlowPriming(_Writer):
+    """A writer whose listing (prime) can be held: a batch waits there before its tasks exist."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listing = asyncio.Event()
+        self.listing.set()
+
+    async def prime(self, events: Any, links: Any) -> None:
+        await self.listing.wait()
+
+
+async def test_an_event_revoked_while_priming_and_fetched_again_is_still_applied(store_url):
+    """Eager rebalances revoke every partition and often hand one straight back. An event revoked
+    before its task existed, then fetched again (skipped: it is in flight), must not be dropped
+    afterwards: its offset would be committed and nobody would ever apply it."""
+    store = Store(store_url)
+    first, second = _events()[0], _events()[2]  # two workers
+    writer = _SlowPriming()
+    a = Pipeline(
+        writer,  # type: ignore[arg-type]
+        store,
+        concurrency=1,
+        flush_interval=0.01,
+        claim=claimer(store, "elsewhere:1:1:a", 30, Vitals()),
+        recheck_interval=0.05,
+    )
+    writer.gate.clear()
+    await a.submit([first])
+    await _until(lambda: writer.started == [first.id], "the first event to hold the only slot")
+    writer.listing.clear()
+    submitting = asyncio.create_task(a.submit([second]))
+    await _until(lambda: a.in_flight(second.id), "the second event to be accepted (priming)")
+    a.revoke({second.id})
+    assert await a.settle({second.id}, timeout=0.05) == {second.id}
+    writer.listing.set()
+    await submitting
+    # The partition came back to this engine: the same record is fetched again.
+    assert (await a.submit([second])).skipped == 1
+    writer.gate.set()
+    await a.drain(10)
+    assert writer.applied == [first.id, second.id]
+    assert store.links.processed([second.id]) == {second.id}
+    assert a.handover.take_dropped() == []  # its claim stays with this engine until recorded
+    await a.aclose()
+    store.close()

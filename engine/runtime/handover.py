@@ -16,6 +16,7 @@ class Handover:
         self._revoked: set[str] = set()
         self._running: set[str] = set()  # applying now: never cancelled
         self._tasks: dict[str, asyncio.Task[None]] = {}  # per event queued or running
+        self._cancelled: set[str] = set()  # revoked events whose task was cancelled: dropped for sure
         self._dropped: list[str] = []  # dropped events whose claims are still to be released
 
     def queued(self, event_id: str, task: asyncio.Task[None]) -> None:
@@ -32,6 +33,7 @@ class Handover:
         self._running.discard(event_id)
         self._tasks.pop(event_id, None)
         self._revoked.discard(event_id)
+        self._cancelled.discard(event_id)
 
     def dropping(self, event_id: str) -> bool:
         """A task was cancelled: because its event was revoked before it started (not a shutdown)?"""
@@ -43,6 +45,14 @@ class Handover:
             task = self._tasks.get(event_id)
             if task is not None:
                 task.cancel()
+                self._cancelled.add(event_id)
+
+    def redelivered(self, event_ids: set[str]) -> None:
+        """Revoked events fetched again, still in flight here: their partition came back to this
+        engine (an eager rebalance revokes all and re-assigns most). The fetch skips them as in
+        flight, so one dropped now would have its offset committed and be applied by nobody; unless
+        its task is already cancelled, it is applied here after all (its claim is still ours)."""
+        self._revoked -= event_ids - self._cancelled
 
     def dropped(self, event_ids: list[str]) -> None:
         for event_id in event_ids:

@@ -82,6 +82,7 @@ class Pipeline:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-flusher")
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self.max_pending)
+        self.handover.redelivered({ev.id for ev in events if ev.id in self._known})
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
@@ -238,6 +239,7 @@ class Pipeline:
         self.health.recorded(repeats)
         for outcome in batch:
             self._known.discard(outcome.event_id)
+            self.handover.finished(outcome.event_id)  # (one revoked after it completed without a task)
         # The store now holds these links; keep overlay entries only for workers still in flight.
         for key in [k for k in self._overlay if k[0] not in self._per_worker]:
             del self._overlay[key]
