@@ -151,3 +151,23 @@ async def test_the_http_client_holds_a_slot_per_attempt_and_learns_from_429():
 def test_the_ceiling_is_never_passed_even_from_a_higher_start(ceiling: int):
     limit = AdaptiveLimit(ceiling, initial=100, clock=Clock())
     assert limit.current == ceiling
+
+
+async def test_a_waiter_cancelled_just_before_a_slot_frees_ends_cancelled_and_leaks_nothing():
+    limit = AdaptiveLimit(1, adaptive=False)
+    holder = limit.slot()
+    await holder.__aenter__()
+
+    async def wait_for_a_slot() -> None:
+        async with limit.slot():
+            raise AssertionError("never given a slot: it was cancelled")
+
+    waiting = asyncio.create_task(wait_for_a_slot())
+    await asyncio.sleep(0)  # (one turn: it is now queued for a slot)
+    waiting.cancel()  # its future is cancelled now; the task sees it on its next turn
+    await holder.__aexit__(None, None, None)  # the slot frees in between: the cancelled waiter is skipped
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert limit.in_flight == 0
+    async with limit.slot():
+        assert limit.in_flight == 1

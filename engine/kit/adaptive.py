@@ -128,7 +128,7 @@ class AdaptiveLimit:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release()  # the slot was handed over just as we were cancelled: pass it on
-            else:
+            elif waiter in self._waiters:  # (`_wake` drops a cancelled waiter it meets first)
                 self._waiters.remove(waiter)
             raise
 
