@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisioner.engine.contracts.models import Account, Worker
-from provisioner.targets.scim_guards import eq
+from provisioner.targets.scim_guards import ListingRunaway, eq
 from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, ScimSettings, log
 
 FULL_INDEX_TTL = 15 * 60.0  # a whole listing at least this often: deletions by others show only there
@@ -82,7 +82,11 @@ class ScimLookup:
                 future = {"filter": 'meta.lastModified gt "2999-01-01T00:00:00+00:00"', "count": 1}
                 if (await self._call("GET", "Users", params=future)).get("Resources"):
                     return self._learn_modified_filter(False, "it answered accounts modified in 2999")
+            pages = 0
             while True:
+                pages += 1
+                if pages > self.settings.max_pages:  # a totalResults that keeps promising more
+                    raise ListingRunaway(self.name, "changed User", self.settings.max_pages)
                 page = await self._call("GET", "Users", params={**params, "startIndex": len(changed) + 1})
                 found = list(page.get("Resources") or [])
                 changed += found

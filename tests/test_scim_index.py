@@ -3,17 +3,22 @@ app filters on it, and re-listed whole where it does not: against scim2-server o
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import scim_app, serve_wsgi
 from provisioner.targets.scim import INDEX_TTL, ScimTarget
+from provisioner.targets.scim_guards import ListingRunaway
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 class _IgnoresModifiedFilter:
@@ -96,4 +101,34 @@ async def test_an_app_that_ignores_the_filter_is_listed_whole(tmp_path):
         await target.prime(100)
         assert asked == ["(whole listing)"]  # not asked again
         assert await target.lookup(_worker(5), None, {"externalId": "hr:5", "userName": "user5@example.com"})
+        await target.aclose()
+
+
+class _EndlessChanges:
+    """An app whose listing of changes promises a billion, one account per page, without end."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        asked = query.get("filter", [""])[0]
+        if "lastModified" not in asked or "2999" in asked:
+            return self.inner(environ, start_response)
+        start = int(query.get("startIndex", ["1"])[0])
+        stamp = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        user = {"id": f"u{start}", "userName": f"x{start}", "meta": {"lastModified": stamp}}
+        page = {"schemas": [LIST], "totalResults": 10**9, "startIndex": start, "Resources": [user]}
+        start_response("200 OK", [("Content-Type", "application/scim+json")])
+        return [json.dumps(page).encode()]
+
+
+async def test_a_listing_of_changes_that_never_ends_stops_at_max_pages(tmp_path):
+    with serve_wsgi(_EndlessChanges(scim_app())) as app:
+        _create(app.url, 1)
+        target = ScimTarget.from_config(TargetConfig(name="app", type="scim", base_url=app.url, max_pages=5))
+        await target.prime(100)  # the whole listing: one account
+        await _expire(target)
+        with pytest.raises(ListingRunaway, match="max_pages"):
+            await target.prime(100)
         await target.aclose()
