@@ -246,7 +246,9 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
                 path: await self._update_user(account_id, {path: value}, previous or {}) for path, value in sent.items()
             }
             refused = [f"{path}: {one.error}" for path, one in alone.items() if not one.ok]
-            if len(refused) < len(sent):
+            if not refused:  # it takes them only one at a time: every one is written
+                result = Result(status=ResultStatus.success, account_id=account_id, duration_ms=elapsed_ms(start))
+            elif len(refused) < len(sent):
                 return failure(start, f"{'; '.join(refused)} (the other attributes were written)", account_id)
         if result.ok:
             result.attributes = attributes

@@ -245,3 +245,25 @@ async def test_an_attribute_the_app_refuses_does_not_keep_the_others_out(upstrea
     assert "title:" not in str(moved.error)
     assert held["title"] == "Lead" and held[ENTERPRISE]["department"] == "Engineering"
     assert scim.profile().put_only == []  # the PUT refused it too: PATCH stays the way to write
+
+
+async def test_attributes_the_app_takes_one_by_one_but_not_together_are_a_success(upstream: str):
+    """An app that refuses a PATCH of several attributes at once (400) but takes each alone: once
+    every attribute is written alone the update succeeded, it is not a failure without a reason."""
+
+    def one_op_per_patch(method: str, path: str, body: Any, request: Any) -> Any:
+        if method == "PATCH" and path.startswith("/Users/") and len(body.get("Operations") or []) > 1:
+            return scim_error(400, "one operation per request", "invalidSyntax")
+        return None
+
+    with serve_asgi(Front(upstream, intercept=one_op_per_patch).app()) as server:
+        scim = target(server.url)
+        try:
+            w = worker(41)
+            account = str((await scim.create(w, SPEC.render(w))).account_id)
+            moved = await scim.update(account, {"title": "Lead", "displayName": "Ada Lead"}, SPEC.render(w))
+        finally:
+            await scim.aclose()
+    held = httpx.get(f"{upstream}/Users/{account}").json()
+    assert held["title"] == "Lead" and held["displayName"] == "Ada Lead"
+    assert moved.ok, moved.error
