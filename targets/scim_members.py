@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
+from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_support import ERRORS, ScimError, log
 
 ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
@@ -110,7 +111,8 @@ class ScimMembers:
             mutate(group)
             operations = [{"op": "replace", "path": "members", "value": group["members"]}]
         elif form == "filter":
-            operations = [{"op": "remove", "path": f'members[value eq "{account_id}"]'} for account_id in ids]
+            # (an id is the app's word: quoted as any filter value, never able to end the string)
+            operations = [{"op": "remove", "path": f"members[{eq('value', account_id)}]"} for account_id in ids]
         else:  # "patch" adds, "value" removes: the value-list form
             operations = [{"op": "add" if present else "remove", "path": "members", "value": values}]
         body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
