@@ -194,3 +194,43 @@ async def test_an_event_revoked_while_priming_and_fetched_again_is_still_applied
     assert a.handover.take_dropped() == []  # its claim stays with this engine until recorded
     await a.aclose()
     store.close()
+
+
+async def test_a_held_event_taken_over_runs_before_a_later_event_of_its_worker(store_url):
+    """The recheck that takes a held event over may first report another one finished elsewhere
+    (which commits offsets: a wait). A later event of the same worker arriving meanwhile must not
+    find the worker free and run first."""
+    store = Store(store_url)
+    other, first, later = _events()[2], _events()[0], _events()[1]  # first and later: both hr:1
+    b = "elsewhere:2:2:b"
+    store.claims.take([other.id, first.id], b, 60)
+    committing = asyncio.Event()
+    offsets_may_commit = asyncio.Event()
+
+    async def on_recorded(ids: list[str]) -> None:
+        committing.set()
+        await offsets_may_commit.wait()
+
+    writer = _Writer()
+    a = Pipeline(
+        writer,  # type: ignore[arg-type]
+        store,
+        flush_interval=0.01,
+        on_recorded=on_recorded,
+        claim=claimer(store, "elsewhere:1:1:a", 30, Vitals()),
+        recheck_interval=3600,  # rechecked by hand below
+    )
+    await a.submit([other, first])
+    assert a.work == 2 and writer.started == []  # both held: B has them
+    store.claims.take([first.id], b, -1)  # B's claim on `first` lapses...
+    store.links.record_outcomes([EventOutcome(other.id, other)])  # ...and B records `other`
+    assert a.held is not None
+    rechecking = asyncio.create_task(a.held.recheck())
+    await _until(committing.is_set, "the recheck to report `other` done")
+    await a.submit([later])  # hr:1's next event arrives while the recheck waits
+    offsets_may_commit.set()
+    await rechecking
+    await a.drain(10)
+    assert writer.applied == [first.id, later.id]
+    await a.aclose()
+    store.close()

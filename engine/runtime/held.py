@@ -86,10 +86,12 @@ class Held:
                 ready.append(held.pop(0))
             if not held:
                 del self._by_worker[worker]
-        if finished:
-            await self.finished(finished)
+        # Accepted first: reporting `finished` waits (offsets are committed), and a worker's later
+        # event arriving meanwhile would find the worker free here and run before these.
         if ready:
             await self.accept(ready)
+        if finished:
+            await self.finished(finished)
 
     def drop(self, event_ids: set[str]) -> list[str]:
         """Stop waiting for these events (their partition moved away); returns those that were here."""
