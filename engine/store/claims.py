@@ -54,8 +54,8 @@ class Claims:
                 # An event recorded after the caller looked at `processed` left a free claim behind
                 # (recording deletes it): granting it would apply that change a second time. Read
                 # after the upsert, this sees every recording that committed before the claim.
-                query = select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(list(got)))
-                done = set(s.exec(query).all()) if got else set()
+                recorded = select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(list(got)))
+                done = set(s.exec(recorded).all()) if got else set()
                 if done:
                     s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(list(done))))
                     got -= done
