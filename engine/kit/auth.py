@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from provisioner.engine.kit.http import ClientCredentials, RenewingBearer
+from provisioner.engine.kit.oauth import ClientCredentials, RenewingBearer
 
 log = logging.getLogger("provisioner.auth")
 
