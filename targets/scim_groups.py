@@ -15,6 +15,7 @@ from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_support import (
     ERRORS,
+    ScimError,
     ScimSettings,
     Unapplied,
     failed,
@@ -96,14 +97,10 @@ class ScimGroups:
         start = time.perf_counter()
         try:
             for name in add:
-                group_id = await self._group_id(name, create=True)
-                if group_id is None:
+                if not await self._change_in(name, "add", account_id):
                     return failure(start, f"group {name!r} does not exist and create_groups is off", account_id)
-                await self._change_members(group_id, "add", account_id)
             for name in remove:
-                group_id = await self._group_id(name, create=False)
-                if group_id is not None:
-                    await self._change_members(group_id, "remove", account_id)
+                await self._change_in(name, "remove", account_id)
         except ERRORS as exc:
             return failed(start, exc, account_id)
         return Result(
@@ -112,6 +109,28 @@ class ScimGroups:
             duration_ms=elapsed_ms(start),
             attributes={"groups_added": add, "groups_removed": remove},
         )
+
+    async def _change_in(self, name: str, op: str, account_id: str) -> bool:
+        """Add to (or remove from) the group of this name; False when there is none (and none is
+        created). A group deleted in the app since its id was learned (reconcile --fix merging
+        duplicates, a person) answers 404: its id is forgotten here and in the engines' shared
+        claim, and the group is looked for (or created) once more, instead of every change to it
+        failing until a restart."""
+        for attempt in (1, 2):
+            group_id = await self._group_id(name, create=op == "add")
+            if group_id is None:
+                return False
+            try:
+                await self._change_members(group_id, op, account_id)
+                return True
+            except ScimError as exc:
+                if exc.status != 404 or attempt == 2:
+                    raise
+                if self._groups.get(name) == group_id:
+                    del self._groups[name]
+                if self._claims is not None:
+                    await self._claims.forget(self.name, "group", name, group_id)
+        raise AssertionError("unreachable")
 
     async def _change_members(self, group_id: str, op: str, account_id: str) -> None:
         """Concurrent membership changes to one group become one request (an initial load puts

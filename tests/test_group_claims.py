@@ -74,3 +74,28 @@ async def test_reconcile_merges_duplicate_groups_into_one(store_url, scim_server
     assert await find_duplicates("app", target) == []
     await target.aclose()
     store.close()
+
+
+async def test_a_group_deleted_in_the_app_is_looked_for_again_not_failed_on_forever(store_url, scim_server, scim):
+    """Engines keep a group's id (in memory and in the shared claim). Once the app deleted that
+    group (reconcile --fix merged it away, or a person did), a removal from it is done (the group is
+    gone) and an addition makes the group anew, instead of a 404 on every change until a restart."""
+    store = Store(store_url)
+    first, second = _users(scim)[:2]
+    engines = [_target(store_url, scim_server.url) for _ in range(2)]
+    for engine in engines:
+        engine.share_names(StoreNameClaims(store, new_owner()))
+    for engine in engines:  # both learn the group's id
+        assert (await engine.set_groups(first, ["staff"], [])).ok
+    [old] = _groups(scim, "staff")
+    assert scim.delete(f"/Groups/{old['id']}").status_code == 204
+    added = await engines[0].set_groups(second, ["staff"], [])
+    assert added.ok, added.error
+    [new] = _groups(scim, "staff")
+    assert new["id"] != old["id"] and {m["value"] for m in new["members"]} == {second}
+    removed = await engines[1].set_groups(second, [], ["staff"])  # its cached id is the deleted one
+    assert removed.ok, removed.error
+    assert not _groups(scim, "staff")[0].get("members")
+    for engine in engines:
+        await engine.aclose()
+    store.close()

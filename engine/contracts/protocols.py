@@ -97,6 +97,9 @@ class NameClaims(Protocol):
     async def settle(self, target: str, kind: str, name: str, remote_id: str | None) -> None:
         """The winner's result; None gives the claim up (nothing found or created)."""
 
+    async def forget(self, target: str, kind: str, name: str, remote_id: str) -> None:
+        """The thing `remote_id` was is gone from the target: the next claim looks (or creates) anew."""
+
 
 @runtime_checkable
 class SharesNames(Protocol):

@@ -34,6 +34,9 @@ class StoreNameClaims:
     async def settle(self, target: str, kind: str, name: str, remote_id: str | None) -> None:
         await asyncio.to_thread(self.store.claims.settle_target, target, kind, name, self.owner, remote_id)
 
+    async def forget(self, target: str, kind: str, name: str, remote_id: str) -> None:
+        await asyncio.to_thread(self.store.claims.forget_target, target, kind, name, remote_id)
+
 
 class Parts:
     def __init__(self, config: Config, store: Store | None = None):

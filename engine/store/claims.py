@@ -115,11 +115,13 @@ class Claims:
             else:
                 s.exec(update(TargetClaim).where(*key).values(remote_id=remote_id))
 
-    def forget_target(self, target: str, kind: str, name: str) -> None:
-        """The thing is gone from the target (reconcile merged it away): the next use claims anew."""
+    def forget_target(self, target: str, kind: str, name: str, remote_id: str | None = None) -> None:
+        """The thing is gone from the target (reconcile merged it away, or a writer found it deleted):
+        the next use claims anew. With `remote_id`, only a claim still naming that id goes (one
+        another engine settled anew meanwhile stays)."""
+        key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
         with self.db.session() as s:
-            s.exec(
-                delete(TargetClaim).where(
-                    col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name
-                )
-            )
+            if remote_id is None:
+                s.exec(delete(TargetClaim).where(*key))
+            else:
+                s.exec(delete(TargetClaim).where(*key, col(TargetClaim.remote_id) == remote_id))
