@@ -114,6 +114,10 @@ async def test_a_slow_huge_or_endless_target_does_not_delay_a_healthy_one(scim_s
             assert elapsed < 3.0, elapsed  # the budget, not the slow app's 30 s
             assert "healthy" not in stuck and targets["healthy"]._index is not None  # listed in time
             assert "slow" in stuck and "slow" in primer.stalled and "healthy" not in primer.stalled
+            # The next batches do not wait for the listing still running: only a new one gets a budget.
+            started = time.monotonic()
+            assert "slow" in await primer.prime(targets, dict.fromkeys(targets, 1000))
+            assert time.monotonic() - started < 1.0
         finally:
             slow_seen.release.set()
             huge_seen.release.set()

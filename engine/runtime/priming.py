@@ -32,12 +32,15 @@ class Primer:
                 task = asyncio.create_task(self._one(name, target, expected.get(name, 0)))
                 self._running[name] = task
                 task.add_done_callback(lambda _, name=name: self._ended(name))  # type: ignore[misc]
-        waiting = [self._running[n] for n in targets if n in self._running]
+        # A listing that already outlasted an earlier batch's budget is not waited on again: every
+        # batch after it would otherwise pay the whole budget while that one app keeps listing.
+        waiting = [self._running[n] for n in targets if n in self._running and n not in self.stalled]
         if waiting:
             await asyncio.wait(waiting, timeout=self.budget)
         slow = [name for name in targets if name in self._running]
+        newly = [name for name in slow if name not in self.stalled]  # said once, not once per batch
         self.stalled.update(slow)
-        for name in slow:
+        for name in newly:
             log.warning(
                 "target %s: still listing accounts after %.1fs; this batch looks it up one by one", name, self.budget
             )
