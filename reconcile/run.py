@@ -154,7 +154,7 @@ async def reconcile(
             compare_groups=hasattr(target, "supports"),
             not_kept=not_kept,
             managed=managed_groups(parts, name),
-            deprovision=parts.config.target(name).on_terminate,
+            deprovision=parts.config.target(name).on_terminate.action,
         )
         result.duplicate_groups += await find_duplicates(name, target)
         result.listing_s += listed - start

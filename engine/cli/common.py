@@ -1,7 +1,12 @@
-"""What every CLI module shares: the consoles, the --config option, loading a config or exiting."""
+"""What every CLI module shares: the consoles, the options every command spells the same way
+(docs/cli.md), plurals, and loading a config or exiting."""
 
 from __future__ import annotations
 
+import inspect
+import os
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +14,8 @@ import typer
 from rich.console import Console
 
 from provisioner.engine.config import Config, ConfigError, load_config
+from provisioner.engine.config.loader import Problem
+from provisioner.engine.config.units import parse_duration
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
@@ -16,12 +23,78 @@ from provisioner.targets import settings_problems as target_problems
 console = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+DEFAULT_CONFIG = Path("provisioner.yaml")
+CONFIG_ENV = "PROVISIONER_CONFIG"
+JSON_HELP = "Print JSON instead of a table (for scripts)."
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar=CONFIG_ENV,
+        show_envvar=True,
+        help="The YAML config file.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+WorkerOpt = Annotated[str | None, typer.Option("--worker", help="Only this worker id, e.g. hr:1001.")]
+TargetsOpt = Annotated[list[str] | None, typer.Option("--target", help="Only this target (repeatable).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, the broker's own lines too.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="Only entries from then on: an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)."),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="At most this many rows, the newest.")]
 
 
-def _load(path: Path, *, secrets: bool = True) -> Config:
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 source`, `2 sources`, `0 sources`: every count the CLI prints goes through here."""
+    if count == 1:
+        return f"1 {noun}"
+    if many is None:
+        many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count} {many}"
+
+
+def since_time(value: str | None) -> datetime | None:
+    """`--since`: an ISO time (UTC unless it says otherwise) or an age such as 2h; exit 2 otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+        except ValueError:
+            err.print(
+                f"[red]error[/red] --since {value!r}: give an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)"
+            )
+            raise typer.Exit(2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def known_targets(cfg: Config, targets: list[str] | None) -> list[str] | None:
+    """The `--target` values, or exit 2 naming those the config does not have."""
+    names = [t.name for t in cfg.targets]
+    unknown = sorted(set(targets or []) - set(names))
+    if unknown:
+        err.print(f"[red]error[/red] unknown target {', '.join(unknown)} (known: {', '.join(names) or 'none'})")
+        raise typer.Exit(2)
+    return targets or None
+
+
+def _warn(problem: Problem) -> None:
+    err.print(f"[yellow]warning[/yellow] {problem}", soft_wrap=True)
+
+
+def _load(path: Path, *, secrets: bool | Collection[str] = True) -> Config:
     """The config or exit 2 with every problem. `secrets=False` for commands that only read the
-    engine's state: unset ${VARS} of sources and targets are then no error."""
+    engine's state: unset ${VARS} of sources and targets are then no error; `secrets=("sources",)`
+    for a command that talks to the sources alone."""
+    if path == DEFAULT_CONFIG and not path.exists() and CONFIG_ENV not in os.environ:
+        err.print(f"[red]error[/red] no {path} here: give one with -c FILE (or set {CONFIG_ENV})")
+        raise typer.Exit(2)
     try:
         return load_config(
             path,
@@ -29,6 +102,7 @@ def _load(path: Path, *, secrets: bool = True) -> Config:
             target_check=target_problems,
             path_keys=settings_paths,
             secrets=secrets,
+            warn=_warn,
         )
     except ConfigError as exc:
         for problem in exc.problems:
@@ -43,3 +117,10 @@ def _parts_or_exit(config: Config) -> Parts:
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring as help that the terminal re-wraps: each paragraph one line, paragraphs kept."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))

@@ -1,0 +1,60 @@
+"""Progress of long work (a first sync of 100,000 people, a reconcile listing as many accounts):
+a rich bar on a terminal; otherwise a plain line every few seconds, so that a cron mail or a CI log
+shows that the work moves and how fast."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from provisioner.engine.cli.common import plural
+
+
+class Meter:
+    """One piece of work counted in `unit`s; `total` None while unknown (accounts being listed)."""
+
+    def __init__(self, console: Console, what: str, unit: str, total: int | None = None, every: float = 5.0):
+        self.console, self.what, self.unit, self.total, self.every = console, what, unit, total, every
+        self.done = 0
+        self.started = time.monotonic()
+        self._said = self.started
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> Meter:
+        if self.console.is_terminal:
+            columns = [TextColumn("{task.description}")]
+            columns += [BarColumn()] if self.total is not None else []
+            columns += [TextColumn("{task.fields[count]}"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+            self._bar = Progress(*columns, console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=self.total, count="", rate="")
+        return self
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.done = done
+        self.total = total if total is not None else self.total
+        now = time.monotonic()
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=self.total, count=self.count(), rate=self.rate())
+        elif now - self._said >= self.every:
+            self._said = now
+            self.console.print(f"{self.what}: {self.count()}, {self.rate()}", highlight=False)
+
+    def count(self) -> str:
+        of = f" of {self.total:,}" if self.total is not None else ""
+        return f"{self.done:,}{of} {plural(self.total if of else self.done, self.unit).split(' ', 1)[1]}"
+
+    def rate(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        return f"{self.done / elapsed:,.0f}/s"
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if kind is None and time.monotonic() - self.started >= self.every:
+            elapsed = time.monotonic() - self.started
+            self.console.print(f"{self.what}: {self.count()} in {elapsed:.0f}s, {self.rate()}", highlight=False)
