@@ -54,6 +54,7 @@ def test_new_hire_in_scope_creates_with_groups_and_reason():
     assert [a.action for a in actions] == [ActionKind.create, ActionKind.add_groups]
     assert actions[0].attributes == {"userName": "ada@x.com", "title": "Eng"}
     assert actions[1].groups == ["dept-research-development"]
+    assert actions[1].reason.endswith("groups granted: dept-research-development")
     assert actions[0].policy == "staff"
     assert actions[0].reason == "in scope of policy staff; new hire"
 

@@ -24,20 +24,24 @@ from provisioner.engine.cli.common import (
     plural,
     since_time,
 )
+from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.store import Store
 
-# What a result means to the person reading it, the same on every screen (the console's log page too).
-RESULT_STYLE = {"success": "green", "failure": "red", "dead": "red", "retrying": "yellow", "skipped": "yellow"}
+COLOUR = {"ok": "green", "bad": "red", "warn": "yellow"}
 
 
 class Result(StrEnum):
+    """The results RESULT_TONE knows (tests/test_cli_log.py keeps the two the same)."""
+
     success = "success"
     failure = "failure"
+    retrying = "retrying"
+    dead = "dead"
     skipped = "skipped"
 
 
 def styled(result: str) -> str:
-    style = RESULT_STYLE.get(result)
+    style = COLOUR.get(RESULT_TONE.get(result, ""))
     return f"[{style}]{result}[/{style}]" if style else result
 
 

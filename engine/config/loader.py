@@ -182,27 +182,33 @@ def load_config(
     missing: list[tuple[tuple[Any, ...], str]] = []
     spared = frozenset() if secrets is True else frozenset({"sources", "targets"} - set(secrets or ()))
     _expand_env(data, (), missing, spared)
-    problems += [
+    unset = [
         Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
         for loc, name in missing
     ]
-    # A missing variable is one problem: what the schema or a connector then says of its empty value
-    # repeats it in other words.
-    unset = {_key(loc) for loc, _ in missing}
     resolve_paths(data, Path(path).absolute().parent, path_keys)
     config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         for loc, message in describe(Config, exc.errors()):
-            if _key(loc) not in unset:
-                problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
-    problems.extend(p for p in _cross_check(data, file, settings_check, target_check) if p.key not in unset)
+            problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
+    problems.extend(_cross_check(data, file, settings_check, target_check))
+    problems = [p for p in problems if not _repeats(p, missing)] + unset
     problems.sort(key=lambda p: p.line or 0)
     if problems:
         raise ConfigError(problems)
     assert config is not None
     return config
+
+
+def _repeats(problem: Problem, missing: list[tuple[tuple[Any, ...], str]]) -> bool:
+    """A missing variable is one problem: what the schema or a connector then says of its empty
+    value at that key, or of its block needing that key ("needs a base_url"), repeats it."""
+    return any(
+        problem.key == _key(loc) or (problem.key == _key(loc[:-1]) and str(loc[-1]) in problem.message)
+        for loc, _ in missing
+    )
 
 
 def _written_secrets(data: Any) -> list[tuple[Any, ...]]:
