@@ -18,7 +18,7 @@ from provisioner.engine.cli.common import err
 
 # The ids a log call may pass with extra=: they identify, and carry nothing of a person's data.
 IDS = ("event_id", "worker_id", "target", "source")
-NOISY = ("aiokafka", "httpx", "httpcore", "apscheduler", "faker", "uvicorn.error")
+NOISY = ("aiokafka", "httpx", "httpcore", "apscheduler", "faker", "uvicorn.error", "alembic")
 
 
 class LogFormat(StrEnum):

@@ -42,19 +42,26 @@ class Meter:
             self._bar.update(self._task, completed=done, total=self.total, count=self.count(), rate=self.rate())
         elif now - self._said >= self.every:
             self._said = now
-            self.console.print(f"{self.what}: {self.count()}, {self.rate()}", highlight=False)
+            self.console.print(f"{self.what}: {self._so_far()}", highlight=False)
 
     def count(self) -> str:
+        if self.done == 0 and self.total is None:
+            return ""  # nothing counted yet (a file read whole): the elapsed time says it moves
         of = f" of {self.total:,}" if self.total is not None else ""
         return f"{self.done:,}{of} {plural(self.total if of else self.done, self.unit).split(' ', 1)[1]}"
 
     def rate(self) -> str:
+        if self.done == 0:
+            return ""
         elapsed = max(time.monotonic() - self.started, 1e-6)
         return f"{self.done / elapsed:,.0f}/s"
+
+    def _so_far(self) -> str:
+        elapsed = f"{time.monotonic() - self.started:.0f}s"
+        return ", ".join(part for part in (self.count(), self.rate(), elapsed) if part)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
         if kind is None and time.monotonic() - self.started >= self.every:
-            elapsed = time.monotonic() - self.started
-            self.console.print(f"{self.what}: {self.count()} in {elapsed:.0f}s, {self.rate()}", highlight=False)
+            self.console.print(f"{self.what}: done, {self._so_far()}", highlight=False)

@@ -61,8 +61,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     # Times keep their date on a wide terminal and shed the year on a narrow one: never cut mid-way.
     stamp = "%Y-%m-%d %H:%M" if console.width >= 110 else "%m-%d %H:%M"
     table = Table(title="sources (times in UTC)")
-    for col in ("source", "state", "workers", "quarantined", "last poll", "last read", "last full read"):
-        table.add_column(col, no_wrap=col.startswith("last"), overflow="fold")
+    # Short headers: seven columns and two whole timestamps fit in 80 columns.
+    for col in ("source", "state", "workers", "held back", "last poll", "read", "full read"):
+        table.add_column(col, no_wrap=col != "state", overflow="fold")
     for r in summary.sources:
         full = datetime.fromisoformat(r.last_full_read) if r.last_full_read else None
         table.add_row(
