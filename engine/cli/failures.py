@@ -105,7 +105,8 @@ def retry(
 
 async def _retry(cfg: Config, worker: str | None, targets: list[str] | None, everything: bool, timeout: float) -> None:
     async with Runtime(cfg) as runtime:
-        for target in targets or [None]:
+        each: list[str | None] = list(targets) if targets else [None]
+        for target in each:
             runtime.retry_due(worker_id=worker, target=target, everything=everything)
         await runtime.wait_idle(timeout)
 

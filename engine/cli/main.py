@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Annotated, Any
 
@@ -145,7 +146,7 @@ def demo(
     asyncio.run(run_demo(console, people))
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[..., None]] = {
     "validate": validate,
     "plan": plan,
     "sync": sync,

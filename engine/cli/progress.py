@@ -8,7 +8,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from provisioner.engine.cli.common import plural
 
@@ -26,7 +26,7 @@ class Meter:
 
     def __enter__(self) -> Meter:
         if self.console.is_terminal:
-            columns = [TextColumn("{task.description}")]
+            columns: list[ProgressColumn] = [TextColumn("{task.description}")]
             columns += [BarColumn()] if self.total is not None else []
             columns += [TextColumn("{task.fields[count]}"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
             self._bar = Progress(*columns, console=self.console, transient=True)
@@ -47,8 +47,9 @@ class Meter:
     def count(self) -> str:
         if self.done == 0 and self.total is None:
             return ""  # nothing counted yet (a file read whole): the elapsed time says it moves
+        counted = self.done if self.total is None else self.total
         of = f" of {self.total:,}" if self.total is not None else ""
-        return f"{self.done:,}{of} {plural(self.total if of else self.done, self.unit).split(' ', 1)[1]}"
+        return f"{self.done:,}{of} {plural(counted, self.unit).split(' ', 1)[1]}"
 
     def rate(self) -> str:
         if self.done == 0:

@@ -170,7 +170,8 @@ def load_config(
         Problem(file, _line_of(data, loc), _key(loc), "a secret is never written in the file: use ${VARIABLE}")
         for loc in _written_secrets(data)
     ]
-    for loc, name in bare_refs(data) if warn else ():
+    for loc, name in bare_refs(data) if warn is not None else ():
+        assert warn is not None
         warn(
             Problem(
                 file,
