@@ -8,11 +8,11 @@ import os
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from provisioner.engine.cli.options import CONFIG_ENV, DEFAULT_CONFIG
 from provisioner.engine.config import Config, ConfigError, load_config
 from provisioner.engine.config.loader import Problem
 from provisioner.engine.config.units import parse_duration
@@ -22,30 +22,6 @@ from provisioner.targets import settings_problems as target_problems
 
 console = Console()
 err = Console(stderr=True)
-
-DEFAULT_CONFIG = Path("provisioner.yaml")
-CONFIG_ENV = "PROVISIONER_CONFIG"
-JSON_HELP = "Print JSON instead of a table (for scripts)."
-
-ConfigOpt = Annotated[
-    Path,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar=CONFIG_ENV,
-        show_envvar=True,
-        help="The YAML config file.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-WorkerOpt = Annotated[str | None, typer.Option("--worker", help="Only this worker id, e.g. hr:1001.")]
-TargetsOpt = Annotated[list[str] | None, typer.Option("--target", help="Only this target (repeatable).")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, the broker's own lines too.")]
-SinceOpt = Annotated[
-    str | None,
-    typer.Option("--since", help="Only entries from then on: an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)."),
-]
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="At most this many rows, the newest.")]
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:

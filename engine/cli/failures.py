@@ -12,18 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    JsonOpt,
-    TargetsOpt,
-    WorkerOpt,
-    _load,
-    console,
-    err,
-    known_targets,
-    plural,
-)
+from provisioner.engine.cli.common import _load, console, err, known_targets, plural
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import AccessNotRemoved, Failure, MayKeepAccess
 from provisioner.engine.runtime import views

@@ -10,20 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    JsonOpt,
-    LimitOpt,
-    SinceOpt,
-    TargetsOpt,
-    WorkerOpt,
-    _load,
-    console,
-    known_targets,
-    plural,
-    since_time,
-)
+from provisioner.engine.cli.common import _load, console, known_targets, plural, since_time
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, LimitOpt, SinceOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.store import Store
 

@@ -10,20 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    VerboseOpt,
-    _load,
-    _parts_or_exit,
-    console,
-    err,
-    plural,
-    reflow,
-)
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, plural, reflow
 from provisioner.engine.cli.failures import failures, retry
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
 from provisioner.engine.cli.planning import explain, plan
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command

@@ -11,20 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    JsonOpt,
-    TargetsOpt,
-    WorkerOpt,
-    _load,
-    _parts_or_exit,
-    console,
-    err,
-    known_targets,
-    plural,
-)
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets, plural
 from provisioner.engine.cli.logs import setup
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker

@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, _load, console, err, plural
+from provisioner.engine.cli.common import _load, console, err, plural
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
 

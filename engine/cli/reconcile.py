@@ -10,19 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    JsonOpt,
-    TargetsOpt,
-    _load,
-    _parts_or_exit,
-    console,
-    err,
-    known_targets,
-    plural,
-)
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets, plural
 from provisioner.engine.cli.logs import LogFormat, setup
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.cli.progress import Meter
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.app import Runtime

@@ -10,20 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    JsonOpt,
-    VerboseOpt,
-    _load,
-    _parts_or_exit,
-    console,
-    err,
-    plural,
-)
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, plural
 from provisioner.engine.cli.failures import access_kept, apply_due_retries, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, VerboseOpt
 from provisioner.engine.cli.progress import Meter
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError

@@ -13,7 +13,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, _load, console, known_targets
+from provisioner.engine.cli.common import _load, console, known_targets
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.store import Store
