@@ -79,3 +79,13 @@ def test_results_are_coloured_by_meaning_everywhere():
     assert set(Result) == set(RESULT_TONE)
     assert styled("dead") == "[red]dead[/red]" and styled("failure") == "[red]failure[/red]"
     assert styled("retrying") == "[yellow]retrying[/yellow]" and styled("success") == "[green]success[/green]"
+
+
+def test_the_console_log_page_colours_results_as_the_cli_does():
+    from provisioner.engine.runtime.http.console import templates
+
+    rows = [LogEntry(worker_id="hr:1", action="retry", result=r) for r in ("success", "dead", "retrying", "failure")]
+    html = templates().get_template("_log_table.html").render(entries=rows)
+    for result, tone in (("success", "ok"), ("dead", "bad"), ("retrying", "warn"), ("failure", "bad")):
+        assert f'<td class="{tone}">{result}</td>' in html
+    assert 'class="ok">dead' not in html

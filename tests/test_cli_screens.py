@@ -53,7 +53,8 @@ def test_a_leaver_keeps_what_the_target_says_and_explain_says_so(
     tmp_path, store_url, scim_server, scim, on_terminate, said, left
 ):
     path = write(tmp_path, store_url, scim_server.url, on_terminate, [person(1), person(2)])
-    invoke("sync", "-c", str(path))
+    synced = invoke("sync", "-c", str(path))
+    assert "embedded Kafka-protocol broker" not in synced, "the broker's line is for -v"
     assert members(scim) == 2
     assert said in invoke("explain", "--worker", "hr:1", "-c", str(path))
     path = write(tmp_path, store_url, scim_server.url, on_terminate, [person(1, status="terminated"), person(2)])
@@ -89,3 +90,20 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds_with_counts_and
     with Meter(Console(file=quiet, force_terminal=False), "listing app", "account", every=3600) as meter:
         meter.update(1)
     assert quiet.getvalue() == "", "short work says nothing"
+
+
+async def test_pages_read_are_heard_by_whoever_listens():
+    from provisioner.engine.kit.paging import Paging, page_read, paginate
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", 0))
+        return httpx.Response(200, json=list(range(offset, min(offset + 10, 25))))
+
+    heard: list[int] = []
+    token = page_read.set(heard.append)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://hr") as client:
+            pages = [p async for p in paginate(client, "/people", Paging(style="offset", limit=10, limit_param="n"))]
+    finally:
+        page_read.reset(token)
+    assert heard == [len(p) for p in pages] == [10, 10, 5]
