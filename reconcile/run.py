@@ -20,6 +20,7 @@ from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
 from provisioner.engine.contracts.models import Account, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
 from provisioner.reconcile.classify import (
     FIXED_BY_DEFAULT,
@@ -218,7 +219,7 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
     if limit is not None and len(deprovisions) > limit:
         chosen = [i for i in chosen if i.situation is not Situation.should_be_disabled]
         notes.append(
-            f"{len(deprovisions)} accounts should be disabled, over safety.max_deprovisions ({limit}): "
+            f"{plural(len(deprovisions), 'account')} should be disabled, over safety.max_deprovisions ({limit}): "
             f"left for a person to look at"
         )
     upserts: list[Link] = []

@@ -23,6 +23,7 @@ from provisioner.engine.contracts.protocols import SourceError, SourceRead, norm
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.paging import Paging, PagingError, collect, paginate, restartable
+from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
 
@@ -222,7 +223,7 @@ class HttpSource:
             "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
             "records": len(records),
         }
-        log.info("source %s: %s read, %d records", self.name, read.cursor["mode"], len(records))
+        log.info("source %s: %s read, %s", self.name, read.cursor["mode"], plural(len(records), "record"))
         return read
 
     async def fetch_one(self, remote_id: str) -> SourceRead:

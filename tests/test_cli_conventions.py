@@ -10,8 +10,8 @@ import typer.main
 from typer.testing import CliRunner
 
 from provisioner.engine.cli import app
-from provisioner.engine.cli.common import plural
 from provisioner.engine.cli.options import JSON_HELP
+from provisioner.engine.kit.words import plural
 
 # Commands that read no config: they serve emulators or print what needs none.
 NO_CONFIG = {"schema", "demo", "sandbox"}

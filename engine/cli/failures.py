@@ -12,10 +12,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err, known_targets, plural
+from provisioner.engine.cli.common import _load, console, err, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import AccessNotRemoved, Failure, MayKeepAccess
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.store import Store

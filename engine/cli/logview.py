@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, known_targets, plural, since_time
+from provisioner.engine.cli.common import _load, console, known_targets, since_time
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, LimitOpt, SinceOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.contracts.records import RESULT_TONE
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
 
 COLOUR = {"ok": "green", "bad": "red", "warn": "yellow"}

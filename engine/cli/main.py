@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, plural, reflow
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, reflow
 from provisioner.engine.cli.failures import failures, retry
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
@@ -23,6 +23,7 @@ from provisioner.engine.cli.syncing import sync
 from provisioner.engine.cli.targets import targets_app
 from provisioner.engine.config import Config
 from provisioner.engine.kit.process import collect_rarely
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.policytools import config_schema, run_policy_tests
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo

@@ -11,12 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets, plural
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
 

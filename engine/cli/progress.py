@@ -10,7 +10,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from provisioner.engine.cli.common import plural
+from provisioner.engine.kit.words import plural
 
 
 class Meter:

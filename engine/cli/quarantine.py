@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err, plural
+from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
 

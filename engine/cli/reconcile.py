@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets, plural
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import LogFormat, setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.cli.progress import Meter
 from provisioner.engine.config import Config
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.views import record_reconcile
 from provisioner.engine.store import Store

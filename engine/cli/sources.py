@@ -13,10 +13,11 @@ import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err, plural
+from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
 from provisioner.engine.store import Store, as_utc

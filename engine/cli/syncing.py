@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, plural
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err
 from provisioner.engine.cli.failures import access_kept, apply_due_retries, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
@@ -19,6 +19,7 @@ from provisioner.engine.cli.progress import Meter
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.paging import page_read
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.kafka_clients import KafkaSettingsError
 from provisioner.engine.runtime.poller import Diff
