@@ -108,6 +108,8 @@ def test_sync_runs_once_and_still_accepts_once(tmp_path):
     assert once is not None and once.hidden, "`sync --once` keeps working for older scripts"
     assert "long-running" in (sync.help or "") and "provisioner run" in (sync.help or "")
     assert "provisioner sync" in (ALL["run"].help or "")
+    accepted = CliRunner().invoke(app, ["sync", "--once", "-c", str(tmp_path / "none.yaml")])
+    assert accepted.exit_code == 2 and "cannot read" in accepted.output and "No such option" not in accepted.output
 
 
 def test_explain_takes_worker_as_option_and_as_old_positional(tmp_path):

@@ -1,5 +1,5 @@
 """CLI about writes that failed: `failures` lists them, `retry` applies them again now; and what
-`sync --once` needs to apply due retries and tell the truth in its exit code."""
+`sync` needs to apply due retries and tell the truth in its exit code."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ async def _retry(cfg: Config, worker: str | None, targets: list[str] | None, eve
 
 
 async def apply_due_retries(runtime: Runtime, timeout: float) -> int:
-    """Every retry that falls due while we run, applied before `sync --once` exits: a retry that
+    """Every retry that falls due while we run, applied before `sync` exits: a retry that
     fails again is rescheduled further out, so this ends (at the latest when attempts run out)."""
     deadline = time.monotonic() + timeout
     rounds = 0
@@ -130,7 +130,7 @@ def unsettled(store: Store, config_path: str) -> bool:
 
 
 def access_kept(store: Store) -> bool:
-    """Says who still holds access they should not; True when anyone does (`sync --once` and
+    """Says who still holds access they should not; True when anyone does (`sync` and
     `status` exit 1 then)."""
     lines = access_lines(store.access.not_removed(), store.access.unreadable_holders())
     for line in lines:
