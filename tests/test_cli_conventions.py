@@ -83,9 +83,11 @@ def test_shared_options_read_the_same(name):
     if name in BY_TARGET:
         assert target is not None, f"{name}: --target"
     if target is not None:
-        assert target.multiple, f"{name}: --target is repeatable"
+        assert target.multiple and target.metavar == "NAME", f"{name}: --target NAME, repeatable"
     if name in BY_WORKER:
         assert option(command, "--worker") is not None, f"{name}: --worker"
+    if option(command, "--worker") is not None:
+        assert option(command, "--worker").metavar == "ID", f"{name}: --worker ID"
     for param in command.params:
         if is_option(param) and not param.hidden and "--help" not in param.opts:
             assert param.help, f"{name} {param.opts}: every option says what it does"

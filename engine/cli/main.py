@@ -32,7 +32,6 @@ from provisioner.engine.store import Store
 # Plain click help: flags show no `<bool>` placeholder, and click re-wraps every paragraph to the
 # terminal's width.
 app = typer.Typer(
-    help="Event-driven provisioning: HR systems → Kafka → policies → SCIM apps.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,

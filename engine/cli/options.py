@@ -17,17 +17,24 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
+        metavar="FILE",
         envvar=CONFIG_ENV,
         show_envvar=True,
         help="The YAML config file.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-WorkerOpt = Annotated[str | None, typer.Option("--worker", help="Only this worker id, e.g. hr:1001.")]
-TargetsOpt = Annotated[list[str] | None, typer.Option("--target", help="Only this target (repeatable).")]
+WorkerOpt = Annotated[str | None, typer.Option("--worker", metavar="ID", help="Only this worker id, e.g. hr:1001.")]
+TargetsOpt = Annotated[
+    list[str] | None, typer.Option("--target", metavar="NAME", help="Only this target (repeatable).")
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, the broker's own lines too.")]
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="Only entries from then on: an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)."),
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        help="Only entries from then on: an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d).",
+    ),
 ]
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="At most this many rows, the newest.")]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, metavar="N", help="At most this many rows, the newest.")]

@@ -29,7 +29,7 @@ from provisioner.engine.store import Store
 def sync(
     config: ConfigOpt = DEFAULT_CONFIG,
     worker: Annotated[
-        str | None, typer.Option("--worker", help="Provision only this worker, now, step by step.")
+        str | None, typer.Option("--worker", metavar="ID", help="Provision only this worker, now, step by step.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be applied.")] = 1800,
     as_json: JsonOpt = False,
