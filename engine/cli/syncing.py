@@ -114,12 +114,9 @@ async def _poll(runtime: Runtime, name: str) -> Diff:
 
 
 def _reported(name: str, result: Diff) -> tuple[int, bool]:
-    """Print what a poll found; keep only its counts, so that its events and workers (hundreds of
-    megabytes for a first sync of 100,000 people) are freed while they are being applied."""
-    err.print(
-        f"source [bold]{name}[/bold]: {plural(result.seen, 'worker')}, {plural(len(result.events), 'change')}, "
-        f"{len(result.quarantined)} quarantined"
-    )
+    """Say a halt; keep only the poll's counts, so that its events and workers (hundreds of megabytes
+    for a first sync of 100,000 people) are freed while they are being applied. What the poll read is
+    the poller's own log line: said once, not twice in two wordings."""
     if result.halted:
         err.print(
             f"[red]halted[/red] {name}: {result.halted}; {plural(len(result.held), 'deprovisioning change')} "
