@@ -89,6 +89,7 @@ def explain(
     if chosen is None:
         err.print("[red]error[/red] say whom: --worker ID (e.g. --worker hr:1001)")
         raise typer.Exit(2)
+    setup(False)  # on this command's own stderr, as plan does
     cfg = _load(config, secrets=False)  # stored data and policies: no secrets needed
     parts = _parts_or_exit(cfg)
     try:

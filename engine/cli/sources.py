@@ -44,8 +44,8 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
 
 def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Sources (halted, failing or running, last poll, last read, quarantined records), events not yet
-    applied, scheduled changes, and per target the writes retrying and dead (exit 1 while anything is
-    dead)."""
+    applied, scheduled changes, per target the writes retrying and dead, and who still holds access
+    they should not (exit 1 while anything is dead or anyone keeps access)."""
     cfg = _load(config, secrets=False)
     summary = views.status(cfg, Store(cfg.store.url))
     # A stalled engine, one that cannot record outcomes, and access a leaver still holds need a
