@@ -81,9 +81,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     console.print(
         f"unapplied events: {summary.unapplied_events} · scheduled changes: {summary.scheduled}"
         + (f" (next {summary.next_scheduled:%Y-%m-%d %H:%M} UTC)" if summary.next_scheduled else "")
-        + f" · failures: {summary.retrying} retrying, {summary.dead} dead · quarantined: {summary.quarantined}",
-        soft_wrap=False,
     )
+    console.print(f"failures: {summary.retrying} retrying, {summary.dead} dead · quarantined: {summary.quarantined}")
     if summary.halted:
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
     if summary.quarantined:
