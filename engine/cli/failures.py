@@ -14,6 +14,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, err, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
+from provisioner.engine.cli.progress import applying
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import AccessNotRemoved, Failure, MayKeepAccess
 from provisioner.engine.kit.words import plural
@@ -99,7 +100,7 @@ async def _retry(cfg: Config, worker: str | None, targets: list[str] | None, eve
         each: list[str | None] = list(targets) if targets else [None]
         for target in each:
             runtime.retry_due(worker_id=worker, target=target, everything=everything)
-        await runtime.wait_idle(timeout)
+        await applying(err, runtime, timeout)
 
 
 async def apply_due_retries(runtime: Runtime, timeout: float) -> int:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from provisioner.engine.kit.words import plural
+from provisioner.engine.runtime.app import Runtime
 
 
 class Meter:
@@ -66,3 +67,10 @@ class Meter:
             self._bar.stop()
         if kind is None and time.monotonic() - self.started >= self.every:
             self.console.print(f"{self.what}: done, {self._so_far()}", highlight=False)
+
+
+async def applying(console: Console, runtime: Runtime, timeout: float, at_least: int = 0) -> None:
+    """Until every event in the outbox is applied, saying how many of how many and how fast."""
+    total = max(at_least, runtime.store.outbox.pending_count())
+    with Meter(console, "applying", "event", total) as meter:
+        await runtime.wait_idle(timeout, lambda pending: meter.update(max(total - pending, 0)))

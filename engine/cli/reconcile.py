@@ -13,7 +13,7 @@ import typer
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import LogFormat, setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
-from provisioner.engine.cli.progress import Meter
+from provisioner.engine.cli.progress import Meter, applying
 from provisioner.engine.config import Config
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
@@ -69,5 +69,5 @@ async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple
         events, notes = await apply_fixes(parts, result)
         err.print(f"fixing: {plural(events, 'worker')} re-planned through the engine")
         async with Runtime(cfg, parts=parts) as runtime:
-            await runtime.wait_idle(600)
+            await applying(err, runtime, 600)
             return await reconcile(parts, targets, listed), notes

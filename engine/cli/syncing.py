@@ -15,7 +15,7 @@ from provisioner.engine.cli.failures import access_kept, apply_due_retries, unse
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, VerboseOpt
-from provisioner.engine.cli.progress import Meter
+from provisioner.engine.cli.progress import Meter, applying
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.paging import page_read
@@ -88,9 +88,7 @@ async def _sync(cfg: Config, timeout: float) -> Any:
                 continue
             events += changes
             halted += [name] if halt else []
-        total = max(events, runtime.store.outbox.pending_count())
-        with Meter(err, "applying", "event", total) as meter:
-            await runtime.wait_idle(timeout, lambda pending: meter.update(total - pending))
+        await applying(err, runtime, timeout, at_least=events)
         await apply_due_retries(runtime, timeout)
         return runtime.totals, halted, failing
 
