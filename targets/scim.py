@@ -53,6 +53,7 @@ from provisioner.targets.scim_support import (  # noqa: F401 - DEFAULT_MAPPING a
     patch_body,
     patch_refused,
     raise_for_scim,
+    refused_as_invalid,
     root_attribute,
     scim_error,
 )
@@ -228,18 +229,27 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
     ) -> Result:
         """Attributes the app is known not to keep are not sent again: it would drop them again."""
+        start = time.perf_counter()
         sent = {path: value for path, value in attributes.items() if path not in self._not_kept}
         if not sent:
             return Result(status=ResultStatus.success, account_id=account_id, attributes=attributes)
-        result = await self._change_user(
-            account_id,
-            patch_operations(sent, previous or {}),
-            lambda resource: apply_attributes(resource, sent),
-            sent,
-        )
+        result = await self._update_user(account_id, sent, previous or {})
+        if not result.ok and len(sent) > 1 and refused_as_invalid(result.error):
+            # One attribute the app refuses must not keep the others out of it: each on its own.
+            alone = {
+                path: await self._update_user(account_id, {path: value}, previous or {}) for path, value in sent.items()
+            }
+            refused = [f"{path}: {one.error}" for path, one in alone.items() if not one.ok]
+            if len(refused) < len(sent):
+                return failure(start, f"{'; '.join(refused)} (the other attributes were written)", account_id)
         if result.ok:
             result.attributes = attributes
         return result
+
+    async def _update_user(self, account_id: str, sent: dict[str, Any], previous: dict[str, Any]) -> Result:
+        return await self._change_user(
+            account_id, patch_operations(sent, previous), lambda resource: apply_attributes(resource, sent), sent
+        )
 
     async def _set_active(self, account_id: str, active: bool) -> Result:
         return await self._change_user(

@@ -147,6 +147,12 @@ class ScimError(Exception):
         self.scim_type = scim_type
 
 
+def refused_as_invalid(error: str | None) -> bool:
+    """Whether a failure's error is the app refusing the request as such (a 400: its content, not
+    the moment), as ScimError words it."""
+    return (error or "").startswith("SCIM error 400")
+
+
 def raise_for_scim(response: httpx.Response) -> None:
     if response.status_code < 400:
         return

@@ -29,6 +29,7 @@ from provisioner.rules.planner import TargetSpec
 from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import make_config, person
 from tests.scim_front import Front, scim_error
+from tests.scim_habits import DEPT, ENTERPRISE, refuses_department
 
 SPEC = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -228,3 +229,19 @@ async def test_a_batch_of_member_changes_fails_only_the_people_the_app_did_not_t
     assert results[0].ok, results[0].error
     assert not results[1].ok and "did not apply: add to group 'batch'" in str(results[1].error)
     assert "patch answered success" in str(results[1].error) and "put answered success" in str(results[1].error)
+
+
+async def test_an_attribute_the_app_refuses_does_not_keep_the_others_out(upstream: str):
+    with serve_asgi(refuses_department(upstream).app()) as server:
+        scim = target(server.url)
+        try:
+            w = worker(40, department="Engineering")
+            account = str((await scim.create(w, SPEC.render(w))).account_id)
+            moved = await scim.update(account, {"title": "Lead", DEPT: "Sales"}, SPEC.render(w))
+        finally:
+            await scim.aclose()
+    held = httpx.get(f"{upstream}/Users/{account}").json()
+    assert not moved.ok and DEPT in str(moved.error) and "the other attributes were written" in str(moved.error)
+    assert "title:" not in str(moved.error)
+    assert held["title"] == "Lead" and held[ENTERPRISE]["department"] == "Engineering"
+    assert scim.profile().put_only == []  # the PUT refused it too: PATCH stays the way to write
