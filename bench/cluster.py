@@ -12,7 +12,7 @@ on PostgreSQL, `provisioner run` processes, a SCIM app that answers 100 ms late 
 2. scale     `--scale-workers` initial sync by 1 engine vs 3 engines, each at ceiling 8, fixed.
 3. adaptive  `--adaptive-workers` initial sync by one engine against an app that takes 16 requests
              at once (429 beyond): fixed ceilings 4, 8, 16, 32 vs adaptive with ceiling 64.
-4. oneshot   a 10-worker `sync --once` against the cluster (no group join).
+4. oneshot   a 10-worker `sync --once` against the cluster (no group join), and with the embedded broker.
 
 Figures are for people, not a gate: the command fails only when a step cannot run.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,18 +195,27 @@ def bench_oneshot(folder: Path, cluster: TansuCluster) -> list[Row]:
     folder.mkdir(parents=True, exist_ok=True)
     people = folder / "people.json"
     write_people(people, [person(i, "Dept") for i in range(10)])
-    config = folder / "oneshot.yaml"
     base = base_config(f"sqlite:///{folder / 's.db'}", cluster, "http://127.0.0.1:9", people, 8, True)
-    config.write_text(json.dumps({**base, "targets": [], "policies": []}))
-    walls = []
-    for _ in range(4):
-        start = time.perf_counter()
-        subprocess.run(provisioner("sync", "--once", "-c", str(config)), capture_output=True, check=True)
-        walls.append(time.perf_counter() - start)
-    walls.sort()
-    return [
-        ("10-worker sync --once on the cluster (median of 4)", f"{walls[1]:.2f} s (max {walls[-1]:.2f} s)", "≤ 1.5 s")
-    ]
+    rows: list[Row] = []
+    # The same run with the embedded broker beside it: on a shared machine the spread is wide, and
+    # the difference is the cluster's own cost.
+    for label, kafka in (("cluster", base["kafka"]), ("embedded broker", {})):
+        config = folder / f"{label[:7]}.yaml"
+        config.write_text(json.dumps({**base, "kafka": kafka, "targets": [], "policies": []}))
+        walls = []
+        for _ in range(6):
+            start = time.perf_counter()
+            subprocess.run(provisioner("sync", "--once", "-c", str(config)), capture_output=True, check=True)
+            walls.append(time.perf_counter() - start)
+        walls.sort()
+        rows.append(
+            (
+                f"10-worker sync --once, {label}: median, best of 6",
+                f"{statistics.median(walls):.2f} s, {walls[0]:.2f} s",
+                "≤ 1.5 s" if label == "cluster" else "-",
+            )
+        )
+    return rows
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import httpx
 from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
 from tests.cluster import TansuCluster, group_state
-from tests.processes import engine, wait_for
+from tests.processes import answers, engine, wait_for
 from tests.storm import person
 
 
@@ -24,15 +24,15 @@ def _write(people: Path, count: int) -> None:
     part.replace(people)
 
 
-def _config(tmp_path: Path, cluster: TansuCluster, scim_url: str, poll: str, **kafka: object) -> Path:
-    config = tmp_path / "config.yaml"
+def _config(tmp_path: Path, cluster: TansuCluster, scim_url: str, poll: str, **kafka: object) -> tuple[Path, str]:
+    config, port = tmp_path / "config.yaml", free_port()
     config.write_text(
         json.dumps(
             {
                 "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
                 # A topic prefix of its own: the session's cluster is shared with other tests.
                 "kafka": {"bootstrap_servers": cluster.bootstrap, "topic_prefix": f"t{free_port()}", **kafka},
-                "engine": {"listen": f"127.0.0.1:{free_port()}"},
+                "engine": {"listen": f"127.0.0.1:{port}"},
                 "sources": [
                     {"name": "hr", "type": "file", "path": str(tmp_path / "people.json"), "poll_interval": poll}
                 ],
@@ -42,7 +42,7 @@ def _config(tmp_path: Path, cluster: TansuCluster, scim_url: str, poll: str, **k
             }
         )
     )
-    return config
+    return config, f"http://127.0.0.1:{port}/readyz"
 
 
 def test_an_engine_with_two_bootstrap_brokers_survives_losing_either(tmp_path: Path, kafka_cluster: TansuCluster):
@@ -50,13 +50,15 @@ def test_an_engine_with_two_bootstrap_brokers_survives_losing_either(tmp_path: P
     _write(people, 20)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     with serve_wsgi(scim_app()) as scim:
-        config = _config(tmp_path, kafka_cluster, scim.url, "1s")
+        config, readyz = _config(tmp_path, kafka_cluster, scim.url, "1s")
         applied = lambda n: lambda: len(store.links.all()) >= n and store.outbox.pending_count() == 0  # noqa: E731
         with engine(config, tmp_path / "engine.log") as process:
             wait_for(applied(20), timeout=60, what="the first 20 workers applied")
             kafka_cluster.kill(0)  # the first bootstrap broker, the one the engine asked first
             _write(people, 40)
             wait_for(applied(40), timeout=90, what="20 hires applied with broker 0 down")
+            # ready, and honest about it: the broker check reaches the cluster through broker 1
+            wait_for(lambda: answers(readyz), timeout=30, what="/readyz 200 with broker 0 down")
             kafka_cluster.start(0)
             kafka_cluster.kill(1)
             _write(people, 60)
@@ -68,14 +70,14 @@ def test_an_engine_with_two_bootstrap_brokers_survives_losing_either(tmp_path: P
 
 
 def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_cluster: TansuCluster):
-    """`sync --once` beside a running engine takes its work by partition assignment: the group never
-    sees a second member (a join would make every running engine rebalance), and every change is
-    applied once."""
+    """`sync --once` beside a running engine takes its partitions by assignment: the group never sees
+    a second member (a join would make every running engine rebalance), and every change is applied
+    once (the store's event claims decide who applies what)."""
     people = tmp_path / "people.json"
     _write(people, 10)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     with serve_wsgi(scim_app()) as scim:
-        config = _config(tmp_path, kafka_cluster, scim.url, "1h", partitions=3)
+        config, _ = _config(tmp_path, kafka_cluster, scim.url, "1h", partitions=3)
         with engine(config, tmp_path / "engine.log"):
             wait_for(lambda: len(store.links.all()) == 10, timeout=60, what="the first 10 applied by the engine")
             wait_for(lambda: group_state(kafka_cluster.bootstrap)[1] == 1, what="the engine in its group")
@@ -93,3 +95,22 @@ def test_sync_once_leaves_the_running_engines_group_alone(tmp_path: Path, kafka_
         assert len(store.links.all()) == 25 and store.outbox.pending_count() == 0
         users = httpx.get(f"{scim.url}/Users", params={"count": 1000}).json()
         assert users["totalResults"] == 25  # nobody created twice
+
+
+def test_sync_once_alone_on_a_cluster_applies_everything_by_assignment(tmp_path: Path, kafka_cluster: TansuCluster):
+    """No engine running: the one-shot run consumes its own events, by assignment (no group join),
+    and a second run with nothing to do finds everything applied."""
+    people = tmp_path / "people.json"
+    _write(people, 15)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    with serve_wsgi(scim_app()) as scim:
+        config, _ = _config(tmp_path, kafka_cluster, scim.url, "1h", partitions=3)
+        for _ in range(2):
+            sync = subprocess.run(
+                [sys.executable, "-m", "provisioner.engine.cli", "sync", "--once", "-c", str(config)],
+                capture_output=True,
+                timeout=120,
+            )
+            assert sync.returncode == 0, sync.stderr.decode()[-2000:]
+            assert len(store.links.all()) == 15 and store.outbox.pending_count() == 0
+        assert group_state(kafka_cluster.bootstrap)[1] == 0  # it never joined

@@ -51,7 +51,8 @@ def test_api_needs_the_bearer_token(running: Engine):
 def test_health_readiness_and_openapi(running: Engine):
     assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{running.url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "store": True, "broker": True}
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "store": True, "broker": True, "recording": True, "progress": True}
     document = httpx.get(f"{running.url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     for path in ("/status", "/workers/{worker_id}", "/log", "/failures/retry", "/sources/{name}/resume", "/plan"):
         assert path in document["paths"], path

@@ -24,6 +24,7 @@ from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_o
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
+    CONSUMER_GROUP,
     EVENT_HEADERS,
     consumer_source,
     dead_letter_topic,
@@ -35,7 +36,7 @@ from provisioner.engine.runtime.bus import (
 from provisioner.engine.runtime.due import due_events
 from provisioner.engine.runtime.fleet import Fleet, Vitals, claimer
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping
+from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping_broker
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
@@ -120,8 +121,8 @@ class Runtime:
         topic = events_topic(kafka)
         options = client_options(kafka)
         bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
-        count = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
-        source, topics = consumer_source(kafka, topic, count, one_shot=self.one_shot)
+        partitions = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
+        assignment, topics = consumer_source(kafka, topic, partitions, one_shot=self.one_shot)
         broker = KafkaBroker(
             bootstrap,
             logger=logging.getLogger("provisioner.kafka"),
@@ -131,8 +132,8 @@ class Runtime:
         if self.consume:
             subscriber = broker.subscriber(
                 *topics,
-                **source,
-                group_id="engine",  # offsets are committed under it either way (Offsets)
+                **assignment,
+                group_id=CONSUMER_GROUP,  # offsets are committed under it either way (Offsets)
                 batch=True,
                 auto_offset_reset="earliest",
                 max_records=self.config.engine.batch_size,
@@ -149,8 +150,7 @@ class Runtime:
             self._subscribers.append(subscriber)
         await broker.start()
         self._stack.push_async_callback(broker.stop)
-        for subscriber in self._subscribers:
-            rebootstrapping(subscriber.consumer._client)
+        rebootstrapping_broker(broker, self._subscribers)
         self.broker = broker
         self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, self.vitals, options)
         self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")

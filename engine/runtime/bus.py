@@ -74,18 +74,24 @@ async def embedded_broker() -> AsyncIterator[str]:
             process.kill()
 
 
+CONSUMER_GROUP = "engine"
+
+
 def consumer_source(
     config: KafkaConfig, topic: str, partitions: int, *, one_shot: bool
 ) -> tuple[dict[str, Any], list[str]]:
     """How the consumer takes its partitions: (subscriber keyword arguments, topics to subscribe).
 
-    A cluster's partitions are shared by the long-running engines of the consumer group. The
-    embedded broker is this process's own, and a one-shot run (`sync --once`) must not join the
-    fleet's group: both take every partition by assignment, reading from and committing to the
-    group's offsets without being a member. A group join cost a one-shot run ~5.8 s (the
-    coordinator holds the first assignment back) and made every running engine rebalance. Tansu
-    answers a fetch when the wait runs out, not when a record arrives: a short wait keeps a
-    webhook's event from idling up to half a second."""
+    A cluster's partitions are shared by the long-running engines of the consumer group. A
+    one-shot run (`sync --once`) never joins it: a join cost it 6-19 s (the coordinator holds the
+    first assignment back) and made every running engine rebalance. It takes every partition by
+    assignment instead, reading from and committing to the group's offsets without being a member,
+    as the embedded broker (this process's own) always does. Beside running engines it fetches
+    what they fetch; the store's event claims let only one of them apply each event (the others
+    wait until it is recorded), and its commits are refused while the group has members, which
+    loses nothing (offsets are committed by the members). Tansu answers a fetch when the wait runs
+    out, not when a record arrives: a short wait keeps a webhook's event from idling up to half a
+    second."""
     if config.bootstrap_servers and not one_shot:
         return {}, [topic]
     assigned = [TopicPartition(topic, p) for p in range(partitions)]
@@ -94,7 +100,8 @@ def consumer_source(
 
 async def ensure_topics(bootstrap: list[str], config: KafkaConfig, topics: list[str]) -> int:
     """Create the topics if missing (unless the operator creates them: `create_topics: false`,
-    then they must exist); returns the number of partitions of the first (the events topic)."""
+    then they must exist); returns the number of partitions of the first (the events topic), as
+    the cluster has it (an operator may have made more)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(config))
     try:
         await admin.start()

@@ -44,6 +44,21 @@ def rebootstrapping(client: Any) -> None:
     client._metadata_update = update_or_rebootstrap
 
 
+def rebootstrapping_broker(broker: Any, subscribers: list[Any]) -> None:
+    """The same for every aiokafka client a started FastStream broker holds: its subscribers'
+    consumers, its producer (dead-letter copies) and its admin client (the /readyz ping, which
+    would otherwise say "broker unreachable" while the engine works on through another)."""
+    clients = [subscriber.consumer._client for subscriber in subscribers if subscriber.consumer is not None]
+    producer = getattr(getattr(broker.config.producer, "_producer", None), "producer", None)
+    if producer is not None:
+        clients.append(producer.client)
+    admin = getattr(broker.config.admin, "admin_client", None)
+    if admin is not None:
+        clients.append(admin._client)
+    for client in clients:
+        rebootstrapping(client)
+
+
 class KafkaSettingsError(ValueError):
     """A setting of the kafka block that only fails when used (a TLS file that cannot be read)."""
 
