@@ -107,3 +107,12 @@ async def test_pages_read_are_heard_by_whoever_listens():
     finally:
         page_read.reset(token)
     assert heard == [len(p) for p in pages] == [10, 10, 5]
+
+
+def test_a_sync_that_runs_out_of_time_says_so_in_one_line(tmp_path, store_url, scim_server):
+    path = write(tmp_path, store_url, scim_server.url, "disable", [person(i) for i in range(20)])
+    result = CliRunner().invoke(app, ["sync", "-c", str(path), "--timeout", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "not everything is applied" in result.output and "still unapplied after 0s" in result.output
+    assert "Traceback" not in result.output
+    invoke("sync", "-c", str(path))  # the next sync applies the rest

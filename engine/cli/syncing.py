@@ -52,6 +52,9 @@ def sync(
     except KafkaSettingsError as exc:  # a TLS file that cannot be read, a topic that is missing
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+    except TimeoutError as exc:  # slow app: what is left stays in the outbox for the next run
+        err.print(f"[red]not everything is applied[/red]: {exc}; the next sync or run applies the rest (--timeout)")
+        raise typer.Exit(1) from None
     counts = sorted((*key.split(":"), count) for key, count in report.actions.items())
     if as_json:
         rows = [{"action": action, "result": result, "count": count} for action, result, count in counts]
