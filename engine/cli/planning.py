@@ -78,7 +78,9 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
 
 
 def explain(
-    worker_id: Annotated[str | None, typer.Argument(hidden=True, help="Older form of --worker.")] = None,
+    worker_id: Annotated[
+        str | None, typer.Argument(hidden=True, metavar="[ID]", help="Older form of --worker.")
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     worker: WorkerOpt = None,
     as_json: JsonOpt = False,
