@@ -79,7 +79,7 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
 
 def explain(
     worker_id: Annotated[
-        str | None, typer.Argument(hidden=True, metavar="[ID]", help="Older form of --worker.")
+        str | None, typer.Argument(hidden=True, metavar="ID", help="Older form of --worker.")
     ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     worker: WorkerOpt = None,
