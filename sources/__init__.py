@@ -66,6 +66,14 @@ def webhook_verifier(type_: str) -> Verifier | None:
     return verify
 
 
+@cache
+def signature_headers(type_: str) -> tuple[str, ...]:
+    """Headers a vendor's notices must carry to be read at all (`SIGNED_BY` in its webhook.py)."""
+    if webhook_verifier(type_) is None:
+        return ()
+    return tuple(getattr(importlib.import_module(f"{__name__}.{type_}.webhook"), "SIGNED_BY", ()))
+
+
 def emulator(type_: str) -> Any:
     """The vendor's emulator module (`create_app`, `State`), for the sandbox and the tests."""
     return importlib.import_module(f"{__name__}.{type_}.emulator")

@@ -22,7 +22,9 @@ from provisioner.engine.config import describe, parse_duration, parse_rate, rate
 from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
-from provisioner.engine.kit.paging import Paging, PagingError, collect, paginate, restartable
+from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, MAX_PAGES, ResponseTooLarge
+from provisioner.engine.kit.origin import CrossOrigin
+from provisioner.engine.kit.paging import Paging, PagingError, PagingRunaway, collect, paginate, restartable
 from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
@@ -47,6 +49,8 @@ class HttpSourceSettings(BaseModel):
     incremental: bool = True
     webhook_secret: SecretStr | None = None
     concurrency: int = Field(default=4, ge=1, description="detail requests in flight during a read")
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE, ge=1024, description="a larger answer is refused")
+    max_pages: int = Field(default=MAX_PAGES, ge=1, description="pages in one listing at most")
 
     @field_validator("rate_limit", mode="before")
     @classmethod
@@ -89,6 +93,8 @@ class HttpSource:
             burst=settings.burst,
             window=settings.rate_window,
             policy=self.retry_policy(),
+            app=f"source {name}",
+            max_response=settings.max_response_bytes,
         )
 
     @classmethod
@@ -167,7 +173,7 @@ class HttpSource:
         self._gone.extend(remote_ids)
 
     def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
-        return paginate(self.client, path, paging, params)
+        return paginate(self.client, path, paging, params, self.settings.max_pages)
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:
         """GET one resource; None for a 404 when `missing_ok` (deleted between list and detail)."""
@@ -251,6 +257,10 @@ class HttpSource:
             return await work
         except PagingError as exc:
             raise self.refused(exc.response) from None
+        except (ResponseTooLarge, CrossOrigin) as exc:  # worded with the source's name already
+            raise SourceError(str(exc)) from None
+        except PagingRunaway as exc:
+            raise SourceError(f"source {self.name}: {exc}") from None
         except httpx.HTTPStatusError as exc:  # the token endpoint said no
             raise SourceError(f"source {self.name}: {exc.args[0]}") from None
         except httpx.HTTPError as exc:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from provisioner.sources import webhook_verifier
+from provisioner.sources import signature_headers, webhook_verifier
 
 TOLERANCE = 300.0  # seconds a signed timestamp may lag or lead our clock
 
@@ -51,11 +51,24 @@ def fresh(stamp: Any, now: float, what: str) -> None:
 def json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting is bad input, not our failure
         raise WebhookRejected("body is not JSON") from None
     if not isinstance(data, dict):
         raise WebhookRejected("body is not a JSON object")
     return data
+
+
+def body_id(vendor: str, body: bytes) -> str:
+    """The replay id of a notice whose own id is not covered by the signature: what was signed."""
+    return f"{vendor}:sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def presigned(kind: str, headers: Mapping[str, str]) -> None:
+    """Refuse a notice on its headers alone when its vendor signs in headers and they are absent,
+    so an unsigned body is never read."""
+    for name in signature_headers(kind):
+        if not headers.get(name):
+            raise WebhookRejected(f"no {name} header")
 
 
 def epoch(value: str) -> float:
@@ -75,9 +88,7 @@ class Replays:
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.first = first
 
-    def once(self, key: str | None) -> None:
-        if not key:
-            return
+    def once(self, key: str) -> None:
         if self.first is not None:
             if not self.first(key):
                 raise WebhookRejected(f"notice {key} was already accepted (replay)")

@@ -24,6 +24,7 @@ from provisioner.engine.contracts.models import Account, Result, ResultStatus, W
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
+from provisioner.engine.kit.origin import relative_path
 from provisioner.engine.kit.paging import Paging, PagingError, paginate
 from provisioner.engine.kit.templating import Template
 
@@ -105,6 +106,8 @@ class RestTarget:
             burst=config.burst,
             # requests in flight: found by AIMD up to `concurrency`, or exactly that if not adaptive
             limit=AdaptiveLimit(config.concurrency, adaptive=config.adaptive_concurrency),
+            app=f"target {config.name}",
+            max_response=config.max_response_bytes,
         )
         self._templates: dict[str, Template] = {}
 
@@ -141,9 +144,8 @@ class RestTarget:
             raise LookupError(f"target {self.name!r} has no {kind!r} operation")
         params = {k: self._render(v, context) for k, v in operation.params.items()}
         body = self._body(operation, context)
-        response = await self.http.request(
-            operation.method, self._render(operation.path, context).lstrip("/"), params=params, json=body
-        )
+        path = relative_path(self.name, self._render(operation.path, context).lstrip("/"), query=True)
+        response = await self.http.request(operation.method, path, params=params, json=body)
         if response.status_code >= 400:
             raise httpx.HTTPStatusError(describe_http_error(response), request=response.request, response=response)
         data = response.json() if response.content else {}

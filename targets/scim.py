@@ -23,6 +23,8 @@ from provisioner.engine.contracts.models import Account, Result, ResultStatus, W
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
+from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
+from provisioner.engine.kit.origin import relative_path
 from provisioner.targets.mapping import apply_attributes, build_resource, flatten, patch_operations
 from provisioner.targets.scim_bulk import BulkRequestFailed, ScimBulk
 from provisioner.targets.scim_change import ScimChange
@@ -81,6 +83,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         rate: float | None = None,
         burst: int | None = None,
         auth: httpx.Auth | None = None,
+        max_response: int = DEFAULT_MAX_RESPONSE,
     ):
         self.name = name
         self.settings = settings
@@ -103,6 +106,8 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
             rate=rate,
             burst=burst,
             limit=self.limit,
+            app=f"target {name}",
+            max_response=max_response,
         )
         self.config: ServiceProviderConfig | None = None
         self._groups = {}
@@ -133,6 +138,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
             rate=config.rate_limit,
             burst=config.burst,
             auth=auth,
+            max_response=config.max_response_bytes,
         )
         target.http.headers.update(headers)
         return target
@@ -142,7 +148,7 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
         return dict(DEFAULT_MAPPING)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self.http.request(method, path, **kwargs)
+        response = await self.http.request(method, relative_path(self.name, path), **kwargs)
         raise_for_scim(response)
         if response.status_code == 204 or not response.content:
             return {}

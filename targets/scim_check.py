@@ -12,6 +12,7 @@ import httpx
 
 from provisioner.engine.contracts.models import Account
 from provisioner.engine.contracts.profile import TargetProfile
+from provisioner.targets.scim_guards import ListingRunaway
 from provisioner.targets.scim_models import page_model
 from provisioner.targets.scim_support import ERRORS, ScimError, ScimSettings, scim_error
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class ScimCheck:
     """Mixed into ScimTarget; the attributes below are its own."""
 
+    name: str
     settings: ScimSettings
     http: httpx.AsyncClient
     _groups: dict[str, str]
@@ -83,8 +85,12 @@ class ScimCheck:
             if config.filter
             else self.settings.page_size
         )
-        start_index = 1
+        start_index, pages = 1, 0
         while True:
+            # totalResults is the app's word: a page limit keeps a lying one from listing us forever.
+            pages += 1
+            if pages > self.settings.max_pages:
+                raise ListingRunaway(self.name, resource, self.settings.max_pages)
             page = await self._call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
             items = list(page.get("Resources") or [])
             # the envelope checked by scim2-models; the resources stay as sent, extensions and all

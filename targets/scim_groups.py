@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.protocols import NameClaims
 from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_support import (
     ERRORS,
     ScimSettings,
@@ -63,9 +64,8 @@ class ScimGroups:
 
     async def _find_group(self, name: str) -> str | None:
         if await self.supports("filter"):
-            escaped = name.replace('"', '\\"')
             found = await self._call(
-                "GET", "Groups", params={"filter": f'displayName eq "{escaped}"', "excludedAttributes": "members"}
+                "GET", "Groups", params={"filter": eq("displayName", name), "excludedAttributes": "members"}
             )
             resources = found.get("Resources") or []
             return str(resources[0]["id"]) if resources else None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisioner.engine.contracts.models import Account, Worker
+from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, ScimSettings, log
 
 FULL_INDEX_TTL = 15 * 60.0  # a whole listing at least this often: deletions by others show only there
@@ -144,8 +145,7 @@ class ScimLookup:
             name = str(first.get("userName") or "")
             if name.lower() == name.upper():
                 return False  # nobody to try it on yet (or no letters): nothing to miss either
-            escaped = name.swapcase().replace("\\", "\\\\").replace('"', '\\"')
-            self._case_exact_filter = not await self._search(f'userName eq "{escaped}"')
+            self._case_exact_filter = not await self._search(eq("userName", name.swapcase()))
             if self._case_exact_filter:
                 log.warning("target %s filters userName case-exactly; a miss is confirmed in a listing", self.name)
         return self._case_exact_filter
@@ -173,8 +173,7 @@ class ScimLookup:
         else:
             for attr, value in (("externalId", external_id), ("userName", user_name), ("emails.value", email)):
                 if value:
-                    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-                    hits = await self._search(f'{attr} eq "{escaped}"')
+                    hits = await self._search(eq(attr, value))
                     if hits:
                         return self._account(hits[0])
         # A miss the server may not mean: it refused a create for this userName, or its filter is case-exact.

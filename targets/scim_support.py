@@ -12,6 +12,7 @@ from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
+from provisioner.engine.kit.limits import MAX_PAGES
 from provisioner.targets.mapping import Path
 from provisioner.targets.scim_models import error_model, group_model, patch_model, patch_operation_model
 
@@ -47,6 +48,7 @@ class ScimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     create_groups: bool = True
     page_size: int = 200
+    max_pages: int = Field(default=MAX_PAGES, ge=1)  # a listing that passes it is refused (a lying totalResults)
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100
     match_email: bool = False  # also adopt an account whose email is the worker's work email

@@ -27,6 +27,7 @@ TABLES = {
     "quarantine",
     "sources check",
     "targets check",
+    "sessions list",
 }
 # Commands about people or writes: each filters by --worker and --target like the others.
 BY_WORKER = {"sync", "plan", "log", "explain", "failures", "retry"}

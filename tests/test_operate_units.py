@@ -38,7 +38,10 @@ async def test_a_forged_or_foreign_session_is_no_session(tmp_path):
         for cookie in ("", "1.2.3", other.new_session(), Auth(config(tmp_path, token="s3cret")).new_session() + "0"):
             client.cookies.set(SESSION_COOKIE, cookie)
             assert (await client.get("/")).status_code == 303, cookie
+        # Signed with the right key but never issued (not in the store): no session either.
         client.cookies.set(SESSION_COOKIE, Auth(config(tmp_path, token="s3cret")).new_session())
+        assert (await client.get("/")).status_code == 303
+        client.cookies.set(SESSION_COOKIE, Auth(config(tmp_path, token="s3cret"), replica.store.sessions).new_session())
         assert (await client.get("/")).status_code == 200
 
 

@@ -9,12 +9,12 @@ import time
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, err, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.cli.progress import applying
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.records import AccessNotRemoved, Failure, MayKeepAccess
 from provisioner.engine.kit.words import plural
@@ -47,12 +47,15 @@ def failures(
         state = "[yellow]retrying[/yellow]" if r["state"] == "retrying" else "[red]dead[/red]"
         waiting = "on its way" if r["state"] == "retrying" else "-"
         when = f"{r['next_retry']:%Y-%m-%d %H:%M:%S}" if r["next_retry"] else waiting
-        table.add_row(r["worker"], r["target"], r["action"], state, str(r["attempts"]), when, escape(r["last_error"]))
+        table.add_row(
+            shown(r["worker"]), r["target"], r["action"], state, str(r["attempts"]), when, shown(r["last_error"])
+        )
     console.print(table)
     for r in rows:
         if r["access_not_removed"]:
             console.print(
-                f"[red]access not removed[/red] {r['worker']} → {r['target']}: {', '.join(r['access_not_removed'])}"
+                f"[red]access not removed[/red] {shown(r['worker'])} → {r['target']}: "
+                f"{shown(', '.join(r['access_not_removed']))}"
                 f" (since {r['first_at']:%Y-%m-%d %H:%M:%S} UTC)"
             )
     if any(r["state"] == "dead" for r in rows):
@@ -86,9 +89,9 @@ def retry(
     for item in before:
         now = after.get((item.worker_id, item.target))
         if now is None:
-            console.print(f"[green]applied[/green] {item.worker_id} → {item.target}")
+            console.print(f"[green]applied[/green] {shown(item.worker_id)} → {item.target}")
         else:
-            console.print(f"[red]{now.state}[/red] {item.worker_id} → {item.target}: {escape(now.last_error)}")
+            console.print(f"[red]{now.state}[/red] {shown(item.worker_id)} → {item.target}: {shown(now.last_error)}")
     healed = sum((f.worker_id, f.target) not in after for f in before)
     console.print(f"{healed} applied, {len(before) - healed} still failing")
     if len(before) > healed:
@@ -142,13 +145,13 @@ def access_kept(store: Store) -> bool:
 def access_lines(kept: list[AccessNotRemoved], unreadable: list[MayKeepAccess]) -> list[str]:
     """One line per leaver who keeps access, and per holder of accounts whose record is unreadable."""
     lines = [
-        f"[red]access not removed[/red] {a.worker_id} → {a.target}: {', '.join(a.remains)} "
-        f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {escape(a.error)}"
+        f"[red]access not removed[/red] {shown(a.worker_id)} → {a.target}: {shown(', '.join(a.remains))} "
+        f"(since {a.since:%Y-%m-%d %H:%M:%S} UTC): {shown(a.error)}"
         for a in kept
     ]
     lines += [
-        f"[red]may keep access[/red] {u.worker_id} ({', '.join(u.targets)}): their {u.source} record could not "
-        f"be read, so no change to it is applied: {escape(u.reason)}"
+        f"[red]may keep access[/red] {shown(u.worker_id)} ({', '.join(u.targets)}): their {u.source} record could "
+        f"not be read, so no change to it is applied: {shown(u.reason)}"
         for u in unreadable
     ]
     return lines

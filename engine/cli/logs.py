@@ -9,12 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
 
 from provisioner.engine.cli.common import err
+from provisioner.engine.cli.safe import SafeMessages
 
 # The ids a log call may pass with extra=: they identify, and carry nothing of a person's data.
 IDS = ("event_id", "worker_id", "target", "source")
@@ -36,6 +37,24 @@ LogFormatOpt = Annotated[
         help="auto: rich on a terminal, plain otherwise; json: one object per line.",
     ),
 ]
+
+
+class LineFormatter(SafeMessages, logging.Formatter):
+    """A plain or rich log line: control characters from the data cannot start another line."""
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes, not what it was at setup: a command
+    run in-process after another (a test runner, an embedding tool) must not log into a closed
+    stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,10 +80,10 @@ def setup(verbose: bool, fmt: LogFormat = LogFormat.auto) -> None:
     handler: logging.Handler
     if fmt is LogFormat.rich:
         handler = RichHandler(console=err, show_path=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(LineFormatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
-        plain = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+        handler = StderrHandler()
+        plain = LineFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
         plain.converter = time.gmtime
         handler.setFormatter(JsonFormatter() if fmt is LogFormat.json else plain)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)

@@ -7,11 +7,11 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, known_targets, since_time
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, LimitOpt, SinceOpt, TargetsOpt, WorkerOpt
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
@@ -59,11 +59,11 @@ def show_log(
     for e in entries:
         table.add_row(
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
-            e.worker_id,
+            shown(e.worker_id),
             e.target or "",
             e.action,
             styled(e.result),
-            escape(e.error or e.reason),
+            shown(e.error or e.reason),
         )
     console.print(table)
     total = store.search.log_count(worker, targets, value, when) if len(entries) == limit else len(entries)

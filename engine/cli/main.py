@@ -18,6 +18,8 @@ from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
 from provisioner.engine.cli.planning import explain, plan
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command
+from provisioner.engine.cli.safe import shown
+from provisioner.engine.cli.sessions import sessions_app
 from provisioner.engine.cli.sources import resume, sandbox, sources_app, status
 from provisioner.engine.cli.syncing import sync
 from provisioner.engine.cli.targets import targets_app
@@ -28,6 +30,7 @@ from provisioner.engine.runtime.policytools import config_schema, run_policy_tes
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.sandbox.demo import run_demo
 from provisioner.engine.store import Store
+from provisioner.engine.store.probe import store_problem
 
 # Plain click help: flags show no `<bool>` placeholder, and click re-wraps every paragraph to the
 # terminal's width.
@@ -65,6 +68,9 @@ def validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     except ValueError as exc:
         err.print(f"[red]error[/red] {config}: {exc}")
         raise typer.Exit(2) from None
+    if problem := store_problem(cfg.store.url):  # opened read-only: validate changes nothing
+        err.print(f"[red]error[/red] {config}: {shown(problem)}")
+        raise typer.Exit(2)
     console.print(
         f"[green]ok[/green] {config}: {plural(len(cfg.sources), 'source')}, {plural(len(cfg.targets), 'target')}, "
         f"{plural(len(cfg.policies), 'policy')}"
@@ -158,7 +164,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
 }
 for name, command in COMMANDS.items():
     app.command(name, help=reflow(command.__doc__))(command)
-for name, group in (("sources", sources_app), ("targets", targets_app)):
+for name, group in (("sources", sources_app), ("targets", targets_app), ("sessions", sessions_app)):
     for info in group.registered_commands:
         info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))
     app.add_typer(group, name=name)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from provisioner.engine.cli.common import console, err
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import SourceError
@@ -21,21 +22,21 @@ def _show(step: str, value: Any) -> None:
             return
         assert isinstance(value, Worker)
         fields = value.model_dump(mode="json", exclude_none=True, exclude={"custom"})
-        console.print("[bold]1. source[/bold]: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+        console.print("[bold]1. source[/bold]: " + ", ".join(f"{k}={shown(v)}" for k, v in fields.items()))
     elif step == "plan":
         table = Table(title="2. plan")
         for column in ("target", "action", "reason"):
             table.add_column(column)
         for action in value:
             when = f" (at {action.effective_at:%Y-%m-%d %H:%M %Z})" if action.effective_at else ""
-            table.add_row(action.target, action.action.value + when, action.reason)
+            table.add_row(action.target, action.action.value + when, shown(action.reason))
         console.print(table if value else "[bold]2. plan[/bold]: nothing to do")
     elif step == "result":
         entry, account_id = value
         colour = {"success": "green", "failure": "red"}.get(entry.result, "yellow")
         outcome = f"[{colour}]{entry.result}[/{colour}]"
-        account = f", account {account_id}" if account_id else ""
-        error = f" — {entry.error}" if entry.error else ""
+        account = f", account {shown(account_id)}" if account_id else ""
+        error = f" — {shown(entry.error)}" if entry.error else ""
         console.print(f"[bold]3. request[/bold] {entry.target} {entry.action}: {outcome}{account}{error}")
     else:
         console.print(f"[yellow]{value}[/yellow]")

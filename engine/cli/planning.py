@@ -8,12 +8,12 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
@@ -41,10 +41,10 @@ def plan(
         last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
         table.add_row(
             a.target,
-            a.worker_id,
+            shown(a.worker_id),
             a.action.value,
             a.effective_at.strftime("%Y-%m-%d %H:%M %Z") if a.effective_at else "now",
-            escape(a.reason),
+            shown(a.reason),
             end_section=last_of_target,
         )
     console.print(table)
@@ -78,9 +78,7 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
 
 
 def explain(
-    worker_id: Annotated[
-        str | None, typer.Argument(hidden=True, metavar="ID", help="Older form of --worker.")
-    ] = None,
+    worker_id: Annotated[str | None, typer.Argument(hidden=True, metavar="ID", help="Older form of --worker.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     worker: WorkerOpt = None,
     as_json: JsonOpt = False,
@@ -107,8 +105,8 @@ def explain(
         return
     w = report["worker"]
     console.print(
-        f"[bold]{escape(chosen)}[/bold] {escape(w.get('first_name') or '')} {escape(w.get('last_name') or '')} · "
-        f"{w.get('status')} · {escape(w.get('department') or '-')} · {escape(w.get('employment_type') or '-')}"
+        f"[bold]{shown(chosen)}[/bold] {shown(w.get('first_name') or '')} {shown(w.get('last_name') or '')} · "
+        f"{shown(w.get('status'))} · {shown(w.get('department') or '-')} · {shown(w.get('employment_type') or '-')}"
     )
     for name, t in report["targets"].items():
         _print_target(name, t, leaving.get(name, ""))
@@ -124,24 +122,26 @@ def _kept_on_leaving(on_terminate: str, remove_groups: bool) -> str:
 
 def _print_target(name: str, t: dict[str, Any], leaving: str) -> None:
     mark = "[green]in scope[/green]" if t["in_scope"] else "[yellow]out of scope[/yellow]"
-    console.print(f"\n[bold]{name}[/bold]: {mark} — {escape(t['why'])}")
+    console.print(f"\n[bold]{name}[/bold]: {mark} — {shown(t['why'])}")
     for p in t["policies"]:
         value = "[green]true[/green]" if p["value"] else "[dim]false[/dim]"
-        console.print(f"  {p['effect']:5} {p['policy']}: {escape(str(p['when']))} → {value}")
+        console.print(f"  {p['effect']:5} {p['policy']}: {shown(str(p['when']))} → {value}")
     if t["groups"]:
-        console.print(f"  groups: {escape(', '.join(t['groups']))}")
+        console.print(f"  groups: {shown(', '.join(t['groups']))}")
     account = t["account"]
     console.print(
-        f"  account: {account['id']} ({'active' if account['active'] else 'disabled'})"
+        f"  account: {shown(account['id'])} ({'active' if account['active'] else 'disabled'})"
         if account
         else "  account: none linked"
     )
     if account and not account["active"] and account.get("groups"):
-        console.print(f"  [yellow]keeps groups while disabled[/yellow]: {escape(', '.join(account['groups']))}")
+        console.print(f"  [yellow]keeps groups while disabled[/yellow]: {shown(', '.join(account['groups']))}")
     console.print(f"  {leaving}")
     if t["waiting_for_manager"]:
-        console.print(f"  manager {t['waiting_for_manager']} has no account here yet: written once they have one")
+        console.print(
+            f"  manager {shown(t['waiting_for_manager'])} has no account here yet: written once they have one"
+        )
     for d in t["scheduled"]:
-        console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {escape(d['reason'])}")
+        console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {shown(d['reason'])}")
     for e in t["log"]:
-        console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {escape(e['reason'])}")
+        console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {shown(e['reason'])}")

@@ -6,11 +6,11 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
@@ -38,5 +38,5 @@ def quarantine(
         table.add_column(column)
     for r in rows:
         where = r["record"] or (f"line {r['line']}" if r["line"] else "?")
-        table.add_row(r["source"], escape(where), escape(r["reason"]))
+        table.add_row(r["source"], shown(where), shown(r["reason"]))
     console.print(table)

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import operations, views
@@ -90,7 +90,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     for name, counts in summary.failures.items():
         console.print(
             f"target [bold]{name}[/bold]: {counts.retrying} retrying, {counts.dead} dead"
-            + (f" · latest error: {escape(counts.latest_error)}" if counts.latest_error else "")
+            + (f" · latest error: {shown(counts.latest_error)}" if counts.latest_error else "")
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
@@ -116,7 +116,7 @@ def _print_engines(engines: list[views.EngineView]) -> None:
     for e in engines:
         state = "[green]ok[/green]"
         if e.recording_error:
-            state = f"[red]cannot record outcomes[/red]: {escape(e.recording_error)}"
+            state = f"[red]cannot record outcomes[/red]: {shown(e.recording_error)}"
         elif e.stalled:
             state = "[red]stalled[/red]: work waiting, nothing recorded"
         table.add_row(
@@ -136,7 +136,7 @@ def _state(row: views.SourceView) -> str:
         return f"[red]halted[/red]: {row.reason}"
     if row.failing:
         since = f" (since {row.failing_since:%Y-%m-%d %H:%M})" if row.failing_since else ""
-        return f"[red]failing[/red]: {escape(row.failing)}{since}"
+        return f"[red]failing[/red]: {shown(row.failing)}{since}"
     return "[green]running[/green]"
 
 
@@ -180,7 +180,7 @@ def dump(
     for worker in result.workers:
         typer.echo(worker.model_dump_json())
     for bad in result.quarantined:
-        err.print(f"[yellow]quarantined[/yellow] {bad.remote_id or '?'}: {bad.reason}")
+        err.print(f"[yellow]quarantined[/yellow] {shown(bad.remote_id or '?')}: {shown(bad.reason)}")
     err.print(f"{plural(len(result.workers), 'worker')}, {len(result.quarantined)} quarantined")
 
 
@@ -221,7 +221,7 @@ def check(
     for column in ("source", "type", "result", "detail", "ms"):
         table.add_column(column)
     for (cfg, _), (ok, detail, ms) in zip(built, results, strict=True):
-        table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", escape(detail), f"{ms:.0f}")
+        table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", shown(detail), f"{ms:.0f}")
     console.print(table)
     if not all(ok for ok, _, _ in results):
         raise typer.Exit(1)

@@ -7,7 +7,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err
@@ -16,6 +15,7 @@ from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, VerboseOpt
 from provisioner.engine.cli.progress import Meter, applying
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.paging import page_read
@@ -68,7 +68,7 @@ def sync(
             table.add_row(action, result, str(count))
         console.print(table)
     for event, error in report.failures:
-        err.print(f"[red]failed[/red] {event.subject} ({event.type.value}): {escape(error)}")
+        err.print(f"[red]failed[/red] {shown(event.subject)} ({event.type.value}): {shown(error)}")
     store = Store(cfg.store.url)
     kept = access_kept(store)  # said before the count of failures, and whether or not any exist
     if unsettled(store, str(config)) or kept or failing:

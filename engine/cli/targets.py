@@ -10,11 +10,11 @@ from functools import partial
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from provisioner.engine.cli.common import _load, console, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
+from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.store import Store
@@ -86,7 +86,7 @@ def check(
     for name, rows in results.items():
         for i, (what, passed, detail) in enumerate(rows):
             result = "[green]ok[/green]" if passed else "[red]failed[/red]"
-            table.add_row(name if i == 0 else "", what, result, escape(detail), end_section=i == len(rows) - 1)
+            table.add_row(name if i == 0 else "", what, result, shown(detail), end_section=i == len(rows) - 1)
     console.print(table)
     if failed:
         raise typer.Exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from provisioner.engine.config.hints import bare_refs, yaml_hint
 from provisioner.engine.config.kafka import SECRET_KEYS
 from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
+from provisioner.engine.config.redact import env_values, redacted
 from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
+from provisioner.engine.config.yamlsafe import BoundedAliases
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.templating import Condition, Template, TemplateError, attributes_of
 
@@ -50,7 +52,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(BoundedAliases, yaml.SafeLoader):
     """Records the line of every key so errors can point at it, and every key given twice (YAML
     would silently keep the last: a second `policies:` block would replace the first)."""
 
@@ -198,7 +200,8 @@ def load_config(
     problems = [p for p in problems if not _repeats(p, missing)] + unset
     problems.sort(key=lambda p: p.line or 0)
     if problems:
-        raise ConfigError(problems)
+        from_env = env_values(m.group(1) for m in _ENV_REF.finditer(text))
+        raise ConfigError([replace(p, message=redacted(p.message, from_env)) for p in problems])
     assert config is not None
     return config
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
+from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
 
 
 class _Strict(BaseModel):
@@ -152,6 +153,9 @@ class TargetConfig(BaseModel):
     )
     rate_limit: float | None = Field(default=None, description="requests per second, e.g. 20/s or 600/m")
     burst: int | None = Field(default=None, ge=1, description="requests allowed at once above the rate")
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE, ge=1024, description="an answer from this app over this size is refused"
+    )
 
     _rate = field_validator("rate_limit", mode="before")(lambda v: None if v is None else parse_rate(v))
 

@@ -80,6 +80,7 @@ class RefreshToken(RenewingBearer):
     def __init__(self, config: AuthConfig, margin: float = 60.0):
         super().__init__(margin)
         self.config = config
+        self.token_url = str(config.token_url or "")
         self._refresh = self._load() or _reveal(config.refresh_token)
 
     def _load(self) -> str | None:

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 
 from provisioner.engine.kit.adaptive import AdaptiveLimit
+from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, capped
+from provisioner.engine.kit.origin import allowed_origins, check_origin
 
 log = logging.getLogger("provisioner.http")
 
@@ -153,8 +155,15 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         bucket: Limiter | None = None,
         wrapped: httpx.AsyncBaseTransport | None = None,
         limit: AdaptiveLimit | None = None,
+        *,
+        app: str = "the app",
+        origins: frozenset[tuple[str, str, int | None]] = frozenset(),
+        max_response: int = DEFAULT_MAX_RESPONSE,
     ):
         self.policy = policy or RetryPolicy()
+        self.app = app
+        self.origins = origins  # empty: any origin (a client without a base URL)
+        self.max_response = max_response
         self.bucket = bucket
         # Requests in flight to this app; each attempt holds a slot, a backoff between attempts does not.
         self.limit = limit
@@ -176,6 +185,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 self.paused_until = max(self.paused_until, time.monotonic() + reset)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        check_origin(self.app, request, self.origins)
         await request.aread()  # the body must be replayable
         # extensions={"retry": False}: one attempt, for a call that must not be repeated blindly
         max_attempts = 1 if request.extensions.get("retry") is False else self.policy.max_attempts
@@ -183,7 +193,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         while True:
             await self._pace()
             try:
-                response = await self._attempt(request)
+                response = await capped(await self._attempt(request), request, self.app, self.max_response)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
                 if attempt + 1 >= max_attempts:
                     raise
@@ -247,6 +257,7 @@ class RenewingBearer(httpx.Auth):
     says how to ask (`_token_request`) and may read more of the answer (`_accepted`)."""
 
     refused = "the token endpoint refused the request"
+    token_url = ""  # where the grant is asked for: credentials may go there too
 
     def __init__(self, margin: float = 60.0):
         self.margin = margin
@@ -329,17 +340,17 @@ def resilient_client(
     burst: int | None = None,
     window: float | None = None,
     limit: AdaptiveLimit | None = None,
+    app: str = "the app",
+    max_response: int = DEFAULT_MAX_RESPONSE,
 ) -> httpx.AsyncClient:
     """An AsyncClient with retries, an optional client-side rate limit and an optional limit on
-    requests in flight (adaptive or fixed)."""
+    requests in flight (adaptive or fixed); it talks only to the origin of `base_url` (and the
+    auth's token endpoint) and reads no answer over `max_response` bytes. `app` names the
+    source or target in errors."""
     bucket = limiter_for(rate, burst, window)
-    return httpx.AsyncClient(
-        base_url=base_url,
-        auth=auth,
-        headers=headers,
-        timeout=timeout,
-        transport=ResilientTransport(policy, bucket, limit=limit),
-    )
+    origins = allowed_origins([base_url, getattr(auth, "token_url", None)])
+    transport = ResilientTransport(policy, bucket, limit=limit, app=app, origins=origins, max_response=max_response)
+    return httpx.AsyncClient(base_url=base_url, auth=auth, headers=headers, timeout=timeout, transport=transport)
 
 
 def describe_http_error(response: httpx.Response) -> str:

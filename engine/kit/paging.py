@@ -20,6 +20,8 @@ import httpx
 import jmespath
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioner.engine.kit.limits import MAX_PAGES
+
 log = logging.getLogger("provisioner.paging")
 
 T = TypeVar("T")
@@ -44,6 +46,10 @@ class PagingError(Exception):
         self.response = response
 
 
+class PagingRunaway(Exception):
+    """A listing that does not end: a cursor seen before, or more pages than the limit."""
+
+
 class Paging(BaseModel):
     model_config = ConfigDict(extra="forbid")
     style: Literal["none", "offset_token", "next_link", "link_header", "page", "offset"] = "none"
@@ -62,18 +68,27 @@ async def paginate(
     path: str,
     paging: Paging,
     params: dict[str, Any] | None = None,
+    max_pages: int = MAX_PAGES,
 ) -> AsyncIterator[list[Any]]:
     """Yield the records of each page of a listing, following `paging`.
 
     A failing first page raises PagingError; a failing follow-up page with a client-error status
-    raises CursorExpired, because only the cursor changed since a page that worked.
+    raises CursorExpired, because only the cursor changed since a page that worked. A next page
+    already read, or page `max_pages` + 1, raises PagingRunaway: an app cannot keep us listing.
     """
     params = dict(params or {})
     if paging.limit_param and paging.limit:
         params[paging.limit_param] = paging.limit
     url: str | None = path
     number, offset, first = paging.first_page, 0, True
+    seen: set[str] = set()
     while url is not None:
+        where = f"{url}?{sorted((str(k), str(v)) for k, v in params.items())}"
+        if where in seen:
+            raise PagingRunaway(f"the listing of {path} sent a page it had already sent (a paging loop)")
+        if len(seen) >= max_pages:
+            raise PagingRunaway(f"the listing of {path} passed {max_pages} pages (max_pages)")
+        seen.add(where)
         # A followed link carries its own query; passing params (even empty) would replace it.
         response = await client.get(url, params=params or None)
         if response.status_code != 200:

@@ -16,6 +16,7 @@ from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
 from provisioner.engine.runtime.batch import BatchReport as BatchReport  # where the pipeline finds it
+from provisioner.engine.runtime.priming import Primer
 from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
@@ -57,15 +58,13 @@ class Applier:
         self.targets = targets
         self.clock = clock  # what "now" is for lifecycle dates; tests move it
         self.accounts = accounts  # (worker id, target) → account id, for references such as the manager
+        self.primer = Primer()  # a slow target's listing delays only its own lookups
 
     async def prime(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link]) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
         workers = {ev.subject for ev in events if ev.data.worker}
-        for name, target in self.targets.items():
-            try:
-                await target.prime(sum(1 for wid in workers if (wid, name) not in links))
-            except Exception as exc:  # priming is an optimisation; lookups still work one by one
-                log.warning("target %s: could not list accounts ahead of the batch: %s", name, exc)
+        expected = {name: sum(1 for wid in workers if (wid, name) not in links) for name in self.targets}
+        await self.primer.prime(self.targets, expected)
 
     def plan_event(self, ev: WorkerEvent, links: dict[str, Link]) -> Planned:
         """Plan one event (no I/O); what is due now is left for `apply_event`. A plan that cannot be

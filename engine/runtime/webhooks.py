@@ -7,34 +7,34 @@ differently. Anything unverified gets a bare 401: the reason is logged here, not
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from provisioner.engine.runtime.bodies import WEBHOOK_BODY, BodyTooLarge, read_bounded
+from provisioner.engine.runtime.notices import Notices
 from provisioner.engine.runtime.protocol import Served
 from provisioner.sources import webhook_verifier
-from provisioner.sources.webhooks import Replays, WebhookRejected, verify
+from provisioner.sources.webhooks import Replays, WebhookRejected, presigned, verify
 
 log = logging.getLogger("provisioner.webhooks")
-MAX_BODY = 1 << 20
 
 
 def webhook_routes(runtime: Served) -> list[Route]:
     configs = {s.name: s for s in runtime.config.sources}
     replays = Replays(first=runtime.store.sources.first_notice)  # shared by every engine process
-    tasks: set[asyncio.Task[Any]] = set()
 
     async def fetch(source: str, ids: list[str]) -> None:
         try:
             diff = await runtime.poll(source, only=ids)
             log.info("webhook for %s: %d records fetched, %d events", source, len(ids), len(diff.events))
         except Exception as exc:  # the next scheduled poll picks the change up anyway
-            log.error("webhook for %s: fetching %s failed: %s", source, ids, exc)
+            log.error("webhook for %s: fetching %d records failed: %s", source, len(ids), exc)
+
+    notices = Notices(fetch)
 
     async def receive(request: Request) -> Response:
         name = request.path_params["source"]
@@ -42,18 +42,20 @@ def webhook_routes(runtime: Served) -> list[Route]:
         secret = (config.settings().get("webhook_secret") if config else None) or None
         if config is None or secret is None or webhook_verifier(config.type) is None:
             return PlainTextResponse("not found", status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return PlainTextResponse("too large", status_code=413)
         try:
+            # Vendors that sign in headers are refused on the headers alone, before any body is read.
+            presigned(config.type, request.headers)
+            body = await read_bounded(request, WEBHOOK_BODY)
             ids = verify(config.type, str(secret), request.headers, body, replays)
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", name, exc)
             return PlainTextResponse("unauthorized", status_code=401)
+        except BodyTooLarge:
+            return PlainTextResponse("too large", status_code=413)
+        except ClientDisconnect:
+            return PlainTextResponse("", status_code=400)
         if ids:
-            task = asyncio.create_task(fetch(name, ids))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            notices.add(name, ids)
         return JSONResponse({"accepted": len(ids)}, status_code=202)
 
     return [Route("/webhooks/{source}", receive, methods=["POST"])]

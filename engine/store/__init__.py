@@ -23,6 +23,7 @@ from provisioner.engine.store.references import References
 from provisioner.engine.store.reports import Reports
 from provisioner.engine.store.schedule import Schedule
 from provisioner.engine.store.search import Search
+from provisioner.engine.store.sessions import Sessions
 from provisioner.engine.store.snapshots import Snapshots
 from provisioner.engine.store.sources import SourceStates
 from provisioner.engine.store.tables import Deferred, JobRun, OutboxEvent, SourceState
@@ -51,6 +52,7 @@ class Store:
         self.engines = Engines(self.db)
         self.profiles = Profiles(self.db)
         self.access = Access(self.db)
+        self.sessions = Sessions(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

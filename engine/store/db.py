@@ -3,7 +3,9 @@ scale-out), sessions, and the bulk-write helpers every repository shares."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,9 +38,19 @@ def _to_json(value: Any) -> str:
     return value if isinstance(value, RawJSON) else json.dumps(value)
 
 
+def _private_file(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only: it holds personal data. SQLite gives
+    its journal, WAL and shared-memory files the database file's mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # it exists (its mode is the operator's), or SQLite will say why not
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        _private_file(parsed.database)
         engine = create_engine(url, connect_args={"check_same_thread": False}, json_serializer=_to_json)
         event.listen(engine, "connect", _tune_sqlite)
         return engine

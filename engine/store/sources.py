@@ -67,9 +67,10 @@ class SourceStates:
                 ).rowcount
             )
 
-    def first_notice(self, key: str, keep: timedelta = timedelta(days=1)) -> bool:
+    def first_notice(self, key: str, keep: timedelta = timedelta(days=30)) -> bool:
         """True the first time any process sees this webhook notice; notices older than `keep`
-        (far beyond any signed timestamp's tolerance) are forgotten."""
+        are forgotten. Far beyond any signed timestamp's tolerance, and long enough for the
+        vendors that sign none (a replay of those is refused by the body's digest)."""
         now = utcnow()
         try:
             with self.db.session() as s:

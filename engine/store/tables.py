@@ -236,3 +236,14 @@ class AwaitingReference(SQLModel, table=True):
     target: str = Field(primary_key=True)
     reference: str = Field(index=True)  # the worker id named, e.g. the manager's
     since: datetime = Field(default_factory=utcnow)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A console login that is still valid: logout and an operator's revoke delete it, so a copied
+    cookie stops working at once, on every engine process."""
+
+    __tablename__ = "console_session"
+
+    id: str = Field(primary_key=True)  # the random part of the signed cookie
+    issued_at: datetime = Field(default_factory=utcnow, index=True)
+    address: str = ""  # where the login came from, for an operator reading the list

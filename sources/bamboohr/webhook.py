@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 from provisioner.sources.webhooks import Replays, WebhookRejected, fresh, hmac_hex, json_object, same_digest
 
+SIGNED_BY = ("x-bamboohr-signature", "x-bamboohr-timestamp")
+
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, replays: Replays) -> list[str]:
     """HMAC-SHA256 of the raw body followed by the `X-BambooHR-Timestamp` value, lowercase hex."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, json_object, same_digest
+from provisioner.sources.webhooks import Replays, WebhookRejected, body_id, hmac_hex, json_object, same_digest
+
+SIGNED_BY = ("signature",)
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, replays: Replays) -> list[str]:
@@ -17,7 +19,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, rep
         raise WebhookRejected("no sha256 Signature header")
     same_digest(hmac_hex(secret, body), digest)
     data = json_object(body)
-    replays.once(headers.get("greenhouse-event-id"))  # Greenhouse signs no timestamp: ids guard replays
+    # Greenhouse signs no timestamp, and its Greenhouse-Event-ID header is not signed (anyone can
+    # change it): the signed body itself is the notice's identity.
+    replays.once(body_id("greenhouse", body))
     application = (data.get("payload") or {}).get("application") or {}
     candidate = (application.get("candidate") or {}).get("id") or application.get("candidate_id")
     return [str(candidate)] if candidate else []

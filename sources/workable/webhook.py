@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from provisioner.sources.webhooks import Replays, fresh, hmac_hex, json_object, same_digest
+from provisioner.sources.webhooks import Replays, body_id, fresh, hmac_hex, json_object, same_digest
+
+SIGNED_BY = ("x-workable-signature",)
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, replays: Replays) -> list[str]:
@@ -16,6 +18,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, rep
     data = json_object(body)
     if fired := data.get("fired_at"):
         fresh(fired, now, "fired_at")
-    replays.once(f"workable:{data['id']}" if "event_type" in data and data.get("id") else None)
+    # The signature covers the whole body, so an id in it is trusted; a notice without one is
+    # known by its digest.
+    signed_id = data.get("id") if "event_type" in data else None
+    replays.once(f"workable:{signed_id}" if signed_id else body_id("workable", body))
     candidate = data.get("data", data) if "event_type" in data else data  # an envelope, or a bare candidate
     return [str(candidate["id"])] if isinstance(candidate, dict) and candidate.get("id") else []

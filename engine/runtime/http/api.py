@@ -6,6 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from provisioner.engine.contracts.protocols import SourceError
@@ -61,6 +64,13 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
         dependencies=[Depends(authorized)],
     )
     config, store = served.config, served.store
+
+    @api.exception_handler(RequestValidationError)
+    async def unreadable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A body that is not JSON at all is a 400; a JSON body of the wrong shape stays a 422.
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     def known_source(name: str) -> None:
         if name not in served.parts.sources:

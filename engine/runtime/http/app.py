@@ -14,14 +14,17 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from provisioner.engine.config import Config
+from provisioner.engine.runtime.bodies import guarded
 from provisioner.engine.runtime.http.api import api_app
 from provisioner.engine.runtime.http.auth import Auth, check_listen
 from provisioner.engine.runtime.http.console import console_routes
+from provisioner.engine.runtime.http.headers import secured
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.protocol import Served
 from provisioner.engine.runtime.webhooks import webhook_routes
@@ -30,7 +33,7 @@ log = logging.getLogger("provisioner.http")
 
 
 def http_app(served: Served, metrics: Metrics) -> Starlette:
-    auth = Auth(served.config)
+    auth = Auth(served.config, served.store.sessions)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -53,11 +56,12 @@ def http_app(served: Served, metrics: Metrics) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", scrape),
-        Mount("/api/v1", app=api_app(served, auth)),
+        # The token is checked on the headers, before any body is read (and before FastAPI parses one).
+        Mount("/api/v1", app=guarded(api_app(served, auth), auth.refusal)),
         *webhook_routes(served),
         *console_routes(served, auth),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(secured)])
 
 
 def bind(config: Config) -> socket.socket:

@@ -12,10 +12,12 @@ import hmac
 import ipaddress
 import secrets
 import time
+from datetime import timedelta
 
 from starlette.requests import Request
 
 from provisioner.engine.config import Config
+from provisioner.engine.store.sessions import Sessions
 
 SESSION_COOKIE = "provisioner_session"
 SESSION_HOURS = 12
@@ -23,13 +25,15 @@ NO_TOKEN = "the API and console are off: set api.token in the config (e.g. token
 
 
 class Auth:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, sessions: Sessions | None = None):
         token = config.api.token.get_secret_value() if config.api.token else ""
         self._token = token.encode()
         self.enabled = bool(token)
         self.metrics_auth = config.api.metrics_auth
         # Sessions are signed with a key derived from the token: changing the token logs everyone out.
         self._key = hashlib.sha256(b"provisioner-session:" + self._token).digest()
+        # Server-side sessions: a cookie counts only while its id is stored (logout deletes it).
+        self.sessions = sessions
 
     def token_ok(self, presented: str) -> bool:
         return self.enabled and hmac.compare_digest(presented.encode(), self._token)
@@ -38,12 +42,27 @@ class Auth:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(presented.strip())
 
+    def refusal(self, request: Request) -> tuple[int, str] | None:
+        """Why an API request is refused (status, reason), from its headers alone; None to admit it."""
+        if not self.enabled:
+            return 403, NO_TOKEN
+        if not self.bearer_ok(request):
+            return 401, "a valid bearer token is required"
+        return None
+
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
-    def new_session(self) -> str:
-        body = f"{int(time.time())}.{secrets.token_hex(16)}"
+    def new_session(self, address: str = "") -> str:
+        session_id = secrets.token_hex(16)
+        if self.sessions is not None:
+            self.sessions.start(session_id, address, timedelta(hours=SESSION_HOURS))
+        body = f"{int(time.time())}.{session_id}"
         return f"{body}.{self._sign(body)}"
+
+    def end_session(self, session: str) -> None:
+        if self.sessions is not None:
+            self.sessions.revoke(session.partition(".")[2] or "-")
 
     def session(self, request: Request) -> str | None:
         """The session id from a valid, unexpired cookie, else None."""
@@ -56,6 +75,8 @@ class Auth:
             return None
         if time.time() - int(issued) > SESSION_HOURS * 3600:
             return None
+        if self.sessions is not None and not self.sessions.valid(body.partition(".")[2]):
+            return None  # logged out, or revoked by an operator
         return body
 
     def csrf_token(self, session: str) -> str:

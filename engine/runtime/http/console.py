@@ -15,13 +15,15 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.runtime import operations, views
+from provisioner.engine.runtime.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
 from provisioner.engine.runtime.protocol import Served
 
@@ -51,7 +53,10 @@ def templates() -> Environment:
 
 async def form(request: Request) -> dict[str, str]:
     # urlencoded only (what the pages send); parsed here so no multipart parser is needed
-    body = (await request.body()).decode("utf-8", "replace")
+    try:
+        body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
+    except ClientDisconnect:  # the browser went away: a 400 nobody reads, and no traceback
+        raise HTTPException(400, "the request ended early") from None
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
@@ -98,7 +103,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     SESSION_COOKIE,
-                    auth.new_session(),
+                    auth.new_session(request.client.host if request.client else ""),
                     max_age=SESSION_HOURS * 3600,
                     httponly=True,
                     samesite="strict",
@@ -110,6 +115,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         return HTMLResponse(html, status_code=401 if error else 200)
 
     async def logout(request: Request, session: str) -> Response:
+        auth.end_session(session)  # the cookie stops working everywhere, not just in this browser
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response

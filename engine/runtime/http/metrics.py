@@ -107,6 +107,14 @@ class FleetCollector(Collector):
         yield _gauge("provisioner_in_flight_events", "Events accepted or held, not yet recorded", pipeline.work)
         yield _gauge("provisioner_relay_leader", "1 while this engine holds the relay lease", int(vitals.leading))
         yield _gauge("provisioner_stalled", "1 while it has work and records nothing", int(bool(self.fleet.stalled())))
+        listing = GaugeMetricFamily(
+            "provisioner_target_listing_stalled",
+            "1 while a target's listing outlasts a batch's wait (slow, huge or endless); others go on",
+            labels=["target"],
+        )
+        for target in pipeline.applier.targets:
+            listing.add_metric([target], int(target in pipeline.applier.primer.stalled))
+        yield listing
         for name, text, value in (
             ("provisioner_rebalances", "Rebalances that took partitions from this engine", vitals.rebalances),
             ("provisioner_rebalance_paused_seconds", "Time spent handing lost partitions over", vitals.paused_seconds),
