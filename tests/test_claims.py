@@ -3,6 +3,7 @@ share one store without applying a change twice or stalling on a key another eng
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 
 from sqlmodel import select
@@ -79,6 +80,11 @@ def test_a_new_relay_leader_republishes_only_unclaimed_unconfirmed_events(store_
     assert [r.event_id for r in store.outbox.unpublished(10)] == [events[0].id, events[2].id]  # oldest first
     with store.db.session() as s:
         assert len(s.exec(select(EventClaim)).all()) == 2
+    # A process on this host killed with -9 (its embedded broker gone with it): its claims, not
+    # yet lapsed, hold nothing back — its events exist nowhere else.
+    store.outbox.mark_published([r.seq for r in store.outbox.unpublished(10)])
+    store.claims.take([events[0].id], f"{socket.gethostname()}:999999999:0:dead", 60)
+    assert store.outbox.requeue_unconfirmed() == 2  # events 0 and 2; event 1's owner is alive
     store.close()
 
 

@@ -9,6 +9,7 @@ How to add a table or a column: engine/store/migrations/README.md."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
@@ -25,6 +27,9 @@ from provisioner.engine.store.db import create_tables, make_engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 0x70726F76  # "prov": one advisory lock key for the store's schema
 _BEFORE_ALEMBIC = "outboxevent"  # a table every store had before migrations existed
+# Alembic's own INFO lines are kept below WARNING by the CLI's logging setup (engine/cli/logs.py);
+# what a migration did is said once, below (debug), when there was something to do.
+log = logging.getLogger("provisioner.store")
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
@@ -44,10 +49,15 @@ def migrate(engine: Engine) -> None:
         config = alembic_config()
         with engine.begin() as conn:
             config.attributes["connection"] = conn
+            before = MigrationContext.configure(conn).get_current_revision()
             if older:
                 command.stamp(config, "head")
             else:
                 command.upgrade(config, "head")
+            after = MigrationContext.configure(conn).get_current_revision()
+        if after != before:
+            how = "recognised as made before migrations and stamped" if older else "migrated"
+            log.debug("store schema %s: %s -> %s", how, before or "empty", after)
 
 
 def new_revision(message: str, rev_id: str) -> None:

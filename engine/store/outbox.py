@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
 from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
@@ -68,9 +69,15 @@ class Outbox:
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a
         live consumer has claimed (it records it; a claim that lapses is taken over by the consumer
-        that holds the event next). The relay sends them in outbox order, oldest first."""
-        claimed = select(EventClaim.event_id).where(col(EventClaim.expires_at) >= utcnow())
+        that holds the event next). A claim whose owner is provably gone (a crashed process on this
+        host, such as the one whose embedded broker lost its events) does not count. The relay sends
+        them in outbox order, oldest first."""
+        live = col(EventClaim.expires_at) >= utcnow()
         with self.db.session() as s:
+            owners = s.exec(select(EventClaim.owner).where(live).distinct()).all()
+            if gone := [owner for owner in owners if owner_is_gone(owner)]:
+                live &= col(EventClaim.owner).not_in(gone)
+            claimed = select(EventClaim.event_id).where(live)
             result = s.exec(
                 update(OutboxEvent)
                 .where(
