@@ -52,12 +52,19 @@ class Item:
     details: list[str] = field(default_factory=list)
     account: Account | None = None
 
+    @property
+    def user_name(self) -> str | None:
+        """The account's userName: what a person recognises an orphan by, beside the app's id."""
+        name = self.account.attributes.get("userName") if self.account else None
+        return str(name) if name else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "situation": self.situation.value,
             "target": self.target,
             "worker_id": self.worker_id,
             "account_id": self.account_id,
+            "user_name": self.user_name,
             "details": self.details,
         }
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from jinja2 import Environment
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provisioner.reconcile.classify import Situation
@@ -38,7 +39,8 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f
 <h2>What needs attention</h2>{% if not items %}<p class="ok">Nothing: every account is as it should be.</p>{% else %}
 <table><tr><th>situation</th><th>target</th><th>person</th><th>account</th><th>why</th><th>details</th></tr>
 {% for i in items %}<tr><td class="bad">{{ i.situation }}</td><td>{{ i.target }}</td><td>{{ i.worker_id or '' }}</td>
-<td>{{ i.account_id or '' }}</td><td>{{ why[i.situation] }}</td><td>{{ i.details | join('; ') }}</td></tr>
+<td>{% if i.user_name %}{{ i.user_name }} ({{ i.account_id }}){% else %}{{ i.account_id or '' }}{% endif %}</td>
+<td>{{ why[i.situation] }}</td><td>{{ i.details | join('; ') }}</td></tr>
 {% endfor %}</table>{% endif %}</body></html>"""
 
 
@@ -84,7 +86,8 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
             f"{len(duplicate.groups)} groups ({', '.join(g.id for g in duplicate.groups)}); --fix merges them"
         )
     for item in result.needing_attention():
+        account = f"{item.user_name} ({item.account_id})" if item.user_name else item.account_id or "-"
         console.print(
             f"[yellow]{item.situation.value}[/yellow] {item.target} {item.worker_id or '-'} "
-            f"{item.account_id or '-'}: {'; '.join(item.details)}"
+            f"{escape(account)}: {escape('; '.join(item.details))}"
         )

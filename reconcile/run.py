@@ -20,6 +20,7 @@ from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
 from provisioner.engine.contracts.models import Account, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
 from provisioner.reconcile.classify import (
     FIXED_BY_DEFAULT,
@@ -154,7 +155,7 @@ async def reconcile(
             compare_groups=hasattr(target, "supports"),
             not_kept=not_kept,
             managed=managed_groups(parts, name),
-            deprovision=parts.config.target(name).on_terminate,
+            deprovision=parts.config.target(name).on_terminate.action,
         )
         result.duplicate_groups += await find_duplicates(name, target)
         result.listing_s += listed - start
@@ -218,7 +219,7 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
     if limit is not None and len(deprovisions) > limit:
         chosen = [i for i in chosen if i.situation is not Situation.should_be_disabled]
         notes.append(
-            f"{len(deprovisions)} accounts should be disabled, over safety.max_deprovisions ({limit}): "
+            f"{plural(len(deprovisions), 'account')} should be disabled, over safety.max_deprovisions ({limit}): "
             f"left for a person to look at"
         )
     upserts: list[Link] = []

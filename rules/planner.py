@@ -32,15 +32,23 @@ class TargetSpec:
     on_terminate: str
     mapping: dict[str, Template]
     deprovision_out_of_scope: bool = True
+    remove_groups: bool = True  # a disabled leaver leaves the managed groups (the safe default)
+    out_of_scope: tuple[str, bool] | None = None  # (action, remove_groups) on leaving scope; None: as on_terminate
 
     @classmethod
     def compile(
-        cls, name: str, on_terminate: str, mapping: dict[str, str], deprovision_out_of_scope: bool = True
+        cls,
+        name: str,
+        on_terminate: str,
+        mapping: dict[str, str],
+        deprovision_out_of_scope: bool = True,
+        *,
+        remove_groups: bool = True,
+        out_of_scope: tuple[str, bool] | None = None,
     ) -> TargetSpec:
         try:
-            return cls(
-                name, on_terminate, {path: Template(src) for path, src in mapping.items()}, deprovision_out_of_scope
-            )
+            templates = {path: Template(src) for path, src in mapping.items()}
+            return cls(name, on_terminate, templates, deprovision_out_of_scope, remove_groups, out_of_scope)
         except TemplateError as exc:
             raise PolicyError(f"target {name!r} mapping: {exc}") from None
 
@@ -149,13 +157,19 @@ class Planner:
             attributes = desired if ent.enabled else {**desired, "active": False}
             out.append(act(ActionKind.create, why, attributes=attributes))
             if ent.groups:
-                out.append(act(ActionKind.add_groups, "groups granted", groups=ent.groups))
+                out.append(act(ActionKind.add_groups, f"groups granted: {', '.join(ent.groups)}", groups=ent.groups))
         else:
             # Revocation first: access that should go never waits behind a write the app may refuse.
             remove = [g for g in link.groups if g not in ent.groups]
             if remove:
                 # `why` names the cause: a move at the source, or reconcile finding a membership by hand
-                out.append(act(ActionKind.remove_groups, f"groups no longer granted after: {why}", groups=remove))
+                out.append(
+                    act(
+                        ActionKind.remove_groups,
+                        f"groups no longer granted: {', '.join(remove)}, after: {why}",
+                        groups=remove,
+                    )
+                )
             if ent.enabled and not link.active:
                 out.append(act(ActionKind.enable, why))
             elif not ent.enabled and link.active:
@@ -165,7 +179,7 @@ class Planner:
                 out.append(act(ActionKind.update, f"{', '.join(sorted(diff))} to update after: {why}", attributes=diff))
             add = [g for g in ent.groups if g not in link.groups]
             if add:
-                out.append(act(ActionKind.add_groups, f"groups granted after: {why}", groups=add))
+                out.append(act(ActionKind.add_groups, f"groups granted: {', '.join(add)}, after: {why}", groups=add))
         if ent.enable_at is not None and not ent.enabled:
             out.append(act(ActionKind.enable, "start date reached", effective_at=ent.enable_at))
         if ent.ends_at is not None:
@@ -178,8 +192,24 @@ class Planner:
         if not ent.by_status and not spec.deprovision_out_of_scope:
             return []  # like Entra's "skip out-of-scope deletions": only status changes deprovision
         reason = f"out of scope ({ent.why}); {why}"
-        if spec.on_terminate == "delete" and not ent.leave:
+        kind, remove = (
+            (spec.on_terminate, spec.remove_groups) if ent.by_status or spec.out_of_scope is None else spec.out_of_scope
+        )
+        if kind == "delete" and not ent.leave:
             return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.delete, reason=reason)]
+        out = []
         if link.active:
-            return [Action(worker_id=worker_id, target=spec.name, action=ActionKind.disable, reason=reason)]
-        return []
+            out.append(Action(worker_id=worker_id, target=spec.name, action=ActionKind.disable, reason=reason))
+        # Someone on leave comes back to the same access; a leaver's disabled account keeps no group
+        # unless the target says remove_groups: false.
+        if remove and link.groups and not ent.leave:
+            out.append(
+                Action(
+                    worker_id=worker_id,
+                    target=spec.name,
+                    action=ActionKind.remove_groups,
+                    reason=f"{reason}; groups removed with the account (remove_groups)",
+                    groups=list(link.groups),
+                )
+            )
+        return out

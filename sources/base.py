@@ -25,6 +25,7 @@ from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resili
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, MAX_PAGES, ResponseTooLarge
 from provisioner.engine.kit.origin import CrossOrigin
 from provisioner.engine.kit.paging import Paging, PagingError, PagingRunaway, collect, paginate, restartable
+from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
 
@@ -228,7 +229,7 @@ class HttpSource:
             "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
             "records": len(records),
         }
-        log.info("source %s: %s read, %d records", self.name, read.cursor["mode"], len(records))
+        log.info("source %s: %s read, %s", self.name, read.cursor["mode"], plural(len(records), "record"))
         return read
 
     async def fetch_one(self, remote_id: str) -> SourceRead:

@@ -85,7 +85,7 @@ def resolve(config: TargetConfig) -> tuple[TargetConfig, RestSettings]:
         {k: v for k, v in merged.items() if k in TargetConfig.model_fields or k not in RestSettings.model_fields}
     )
     settings = RestSettings.model_validate({k: v for k, v in merged.items() if k in RestSettings.model_fields})
-    if full.on_terminate == "delete" and "delete" not in settings.operations:
+    if full.on_terminate.action == "delete" and "delete" not in settings.operations:
         raise ValueError(f"target {config.name!r}: on_terminate is delete, but this app has no delete operation")
     return full, settings
 

@@ -130,6 +130,9 @@ def test_wrong_token_dead_letters_at_once_and_retry_all_heals(tmp_path, gated):
     retries = [e for e in log if e.action == "retry"]
     assert {e.result for e in retries} == {"dead", "success"}
     assert all(e.attributes["attempt"] in (1, 2) for e in retries)
+    # the success of a dead letter a person retried never claims "after 0 failed attempts"
+    healed_rows = [e for e in retries if e.result == "success"]
+    assert healed_rows and all(e.reason == "applied when a person retried the dead letter" for e in healed_rows)
 
 
 def _auth() -> dict[str, str]:

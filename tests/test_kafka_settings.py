@@ -50,7 +50,7 @@ def test_bootstrap_servers_take_a_list_or_a_comma_separated_string(tmp_path: Pat
         assert config.kafka.bootstrap_servers == ["a.example:9092", "b.example:9093"]
     assert KafkaConfig(bootstrap_servers="").bootstrap_servers is None  # type: ignore[arg-type]
     problems = _problems(_config(tmp_path, '  bootstrap_servers: "a.example:9092,b.example"\n'))
-    expected = "kafka.bootstrap_servers: Value error, each bootstrap server is host:port, not 'b.example'"
+    expected = "kafka.bootstrap_servers: each bootstrap server is host:port, not 'b.example'"
     assert problems == [f"{tmp_path / 'c.yaml'}:2: {expected}"]
 
 

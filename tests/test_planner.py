@@ -10,7 +10,7 @@ from provisioner.rules.policy import PolicySet
 MAPPING = {"userName": "{{ worker.work_email }}", "title": "{{ worker.title or '' }}"}
 
 
-def planner(on_terminate: str = "disable") -> Planner:
+def planner(on_terminate: str = "disable", **leaving) -> Planner:
     policies = [
         PolicyConfig.model_validate(
             {
@@ -20,7 +20,7 @@ def planner(on_terminate: str = "disable") -> Planner:
             }
         ),
     ]
-    return Planner(PolicySet.compile(policies, ["app"]), [TargetSpec.compile("app", on_terminate, MAPPING)])
+    return Planner(PolicySet.compile(policies, ["app"]), [TargetSpec.compile("app", on_terminate, MAPPING, **leaving)])
 
 
 def ada(**kw) -> Worker:
@@ -54,6 +54,7 @@ def test_new_hire_in_scope_creates_with_groups_and_reason():
     assert [a.action for a in actions] == [ActionKind.create, ActionKind.add_groups]
     assert actions[0].attributes == {"userName": "ada@x.com", "title": "Eng"}
     assert actions[1].groups == ["dept-research-development"]
+    assert actions[1].reason.endswith("groups granted: dept-research-development")
     assert actions[0].policy == "staff"
     assert actions[0].reason == "in scope of policy staff; new hire"
 
@@ -77,10 +78,39 @@ def test_department_move_swaps_groups_removal_first():
 def test_termination_disables_or_deletes():
     before, after = ada(), ada(status="terminated")
     event = change_event("hr", before, before.content_hash(), after)
-    assert [a.action for a in planner().plan(event, {"app": link()})] == [ActionKind.disable]
+    # the safe default: a disabled leaver keeps none of the managed groups
+    actions = planner().plan(event, {"app": link()})
+    assert [(a.action, a.groups) for a in actions] == [
+        (ActionKind.disable, []),
+        (ActionKind.remove_groups, ["dept-research-development"]),
+    ]
     assert [a.action for a in planner("delete").plan(event, {"app": link()})] == [ActionKind.delete]
-    # already disabled: nothing more to do
-    assert planner().plan(event, {"app": link(active=False)}) == []
+    # already disabled, groups gone: nothing more to do
+    assert planner().plan(event, {"app": link(active=False, groups=[])}) == []
+    # disabled earlier by a version that kept the groups: they go now
+    kept = planner().plan(event, {"app": link(active=False)})
+    assert [a.action for a in kept] == [ActionKind.remove_groups]
+
+
+def test_remove_groups_false_keeps_the_groups_of_a_disabled_leaver():
+    before, after = ada(), ada(status="terminated")
+    event = change_event("hr", before, before.content_hash(), after)
+    actions = planner(remove_groups=False).plan(event, {"app": link()})
+    assert [a.action for a in actions] == [ActionKind.disable]
+
+
+def test_leaving_scope_follows_its_own_setting_or_on_terminate():
+    before, after = ada(), ada(employment_type="contractor")
+    event = change_event("hr", before, before.content_hash(), after)
+    default = planner().plan(event, {"app": link()})
+    assert [a.action for a in default] == [ActionKind.disable, ActionKind.remove_groups]
+    keep = planner(out_of_scope=("disable", False)).plan(event, {"app": link()})
+    assert [a.action for a in keep] == [ActionKind.disable]
+    # terminated people still follow on_terminate
+    fired = change_event("hr", before, before.content_hash(), ada(status="terminated"))
+    assert [a.action for a in planner("delete", out_of_scope=("disable", False)).plan(fired, {"app": link()})] == [
+        ActionKind.delete
+    ]
 
 
 def test_rehire_enables_the_old_account():
@@ -91,10 +121,10 @@ def test_rehire_enables_the_old_account():
 
 def test_out_of_policy_and_removed_workers_are_deprovisioned():
     before, after = ada(), ada(employment_type="contractor")
-    actions = planner().plan(change_event("hr", before, before.content_hash(), after), {"app": link()})
+    actions = planner().plan(change_event("hr", before, before.content_hash(), after), {"app": link(groups=[])})
     assert [a.action for a in actions] == [ActionKind.disable]
     assert "no policy grants this target" in actions[0].reason
-    removed = planner().plan(removal_event("hr", before, before.content_hash()), {"app": link()})
+    removed = planner().plan(removal_event("hr", before, before.content_hash()), {"app": link(groups=[])})
     assert [a.action for a in removed] == [ActionKind.disable]
     assert "removed from the source" in removed[0].reason
 

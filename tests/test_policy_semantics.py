@@ -72,8 +72,10 @@ def test_deny_beats_grant():
     assert kinds(actions, "github") == []
     # and an existing account of a contractor is deprovisioned
     actions = plan(planner(), person(employment_type="contractor"), {"github": link("github")})
+    # disabled, and out of the groups the engine gave it (remove_groups, the default since issue 25)
     assert [(a.action, a.reason.split(";")[0]) for a in actions if a.target == "github"] == [
-        (ActionKind.disable, "out of scope (denied by policy contractors-no-github)")
+        (ActionKind.disable, "out of scope (denied by policy contractors-no-github)"),
+        (ActionKind.remove_groups, "out of scope (denied by policy contractors-no-github)"),
     ]
 
 
@@ -103,9 +105,15 @@ def test_end_of_day_termination_in_a_non_utc_timezone():
     actions = kinds(plan(p, worker, {"app": link()}, before=person()))
     assert actions == [("disable", datetime(2026, 11, 24, 8, 0, tzinfo=UTC))]
     later = datetime(2026, 11, 24, 8, 0, 1, tzinfo=UTC)
-    assert kinds(plan(p, worker, {"app": link()}, before=person(), now=later)) == [("disable", None)]
+    assert kinds(plan(p, worker, {"app": link()}, before=person(), now=later)) == [
+        ("disable", None),
+        ("remove_groups", None),
+    ]
     # immediate: the terminated status is enough
-    assert kinds(plan(planner(), worker, {"app": link()}, before=person())) == [("disable", None)]
+    assert kinds(plan(planner(), worker, {"app": link()}, before=person())) == [
+        ("disable", None),
+        ("remove_groups", None),
+    ]
 
 
 def test_future_dated_termination_of_an_active_worker_is_scheduled():
@@ -118,7 +126,10 @@ def test_grace_days_delay_deprovisioning():
     worker = person(status="terminated", termination_date=date(2026, 11, 20))
     p = planner(lifecycle={"grace_days": 5})
     assert kinds(plan(p, worker, {"app": link()})) == [("disable", datetime(2026, 11, 25, tzinfo=UTC))]
-    assert kinds(plan(p, worker, {"app": link()}, now=NOW + timedelta(days=3))) == [("disable", None)]
+    assert kinds(plan(p, worker, {"app": link()}, now=NOW + timedelta(days=3))) == [
+        ("disable", None),
+        ("remove_groups", None),
+    ]
 
 
 def test_rehire_enables_the_old_account_instead_of_creating_one():
@@ -138,11 +149,17 @@ def test_on_leave_keep_vs_disable():
 
 def test_out_of_scope_without_deprovisioning():
     moved = person(employment_type="intern")  # no policy grants interns anything
-    assert kinds(plan(planner(out_of_scope=True), moved, {"app": link()}, before=person())) == [("disable", None)]
+    assert kinds(plan(planner(out_of_scope=True), moved, {"app": link()}, before=person())) == [
+        ("disable", None),
+        ("remove_groups", None),
+    ]
     assert kinds(plan(planner(out_of_scope=False), moved, {"app": link()}, before=person())) == []
     # a termination still deprovisions
     gone = person(employment_type="intern", status="terminated")
-    assert kinds(plan(planner(out_of_scope=False), gone, {"app": link()}, before=person())) == [("disable", None)]
+    assert kinds(plan(planner(out_of_scope=False), gone, {"app": link()}, before=person())) == [
+        ("disable", None),
+        ("remove_groups", None),
+    ]
 
 
 def test_desired_groups_are_the_union_of_granting_policies():

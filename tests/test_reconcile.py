@@ -84,6 +84,11 @@ def test_tampering_is_reported_by_situation_and_fix_heals_all_but_the_report_onl
         ("ambiguous", "hr:5"),
     }
 
+    # an orphan is named as a person finds it in the app: userName, then the app's id
+    shown = runner.invoke(app, ["reconcile", "-c", str(config)], env={"COLUMNS": "200"}).stdout
+    intruder = next(u for u in scim_users(scim) if u["userName"] == "intruder@example.com")
+    assert f"orphaned app - intruder@example.com ({intruder['id']}): matches no worker" in shown
+
     html = tmp_path / "report.html"
     fixed = runner.invoke(app, ["reconcile", "-c", str(config), "--fix", "--json", "--html", str(html)])
     assert fixed.exit_code == 2  # the report-only situations remain

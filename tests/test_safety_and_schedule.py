@@ -99,7 +99,10 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         await runtime.wait_idle(timeout=60)
         assert not by_external_id(scim)["hr:0"]["active"]
         assert runtime.store.schedule.deferred("hr:0") == []
-        assert runtime.store.log.recent("hr:0")[-1].reason.endswith("scheduled change due")
+        # the disable, then the managed groups leave with it (remove_groups, the default since issue 25)
+        disabled, removed = runtime.store.log.recent("hr:0")[-2:]
+        assert (disabled.action, removed.action) == ("disable", "remove_groups")
+        assert disabled.reason.endswith("scheduled change due")
 
 
 async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard(tmp_path, scim_server, scim):

@@ -1,14 +1,21 @@
-"""What every CLI module shares: the consoles, the --config option, loading a config or exiting."""
+"""What every CLI module shares: the consoles, the options every command spells the same way
+(docs/cli.md), plurals, and loading a config or exiting."""
 
 from __future__ import annotations
 
+import inspect
+import os
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from provisioner.engine.cli.options import CONFIG_ENV, DEFAULT_CONFIG
 from provisioner.engine.config import Config, ConfigError, load_config
+from provisioner.engine.config.loader import Problem
+from provisioner.engine.config.units import parse_duration
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
@@ -16,12 +23,45 @@ from provisioner.targets import settings_problems as target_problems
 console = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+
+def since_time(value: str | None) -> datetime | None:
+    """`--since`: an ISO time (UTC unless it says otherwise) or an age such as 2h; exit 2 otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+        except ValueError:
+            err.print(
+                f"[red]error[/red] --since {value!r}: give an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)"
+            )
+            raise typer.Exit(2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _load(path: Path, *, secrets: bool = True) -> Config:
+def known_targets(cfg: Config, targets: list[str] | None) -> list[str] | None:
+    """The `--target` values, or exit 2 naming those the config does not have."""
+    names = [t.name for t in cfg.targets]
+    unknown = sorted(set(targets or []) - set(names))
+    if unknown:
+        err.print(f"[red]error[/red] unknown target {', '.join(unknown)} (known: {', '.join(names) or 'none'})")
+        raise typer.Exit(2)
+    return targets or None
+
+
+def _warn(problem: Problem) -> None:
+    err.print(f"[yellow]warning[/yellow] {problem}", soft_wrap=True)
+
+
+def _load(path: Path, *, secrets: bool | Collection[str] = True) -> Config:
     """The config or exit 2 with every problem. `secrets=False` for commands that only read the
-    engine's state: unset ${VARS} of sources and targets are then no error."""
+    engine's state: unset ${VARS} of sources and targets are then no error; `secrets=("sources",)`
+    for a command that talks to the sources alone."""
+    if path == DEFAULT_CONFIG and not path.exists() and CONFIG_ENV not in os.environ:
+        err.print(f"[red]error[/red] no {path} here: give one with -c FILE (or set {CONFIG_ENV})")
+        raise typer.Exit(2)
     try:
         return load_config(
             path,
@@ -29,6 +69,7 @@ def _load(path: Path, *, secrets: bool = True) -> Config:
             target_check=target_problems,
             path_keys=settings_paths,
             secrets=secrets,
+            warn=_warn,
         )
     except ConfigError as exc:
         for problem in exc.problems:
@@ -43,3 +84,10 @@ def _parts_or_exit(config: Config) -> Parts:
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring as help that the terminal re-wraps: each paragraph one line, paragraphs kept."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))

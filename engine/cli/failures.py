@@ -1,5 +1,5 @@
 """CLI about writes that failed: `failures` lists them, `retry` applies them again now; and what
-`sync --once` needs to apply due retries and tell the truth in its exit code."""
+`sync` needs to apply due retries and tell the truth in its exit code."""
 
 from __future__ import annotations
 
@@ -11,31 +11,36 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.common import _load, console, err, known_targets
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
+from provisioner.engine.cli.progress import applying
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.records import AccessNotRemoved, MayKeepAccess
+from provisioner.engine.contracts.records import AccessNotRemoved, Failure, MayKeepAccess
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.store import Store
 
 
 def failures(
-    config: ConfigOpt,
-    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of objects.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    worker: WorkerOpt = None,
+    target: TargetsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Every write that is retrying or dead-lettered: worker, target, action, attempts, next retry, last error."""
-    cfg = _load(config)
-    _known_target(cfg, target)
-    rows = views.failures(Store(cfg.store.url), target=target)
+    """Every write that is retrying or dead-lettered: worker, target, action, attempts, next retry, last
+    error."""
+    cfg = _load(config, secrets=False)  # the store's records alone: no secrets needed
+    targets = known_targets(cfg, target)
+    rows = [r for r in views.failures(Store(cfg.store.url), worker=worker) if targets is None or r["target"] in targets]
     if as_json:
         print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
     if not rows:
         console.print("[green]no failures[/green]: every write was applied")
         return
-    table = Table(title=f"failures: {len(rows)}")
+    table = Table(title=f"failures: {plural(len(rows), 'write')}")
     for column in ("worker", "target", "action", "state", "attempts", "next retry (UTC)", "last error"):
         table.add_column(column)
     for r in rows:
@@ -49,7 +54,8 @@ def failures(
     for r in rows:
         if r["access_not_removed"]:
             console.print(
-                f"[red]access not removed[/red] {r['worker']} → {r['target']}: {', '.join(r['access_not_removed'])}"
+                f"[red]access not removed[/red] {shown(r['worker'])} → {r['target']}: "
+                f"{shown(', '.join(r['access_not_removed']))}"
                 f" (since {r['first_at']:%Y-%m-%d %H:%M:%S} UTC)"
             )
     if any(r["state"] == "dead" for r in rows):
@@ -57,24 +63,29 @@ def failures(
 
 
 def retry(
-    config: ConfigOpt,
-    worker: Annotated[str | None, typer.Option(help="Only this worker id.")] = None,
-    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    worker: WorkerOpt = None,
+    target: TargetsOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Every retrying and dead item.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retries to be applied.")] = 600,
 ) -> None:
-    """Re-plan those items from the current snapshot and apply them now; success clears them. Exit 1 if any remain."""
+    """Re-plan those items from the current snapshot and apply them now; success clears them. Exit 1 if
+    any remain."""
     if not (worker or target or everything):
         err.print("[red]error[/red] say which: --worker ID, --target NAME or --all")
         raise typer.Exit(2)
     cfg = _load(config)
-    _known_target(cfg, target)
-    before = Store(cfg.store.url).failures.all(target, worker)
+    targets = known_targets(cfg, target)
+
+    def pending() -> list[Failure]:
+        return [f for f in Store(cfg.store.url).failures.all(None, worker) if targets is None or f.target in targets]
+
+    before = pending()
     if not before:
         console.print("nothing to retry")
         return
-    asyncio.run(_retry(cfg, worker, target, everything, timeout))
-    after = {(f.worker_id, f.target): f for f in Store(cfg.store.url).failures.all(target, worker)}
+    asyncio.run(_retry(cfg, worker, targets, everything, timeout))
+    after = {(f.worker_id, f.target): f for f in pending()}
     for item in before:
         now = after.get((item.worker_id, item.target))
         if now is None:
@@ -87,14 +98,16 @@ def retry(
         raise typer.Exit(1)
 
 
-async def _retry(cfg: Config, worker: str | None, target: str | None, everything: bool, timeout: float) -> None:
+async def _retry(cfg: Config, worker: str | None, targets: list[str] | None, everything: bool, timeout: float) -> None:
     async with Runtime(cfg) as runtime:
-        runtime.retry_due(worker_id=worker, target=target, everything=everything)
-        await runtime.wait_idle(timeout)
+        each: list[str | None] = list(targets) if targets else [None]
+        for target in each:
+            runtime.retry_due(worker_id=worker, target=target, everything=everything)
+        await applying(err, runtime, timeout)
 
 
 async def apply_due_retries(runtime: Runtime, timeout: float) -> int:
-    """Every retry that falls due while we run, applied before `sync --once` exits: a retry that
+    """Every retry that falls due while we run, applied before `sync` exits: a retry that
     fails again is rescheduled further out, so this ends (at the latest when attempts run out)."""
     deadline = time.monotonic() + timeout
     rounds = 0
@@ -114,14 +127,14 @@ def unsettled(store: Store, config_path: str) -> bool:
     soonest = store.failures.next_due()
     when = f", next retry at {soonest:%H:%M:%S} UTC" if soonest else ""
     err.print(
-        f"[red]not everything is applied[/red]: {retrying} retrying{when}, {dead} dead letters. "
+        f"[red]not everything is applied[/red]: {retrying} retrying{when}, {plural(dead, 'dead letter')}. "
         f"See them: provisioner failures -c {config_path}"
     )
     return True
 
 
 def access_kept(store: Store) -> bool:
-    """Says who still holds access they should not; True when anyone does (`sync --once` and
+    """Says who still holds access they should not; True when anyone does (`sync` and
     `status` exit 1 then)."""
     lines = access_lines(store.access.not_removed(), store.access.unreadable_holders())
     for line in lines:
@@ -142,9 +155,3 @@ def access_lines(kept: list[AccessNotRemoved], unreadable: list[MayKeepAccess]) 
         for u in unreadable
     ]
     return lines
-
-
-def _known_target(cfg: Config, target: str | None) -> None:
-    if target and target not in {t.name for t in cfg.targets}:
-        err.print(f"[red]error[/red] unknown target {target!r} (known: {', '.join(t.name for t in cfg.targets)})")
-        raise typer.Exit(2)

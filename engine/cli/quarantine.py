@@ -8,21 +8,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
 from provisioner.engine.store import Store
 
 
 def quarantine(
-    config: ConfigOpt,
-    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Records the latest poll of each source held back (duplicate ids, unreadable rows, shared work
     emails, invalid values): source, record id or line, reason. Fix them at the source; the next
     poll takes them in."""
-    cfg = _load(config)
+    cfg = _load(config, secrets=False)  # the store's records alone
     known = [s.name for s in cfg.sources]
     if source is not None and source not in known:
         err.print(f"[red]error[/red] no source {source!r} in {config} (known: {', '.join(known)})")
@@ -31,7 +33,7 @@ def quarantine(
     if as_json:
         print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
-    table = Table(title=f"quarantine: {len(rows)} records held back")
+    table = Table(title=f"quarantine: {plural(len(rows), 'record')} held back")
     for column in ("source", "record", "reason"):
         table.add_column(column)
     for r in rows:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
-from provisioner.engine.cli.common import ConfigOpt, _load, _parts_or_exit, console, err
+from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import LogFormat, setup
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
+from provisioner.engine.cli.progress import Meter, applying
 from provisioner.engine.config import Config
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.views import record_reconcile
 from provisioner.engine.store import Store
@@ -22,19 +25,17 @@ from provisioner.reconcile.run import apply_fixes, reconcile
 
 
 def reconcile_command(
-    config: ConfigOpt,
-    target: Annotated[list[str] | None, typer.Option(help="Only this target (repeatable).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    target: TargetsOpt = None,
     fix: Annotated[bool, typer.Option("--fix", help="Heal drift, missing, unlinked; merge duplicate groups.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
-    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift remains."""
+    """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift
+    remains."""
     setup(False, LogFormat.auto)
     cfg = _load(config)
-    unknown = set(target or []) - {t.name for t in cfg.targets}
-    if unknown:
-        err.print(f"[red]error[/red] unknown target {', '.join(sorted(unknown))}")
-        raise typer.Exit(2)
+    target = known_targets(cfg, target)
     result, notes = asyncio.run(_reconcile(cfg, target, fix))
     if not target:  # a whole reconciliation is the one the console and the metrics show
         record_reconcile(Store(cfg.store.url), report_json(result))
@@ -53,21 +54,20 @@ def reconcile_command(
 
 async def _reconcile(cfg: Config, targets: list[str] | None, fix: bool) -> tuple[Any, list[str]]:
     parts = _parts_or_exit(cfg)
-    with Progress(
-        TextColumn("listing {task.description}"), MofNCompleteColumn(), console=err, transient=True
-    ) as progress:
-        tasks: dict[str, Any] = {}
+    with ExitStack() as meters:
+        listing: dict[str, Meter] = {}
 
         def listed(name: str, count: int) -> None:
-            task = tasks.get(name) or tasks.setdefault(name, progress.add_task(name, total=None))
-            progress.update(task, completed=count)
+            if name not in listing:
+                listing[name] = meters.enter_context(Meter(err, f"listing {name}", "account"))
+            listing[name].update(count)
 
         result = await reconcile(parts, targets, listed)
         if not fix:
             await parts.aclose()
             return result, []
         events, notes = await apply_fixes(parts, result)
-        err.print(f"fixing: {events} workers re-planned through the engine")
+        err.print(f"fixing: {plural(events, 'worker')} re-planned through the engine")
         async with Runtime(cfg, parts=parts) as runtime:
-            await runtime.wait_idle(600)
+            await applying(err, runtime, 600)
             return await reconcile(parts, targets, listed), notes

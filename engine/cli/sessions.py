@@ -3,26 +3,34 @@ laptop, a colleague who left) without changing api.token for everyone."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
 
-sessions_app = typer.Typer(help="List and revoke console sessions.", no_args_is_help=True)
+sessions_app = typer.Typer(help="List and revoke console sessions.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @sessions_app.command("list")
-def list_sessions(config: ConfigOpt) -> None:
+def list_sessions(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Console sessions still valid: an id prefix (for revoke), when it began, where from."""
     store = Store(_load(config, secrets=False).store.url)
     try:
         rows = store.sessions.list()
     finally:
         store.close()
+    if as_json:
+        print(
+            json.dumps([{"id": i[:8], "since": f"{at:%Y-%m-%dT%H:%M:%S}Z", "from": a} for i, at, a in rows], indent=2)
+        )
+        return
     if not rows:
         console.print("no console sessions")
         return
@@ -37,7 +45,7 @@ def list_sessions(config: ConfigOpt) -> None:
 @sessions_app.command("revoke")
 def revoke(
     session: Annotated[str, typer.Argument(help="An id (or its first 8 characters) from `sessions list`; * for all.")],
-    config: ConfigOpt,
+    config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """End a console session now: its cookie stops working on every engine process."""
     if session != "*" and len(session) < 8:
@@ -48,6 +56,6 @@ def revoke(
         ended = store.sessions.revoke(session)
     finally:
         store.close()
-    console.print(f"{ended} session{'s' if ended != 1 else ''} revoked")
+    console.print(f"{plural(ended, 'session')} revoked")
     if not ended:
         raise typer.Exit(1)

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from pathlib import Path
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.markup import escape
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console, err
+from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.failures import access_lines
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
-from provisioner.engine.store import Store
+from provisioner.engine.store import Store, as_utc
 from provisioner.sources import build_source
 
 sources_app = typer.Typer(
-    help="Look at what the configured sources yield, without changing state.", no_args_is_help=True
+    help="Look at what the configured sources yield, without changing state.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -38,7 +42,7 @@ def _build(cfg: Any, name: str | None = None) -> list[tuple[Any, Any]]:
         raise typer.Exit(2) from None
 
 
-def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Sources (halted, failing or running, last poll, last read, quarantined records), events not yet
     applied, scheduled changes, per target the writes retrying and dead, and who still holds access
     they should not (exit 1 while anything is dead or anyone keeps access)."""
@@ -56,25 +60,29 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
         if dead:
             raise typer.Exit(1)
         return
-    table = Table(title="sources")
-    for col in ("source", "state", "workers", "quarantined", "last poll (UTC)", "last read", "last full read (UTC)"):
-        table.add_column(col)
+    # Times keep their date on a wide terminal and shed the year on a narrow one: never cut mid-way.
+    stamp = "%Y-%m-%d %H:%M" if console.width >= 110 else "%m-%d %H:%M"
+    table = Table(title="sources (times in UTC)")
+    # Short headers: seven columns and two whole timestamps fit in 80 columns.
+    for col in ("source", "state", "workers", "held back", "last poll", "read", "full read"):
+        table.add_column(col, no_wrap=col != "state", overflow="fold")
     for r in summary.sources:
+        full = datetime.fromisoformat(r.last_full_read) if r.last_full_read else None
         table.add_row(
             r.source,
             _state(r),
             str(r.workers),
             f"[yellow]{r.quarantined}[/yellow]" if r.quarantined else "0",
-            f"{r.last_poll:%Y-%m-%d %H:%M}" if r.last_poll else "never",
+            f"{as_utc(r.last_poll):{stamp}}" if r.last_poll else "never",
             r.last_read or "-",
-            (r.last_full_read or "-")[:16].replace("T", " "),
+            f"{as_utc(full):{stamp}}" if full else "-",
         )
     console.print(table)
     console.print(
         f"unapplied events: {summary.unapplied_events} · scheduled changes: {summary.scheduled}"
         + (f" (next {summary.next_scheduled:%Y-%m-%d %H:%M} UTC)" if summary.next_scheduled else "")
-        + f" · failures: {summary.retrying} retrying, {summary.dead} dead · quarantined: {summary.quarantined}"
     )
+    console.print(f"failures: {summary.retrying} retrying, {summary.dead} dead · quarantined: {summary.quarantined}")
     if summary.halted:
         console.print("a halted source holds back deprovisioning; after checking it: provisioner resume SOURCE")
     if summary.quarantined:
@@ -82,13 +90,16 @@ def status(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] =
     for name, counts in summary.failures.items():
         console.print(
             f"target [bold]{name}[/bold]: {counts.retrying} retrying, {counts.dead} dead"
-            + (f" · latest error: {escape(counts.latest_error)}" if counts.latest_error else "")
+            + (f" · latest error: {shown(counts.latest_error)}" if counts.latest_error else "")
         )
     if summary.failures:
         console.print(f"see them: provisioner failures -c {config}")
     _print_engines(summary.engines)
     if summary.waiting_for_manager:
-        console.print(f"{summary.waiting_for_manager} people name a manager without an account yet (explain: whom)")
+        console.print(
+            f"waiting for their manager's account: {plural(summary.waiting_for_manager, 'person', 'people')}"
+            " (provisioner explain --worker ID says whom)"
+        )
     for line in access_lines(summary.access_not_removed, summary.may_keep_access):
         console.print(line)
     if dead:
@@ -105,7 +116,7 @@ def _print_engines(engines: list[views.EngineView]) -> None:
     for e in engines:
         state = "[green]ok[/green]"
         if e.recording_error:
-            state = f"[red]cannot record outcomes[/red]: {escape(e.recording_error)}"
+            state = f"[red]cannot record outcomes[/red]: {shown(e.recording_error)}"
         elif e.stalled:
             state = "[red]stalled[/red]: work waiting, nothing recorded"
         table.add_row(
@@ -125,11 +136,13 @@ def _state(row: views.SourceView) -> str:
         return f"[red]halted[/red]: {row.reason}"
     if row.failing:
         since = f" (since {row.failing_since:%Y-%m-%d %H:%M})" if row.failing_since else ""
-        return f"[red]failing[/red]: {escape(row.failing)}{since}"
+        return f"[red]failing[/red]: {shown(row.failing)}{since}"
     return "[green]running[/green]"
 
 
-def resume(source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt) -> None:
+def resume(
+    source: Annotated[str, typer.Argument(help="The halted source's name.")], config: ConfigOpt = DEFAULT_CONFIG
+) -> None:
     """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
     cfg = _load(config, secrets=False)
     try:
@@ -146,12 +159,12 @@ def resume(source: Annotated[str, typer.Argument(help="The halted source's name.
 @sources_app.command()
 def dump(
     name: Annotated[str, typer.Argument(help="The source's name in the config.")],
-    config: ConfigOpt = Path("provisioner.yaml"),
+    config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Print one normalized Worker JSON per line, as the source yields them now (a full read).
 
-    Quarantined records are reported on stderr. Nothing is stored."""
-    [(_, source)] = _build(_load(config), name)
+    Quarantined records are reported on stderr. Nothing is stored; the targets' secrets are not needed."""
+    [(_, source)] = _build(_load(config, secrets=("sources",)), name)
 
     async def read() -> Any:
         try:
@@ -168,13 +181,18 @@ def dump(
         typer.echo(worker.model_dump_json())
     for bad in result.quarantined:
         err.print(f"[yellow]quarantined[/yellow] {shown(bad.remote_id or '?')}: {shown(bad.reason)}")
-    err.print(f"{len(result.workers)} workers, {len(result.quarantined)} quarantined")
+    err.print(f"{plural(len(result.workers), 'worker')}, {len(result.quarantined)} quarantined")
 
 
 @sources_app.command()
-def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
-    """Test each source's connectivity and credentials; exit 1 if any fails."""
-    built = _build(_load(config))
+def check(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Test each source's connectivity and credentials; exit 1 if any fails. The targets' secrets are not
+    needed."""
+    built = _build(_load(config, secrets=("sources",)), source)
 
     async def probe(source: Any) -> tuple[bool, str, float]:
         started = time.perf_counter()
@@ -189,10 +207,19 @@ def check(config: ConfigOpt = Path("provisioner.yaml")) -> None:
     async def probe_all() -> list[tuple[bool, str, float]]:
         return list(await asyncio.gather(*(probe(source) for _, source in built)))
 
+    results = asyncio.run(probe_all())
+    if as_json:
+        rows = [
+            {"source": cfg.name, "type": cfg.type, "ok": ok, "detail": detail, "ms": round(ms)}
+            for (cfg, _), (ok, detail, ms) in zip(built, results, strict=True)
+        ]
+        print(json.dumps(rows, indent=2))
+        if not all(ok for ok, _, _ in results):
+            raise typer.Exit(1)
+        return
     table = Table(title="sources")
     for column in ("source", "type", "result", "detail", "ms"):
         table.add_column(column)
-    results = asyncio.run(probe_all())
     for (cfg, _), (ok, detail, ms) in zip(built, results, strict=True):
         table.add_row(cfg.name, cfg.type, "[green]ok[/green]" if ok else "[red]FAIL[/red]", shown(detail), f"{ms:.0f}")
     console.print(table)

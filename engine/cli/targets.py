@@ -5,20 +5,24 @@ what has been learned about it (kept in the store; `--relearn` forgets it)?"""
 from __future__ import annotations
 
 import asyncio
+import json
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import ConfigOpt, _load, console
+from provisioner.engine.cli.common import _load, console, known_targets
+from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.store import Store
 from provisioner.targets import build_target
 
-targets_app = typer.Typer(help="Look at the configured targets (apps) without changing them.", no_args_is_help=True)
+targets_app = typer.Typer(
+    help="Look at the configured targets (apps) without changing them.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 async def _check_one(target: Any) -> list[tuple[str, bool, str]]:
@@ -35,12 +39,12 @@ async def _check_one(target: Any) -> list[tuple[str, bool, str]]:
         return [("read one account", False, f"{type(exc).__name__}: {exc}")]
 
 
-async def _check(cfg: Config, only: str | None, relearn: bool) -> dict[str, list[tuple[str, bool, str]]]:
+async def _check(cfg: Config, only: list[str] | None, relearn: bool) -> dict[str, list[tuple[str, bool, str]]]:
     out = {}
     store = Store(cfg.store.url)
     try:
         for config in cfg.targets:
-            if only and config.name != only:
+            if only and config.name not in only:
                 continue
             target = build_target(config)
             if isinstance(target, Learner):
@@ -58,14 +62,24 @@ async def _check(cfg: Config, only: str | None, relearn: bool) -> dict[str, list
 
 @targets_app.command("check")
 def check(
-    config: ConfigOpt,
-    target: str | None = typer.Option(None, help="Only this target."),
-    relearn: bool = typer.Option(False, "--relearn", help="Forget what was learned about the app; learn it again."),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    target: TargetsOpt = None,
+    relearn: Annotated[
+        bool, typer.Option("--relearn", help="Forget what was learned about the app; learn it again.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reachable, credentials proven, capabilities, one user and one group read, what was learned
     about the app; exit 1 on any failure."""
     cfg = _load(config)
-    results = asyncio.run(_check(cfg, target, relearn))
+    results = asyncio.run(_check(cfg, known_targets(cfg, target), relearn))
+    failed = any(not passed for rows in results.values() for _, passed, _ in rows)
+    if as_json:
+        out = {name: [{"check": c, "ok": ok, "detail": d} for c, ok, d in rows] for name, rows in results.items()}
+        print(json.dumps(out, indent=2))
+        if failed:
+            raise typer.Exit(1)
+        return
     table = Table(title="targets check")
     for column in ("target", "check", "result", "detail"):
         table.add_column(column)
@@ -74,5 +88,5 @@ def check(
             result = "[green]ok[/green]" if passed else "[red]failed[/red]"
             table.add_row(name if i == 0 else "", what, result, shown(detail), end_section=i == len(rows) - 1)
     console.print(table)
-    if any(not passed for rows in results.values() for _, passed, _ in rows):
+    if failed:
         raise typer.Exit(1)

@@ -58,5 +58,6 @@ def describe(model: type[BaseModel], errors: list[ErrorDetails], known: Iterable
             accepted = fields_at(model, loc[:-1]) | (extra if len(loc) == 1 else set())
             described.append((loc, unknown_key(loc[-1], accepted)))
         else:
-            described.append((loc, error["msg"]))
+            # Our own validators' messages, without pydantic's "Value error, " in front of them
+            described.append((loc, error["msg"].removeprefix("Value error, ")))
     return described

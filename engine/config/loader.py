@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from provisioner.engine.config.hints import bare_refs, yaml_hint
 from provisioner.engine.config.kafka import SECRET_KEYS
 from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
@@ -100,23 +101,23 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
 
 
 def _expand_env(
-    node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]], secrets: bool = True
+    node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]], spared: frozenset[str]
 ) -> Any:
-    """`secrets=False` leaves unset references of sources and targets as they are: commands that
-    only read the engine's state never talk to those systems, so they need none of their secrets."""
+    """Unset references under the top-level blocks in `spared` (sources, targets) are left as they
+    are: a command that never talks to those systems needs none of their secrets."""
     if isinstance(node, dict):
         for key in list(node):
-            node[key] = _expand_env(node[key], (*path, key), missing, secrets)
+            node[key] = _expand_env(node[key], (*path, key), missing, spared)
         return node
     if isinstance(node, list):
-        return [_expand_env(v, (*path, i), missing, secrets) for i, v in enumerate(node)]
+        return [_expand_env(v, (*path, i), missing, spared) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name not in os.environ and default is not None:
                 return default
-            if name not in os.environ and not secrets and path[:1] in (("sources",), ("targets",)):
+            if name not in os.environ and path[:1] and path[0] in spared:
                 return match.group(0)
             if name not in os.environ:
                 missing.append((path, name))
@@ -137,12 +138,15 @@ def load_config(
     *,
     target_check: SettingsCheck | None = None,
     path_keys: PathKeys | None = None,
-    secrets: bool = True,
+    secrets: bool | Collection[str] = True,
+    warn: Callable[[Problem], None] | None = None,
 ) -> Config:
     """Read, expand and validate; raises ConfigError listing every problem. `settings_check` and
-    `target_check` validate each source's and target's own settings, `path_keys` names a source's
-    settings that are file paths (the CLI passes the registries'). Relative paths resolve against
-    the config file's directory. `secrets=False`: see `_expand_env`."""
+        `target_check` validate each source's and target's own settings, `path_keys` names a source's
+        settings that are file paths (the CLI passes the registries'). Relative paths resolve against
+        the config file's directory. `secrets`: True, False (neither the sources' nor the targets'), or the
+    blocks whose secrets are needed, e.g. ("sources",); see `_expand_env`. `warn` hears what is valid
+    but probably not meant (`$VAR` without braces is sent as written)."""
     file = str(path)
     try:
         text = Path(path).read_text()
@@ -153,7 +157,7 @@ def load_config(
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError([Problem(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]) from None
+        raise ConfigError([Problem(file, mark.line + 1 if mark else None, "", yaml_hint(exc, text))]) from None
     finally:
         loader.dispose()
     if data is None or data == {}:
@@ -168,9 +172,20 @@ def load_config(
         Problem(file, _line_of(data, loc), _key(loc), "a secret is never written in the file: use ${VARIABLE}")
         for loc in _written_secrets(data)
     ]
+    for loc, name in bare_refs(data) if warn is not None else ():
+        assert warn is not None
+        warn(
+            Problem(
+                file,
+                _line_of(data, loc),
+                _key(loc),
+                f"${name} is sent as written: to use the variable write ${{{name}}}",
+            )
+        )
     missing: list[tuple[tuple[Any, ...], str]] = []
-    _expand_env(data, (), missing, secrets)
-    problems += [
+    spared = frozenset() if secrets is True else frozenset({"sources", "targets"} - set(secrets or ()))
+    _expand_env(data, (), missing, spared)
+    unset = [
         Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
         for loc, name in missing
     ]
@@ -182,12 +197,22 @@ def load_config(
         for loc, message in describe(Config, exc.errors()):
             problems.append(Problem(file, _line_of(data, loc), _key(loc), message))
     problems.extend(_cross_check(data, file, settings_check, target_check))
+    problems = [p for p in problems if not _repeats(p, missing)] + unset
     problems.sort(key=lambda p: p.line or 0)
     if problems:
         from_env = env_values(m.group(1) for m in _ENV_REF.finditer(text))
         raise ConfigError([replace(p, message=redacted(p.message, from_env)) for p in problems])
     assert config is not None
     return config
+
+
+def _repeats(problem: Problem, missing: list[tuple[tuple[Any, ...], str]]) -> bool:
+    """A missing variable is one problem: what the schema or a connector then says of its empty
+    value at that key, or of its block needing that key ("needs a base_url"), repeats it."""
+    return any(
+        problem.key == _key(loc) or (problem.key == _key(loc[:-1]) and str(loc[-1]) in problem.message)
+        for loc, _ in missing
+    )
 
 
 def _written_secrets(data: Any) -> list[tuple[Any, ...]]:

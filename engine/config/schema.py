@@ -107,13 +107,33 @@ class SourceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Leaving(_Strict):
+    """What happens to an account when its person leaves (or leaves scope): `disable` or `delete`, and
+    whether a disabled account keeps the groups the engine manages. `on_terminate: disable` is short
+    for `{action: disable, remove_groups: true}`."""
+
+    action: Literal["disable", "delete"] = "disable"
+    remove_groups: bool = Field(
+        default=True,
+        description="true (the default): a disabled account leaves the groups the engine manages; false: it keeps them",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        return {"action": value} if isinstance(value, str) else value
+
+
 class TargetConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     type: Literal["scim", "rest"]
     base_url: str = ""  # a REST preset may bring it
     token: SecretStr | None = None
-    on_terminate: Literal["disable", "delete"] = "disable"
+    on_terminate: Leaving = Field(default_factory=Leaving, description="when a worker leaves the company")
+    on_out_of_scope: Leaving | None = Field(
+        default=None, description="when a worker leaves this target's scope but not the company; default: on_terminate"
+    )
     on_leave: Literal["keep", "disable"] = "keep"
     deprovision_out_of_scope: bool = Field(
         default=True, description="false: accounts of workers who merely leave scope are left alone"

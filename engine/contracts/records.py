@@ -29,6 +29,11 @@ class Link(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+# Every result a log row can carry, and what it means to the person reading it: the CLI and the
+# console colour it the same way (ok green, bad red, warn amber).
+RESULT_TONE = {"success": "ok", "failure": "bad", "dead": "bad", "retrying": "warn", "skipped": "warn"}
+
+
 class LogEntry(BaseModel):
     """One row of the provisioning log: an action taken, a plan that failed, a quarantined record."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -24,6 +25,10 @@ from provisioner.engine.kit.limits import MAX_PAGES
 log = logging.getLogger("provisioner.paging")
 
 T = TypeVar("T")
+
+# Hears the records of every page read in this context: the CLI counts pages and records of a long
+# poll with it, without every connector passing a callback through its read.
+page_read: ContextVar[Callable[[int], None] | None] = ContextVar("page_read", default=None)
 
 # A follow-up page answering one of these means the paging cursor is no longer valid.
 EXPIRED_CURSOR_STATUS = frozenset({400, 404, 410, 422})
@@ -93,6 +98,8 @@ async def paginate(
         first = False
         body = response.json() if response.content else None
         items = jmespath.search(paging.items, body) or []
+        if (heard := page_read.get()) is not None:
+            heard(len(items))
         yield items
         url, params = _next(paging, path, params, body, response, items, number, offset)
         number += 1

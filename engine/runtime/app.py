@@ -21,6 +21,7 @@ from faststream.kafka.message import KafkaMessage
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.bus import (
     CONSUMER_GROUP,
@@ -271,7 +272,7 @@ class Runtime:
         not created. Returns how many workers were re-planned."""
         events = retry_events(self.store, worker_id=worker_id, target=target, everything=everything)
         if events:
-            log.info("retrying failed writes of %d workers", len(events))
+            log.info("retrying failed writes of %s", plural(len(events), "worker"))
             self._wake.set()
         return len(events)
 
@@ -285,7 +286,7 @@ class Runtime:
             if progress:
                 progress(pending)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{pending} events still unapplied after {timeout:.0f}s")
+                raise TimeoutError(f"{plural(pending, 'event')} still unapplied after {timeout:.0f}s")
             # Woken by our own consumer; the timeout covers batches applied by other engine processes.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), timeout=0.5)

@@ -60,7 +60,7 @@ async def embedded_broker() -> AsyncIterator[str]:
     )
     try:
         wait_for_port(port)
-        log.info(
+        log.debug(
             "embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:%d — set "
             "kafka.bootstrap_servers in the config to use a real cluster",
             port,

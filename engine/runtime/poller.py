@@ -14,6 +14,7 @@ from provisioner.engine.contracts.events import WorkerEvent, change_event, remov
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
 from provisioner.engine.store.snapshots import StoredSnapshots
 
@@ -290,10 +291,10 @@ async def poll(
         read_ids=read_ids,
     )
     log.info(
-        "source %s: %d workers read, %d events, %d quarantined",
+        "source %s: %s read, %s, %d quarantined",
         source.name,
-        result.seen,
-        len(result.events),
+        plural(result.seen, "worker"),
+        plural(len(result.events), "event"),
         len(result.quarantined),
         extra={"source": source.name},
     )

@@ -114,6 +114,9 @@ def sources(config: Config, store: Store) -> list[SourceView]:
     for s in config.sources:
         state, cursor = states.get(s.name), store.snapshots.cursor(s.name)
         failing = state.failing if state else None
+        polled = utc(state.last_poll_at) if state else None
+        # A source without a read mode (a file) reads everything every time: each poll is a full read.
+        whole = polled is not None and "mode" not in cursor
         rows.append(
             SourceView(
                 source=s.name,
@@ -121,10 +124,10 @@ def sources(config: Config, store: Store) -> list[SourceView]:
                 halted=bool(state and state.halted),
                 reason=state.reason if state else None,
                 halted_at=utc(state.halted_at) if state else None,
-                last_poll=utc(state.last_poll_at) if state else None,
+                last_poll=polled,
                 workers=state.workers if state else 0,
-                last_read=cursor.get("mode"),
-                last_full_read=cursor.get("last_full_read"),
+                last_read="full" if whole else cursor.get("mode"),
+                last_full_read=polled.isoformat() if whole and polled else cursor.get("last_full_read"),
                 poll_interval_s=s.poll_interval,
                 up=failing is None,
                 failing=failing,

@@ -42,7 +42,14 @@ class Parts:
     def __init__(self, config: Config, store: Store | None = None):
         self.config = config
         specs = [
-            TargetSpec.compile(t.name, t.on_terminate, mapping_of(t), t.deprovision_out_of_scope)
+            TargetSpec.compile(
+                t.name,
+                t.on_terminate.action,
+                mapping_of(t),
+                t.deprovision_out_of_scope,
+                remove_groups=t.on_terminate.remove_groups,
+                out_of_scope=(t.on_out_of_scope.action, t.on_out_of_scope.remove_groups) if t.on_out_of_scope else None,
+            )
             for t in config.targets
         ]
         self.policies = PolicySet.compile(

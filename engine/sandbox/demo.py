@@ -13,6 +13,7 @@ from rich.table import Table
 
 from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import scim_app, serve_asgi, serve_wsgi
+from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 
@@ -106,7 +107,8 @@ async def run_demo(console: Console, people: int = 50) -> None:
             users = (await app.get("/Users", params={"count": 0})).json()["totalResults"]
             groups = (await app.get("/Groups", params={"count": 0})).json()["totalResults"]
     console.print(
-        f"\n[green]Done[/green] in {time.monotonic() - started:.1f}s: {users} users and {groups} groups "
+        f"\n[green]Done[/green] in {time.monotonic() - started:.1f}s: "
+        f"{plural(users, 'user')} and {plural(groups, 'group')} "
         "in the SCIM app, every change went HR → Kafka → policy → SCIM."
     )
     console.print(

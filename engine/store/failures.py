@@ -56,7 +56,7 @@ class Failures:
             for target in outcome.settled:
                 healed = current.pop((worker_id, target), None)
                 if healed is not None:
-                    log.append(_log(outcome, healed, "success", f"applied after {healed['attempts']} failed attempts"))
+                    log.append(_log(outcome, healed, "success", _healed(healed["attempts"])))
             for failure in outcome.failures:
                 row = self._next(current.get((worker_id, failure.target)), worker_id, failure, now)
                 current[(worker_id, failure.target)] = row
@@ -148,6 +148,14 @@ class Failures:
             query = select(FailureRow.next_at).where(col(FailureRow.next_at).is_not(None))
             first = s.exec(query.order_by(col(FailureRow.next_at)).limit(1)).first()
         return as_utc(first) if first else None
+
+
+def _healed(attempts: int) -> str:
+    # A dead letter a person retries starts a fresh count (take): its success follows no failed
+    # attempt of this count, and saying "after 0 failed attempts" would contradict `failures`.
+    if attempts == 0:
+        return "applied when a person retried the dead letter"
+    return f"applied after {attempts} failed attempt{'s' if attempts != 1 else ''}"
 
 
 def _record(row: FailureRow) -> Failure:

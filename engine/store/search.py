@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,24 +52,28 @@ class Search:
     def log(
         self,
         worker: str | None = None,
-        target: str | None = None,
+        target: str | Sequence[str] | None = None,
         result: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[LogEntry]:
-        """Newest last, like `provisioner log`."""
+        """Newest last, like `provisioner log`; `target` one name or several."""
         with self.db.session() as s:
             query = select(LogRow).order_by(col(LogRow.id).desc()).limit(limit)
-            if worker:
-                query = query.where(col(LogRow.worker_id) == worker)
-            if target:
-                query = query.where(col(LogRow.target) == target)
-            if result:
-                query = query.where(col(LogRow.result) == result)
-            if since:
-                query = query.where(col(LogRow.time) >= since)
-            rows = s.exec(query).all()
+            rows = s.exec(_log_filter(query, worker, target, result, since)).all()
         return [LogEntry.model_validate(r, from_attributes=True) for r in reversed(rows)]
+
+    def log_count(
+        self,
+        worker: str | None = None,
+        target: str | Sequence[str] | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many entries the same filters match, for "showing 50 of 65"."""
+        with self.db.session() as s:
+            query = select(func.count()).select_from(LogRow)
+            return int(s.exec(_log_filter(query, worker, target, result, since)).one())
 
     def accounts_by_target(self) -> dict[str, dict[str, int]]:
         """target → {"active": n, "disabled": n} of linked accounts."""
@@ -86,3 +91,19 @@ class Search:
             latest = select(func.max(col(LogRow.id))).where(col(LogRow.target).is_not(None)).group_by(LogRow.target)
             rows = s.exec(select(LogRow).where(col(LogRow.id).in_(latest))).all()
         return {r.target: {"time": r.time, "result": r.result, "error": r.error} for r in rows if r.target}
+
+
+def _log_filter(
+    query: Any, worker: str | None, target: str | Sequence[str] | None, result: str | None, since: datetime | None
+) -> Any:
+    if worker:
+        query = query.where(col(LogRow.worker_id) == worker)
+    if isinstance(target, str):
+        query = query.where(col(LogRow.target) == target)
+    elif target:
+        query = query.where(col(LogRow.target).in_(list(target)))
+    if result:
+        query = query.where(col(LogRow.result) == result)
+    if since:
+        query = query.where(col(LogRow.time) >= since)
+    return query

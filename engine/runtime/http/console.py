@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.runtime.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
@@ -44,6 +45,8 @@ def templates() -> Environment:
         loader=PackageLoader("provisioner.engine.runtime.http", "templates"), autoescape=select_autoescape()
     )
     env.filters["iso"] = iso
+    env.filters["tone"] = lambda result: RESULT_TONE.get(result, "")
+    env.globals["results"] = list(RESULT_TONE)
     env.filters["q"] = lambda value: quote(str(value), safe="")
     return env
 
