@@ -16,7 +16,6 @@ class Handover:
         self._revoked: set[str] = set()
         self._running: set[str] = set()  # applying now: never cancelled
         self._tasks: dict[str, asyncio.Task[None]] = {}  # per event queued or running
-        self._cancelled: set[str] = set()  # revoked events whose task was cancelled: dropped for sure
         self._dropped: list[str] = []  # dropped events whose claims are still to be released
 
     def queued(self, event_id: str, task: asyncio.Task[None]) -> None:
@@ -33,7 +32,6 @@ class Handover:
         self._running.discard(event_id)
         self._tasks.pop(event_id, None)
         self._revoked.discard(event_id)
-        self._cancelled.discard(event_id)
 
     def dropping(self, event_id: str) -> bool:
         """A task was cancelled: because its event was revoked before it started (not a shutdown)?"""
@@ -45,14 +43,14 @@ class Handover:
             task = self._tasks.get(event_id)
             if task is not None:
                 task.cancel()
-                self._cancelled.add(event_id)
 
-    def redelivered(self, event_ids: set[str]) -> None:
-        """Revoked events fetched again, still in flight here: their partition came back to this
-        engine (an eager rebalance revokes all and re-assigns most). The fetch skips them as in
-        flight, so one dropped now would have its offset committed and be applied by nobody; unless
-        its task is already cancelled, it is applied here after all (its claim is still ours)."""
-        self._revoked -= event_ids - self._cancelled
+    def revoked_among(self, event_ids: set[str]) -> set[str]:
+        """Those of these events (in flight here) that a revocation is dropping or finishing."""
+        return event_ids & self._revoked
+
+    def keep_claims(self, event_ids: set[str]) -> None:
+        """Dropped events this engine takes on again: their claims are not to be released."""
+        self._dropped = [event_id for event_id in self._dropped if event_id not in event_ids]
 
     def dropped(self, event_ids: list[str]) -> None:
         for event_id in event_ids:

@@ -82,7 +82,11 @@ class Pipeline:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-flusher")
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self.max_pending)
-        self.handover.redelivered({ev.id for ev in events if ev.id in self._known})
+        if again := self.handover.revoked_among({ev.id for ev in events if ev.id in self._known}):
+            # Fetched again while a revocation drops them (their partition came back): skipped as in
+            # flight, then dropped, they would be applied by nobody. Taken anew, in order, once gone.
+            await self.settle(again, None)
+            self.handover.keep_claims(again)
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
@@ -239,7 +243,7 @@ class Pipeline:
         self.health.recorded(repeats)
         for outcome in batch:
             self._known.discard(outcome.event_id)
-            self.handover.finished(outcome.event_id)  # (one revoked after it completed without a task)
+            self.handover.finished(outcome.event_id)  # (revoked after it completed without a task)
         # The store now holds these links; keep overlay entries only for workers still in flight.
         for key in [k for k in self._overlay if k[0] not in self._per_worker]:
             del self._overlay[key]
@@ -259,9 +263,9 @@ class Pipeline:
         if self.held is not None:
             self._forget(self.held.drop(event_ids))
 
-    async def settle(self, event_ids: set[str], timeout: float) -> set[str]:
-        """Wait, at most `timeout`, until none of these events is in flight (recorded or dropped);
-        returns those still running, which go on and are recorded whenever they finish."""
+    async def settle(self, event_ids: set[str], timeout: float | None) -> set[str]:
+        """Wait, at most `timeout` (None: no limit), until none of these events is in flight (recorded
+        or dropped); returns those still running, which go on and are recorded when they finish."""
         await self._wake_flusher()
         async with self._changed:
             with contextlib.suppress(TimeoutError):
