@@ -224,7 +224,7 @@ class Runtime:
     async def ready(self) -> dict[str, bool]:
         """Store reachable, broker connected, outcomes recorded, progress made: what /readyz answers."""
         try:
-            self.store.outbox.pending_count()
+            await asyncio.to_thread(self.store.outbox.pending_count)  # a round trip: not on the event loop
             store = True
         except Exception:  # unreachable or failing: not ready
             store = False

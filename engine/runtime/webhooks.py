@@ -7,6 +7,7 @@ differently. Anything unverified gets a bare 401: the reason is logged here, not
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.applications import Starlette
@@ -65,6 +66,7 @@ def webhook_app(runtime: Served) -> Starlette:
     """The webhook endpoint alone, with /healthz (the engine serves it within its one HTTP app)."""
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "unapplied_events": runtime.store.outbox.pending_count()})
+        pending = await asyncio.to_thread(runtime.store.outbox.pending_count)  # a round trip: off the event loop
+        return JSONResponse({"status": "ok", "unapplied_events": pending})
 
     return Starlette(routes=[*webhook_routes(runtime), Route("/healthz", health)])
