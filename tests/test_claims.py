@@ -29,10 +29,10 @@ def _outcome(event_id: str, worker_id: str = "hr:1") -> EventOutcome:
 
 def test_recording_an_outcome_twice_keeps_the_first_and_does_not_fail(store_url: str):
     store = Store(store_url)
-    assert store.links.record_outcomes([_outcome("e1"), _outcome("e2", "hr:2")]) == 0
+    assert store.links.record_outcomes([_outcome("e1"), _outcome("e2", "hr:2")]) == {"e1", "e2"}
     # Another engine records e1 again (after a rebalance) together with a new one: no IntegrityError,
     # e1's effects are not written twice, e3's are.
-    assert store.links.record_outcomes([_outcome("e1"), _outcome("e3", "hr:3")]) == 1
+    assert store.links.record_outcomes([_outcome("e1"), _outcome("e3", "hr:3")]) == {"e3"}  # e1 a repeat
     with store.db.session() as s:
         assert sorted(s.exec(select(ProcessedEvent.event_id)).all()) == ["e1", "e2", "e3"]
     log = Counter(e.event_id for e in store.log.recent(limit=100))

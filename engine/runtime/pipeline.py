@@ -236,11 +236,11 @@ class Pipeline:
         if not batch:
             return
         try:
-            repeats = await asyncio.to_thread(self.store.links.record_outcomes, batch)
+            new = await asyncio.to_thread(self.store.links.record_outcomes, batch)
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
             raise
-        self.health.recorded(repeats)
+        self.health.recorded(sum(1 for outcome in batch if outcome.event_id not in new))
         for outcome in batch:
             self._known.discard(outcome.event_id)
             self.handover.finished(outcome.event_id)  # (revoked after it completed without a task)
@@ -250,7 +250,9 @@ class Pipeline:
         self._pending -= len(batch)
         if self.on_recorded:
             await self.on_recorded([o.event_id for o in batch])
-        report = BatchReport.of(batch)
+        # Outcomes another engine recorded first (after a rebalance) are counted, and failed to the
+        # DLQ, by that engine: here they would be twice.
+        report = BatchReport.of([outcome for outcome in batch if outcome.event_id in new])
         if self.on_flush:
             await self.on_flush(report)
         async with self._changed:

@@ -59,26 +59,26 @@ class Links:
                 done.update(s.exec(select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(chunk))))
         return done
 
-    def record_outcomes(self, outcomes: list[EventOutcome]) -> int:
+    def record_outcomes(self, outcomes: list[EventOutcome]) -> set[str]:
         """Links, log rows, retry state, processed ids and outbox confirmations of a batch, in one
         transaction: an outcome is never confirmed without its failures being recorded.
 
         Safe to repeat: an event already recorded (by another engine after a rebalance, or by an
         earlier try whose answer was lost) is confirmed again and otherwise left as it was, so a
-        batch never fails on a key it shares with the store. Returns how many were such repeats."""
+        batch never fails on a key it shares with the store. Returns the ids recorded by this call
+        (the others were such repeats: their effects, counts and failures are another's to report)."""
         if not outcomes:
-            return 0
+            return set()
         now = utcnow()
         ids = list(dict.fromkeys(o.event_id for o in outcomes))
         with self.db.session() as s:
             rows = [{"event_id": o.event_id, "outcome": o.status, "processed_at": now} for o in outcomes]
             new = insert_new(s, ProcessedEvent, list({r["event_id"]: r for r in rows}.values()), "event_id")
-            fresh = [o for o in outcomes if o.event_id in new]
-            self._record_effects(s, fresh)
+            self._record_effects(s, [o for o in outcomes if o.event_id in new])
             for chunk in chunks(ids):
                 s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
                 s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(chunk)))
-        return len(outcomes) - len(fresh)
+        return new
 
     def _record_effects(self, s: Session, outcomes: list[EventOutcome]) -> None:
         # The last state of each (worker, target) wins; written as delete + insert, not per-row merge.
