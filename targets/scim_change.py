@@ -5,8 +5,10 @@ announced) read-modify-PUT, with If-Match when it has ETags."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from provisioner.engine.contracts.protocols import NameClaims
 from provisioner.targets.scim_support import (
     ERRORS,
     ScimError,
@@ -17,6 +19,10 @@ from provisioner.targets.scim_support import (
     root_attribute,
 )
 
+# How long one group's read-modify-write may hold the engines' lease (and the longest wait for it):
+# a GET and a PUT of the group, each within the client's timeouts.
+GROUP_WRITE_SECONDS = 30.0
+
 
 class ScimChange:
     """Mixed into ScimTarget; the attributes below are its own."""
@@ -24,6 +30,7 @@ class ScimChange:
     name: str
     _put_only: set[str]
     _advertised: set[str] | None
+    _claims: NameClaims | None  # set when several engines share the app (scim_group_admin.py)
 
     if TYPE_CHECKING:  # ScimTarget's and the other mixins'; stub methods here would shadow them
 
@@ -71,10 +78,25 @@ class ScimChange:
         log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, refused)
         return answer
 
+    async def _exclusive(self, path: str, versioned: bool = True) -> AbstractAsyncContextManager[Any]:
+        """Held around a group's read-modify-write: without a version to check, two engines writing
+        one group at once both confirm their write and the later one silently undoes the other's
+        (a removed mover is back in the group). Within one engine the group's Coalescer is serial;
+        across engines a lease in the shared store orders them. A `versioned` write (a PUT with
+        If-Match, where the app has ETags) needs none, and neither does a user: its changes all
+        come from one partition, so from one engine."""
+        if self._claims is None or not path.startswith("Groups/") or (versioned and await self.supports("etag")):
+            return nullcontext()
+        return self._claims.hold(self.name, "group-write", path.removeprefix("Groups/"), GROUP_WRITE_SECONDS)
+
     async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
         read again and retry (three attempts). PATCH needs no version: it only touches the named
         attributes."""
+        async with await self._exclusive(path):
+            return await self._put_versioned(path, mutate)
+
+    async def _put_versioned(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         for attempt in range(1, 4):
             resource = await self._call("GET", path)
             version = (resource.get("meta") or {}).get("version")

@@ -13,11 +13,12 @@ Members are matched by id, by a `$ref` ending in the id, or by userName (one ser
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
 from provisioner.targets.scim_guards import eq
-from provisioner.targets.scim_support import ERRORS, ScimError, log
+from provisioner.targets.scim_support import ERRORS, PATCH_SCHEMA, ScimError, log
 
 ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
 REMOVAL_FORMS: tuple[RemovalForm, ...] = ("filter", "value", "replace", "put")
@@ -39,6 +40,7 @@ class ScimMembers:
         async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
         async def supports(self, feature: str) -> bool: ...
         async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
+        async def _exclusive(self, path: str, versioned: bool = True) -> AbstractAsyncContextManager[Any]: ...
         def _learned(self) -> None: ...
 
     async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
@@ -106,17 +108,18 @@ class ScimMembers:
 
         if form == "put":
             return await self._put(path, mutate)
-        if form == "replace":
-            group = await self._call("GET", path)
-            mutate(group)
-            operations = [{"op": "replace", "path": "members", "value": group["members"]}]
-        elif form == "filter":
+        if form == "replace":  # sent without If-Match, so leased even where the app has ETags
+            async with await self._exclusive(path, versioned=False):
+                group = await self._call("GET", path)
+                mutate(group)
+                operations = [{"op": "replace", "path": "members", "value": group["members"]}]
+                return await self._call("PATCH", path, json=_patch(operations))
+        if form == "filter":
             # (an id is the app's word: quoted as any filter value, never able to end the string)
             operations = [{"op": "remove", "path": f"members[{eq('value', account_id)}]"} for account_id in ids]
         else:  # "patch" adds, "value" removes: the value-list form
             operations = [{"op": "add" if present else "remove", "path": "members", "value": values}]
-        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
-        return await self._call("PATCH", path, json=body)
+        return await self._call("PATCH", path, json=_patch(operations))
 
     async def _not_yet(self, path: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
         """The accounts whose membership the app does not (yet) show as wanted."""
@@ -158,3 +161,7 @@ class ScimMembers:
         if ref:
             keys.append(ref.rsplit("/", 1)[-1])
         return keys
+
+
+def _patch(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": [PATCH_SCHEMA], "Operations": operations}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.profile import Unapplied
+from provisioner.engine.contracts.protocols import LeaseBusy
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.engine.kit.limits import MAX_PAGES
@@ -179,7 +180,7 @@ def failed(start: float, exc: Exception, account_id: str | None = None) -> Resul
 
 
 def scim_error(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, ScimError | Unapplied) else f"{type(exc).__name__}: {exc}"
+    return str(exc) if isinstance(exc, ScimError | Unapplied | LeaseBusy) else f"{type(exc).__name__}: {exc}"
 
 
 def is_conflict(exc: Exception) -> bool:
@@ -187,4 +188,4 @@ def is_conflict(exc: Exception) -> bool:
     return isinstance(exc, ScimError) and (exc.scim_type == "uniqueness" or exc.status == 409)
 
 
-ERRORS = (ScimError, Unapplied, httpx.HTTPError)
+ERRORS = (ScimError, Unapplied, LeaseBusy, httpx.HTTPError)

@@ -9,7 +9,9 @@ server: the app answers as it does, the server behind it holds the truth a test 
 - refuses_department: 400 invalidPath for the enterprise `department`, by PATCH or by PUT;
 - some_removal_forms: filter path, value list and replace all refused (501): only a PUT works;
 - no_group_patch: PATCH on groups refused (501) and `members` ignored in a PUT: no membership change
-  can be made at all, so every one must be reported failed, never claimed.
+  can be made at all, so every one must be reported failed, never claimed;
+- members_by_put / members_by_replace: no ETags, and a group's members change only by a
+  read-modify-PUT (no PATCH) or by a `replace` of the whole list: two writers can undo each other.
 """
 
 from __future__ import annotations
@@ -147,6 +149,32 @@ def no_group_patch(upstream: str) -> Front:
         return body
 
     return Front(upstream, intercept=intercept, rewrite_request=to_server)
+
+
+def without(*features: str) -> Any:
+    """An answer rewrite: the ServiceProviderConfig announces these features unsupported."""
+
+    def shown(method: str, path: str, body: Any) -> Any:
+        if path.rstrip("/").endswith("ServiceProviderConfig") and isinstance(body, dict):
+            return {**body, **{feature: {"supported": False} for feature in features}}
+        return body
+
+    return shown
+
+
+def members_by_put(upstream: str) -> Front:
+    return Front(upstream, rewrite_answer=without("patch", "etag"))
+
+
+def members_by_replace(upstream: str) -> Front:
+    def intercept(method: str, path: str, body: Any, request: Request) -> Response | None:
+        if method == "PATCH" and path.startswith("/Groups/"):
+            for op in _ops(body):
+                if str(op.get("path") or "").startswith("members") and not _member_op(op, "replace"):
+                    return scim_error(501, f"PATCH {op.get('op')} {op.get('path')} is not implemented")
+        return None
+
+    return Front(upstream, intercept=intercept, rewrite_answer=without("etag"))
 
 
 HABITS = {

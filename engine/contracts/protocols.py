@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -86,7 +87,23 @@ def _problem(error: Any) -> str:
     return f"{said}, got {error['input']!r}" if error["type"] == "enum" else said
 
 
-class NameClaims(Protocol):
+class LeaseBusy(Exception):
+    """Another engine held a lease for as long as a wait for it may last: try again later. Counted
+    as transient as a 503 is (`status`): the thing is busy, not broken."""
+
+    status = 503
+
+
+class Leases(Protocol):
+    """Short leases shared by every engine process, kept by the runtime: a writer never reaches the
+    store itself."""
+
+    def hold(self, target: str, kind: str, name: str, seconds: float) -> AbstractAsyncContextManager[None]:
+        """Held for the block (at most `seconds`, after which a crashed holder's lease lapses);
+        waiting for it is bounded as well: LeaseBusy when it is not free within `seconds`."""
+
+
+class NameClaims(Leases, Protocol):
     """Things that must exist once per target across every engine process (a group of a given
     name), claimed through the store by the runtime: a writer never reaches the store itself."""
 

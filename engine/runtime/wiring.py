@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.profile import Learner, TargetProfile
-from provisioner.engine.contracts.protocols import SharesNames, Source, Target
+from provisioner.engine.contracts.protocols import LeaseBusy, SharesNames, Source, Target
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.store import Store
@@ -19,6 +22,8 @@ from provisioner.rules.policy import PolicySet
 from provisioner.rules.safety import SafetyGuard
 from provisioner.sources import build_source
 from provisioner.targets import build_target, mapping_of
+
+log = logging.getLogger("provisioner.engine")
 
 
 class StoreNameClaims:
@@ -36,6 +41,34 @@ class StoreNameClaims:
 
     async def forget(self, target: str, kind: str, name: str, remote_id: str) -> None:
         await asyncio.to_thread(self.store.claims.forget_target, target, kind, name, remote_id)
+
+    async def _lease(self, target: str, kind: str, name: str, seconds: float) -> bool:
+        try:
+            return await asyncio.to_thread(self.store.claims.lease, target, kind, name, self.owner, seconds)
+        except Exception as exc:  # the store is away: a write it guards waits (transient), as events do
+            # (the exception's type only: a driver's message may carry the store's address)
+            raise LeaseBusy(
+                f"the lease on {kind} {name!r} of target {target!r} could not be taken: {type(exc).__name__}"
+            ) from exc
+
+    @asynccontextmanager
+    async def hold(self, target: str, kind: str, name: str, seconds: float) -> AsyncIterator[None]:
+        # Waiting as long as a lease lasts outwaits a crashed holder; a live one that keeps the
+        # thing busy that long makes this write fail transient (and be retried), never hang.
+        deadline = time.monotonic() + seconds
+        pause = 0.005
+        while not await self._lease(target, kind, name, seconds):
+            if time.monotonic() + pause > deadline:
+                raise LeaseBusy(f"{kind} {name!r} of target {target!r} stayed held by another write for {seconds:g}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        try:
+            yield
+        finally:
+            try:
+                await asyncio.to_thread(self.store.claims.unlease, target, kind, name, self.owner)
+            except Exception as exc:  # the write's own outcome stands; the lease lapses by itself
+                log.warning("could not give back the lease on %s %r of %s: %s", kind, name, target, type(exc).__name__)
 
 
 class Parts:

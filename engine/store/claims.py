@@ -3,12 +3,14 @@ applies one change twice), and things that must exist once per target (a group o
 
 A claim is a short lease (owner, expires_at). Its owner renews all of its claims with one
 statement per heartbeat and deletes an event's claim in the transaction that records the event's
-outcome; another engine takes a claim over only once it expired or its owner is provably gone."""
+outcome; another engine takes a claim over only once it expired or its owner is provably gone.
+A target claim without a remote id can also be a plain lease (`lease`/`unlease`): held around one
+write that must not interleave with another engine's (a group's read-modify-write without ETags)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
@@ -17,6 +19,10 @@ from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
 from provisioner.engine.store.tables import EventClaim, ProcessedEvent, TargetClaim
+
+
+def _key(target: str, kind: str, name: str) -> tuple[Any, ...]:
+    return col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name
 
 
 class Claimed(NamedTuple):
@@ -90,7 +96,7 @@ class Claims:
         with self.db.session() as s:
             if insert_new(s, TargetClaim, [row], "name"):
                 return True, None
-            key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
+            key = _key(target, kind, name)
             current = s.exec(select(TargetClaim).where(*key)).one()
             if current.remote_id is not None:
                 return False, current.remote_id
@@ -108,7 +114,7 @@ class Claims:
 
     def settle_target(self, target: str, kind: str, name: str, owner: str, remote_id: str | None) -> None:
         """The winner's result: the id it created or found; None gives the claim up (it failed)."""
-        key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
+        key = _key(target, kind, name)
         with self.db.session() as s:
             if remote_id is None:
                 s.exec(delete(TargetClaim).where(*key, col(TargetClaim.owner) == owner))
@@ -119,9 +125,41 @@ class Claims:
         """The thing is gone from the target (reconcile merged it away, or a writer found it deleted):
         the next use claims anew. With `remote_id`, only a claim still naming that id goes (one
         another engine settled anew meanwhile stays)."""
-        key = (col(TargetClaim.target) == target, col(TargetClaim.kind) == kind, col(TargetClaim.name) == name)
+        key = _key(target, kind, name)
         with self.db.session() as s:
             if remote_id is None:
                 s.exec(delete(TargetClaim).where(*key))
             else:
                 s.exec(delete(TargetClaim).where(*key, col(TargetClaim.remote_id) == remote_id))
+
+    def lease(self, target: str, kind: str, name: str, owner: str, seconds: float) -> bool:
+        """Take a short lease on one thing of a target: True when `owner` holds it now. Not
+        re-entrant (two writes of one engine exclude each other too); taken over once expired or
+        its owner is provably gone, so a crashed holder blocks no one for longer than `seconds`."""
+        now = utcnow()
+        row = {
+            "target": target,
+            "kind": kind,
+            "name": name,
+            "owner": owner,
+            "expires_at": now + timedelta(seconds=seconds),
+        }
+        key = _key(target, kind, name)
+        with self.db.session() as s:
+            holder = s.exec(select(TargetClaim.owner).where(*key)).one_or_none()
+            free = col(TargetClaim.expires_at) < now
+            if holder is not None and holder != owner and owner_is_gone(holder):
+                free |= col(TargetClaim.owner) == holder
+            statement = dialect_insert(s, TargetClaim).values([row])
+            statement = statement.on_conflict_do_update(
+                index_elements=["target", "kind", "name"],
+                set_={"owner": statement.excluded.owner, "expires_at": statement.excluded.expires_at},
+                where=free,
+            ).returning(TargetClaim.name)
+            return s.connection().execute(statement).first() is not None
+
+    def unlease(self, target: str, kind: str, name: str, owner: str) -> None:
+        """Give a lease back (only while this owner still holds it: one taken over stays)."""
+        key = _key(target, kind, name)
+        with self.db.session() as s:
+            s.exec(delete(TargetClaim).where(*key, col(TargetClaim.owner) == owner))
