@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Failure, LinkKey, TargetFailure, utcnow
+from provisioner.engine.kit.words import plural
 from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_rows
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import FailureRow, LogRow
@@ -155,7 +156,7 @@ def _healed(attempts: int) -> str:
     # attempt of this count, and saying "after 0 failed attempts" would contradict `failures`.
     if attempts == 0:
         return "applied when a person retried the dead letter"
-    return f"applied after {attempts} failed attempt{'s' if attempts != 1 else ''}"
+    return f"applied after {plural(attempts, 'failed attempt')}"
 
 
 def _record(row: FailureRow) -> Failure:
