@@ -114,7 +114,7 @@ async def run_demo(console: Console, people: int = 50) -> None:
     console.print(
         "Next: write your own config (see examples/file-to-scim.yaml), check it with "
         "[bold]provisioner validate -c FILE[/bold], preview with [bold]provisioner plan -c FILE[/bold], "
-        "apply with [bold]provisioner sync -c FILE --once[/bold]."
+        "apply with [bold]provisioner sync -c FILE[/bold]."
     )
 
 
