@@ -7,6 +7,11 @@ of tables only the runtime reads; every multi-row change is one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlmodel import Session
+
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.store.access import Access
 from provisioner.engine.store.claims import Claims
@@ -53,6 +58,13 @@ class Store:
         self.profiles = Profiles(self.db)
         self.access = Access(self.db)
         self.sessions = Sessions(self.db)
+
+    @contextmanager
+    def unit(self) -> Iterator[Session]:
+        """One unit of work: the caller owns the transaction (committed when the block ends, rolled
+        back when it raises) and hands the session to each repository method that takes one."""
+        with self.db.session() as s:
+            yield s
 
     def close(self) -> None:
         self.engine.dispose()
