@@ -5,8 +5,10 @@ requests it receives, by resource type.
 
     python bench/latency_app.py PORT LATENCY CAPACITY
 
-`GET /_bench/stats` answers the counts; a request with the header `X-Bench: read` skips the latency
-and the counting (the bench's own checks of the app's state).
+`GET /_bench/stats` answers the counts; `GET /_bench/timeline` how busy the app was: its requests in
+flight sampled every 0.2 s and the time it took to answer (the latency included); a request with
+the header `X-Bench: read` skips the latency and the counting (the bench's own checks of the app's
+state).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import httpx
 from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi, wait_for_port
 from tests.processes import stop_group
 
+SAMPLE_S = 0.2
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 StartResponse = Callable[..., Any]
 
@@ -40,12 +43,19 @@ class LatencyFront:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.counts: Counter[str] = Counter()
+        self.samples: list[int] = []  # in flight, every SAMPLE_S: whether the engines keep it busy
+        self.answered = [0.0, 0.0]  # seconds spent answering, answers: the latency it really had
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
         if path == "/_bench/stats":
             with self.lock:
                 body = json.dumps(dict(self.counts)).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        if path == "/_bench/timeline":
+            with self.lock:
+                body = json.dumps({"in_flight": self.samples, "answer_s": self.answered}).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         if environ.get("HTTP_X_BENCH") == "read":
@@ -60,12 +70,20 @@ class LatencyFront:
             if method in WRITES:
                 kind = "Users" if "/Users" in path else "Groups" if "/Groups" in path else "other"
                 self.counts[f"{method} {kind}"] += 1
+        started = time.monotonic()
         try:
             time.sleep(self.latency)
             return list(self.inner(environ, start_response))
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.answered[0] += time.monotonic() - started
+                self.answered[1] += 1
+
+    def sample(self, stop: threading.Event) -> None:
+        while not stop.wait(SAMPLE_S):
+            with self.lock:
+                self.samples.append(self.in_flight)
 
 
 @dataclass
@@ -92,6 +110,10 @@ def app_stats(url: str) -> Counter[str]:
     return Counter(httpx.get(f"{url}/_bench/stats", timeout=10).json())
 
 
+def app_timeline(url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{url}/_bench/timeline", timeout=10).json())
+
+
 def app_listing(url: str, kind: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with httpx.Client(headers={"X-Bench": "read"}, timeout=60) as client:
@@ -105,7 +127,9 @@ def app_listing(url: str, kind: str) -> list[dict[str, Any]]:
 def main() -> None:
     port, latency, capacity = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     stop = threading.Event()
-    with serve_wsgi(LatencyFront(scim_app(), latency, capacity), port):
+    front = LatencyFront(scim_app(), latency, capacity)
+    threading.Thread(target=front.sample, args=(stop,), daemon=True).start()
+    with serve_wsgi(front, port):
         stop.wait()  # until the bench ends the process
 
 
