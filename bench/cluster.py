@@ -64,8 +64,20 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 def settled(fleet: Fleet, cluster: TansuCluster, engines: int) -> None:
     """Every engine ready and the group stable with all of them: a timing starts after the joins."""
-    until(lambda: len(fleet.ready()) == engines and all(code == 200 for code in fleet.ready().values()), 120)
-    until(lambda: group_state(cluster.bootstrap) == ("Stable", engines), 120)
+    ready = until(lambda: len(fleet.ready()) == engines and all(code == 200 for code in fleet.ready().values()), 120)
+    stable = until(lambda: group_state(cluster.bootstrap) == ("Stable", engines), 120)
+    if ready is None or stable is None:
+        raise RuntimeError(f"{engines} engines never came up together: see the logs in {fleet.folder}")
+
+
+def start_fleet(fleet: Fleet, cluster: TansuCluster, engines: int) -> None:
+    """The first engine alone until it is ready, then the others: engines started together on an
+    empty store race to create APScheduler's table (`scheduler_jobs`) and the losers exit."""
+    fleet.start("e0")
+    settled(fleet, cluster, 1)
+    for i in range(1, engines):
+        fleet.start(f"e{i}")
+    settled(fleet, cluster, engines)
 
 
 @dataclass
@@ -73,14 +85,20 @@ class Run:
     """One timed sync: seconds to apply every worker (None: not done) and where the time went."""
 
     took: float | None
+    # From the first event on the bus to the last applied: the engines' part, without the poll and
+    # the relay's first publish that one engine does alike for one or three.
+    applying: float | None = None
     machine: float = 0.0  # percent of the machine busy meanwhile
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process
     notes: list[str] = field(default_factory=list)
 
 
-def outbox_phases(store_url: str, started: datetime) -> str:
-    """When the events were written (the poll), published (the relay) and confirmed, in seconds
-    from the timing's start: the fixed cost before the engines can work, and how the work ended."""
+PHASES = ("written", "published", "confirmed")
+
+
+def outbox_phases(store_url: str, started: datetime) -> list[float]:
+    """When the events were written (the poll), published (the relay) and confirmed (first, last of
+    each), in seconds from the timing's start: the fixed cost before the engines can work."""
     columns = ("created_at", "published_at", "confirmed_at")
     query = ", ".join(f"min({c}), max({c})" for c in columns)
     engine = create_engine(store_url)
@@ -89,10 +107,7 @@ def outbox_phases(store_url: str, started: datetime) -> str:
             row = connection.execute(text(f"SELECT {query} FROM outboxevent")).one()
     finally:
         engine.dispose()
-    at = [(v.replace(tzinfo=UTC) - started).total_seconds() if v else float("nan") for v in row]
-    return "outbox: " + ", ".join(
-        f"{c.removesuffix('_at')} {at[2 * i]:.1f}–{at[2 * i + 1]:.1f} s" for i, c in enumerate(columns)
-    )
+    return [(v.replace(tzinfo=UTC) - started).total_seconds() if v else float("nan") for v in row]
 
 
 def sync_time(
@@ -113,22 +128,23 @@ def sync_time(
         fleet = Fleet(folder, base_config(store_url, cluster, app.url, people, ceiling, adaptive), stack)
         store = Store(store_url)  # the schema, before engines start together on it
         write_people(people, [])
-        for i in range(engines):
-            fleet.start(f"e{i}")
-        settled(fleet, cluster, engines)
+        start_fleet(fleet, cluster, engines)
         pids = {**fleet.pid_of(), "app": app.pid, **{f"broker{i}": pid for i, pid in enumerate(cluster.pids())}}
         before, own, tcp = cpu_jiffies(), {k: process_cpu([pid]) for k, pid in pids.items()}, tcp_counters()
+        skip = len(app_timeline(app.url)["in_flight"])  # samples before the timing
         with engine_trace(fleet.ports()) as trace:
             started = datetime.now(UTC)
             write_people(people, [person(i, f"Dept {i % 10}") for i in range(workers)])
             took = until(applied(store, workers), timeout)
-        run = Run(took, cpu_busy(before), {k: process_cpu([pid]) - own[k] for k, pid in pids.items()})
+        run = Run(took, machine=cpu_busy(before), cpu={k: process_cpu([pid]) - own[k] for k, pid in pids.items()})
         timeline = app_timeline(app.url)
-        busy = timeline["in_flight"][: int((took or timeout) / 0.2)]
+        busy = timeline["in_flight"][skip:]
+        phases = outbox_phases(store_url, started)
+        run.applying = took - phases[2] if took else None
         spent, answers = timeline["answer_s"]
         dropped = {k: v - tcp[k] for k, v in tcp_counters().items()}
         run.notes += [
-            outbox_phases(store_url, started),
+            "outbox: " + ", ".join(f"{c} {phases[2 * i]:.1f}–{phases[2 * i + 1]:.1f} s" for i, c in enumerate(PHASES)),
             *trace.lines(),
             f"app: {statistics.mean(busy or [0]):.1f} requests in flight on average (max {max(busy or [0])}), "
             f"{answers:.0f} answers taking {1000 * spent / max(1, answers):.0f} ms on average",
@@ -309,12 +325,13 @@ def main() -> None:
     parser.add_argument("--adaptive-workers", type=int, default=1_000)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--pairs", type=int, default=1, help="interleaved runs of each comparison (median)")
+    parser.add_argument("--keep", type=Path, help="keep the engines' logs and configs in this folder")
     steps = ["wave", "scale", "adaptive", "oneshot"]
     parser.add_argument("--only", nargs="*", choices=steps, default=steps)
     args = parser.parse_args()
     rows: list[Row] = []
     with tansu_cluster(brokers=2) as cluster, ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for step in args.only:
             print(f"… {step}", file=sys.stderr, flush=True)
             if step == "wave":
