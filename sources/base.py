@@ -24,7 +24,7 @@ from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, MAX_PAGES, ResponseTooLarge
 from provisioner.engine.kit.origin import CrossOrigin
-from provisioner.engine.kit.paging import Paging, PagingError, PagingRunaway, collect, paginate, restartable
+from provisioner.engine.kit.paging import PagingError, PagingRunaway, PagingStyle, collect, paginate, restartable
 from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
@@ -172,7 +172,7 @@ class HttpSource:
         """Records the vendor reports deleted during an incremental read: removals all the same."""
         self._gone.extend(remote_ids)
 
-    def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
+    def pages(self, path: str, paging: PagingStyle, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
         return paginate(self.client, path, paging, params, self.settings.max_pages)
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:

@@ -25,7 +25,7 @@ from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
 from provisioner.engine.kit.origin import relative_path
-from provisioner.engine.kit.paging import Paging, PagingError, paginate
+from provisioner.engine.kit.paging import NoPaging, Paging, PagingError, paginate
 from provisioner.engine.kit.templating import Template
 
 PRESETS = Path(__file__).parent / "presets"
@@ -45,7 +45,7 @@ class Operation(_Strict):
     conflict_status: list[int] = Field(default_factory=lambda: [409])  # create: the account exists
     result: str | None = None  # JMESPath to the account object in the answer
     items: str | None = None  # list: JMESPath to the accounts of a page
-    paging: Paging = Field(default_factory=Paging)
+    paging: Paging = Field(default_factory=NoPaging)
 
 
 class AccountShape(_Strict):

@@ -16,11 +16,11 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from provisioner.engine.kit.auth import AuthConfig
-from provisioner.engine.kit.paging import Paging
+from provisioner.engine.kit.paging import LinkHeaderPaging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import employment_type, iso_datetime
 
-LIST = Paging(style="link_header", items="@")
+LIST = LinkHeaderPaging(items="@")
 SINCE_PARAM = {"v1": "last_activity_after", "v3": "last_activity_at[gte]"}
 
 
