@@ -50,7 +50,8 @@ def _walk(model: type[BaseModel], loc: Sequence[Any]) -> tuple[tuple[Any, ...], 
     dropped and the models narrowed to the tagged one (list indexes and dict keys are skipped)."""
     current, kept = [model], []
     for part in loc:
-        tagged = [c for c in current if part not in c.model_fields and _tag(c) == part]
+        # Right after a union's field comes the tag, even one that is also a key (`type: header`).
+        tagged = [c for c in current if _tag(c) == part]
         if len(current) > 1 and tagged:
             current = tagged
             continue
