@@ -99,10 +99,11 @@ def test_a_scheme_missing_its_key_or_given_another_schemes_key_is_refused_at_tha
     assert RestSource.problems({**entry, "auth": {"type": "header", "token": "t", "headr": "X-Key"}}) == [
         (("auth", "headr"), "unknown key 'headr' (did you mean 'header'?)")
     ]
-    assert RestSource.problems({**entry, "auth": {"type": "apikey"}}) == [
+    assert RestSource.problems({**entry, "auth": {"type": "baerer", "token": "t"}}) == [
         (
-            ("auth",),
-            "unknown auth type: use none, basic, bearer, header, oauth_client_credentials or oauth_refresh_token",
+            ("auth", "type"),
+            "unknown type 'baerer' (did you mean 'bearer'?); "
+            "known: none, basic, bearer, header, oauth_client_credentials, oauth_refresh_token",
         )
     ]
 

@@ -174,13 +174,13 @@ class Holder(BaseModel):
 def test_a_paging_block_is_the_model_of_its_style(block: dict, style: type):  # type: ignore[type-arg]
     parsed = Holder.model_validate({"paging": block}).paging
     assert type(parsed) is style
-    assert parsed.model_dump(exclude_unset=True) == block  # every key kept, none invented
+    assert parsed.model_dump(exclude_unset=True) == {"style": parsed.style, **block}  # every key kept, none invented
 
 
 def test_a_key_another_style_takes_and_an_unknown_style_are_refused():
     with pytest.raises(ValidationError, match="next\n  Extra inputs are not permitted"):
         Holder.model_validate({"paging": {"style": "link_header", "next": "next"}})
-    with pytest.raises(ValidationError, match="unknown paging style: use none, offset_token, next_link"):
+    with pytest.raises(ValidationError, match="Input tag 'cursor' found using 'style' does not match"):
         Holder.model_validate({"paging": {"style": "cursor"}})
 
 
@@ -191,4 +191,11 @@ def test_a_paging_problem_is_told_at_its_key_in_the_yaml():
     ]
     assert RestSource.problems({**entry, "paging": {"style": "link_header", "next": "links.next"}}) == [
         (("paging", "next"), "unknown key 'next'")  # the next link of this style is a header
+    ]
+    assert RestSource.problems({**entry, "paging": {"style": "next-link"}}) == [
+        (
+            ("paging", "style"),
+            "unknown style 'next-link' (did you mean 'next_link'?); "
+            "known: none, offset_token, next_link, link_header, page, offset",
+        )
     ]

@@ -79,7 +79,17 @@ def describe(model: type[BaseModel], errors: list[ErrorDetails], known: Iterable
         if error["type"] == "extra_forbidden" and loc:
             accepted = fields_at(model, error["loc"][:-1]) | (extra if len(loc) == 1 else set())
             described.append((loc, unknown_key(loc[-1], accepted)))
+        elif error["type"] == "union_tag_invalid":  # `style: cursor` of a paging block, say
+            described.append(_unknown_tag(loc, error.get("ctx") or {}))
         else:
             # Our own validators' messages, without pydantic's "Value error, " in front of them
             described.append((loc, error["msg"].removeprefix("Value error, ")))
     return described
+
+
+def _unknown_tag(loc: tuple[Any, ...], ctx: dict[str, Any]) -> Located:
+    """The tag of a tagged union that names none of its members, told at the tag's own key."""
+    key = str(ctx.get("discriminator", "")).strip("'")
+    known = [tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")]
+    tag = ctx.get("tag")
+    return (*loc, key), f"unknown {key} {tag!r}{did_you_mean(tag, known)}; known: {', '.join(known)}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from provisioner.engine.kit.oauth import ClientCredentials, RefreshToken
+from provisioner.engine.kit.tagged import default_tag
 
 Secret = Annotated[SecretStr, Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1)]
@@ -100,24 +101,5 @@ class RefreshTokenAuth(_Scheme):
 AuthScheme = NoAuth | BasicAuth | BearerAuth | HeaderAuth | ClientCredentialsAuth | RefreshTokenAuth
 
 
-def _type_of(value: Any) -> str:
-    """A block without `type` is no auth, as it always has been."""
-    return str(value.get("type", "none") if isinstance(value, dict) else getattr(value, "type", "none"))
-
-
-# The config's `auth:` block: one of the schemes above, chosen by `type`.
-AuthConfig = Annotated[
-    Annotated[NoAuth, Tag("none")]
-    | Annotated[BasicAuth, Tag("basic")]
-    | Annotated[BearerAuth, Tag("bearer")]
-    | Annotated[HeaderAuth, Tag("header")]
-    | Annotated[ClientCredentialsAuth, Tag("oauth_client_credentials")]
-    | Annotated[RefreshTokenAuth, Tag("oauth_refresh_token")],
-    Discriminator(
-        _type_of,
-        custom_error_type="auth_type",
-        custom_error_message=(
-            "unknown auth type: use none, basic, bearer, header, oauth_client_credentials or oauth_refresh_token"
-        ),
-    ),
-]
+# The config's `auth:` block: one of the schemes above, chosen by `type`; none without it.
+AuthConfig = Annotated[AuthScheme, Field(discriminator="type"), BeforeValidator(default_tag("type", "none"))]

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from provisioner.engine.kit.http import describe_http_error
 log = logging.getLogger("provisioner.auth")
 
 
-class RenewingBearer(httpx.Auth):
+class RenewingBearer(httpx.Auth, ABC):
     """A bearer token from an OAuth 2.0 token endpoint: fetched when first needed, renewed `margin`
     seconds before it expires, and once more if the server answers 401 (revoked early). A grant
     says how to ask (`_token_request`) and may read more of the answer (`_accepted`)."""
@@ -31,8 +32,9 @@ class RenewingBearer(httpx.Auth):
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
+    @abstractmethod
     def _token_request(self) -> httpx.Request:
-        raise NotImplementedError
+        """The request that asks the token endpoint for an access token."""
 
     def _accepted(self, body: dict[str, Any]) -> None:
         """The rest of a token answer (a rotated refresh token, say)."""

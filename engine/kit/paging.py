@@ -25,9 +25,10 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import httpx
 import jmespath
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisioner.engine.kit.limits import MAX_PAGES
+from provisioner.engine.kit.tagged import default_tag
 
 log = logging.getLogger("provisioner.paging")
 
@@ -173,25 +174,8 @@ class OffsetPaging(_Style):
 PagingStyle = NoPaging | TokenPaging | NextLinkPaging | LinkHeaderPaging | PageNumberPaging | OffsetPaging
 
 
-def _style_of(value: Any) -> str:
-    """A block without `style` pages not at all, as it always has."""
-    return str(value.get("style", "none") if isinstance(value, dict) else getattr(value, "style", "none"))
-
-
-# The config's `paging:` block: one of the styles above, chosen by `style`.
-Paging = Annotated[
-    Annotated[NoPaging, Tag("none")]
-    | Annotated[TokenPaging, Tag("offset_token")]
-    | Annotated[NextLinkPaging, Tag("next_link")]
-    | Annotated[LinkHeaderPaging, Tag("link_header")]
-    | Annotated[PageNumberPaging, Tag("page")]
-    | Annotated[OffsetPaging, Tag("offset")],
-    Discriminator(
-        _style_of,
-        custom_error_type="paging_style",
-        custom_error_message="unknown paging style: use none, offset_token, next_link, link_header, page or offset",
-    ),
-]
+# The config's `paging:` block: one of the styles above, chosen by `style`; none without it.
+Paging = Annotated[PagingStyle, Field(discriminator="style"), BeforeValidator(default_tag("style", "none"))]
 
 
 async def paginate(
