@@ -104,6 +104,8 @@ def _jobs(config: Config) -> list[Scheduled]:
 
 
 def _start(scheduler: AsyncIOScheduler, jobs: list[Scheduled]) -> None:
+    """Start paused, make the stored jobs those of the config, then run: a job the config still has
+    with the same trigger keeps its stored next run, so a restart neither loses nor doubles it."""
     wanted = {f"{kind}:{name}" for kind, name, _ in jobs}
     scheduler.start(paused=True)
     for job in scheduler.get_jobs():  # sources or schedules removed from the config since last time
