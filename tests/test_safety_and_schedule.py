@@ -15,7 +15,6 @@ from provisioner.engine.contracts.records import Link
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.ondemand import provision_one
 from provisioner.engine.runtime.usecases.ingest import ingest
-from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
 from provisioner.engine.runtime.wiring import Parts
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
@@ -165,7 +164,7 @@ def linked_parts(tmp_path: Path, n: int, **safety: Any) -> tuple[Parts, Path]:
 
 async def test_the_gate_halts_a_poll_once_and_a_resume_lets_it_through_once(tmp_path, caplog):
     parts, people = linked_parts(tmp_path, 5, max_deprovisions=2)
-    gate = SafetyGate(parts.safety, parts.store)
+    gate = parts.gate
     try:
         assert len((await ingest(parts.sources["hr"], parts.store, gate)).events) == 5
         write(people, *staff(5)[:1])  # four leave at once
@@ -194,7 +193,7 @@ async def test_the_gate_halts_a_poll_once_and_a_resume_lets_it_through_once(tmp_
 async def test_provision_now_reads_one_person_and_is_held_without_halting_the_source(tmp_path, monkeypatch):
     parts, people = linked_parts(tmp_path, 3, max_deprovisions=0)
     try:
-        await ingest(parts.sources["hr"], parts.store, SafetyGate(parts.safety, parts.store))
+        await ingest(parts.sources["hr"], parts.store, parts.gate)
         write(people, *staff(3)[:2], {**staff(3)[2], "status": "terminated"})
 
         def whole_source(*args: Any) -> None:

@@ -45,7 +45,6 @@ from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.rebalance import Rebalance
 from provisioner.engine.runtime.relay import Relay
 from provisioner.engine.runtime.usecases.fire_due import fire_due
-from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
 from provisioner.engine.runtime.wiring import Parts
 
 log = logging.getLogger("provisioner.engine")
@@ -246,8 +245,7 @@ class Runtime:
 
         They pass the same safety guard as a poll, per source: fifty end-of-day terminations from a
         bad import halt the source instead of disabling fifty people at midnight."""
-        gate = SafetyGate(self.parts.safety, self.store)
-        events = fire_due(self.store, gate, FixedClock(now) if now else system_clock)
+        events = fire_due(self.store, self.parts.gate, FixedClock(now) if now else system_clock)
         if events:
             log.info("%d scheduled changes are due", len(events))
             self._wake.set()

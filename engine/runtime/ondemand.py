@@ -20,7 +20,6 @@ from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import SourceRead
 from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.runtime.usecases.provision_one import admit_one, record_one
-from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
 from provisioner.engine.runtime.wiring import Parts
 
 
@@ -60,8 +59,7 @@ async def provision_one(
     show("source", done.worker)
     if done.worker is None and not read.gone and not read.quarantined:
         read.gone = [remote_id]  # not listed by a full read: the source no longer has this person
-    gate = SafetyGate(parts.safety, parts.store)
-    admitted = await asyncio.to_thread(admit_one, parts.store, gate, worker_id, done.worker, read, clock)
+    admitted = await asyncio.to_thread(admit_one, parts.store, parts.gate, worker_id, done.worker, read, clock)
     if admitted.event is None:
         done.note = admitted.note
         show("note", f"quarantined: {done.note}" if admitted.changes.quarantined else done.note)

@@ -10,7 +10,6 @@ import time
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.poller import Diff
 from provisioner.engine.runtime.usecases.ingest import ingest
-from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
 from provisioner.engine.runtime.wiring import Parts
 
 
@@ -18,13 +17,12 @@ class Polling:
     def __init__(self, parts: Parts, metrics: Metrics):
         self.parts = parts
         self.metrics = metrics
-        self.gate = SafetyGate(parts.safety, parts.store)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, source_name: str, only: list[str] | None = None) -> Diff:
         async with self._locks.setdefault(source_name, asyncio.Lock()):
             keys = next((s.correlate for s in self.parts.config.sources if s.name == source_name), [])
             started = time.perf_counter()
-            result = await ingest(self.parts.sources[source_name], self.parts.store, self.gate, only, keys)
+            result = await ingest(self.parts.sources[source_name], self.parts.store, self.parts.gate, only, keys)
             self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
         return result
