@@ -11,11 +11,14 @@ from typing import Any
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
+from provisioner.engine.contracts.ports import FixedClock
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.ondemand import provision_one
+from provisioner.engine.runtime.usecases.fire_due import fire_due
 from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Deferred
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
 
@@ -208,5 +211,36 @@ async def test_provision_now_reads_one_person_and_is_held_without_halting_the_so
         assert shown[-1] == ("note", done.note)
         assert "hr" not in {s for s, state in parts.store.sources.states().items() if state.halted}
         assert parts.store.snapshots.get("hr:2").status == "active"  # nothing committed
+    finally:
+        await parts.aclose()
+
+
+async def test_due_work_passes_the_same_gate_and_its_rows_wait_for_a_resume(tmp_path, caplog):
+    parts, people = linked_parts(tmp_path, 5, max_deprovisions=2)
+    soon = datetime.now(UTC) + timedelta(days=3)
+    try:
+        write(people, *[{**p, "termination_date": soon.date().isoformat()} for p in staff(4)], *staff(5)[4:])
+        await ingest(parts.sources["hr"], parts.store, parts.gate)  # updates with a disable for later: through
+        assert not parts.store.sources.states()["hr"].halted
+        with parts.store.unit() as s:
+            s.add_all(
+                Deferred(worker_id=f"hr:{i}", target="app", action="disable", effective_at=soon) for i in range(4)
+            )
+        queued = parts.store.outbox.pending_count()
+        later = FixedClock(soon + timedelta(days=1))
+
+        with caplog.at_level(logging.ERROR, logger="provisioner.engine"):
+            assert fire_due(parts.store, parts.gate, later) == []
+        state = parts.store.sources.states()["hr"]
+        assert state.halted and "4 workers would be deprovisioned by scheduled changes falling due together" in (
+            state.reason or ""
+        )
+        assert "those scheduled changes wait" in caplog.records[-1].getMessage()
+        assert len(parts.store.schedule.deferred()) == 4 and parts.store.outbox.pending_count() == queued
+
+        assert parts.store.sources.resume("hr")
+        assert len(fire_due(parts.store, parts.gate, later)) == 4
+        assert parts.store.schedule.deferred() == [] and parts.store.outbox.pending_count() == queued + 4
+        assert parts.store.sources.approved() == set()  # spent on this one check
     finally:
         await parts.aclose()
