@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.contracts.models import CONFLICT, Account, Outcome, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
@@ -187,7 +187,9 @@ class ScimTarget(ScimChange, ScimCheck, ScimLearning, ScimLookup, ScimGroupAdmin
             if is_conflict(exc):
                 if attributes.get("userName"):
                     self._conflicts.add(str(attributes["userName"]).lower())
-                return Result(status=ResultStatus.skipped, error="conflict", duration_ms=elapsed_ms(start))
+                return Result(
+                    status=ResultStatus.skipped, outcome=Outcome.conflict, error=CONFLICT, duration_ms=elapsed_ms(start)
+                )
             return failed(start, exc)
         if self._index is not None:
             for key in (attributes.get("externalId"), str(attributes.get("userName") or "").lower()):

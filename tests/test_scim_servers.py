@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
@@ -116,7 +116,7 @@ async def test_every_write_on_every_configuration(scim_url: Server):
 
         # Adopt on 409: the same userName again is a conflict, and the lookup finds the account.
         again = await target.create(moved, spec.render(moved))
-        assert again.status is ResultStatus.skipped and again.error == "conflict"
+        assert again.status is ResultStatus.skipped and again.outcome is Outcome.conflict
         found = await target.lookup(moved, None, spec.render(moved))
         assert found is not None and found.id == user_id
         assert len(all_users(client)) == 1
