@@ -16,8 +16,9 @@ from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
 from provisioner.targets.scim_bulk import BULK_SCHEMA
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import scim_users
 
 

@@ -14,7 +14,8 @@ from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import scim_users
 from tests.faultproxy import FaultProxy, fault_proxy
 

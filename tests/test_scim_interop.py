@@ -23,7 +23,8 @@ from provisioner.engine.runtime.app import Runtime
 from provisioner.reconcile.classify import Situation
 from provisioner.reconcile.run import reconcile
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config
 from tests.scim_front import Front, empty_list, scim_error
 from tests.scimmy_server import scimmy_available, scimmy_server_process

@@ -20,7 +20,8 @@ from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config
 from tests.scimmy_server import scimmy_available, scimmy_server_process
 

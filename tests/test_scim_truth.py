@@ -26,7 +26,8 @@ from provisioner.engine.runtime import views
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Store
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config, person
 from tests.scim_front import Front, scim_error
 from tests.scim_habits import DEPT, ENTERPRISE, refuses_department
