@@ -51,7 +51,6 @@ class Changes:
         path: str,
         operations: list[dict[str, Any]],
         mutate: Callable[[dict[str, Any]], None],
-        fallback: bool = True,
     ) -> dict[str, Any]:
         """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
         Returns the resource when the server answered with it."""
@@ -61,7 +60,7 @@ class Changes:
         try:
             return await self.client.call("PATCH", path, json=patch_body(kind, operations))
         except ERRORS as exc:
-            if not (fallback and await self._patch_is_the_problem(exc, operations)):
+            if not await self._patch_is_the_problem(exc, operations):
                 raise
             refused = exc
         # Learned only once a PUT does it: an app that refuses the attribute in a PUT as well is
