@@ -28,6 +28,8 @@ from provisioner.targets.scim_support import (
 
 
 class Users:
+    """The writes to one app's users; lookups and /Bulk are the collaborators it is given."""
+
     def __init__(self, client: ScimClient, changes: Changes, lookup: AccountLookup, bulk: Bulk):
         self.client = client
         self.changes = changes
