@@ -9,7 +9,7 @@ def test_a_worker_id_round_trips_and_splits_at_the_first_colon_only():
     assert (parsed.source, parsed.remote_id) == ("workday", "urn:emp:42")
     assert str(parsed) == "workday:urn:emp:42"
     source, remote_id = WorkerId.of("hr", 7)
-    assert (source, remote_id) == ("hr", "7") and str(WorkerId.of("hr", 7)) == "hr:7"
+    assert (source, remote_id) == ("hr", "7") and str(WorkerId.of("hr", 7)) == "hr:7" == WorkerId.text("hr", 7)
 
 
 def test_text_without_a_colon_is_a_source_with_no_remote_id():

@@ -80,8 +80,8 @@ def normalize_records(
             manager = fields.get("manager_id")
             if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
                 # As the HR system writes it (`7001`): a person of the same source.
-                fields["manager_id"] = str(WorkerId.of(source, str(manager).strip()))
-            worker_id = str(WorkerId.of(source, remote_id))
+                fields["manager_id"] = WorkerId.text(source, str(manager).strip())
+            worker_id = WorkerId.text(source, remote_id)
             read.workers.append(Worker(id=worker_id, source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
             problems = "; ".join(_problem(e) for e in exc.errors())

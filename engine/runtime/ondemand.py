@@ -41,7 +41,7 @@ async def _read_one(parts: Parts, source: str, remote_id: str) -> SourceRead:
     if isinstance(reader := parts.sources[source], FetchesOne):
         return await reader.fetch_one(remote_id)
     read = await reader.read({})  # a source without single reads: read it all, keep this one
-    wanted = str(WorkerId.of(source, remote_id))
+    wanted = WorkerId.text(source, remote_id)
     return SourceRead(workers=[w for w in read.workers if w.id == wanted], complete=False, gone=[])
 
 

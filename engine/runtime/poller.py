@@ -269,7 +269,7 @@ async def poll(
             )
     quarantine_log = [
         LogEntry(
-            worker_id=str(WorkerId.of(source.name, q.remote_id or "?")),
+            worker_id=WorkerId.text(source.name, q.remote_id or "?"),
             action="quarantine",
             reason=q.reason,
             result="skipped",
