@@ -171,9 +171,9 @@ def _contested(read: SourceRead) -> list[str]:
 
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
-    read = SourceRead(complete=False)
     if not isinstance(source, FetchesOne):
         raise SourceError(f"source {source.name} cannot read single records")
+    read = SourceRead(complete=False)
     for remote_id in dict.fromkeys(remote_ids):
         one = await source.fetch_one(remote_id)
         read.workers += one.workers
