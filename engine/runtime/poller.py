@@ -10,9 +10,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.ports import Clock, system_clock
-from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
+from provisioner.engine.contracts.protocols import FetchesOne, Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.store.snapshots import StoredSnapshots
 
 log = logging.getLogger("provisioner.poll")
@@ -119,10 +120,10 @@ def diff(
     if read.complete:
         present = {w.id for w in read.workers}
         # A quarantined record is still there; it must not look like a removal.
-        held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
+        held = {WorkerId.text(source, q.remote_id) for q in read.quarantined if q.remote_id}
         gone = [wid for wid in stored if wid not in present and wid not in held]
     else:
-        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in stored]
+        gone = [wid for wid in (WorkerId.text(source, remote_id) for remote_id in read.gone) if wid in stored]
     if isinstance(snapshots, StoredSnapshots):
         snapshots.preload([w.id for w in changed if w.id in stored] + gone)
     for worker in changed:
@@ -160,6 +161,8 @@ def _contested(read: SourceRead) -> list[str]:
 
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
+    if not isinstance(source, FetchesOne):
+        raise SourceError(f"source {source.name} cannot read single records")
     read = SourceRead(complete=False)
     for remote_id in dict.fromkeys(remote_ids):
         one = await source.fetch_one(remote_id)

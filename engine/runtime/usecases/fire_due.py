@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock
 from provisioner.engine.runtime.usecases.safety_gate import DUE, SafetyGate
 from provisioner.engine.store import Store
@@ -28,7 +29,7 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
         events = [scheduled_event(wid, workers.get(wid), when) for wid, when in sorted(due.items())]
         by_source: dict[str, list[WorkerEvent]] = {}
         for event in events:
-            by_source.setdefault(event.subject.split(":", 1)[0], []).append(event)
+            by_source.setdefault(WorkerId.parse(event.subject).source, []).append(event)
         held: set[str] = set()
         for source, mine in by_source.items():
             held |= gate.admit(s, source, mine, DUE, now).held

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
@@ -104,7 +105,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
 def _quarantine_log(source: str, result: Diff) -> list[LogEntry]:
     return [
         LogEntry(
-            worker_id=f"{source}:{q.remote_id}" if q.remote_id else f"{source}:?",
+            worker_id=WorkerId.text(source, q.remote_id or "?"),
             action="quarantine",
             reason=q.reason,
             result="skipped",

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from provisioner.engine.contracts.events import WorkerEvent, internal_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.ports import Clock
 from provisioner.engine.contracts.protocols import SourceRead
@@ -32,7 +33,7 @@ def admit_one(
     store: Store, gate: SafetyGate, worker_id: str, worker: Worker | None, read: SourceRead, clock: Clock
 ) -> Admitted:
     """The event to apply for this worker, as the source has them now (`worker`, from `read`)."""
-    source, _, _ = worker_id.partition(":")
+    source = WorkerId.parse(worker_id).source
     with store.unit() as s:
         stored = store.snapshots.stored(worker_id, s)
         changes = diff(source, read, {worker_id: stored} if stored else {}, clock=clock)
@@ -54,7 +55,7 @@ def admit_one(
 def record_one(store: Store, worker_id: str, changes: Diff, outcome: EventOutcome) -> None:
     """The worker's snapshot becomes what was applied (nothing goes through the outbox, so a running
     engine never applies it again); then the outcome is recorded as the pipeline records it."""
-    source, _, remote_id = worker_id.partition(":")
+    source, remote_id = WorkerId.parse(worker_id)
     with store.unit() as s:
         store.snapshots.remove(s, source, changes.removals)
         store.snapshots.upsert(s, source, changes.upserts)
