@@ -92,7 +92,7 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         assert by_external_id(scim)["hr:0"]["active"]
         [scheduled] = runtime.store.schedule.deferred("hr:0")
         assert scheduled.action == "disable" and scheduled.effective_at.date() == date.today() + timedelta(days=3)
-        assert runtime.fire_due() == 0  # not yet
+        assert await runtime.fire_due() == 0  # not yet
 
         # The termination is rescinded: the schedule is replaced by nothing.
         write(people, ada)
@@ -105,7 +105,7 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         assert len(runtime.store.schedule.deferred("hr:0")) == 1
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
-        assert runtime.fire_due(later) == 1
+        assert await runtime.fire_due(later) == 1
         await runtime.wait_idle(timeout=60)
         assert not by_external_id(scim)["hr:0"]["active"]
         assert runtime.store.schedule.deferred("hr:0") == []
@@ -135,13 +135,13 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
         # ...and the day comes: the four disables fall due together and trip the guard instead.
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
-        assert runtime.fire_due(later) == 0
+        assert await runtime.fire_due(later) == 0
         state = runtime.store.sources.states()["hr"]
         assert state.halted and "4 workers would be deprovisioned by scheduled changes" in state.reason
         assert len(runtime.store.schedule.deferred()) == 4 and all(u["active"] for u in scim_users(scim))
 
         assert runtime.store.sources.resume("hr")  # a person looked: the terminations are real
-        assert runtime.fire_due(later) == 4
+        assert await runtime.fire_due(later) == 4
         await runtime.wait_idle(timeout=60)
         assert sum(u["active"] for u in scim_users(scim)) == 1 and runtime.store.schedule.deferred() == []
 

@@ -240,12 +240,14 @@ class Runtime:
         """New rows in the outbox: the relay should look now rather than at its next tick."""
         self._wake.set()
 
-    def fire_due(self, now: datetime | None = None) -> int:
-        """Deferred actions that are due become events (re-planned from the current snapshot).
+    async def fire_due(self, now: datetime | None = None) -> int:
+        """Deferred actions that are due become events (re-planned from the current snapshot), off
+        the event loop.
 
         They pass the same safety guard as a poll, per source: fifty end-of-day terminations from a
         bad import halt the source instead of disabling fifty people at midnight."""
-        events = fire_due(self.store, self.parts.gate, FixedClock(now) if now else system_clock)
+        clock = FixedClock(now) if now else system_clock
+        events = await asyncio.to_thread(fire_due, self.store, self.parts.gate, clock)
         if events:
             log.info("%d scheduled changes are due", len(events))
             self._wake.set()
