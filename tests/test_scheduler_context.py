@@ -26,7 +26,7 @@ class Engine:
     async def poll(self, source_name: str, only: list[str] | None = None) -> Any:
         raise AssertionError("no source is configured")
 
-    def fire_due(self, now: datetime | None = None) -> int:
+    async def fire_due(self, now: datetime | None = None) -> int:
         self.fired += 1
         return 0
 
