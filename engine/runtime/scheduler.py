@@ -54,7 +54,9 @@ _scheduled_for: ContextVar[Engine | None] = ContextVar("scheduled_for", default=
 async def run_job(kind: str, name: str, period: float) -> None:
     """The one entry point every stored job names. Runs only where this period's lease was won."""
     runtime = _scheduled_for.get()
-    if runtime is None or not runtime.store.schedule.acquire_lease(f"{kind}:{name}", runtime.owner, period * 0.8):
+    if runtime is None or not runtime.store.schedule.acquire_lease(
+        f"{kind}:{name}", runtime.owner, period * 0.8, renew=False
+    ):
         return
     try:
         if kind == "poll":
