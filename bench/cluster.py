@@ -140,6 +140,7 @@ def sync_time(
             write_people(people, [person(i, f"Dept {i % groups}") for i in range(workers)])
             took = until(applied(store, workers), timeout)
         run = Run(took, machine=cpu_busy(before), cpu={k: process_cpu([pid]) - own[k] for k, pid in pids.items()})
+        searched = {k: v for k, v in app_stats(app.url).items() if k.endswith(" searched")}
         timeline = app_timeline(app.url)
         busy = timeline["in_flight"][skip:]
         phases = outbox_phases(store_url, started)
@@ -150,7 +151,7 @@ def sync_time(
             "outbox: " + ", ".join(f"{c} {phases[2 * i]:.1f}–{phases[2 * i + 1]:.1f} s" for i, c in enumerate(PHASES)),
             *trace.lines(),
             f"app: {statistics.mean(busy or [0]):.1f} requests in flight on average (max {max(busy or [0])}), "
-            f"{answers:.0f} answers taking {1000 * spent / max(1, answers):.0f} ms on average",
+            f"{answers:.0f} answers taking {1000 * spent / max(1, answers):.0f} ms on average, searches {searched}",
             "machine TCP: " + ", ".join(f"{k} +{v}" for k, v in dropped.items()),
             "CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in run.cpu.items()) + f"; machine {run.machine:.0f} % busy",
         ]

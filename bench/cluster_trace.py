@@ -62,8 +62,10 @@ class EngineTrace:
             last = f"{moved[-1].at:.1f}" if moved else "-"
             flight = statistics.mean(s.in_flight for s in working) if working else 0
             counts = sorted({int(s.partitions) for s in samples})
+            fetched = f"{working[0].at:.1f}" if working else "-"
             yield (
-                f"{name}: partitions {counts}, actions {samples[-1].actions:.0f} from {first} s to {last} s, "
+                f"{name}: partitions {counts}, events in hand from {fetched} s, "
+                f"actions {samples[-1].actions:.0f} from {first} s to {last} s, "
                 f"events in flight {flight:.0f} on average while working ({len(working)} samples)"
             )
 

@@ -80,9 +80,11 @@ class LatencyFront:
             return await _answer(send, 429, b"", [(b"retry-after", b"1")])
         self.in_flight += 1
         self.counts["requests"] += 1
+        kind = "Users" if "/Users" in path else "Groups" if "/Groups" in path else "other"
         if method in WRITES:
-            kind = "Users" if "/Users" in path else "Groups" if "/Groups" in path else "other"
             self.counts[f"{method} {kind}"] += 1
+        elif path.rstrip("/").endswith(kind):  # a listing or a filter query, not one resource
+            self.counts[f"{kind} searched"] += 1
         started = time.monotonic()
         try:
             await asyncio.sleep(self.latency)
