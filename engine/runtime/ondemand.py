@@ -18,6 +18,7 @@ from provisioner.engine.contracts.models import Action, Worker
 from provisioner.engine.contracts.protocols import SourceRead
 from provisioner.engine.contracts.records import EventOutcome, by_worker
 from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.runtime.wiring import Parts
 
 ONDEMAND_SOURCE = "provisioner/ondemand"
@@ -81,7 +82,7 @@ async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any],
     links = by_worker(parts.store.links.for_workers({worker_id})).get(worker_id, {})
     done.actions = parts.planner.plan(event, links, None, parts.account_of)
     show("plan", done.actions)
-    done.outcome = await parts.applier.apply_event(event, links)
+    done.outcome = await parts.applier.apply_event(parts.applier.plan_event(event, parts.known([event])))
     accounts = {target: link.account_id for target, link in links.items()}
     accounts.update({link.target: link.account_id for link in done.outcome.links})
     for entry in done.outcome.log:
@@ -89,5 +90,5 @@ async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any],
     parts.store.snapshots.commit_poll(
         source, [], changes.upserts, changes.removals, parts.store.snapshots.cursor(source), seen=None
     )
-    parts.store.links.record_outcomes([done.outcome])
+    record(parts.store, [done.outcome])
     return done

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
-from provisioner.engine.store.db import Database, as_utc, chunks
+from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
 from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import Deferred, JobRun, Lease
 
@@ -86,3 +88,23 @@ class Schedule:
         with self.db.session() as s:
             query = select(JobRun).order_by(col(JobRun.started_at))
             return list(s.exec(query.where(JobRun.job == job) if job else query).all())
+
+    def replan(self, s: Session, worker_ids: list[str], actions: list[Action]) -> None:
+        """These workers were planned anew: their deferred actions replace what was scheduled before."""
+        for chunk in chunks(sorted(set(worker_ids))):
+            s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
+        if actions:
+            insert_rows(s, Deferred, [_deferred_row(action) for action in actions])
+
+
+def _deferred_row(action: Action) -> dict[str, Any]:
+    assert action.effective_at is not None
+    return {
+        "worker_id": action.worker_id,
+        "target": action.target,
+        "action": action.action.value,
+        "effective_at": as_utc(action.effective_at),
+        "policy": action.policy,
+        "reason": action.reason,
+        "created_at": utcnow(),
+    }
