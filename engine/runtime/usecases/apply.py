@@ -28,7 +28,10 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         store.links.upsert(s, [link for link in final.values() if link is not None])
         store.log.append([entry for outcome in recorded for entry in outcome.log], s)
         store.failures.record(s, recorded)
-        store.references.record(s, recorded)  # after the links: an account made here ends a wait
+        # After the links: an account recorded here ends the waits for it, and re-plans who waited.
+        made = {(link.worker_id, link.target) for outcome in recorded for link in outcome.links}
+        over = store.references.wait(s, recorded) + store.references.release(s, made)
+        store.outbox.enqueue(s, store.references.replans(s, over))
         # Each applied event re-planned its worker: what was scheduled for them before is replaced.
         replanned = [o for o in recorded if o.deferred is not None and o.event is not None]
         store.schedule.replan(
