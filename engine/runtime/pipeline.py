@@ -154,7 +154,7 @@ class Pipeline:
                 if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
-                outcome = await self.applier.apply_event(planned or self._plan(ev, stored))
+                outcome = await self.applier.apply_event(planned if planned is not None else self._plan(ev, stored))
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise
