@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
+from provisioner.engine.contracts.models import Action, ActionKind, Outcome, Result, ResultStatus, Worker
 from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LinkKey, LogEntry, utcnow
@@ -176,7 +176,7 @@ class Applier:
         account = await target.lookup(worker, None, attributes)
         if account is None:
             result = await target.create(worker, attributes)
-            if result.error != "conflict":
+            if result.outcome is not Outcome.conflict:
                 return result
             # Someone created it between our lookup and our create: find it and adopt it.
             account = await target.lookup(worker, None, attributes)
