@@ -3,7 +3,7 @@ scheduled job per period."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,12 +89,14 @@ class Schedule:
             query = select(JobRun).order_by(col(JobRun.started_at))
             return list(s.exec(query.where(JobRun.job == job) if job else query).all())
 
-    def replan(self, s: Session, worker_ids: list[str], actions: list[Action]) -> None:
-        """These workers were planned anew: their deferred actions replace what was scheduled before."""
-        for chunk in chunks(sorted(set(worker_ids))):
+    def replan(self, s: Session, deferred: Mapping[str, list[Action]]) -> None:
+        """Workers planned anew, each with the actions its plan deferred: they replace whatever was
+        scheduled for that worker before."""
+        for chunk in chunks(sorted(deferred)):
             s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
-        if actions:
-            insert_rows(s, Deferred, [_deferred_row(action) for action in actions])
+        rows = [_deferred_row(action) for actions in deferred.values() for action in actions]
+        if rows:
+            insert_rows(s, Deferred, rows)
 
 
 def _deferred_row(action: Action) -> dict[str, Any]:

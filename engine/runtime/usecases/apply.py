@@ -32,13 +32,9 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         made = {(link.worker_id, link.target) for outcome in recorded for link in outcome.links}
         over = store.references.wait(s, recorded) + store.references.release(s, made)
         store.outbox.enqueue(s, store.references.replans(s, over))
-        # Each applied event re-planned its worker: what was scheduled for them before is replaced.
-        replanned = [o for o in recorded if o.deferred is not None and o.event is not None]
-        store.schedule.replan(
-            s,
-            [o.event.subject for o in replanned if o.event is not None],
-            [action for o in replanned for action in o.deferred or []],
-        )
+        # Each applied event re-planned its worker (full state: the last plan of the batch holds).
+        deferred = {o.event.subject: o.deferred for o in recorded if o.event is not None and o.deferred is not None}
+        store.schedule.replan(s, deferred)
         store.outbox.confirm(s, ids, now)
         store.claims.end(s, ids)
     return new
