@@ -162,7 +162,7 @@ def _contested(read: SourceRead) -> list[str]:
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
     if not isinstance(source, FetchesOne):
-        raise SourceError(f"source {source.name} cannot read single records")
+        raise SourceError(f"source {source.name}: it cannot read single records")
     read = SourceRead(complete=False)
     for remote_id in dict.fromkeys(remote_ids):
         one = await source.fetch_one(remote_id)

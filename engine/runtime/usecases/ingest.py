@@ -45,11 +45,10 @@ async def ingest(
     With `only`, just those records are fetched, through the same diff (webhook and poll agree).
     With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
     pre-hire's accounts over, and the pre-hire's own events stop."""
+    # Read before the source is asked: a store that cannot give it is the store's error, not the source's.
+    cursor = await asyncio.to_thread(store.snapshots.cursor, source.name) if only is None else {}
     try:
-        if only is not None:
-            read = await read_records(source, only)
-        else:
-            read = await source.read(await asyncio.to_thread(store.snapshots.cursor, source.name))
+        read = await read_records(source, only) if only is not None else await source.read(cursor)
     except Exception as exc:
         why = unreadable(source.name, exc)
         if only is None:  # one webhook's record failing says little about the source
