@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from provisioner.engine.runtime.usecases.ingest import ingest
-from tests.test_safety_and_schedule import linked_parts
+from tests.test_end_to_end import write
+from tests.test_safety_and_schedule import linked_parts, staff
 
 
 async def test_a_store_that_cannot_give_the_cursor_is_not_a_source_that_cannot_be_read(tmp_path, monkeypatch):
@@ -23,5 +24,26 @@ async def test_a_store_that_cannot_give_the_cursor_is_not_a_source_that_cannot_b
         with pytest.raises(OperationalError):
             await ingest(parts.sources["hr"], parts.store, parts.gate)
         assert "hr" not in parts.store.sources.states() and parts.store.snapshots.count("hr") == 0
+    finally:
+        await parts.aclose()
+
+
+async def test_a_webhook_reads_the_snapshots_of_the_people_it_names_not_the_whole_source(tmp_path, monkeypatch):
+    parts, people = linked_parts(tmp_path, 10)
+    try:
+        await ingest(parts.sources["hr"], parts.store, parts.gate)
+        write(people, *staff(10)[:4], {**staff(10)[4], "title": "CTO"}, *staff(10)[5:])
+        read: list[int] = []
+        whole = parts.store.snapshots.of_source
+
+        def counted(*args: Any) -> Any:
+            snapshots = whole(*args)
+            read.append(len(snapshots))
+            return snapshots
+
+        monkeypatch.setattr(parts.store.snapshots, "of_source", counted)
+        result = await ingest(parts.sources["hr"], parts.store, parts.gate, only=["4"])
+        assert read == [1] and [e.subject for e in result.events] == ["hr:4"]
+        assert parts.store.snapshots.get("hr:4").title == "CTO" and parts.store.snapshots.count("hr") == 10
     finally:
         await parts.aclose()

@@ -65,7 +65,10 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
     # Before the diff, which moves the read's bad records to its quarantine.
     read_ids = [w.remote_id for w in read.workers] + list(read.gone)
     with store.unit() as s:
-        snapshots = store.snapshots.of_source(name, s)
+        # A webhook names a few people: their snapshots are read, and the source's size is counted.
+        named = [WorkerId.text(name, remote_id) for remote_id in read_ids] if reading.only else None
+        snapshots = store.snapshots.of_source(name, s, named)
+        known = len(snapshots) if named is None else store.snapshots.count(name, s)
         result = diff(name, read, snapshots, lambda ids: {wid for wid, _ in store.links.for_workers(ids)}, clock)
         handed = store.snapshots.handovers(s)
         result.events = [e for e in result.events if e.subject not in handed]
@@ -76,7 +79,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             for prehire, successor, key in handovers:
                 log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
         if gate is not None:
-            admission = gate.admit(s, name, result.events, POLL, now, known_workers=len(snapshots))
+            admission = gate.admit(s, name, result.events, POLL, now, known_workers=known)
             result.halted = admission.reason
             result.hold(admission.held)
         store.snapshots.hand_over(s, handovers)
