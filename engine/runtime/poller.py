@@ -1,5 +1,7 @@
 """The virtual webhook's detection: what changed between a source's read and its last snapshot
-(`diff`, pure), the bad records a read quarantines, and pre-hires found again in another source.
+(`diff`: it writes nothing, and reads only the stored workers it needs, through `StoredSnapshots`,
+and who has an account when a work email is contested, through `linked`), the bad records a read
+quarantines, and pre-hires found again in another source.
 The Ingest use case (usecases/ingest.py) reads, runs this, admits and commits."""
 
 from __future__ import annotations
