@@ -45,5 +45,6 @@ async def test_a_webhook_reads_the_snapshots_of_the_people_it_names_not_the_whol
         result = await ingest(parts.sources["hr"], parts.store, parts.gate, only=["4"])
         assert read == [1] and [e.subject for e in result.events] == ["hr:4"]
         assert parts.store.snapshots.get("hr:4").title == "CTO" and parts.store.snapshots.count("hr") == 10
+        assert parts.store.sources.states()["hr"].workers == 10  # what `status` says the source holds
     finally:
         await parts.aclose()

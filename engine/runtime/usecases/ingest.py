@@ -84,7 +84,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             result.hold(admission.held)
         store.snapshots.hand_over(s, handovers)
         store.outbox.enqueue(s, result.events)
-        store.sources.polled(s, name, result.seen)
+        store.sources.polled(s, name, None if reading.only else result.seen)  # a webhook read a few, not the source
         complete = read.complete and not reading.only
         store.quarantine.replace(s, name, result.quarantined, complete, read_ids)
         store.snapshots.remove(s, name, result.removals)
