@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from provisioner.engine.runtime.usecases.ingest import ingest
@@ -46,5 +47,19 @@ async def test_a_webhook_reads_the_snapshots_of_the_people_it_names_not_the_whol
         assert read == [1] and [e.subject for e in result.events] == ["hr:4"]
         assert parts.store.snapshots.get("hr:4").title == "CTO" and parts.store.snapshots.count("hr") == 10
         assert parts.store.sources.states()["hr"].workers == 10  # what `status` says the source holds
+    finally:
+        await parts.aclose()
+
+
+async def test_people_sharing_a_work_email_are_read_from_the_store_in_bulk(tmp_path):
+    parts, people = linked_parts(tmp_path, 40)
+    try:
+        await ingest(parts.sources["hr"], parts.store, parts.gate)
+        write(people, *[{**p, "work_email": "shared@example.com"} for p in staff(40)])  # a bad import
+        statements: list[str] = []
+        event.listen(parts.store.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+        result = await ingest(parts.sources["hr"], parts.store, parts.gate)
+        assert len(result.quarantined) == 40 and result.events == []
+        assert sum("FROM snapshot" in s for s in statements) <= 4  # not one query per person
     finally:
         await parts.aclose()

@@ -75,6 +75,8 @@ def _quarantine_duplicate_emails(
     if not contested:
         return  # nobody shares an address: the usual case, told without a list per person
     linked = set(linked_of(sorted(contested))) if linked_of is not None else None
+    if isinstance(snapshots, StoredSnapshots):
+        snapshots.preload(contested)  # in bulk: `_held` reads each of them
     claims: dict[str, list[Worker]] = {}
     for worker in read.workers:
         if worker.id in contested and worker.work_email:
