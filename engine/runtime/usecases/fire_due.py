@@ -33,7 +33,7 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
         held: set[str] = set()
         for source, mine in by_source.items():
             # Of the workers the store knows, as a poll and provision-now judge theirs.
-            held |= gate.admit(s, source, mine, DUE, now, store.snapshots.count(source, s)).held
+            held |= gate.admit(s, source, mine, DUE, now, known_workers=store.snapshots.count(source, s)).held
         waiting = {e.subject for e in events if e.id in held}
         store.schedule.put_back(s, [r for r in rows if r.worker_id in waiting])
         events = [e for e in events if e.id not in held]

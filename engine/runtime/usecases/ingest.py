@@ -1,7 +1,8 @@
 """Ingest: read a source (async, its HTTP) → detect (`poller.diff`, which writes nothing) → admit
-(the SafetyGate) → commit. Everything after the read is one synchronous function over one unit of work, run off the
-event loop by one `asyncio.to_thread`: for 100,000 people it takes seconds, during which the loop
-keeps answering health checks, webhooks and writes; and a poll commits all of it, or nothing."""
+(the SafetyGate) → commit. Everything after the read is one synchronous function over one unit of
+work, run off the event loop by one `asyncio.to_thread`: for 100,000 people it takes seconds, during
+which the loop keeps answering health checks, webhooks and writes; and a poll commits all of it, or
+nothing."""
 
 from __future__ import annotations
 
