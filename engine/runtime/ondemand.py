@@ -69,7 +69,7 @@ async def provision_one(
     # One plan, shown and then run: what is due now, then what waits for its date.
     known = await asyncio.to_thread(parts.known, [event])
     planned = parts.applier.plan_event(event, known)
-    done.actions = [*planned.actions, *planned.outcome.deferred]
+    done.actions = [*planned.actions, *(planned.outcome.deferred or [])]
     show("plan", done.actions)
     done.outcome = await parts.applier.apply_event(planned)
     accounts = {target: link.account_id for target, link in links.items()}
