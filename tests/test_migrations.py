@@ -52,7 +52,7 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url:
             text("INSERT INTO processedevent (event_id, outcome, processed_at) VALUES ('e1', 'success', '2026-01-01')")
         )
     store = Store(store_url)
-    assert store.links.processed(["e1", "e2"]) == {"e1"}  # kept
+    assert store.processed.among(["e1", "e2"]) == {"e1"}  # kept
     assert set(ADDED_SINCE_BASELINE) <= set(inspect(engine).get_table_names())
     assert store.claims.take(["e2"], "a:1:1:x", 60).mine == {"e2"}
     store.close()
