@@ -89,6 +89,7 @@ def sync_time(
     capacity: int = 0,
     timeout: float = 900,
     groups: int = 10,
+    light: bool = False,
 ) -> Run:
     """Seconds from the people file written to every worker applied, by `engines` running engines.
     On a cluster of its own: the engines' consumer group is one name, and members of an earlier
@@ -97,7 +98,7 @@ def sync_time(
     with ExitStack() as stack:
         cluster = stack.enter_context(tansu_cluster(brokers=2))
         store_url = stack.enter_context(postgres_database())
-        app = stack.enter_context(latency_app(capacity=capacity))
+        app = stack.enter_context(latency_app(capacity=capacity, light=light))
         fleet = Fleet(folder, base_config(store_url, cluster, app.url, people, ceiling, adaptive), stack)
         store = Store(store_url)  # the schema, before engines start together on it
         write_people(people, [])

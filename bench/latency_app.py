@@ -3,7 +3,10 @@ that answers every request `latency` seconds late, takes at most `capacity` requ
 get 429 with Retry-After: 1, as a rate-limited SaaS API does; 0 = no limit) and counts the write
 requests it receives, by resource type.
 
-    python bench/latency_app.py PORT LATENCY CAPACITY
+    python bench/latency_app.py PORT LATENCY CAPACITY [--light]
+
+`--light`: the app behind the front is bench/light_scim.py (dicts, O(1) member changes) instead of
+scim2-server, whose CPU per group PATCH grows with the group's size.
 
 `GET /_bench/stats` answers the counts; `GET /_bench/timeline` how busy the app was: its requests in
 flight sampled every 0.2 s and the time it took to answer (the latency included); a request with
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import uvicorn
@@ -41,6 +45,8 @@ import uvicorn
 with warnings.catch_warnings():  # deprecated in favour of a2wsgi, which this project does not ship
     warnings.simplefilter("ignore")
     from starlette.middleware.wsgi import WSGIMiddleware
+
+from light_scim import LightScim
 
 from provisioner.engine.kit.servers import free_port, scim_app, wait_for_port
 from tests.processes import stop_group
@@ -106,10 +112,10 @@ class App:
 
 
 @contextmanager
-def latency_app(latency: float = 0.1, capacity: int = 0) -> Iterator[App]:
+def latency_app(latency: float = 0.1, capacity: int = 0, light: bool = False) -> Iterator[App]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, str(port), str(latency), str(capacity)],
+        [sys.executable, __file__, str(port), str(latency), str(capacity), *(["--light"] if light else [])],
         start_new_session=True,
     )
     try:
@@ -139,7 +145,8 @@ def app_listing(url: str, kind: str) -> list[dict[str, Any]]:
 
 def main() -> None:
     port, latency, capacity = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-    front = LatencyFront(WSGIMiddleware(scim_app()), latency, capacity)
+    scim2_server = WSGIMiddleware(scim_app())
+    front = LatencyFront(LightScim(scim2_server) if "--light" in sys.argv[4:] else scim2_server, latency, capacity)
     threading.Thread(target=front.sample, args=(threading.Event(),), daemon=True).start()
     # backlog: many engines connect at once; none of their SYNs may be dropped
     config = uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning", lifespan="off", backlog=1024)
