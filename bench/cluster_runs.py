@@ -90,13 +90,19 @@ def sync_time(
     timeout: float = 900,
     groups: int = 10,
     light: bool = False,
+    brokers: int = 1,
 ) -> Run:
     """Seconds from the people file written to every worker applied, by `engines` running engines.
     On a cluster of its own: the engines' consumer group is one name, and members of an earlier
-    run that the broker still counts would hold the next run's group join."""
+    run that the broker still counts would hold the next run's group join.
+
+    One broker unless asked: each Tansu broker calls itself the leader of every partition and sees
+    records produced through another broker only when it next reads the shared storage, 1-5 s
+    later; an engine whose client bootstrapped at the other broker than the relay's producer got its
+    first events that much later (in a real Kafka cluster producer and consumers use one leader)."""
     people = folder / "people.json"
     with ExitStack() as stack:
-        cluster = stack.enter_context(tansu_cluster(brokers=2))
+        cluster = stack.enter_context(tansu_cluster(brokers=brokers))
         store_url = stack.enter_context(postgres_database())
         app = stack.enter_context(latency_app(capacity=capacity, light=light))
         fleet = Fleet(folder, base_config(store_url, cluster, app.url, people, ceiling, adaptive), stack)
