@@ -9,7 +9,9 @@ on PostgreSQL, `provisioner run` processes, a SCIM app that answers 100 ms late 
              is killed -9 (at 40 %) and broker 0 is killed and restarted 5 s later (at 50 %).
              Lost events (changes not in the app when the outbox is drained), user writes per change,
              duplicate groups, converged without a manual step, /readyz and `status` at the end.
-2. scale     `--scale-workers` initial sync by 1 engine vs 3 engines, each at ceiling 8, fixed.
+2. scale     `--scale-workers` initial sync by 1 engine vs 3 engines, each at ceiling 8, fixed, on one
+             Tansu broker (`--scale-brokers`); `--light`: the app is bench/light_scim.py, cheap per
+             request, so the figure is the engines' against a 100 ms app, not scim2-server's CPU.
 3. adaptive  `--adaptive-workers` initial sync by one engine against an app that takes 16 requests
              at once (429 beyond): fixed ceilings 4, 8, 16, 32 vs adaptive with ceiling 64.
 4. oneshot   a 10-worker `sync --once` against the cluster (no group join), and with the embedded broker.
