@@ -21,6 +21,19 @@ from tests.processes import SESSION_MARKER, session_brokers, wait_for
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest -m fast` runs in this process alone: a fast file's PostgreSQL variants (the
+    `store_url` parameter) belong to the integration tier, unless the selection names postgres."""
+    selection = config.getoption("markexpr") or ""
+    if "fast" not in selection or "postgres" in selection:
+        return
+    elsewhere = [item for item in items if item.get_closest_marker("postgres")]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_broker_outlives_the_suite() -> Iterator[None]:
     """The suite fails if an embedded broker it started (in this process or in an engine process

@@ -23,7 +23,11 @@ from tests.conftest import make_config, person, scim_users
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # Everyone is staff, and in the group of their department (every person here has one).
 POLICIES = [
-    {"name": "staff", "when": "true", "grant": [{"target": "app", "groups": ["staff", "dept-{{ worker.department | slug }}"]}]}
+    {
+        "name": "staff",
+        "when": "true",
+        "grant": [{"target": "app", "groups": ["staff", "dept-{{ worker.department | slug }}"]}],
+    }
 ]
 
 

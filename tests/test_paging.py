@@ -12,6 +12,8 @@ from starlette.routing import Route
 from provisioner.engine.kit.paging import CursorExpired, Paging, PagingError, collect, paginate
 from provisioner.engine.kit.servers import serve_asgi
 
+pytestmark = pytest.mark.fast
+
 ROWS = [{"id": i} for i in range(23)]
 
 

@@ -18,6 +18,8 @@ from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
 from tests.conftest import scim_users
 from tests.faultproxy import FaultProxy, fault_proxy
 
+pytestmark = pytest.mark.fast
+
 SPEC = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
 
 

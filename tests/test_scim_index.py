@@ -17,6 +17,8 @@ from provisioner.engine.kit.servers import scim_app, serve_wsgi
 from provisioner.targets.scim import INDEX_TTL, ScimTarget
 from provisioner.targets.scim_guards import ListingRunaway
 
+pytestmark = pytest.mark.fast
+
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
+
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 def worker(n: int, **kw) -> Worker:
