@@ -54,7 +54,7 @@ async def test_events_published_but_never_applied_are_applied_once_after_a_resta
     # The first engine publishes and stops before applying (as if it died).
     async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE, consume=False) as first:
         await first.poll("hr")
-        await until(lambda: sum(len(p) for p in bus.log) == 4, "the relay to publish every event")
+        await until(lambda: sum(len(p) for p in bus.records) == 4, "the relay to publish every event")
         assert first.store.outbox.pending_count() == 4
     assert scim_users(scim) == []
 
@@ -62,8 +62,8 @@ async def test_events_published_but_never_applied_are_applied_once_after_a_resta
     # events again before they are recorded: a second copy on the bus, skipped by id.
     async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE) as second:
         await second.wait_idle(timeout=30)
-        await until(lambda: sum(bus.committed.values()) == sum(len(p) for p in bus.log), "every copy committed")
-        assert second.totals.applied == 4 and second.totals.skipped == sum(len(p) for p in bus.log) - 4
+        await until(lambda: sum(bus.committed.values()) == sum(len(p) for p in bus.records), "every copy committed")
+        assert second.totals.applied == 4 and second.totals.skipped == sum(len(p) for p in bus.records) - 4
     assert counting.writes["POST"] == 4 and len(scim_users(scim)) == 4
 
 
@@ -71,10 +71,10 @@ def test_one_key_lands_on_one_partition_in_order():
     bus = MemoryBus(partitions=3)
     bus.append([(f"hr:{i % 4}".encode(), f"{i}".encode()) for i in range(40)])
     for key in (f"hr:{n}".encode() for n in range(4)):
-        places = {r.partition for part in bus.log for r in part if r.key == key}
+        places = {r.partition for part in bus.records for r in part if r.key == key}
         assert len(places) == 1
         [partition] = places
-        values = [int(r.value) for r in bus.log[partition] if r.key == key]
+        values = [int(r.value) for r in bus.records[partition] if r.key == key]
         assert values == sorted(values) and len(values) == 10
-    for n, records in enumerate(bus.log):  # each partition's offsets count up from 0
+    for n, records in enumerate(bus.records):  # each partition's offsets count up from 0
         assert [(r.partition, r.offset) for r in records] == [(n, offset) for offset in range(len(records))]

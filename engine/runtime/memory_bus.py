@@ -16,7 +16,7 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from provisioner.engine.runtime.ports import Batch, Handler, KeyedRecord, Partition, RebalanceListener
 
@@ -42,18 +42,15 @@ class DeadLetter:
     error: str
 
 
-@dataclass
 class MemoryBus:
-    partitions: int = 4
-    max_records: int = 500
-    log: list[list[MemoryRecord]] = field(init=False)
-    committed: dict[Partition, int] = field(default_factory=dict)  # the group's, past restarts
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    _consumer: MemoryConsumer | None = None
-
-    def __post_init__(self) -> None:
-        self.log = [[] for _ in range(self.partitions)]
+    def __init__(self, partitions: int = 4, max_records: int = 500):
+        self.partitions = partitions
+        self.max_records = max_records  # per batch, as the Kafka consumer's engine.batch_size
+        self.records: list[list[MemoryRecord]] = [[] for _ in range(partitions)]  # per partition
+        self.committed: dict[Partition, int] = {}  # the group's offsets, kept across consumers
+        self.dead_letters: list[DeadLetter] = []
+        self.arrived = asyncio.Event()  # set by every publish: a waiting consumer looks again
+        self._consumer: MemoryConsumer | None = None
 
     def partition_of(self, key: bytes) -> int:
         # A stable hash (Python's own is salted per process): one key, one partition, always.
@@ -73,8 +70,8 @@ class MemoryBus:
 
     def append(self, records: Sequence[KeyedRecord]) -> None:
         for key, value in records:
-            partition = self.log[self.partition_of(key)]
-            partition.append(MemoryRecord(TOPIC, self.partition_of(key), len(partition), key, value))
+            n = self.partition_of(key)
+            self.records[n].append(MemoryRecord(TOPIC, n, len(self.records[n]), key, value))
         self.arrived.set()
 
     async def dead_letter(self, key: bytes, value: bytes, error: str) -> None:
@@ -125,7 +122,7 @@ class MemoryConsumer:
             delivered = False
             for partition in self._partitions():
                 start = self._position[partition]
-                records = self.bus.log[partition.partition][start : start + self.bus.max_records]
+                records = self.bus.records[partition.partition][start : start + self.bus.max_records]
                 if records and self.running:
                     self._position[partition] += len(records)
                     delivered = True
@@ -154,7 +151,7 @@ class MemoryConsumer:
         self.bus.committed.update(offsets)
 
     def highwater(self, partition: Partition) -> int | None:
-        return len(self.bus.log[partition.partition])
+        return len(self.bus.records[partition.partition])
 
     async def committed(self, partition: Partition) -> int | None:
         return self.bus.committed.get(partition)
