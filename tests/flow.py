@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from provisioner.engine.runtime.app import Runtime
-from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.memory_bus import MemoryBroker, MemoryBus
 from tests.conftest import make_config, person, scim_users
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -46,19 +46,19 @@ async def engine(
     tmp_path: Path,
     scim_url: str,
     people: People,
-    bus: MemoryBus | None = None,
+    broker: MemoryBroker | None = None,
     consume: bool = True,
     **extra: Any,
 ) -> AsyncIterator[Runtime]:
-    """An engine on the in-memory bus (a new one unless given: restarts share one) and the store
-    at tmp_path/s.db (a restart finds it again)."""
+    """An engine on an in-memory broker (a new one unless given: restarts and neighbours share
+    one) and the store at tmp_path/s.db (a restart finds it again)."""
     config = make_config(
         f"sqlite:///{tmp_path / 's.db'}",
         scim_url,
         {"name": "hr", "type": "file", "path": str(people.path)},
         **{"policies": POLICIES, **extra},
     )
-    async with Runtime(config, bus=bus if bus is not None else MemoryBus(), consume=consume) as runtime:
+    async with Runtime(config, bus=MemoryBus(broker), consume=consume) as runtime:
         yield runtime
 
 

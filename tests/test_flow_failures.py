@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
-from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.memory_bus import MemoryBroker
 from tests.conftest import scim_users
 from tests.flow import CountingApp, People, engine, hire, sync, until, user
 
@@ -53,13 +53,13 @@ async def test_a_permanent_failure_is_dead_lettered_and_a_person_can_retry_it(tm
     people = People(tmp_path / "people.json")
     people.write(hire(1))
     counting.failing = "400 Bad Request"
-    bus = MemoryBus()
-    async with engine(tmp_path, server.url, people, bus=bus, retry=RETRY_SOON, target=ONE_BY_ONE) as runtime:
+    broker = MemoryBroker()
+    async with engine(tmp_path, server.url, people, broker=broker, retry=RETRY_SOON, target=ONE_BY_ONE) as runtime:
         await sync(runtime)
         [failure] = runtime.store.failures.all()
         assert (failure.state, failure.attempts, failure.next_at) == ("dead", 1, None)  # never due by itself
         assert runtime.retry_due() == 0
-        [copy] = bus.dead_letters
+        [copy] = broker.dead_letters
         assert copy.key == b"hr:1" and "400" in copy.error and b'"subject":"hr:1"' in copy.value
 
         counting.failing = None

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
-from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.memory_bus import MemoryBroker
 from tests.conftest import scim_users
 from tests.flow import CountingApp, People, engine, hire, sync, until
 
@@ -30,17 +30,17 @@ async def test_records_not_committed_are_delivered_again_after_a_restart_and_app
     counting, server, scim = app
     people = People(tmp_path / "people.json")
     people.write(*[hire(i) for i in range(5)])
-    bus = MemoryBus(partitions=2)
-    async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE) as first:
+    broker = MemoryBroker(partitions=2)
+    async with engine(tmp_path, server.url, people, broker=broker, target=ONE_BY_ONE) as first:
         assert await sync(first) == 5
-        await until(lambda: sum(bus.committed.values()) == 5, "every offset committed")
+        await until(lambda: sum(broker.committed.values()) == 5, "every offset committed")
     assert counting.writes["POST"] == 5 and len(scim_users(scim)) == 5
     log = len(first.store.log.recent(limit=1000))
 
     # The commit was lost (a crash between recording and committing): the group starts over.
-    bus.committed.clear()
-    async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE) as second:
-        await until(lambda: sum(bus.committed.values()) == 5, "the redelivered records committed")
+    broker.committed.clear()
+    async with engine(tmp_path, server.url, people, broker=broker, target=ONE_BY_ONE) as second:
+        await until(lambda: sum(broker.committed.values()) == 5, "the redelivered records committed")
         assert second.totals.skipped == 5 and second.totals.applied == 0
     assert counting.writes["POST"] == 5 and len(scim_users(scim)) == 5
     assert len(second.store.log.recent(limit=1000)) == log
@@ -50,31 +50,34 @@ async def test_events_published_but_never_applied_are_applied_once_after_a_resta
     counting, server, scim = app
     people = People(tmp_path / "people.json")
     people.write(*[hire(i) for i in range(4)])
-    bus = MemoryBus(partitions=2)
+    broker = MemoryBroker(partitions=2)
     # The first engine publishes and stops before applying (as if it died).
-    async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE, consume=False) as first:
+    async with engine(tmp_path, server.url, people, broker=broker, target=ONE_BY_ONE, consume=False) as first:
         await first.poll("hr")
-        await until(lambda: sum(len(p) for p in bus.records) == 4, "the relay to publish every event")
+        await until(lambda: sum(len(p) for p in broker.records) == 4, "the relay to publish every event")
         assert first.store.outbox.pending_count() == 4
     assert scim_users(scim) == []
 
     # The next engine consumes them, and its relay (a new leader) may publish the unconfirmed
     # events again before they are recorded: a second copy on the bus, skipped by id.
-    async with engine(tmp_path, server.url, people, bus=bus, target=ONE_BY_ONE) as second:
+    async with engine(tmp_path, server.url, people, broker=broker, target=ONE_BY_ONE) as second:
         await second.wait_idle(timeout=30)
-        await until(lambda: sum(bus.committed.values()) == sum(len(p) for p in bus.records), "every copy committed")
-        assert second.totals.applied == 4 and second.totals.skipped == sum(len(p) for p in bus.records) - 4
+        await until(
+            lambda: sum(broker.committed.values()) == sum(len(p) for p in broker.records),
+            "every copy committed",
+        )
+        assert second.totals.applied == 4 and second.totals.skipped == sum(len(p) for p in broker.records) - 4
     assert counting.writes["POST"] == 4 and len(scim_users(scim)) == 4
 
 
-def test_one_key_lands_on_one_partition_in_order():
-    bus = MemoryBus(partitions=3)
-    bus.append([(f"hr:{i % 4}".encode(), f"{i}".encode()) for i in range(40)])
+async def test_one_key_lands_on_one_partition_in_order():
+    broker = MemoryBroker(partitions=3)
+    await broker.append([(f"hr:{i % 4}".encode(), f"{i}".encode()) for i in range(40)])
     for key in (f"hr:{n}".encode() for n in range(4)):
-        places = {r.partition for part in bus.records for r in part if r.key == key}
+        places = {r.partition for part in broker.records for r in part if r.key == key}
         assert len(places) == 1
         [partition] = places
-        values = [int(r.value) for r in bus.records[partition] if r.key == key]
+        values = [int(r.value) for r in broker.records[partition] if r.key == key]
         assert values == sorted(values) and len(values) == 10
-    for n, records in enumerate(bus.records):  # each partition's offsets count up from 0
+    for n, records in enumerate(broker.records):  # each partition's offsets count up from 0
         assert [(r.partition, r.offset) for r in records] == [(n, offset) for offset in range(len(records))]
