@@ -30,7 +30,7 @@ from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
 from provisioner.targets.mapping import build_resource
-from provisioner.targets.scim import DEFAULT_MAPPING, USER_SCHEMA
+from provisioner.targets.scim_support import DEFAULT_MAPPING, USER_SCHEMA
 
 
 def people(n: int) -> list[dict[str, str]]:

@@ -28,7 +28,7 @@ from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.reconcile.run import reconcile
 from provisioner.targets.mapping import build_resource
-from provisioner.targets.scim import USER_SCHEMA
+from provisioner.targets.scim_support import USER_SCHEMA
 
 
 async def load(url: str, parts: Parts, n: int) -> None:

@@ -7,6 +7,7 @@ same path as every other change — the provisioning log says "reconcile" as the
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
@@ -17,8 +18,9 @@ from typing import Protocol
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Account, Worker
-from provisioner.engine.contracts.protocols import Target
+from provisioner.engine.contracts.protocols import KnowsNotKept, ListsAccounts, ListsGroups, Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
@@ -45,6 +47,9 @@ class Parts(Protocol):
     policies: PolicySet
     store: Store
     targets: dict[str, Target]
+
+
+log = logging.getLogger("provisioner.reconcile")
 
 
 @dataclass
@@ -112,7 +117,7 @@ def desired_state(
     known = {w.id for w in workers}
     sources = {s.name for s in parts.config.sources}
     for worker_id, link in links.items():
-        if worker_id not in known and worker_id.split(":", 1)[0] in sources:
+        if worker_id not in known and WorkerId.parse(worker_id).source in sources:
             keys = tuple(sorted(correlation_keys(link.attributes)))
             out.append(Desired(worker_id, in_scope=False, enabled=False, keys=keys, departed=True))
     return out
@@ -135,7 +140,11 @@ async def reconcile(
     for name in targets or list(parts.targets):
         start = time.perf_counter()
         accounts: list[Account] = []
-        async for account in parts.targets[name].list_accounts():
+        target = parts.targets[name]
+        if not isinstance(target, ListsAccounts):  # nothing to compare with: every account would look missing
+            log.warning("target %s cannot list its accounts; it is not reconciled", name)
+            continue
+        async for account in target.list_accounts():
             accounts.append(account)
             if progress and len(accounts) % 200 == 0:
                 progress(name, len(accounts))
@@ -143,8 +152,7 @@ async def reconcile(
             progress(name, len(accounts))
         listed = time.perf_counter()
         links = {link.worker_id: link for link in parts.store.links.all(name)}
-        target = parts.targets[name]
-        not_kept = frozenset(target.not_kept() if hasattr(target, "not_kept") else ())
+        not_kept = frozenset(target.not_kept() if isinstance(target, KnowsNotKept) else ())
         if not_kept:
             result.not_kept[name] = sorted(not_kept)
         result.items += classify(
@@ -152,7 +160,7 @@ async def reconcile(
             desired_state(parts, name, workers, entitlements, links, now),
             accounts,
             links,
-            compare_groups=hasattr(target, "supports"),
+            compare_groups=isinstance(target, ListsGroups),  # its listing names each account's groups
             not_kept=not_kept,
             managed=managed_groups(parts, name),
             deprovision=parts.config.target(name).on_terminate.action,

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker, elapsed_ms
+from provisioner.engine.contracts.models import CONFLICT, Account, Outcome, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.auth import AuthConfig, build_auth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
@@ -169,7 +169,7 @@ class RestTarget:
         except httpx.HTTPStatusError as exc:
             conflict = self.settings.operations["create"].conflict_status if kind == "create" else []
             if exc.response.status_code in conflict:  # the account exists: the applier adopts it
-                return Result(status=ResultStatus.skipped, error="conflict")
+                return Result(status=ResultStatus.skipped, outcome=Outcome.conflict, error=CONFLICT)
             return _failed(start, exc, context)
         except (httpx.HTTPError, LookupError) as exc:
             return _failed(start, exc, context)
@@ -178,7 +178,11 @@ class RestTarget:
         if wrong:
             error = f"the app answered success but did not apply: {'; '.join(wrong)}"
             return Result(
-                status=ResultStatus.failure, account_id=account_id, error=error, duration_ms=elapsed_ms(start)
+                status=ResultStatus.failure,
+                outcome=Outcome.not_applied,
+                account_id=account_id,
+                error=error,
+                duration_ms=elapsed_ms(start),
             )
         return Result(
             status=ResultStatus.success, account_id=account_id, attributes=attributes, duration_ms=elapsed_ms(start)
@@ -200,10 +204,7 @@ class RestTarget:
                 wrong.append(f"{path} (sent {sent!r}, app holds {answer[path]!r})")
         return wrong
 
-    # the Target protocol
-    async def prime(self, expected_lookups: int) -> None:
-        return None
-
+    # the Target protocol, and the ListsAccounts capability
     async def lookup(self, worker: Worker, link_id: str | None, attributes: dict[str, Any]) -> Account | None:
         found = await self._call("lookup", {"worker": worker, "attributes": attributes, "account_id": link_id})
         return self._account(found) if found else None

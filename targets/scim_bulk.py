@@ -1,4 +1,3 @@
-# mypy: disable-error-code="empty-body"
 """Creates through /Bulk (RFC 7644 §3.7): concurrent creates share one request.
 
 The request body is assembled as plain JSON on purpose: building it from scim2-models' typed
@@ -17,8 +16,9 @@ import httpx
 from provisioner.engine.contracts.models import Account
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.mapping import flatten
+from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_models import bulk_response_model
-from provisioner.targets.scim_support import ScimError, ScimSettings
+from provisioner.targets.scim_support import ScimError
 
 # written out: reading it from scim2-models' BulkRequest would import the package at start-up
 BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -28,32 +28,29 @@ class BulkRequestFailed(Exception):
     """The /Bulk request carrying this create failed as a whole; the create itself is undecided."""
 
 
-class ScimBulk:
-    """Mixed into ScimTarget; the attributes below are its own."""
+class Bulk:
+    """Creates of users through /Bulk, where the app offers it (`ready()`)."""
 
-    settings: ScimSettings
-    paths: list[str]
-    _bulk: Coalescer[dict[str, Any], dict[str, Any]] | None
-    _bulk_checked: bool
-    _bulk_lock: asyncio.Lock
-    _bulk_payload: int | None
+    def __init__(self, client: ScimClient):
+        self.client = client
+        self._bulk: Coalescer[dict[str, Any], dict[str, Any]] | None = None
+        self._checked = False
+        self._lock = asyncio.Lock()
+        self._payload: int | None = None  # the app's maxPayloadSize
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-    async def discover(self) -> Any: ...
-
-    async def _bulk_ready(self) -> bool:
-        if not self._bulk_checked:
-            async with self._bulk_lock:
-                if not self._bulk_checked:
-                    bulk = (await self.discover()).bulk if self.settings.bulk else None
+    async def ready(self) -> bool:
+        if not self._checked:
+            async with self._lock:
+                if not self._checked:
+                    bulk = (await self.client.discover()).bulk if self.client.settings.bulk else None
                     if bulk is not None and bulk.supported:
-                        limit = min(self.settings.bulk_max_operations, bulk.max_operations or 1000)
+                        limit = min(self.client.settings.bulk_max_operations, bulk.max_operations or 1000)
                         self._bulk = Coalescer(self._send_bulk, max_items=limit)
-                        self._bulk_payload = bulk.max_payload_size
-                    self._bulk_checked = True
+                        self._payload = bulk.max_payload_size
+                    self._checked = True
         return self._bulk is not None
 
-    async def _create_in_bulk(self, resource: dict[str, Any]) -> Account:
+    async def create(self, resource: dict[str, Any]) -> Account:
         assert self._bulk is not None
         try:
             answer = await self._bulk.submit(resource)
@@ -65,7 +62,7 @@ class ScimBulk:
         code = int((status.get("code") if isinstance(status, dict) else status) or 0)  # older drafts: {code}
         if code in (200, 201) and answer.get("location"):
             account_id = str(answer["location"]).rstrip("/").rsplit("/", 1)[-1]
-            return Account(id=account_id, active=True, attributes=flatten(resource, self.paths))
+            return Account(id=account_id, active=True, attributes=flatten(resource, self.client.paths))
         response = answer.get("response")
         error: dict[str, Any] = response if isinstance(response, dict) else {}
         raise ScimError(code, error.get("scimType"), str(error.get("detail") or "bulk operation failed"))
@@ -76,10 +73,10 @@ class ScimBulk:
             for i, resource in enumerate(resources)
         ]
         body = json.dumps({"schemas": [BULK_SCHEMA], "Operations": operations}).encode()
-        if self._bulk_payload and len(body) > self._bulk_payload and len(resources) > 1:
+        if self._payload and len(body) > self._payload and len(resources) > 1:
             half = len(resources) // 2  # over the server's maxPayloadSize: two smaller requests
             return [*await self._send_bulk(resources[:half]), *await self._send_bulk(resources[half:])]
-        answer = await self._call("POST", "Bulk", content=body, headers={"Content-Type": "application/scim+json"})
+        answer = await self.client.call("POST", "Bulk", content=body, headers={"Content-Type": "application/scim+json"})
         by_id = {op.get("bulkId"): op for op in _operations(answer)}
         missing = {"status": "500", "response": {"detail": "the bulk response left this operation out"}}
         return [by_id.get(f"u{i}", missing) for i in range(len(resources))]

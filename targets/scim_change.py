@@ -1,4 +1,3 @@
-# mypy: disable-error-code="empty-body"
 """How one SCIM resource is changed: PATCH where the app has it, else (or once it refused a PATCH it
 announced) read-modify-PUT, with If-Match when it has ETags."""
 
@@ -6,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from provisioner.engine.contracts.protocols import NameClaims
+from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_support import (
     ERRORS,
     ScimError,
@@ -24,19 +23,12 @@ from provisioner.targets.scim_support import (
 GROUP_WRITE_SECONDS = 30.0
 
 
-class ScimChange:
-    """Mixed into ScimTarget; the attributes below are its own."""
+class Changes:
+    """Writes of whole attributes to one resource (a user, a group), as the app takes them."""
 
-    name: str
-    _put_only: set[str]
-    _advertised: set[str] | None
-    _claims: NameClaims | None  # set when several engines share the app (scim_group_admin.py)
-
-    if TYPE_CHECKING:  # ScimTarget's and the other mixins'; stub methods here would shadow them
-
-        async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-        async def supports(self, feature: str) -> bool: ...
-        def _learned(self) -> None: ...
+    def __init__(self, client: ScimClient):
+        self.client = client
+        self._advertised: set[str] | None = None  # attribute names /Schemas announces, asked once
 
     async def _patch_is_the_problem(self, exc: Exception, operations: list[dict[str, Any]]) -> bool:
         """A 501 says so outright; an invalidPath/mutability 400 only when /Schemas advertises every
@@ -47,64 +39,71 @@ class ScimChange:
             return True
         if self._advertised is None:
             try:
-                self._advertised = advertised_attributes((await self._call("GET", "Schemas")).get("Resources") or [])
+                self._advertised = advertised_attributes(
+                    (await self.client.call("GET", "Schemas")).get("Resources") or []
+                )
             except ERRORS:
                 self._advertised = set()
         return all(root_attribute(op["path"]) in self._advertised for op in operations if op.get("path"))
 
-    async def _change(
+    async def change(
         self,
         path: str,
         operations: list[dict[str, Any]],
         mutate: Callable[[dict[str, Any]], None],
-        fallback: bool = True,
     ) -> dict[str, Any]:
         """PATCH where the server has it; otherwise read, change only our attributes, PUT it back.
         Returns the resource when the server answered with it."""
         kind = path.split("/", 1)[0]
-        if kind in self._put_only or not await self.supports("patch"):
-            return await self._put(path, mutate)
+        if kind in self.client.lessons.put_only or not await self.client.supports("patch"):
+            return await self.put(path, mutate)
         try:
-            return await self._call("PATCH", path, json=patch_body(kind, operations))
+            return await self.client.call("PATCH", path, json=patch_body(kind, operations))
         except ERRORS as exc:
-            if not (fallback and await self._patch_is_the_problem(exc, operations)):
+            if not await self._patch_is_the_problem(exc, operations):
                 raise
             refused = exc
         # Learned only once a PUT does it: an app that refuses the attribute in a PUT as well is
         # refusing the attribute, not PATCH, and PATCH stays the way to write the rest.
-        answer = await self._put(path, mutate)
-        self._put_only.add(kind)
-        self._learned()
-        log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.name, kind, refused)
+        answer = await self.put(path, mutate)
+        self.client.lessons.put_only.add(kind)
+        self.client.lessons.learned()
+        log.warning("target %s refuses PATCH on %s (%s); read-modify-PUT from now on", self.client.name, kind, refused)
         return answer
 
-    async def _exclusive(self, path: str, versioned: bool = True) -> AbstractAsyncContextManager[Any]:
+    async def exclusive(self, path: str, versioned: bool = True) -> AbstractAsyncContextManager[Any]:
         """Held around a group's read-modify-write: without a version to check, two engines writing
         one group at once both confirm their write and the later one silently undoes the other's
         (a removed mover is back in the group). Within one engine the group's Coalescer is serial;
         across engines a lease in the shared store orders them. A `versioned` write (a PUT with
         If-Match, where the app has ETags) needs none, and neither does a user: its changes all
         come from one partition, so from one engine."""
-        if self._claims is None or not path.startswith("Groups/") or (versioned and await self.supports("etag")):
+        if (
+            self.client.claims is None
+            or not path.startswith("Groups/")
+            or (versioned and await self.client.supports("etag"))
+        ):
             return nullcontext()
-        return self._claims.hold(self.name, "group-write", path.removeprefix("Groups/"), GROUP_WRITE_SECONDS)
+        return self.client.claims.hold(
+            self.client.name, "group-write", path.removeprefix("Groups/"), GROUP_WRITE_SECONDS
+        )
 
-    async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    async def put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """The PUT carries If-Match when the server has ETags; a 412 (someone wrote in between) means
         read again and retry (three attempts). PATCH needs no version: it only touches the named
         attributes."""
-        async with await self._exclusive(path):
+        async with await self.exclusive(path):
             return await self._put_versioned(path, mutate)
 
     async def _put_versioned(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         for attempt in range(1, 4):
-            resource = await self._call("GET", path)
+            resource = await self.client.call("GET", path)
             version = (resource.get("meta") or {}).get("version")
             mutate(resource)
             resource.pop("meta", None)
-            headers = {"If-Match": version} if version and await self.supports("etag") else {}
+            headers = {"If-Match": version} if version and await self.client.supports("etag") else {}
             try:
-                return await self._call("PUT", path, json=resource, headers=headers)
+                return await self.client.call("PUT", path, json=resource, headers=headers)
             except ScimError as exc:
                 if exc.status != 412 or attempt == 3:
                     raise

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="empty-body"
 """The reads of a SCIM app that are not lookups: `targets check` (reachable, credentials proven by
 an authenticated read, capabilities, one user and one group, what was learned) and the listing the
 reconciler compares against (every user with the groups it is a member of)."""
@@ -6,112 +5,96 @@ reconciler compares against (every user with the groups it is a member of)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from provisioner.engine.contracts.models import Account
-from provisioner.engine.contracts.profile import TargetProfile
+from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import ListingRunaway
+from provisioner.targets.scim_members import member_keys
 from provisioner.targets.scim_models import page_model
-from provisioner.targets.scim_support import ERRORS, ScimError, ScimSettings, scim_error
-
-if TYPE_CHECKING:
-    from scim2_models import ServiceProviderConfig
+from provisioner.targets.scim_support import ERRORS, ScimError, scim_error
 
 
-class ScimCheck:
-    """Mixed into ScimTarget; the attributes below are its own."""
-
-    name: str
-    settings: ScimSettings
-    http: httpx.AsyncClient
-    _groups: dict[str, str]
-
-    if TYPE_CHECKING:  # ScimTarget's and the other mixins'; stub methods here would shadow them
-
-        async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-        async def discover(self) -> ServiceProviderConfig: ...
-        async def supports(self, feature: str) -> bool: ...
-        def _account(self, resource: dict[str, Any]) -> Account: ...
-        def profile(self) -> TargetProfile: ...
-        def member_keys(self, member: dict[str, Any]) -> list[str]: ...
-
-    async def check(self) -> list[tuple[str, bool, str]]:
-        """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials proven
-        by an authenticated read, capabilities, a read of one user and one group, what was learned."""
+async def check(client: ScimClient) -> list[tuple[str, bool, str]]:
+    """(what, passed, detail) rows for `provisioner targets check`: reachable, credentials proven
+    by an authenticated read, capabilities, a read of one user and one group, what was learned."""
+    try:
+        config = await client.discover()
+    except httpx.HTTPError as exc:
+        return [("reachable", False, scim_error(exc))]
+    except ScimError as exc:
+        what = "credentials" if exc.status in (401, 403) else "ServiceProviderConfig"
+        detail = "credentials refused" if exc.status in (401, 403) else str(exc)
+        return [("reachable", True, f"HTTP {exc.status}"), (what, False, detail)]
+    rows = [("reachable", True, str(client.http.base_url))]
+    try:  # /ServiceProviderConfig may be public (RFC 7644 §4): only a read of users proves the credentials
+        users = await client.call("GET", "Users", params={"count": 1, "startIndex": 1})
+    except ScimError as exc:
+        refused = exc.status in (401, 403)
+        return [*rows, ("credentials", False, "credentials refused" if refused else f"reading Users: {exc}")]
+    except httpx.HTTPError as exc:
+        return [*rows, ("credentials", False, f"reading Users: {scim_error(exc)}")]
+    rows.append(("credentials", True, "accepted (read Users)"))
+    bulk, filter_ = config.bulk, config.filter
+    features = [
+        f"patch {'yes' if await client.supports('patch') else 'no'}",
+        f"bulk {'max ' + str(bulk.max_operations) if bulk and bulk.supported else 'no'}",
+        f"filter {'yes' if filter_ and filter_.supported else 'no'}",
+        f"etag {'yes' if await client.supports('etag') else 'no'}",
+        f"maxResults {filter_.max_results if filter_ and filter_.max_results else '-'}",
+    ]
+    rows.append(("capabilities", True, ", ".join(features)))
+    for kind, key in (("Users", "userName"), ("Groups", "displayName")):
         try:
-            config = await self.discover()
-        except httpx.HTTPError as exc:
-            return [("reachable", False, scim_error(exc))]
-        except ScimError as exc:
-            what = "credentials" if exc.status in (401, 403) else "ServiceProviderConfig"
-            detail = "credentials refused" if exc.status in (401, 403) else str(exc)
-            return [("reachable", True, f"HTTP {exc.status}"), (what, False, detail)]
-        rows = [("reachable", True, str(self.http.base_url))]
-        try:  # /ServiceProviderConfig may be public (RFC 7644 §4): only a read of users proves the credentials
-            users = await self._call("GET", "Users", params={"count": 1, "startIndex": 1})
-        except ScimError as exc:
-            refused = exc.status in (401, 403)
-            return [*rows, ("credentials", False, "credentials refused" if refused else f"reading Users: {exc}")]
-        except httpx.HTTPError as exc:
-            return [*rows, ("credentials", False, f"reading Users: {scim_error(exc)}")]
-        rows.append(("credentials", True, "accepted (read Users)"))
-        bulk, filter_ = config.bulk, config.filter
-        features = [
-            f"patch {'yes' if await self.supports('patch') else 'no'}",
-            f"bulk {'max ' + str(bulk.max_operations) if bulk and bulk.supported else 'no'}",
-            f"filter {'yes' if filter_ and filter_.supported else 'no'}",
-            f"etag {'yes' if await self.supports('etag') else 'no'}",
-            f"maxResults {filter_.max_results if filter_ and filter_.max_results else '-'}",
-        ]
-        rows.append(("capabilities", True, ", ".join(features)))
-        for kind, key in (("Users", "userName"), ("Groups", "displayName")):
-            try:
-                page = users if kind == "Users" else await self._call("GET", kind, params={"count": 1, "startIndex": 1})
-            except ERRORS as exc:
-                rows.append((f"read one of {kind}", False, scim_error(exc)))
-                continue
-            first = next(iter(page.get("Resources") or []), None)
-            rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
-        rows += [(f"learned: {what}", True, detail) for what, detail in self.profile().lessons()]
-        return rows
+            page = users if kind == "Users" else await client.call("GET", kind, params={"count": 1, "startIndex": 1})
+        except ERRORS as exc:
+            rows.append((f"read one of {kind}", False, scim_error(exc)))
+            continue
+        first = next(iter(page.get("Resources") or []), None)
+        rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
+    rows += [(f"learned: {what}", True, detail) for what, detail in client.lessons.profile().lessons()]
+    return rows
 
-    async def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
-        config = await self.discover()
-        # The server may cap a page below what we ask (filter.maxResults); follow what it returns.
-        count = (
-            min(self.settings.page_size, config.filter.max_results or self.settings.page_size)
-            if config.filter
-            else self.settings.page_size
-        )
-        start_index, pages = 1, 0
-        while True:
-            # totalResults is the app's word: a page limit keeps a lying one from listing us forever.
-            pages += 1
-            if pages > self.settings.max_pages:
-                raise ListingRunaway(self.name, resource, self.settings.max_pages)
-            page = await self._call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
-            items = list(page.get("Resources") or [])
-            # the envelope checked by scim2-models; the resources stay as sent, extensions and all
-            total = page_model().model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
-            for item in items:
-                yield item
-            start_index += len(items)
-            if not items or start_index > total:
-                return
 
-    async def list_accounts(self) -> AsyncIterator[Account]:
-        """Every user, with the names of the groups it is a member of (from one listing of /Groups)."""
-        member_of: dict[str, list[str]] = {}
-        async for group in self._list_resources("Group"):
-            name = str(group.get("displayName"))
-            self._groups.setdefault(name, group["id"])
-            for member in group.get("members") or []:
-                for key in self.member_keys(member):
-                    member_of.setdefault(key, []).append(name)
-        async for resource in self._list_resources():
-            account = self._account(resource)
-            user_key = f"user:{str(resource.get('userName') or '').lower()}"
-            account.groups = sorted({*member_of.get(account.id, []), *member_of.get(user_key, [])})
-            yield account
+async def list_resources(client: ScimClient, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
+    config = await client.discover()
+    # The server may cap a page below what we ask (filter.maxResults); follow what it returns.
+    count = (
+        min(client.settings.page_size, config.filter.max_results or client.settings.page_size)
+        if config.filter
+        else client.settings.page_size
+    )
+    start_index, pages = 1, 0
+    while True:
+        # totalResults is the app's word: a page limit keeps a lying one from listing us forever.
+        pages += 1
+        if pages > client.settings.max_pages:
+            raise ListingRunaway(client.name, resource, client.settings.max_pages)
+        page = await client.call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
+        items = list(page.get("Resources") or [])
+        # the envelope checked by scim2-models; the resources stay as sent, extensions and all
+        total = page_model().model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
+        for item in items:
+            yield item
+        start_index += len(items)
+        if not items or start_index > total:
+            return
+
+
+async def list_accounts(client: ScimClient, groups: dict[str, str]) -> AsyncIterator[Account]:
+    """Every user, with the names of the groups it is a member of (from one listing of /Groups);
+    `groups` (name → id, as the writer knows them) learns every group's id on the way."""
+    member_of: dict[str, list[str]] = {}
+    async for group in list_resources(client, "Group"):
+        name = str(group.get("displayName"))
+        groups.setdefault(name, group["id"])
+        for member in group.get("members") or []:
+            for key in member_keys(member):
+                member_of.setdefault(key, []).append(name)
+    async for resource in list_resources(client):
+        account = client.account(resource)
+        user_key = f"user:{str(resource.get('userName') or '').lower()}"
+        account.groups = sorted({*member_of.get(account.id, []), *member_of.get(user_key, [])})
+        yield account

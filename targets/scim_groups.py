@@ -1,78 +1,66 @@
-# mypy: disable-error-code="empty-body"
-"""Group membership for the SCIM writer: groups found (or created) by name, and concurrent
-membership changes to one group coalesced into one request (written and confirmed by ScimMembers)."""
+"""Group membership for the SCIM writer: groups found (or created) by name, once across engines
+(scim_group_admin.py), concurrent membership changes to one group coalesced into one request
+(written and confirmed by scim_members.py), and merging the duplicate groups an earlier version
+(or another tool) left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
 
 from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
-from provisioner.engine.contracts.protocols import NameClaims
+from provisioner.engine.contracts.protocols import GroupInfo
 from provisioner.engine.kit.coalesce import Coalescer
+from provisioner.targets.scim_change import Changes
+from provisioner.targets.scim_check import list_resources
+from provisioner.targets.scim_client import ScimClient
+from provisioner.targets.scim_group_admin import shared_group
 from provisioner.targets.scim_guards import eq
-from provisioner.targets.scim_support import (
-    ERRORS,
-    ScimError,
-    ScimSettings,
-    Unapplied,
-    failed,
-    failure,
-    new_group,
-)
+from provisioner.targets.scim_members import Members
+from provisioner.targets.scim_support import ERRORS, ScimError, Unapplied, failed, failure, new_group
 
 
-class ScimGroups:
-    """Mixed into ScimTarget; the attributes below are its own."""
+class Groups:
+    """The app's groups as the writer uses them: by name, created when missing (`create_groups`)."""
 
-    name: str
-    settings: ScimSettings
-    _groups: dict[str, str]
-    _group_locks: dict[str, asyncio.Lock]
-    _member_writers: dict[str, Coalescer[tuple[str, str], str | None]]
-    _claims: NameClaims | None  # set when several engines share the app (scim_group_admin.py)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-
-    if TYPE_CHECKING:  # ScimMembers' (confirmed writes); a stub method here would shadow it
-
-        async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]: ...
-
-    async def supports(self, feature: str) -> bool: ...
-    async def _shared_group(
-        self, name: str, find: Callable[[], Awaitable[str | None]], create: Callable[[], Awaitable[str]] | None
-    ) -> str | None: ...
-    def _list_resources(self, resource: str = "User") -> AsyncIterator[dict[str, Any]]: ...
+    def __init__(self, client: ScimClient, changes: Changes):
+        self.client = client
+        self.ids: dict[str, str] = {}  # name → id, as learned
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._writers: dict[str, Coalescer[tuple[str, str], str | None]] = {}
+        self.members = Members(client, changes, self.ids)
 
     async def _group_id(self, name: str, create: bool) -> str | None:
-        if name in self._groups:
-            return self._groups[name]
-        async with self._group_locks.setdefault(name, asyncio.Lock()):
-            if name in self._groups:
-                return self._groups[name]
-            make = (lambda: self._create_group(name)) if create and self.settings.create_groups else None
-            if self._claims is not None:  # several engines: one of them looks or creates (scim_group_admin.py)
-                found = await self._shared_group(name, lambda: self._find_group(name), make)
+        if name in self.ids:
+            return self.ids[name]
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            if name in self.ids:
+                return self.ids[name]
+            make = (lambda: self._create_group(name)) if create and self.client.settings.create_groups else None
+            if self.client.claims is not None:  # several engines: one of them looks or creates
+                found = await shared_group(
+                    self.client.claims, self.client.name, name, lambda: self._find_group(name), make
+                )
             else:
                 found = await self._find_group(name)
                 if found is None and make is not None:
                     found = await make()
             if found is not None:
-                self._groups[name] = found
-            return self._groups.get(name)
+                self.ids[name] = found
+            return self.ids.get(name)
 
     async def _find_group(self, name: str) -> str | None:
-        if await self.supports("filter"):
-            found = await self._call(
+        if await self.client.supports("filter"):
+            found = await self.client.call(
                 "GET", "Groups", params={"filter": eq("displayName", name), "excludedAttributes": "members"}
             )
             resources = found.get("Resources") or []
             return str(resources[0]["id"]) if resources else None
-        async for group in self._list_resources("Group"):  # no filtering: learn every group's id from one listing
-            self._groups.setdefault(str(group.get("displayName")), group["id"])
-        return self._groups.get(name)
+        async for group in list_resources(
+            self.client, "Group"
+        ):  # no filtering: learn every group's id from one listing
+            self.ids.setdefault(str(group.get("displayName")), group["id"])
+        return self.ids.get(name)
 
     async def _create_group(self, name: str, tries: int = 3) -> str:
         """Each POST goes without the transport's retries, and a failed one is followed by a look:
@@ -82,7 +70,7 @@ class ScimGroups:
         while True:
             try:
                 return str(
-                    (await self._call("POST", "Groups", json=new_group(name), extensions={"retry": False}))["id"]
+                    (await self.client.call("POST", "Groups", json=new_group(name), extensions={"retry": False}))["id"]
                 )
             except ERRORS:
                 found = await self._find_group(name)
@@ -126,22 +114,39 @@ class ScimGroups:
             except ScimError as exc:
                 if exc.status != 404 or attempt == 2:
                     raise
-                if self._groups.get(name) == group_id:
-                    del self._groups[name]
-                if self._claims is not None:
-                    await self._claims.forget(self.name, "group", name, group_id)
+                if self.ids.get(name) == group_id:
+                    del self.ids[name]
+                if self.client.claims is not None:
+                    await self.client.claims.forget(self.client.name, "group", name, group_id)
         raise AssertionError("unreachable")
 
     async def _change_members(self, group_id: str, op: str, account_id: str) -> None:
         """Concurrent membership changes to one group become one request (an initial load puts
         thousands of people into `all-staff`: one PATCH — or read-modify-PUT — per batch, not per person)."""
-        writer = self._member_writers.get(group_id)
+        writer = self._writers.get(group_id)
         if writer is None:
 
             async def send(changes: list[tuple[str, str]], group_id: str = group_id) -> list[str | None]:
-                return await self._write_members(group_id, changes)
+                return await self.members.write(group_id, changes)
 
-            writer = self._member_writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
+            writer = self._writers[group_id] = Coalescer(send, max_items=500, linger=0.005, serial=True)
         unapplied = await writer.submit((op, account_id))
         if unapplied is not None:
             raise Unapplied(unapplied)
+
+    async def list_groups(self) -> list[GroupInfo]:
+        groups: list[GroupInfo] = []
+        async for group in list_resources(self.client, "Group"):
+            members = tuple(str(m["value"]) for m in group.get("members") or [] if m.get("value"))
+            groups.append(GroupInfo(str(group["id"]), str(group.get("displayName")), members))
+        return groups
+
+    async def merge_groups(self, keep: str, others: list[str]) -> None:
+        """Members of the others join `keep` (coalesced into one write), then the others are deleted."""
+        members: list[str] = []
+        for other in others:
+            group = await self.client.call("GET", f"Groups/{other}")
+            members += [str(m["value"]) for m in group.get("members") or [] if m.get("value")]
+        await asyncio.gather(*(self._change_members(keep, "add", member) for member in dict.fromkeys(members)))
+        for other in others:
+            await self.client.call("DELETE", f"Groups/{other}")

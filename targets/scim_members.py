@@ -1,4 +1,3 @@
-# mypy: disable-error-code="empty-body"
 """Group membership writes that count only when the app shows them.
 
 Apps differ in the member changes they apply: the RFC's filter path (`members[value eq "id"]`),
@@ -12,11 +11,11 @@ Members are matched by id, by a `$ref` ending in the id, or by userName (one ser
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
+from provisioner.targets.scim_change import Changes
+from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_support import ERRORS, PATCH_SCHEMA, ScimError, log
 
@@ -24,26 +23,16 @@ ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
 REMOVAL_FORMS: tuple[RemovalForm, ...] = ("filter", "value", "replace", "put")
 
 
-class ScimMembers:
-    """Mixed into ScimTarget; the attributes below are its own."""
+class Members:
+    """Membership writes to the app's groups, each confirmed by what the app then shows."""
 
-    name: str
-    _put_only: set[str]
-    _addition: AdditionForm | None
-    _removal: RemovalForm | None
-    _members_by_user_name: bool
-    _user_names: dict[str, str]
-    _groups: dict[str, str]
+    def __init__(self, client: ScimClient, changes: Changes, group_names: dict[str, str]):
+        self.client = client
+        self.changes = changes
+        self.lessons = client.lessons
+        self.group_names = group_names  # name → id as the writer knows them: failures name the group
 
-    if TYPE_CHECKING:  # ScimTarget's and the other mixins'; stub methods here would shadow them
-
-        async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]: ...
-        async def supports(self, feature: str) -> bool: ...
-        async def _put(self, path: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]: ...
-        async def _exclusive(self, path: str, versioned: bool = True) -> AbstractAsyncContextManager[Any]: ...
-        def _learned(self) -> None: ...
-
-    async def _write_members(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
+    async def write(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
         """One answer per change: None once the app shows it, else why not (a coalesced batch fails
         only the people the app did not take it for)."""
         wanted: dict[str, bool] = {}
@@ -61,8 +50,8 @@ class ScimMembers:
         is confirmed, the learned form first; what no form achieved, with what was tried."""
         path = f"Groups/{group_id}"
         forms: tuple[str, ...] = ADDITION_FORMS if present else REMOVAL_FORMS
-        learned = self._addition if present else self._removal
-        if "Groups" in self._put_only or not await self.supports("patch"):
+        learned = self.lessons.addition if present else self.lessons.removal
+        if "Groups" in self.lessons.put_only or not await self.client.supports("patch"):
             forms = ("put",)
         elif learned is not None:
             forms = (learned, *(form for form in forms if form != learned))
@@ -84,83 +73,84 @@ class ScimMembers:
                 return {}
             if not refused:
                 tried.append(f"{form} answered success")
-        name = next((n for n, known in self._groups.items() if known == group_id), group_id)
+        name = next((n for n, known in self.group_names.items() if known == group_id), group_id)
         what = f"{'add to' if present else 'remove from'} group {name!r} (tried {'; '.join(tried)})"
         return {account_id: what for account_id in missing}
 
     def _learn_form(self, form: str, present: bool) -> None:
-        if present and self._addition != form:
-            self._addition = form  # type: ignore[assignment]
-        elif not present and self._removal != form:
-            self._removal = form  # type: ignore[assignment]
+        if present and self.lessons.addition != form:
+            self.lessons.addition = form  # type: ignore[assignment]
+        elif not present and self.lessons.removal != form:
+            self.lessons.removal = form  # type: ignore[assignment]
         else:
             return
-        log.info("target %s: group members are %s with %r", self.name, "added" if present else "removed", form)
-        self._learned()
+        log.info("target %s: group members are %s with %r", self.client.name, "added" if present else "removed", form)
+        self.lessons.learned()
 
     async def _send_members(self, form: str, path: str, ids: list[str], present: bool) -> dict[str, Any]:
         values = [{"value": account_id} for account_id in ids]
-        gone = set(ids) | {f"user:{self._user_names[i].lower()}" for i in ids if i in self._user_names}
+        gone = set(ids) | {f"user:{self.client.user_names[i].lower()}" for i in ids if i in self.client.user_names}
 
         def mutate(group: dict[str, Any]) -> None:
-            kept = [m for m in group.get("members") or [] if not gone.intersection(self.member_keys(m))]
+            kept = [m for m in group.get("members") or [] if not gone.intersection(member_keys(m))]
             group["members"] = kept + (values if present else [])
 
         if form == "put":
-            return await self._put(path, mutate)
+            return await self.changes.put(path, mutate)
         if form == "replace":  # sent without If-Match, so leased even where the app has ETags
-            async with await self._exclusive(path, versioned=False):
-                group = await self._call("GET", path)
+            async with await self.changes.exclusive(path, versioned=False):
+                group = await self.client.call("GET", path)
                 mutate(group)
                 operations = [{"op": "replace", "path": "members", "value": group["members"]}]
-                return await self._call("PATCH", path, json=_patch(operations))
+                return await self.client.call("PATCH", path, json=_patch(operations))
         if form == "filter":
             # (an id is the app's word: quoted as any filter value, never able to end the string)
             operations = [{"op": "remove", "path": f"members[{eq('value', account_id)}]"} for account_id in ids]
         else:  # "patch" adds, "value" removes: the value-list form
             operations = [{"op": "add" if present else "remove", "path": "members", "value": values}]
-        return await self._call("PATCH", path, json=_patch(operations))
+        return await self.client.call("PATCH", path, json=_patch(operations))
 
     async def _not_yet(self, path: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
         """The accounts whose membership the app does not (yet) show as wanted."""
         if not answer.get("id") or "members" not in answer:
-            answer = await self._call("GET", path)  # 204, or an answer without the members
-        held = {key for member in answer.get("members") or [] for key in self.member_keys(member)}
+            answer = await self.client.call("GET", path)  # 204, or an answer without the members
+        held = {key for member in answer.get("members") or [] for key in member_keys(member)}
         if held:  # not listed by id: the app may list userNames (asked once per account)
             await self._names_of([account_id for account_id in ids if account_id not in held])
         return [account_id for account_id in ids if self._listed(held, account_id) is not present]
 
     async def _names_of(self, ids: list[str]) -> None:
         for account_id in ids:
-            if account_id not in self._user_names:
+            if account_id not in self.client.user_names:
                 try:
-                    user = await self._call("GET", f"Users/{account_id}")
+                    user = await self.client.call("GET", f"Users/{account_id}")
                 except ERRORS:
                     continue
-                self._user_names[account_id] = str(user.get("userName") or "")
+                self.client.user_names[account_id] = str(user.get("userName") or "")
 
     def _listed(self, held: set[str], account_id: str) -> bool:
         """Whether the member keys of a group hold this account: by id or `$ref`, or by its userName."""
         if account_id in held:
             return True
-        name = self._user_names.get(account_id)
+        name = self.client.user_names.get(account_id)
         if not name or f"user:{name.lower()}" not in held:
             return False
-        if not self._members_by_user_name:
-            self._members_by_user_name = True
-            log.warning("target %s lists group members by userName, not by id", self.name)
-            self._learned()
+        if not self.lessons.members_by_user_name:
+            self.lessons.members_by_user_name = True
+            log.warning("target %s lists group members by userName, not by id", self.client.name)
+            self.lessons.learned()
         return True
 
-    def member_keys(self, member: dict[str, Any]) -> list[str]:
-        """The keys a listed member may be found under: its value, the id its `$ref` ends in, and
-        (lower-cased, for apps that list userNames) `user:<value>`."""
-        value = str(member.get("value") or "")
-        keys = [value, f"user:{value.lower()}"]
-        ref = str(member.get("$ref") or "").rstrip("/")
-        if ref:
-            keys.append(ref.rsplit("/", 1)[-1])
-        return keys
+
+def member_keys(member: dict[str, Any]) -> list[str]:
+    """The keys a listed member may be found under: its value, the id its `$ref` ends in, and
+    (lower-cased, for apps that list userNames) `user:<value>`."""
+    value = str(member.get("value") or "")
+    keys = [value, f"user:{value.lower()}"]
+    ref = str(member.get("$ref") or "").rstrip("/")
+    if ref:
+        keys.append(ref.rsplit("/", 1)[-1])
+    return keys
 
 
 def _patch(operations: list[dict[str, Any]]) -> dict[str, Any]:

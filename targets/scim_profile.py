@@ -1,11 +1,10 @@
-# mypy: disable-error-code="empty-body"
 """What the SCIM writer learns about one app, and the checks that read it back.
 
 The lessons (PATCH refused per resource type, the member forms that take effect, attributes the
-app does not keep, how its userName filter compares, members listed by userName) live in the
-writer's own attributes; `profile()` gathers them into a plain record the runtime stores, and
-`use_profile()` starts a process from the stored one. A changed /ServiceProviderConfig (its hash)
-means the app changed: everything is learned again.
+app does not keep, how its userName filter compares, members listed by userName) are held by one
+`Lessons` per target, which the writer's collaborators read and update; `profile()` gathers them
+into a plain record the runtime stores, and `use()` starts a process from the stored one. A changed
+/ServiceProviderConfig (its hash) means the app changed: everything is learned again.
 """
 
 from __future__ import annotations
@@ -19,45 +18,47 @@ from provisioner.engine.contracts.profile import AdditionForm, RemovalForm, Targ
 from provisioner.targets.scim_support import dropped, log, not_applied
 
 
-class ScimLearning:
-    """Mixed into ScimTarget; the attributes below are its own."""
+class Lessons:
+    """The learned profile of one app, kept current by whoever learns something (`learned()`)."""
 
-    name: str
-    _put_only: set[str]
-    _addition: AdditionForm | None
-    _removal: RemovalForm | None
-    _not_kept: set[str]
-    _case_exact_filter: bool | None
-    _members_by_user_name: bool
-    _config_hash: str | None
-    _save: Callable[[TargetProfile], None] | None
-    _reported: TargetProfile | None
+    def __init__(self, target: str):
+        self.target = target
+        self._save: Callable[[TargetProfile], None] | None = None
+        self.put_only: set[str] = set()
+        self.addition: AdditionForm | None = None
+        self.removal: RemovalForm | None = None
+        self.not_kept: set[str] = set()
+        self.case_exact_filter: bool | None = None
+        self.members_by_user_name = False
+        self.config_hash: str | None = None
+        self._reported = self.profile()
 
     def profile(self) -> TargetProfile:
         return TargetProfile(
-            put_only=sorted(self._put_only),
-            removal=self._removal,
-            addition=self._addition,
-            not_kept=sorted(self._not_kept),
-            case_exact_filter=self._case_exact_filter,
-            members_by_user_name=self._members_by_user_name,
-            config_hash=self._config_hash,
+            put_only=sorted(self.put_only),
+            removal=self.removal,
+            addition=self.addition,
+            not_kept=sorted(self.not_kept),
+            case_exact_filter=self.case_exact_filter,
+            members_by_user_name=self.members_by_user_name,
+            config_hash=self.config_hash,
         )
 
-    def use_profile(self, profile: TargetProfile | None, save: Callable[[TargetProfile], None]) -> None:
+    def use(self, profile: TargetProfile | None, save: Callable[[TargetProfile], None]) -> None:
+        """Start from the stored profile; every change from now on is handed to `save`."""
         self._save = save
         self._apply(profile or TargetProfile())
 
     def _apply(self, profile: TargetProfile) -> None:
-        self._put_only = set(profile.put_only)
-        self._removal, self._addition = profile.removal, profile.addition
-        self._not_kept = set(profile.not_kept)
-        self._case_exact_filter = profile.case_exact_filter
-        self._members_by_user_name = profile.members_by_user_name
-        self._config_hash = profile.config_hash
+        self.put_only = set(profile.put_only)
+        self.removal, self.addition = profile.removal, profile.addition
+        self.not_kept = set(profile.not_kept)
+        self.case_exact_filter = profile.case_exact_filter
+        self.members_by_user_name = profile.members_by_user_name
+        self.config_hash = profile.config_hash
         self._reported = self.profile()
 
-    def _learned(self) -> None:
+    def learned(self) -> None:
         """Hand a changed profile to whoever keeps it (the runtime's store); a failed save is logged,
         never the write's failure: the lesson is learned again next time."""
         current = self.profile()
@@ -67,38 +68,34 @@ class ScimLearning:
             self._save(current)
             self._reported = current
         except Exception as exc:  # the store's own errors, whatever the backend
-            log.warning("target %s: could not keep what was learned about the app: %s", self.name, exc)
+            log.warning("target %s: could not keep what was learned about the app: %s", self.target, exc)
 
-    def _judge_config(self, announced: dict[str, Any]) -> None:
+    def judge_config(self, announced: dict[str, Any]) -> None:
         meaningful = {k: v for k, v in announced.items() if k != "meta"}  # meta changes with every read on some apps
         digest = hashlib.sha256(json.dumps(meaningful, sort_keys=True).encode()).hexdigest()[:16]
-        if self._config_hash == digest:
+        if self.config_hash == digest:
             return
-        if self._config_hash is not None:
-            log.warning("target %s announces other capabilities now: learning it again", self.name)
+        if self.config_hash is not None:
+            log.warning("target %s announces other capabilities now: learning it again", self.target)
             self._apply(TargetProfile())
-        self._config_hash = digest
-        self._learned()
+        self.config_hash = digest
+        self.learned()
 
-    def not_kept(self) -> set[str]:
-        """Mapped attributes this app answered without after we wrote them: it does not store them."""
-        return set(self._not_kept)
-
-    def _judge(self, sent: dict[str, Any], returned: dict[str, Any]) -> list[str]:
+    def judge(self, sent: dict[str, Any], returned: dict[str, Any]) -> list[str]:
         """Learn what the app does not keep from a full resource it answered with, and say what it
         holds differently from what was sent."""
         if not returned.get("id"):
             return []  # 204 or a bare acknowledgement: nothing to judge by
         gone, kept = dropped(sent, returned)
-        new = gone - self._not_kept
-        before = set(self._not_kept)
-        self._not_kept = (self._not_kept | gone) - kept
+        new = gone - self.not_kept
+        before = set(self.not_kept)
+        self.not_kept = (self.not_kept | gone) - kept
         if new:
             log.warning(
                 "target %s does not keep %s: it answered without them (not counted as drift)",
-                self.name,
+                self.target,
                 ", ".join(sorted(new)),
             )
-        if self._not_kept != before:
-            self._learned()
-        return not_applied(sent, returned, self._not_kept)
+        if self.not_kept != before:
+            self.learned()
+        return not_applied(sent, returned, self.not_kept)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
+from provisioner.engine.contracts.models import Outcome, Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.contracts.protocols import LeaseBusy
 from provisioner.engine.kit.auth import AuthConfig, build_auth
@@ -176,6 +176,7 @@ def failed(start: float, exc: Exception, account_id: str | None = None) -> Resul
     """A failure Result for an error the call raised, saying whether trying later may help."""
     result = failure(start, scim_error(exc), account_id)
     result.transient = is_transient(exc)
+    result.outcome = Outcome.not_applied if isinstance(exc, Unapplied) else None
     return result
 
 

@@ -114,7 +114,7 @@ async def test_a_slow_huge_or_endless_target_does_not_delay_a_healthy_one(scim_s
             stuck = await primer.prime(targets, dict.fromkeys(targets, 1000))
             elapsed = time.monotonic() - started
             assert elapsed < 3.0, elapsed  # the budget, not the slow app's 30 s
-            assert "healthy" not in stuck and targets["healthy"]._index is not None  # listed in time
+            assert "healthy" not in stuck and targets["healthy"].accounts.index is not None  # listed in time
             assert "slow" in stuck and "slow" in primer.stalled and "healthy" not in primer.stalled
             # The next batches do not wait for the listing still running: only a new one gets a budget.
             started = time.monotonic()

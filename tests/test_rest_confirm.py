@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.models import Outcome, Worker
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.targets.rest import RestTarget
 
@@ -68,6 +68,7 @@ async def test_a_change_the_app_answers_without_applying_is_a_failure():
             disabled = await target.disable(str(created.account_id))
         finally:
             await target.aclose()
-    assert created.ok and renamed.ok
+    assert created.ok and renamed.ok and renamed.outcome is None
+    assert moved.outcome is Outcome.not_applied and disabled.outcome is Outcome.not_applied
     assert not moved.ok and "did not apply: email (sent 'ada.l@example.com'" in str(moved.error)
     assert not disabled.ok and "did not apply: active (sent False, app holds True)" in str(disabled.error)

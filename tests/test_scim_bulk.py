@@ -13,11 +13,12 @@ import pytest
 from scim2_models import BulkRequest
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
 from provisioner.targets.scim_bulk import BULK_SCHEMA
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import scim_users
 
 
@@ -67,7 +68,7 @@ async def test_concurrent_creates_share_bulk_requests(scim_server, scim):
     assert sum(sizes) == 25 and max(sizes) <= 10 and calls["POST Users"] == 0
     assert 3 <= len(sizes) <= 8
     # The existing userName is reported as a conflict for the adopt path, the rest are created.
-    assert results[3].status is ResultStatus.skipped and results[3].error == "conflict"
+    assert results[3].status is ResultStatus.skipped and results[3].outcome is Outcome.conflict
     created = [r for i, r in enumerate(results) if i != 3]
     assert all(r.ok and r.account_id for r in created)
     users = {u["userName"]: u["id"] for u in scim_users(scim)}

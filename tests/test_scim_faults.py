@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import scim_users
 from tests.faultproxy import FaultProxy, fault_proxy
 
@@ -78,7 +79,7 @@ async def test_a_lost_create_response_is_adopted_from_the_server_not_a_stale_ind
         # lookup after it asks the server.
         assert await target.lookup(ada, None, attributes) is None
         retried = await target.create(ada, attributes)
-        assert (retried.status, retried.error) == (ResultStatus.skipped, "conflict")
+        assert (retried.status, retried.outcome) == (ResultStatus.skipped, Outcome.conflict)
         found = await target.lookup(ada, None, attributes)
         await target.aclose()
     [user] = scim_users(scim)

@@ -14,8 +14,9 @@ import pytest
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import scim_app, serve_wsgi
-from provisioner.targets.scim import INDEX_TTL, ScimTarget
+from provisioner.targets.scim import ScimTarget
 from provisioner.targets.scim_guards import ListingRunaway
+from provisioner.targets.scim_support import INDEX_TTL
 
 pytestmark = pytest.mark.fast
 
@@ -57,7 +58,7 @@ def _worker(i: int) -> Worker:
 
 
 async def _expire(target: ScimTarget) -> None:
-    target._index_time -= INDEX_TTL + 1  # the index's minute is up
+    target.accounts.index_time -= INDEX_TTL + 1  # the index's minute is up
 
 
 async def test_a_stale_index_fetches_only_the_accounts_changed_since(tmp_path):
@@ -74,7 +75,7 @@ async def test_a_stale_index_fetches_only_the_accounts_changed_since(tmp_path):
         # the one-time check that the app filters on it, then the changes since the index's newest
         assert len(asked) == 2 and asked[1].startswith("meta.lastModified gt "), asked
         assert "2999" in asked[0]
-        assert target._filters_modified is True
+        assert target.accounts.filters_modified is True
         found = await target.lookup(_worker(30), None, {"externalId": "hr:30", "userName": "user30@example.com"})
         assert found is not None
         assert len(asked) == 2  # found in the refreshed index, no filter query
@@ -97,7 +98,7 @@ async def test_an_app_that_ignores_the_filter_is_listed_whole(tmp_path):
         await target.prime(100)
         # asked once whether anyone changed after 2999, answered everyone: learned, then the whole listing
         assert asked == ['meta.lastModified gt "2999-01-01T00:00:00+00:00"', "(whole listing)"], asked
-        assert target._filters_modified is False
+        assert target.accounts.filters_modified is False
         await _expire(target)
         asked.clear()
         await target.prime(100)

@@ -17,13 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.models import Outcome, Worker
 from provisioner.engine.kit.servers import scim_server_process, serve_asgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.reconcile.classify import Situation
 from provisioner.reconcile.run import reconcile
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config
 from tests.scim_front import Front, empty_list, scim_error
 from tests.scimmy_server import scimmy_available, scimmy_server_process
@@ -153,7 +154,7 @@ async def test_search_index_lag_then_409_is_resolved_by_a_listing(upstream: str)
         try:
             attributes = SPEC.render(worker)
             assert await scim.lookup(worker, None, attributes) is None
-            assert (await scim.create(worker, attributes)).error == "conflict"
+            assert (await scim.create(worker, attributes)).outcome is Outcome.conflict
             found = await scim.lookup(worker, None, attributes)
         finally:
             await scim.aclose()

@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import ResultStatus, Worker
+from provisioner.engine.contracts.models import Outcome, ResultStatus, Worker
 from provisioner.engine.kit.servers import scim_server_process
 from provisioner.engine.runtime.app import Runtime
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config
 from tests.scimmy_server import scimmy_available, scimmy_server_process
 
@@ -116,7 +117,7 @@ async def test_every_write_on_every_configuration(scim_url: Server):
 
         # Adopt on 409: the same userName again is a conflict, and the lookup finds the account.
         again = await target.create(moved, spec.render(moved))
-        assert again.status is ResultStatus.skipped and again.error == "conflict"
+        assert again.status is ResultStatus.skipped and again.outcome is Outcome.conflict
         found = await target.lookup(moved, None, spec.render(moved))
         assert found is not None and found.id == user_id
         assert len(all_users(client)) == 1

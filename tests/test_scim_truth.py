@@ -19,14 +19,15 @@ from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app as cli
 from provisioner.engine.config import TargetConfig
-from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.models import Outcome, Worker
 from provisioner.engine.contracts.profile import TargetProfile
 from provisioner.engine.kit.servers import scim_server_process, serve_asgi
 from provisioner.engine.runtime import views
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Store
 from provisioner.rules.planner import TargetSpec
-from provisioner.targets.scim import DEFAULT_MAPPING, ScimTarget
+from provisioner.targets.scim import ScimTarget
+from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import make_config, person
 from tests.scim_front import Front, scim_error
 from tests.scim_habits import DEPT, ENTERPRISE, refuses_department
@@ -75,7 +76,7 @@ async def test_an_update_or_a_disable_the_app_ignores_is_a_failure_saying_so(ups
                 result = await (scim.update(account, change, SPEC.render(w)) if change else scim.disable(account))
             finally:
                 await scim.aclose()
-        assert not result.ok and not result.transient
+        assert not result.ok and not result.transient and result.outcome is Outcome.not_applied
         assert str(result.error).startswith("the app answered success but did not apply:"), result.error
         assert what in str(result.error)
         held = httpx.get(f"{upstream}/Users/{account}").json()
@@ -228,6 +229,7 @@ async def test_a_batch_of_member_changes_fails_only_the_people_the_app_did_not_t
             await scim.aclose()
     assert results[0].ok, results[0].error
     assert not results[1].ok and "did not apply: add to group 'batch'" in str(results[1].error)
+    assert results[1].outcome is Outcome.not_applied and results[0].outcome is None
     assert "patch answered success" in str(results[1].error) and "put answered success" in str(results[1].error)
 
 

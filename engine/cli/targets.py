@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,7 @@ from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, T
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
+from provisioner.engine.contracts.protocols import ChecksItself, ListsAccounts, Target
 from provisioner.engine.store import Store
 from provisioner.targets import build_target
 
@@ -25,9 +26,11 @@ targets_app = typer.Typer(
 )
 
 
-async def _check_one(target: Any) -> list[tuple[str, bool, str]]:
-    if hasattr(target, "check"):
+async def _check_one(target: Target) -> list[tuple[str, bool, str]]:
+    if isinstance(target, ChecksItself):
         return list(await target.check())
+    if not isinstance(target, ListsAccounts):
+        return [("read one account", False, "this writer has no way to read the app without changing it")]
     try:  # a REST target: its listing is the smallest authenticated read it knows
         async for account in target.list_accounts():
             return [("reachable", True, ""), ("credentials", True, "accepted"), ("read one account", True, account.id)]

@@ -232,8 +232,21 @@ def elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
+class Outcome(StrEnum):
+    """What a writer's call came to where the status alone does not say it; callers branch on
+    this, never on the error's wording."""
+
+    conflict = "conflict"  # a create refused because the app already has the account: adopt it
+    not_applied = "not_applied"  # the app answered success, and its answer shows the write did not happen
+
+
+# The error a conflict's Result carries for people; code reads `Outcome.conflict`.
+CONFLICT = "conflict"
+
+
 class Result(BaseModel):
     status: ResultStatus
+    outcome: Outcome | None = None
     account_id: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     duration_ms: float = 0.0

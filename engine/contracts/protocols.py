@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Account, Result, Worker
 
 
@@ -38,17 +39,26 @@ class SourceRead:
 
 
 class Source(Protocol):
+    """What every source connector does. Optional abilities are capability protocols of their
+    own (`FetchesOne`), detected with isinstance rather than by calling and catching."""
+
     name: str
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead: ...
-
-    async def fetch_one(self, remote_id: str) -> SourceRead:
-        """One record (for a webhook): an incomplete read, with `gone` set when it left scope."""
 
     async def check(self) -> str:
         """Prove connectivity and credentials with the smallest read; raise SourceError if not."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FetchesOne(Protocol):
+    """Optional capability: reading one record by its remote id (a webhook, provision-now)."""
+
+    async def fetch_one(self, remote_id: str) -> SourceRead:
+        """One record: an incomplete read, with `gone` set when it left scope."""
+        ...
 
 
 def normalize_records(
@@ -70,8 +80,9 @@ def normalize_records(
             manager = fields.get("manager_id")
             if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
                 # As the HR system writes it (`7001`): a person of the same source.
-                fields["manager_id"] = f"{source}:{str(manager).strip()}"
-            read.workers.append(Worker(id=f"{source}:{remote_id}", source=source, remote_id=remote_id, **fields))
+                fields["manager_id"] = WorkerId.text(source, str(manager).strip())
+            worker_id = WorkerId.text(source, remote_id)
+            read.workers.append(Worker(id=worker_id, source=source, remote_id=remote_id, **fields))
         except ValidationError as exc:
             problems = "; ".join(_problem(e) for e in exc.errors())
             read.quarantined.append(Quarantined(remote_id, problems))
@@ -143,7 +154,9 @@ class GroupInfo:
 
 
 class Target(Protocol):
-    """A writer for one downstream app. Every call returns a Result, never raises for HTTP errors."""
+    """What every writer for a downstream app does. Every call returns a Result, never raises for
+    HTTP errors. Anything more a writer can do is a capability protocol below, detected with
+    isinstance (as baton-sdk's connectors declare theirs), never probed by calling it."""
 
     name: str
 
@@ -155,6 +168,7 @@ class Target(Protocol):
         self, account_id: str, attributes: dict[str, Any], previous: dict[str, Any] | None = None
     ) -> Result:
         """Change only `attributes`; `previous` holds their values as last known."""
+        ...
 
     async def enable(self, account_id: str) -> Result: ...
 
@@ -164,9 +178,32 @@ class Target(Protocol):
 
     async def set_groups(self, account_id: str, add: list[str], remove: list[str]) -> Result: ...
 
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ListsAccounts(Protocol):
+    """Optional capability: every account the app holds, paged (what the reconciler compares)."""
+
     def list_accounts(self) -> AsyncIterator[Account]: ...
 
-    async def prime(self, expected_lookups: int) -> None:
-        """Optional: warm lookup caches before a large batch."""
 
-    async def aclose(self) -> None: ...
+@runtime_checkable
+class Primes(Protocol):
+    """Optional capability: warming lookup caches before a large batch."""
+
+    async def prime(self, expected_lookups: int) -> None: ...
+
+
+@runtime_checkable
+class ChecksItself(Protocol):
+    """Optional capability: its own `targets check` rows, (what, passed, detail)."""
+
+    async def check(self) -> list[tuple[str, bool, str]]: ...
+
+
+@runtime_checkable
+class KnowsNotKept(Protocol):
+    """Optional capability: the mapped attributes the app was seen not to store (not drift)."""
+
+    def not_kept(self) -> set[str]: ...

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.models import Action, ActionKind, Result, ResultStatus, Worker
+from provisioner.engine.contracts.models import Action, ActionKind, Outcome, Result, ResultStatus, Worker
 from provisioner.engine.contracts.protocols import Target
 from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
@@ -166,7 +166,7 @@ class Applier:
         account = await target.lookup(worker, None, attributes)
         if account is None:
             result = await target.create(worker, attributes)
-            if result.error != "conflict":
+            if result.outcome is not Outcome.conflict:
                 return result
             # Someone created it between our lookup and our create: find it and adopt it.
             account = await target.lookup(worker, None, attributes)

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.runtime.poller import judge
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
@@ -24,7 +25,7 @@ def due_events(
     events = [scheduled_event(wid, parts.store.snapshots.get(wid), when) for wid, when in sorted(due.items())]
     by_source: dict[str, list[WorkerEvent]] = {}
     for event in events:
-        by_source.setdefault(event.subject.split(":", 1)[0], []).append(event)
+        by_source.setdefault(WorkerId.parse(event.subject).source, []).append(event)
     states, held_ids = parts.store.sources.states(), set()
     for source, mine in by_source.items():
         state = states.get(source)

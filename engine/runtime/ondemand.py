@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, internal_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Action, Worker
-from provisioner.engine.contracts.protocols import SourceRead
+from provisioner.engine.contracts.protocols import FetchesOne, SourceRead
 from provisioner.engine.contracts.records import EventOutcome, by_worker
 from provisioner.engine.runtime.poller import diff
 from provisioner.engine.runtime.wiring import Parts
@@ -37,18 +38,17 @@ class OnDemand:
 
 
 async def _read_one(parts: Parts, source: str, remote_id: str) -> SourceRead:
-    try:
-        return await parts.sources[source].fetch_one(remote_id)
-    except NotImplementedError:  # a source without single reads (a file): read it all, keep this one
-        read = await parts.sources[source].read({})
-        wanted = f"{source}:{remote_id}"
-        return SourceRead(workers=[w for w in read.workers if w.id == wanted], complete=False, gone=[])
+    if isinstance(reader := parts.sources[source], FetchesOne):
+        return await reader.fetch_one(remote_id)
+    read = await reader.read({})  # a source without single reads: read it all, keep this one
+    wanted = WorkerId.text(source, remote_id)
+    return SourceRead(workers=[w for w in read.workers if w.id == wanted], complete=False, gone=[])
 
 
 async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any], None]) -> OnDemand:
     """`show(step, value)`: source (the Worker or None), plan (Actions), result ((log entry, account
     id) per request), note (why nothing more happened)."""
-    source, _, remote_id = worker_id.partition(":")
+    source, remote_id = WorkerId.parse(worker_id)
     if source not in parts.sources or not remote_id:
         raise ValueError(f"{worker_id!r} is not <source>:<id> of a configured source ({', '.join(parts.sources)})")
     done = OnDemand()

@@ -8,6 +8,7 @@ from typing import Any
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import internal_event, retry_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.runtime.poller import diff, read_records
@@ -65,7 +66,7 @@ async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
     """The actions a sync would take for this person now: their record is read from the source
     when it can be, else planned from the stored snapshot. Changes nothing."""
     stored = parts.store.snapshots.get(worker_id)
-    source_name, _, remote_id = worker_id.partition(":")
+    source_name, remote_id = WorkerId.parse(worker_id)
     source, note = parts.sources.get(source_name), None
     events = []
     if source is not None and remote_id:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
+from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Worker
-from provisioner.engine.contracts.protocols import Quarantined, Source, SourceError, SourceRead
+from provisioner.engine.contracts.protocols import FetchesOne, Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
@@ -170,6 +171,8 @@ def _contested(read: SourceRead) -> list[str]:
 
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
+    if not isinstance(source, FetchesOne):
+        raise SourceError(f"source {source.name} cannot read single records")
     read = SourceRead(complete=False)
     for remote_id in dict.fromkeys(remote_ids):
         one = await source.fetch_one(remote_id)
@@ -266,7 +269,7 @@ async def poll(
             )
     quarantine_log = [
         LogEntry(
-            worker_id=f"{source.name}:{q.remote_id}" if q.remote_id else f"{source.name}:?",
+            worker_id=WorkerId.text(source.name, q.remote_id or "?"),
             action="quarantine",
             reason=q.reason,
             result="skipped",

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from provisioner.engine.contracts.protocols import Target
+from provisioner.engine.contracts.protocols import Primes, Target
 
 log = logging.getLogger("provisioner.apply")
 
@@ -28,7 +28,7 @@ class Primer:
         """Prime each target with its expected lookups; the names of those still priming when the
         budget ran out."""
         for name, target in targets.items():
-            if name not in self._running:  # one listing per target at a time
+            if name not in self._running and isinstance(target, Primes):  # one listing per target at a time
                 task = asyncio.create_task(self._one(name, target, expected.get(name, 0)))
                 self._running[name] = task
                 task.add_done_callback(lambda _, name=name: self._ended(name))  # type: ignore[misc]
@@ -50,7 +50,7 @@ class Primer:
         self._running.pop(name, None)
         self.stalled.discard(name)
 
-    async def _one(self, name: str, target: Target, lookups: int) -> None:
+    async def _one(self, name: str, target: Primes, lookups: int) -> None:
         try:
             await target.prime(lookups)
         except Exception as exc:  # priming is an optimisation; lookups still work one by one
