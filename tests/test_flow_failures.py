@@ -5,15 +5,11 @@ mass-deprovision guard."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
 import pytest
 
-from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
 from provisioner.engine.runtime.memory_bus import MemoryBroker
 from tests.conftest import scim_users
-from tests.flow import CountingApp, People, engine, hire, sync, until, user
+from tests.flow import People, engine, hire, sync, until, user
 
 pytestmark = pytest.mark.fast
 
@@ -21,15 +17,8 @@ RETRY_SOON = {"attempts": 5, "initial": 0.05, "max": 0.1}
 ONE_BY_ONE = {"bulk": False}  # each write its own request, as CountingApp counts and fails them
 
 
-@pytest.fixture
-def app() -> Iterator[tuple[CountingApp, BackgroundServer, httpx.Client]]:
-    counting = CountingApp(scim_app())
-    with serve_wsgi(counting) as server, httpx.Client(base_url=server.url) as client:
-        yield counting, server, client
-
-
-async def test_a_transient_failure_is_retried_until_it_succeeds(tmp_path, app):
-    counting, server, scim = app
+async def test_a_transient_failure_is_retried_until_it_succeeds(tmp_path, counting_scim):
+    counting, server, scim = counting_scim
     people = People(tmp_path / "people.json")
     people.write(hire(1))
     counting.failing = "503 Service Unavailable"
@@ -48,8 +37,8 @@ async def test_a_transient_failure_is_retried_until_it_succeeds(tmp_path, app):
         assert [e.result for e in runtime.store.log.recent("hr:1") if e.action == "retry"] == ["retrying", "success"]
 
 
-async def test_a_permanent_failure_is_dead_lettered_and_a_person_can_retry_it(tmp_path, app):
-    counting, server, scim = app
+async def test_a_permanent_failure_is_dead_lettered_and_a_person_can_retry_it(tmp_path, counting_scim):
+    counting, server, scim = counting_scim
     people = People(tmp_path / "people.json")
     people.write(hire(1))
     counting.failing = "400 Bad Request"

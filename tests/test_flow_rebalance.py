@@ -15,7 +15,8 @@ import pytest
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
 from provisioner.engine.runtime.memory_bus import MemoryBroker
 from tests.conftest import scim_users
-from tests.flow import CountingApp, People, engine, hire, until
+from tests.counting import CountingApp
+from tests.flow import People, engine, hire, until
 
 pytestmark = pytest.mark.fast
 

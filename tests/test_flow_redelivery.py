@@ -4,30 +4,19 @@ nothing twice: the store knows which events it recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
 import pytest
 
-from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
 from provisioner.engine.runtime.memory_bus import MemoryBroker
 from tests.conftest import scim_users
-from tests.flow import CountingApp, People, engine, hire, sync, until
+from tests.flow import People, engine, hire, sync, until
 
 pytestmark = pytest.mark.fast
 
 ONE_BY_ONE = {"bulk": False}
 
 
-@pytest.fixture
-def app() -> Iterator[tuple[CountingApp, BackgroundServer, httpx.Client]]:
-    counting = CountingApp(scim_app())
-    with serve_wsgi(counting) as server, httpx.Client(base_url=server.url) as client:
-        yield counting, server, client
-
-
-async def test_records_not_committed_are_delivered_again_after_a_restart_and_applied_once(tmp_path, app):
-    counting, server, scim = app
+async def test_records_not_committed_are_delivered_again_after_a_restart_and_applied_once(tmp_path, counting_scim):
+    counting, server, scim = counting_scim
     people = People(tmp_path / "people.json")
     people.write(*[hire(i) for i in range(5)])
     broker = MemoryBroker(partitions=2)
@@ -46,8 +35,8 @@ async def test_records_not_committed_are_delivered_again_after_a_restart_and_app
     assert len(second.store.log.recent(limit=1000)) == log
 
 
-async def test_events_published_but_never_applied_are_applied_once_after_a_restart(tmp_path, app):
-    counting, server, scim = app
+async def test_events_published_but_never_applied_are_applied_once_after_a_restart(tmp_path, counting_scim):
+    counting, server, scim = counting_scim
     people = People(tmp_path / "people.json")
     people.write(*[hire(i) for i in range(4)])
     broker = MemoryBroker(partitions=2)
