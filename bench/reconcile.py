@@ -64,7 +64,9 @@ async def load(url: str, parts: Parts, n: int) -> None:
             ids += [op["location"].rsplit("/", 1)[-1] for op in answer["Operations"]]
     # the snapshot says Engineer for everyone: every tenth account has drifted
     workers = [w.model_copy(update={"title": "Engineer"}) for w in workers]
-    parts.store.snapshots.commit_poll("hr", [change_event("hr", None, None, w) for w in workers[:1]], workers, [], {})
+    with parts.store.unit() as s:
+        parts.store.snapshots.upsert(s, "hr", workers)
+        parts.store.outbox.enqueue(s, [change_event("hr", None, None, w) for w in workers[:1]])
     links = [
         Link(
             worker_id=w.id,

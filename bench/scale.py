@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.engine.config import load_config
 from provisioner.engine.kit.servers import free_port, scim_server_process, serve_asgi
-from provisioner.engine.runtime.poller import poll
+from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources.lever.emulator import LeverState, create_app
 
@@ -157,7 +157,7 @@ async def _poll_cpu(config: Path) -> float:
     parts = Parts(load_config(config))
     try:
         start = time.process_time()
-        await poll(parts.sources["hr"], parts.store, parts.guard)
+        await ingest(parts.sources["hr"], parts.store, parts.gate)
         return time.process_time() - start
     finally:
         await parts.aclose()

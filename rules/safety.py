@@ -1,4 +1,7 @@
-"""The mass-deprovision guard: checked on a whole poll's plan before anything is applied.
+"""The mass-deprovision guard: checked on a whole poll's plan before anything is applied (and on
+scheduled changes falling due together, and on one person provisioned now). This is the judgement
+alone, pure; the runtime's SafetyGate (engine/runtime/usecases/safety_gate.py) halts the source,
+spends approvals and says so.
 
 A source that suddenly returns nobody (an expired API key answering an empty list, a broken
 report filter) must not disable the company. When a poll would deprovision more workers than
@@ -10,7 +13,7 @@ flows, and the source is halted until `provisioner resume SOURCE`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from provisioner.engine.config import SafetyConfig
 from provisioner.engine.contracts.events import WorkerEvent
@@ -46,10 +49,9 @@ class SafetyGuard:
         links: dict[tuple[str, str], Link],
         known_workers: int,
         halted: str | None,
-        now: datetime | None = None,
+        now: datetime,
         scope: str = "in one poll",
     ) -> Verdict:
-        now = now or datetime.now(UTC)
         mine = by_worker(links)
         risky = {ev.id for ev in events if self.deprovisions(ev, mine.get(ev.subject, {}), now)}
         if not risky:

@@ -21,7 +21,9 @@ def worker(**kw: str) -> Worker:
 
 def recorded(store: Store, now: Worker, *, links: list[Link], log: list[LogEntry], fail: tuple[str, str]) -> None:
     event = change_event("hr", None, None, now)
-    store.snapshots.commit_poll("hr", [event], [now], [], {})
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", [now])
+        store.outbox.enqueue(s, [event])
     outcome = EventOutcome(event.id, event)
     outcome.links, outcome.log = links, log
     outcome.fail(*fail, "SCIM error 400: refused", False)
@@ -51,7 +53,9 @@ def test_a_leaver_whose_change_could_not_be_planned_keeps_every_active_account(s
     assert store.access.not_removed() == []  # an update failed; nobody left
     leaver = worker(status="terminated")
     event = change_event("hr", None, None, leaver)
-    store.snapshots.commit_poll("hr", [event], [leaver], [], {})
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", [leaver])
+        store.outbox.enqueue(s, [event])
     store.links.record_outcomes([failed_event(event, "plan", "the policies could not be evaluated", "boom")])
     [kept] = store.access.not_removed()
     assert (kept.worker_id, kept.target, kept.remains, kept.error) == ("hr:1", "app", ["account u-1"], "boom")

@@ -74,6 +74,9 @@ def test_duplicate_ids_in_json_are_quarantined_and_the_rest_flows(tmp_path, scim
     status = json.loads(cli("status", "-c", str(config), "--json").stdout)
     assert status["sources"][0]["quarantined"] == 2
     assert "quarantined" in cli("status", "-c", str(config)).stdout
+    # Provisioning someone else now reads that one record: the source's quarantine stays as it is.
+    assert cli("sync", "-c", str(config), "--worker", "hr:3").exit_code == 0
+    assert len(quarantined(config)) == 2
 
     # Corrected at the source: the next poll empties the quarantine.
     people.write_text(json.dumps([person(i) for i in range(5)]))

@@ -75,7 +75,9 @@ def test_a_new_relay_leader_republishes_only_unclaimed_unconfirmed_events(store_
     store = Store(store_url)
     workers = [Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}") for n in range(3)]
     events = [change_event("hr", None, None, w) for w in workers]
-    store.snapshots.commit_poll("hr", events, workers, [], {"records": 3})
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", workers)
+        store.outbox.enqueue(s, events)
     store.outbox.mark_published([r.seq for r in store.outbox.unpublished(10)])
     store.claims.take([events[1].id], A, 60)  # a live consumer is applying it
     store.claims.take([events[2].id], B, -1)  # its consumer died: the claim lapsed

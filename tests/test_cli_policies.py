@@ -113,11 +113,11 @@ policies:
     import asyncio
 
     from provisioner.engine.config import load_config
-    from provisioner.engine.runtime.poller import poll
+    from provisioner.engine.runtime.usecases.ingest import ingest
     from provisioner.engine.runtime.wiring import Parts
 
     parts = Parts(load_config(config))
-    asyncio.run(poll(parts.sources["hr"], parts.store))
+    asyncio.run(ingest(parts.sources["hr"], parts.store))
     result = runner.invoke(app, ["explain", "hr:2", "-c", str(config)])
     assert result.exit_code == 0, result.stdout
     text = " ".join(result.stdout.split())

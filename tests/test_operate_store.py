@@ -26,7 +26,9 @@ def test_search_log_filters_counts_and_reports(store_url: str):
         person(3, "José", "Núñez", "jose@example.com"),
     ]
     events = [change_event("hr", None, None, w) for w in people]
-    store.snapshots.commit_poll("hr", events, people, [], {})
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", people)
+        store.outbox.enqueue(s, events)
 
     assert [w.id for w in store.search.workers("ada")] == ["hr:1"]  # a title is not searched
     assert [w.id for w in store.search.workers("HOPPER")] == ["hr:2"]

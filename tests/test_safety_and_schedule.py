@@ -4,14 +4,24 @@ tier) and a real scim2-server."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
+from provisioner.engine.contracts.ports import FixedClock
+from provisioner.engine.contracts.records import Link
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.ondemand import provision_one
+from provisioner.engine.runtime.usecases.fire_due import fire_due
+from provisioner.engine.runtime.usecases.ingest import ingest
+from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Deferred
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
 
@@ -87,7 +97,7 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         assert by_external_id(scim)["hr:0"]["active"]
         [scheduled] = runtime.store.schedule.deferred("hr:0")
         assert scheduled.action == "disable" and scheduled.effective_at.date() == date.today() + timedelta(days=3)
-        assert runtime.fire_due() == 0  # not yet
+        assert await runtime.fire_due() == 0  # not yet
 
         # The termination is rescinded: the schedule is replaced by nothing.
         write(people, ada)
@@ -100,7 +110,7 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
         assert len(runtime.store.schedule.deferred("hr:0")) == 1
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
-        assert runtime.fire_due(later) == 1
+        assert await runtime.fire_due(later) == 1
         await runtime.wait_idle(timeout=60)
         assert not by_external_id(scim)["hr:0"]["active"]
         assert runtime.store.schedule.deferred("hr:0") == []
@@ -130,12 +140,112 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
         # ...and the day comes: the four disables fall due together and trip the guard instead.
         later = datetime.now(UTC) + timedelta(days=4)
         runtime.parts.applier.clock = lambda: later
-        assert runtime.fire_due(later) == 0
+        assert await runtime.fire_due(later) == 0
         state = runtime.store.sources.states()["hr"]
         assert state.halted and "4 workers would be deprovisioned by scheduled changes" in state.reason
         assert len(runtime.store.schedule.deferred()) == 4 and all(u["active"] for u in scim_users(scim))
 
         assert runtime.store.sources.resume("hr")  # a person looked: the terminations are real
-        assert runtime.fire_due(later) == 4
+        assert await runtime.fire_due(later) == 4
         await runtime.wait_idle(timeout=60)
         assert sum(u["active"] for u in scim_users(scim)) == 1 and runtime.store.schedule.deferred() == []
+
+
+# In process, without a broker: the Ingest use case only writes the outbox, and the gate is the same
+# one a poll, due work and provision-now pass.
+
+
+def linked_parts(tmp_path: Path, n: int, **safety: Any) -> tuple[Parts, Path]:
+    """A file source of `n` people, each with an account in `app` (no app is called)."""
+    people = tmp_path / "people.json"
+    write(people, *staff(n))
+    config = make_config(
+        f"sqlite:///{tmp_path / 's.db'}",
+        "http://127.0.0.1:9/scim",
+        {"name": "hr", "type": "file", "path": str(people)},
+        safety={"max_deprovision_ratio": None, **safety},
+    )
+    parts = Parts(config)
+    parts.store.links.reconcile([Link(worker_id=f"hr:{i}", target="app", account_id=f"a{i}") for i in range(n)], [], [])
+    return parts, people
+
+
+async def test_the_gate_halts_a_poll_once_and_a_resume_lets_it_through_once(tmp_path, caplog):
+    parts, people = linked_parts(tmp_path, 5, max_deprovisions=2)
+    gate = parts.gate
+    try:
+        assert len((await ingest(parts.sources["hr"], parts.store, gate)).events) == 5
+        write(people, *staff(5)[:1])  # four leave at once
+        with caplog.at_level(logging.INFO, logger="provisioner.poll"):
+            held = await ingest(parts.sources["hr"], parts.store, gate)
+            again = await ingest(parts.sources["hr"], parts.store, gate)
+        assert (
+            len(held.held) == 4
+            and held.events == []
+            and "4 workers would be deprovisioned in one poll" in (held.halted or "")
+        )
+        assert parts.store.snapshots.count("hr") == 5  # their snapshots stay: found again next poll
+        assert len(again.held) == 4 and again.halted == held.halted
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert said[0].startswith("source hr halted: 4 workers") and "the rest was applied" in said[0]
+        assert said[1] == f"source hr is halted ({held.halted}): 4 deprovisioning events held back"
+
+        assert parts.store.sources.resume("hr")
+        through = await ingest(parts.sources["hr"], parts.store, gate)
+        assert len(through.events) == 4 and not through.held and not through.halted
+        assert parts.store.snapshots.count("hr") == 1 and parts.store.sources.approved() == set()  # spent
+    finally:
+        await parts.aclose()
+
+
+async def test_provision_now_reads_one_person_and_is_held_without_halting_the_source(tmp_path, monkeypatch):
+    parts, people = linked_parts(tmp_path, 3, max_deprovisions=0)
+    try:
+        await ingest(parts.sources["hr"], parts.store, parts.gate)
+        write(people, *staff(3)[:2], {**staff(3)[2], "status": "terminated"})
+
+        def whole_source(*args: Any) -> None:
+            raise AssertionError("provision-now read the whole source's snapshot")
+
+        monkeypatch.setattr(parts.store.snapshots, "of_source", whole_source)
+        shown: list[tuple[str, Any]] = []
+        done = await provision_one(parts, "hr:2", lambda step, value: shown.append((step, value)))
+        assert done.outcome is None and done.note == (
+            "held back by the safety limits: 1 workers would be deprovisioned on demand (max_deprovisions: 0)"
+        )
+        assert shown[-1] == ("note", done.note)
+        assert "hr" not in {s for s, state in parts.store.sources.states().items() if state.halted}
+        assert parts.store.snapshots.get("hr:2").status == "active"  # nothing committed
+    finally:
+        await parts.aclose()
+
+
+async def test_due_work_passes_the_same_gate_and_its_rows_wait_for_a_resume(tmp_path, caplog):
+    parts, people = linked_parts(tmp_path, 5, max_deprovisions=2)
+    soon = datetime.now(UTC) + timedelta(days=3)
+    try:
+        write(people, *[{**p, "termination_date": soon.date().isoformat()} for p in staff(4)], *staff(5)[4:])
+        await ingest(parts.sources["hr"], parts.store, parts.gate)  # updates with a disable for later: through
+        assert not parts.store.sources.states()["hr"].halted
+        with parts.store.unit() as s:
+            s.add_all(
+                Deferred(worker_id=f"hr:{i}", target="app", action="disable", effective_at=soon) for i in range(4)
+            )
+        queued = parts.store.outbox.pending_count()
+        later = FixedClock(soon + timedelta(days=1))
+
+        with caplog.at_level(logging.ERROR, logger="provisioner.engine"):
+            assert fire_due(parts.store, parts.gate, later) == []
+        state = parts.store.sources.states()["hr"]
+        assert state.halted and "4 workers would be deprovisioned by scheduled changes falling due together" in (
+            state.reason or ""
+        )
+        assert "those scheduled changes wait" in caplog.records[-1].getMessage()
+        assert len(parts.store.schedule.deferred()) == 4 and parts.store.outbox.pending_count() == queued
+
+        assert parts.store.sources.resume("hr")
+        assert len(fire_due(parts.store, parts.gate, later)) == 4
+        assert parts.store.schedule.deferred() == [] and parts.store.outbox.pending_count() == queued + 4
+        assert parts.store.sources.approved() == set()  # spent on this one check
+    finally:
+        await parts.aclose()

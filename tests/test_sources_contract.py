@@ -185,7 +185,7 @@ async def test_expired_paging_cursor_restarts_from_the_checkpoint(caplog):
 
 
 async def test_a_failed_poll_leaves_snapshot_cursor_and_outbox_untouched(tmp_path):
-    from provisioner.engine.runtime.poller import poll
+    from provisioner.engine.runtime.usecases.ingest import ingest as poll
     from provisioner.engine.store import Store
     from provisioner.sources.lever.emulator import LeverState, create_app
 

@@ -19,13 +19,22 @@ def worker(n: int, **kw) -> Worker:
     return Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}", **kw)
 
 
+def commit(store: Store, events: list, upserts: list[Worker], removals: list[str], cursor: dict) -> None:
+    """What a poll's unit of work writes: its events, the snapshots, the cursor."""
+    with store.unit() as s:
+        store.outbox.enqueue(s, events)
+        store.snapshots.remove(s, "hr", removals)
+        store.snapshots.upsert(s, "hr", upserts)
+        store.snapshots.set_cursor(s, "hr", cursor)
+
+
 def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
     store = Store(store_url)
     workers = [worker(1), worker(2)]
     events = [change_event("hr", None, None, w) for w in workers]
-    store.snapshots.commit_poll("hr", events, workers, [], {"records": 2})
+    commit(store, events, workers, [], {"records": 2})
     # a re-poll after a crash derives the same ids: no duplicate outbox rows
-    store.snapshots.commit_poll("hr", events, workers, [], {"records": 2})
+    commit(store, events, workers, [], {"records": 2})
     assert store.outbox.pending_count() == 2
     assert set(store.snapshots.of_source("hr")) == {"hr:1", "hr:2"}
     assert store.snapshots.cursor("hr") == {"records": 2}
@@ -56,8 +65,26 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
     assert [e.action for e in store.log.recent("hr:1")] == ["create"]
 
     # removal drops the snapshot
-    store.snapshots.commit_poll("hr", [], [], ["hr:2"], {"records": 1})
+    commit(store, [], [], ["hr:2"], {"records": 1})
     assert set(store.snapshots.of_source("hr")) == {"hr:1"}
+    assert store.snapshots.count("hr") == 1 and store.snapshots.stored("hr:2") is None
+    store.close()
+
+
+def test_a_unit_of_work_that_fails_halfway_leaves_nothing_behind(store_url: str):
+    store = Store(store_url)
+    first = worker(1)
+    commit(store, [change_event("hr", None, None, first)], [first], [], {"records": 1})
+    moved = worker(1, title="CTO")
+    with pytest.raises(RuntimeError), store.unit() as s:
+        store.outbox.enqueue(s, [change_event("hr", first, first.content_hash(), moved)])
+        store.snapshots.upsert(s, "hr", [moved, worker(2)])
+        store.snapshots.set_cursor(s, "hr", {"records": 2})
+        store.sources.halt("hr", "a halt written in the same unit", s)
+        raise RuntimeError("the process dies before the commit")
+    assert store.outbox.pending_count() == 1 and store.snapshots.cursor("hr") == {"records": 1}
+    assert store.snapshots.get("hr:1") == first and store.snapshots.count("hr") == 1
+    assert "hr" not in store.sources.states()
     store.close()
 
 

@@ -79,7 +79,7 @@ def sync(
 
 async def _sync(cfg: Config, timeout: float) -> Any:
     async with Runtime(cfg, parts=_parts_or_exit(cfg), one_shot=True) as runtime:
-        events = runtime.fire_due()
+        events = await runtime.fire_due()
         halted: list[str] = []
         failing: list[str] = []
         for name in runtime.parts.sources:

@@ -10,15 +10,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.ports import FixedClock, system_clock
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
-from provisioner.engine.runtime.due import due_events
 from provisioner.engine.runtime.fleet import Fleet, Vitals, claimer
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.kafka_bus import KafkaBus
@@ -30,6 +30,7 @@ from provisioner.engine.runtime.polling import Polling
 from provisioner.engine.runtime.ports import Batch, Bus
 from provisioner.engine.runtime.rebalance import Rebalance
 from provisioner.engine.runtime.relay import Relay
+from provisioner.engine.runtime.usecases.fire_due import fire_due
 from provisioner.engine.runtime.wiring import Parts
 
 log = logging.getLogger("provisioner.engine")
@@ -188,28 +189,14 @@ class Runtime:
         """New rows in the outbox: the relay should look now rather than at its next tick."""
         self._wake.set()
 
-    def fire_due(self, now: datetime | None = None) -> int:
-        """Deferred actions that are due become events (re-planned from the current snapshot).
+    async def fire_due(self, now: datetime | None = None) -> int:
+        """Deferred actions that are due become events (re-planned from the current snapshot), off
+        the event loop.
 
         They pass the same safety guard as a poll, per source: fifty end-of-day terminations from a
         bad import halt the source instead of disabling fifty people at midnight."""
-        now = now or datetime.now(UTC)
-        halts: dict[str, str] = {}
-        approved, spent = self.store.sources.approved(), set[str]()
-        events = self.store.schedule.take_due(
-            now, lambda rows: due_events(self.parts, rows, now, halts, approved, spent)
-        )
-        # Written after take_due: its transaction must not wait on ours.
-        for source in spent:
-            self.store.sources.consume_approval(source)
-        for source, reason in halts.items():
-            self.store.sources.halt(source, reason)
-            log.error(
-                "source %s halted: %s; those scheduled changes wait. Check the source, then run: provisioner resume %s",
-                source,
-                reason,
-                source,
-            )
+        clock = FixedClock(now) if now else system_clock
+        events = await asyncio.to_thread(fire_due, self.store, self.parts.gate, clock)
         if events:
             log.info("%d scheduled changes are due", len(events))
             self._wake.set()

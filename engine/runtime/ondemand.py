@@ -1,27 +1,27 @@
 """Provision one person now, without Kafka (like Entra's "provision on demand").
 
-The worker is read from its source (one record where the source can), diffed against its snapshot,
-planned and applied by the same Planner and Applier as the pipeline, and the outcome recorded the
-same way: links, provisioning log, snapshot. Nothing goes through the outbox, so a running engine
-never applies it a second time. Each step is handed to `show` as it happens.
+The worker is read from its source (one record where the source can), diffed against its snapshot
+and passed through the SafetyGate (usecases/provision_one.py, off the event loop), planned and
+applied by the same Planner and Applier as the pipeline, and the outcome recorded the same way:
+links, provisioning log, snapshot. Nothing goes through the outbox, so a running engine never
+applies it a second time. Each step is handed to `show` as it happens.
 """
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner.engine.contracts.events import WorkerEvent, internal_event
+from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Action, Worker
+from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import FetchesOne, SourceRead
-from provisioner.engine.contracts.records import EventOutcome, by_worker
-from provisioner.engine.runtime.poller import diff
+from provisioner.engine.contracts.records import EventOutcome
+from provisioner.engine.runtime.usecases.provision_one import admit_one, record_one
 from provisioner.engine.runtime.wiring import Parts
-
-ONDEMAND_SOURCE = "provisioner/ondemand"
 
 
 @dataclass
@@ -45,7 +45,9 @@ async def _read_one(parts: Parts, source: str, remote_id: str) -> SourceRead:
     return SourceRead(workers=[w for w in read.workers if w.id == wanted], complete=False, gone=[])
 
 
-async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any], None]) -> OnDemand:
+async def provision_one(
+    parts: Parts, worker_id: str, show: Callable[[str, Any], None], clock: Clock = system_clock
+) -> OnDemand:
     """`show(step, value)`: source (the Worker or None), plan (Actions), result ((log entry, account
     id) per request), note (why nothing more happened)."""
     source, remote_id = WorkerId.parse(worker_id)
@@ -57,28 +59,13 @@ async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any],
     show("source", done.worker)
     if done.worker is None and not read.gone and not read.quarantined:
         read.gone = [remote_id]  # not listed by a full read: the source no longer has this person
-    snapshots = {k: v for k, v in parts.store.snapshots.of_source(source).items() if k == worker_id}
-    changes = diff(source, read, snapshots)
-    if changes.quarantined:
-        done.note = "; ".join(q.reason for q in changes.quarantined)
-        show("note", f"quarantined: {done.note}")
+    admitted = await asyncio.to_thread(admit_one, parts.store, parts.gate, worker_id, done.worker, read, clock)
+    if admitted.event is None:
+        done.note = admitted.note
+        show("note", f"quarantined: {done.note}" if admitted.changes.quarantined else done.note)
         return done
-    # Unchanged since the last poll: re-plan from what the source says now, as reconcile would.
-    event = changes.events[0] if changes.events else None
-    if event is None and done.worker is None:
-        done.note = "the source does not have this person, and no snapshot does either"
-        show("note", done.note)
-        return done
-    event = event or internal_event(ONDEMAND_SOURCE, worker_id, done.worker, uuid.uuid4().hex)
+    event, links = admitted.event, admitted.links
     done.event = event
-    state = parts.store.sources.states().get(source)
-    halted = state.reason if state and state.halted else None
-    held, reason = parts.guard([event], len(parts.store.snapshots.of_source(source)), halted, scope="on demand")
-    if held:
-        done.note = f"held back by the safety limits: {reason}"
-        show("note", done.note)
-        return done
-    links = by_worker(parts.store.links.for_workers({worker_id})).get(worker_id, {})
     done.actions = parts.planner.plan(event, links, None, parts.account_of)
     show("plan", done.actions)
     done.outcome = await parts.applier.apply_event(event, links)
@@ -86,8 +73,5 @@ async def provision_one(parts: Parts, worker_id: str, show: Callable[[str, Any],
     accounts.update({link.target: link.account_id for link in done.outcome.links})
     for entry in done.outcome.log:
         show("result", (entry, accounts.get(entry.target or "")))
-    parts.store.snapshots.commit_poll(
-        source, [], changes.upserts, changes.removals, parts.store.snapshots.cursor(source), seen=None
-    )
-    parts.store.links.record_outcomes([done.outcome])
+    await asyncio.to_thread(record_one, parts.store, worker_id, admitted.changes, done.outcome)
     return done

@@ -1,22 +1,19 @@
-"""The virtual webhook: read a source, diff against the last snapshot, emit change events."""
+"""The virtual webhook's detection: what changed between a source's read and its last snapshot
+(`diff`, pure), the bad records a read quarantines, and pre-hires found again in another source.
+The Ingest use case (usecases/ingest.py) reads, runs this, admits and commits."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import FetchesOne, Quarantined, Source, SourceError, SourceRead
-from provisioner.engine.contracts.records import LogEntry
-from provisioner.engine.kit.words import plural
-from provisioner.engine.store import Store
 from provisioner.engine.store.snapshots import StoredSnapshots
 
 log = logging.getLogger("provisioner.poll")
@@ -41,20 +38,8 @@ class Diff:
         self.removals = [w for w in self.removals if w not in subjects]
 
 
-# (events, workers known before, why the source is already halted, [now, scope]) -> (ids to hold, why)
-Guard = Callable[..., tuple[set[str], "str | None"]]
-
-
-def judge(
-    guard: Guard, events: list[WorkerEvent], known_workers: int, halted: str | None, approved: bool, **when: Any
-) -> tuple[set[str], str | None, bool]:
-    """The guard on one source's events, for a poll and for scheduled changes alike: the event ids
-    to hold, why (a new halt when the source was not halted yet), and whether a person's approval
-    (`provisioner resume`) was spent letting through what would have been held."""
-    held, reason = guard(events, known_workers, halted, **when)
-    if held and not halted and approved:
-        return set(), None, True
-    return held, reason, False
+# Which of these workers (ids) have an account somewhere: asked only when a work email is contested.
+Linked = Callable[[list[str]], Collection[str]]
 
 
 def _quarantine_duplicate_ids(read: SourceRead) -> None:
@@ -79,14 +64,15 @@ def _quarantine_duplicate_ids(read: SourceRead) -> None:
 
 
 def _quarantine_duplicate_emails(
-    read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked: set[str] | None
+    read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked_of: Linked | None
 ) -> None:
     """Two people with one work email would collide in every target. When one of them already held
-    it (their stored snapshot has it and, when `linked` is known, they have an account), only the
+    it (their stored snapshot has it and, when `linked_of` is given, they have an account), only the
     newcomers are held back; otherwise all of them are. Reasons name ids, never the address."""
     contested = set(_contested(read))
     if not contested:
         return  # nobody shares an address: the usual case, told without a list per person
+    linked = set(linked_of(sorted(contested))) if linked_of is not None else None
     claims: dict[str, list[Worker]] = {}
     for worker in read.workers:
         if worker.id in contested and worker.work_email:
@@ -114,26 +100,30 @@ def _held(worker_id: str, email: str, snapshots: Mapping[str, tuple[str, Worker]
 
 
 def diff(
-    source: str, read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked: set[str] | None = None
+    source: str,
+    read: SourceRead,
+    snapshots: Mapping[str, tuple[str, Worker]],
+    linked: Linked | None = None,
+    clock: Clock = system_clock,
 ) -> Diff:
-    """Pure: what changed between the stored snapshot and this read. `linked`: the workers of this
-    source who have an account somewhere (None: not known, a stored snapshot is enough).
+    """What changed between the stored snapshot and this read. `linked`: which of the workers whose
+    work email is contested have an account somewhere (None: not known, a stored snapshot is enough).
 
     Content hashes are compared first; a stored Worker is only built for someone who changed or
     left (`StoredSnapshots` reads those in bulk), so an unchanged poll costs a hash per person."""
     _quarantine_duplicate_ids(read)
     _quarantine_duplicate_emails(read, snapshots, linked)
-    now = datetime.now(UTC)
+    now = clock()
     out = Diff(quarantined=read.quarantined, seen=len(read.workers))
     stored = snapshots.hashes if isinstance(snapshots, StoredSnapshots) else {k: v[0] for k, v in snapshots.items()}
     changed = [w for w in read.workers if w.content_hash() != stored.get(w.id)]
     if read.complete:
         present = {w.id for w in read.workers}
         # A quarantined record is still there; it must not look like a removal.
-        held = {f"{source}:{q.remote_id}" for q in read.quarantined if q.remote_id}
+        held = {WorkerId.text(source, q.remote_id) for q in read.quarantined if q.remote_id}
         gone = [wid for wid in stored if wid not in present and wid not in held]
     else:
-        gone = [f"{source}:{remote_id}" for remote_id in read.gone if f"{source}:{remote_id}" in stored]
+        gone = [wid for wid in (WorkerId.text(source, remote_id) for remote_id in read.gone) if wid in stored]
     if isinstance(snapshots, StoredSnapshots):
         snapshots.preload([w.id for w in changed if w.id in stored] + gone)
     for worker in changed:
@@ -201,104 +191,3 @@ def correlate(new: list[Worker], prehires: list[Worker], keys: Sequence[str]) ->
             if found:
                 break
     return matches
-
-
-async def poll(
-    source: Source,
-    store: Store,
-    guard: Guard | None = None,
-    only: list[str] | None = None,
-    correlate_on: Sequence[str] | None = None,
-) -> Diff:
-    """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
-
-    With `only`, just those records are fetched, through the same diff (webhook and poll agree).
-    With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
-    pre-hire's accounts over, and the pre-hire's own events stop."""
-    cursor = store.snapshots.cursor(source.name)
-    try:
-        read = await read_records(source, only) if only is not None else await source.read(cursor)
-    except Exception as exc:
-        why = unreadable(source.name, exc)
-        if only is None:  # one webhook's record failing says little about the source
-            store.sources.fail(source.name, why)
-        raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
-    # Reading the snapshot, diffing and committing run in a worker thread: for 100,000 people they
-    # take seconds, during which the event loop keeps answering health checks, webhooks and writes.
-    snapshots = await asyncio.to_thread(store.snapshots.of_source, source.name)
-    contested = _contested(read)
-    linked = {wid for wid, _ in store.links.for_workers(contested)} if contested else set()
-    read_ids = [w.remote_id for w in read.workers] + list(read.gone)
-    result = await asyncio.to_thread(diff, source.name, read, snapshots, linked)
-    handed = store.snapshots.handovers()
-    result.events = [e for e in result.events if e.subject not in handed]
-    handovers = []
-    new = [w for w in result.upserts if w.id not in snapshots]
-    if correlate_on and new:
-        handovers = correlate(new, store.snapshots.prehires_elsewhere(source.name, handed), correlate_on)
-        for prehire, successor, key in handovers:
-            log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
-    if guard is not None and result.events:
-        state = store.sources.states().get(source.name)
-        halted = state.reason if state and state.halted else None
-        held, reason, spent = judge(
-            guard, result.events, len(snapshots), halted, source.name in store.sources.approved()
-        )
-        if spent:
-            store.sources.consume_approval(source.name)
-            log.warning("source %s: deprovisioning events go through, approved by provisioner resume", source.name)
-        result.halted = reason
-        result.hold(held)
-        if result.halted and not halted:
-            store.sources.halt(source.name, result.halted)
-            log.error(
-                "source %s halted: %s; nothing was deprovisioned, the rest was applied. "
-                "Check the source, then run: provisioner resume %s",
-                source.name,
-                result.halted,
-                source.name,
-                extra={"source": source.name},
-            )
-        elif result.held:
-            log.warning(
-                "source %s is halted (%s): %d deprovisioning events held back",
-                source.name,
-                halted,
-                len(result.held),
-                extra={"source": source.name},
-            )
-    quarantine_log = [
-        LogEntry(
-            worker_id=WorkerId.text(source.name, q.remote_id or "?"),
-            action="quarantine",
-            reason=q.reason,
-            result="skipped",
-            error=q.reason,
-        )
-        for q in result.quarantined
-    ]
-    # With events held back, an incremental source must read the same window again next time.
-    next_cursor = cursor if result.held or only is not None else read.cursor
-    await asyncio.to_thread(
-        store.snapshots.commit_poll,
-        source.name,
-        result.events,
-        result.upserts,
-        result.removals,
-        next_cursor,
-        quarantine_log,
-        seen=result.seen,
-        handovers=handovers,
-        held=result.quarantined,
-        complete=read.complete and only is None,
-        read_ids=read_ids,
-    )
-    log.info(
-        "source %s: %s read, %s, %d quarantined",
-        source.name,
-        plural(result.seen, "worker"),
-        plural(len(result.events), "event"),
-        len(result.quarantined),
-        extra={"source": source.name},
-    )
-    return result

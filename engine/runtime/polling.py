@@ -8,7 +8,8 @@ import asyncio
 import time
 
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.poller import Diff, poll
+from provisioner.engine.runtime.poller import Diff
+from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
 
 
@@ -22,8 +23,6 @@ class Polling:
         async with self._locks.setdefault(source_name, asyncio.Lock()):
             keys = next((s.correlate for s in self.parts.config.sources if s.name == source_name), [])
             started = time.perf_counter()
-            result = await poll(
-                self.parts.sources[source_name], self.parts.store, self.parts.guard, only=only, correlate_on=keys
-            )
+            result = await ingest(self.parts.sources[source_name], self.parts.store, self.parts.gate, only, keys)
             self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
         return result

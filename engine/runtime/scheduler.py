@@ -55,7 +55,7 @@ async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None
         if kind == "poll":
             await runtime.poll(name)
         elif kind == "deferred":
-            runtime.fire_due()
+            await runtime.fire_due()
         elif kind == "retries":
             runtime.retry_due()
         elif kind == "reconcile":

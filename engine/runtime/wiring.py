@@ -7,15 +7,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import partial
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.profile import Learner, TargetProfile
 from provisioner.engine.contracts.protocols import LeaseBusy, SharesNames, Source, Target
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
+from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
 from provisioner.engine.store import Store
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
@@ -94,6 +93,7 @@ class Parts:
         self.planner = Planner(self.policies, specs)
         self.safety = SafetyGuard(config.safety, self.planner)
         self.store = store or Store(config.store.url, config.retry)
+        self.gate = SafetyGate(self.safety, self.store)  # what a poll, due work and provision-now pass
         self.sources: dict[str, Source] = {s.name: build_source(s.name, s.type, s.settings()) for s in config.sources}
         self.targets: dict[str, Target] = {t.name: build_target(t) for t in config.targets}
         names = StoreNameClaims(self.store, new_owner())
@@ -111,20 +111,6 @@ class Parts:
     def account_of(self, worker_id: str, target: str) -> str | None:
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))
         return link.account_id if link is not None else None
-
-    def guard(
-        self,
-        events: list[WorkerEvent],
-        known_workers: int,
-        halted: str | None,
-        now: datetime | None = None,
-        scope: str = "in one poll",
-    ) -> tuple[set[str], str | None]:
-        """The safety check run on a whole poll, or on the scheduled changes falling due together,
-        before anything of it is committed."""
-        links = self.store.links.for_workers({e.subject for e in events})
-        verdict = self.safety.check(events, links, known_workers, halted, now, scope)
-        return verdict.held, verdict.reason
 
     async def aclose(self) -> None:
         for source in self.sources.values():

@@ -67,7 +67,12 @@ class Database:
         self.engine = make_engine(url)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, within: Session | None = None) -> Iterator[Session]:
+        """A new session, committed when the block ends; or, `within` a caller's unit of work, that
+        session as it is (the caller's transaction commits it, or rolls it back)."""
+        if within is not None:
+            yield within
+            return
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
             session.commit()

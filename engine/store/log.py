@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store.db import Database, columns, insert_rows
@@ -13,10 +13,10 @@ class ProvisioningLog:
     def __init__(self, db: Database):
         self.db = db
 
-    def append(self, entries: list[LogEntry]) -> None:
+    def append(self, entries: list[LogEntry], s: Session | None = None) -> None:
         if entries:
-            with self.db.session() as s:
-                insert_rows(s, LogRow, [columns(LogRow, dict(e)) for e in entries])
+            with self.db.session(s) as session:
+                insert_rows(session, LogRow, [columns(LogRow, dict(e)) for e in entries])
 
     def recent(self, worker_id: str | None = None, limit: int = 100) -> list[LogEntry]:
         with self.db.session() as s:

@@ -47,6 +47,10 @@ class Outbox:
         with self.db.session() as s:
             enqueue(s, events)
 
+    def enqueue(self, s: Session, events: list[WorkerEvent]) -> None:
+        """Inside the caller's unit of work, with the change that caused them."""
+        enqueue(s, events)
+
     def unpublished(self, limit: int) -> list[Unpublished]:
         with self.db.session() as s:
             query = (

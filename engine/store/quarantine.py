@@ -15,36 +15,36 @@ from provisioner.engine.store.db import Database, chunks, insert_rows
 from provisioner.engine.store.tables import QuarantineRow
 
 
-def replace_quarantine(
-    s: Session, source: str, items: Iterable[Quarantined], complete: bool, read_ids: Iterable[str] = ()
-) -> None:
-    """Inside a poll's transaction: the source's quarantine becomes what this read found."""
-    items = list(items)
-    if complete:
-        s.exec(delete(QuarantineRow).where(col(QuarantineRow.source) == source))
-    else:
-        touched = sorted({*read_ids, *(q.remote_id for q in items if q.remote_id)})
-        for chunk in chunks(touched):
-            s.exec(
-                delete(QuarantineRow).where(
-                    col(QuarantineRow.source) == source, col(QuarantineRow.remote_id).in_(chunk)
-                )
-            )
-    if items:
-        now = utcnow()
-        insert_rows(
-            s,
-            QuarantineRow,
-            [
-                {"source": source, "remote_id": q.remote_id, "line": q.line, "reason": q.reason, "at": now}
-                for q in items
-            ],
-        )
-
-
 class Quarantine:
     def __init__(self, db: Database):
         self.db = db
+
+    def replace(
+        self, s: Session, source: str, items: Iterable[Quarantined], complete: bool, read_ids: Iterable[str] = ()
+    ) -> None:
+        """Inside a poll's unit of work: the source's quarantine becomes what this read found (a
+        complete read: all of it; a partial one: the records it read)."""
+        items = list(items)
+        if complete:
+            s.exec(delete(QuarantineRow).where(col(QuarantineRow.source) == source))
+        else:
+            touched = sorted({*read_ids, *(q.remote_id for q in items if q.remote_id)})
+            for chunk in chunks(touched):
+                s.exec(
+                    delete(QuarantineRow).where(
+                        col(QuarantineRow.source) == source, col(QuarantineRow.remote_id).in_(chunk)
+                    )
+                )
+        if items:
+            now = utcnow()
+            insert_rows(
+                s,
+                QuarantineRow,
+                [
+                    {"source": source, "remote_id": q.remote_id, "line": q.line, "reason": q.reason, "at": now}
+                    for q in items
+                ],
+            )
 
     def records(self, source: str | None = None) -> list[QuarantineRow]:
         with self.db.session() as s:

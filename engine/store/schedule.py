@@ -3,21 +3,17 @@ scheduled job per period."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, as_utc, chunks
-from provisioner.engine.store.outbox import enqueue
 from provisioner.engine.store.tables import Deferred, JobRun, Lease
-
-DueEvents = Callable[[list[Deferred]], tuple[list[WorkerEvent], set[str]]]
 
 
 class Schedule:
@@ -31,23 +27,14 @@ class Schedule:
                 query = query.where(Deferred.worker_id == worker_id)
             return list(s.exec(query).all())
 
-    def take_due(self, now: datetime, make_events: DueEvents) -> list[WorkerEvent]:
-        """Due deferred actions become events for their workers, in one transaction.
+    def due(self, s: Session, now: datetime) -> list[Deferred]:
+        """The deferred actions due at `now`, read in the unit of work that will take them."""
+        return list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
 
-        `make_events(rows)` turns the due rows into WorkerEvents (re-planning from the snapshot), so a
-        change that arrived in between always wins over what was planned before it, and names the
-        workers held back (the safety guard): their rows stay, to fall due again after a resume.
-        """
-        with self.db.session() as s:
-            rows = list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
-            if not rows:
-                return []
-            events, held = make_events(rows)
-            done = [r.id for r in rows if r.worker_id not in held]
-            for chunk in chunks(done):
-                s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
-            enqueue(s, events)
-            return events
+    def forget(self, s: Session, ids: Iterable[int]) -> None:
+        """Deferred actions that became events in this unit of work."""
+        for chunk in chunks(list(ids)):
+            s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
 
     def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True) -> bool:
         """Take or renew the lease unless another live owner holds it; the check and the write are

@@ -1,49 +1,68 @@
 """Snapshots (the last state of each worker per source), cursors, and ATS→HRIS hand-overs: what a
-poll diffs against and commits, with its events, in one transaction."""
+poll diffs against, and the repository methods its commit is made of. Reads open their own session
+unless given the caller's (`s`); writes happen only inside a caller's unit of work."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import delete, update
-from sqlmodel import col, select
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
 
-from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Worker
-from provisioner.engine.contracts.protocols import Quarantined
-from provisioner.engine.contracts.records import LogEntry, utcnow
-from provisioner.engine.store.db import Database, RawJSON, chunks, columns, insert_rows
-from provisioner.engine.store.outbox import enqueue
-from provisioner.engine.store.quarantine import replace_quarantine
-from provisioner.engine.store.tables import Cursor, Handover, LinkRow, LogRow, Snapshot, SourceState
+from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
+from provisioner.engine.store.tables import Cursor, Handover, LinkRow, Snapshot
 
 
 class Snapshots:
     def __init__(self, db: Database):
         self.db = db
 
-    def of_source(self, source: str) -> StoredSnapshots:
-        with self.db.session() as s:
-            rows = s.execute(select(Snapshot.worker_id, Snapshot.content_hash).where(Snapshot.source == source))
+    def of_source(self, source: str, s: Session | None = None) -> StoredSnapshots:
+        with self.db.session(s) as session:
+            rows = session.execute(select(Snapshot.worker_id, Snapshot.content_hash).where(Snapshot.source == source))
             hashes = {worker_id: digest for worker_id, digest in rows}
-        return StoredSnapshots(self.db, source, hashes)
+        return StoredSnapshots(self.db, source, hashes, s)
 
-    def get(self, worker_id: str) -> Worker | None:
-        with self.db.session() as s:
-            row = s.exec(select(Snapshot).where(Snapshot.worker_id == worker_id)).first()
-        return Worker.model_validate(row.worker) if row else None
+    def count(self, source: str, s: Session | None = None) -> int:
+        """How many workers of this source the store knows: what the deprovision ratio is of."""
+        with self.db.session(s) as session:
+            query = select(func.count()).select_from(Snapshot).where(col(Snapshot.source) == source)
+            return int(session.exec(query).one())
 
-    def handovers(self) -> dict[str, str]:
+    def stored(self, worker_id: str, s: Session | None = None) -> tuple[str, Worker] | None:
+        """One worker's snapshot, (content hash, Worker), without reading the rest of its source."""
+        with self.db.session(s) as session:
+            row = session.exec(select(Snapshot).where(Snapshot.worker_id == worker_id)).first()
+        return (row.content_hash, Worker.model_validate(row.worker)) if row else None
+
+    def get(self, worker_id: str, s: Session | None = None) -> Worker | None:
+        found = self.stored(worker_id, s)
+        return found[1] if found else None
+
+    def of_workers(self, worker_ids: Iterable[str], s: Session | None = None) -> dict[str, Worker]:
+        """The snapshots of these workers, whatever their source, in a few bulk reads."""
+        found: dict[str, Worker] = {}
+        with self.db.session(s) as session:
+            for chunk in chunks(sorted(set(worker_ids))):
+                rows = session.execute(
+                    select(Snapshot.worker_id, Snapshot.worker).where(col(Snapshot.worker_id).in_(chunk))
+                )
+                found.update({worker_id: Worker.model_validate(data) for worker_id, data in rows})
+        return found
+
+    def handovers(self, s: Session | None = None) -> dict[str, str]:
         """Pre-hire worker id -> the worker that took its accounts over."""
-        with self.db.session() as s:
-            return {h.worker_id: h.successor for h in s.exec(select(Handover)).all()}
+        with self.db.session(s) as session:
+            return {h.worker_id: h.successor for h in session.exec(select(Handover)).all()}
 
-    def prehires_elsewhere(self, source: str, handed_over: Iterable[str]) -> list[Worker]:
+    def prehires_elsewhere(self, source: str, handed_over: Iterable[str], s: Session | None = None) -> list[Worker]:
         """Pending workers of other sources, but for those `handed_over`: who a new hire here may be."""
         taken = set(handed_over)
-        with self.db.session() as s:
-            rows = s.exec(select(Snapshot).where(Snapshot.source != source)).all()
+        with self.db.session(s) as session:
+            rows = session.exec(select(Snapshot).where(Snapshot.source != source)).all()
         # Filter on the stored JSON first: only the few pre-hires are worth building a Worker for.
         return [
             Worker.model_validate(r.worker)
@@ -51,82 +70,66 @@ class Snapshots:
             if r.worker.get("status") == "pending" and r.worker_id not in taken
         ]
 
-    def cursor(self, source: str) -> dict[str, Any]:
-        with self.db.session() as s:
-            row = s.get(Cursor, source)
+    def cursor(self, source: str, s: Session | None = None) -> dict[str, Any]:
+        with self.db.session(s) as session:
+            row = session.get(Cursor, source)
         return dict(row.value) if row else {}
 
-    def commit_poll(
-        self,
-        source: str,
-        events: list[WorkerEvent],
-        upserts: Iterable[Worker],
-        removals: Iterable[str],
-        cursor: dict[str, Any],
-        quarantined: Iterable[LogEntry] = (),
-        seen: int | None = None,
-        handovers: Iterable[tuple[str, str, str]] = (),
-        held: Iterable[Quarantined] = (),
-        complete: bool = True,
-        read_ids: Iterable[str] = (),
-    ) -> None:
-        """Events, new snapshot, cursor, hand-overs and the source's quarantine land together or not
-        at all; a poll that commits also clears the source's `failing` state."""
+    def set_cursor(self, s: Session, source: str, value: dict[str, Any]) -> None:
+        s.merge(Cursor(source=source, value=value, updated_at=utcnow()))
+
+    def upsert(self, s: Session, source: str, workers: Iterable[Worker]) -> None:
+        """These workers' snapshots become what they are now."""
+        workers = list(workers)
+        self.remove(s, source, [w.id for w in workers])
         now = utcnow()
-        with self.db.session() as s:
-            for old, new, key in handovers:
-                # The successor keeps any link of its own; the pre-hire's others move to it.
-                own = s.exec(select(LinkRow.target).where(LinkRow.worker_id == new)).all()
-                s.exec(
-                    update(LinkRow)
-                    .where(col(LinkRow.worker_id) == old, col(LinkRow.target).not_in(own))
-                    .values(worker_id=new)
-                )
-                s.add(Handover(worker_id=old, successor=new, key=key))
-            # Core executemany inserts: ORM objects cost more than the SQL itself on a 10k-worker poll.
-            enqueue(s, events)
-            state = s.get(SourceState, source) or SourceState(source=source)
-            state.last_poll_at = now
-            state.workers = seen if seen is not None else state.workers
-            state.failing, state.failing_since = None, None
-            s.add(state)
-            replace_quarantine(s, source, held, complete, read_ids)
-            upserts = list(upserts)
-            # delete + insert instead of merge: merge costs one SELECT per row
-            for chunk in chunks([w.id for w in upserts] + list(removals)):
-                s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))
-            rows = (
-                {
-                    "source": source,
-                    "worker_id": w.id,
-                    "content_hash": w.content_hash(),
-                    "worker": RawJSON(w.model_dump_json()),
-                    "updated_at": now,
-                }
-                for w in upserts
+        rows = (
+            {
+                "source": source,
+                "worker_id": w.id,
+                "content_hash": w.content_hash(),
+                "worker": RawJSON(w.model_dump_json()),
+                "updated_at": now,
+            }
+            for w in workers
+        )
+        insert_rows(s, Snapshot, rows)
+
+    def remove(self, s: Session, source: str, worker_ids: Iterable[str]) -> None:
+        # delete + insert instead of merge in `upsert`: merge costs one SELECT per row
+        for chunk in chunks(list(worker_ids)):
+            s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))
+
+    def hand_over(self, s: Session, handovers: Iterable[tuple[str, str, str]]) -> None:
+        """(pre-hire, successor, key): the successor keeps any link of its own; the pre-hire's
+        others move to it, and the pre-hire's own events stop."""
+        for old, new, key in handovers:
+            own = s.exec(select(LinkRow.target).where(LinkRow.worker_id == new)).all()
+            s.exec(
+                update(LinkRow)
+                .where(col(LinkRow.worker_id) == old, col(LinkRow.target).not_in(own))
+                .values(worker_id=new)
             )
-            insert_rows(s, Snapshot, rows)
-            s.merge(Cursor(source=source, value=cursor, updated_at=now))
-            entries = [columns(LogRow, q.model_dump()) for q in quarantined]
-            if entries:
-                insert_rows(s, LogRow, entries)
+            s.add(Handover(worker_id=old, successor=new, key=key))
 
 
 class StoredSnapshots(Mapping[str, tuple[str, Worker]]):
     """A source's snapshots, (content hash, Worker) by worker id, that reads only the hashes up
     front: a poll of 100,000 people in which nothing changed compares hashes and never builds a
-    Worker from storage. Workers are read on first use, in bulk after `preload`."""
+    Worker from storage. Workers are read on first use, in bulk after `preload`, in the unit of
+    work they were read in when there is one."""
 
-    def __init__(self, db: Database, source: str, hashes: dict[str, str]):
+    def __init__(self, db: Database, source: str, hashes: dict[str, str], s: Session | None = None):
         self.db = db
         self.source = source
         self.hashes = hashes
+        self._session = s
         self._workers: dict[str, Worker] = {}
 
     def preload(self, worker_ids: Iterable[str]) -> None:
         wanted = [w for w in worker_ids if w in self.hashes and w not in self._workers]
         for chunk in chunks(wanted):
-            with self.db.session() as s:
+            with self.db.session(self._session) as s:
                 rows = s.execute(
                     select(Snapshot.worker_id, Snapshot.worker).where(
                         col(Snapshot.source) == self.source, col(Snapshot.worker_id).in_(chunk)

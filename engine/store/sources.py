@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.db import Database
@@ -21,26 +21,35 @@ class SourceStates:
     def __init__(self, db: Database):
         self.db = db
 
-    def states(self) -> dict[str, SourceState]:
-        with self.db.session() as s:
-            return {r.source: r for r in s.exec(select(SourceState)).all()}
+    def states(self, s: Session | None = None) -> dict[str, SourceState]:
+        with self.db.session(s) as session:
+            return {r.source: r for r in session.exec(select(SourceState)).all()}
 
-    def halt(self, source: str, reason: str) -> None:
-        with self.db.session() as s:
-            state = s.get(SourceState, source) or SourceState(source=source)
+    def halt(self, source: str, reason: str, s: Session | None = None) -> None:
+        with self.db.session(s) as session:
+            state = session.get(SourceState, source) or SourceState(source=source)
             if not state.halted:
                 state.halted, state.reason, state.halted_at = True, reason, utcnow()
-            s.add(state)
+            session.add(state)
 
-    def fail(self, source: str, reason: str) -> None:
+    def fail(self, source: str, reason: str, s: Session | None = None) -> None:
         """The source could not be read at all: nothing of that poll was committed. The first
         failure's time is kept, so `status` says how long it has been failing."""
-        with self.db.session() as s:
-            state = s.get(SourceState, source) or SourceState(source=source)
+        with self.db.session(s) as session:
+            state = session.get(SourceState, source) or SourceState(source=source)
             if state.failing is None:
                 state.failing_since = utcnow()
             state.failing = reason
-            s.add(state)
+            session.add(state)
+
+    def polled(self, s: Session, source: str, seen: int | None) -> None:
+        """A poll committed: when, how many workers it read (None: leave the count), and the
+        source is no longer failing."""
+        state = s.get(SourceState, source) or SourceState(source=source)
+        state.last_poll_at = utcnow()
+        state.workers = seen if seen is not None else state.workers
+        state.failing, state.failing_since = None, None
+        s.add(state)
 
     def resume(self, source: str) -> bool:
         """Lift a halt and approve, once, the deprovisions it held (they come again next check)."""
@@ -57,12 +66,12 @@ class SourceStates:
         with self.db.session() as s:
             return set(s.exec(select(Approval.source).where(col(Approval.at) >= utcnow() - within)).all())
 
-    def consume_approval(self, source: str, within: timedelta = APPROVAL_LIFETIME) -> bool:
+    def consume_approval(self, source: str, within: timedelta = APPROVAL_LIFETIME, s: Session | None = None) -> bool:
         """True (once) if a person resumed this source within `within`; an approval is spent by the
         first check it lets through, and a stale one never counts."""
-        with self.db.session() as s:
+        with self.db.session(s) as session:
             return bool(
-                s.exec(
+                session.exec(
                     delete(Approval).where(col(Approval.source) == source, col(Approval.at) >= utcnow() - within)
                 ).rowcount
             )

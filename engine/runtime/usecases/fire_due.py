@@ -1,0 +1,40 @@
+"""FireDue: deferred actions falling due become events, re-planned from the current snapshot, in
+one unit of work. Per source they pass the same SafetyGate as a poll: fifty end-of-day
+terminations from a bad import halt the source instead of disabling fifty people at midnight."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
+from provisioner.engine.contracts.ids import WorkerId
+from provisioner.engine.contracts.ports import Clock
+from provisioner.engine.runtime.usecases.safety_gate import DUE, SafetyGate
+from provisioner.engine.store import Store
+
+
+def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
+    """The events that went into the outbox. The rows of workers held back stay, to fall due again
+    after a resume; a change that arrived in between wins, since each event is made from the
+    snapshot as it is now."""
+    now = clock()
+    with store.unit() as s:
+        rows = store.schedule.due(s, now)
+        if not rows:
+            return []
+        due: dict[str, datetime] = {}
+        for row in rows:
+            due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
+        workers = store.snapshots.of_workers(due, s)
+        events = [scheduled_event(wid, workers.get(wid), when) for wid, when in sorted(due.items())]
+        by_source: dict[str, list[WorkerEvent]] = {}
+        for event in events:
+            by_source.setdefault(WorkerId.parse(event.subject).source, []).append(event)
+        held: set[str] = set()
+        for source, mine in by_source.items():
+            held |= gate.admit(s, source, mine, DUE, now).held
+        waiting = {e.subject for e in events if e.id in held}
+        store.schedule.forget(s, [r.id for r in rows if r.worker_id not in waiting and r.id is not None])
+        events = [e for e in events if e.id not in held]
+        store.outbox.enqueue(s, events)
+    return events

@@ -1,0 +1,115 @@
+"""Ingest: read a source (async, its HTTP) → detect (pure: `poller.diff`) → admit (the SafetyGate)
+→ commit. Everything after the read is one synchronous function over one unit of work, run off the
+event loop by one `asyncio.to_thread`: for 100,000 people it takes seconds, during which the loop
+keeps answering health checks, webhooks and writes; and a poll commits all of it, or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from provisioner.engine.contracts.ids import WorkerId
+from provisioner.engine.contracts.ports import Clock, system_clock
+from provisioner.engine.contracts.protocols import Source, SourceError, SourceRead
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.kit.words import plural
+from provisioner.engine.runtime.poller import Diff, correlate, diff, read_records, unreadable
+from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
+from provisioner.engine.store import Store
+
+log = logging.getLogger("provisioner.poll")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of a source and how it was asked for."""
+
+    source: str
+    read: SourceRead
+    only: bool = False  # just the records a webhook named: the cursor stays where it is
+    correlate_on: Sequence[str] = field(default_factory=tuple)
+
+
+async def ingest(
+    source: Source,
+    store: Store,
+    gate: SafetyGate | None = None,
+    only: list[str] | None = None,
+    correlate_on: Sequence[str] | None = None,
+    clock: Clock = system_clock,
+) -> Diff:
+    """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
+
+    With `only`, just those records are fetched, through the same diff (webhook and poll agree).
+    With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
+    pre-hire's accounts over, and the pre-hire's own events stop."""
+    try:
+        if only is not None:
+            read = await read_records(source, only)
+        else:
+            read = await source.read(await asyncio.to_thread(store.snapshots.cursor, source.name))
+    except Exception as exc:
+        why = unreadable(source.name, exc)
+        if only is None:  # one webhook's record failing says little about the source
+            await asyncio.to_thread(store.sources.fail, source.name, why)
+        raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
+    reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()))
+    return await asyncio.to_thread(take_in, store, gate, reading, clock)
+
+
+def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Clock) -> Diff:
+    """Detect, admit and commit one read in one unit of work."""
+    name, read = reading.source, reading.read
+    now = clock()
+    # Before the diff, which moves the read's bad records to its quarantine.
+    read_ids = [w.remote_id for w in read.workers] + list(read.gone)
+    with store.unit() as s:
+        snapshots = store.snapshots.of_source(name, s)
+        result = diff(name, read, snapshots, lambda ids: {wid for wid, _ in store.links.for_workers(ids)}, clock)
+        handed = store.snapshots.handovers(s)
+        result.events = [e for e in result.events if e.subject not in handed]
+        handovers = []
+        new = [w for w in result.upserts if w.id not in snapshots]
+        if reading.correlate_on and new:
+            handovers = correlate(new, store.snapshots.prehires_elsewhere(name, handed, s), reading.correlate_on)
+            for prehire, successor, key in handovers:
+                log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
+        if gate is not None:
+            admission = gate.admit(s, name, result.events, POLL, now, known_workers=len(snapshots))
+            result.halted = admission.reason
+            result.hold(admission.held)
+        store.snapshots.hand_over(s, handovers)
+        store.outbox.enqueue(s, result.events)
+        store.sources.polled(s, name, result.seen)
+        complete = read.complete and not reading.only
+        store.quarantine.replace(s, name, result.quarantined, complete, read_ids)
+        store.snapshots.remove(s, name, result.removals)
+        store.snapshots.upsert(s, name, result.upserts)
+        # With events held back, an incremental source must read the same window again next time.
+        if not (result.held or reading.only):
+            store.snapshots.set_cursor(s, name, read.cursor)
+        store.log.append(_quarantine_log(name, result), s)
+    log.info(
+        "source %s: %s read, %s, %d quarantined",
+        name,
+        plural(result.seen, "worker"),
+        plural(len(result.events), "event"),
+        len(result.quarantined),
+        extra={"source": name},
+    )
+    return result
+
+
+def _quarantine_log(source: str, result: Diff) -> list[LogEntry]:
+    return [
+        LogEntry(
+            worker_id=WorkerId.text(source, q.remote_id or "?"),
+            action="quarantine",
+            reason=q.reason,
+            result="skipped",
+            error=q.reason,
+        )
+        for q in result.quarantined
+    ]
