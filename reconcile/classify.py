@@ -86,6 +86,50 @@ def account_keys(account: Account) -> set[str]:
     return correlation_keys(account.attributes)
 
 
+@dataclass(frozen=True)
+class Rules:
+    """How one target judges an account: the arguments of `classify` every situation shares."""
+
+    target: str
+    compare_groups: bool = True
+    not_kept: frozenset[str] = frozenset()
+    managed: Callable[[str], bool] | None = None
+    deprovision: str = "disable"
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the target holds for one worker: its stored link, the account that link names (None
+    when it is gone) and every account its correlation keys match, by id."""
+
+    link: Link | None
+    linked: Account | None
+    matches: dict[str, Account]
+
+    @property
+    def held(self) -> Account | None:
+        """The worker's account: the linked one, else the only match."""
+        if self.linked is not None:
+            return self.linked
+        return next(iter(self.matches.values())) if len(self.matches) == 1 else None
+
+
+class AccountIndex:
+    """The listed accounts by id and by correlation key, built once so that finding a worker's
+    accounts costs its keys, not a scan of the target."""
+
+    def __init__(self, accounts: list[Account]):
+        self.by_id = {a.id: a for a in accounts}
+        self.by_key: dict[str, list[Account]] = {}
+        for account in accounts:
+            for key in account_keys(account):
+                self.by_key.setdefault(key, []).append(account)
+
+    def find(self, want: Desired, link: Link | None) -> Found:
+        matches = {a.id: a for key in want.keys for a in self.by_key.get(key, [])}
+        return Found(link, self.by_id.get(link.account_id) if link else None, matches)
+
+
 def classify(
     target: str,
     desired: list[Desired],
@@ -101,110 +145,96 @@ def classify(
     keep (`not_kept`) are never drift: writing them again would change nothing. `managed` says which
     groups the engine owns (membership in one that is not desired is drift); `deprovision` is the
     target's on_terminate, the state a departed worker's account should be in."""
-    by_id = {a.id: a for a in accounts}
-    by_key: dict[str, list[Account]] = {}
-    for account in accounts:
-        for key in account_keys(account):
-            by_key.setdefault(key, []).append(account)
+    rules = Rules(target, compare_groups, not_kept, managed, deprovision)
+    index = AccountIndex(accounts)
     claimed: dict[str, list[str]] = {}  # account id → workers that correlate to it
     items: list[Item] = []
     for want in desired:
-        matches = {a.id: a for key in want.keys for a in by_key.get(key, [])}
-        link = links.get(want.worker_id)
-        linked = by_id.get(link.account_id) if link else None
-        for account_id in matches:
-            claimed.setdefault(account_id, []).append(want.worker_id)
-        if linked is not None:
-            claimed.setdefault(linked.id, [])
-            if want.worker_id not in claimed[linked.id]:
-                claimed[linked.id].append(want.worker_id)
-        others = [a for a in matches.values() if linked is None or a.id != linked.id]
-        if linked is not None and others:
-            items.append(
-                Item(
-                    Situation.ambiguous,
-                    target,
-                    want.worker_id,
-                    linked.id,
-                    [f"also matches account {a.id}" for a in others],
-                )
-            )
-            continue
-        if not want.in_scope and want.departed:
-            held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
-            items += departed(target, want, held, link, deprovision)
-            continue
-        if not want.in_scope:
-            held = linked or (next(iter(matches.values())) if len(matches) == 1 else None)
-            if held is not None and held.active:
-                items.append(
-                    Item(
-                        Situation.should_be_disabled,
-                        target,
-                        want.worker_id,
-                        held.id,
-                        ["out of scope, account still active"],
-                        held,
-                    )
-                )
-            elif held is not None:
-                items.append(Item(Situation.confirmed, target, want.worker_id, held.id, ["disabled"], held))
-            continue
-        if linked is None and link is not None and not matches:
-            items.append(
-                Item(Situation.missing, target, want.worker_id, link.account_id, ["linked account no longer exists"])
-            )
-        elif linked is None and not matches:
-            items.append(Item(Situation.missing, target, want.worker_id, None, ["no account"]))
-        elif linked is None and len(matches) > 1:
-            items.append(
-                Item(
-                    Situation.ambiguous,
-                    target,
-                    want.worker_id,
-                    None,
-                    [f"matches accounts {', '.join(sorted(matches))}"],
-                )
-            )
-        elif linked is None:
-            account = next(iter(matches.values()))
-            items.append(
-                Item(
-                    Situation.unlinked,
-                    target,
-                    want.worker_id,
-                    account.id,
-                    ["account matches by externalId/userName/email, no link stored"],
-                    account,
-                )
-            )
-        else:
-            drift = differences(want, linked, compare_groups, not_kept, managed)
-            items.append(
-                Item(
-                    Situation.drifted if drift else Situation.confirmed,
-                    target,
-                    want.worker_id,
-                    linked.id,
-                    drift,
-                    linked,
-                )
-            )
+        found = index.find(want, links.get(want.worker_id))
+        claim(claimed, want.worker_id, found)
+        items += situation(rules, want, found)
+    return items + unclaimed(target, accounts, claimed, {item.account_id for item in items})
+
+
+def claim(claimed: dict[str, list[str]], worker_id: str, found: Found) -> None:
+    """Record that the worker correlates to its matches and to its linked account."""
+    for account_id in found.matches:
+        claimed.setdefault(account_id, []).append(worker_id)
+    if found.linked is not None:
+        holders = claimed.setdefault(found.linked.id, [])
+        if worker_id not in holders:
+            holders.append(worker_id)
+
+
+def situation(rules: Rules, want: Desired, found: Found) -> list[Item]:
+    """The one situation of a worker in a target (none for a leaver who never had an account)."""
+    linked = found.linked
+    others = [a for a in found.matches.values() if linked is None or a.id != linked.id]
+    if linked is not None and others:
+        return [linked_but_matching_others(rules.target, want, linked, others)]
+    if not want.in_scope and want.departed:
+        return departed(rules.target, want, found.held, found.link, rules.deprovision)
+    if not want.in_scope:
+        return out_of_scope(rules.target, want, found.held)
+    if linked is None:
+        return [unlinked(rules.target, want, found)]
+    return [linked_account(rules, want, linked)]
+
+
+def linked_but_matching_others(target: str, want: Desired, linked: Account, others: list[Account]) -> Item:
+    details = [f"also matches account {a.id}" for a in others]
+    return Item(Situation.ambiguous, target, want.worker_id, linked.id, details)
+
+
+def out_of_scope(target: str, want: Desired, held: Account | None) -> list[Item]:
+    """A worker no policy grants this app any more: an active account should be disabled."""
+    if held is None:
+        return []
+    if held.active:
+        details = ["out of scope, account still active"]
+        return [Item(Situation.should_be_disabled, target, want.worker_id, held.id, details, held)]
+    return [Item(Situation.confirmed, target, want.worker_id, held.id, ["disabled"], held)]
+
+
+def unlinked(target: str, want: Desired, found: Found) -> Item:
+    """An in-scope worker without a live linked account: missing, matched once, or ambiguous."""
+    if not found.matches and found.link is not None:
+        details = ["linked account no longer exists"]
+        return Item(Situation.missing, target, want.worker_id, found.link.account_id, details)
+    if not found.matches:
+        return Item(Situation.missing, target, want.worker_id, None, ["no account"])
+    if len(found.matches) > 1:
+        details = [f"matches accounts {', '.join(sorted(found.matches))}"]
+        return Item(Situation.ambiguous, target, want.worker_id, None, details)
+    account = next(iter(found.matches.values()))
+    details = ["account matches by externalId/userName/email, no link stored"]
+    return Item(Situation.unlinked, target, want.worker_id, account.id, details, account)
+
+
+def linked_account(rules: Rules, want: Desired, linked: Account) -> Item:
+    """An in-scope worker's linked account: confirmed, or drifted with what differs."""
+    drift = differences(want, linked, rules.compare_groups, rules.not_kept, rules.managed)
+    return Item(
+        Situation.drifted if drift else Situation.confirmed, rules.target, want.worker_id, linked.id, drift, linked
+    )
+
+
+def unclaimed(
+    target: str, accounts: list[Account], claimed: dict[str, list[str]], named: set[str | None]
+) -> list[Item]:
+    """Accounts seen from the app's side: one several workers match is ambiguous; one no worker
+    matches and no item names yet is an orphan. `named` is the account ids the items name."""
+    items: list[Item] = []
     for account in accounts:
         workers = claimed.get(account.id, [])
         if len(workers) > 1:
-            items.append(
-                Item(
-                    Situation.ambiguous,
-                    target,
-                    None,
-                    account.id,
-                    [f"matches workers {', '.join(sorted(workers))}"],
-                    account,
-                )
-            )
-        elif not workers and not any(item.account_id == account.id for item in items):
+            details = [f"matches workers {', '.join(sorted(workers))}"]
+            items.append(Item(Situation.ambiguous, target, None, account.id, details, account))
+        elif not workers and account.id not in named:
             items.append(Item(Situation.orphaned, target, None, account.id, ["matches no worker"], account))
+        else:
+            continue
+        named.add(account.id)  # a repeated id in the listing is told once
     return items
 
 

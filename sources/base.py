@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from provisioner.engine.config import describe, parse_duration, parse_rate, rate_window
 from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
-from provisioner.engine.kit.auth import AuthConfig, build_auth
+from provisioner.engine.kit.auth import AuthConfig, AuthScheme, NoAuth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, MAX_PAGES, ResponseTooLarge
 from provisioner.engine.kit.origin import CrossOrigin
-from provisioner.engine.kit.paging import Paging, PagingError, PagingRunaway, collect, paginate, restartable
+from provisioner.engine.kit.paging import PagingError, PagingRunaway, PagingStyle, collect, paginate, restartable
 from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
@@ -36,7 +36,7 @@ R = TypeVar("R")
 class HttpSourceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base_url: str
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    auth: AuthConfig = Field(default_factory=NoAuth)
     timeout: float = 30.0
     max_attempts: int = Field(default=5, ge=1)
     backoff: float = 0.5
@@ -83,7 +83,7 @@ class HttpSource:
         self.settings = settings
         self._gone: list[str] = []
         self._shared: dict[str, asyncio.Future[Any]] = {}
-        auth, headers = build_auth(self.auth_for(settings))
+        auth, headers = self.auth_for(settings).for_httpx()
         self.client = resilient_client(
             settings.base_url.rstrip("/"),
             auth=auth,
@@ -131,7 +131,6 @@ class HttpSource:
             return None, describe(cls.settings_model, exc.errors(), known)
         try:
             auth = cls.auth_for(settings)
-            build_auth(auth)
         except ValueError as exc:
             return None, [(("auth",), str(exc))]
         if cls.requires_auth and auth.type == "none":
@@ -139,7 +138,7 @@ class HttpSource:
         return settings, []
 
     @classmethod
-    def auth_for(cls, settings: HttpSourceSettings) -> AuthConfig:
+    def auth_for(cls, settings: HttpSourceSettings) -> AuthScheme:
         """The auth scheme these settings describe; raises ValueError naming what is missing."""
         return settings.auth
 
@@ -172,7 +171,7 @@ class HttpSource:
         """Records the vendor reports deleted during an incremental read: removals all the same."""
         self._gone.extend(remote_ids)
 
-    def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
+    def pages(self, path: str, paging: PagingStyle, params: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
         return paginate(self.client, path, paging, params, self.settings.max_pages)
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:

@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import CONFLICT, Account, Outcome, Result, ResultStatus, Worker, elapsed_ms
 from provisioner.engine.kit.adaptive import AdaptiveLimit
-from provisioner.engine.kit.auth import AuthConfig, build_auth
+from provisioner.engine.kit.auth import AuthConfig, NoAuth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, is_transient, resilient_client
 from provisioner.engine.kit.origin import relative_path
-from provisioner.engine.kit.paging import Paging, PagingError, paginate
+from provisioner.engine.kit.paging import NoPaging, Paging, PagingError, paginate
 from provisioner.engine.kit.templating import Template
 
 PRESETS = Path(__file__).parent / "presets"
@@ -45,7 +45,7 @@ class Operation(_Strict):
     conflict_status: list[int] = Field(default_factory=lambda: [409])  # create: the account exists
     result: str | None = None  # JMESPath to the account object in the answer
     items: str | None = None  # list: JMESPath to the accounts of a page
-    paging: Paging = Field(default_factory=Paging)
+    paging: Paging = Field(default_factory=NoPaging)
 
 
 class AccountShape(_Strict):
@@ -55,7 +55,7 @@ class AccountShape(_Strict):
 
 class RestSettings(_Strict):
     preset: str | None = None
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    auth: AuthConfig = Field(default_factory=NoAuth)
     account: AccountShape = Field(default_factory=AccountShape)
     operations: dict[
         Literal[
@@ -95,7 +95,7 @@ class RestTarget:
         self.name = config.name
         self.settings = settings
         self.paths = list((config.mapping or {}).keys())
-        auth, headers = build_auth(settings.auth)
+        auth, headers = settings.auth.for_httpx()
         self.http = resilient_client(
             config.base_url.rstrip("/") + "/",
             auth=auth,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from provisioner.engine.contracts.models import Outcome, Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.profile import Unapplied
 from provisioner.engine.contracts.protocols import LeaseBusy
-from provisioner.engine.kit.auth import AuthConfig, build_auth
+from provisioner.engine.kit.auth import AuthConfig, BearerAuth, NoAuth
 from provisioner.engine.kit.http import describe_http_error, is_transient
 from provisioner.engine.kit.limits import MAX_PAGES
 from provisioner.targets.mapping import Path
@@ -53,14 +53,14 @@ class ScimSettings(BaseModel):
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100
     match_email: bool = False  # also adopt an account whose email is the worker's work email
-    auth: AuthConfig = Field(default_factory=AuthConfig)  # the REST writer's schemes; `token:` is bearer
+    auth: AuthConfig = Field(default_factory=NoAuth)  # the REST writer's schemes; `token:` is bearer
 
 
 def auth_of(settings: ScimSettings, token: SecretStr | None) -> tuple[httpx.Auth | None, dict[str, str]]:
     """`token:` is the shorthand for a bearer `auth:` block; giving both is a mistake worth naming."""
     if token is not None and settings.auth.type != "none":
         raise ValueError("give either token (a bearer token) or an auth block, not both")
-    return build_auth(AuthConfig(type="bearer", token=token) if token is not None else settings.auth)
+    return (BearerAuth(token=token) if token is not None else settings.auth).for_httpx()
 
 
 def patch_body(resource: str, operations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds_with_counts_and
 
 
 async def test_pages_read_are_heard_by_whoever_listens():
-    from provisioner.engine.kit.paging import Paging, page_read, paginate
+    from provisioner.engine.kit.paging import OffsetPaging, page_read, paginate
 
     def answer(request: httpx.Request) -> httpx.Response:
         offset = int(request.url.params.get("offset", 0))
@@ -103,7 +103,7 @@ async def test_pages_read_are_heard_by_whoever_listens():
     token = page_read.set(heard.append)
     try:
         async with httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://hr") as client:
-            pages = [p async for p in paginate(client, "/people", Paging(style="offset", limit=10, limit_param="n"))]
+            pages = [p async for p in paginate(client, "/people", OffsetPaging(limit=10, limit_param="n"))]
     finally:
         page_read.reset(token)
     assert heard == [len(p) for p in pages] == [10, 10, 5]

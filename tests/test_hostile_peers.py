@@ -15,7 +15,14 @@ from provisioner.engine.config.schema import TargetConfig
 from provisioner.engine.kit.http import resilient_client
 from provisioner.engine.kit.limits import ResponseTooLarge
 from provisioner.engine.kit.origin import CrossOrigin, UnsafePath, relative_path
-from provisioner.engine.kit.paging import Paging, PagingRunaway, collect, paginate
+from provisioner.engine.kit.paging import (
+    LinkHeaderPaging,
+    NextLinkPaging,
+    OffsetPaging,
+    PagingRunaway,
+    collect,
+    paginate,
+)
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.notices import Notices
@@ -40,14 +47,14 @@ def scim_target(name: str, url: str, **settings: Any) -> ScimTarget:
     )
 
 
-@pytest.mark.parametrize("style", ["next_link", "link_header"])
-async def test_a_cross_origin_next_page_receives_no_credentials(style: str):
+@pytest.mark.parametrize("paging", [NextLinkPaging(items="items", next="next"), LinkHeaderPaging(items="items")])
+async def test_a_cross_origin_next_page_receives_no_credentials(paging: NextLinkPaging | LinkHeaderPaging):
     elsewhere = Seen()
     with serve_asgi(paging_app(elsewhere, lambda r: None)) as attacker:
         home = Seen()
         with serve_asgi(paging_app(home, lambda r: f"{attacker.url}/steal")) as app:
             async with resilient_client(app.url, headers={"Authorization": SECRET}, app="source hr") as client:
-                pages = paginate(client, "/people", Paging(style=style, items="items", next="next"))
+                pages = paginate(client, "/people", paging)
                 with pytest.raises(CrossOrigin, match="source hr: refused to send credentials"):
                     await collect(pages)
     assert home.requests == [("GET", "/people", SECRET)]
@@ -59,11 +66,11 @@ async def test_a_repeated_cursor_and_a_page_limit_end_a_listing():
     with serve_asgi(paging_app(seen, lambda r: f"{r.base_url}people?cursor=same")) as app:
         async with resilient_client(app.url) as client:
             with pytest.raises(PagingRunaway, match="already sent"):
-                await collect(paginate(client, "/people", Paging(style="next_link", items="items", next="next")))
+                await collect(paginate(client, "/people", NextLinkPaging(items="items", next="next")))
             assert len(seen.requests) == 2  # the first page and the cursor once; never the loop
             seen.requests.clear()
             with pytest.raises(PagingRunaway, match="passed 5 pages"):
-                pages = paginate(client, "/people", Paging(style="offset", items="items", limit=1), max_pages=5)
+                pages = paginate(client, "/people", OffsetPaging(items="items", limit=1), max_pages=5)
                 await collect(pages)
             assert len(seen.requests) == 5
 

@@ -44,3 +44,15 @@ def test_a_dead_local_holder_is_replaced_at_once_a_live_or_remote_one_is_not(sto
     assert schedule.acquire_lease("relay", "elsewhere.example:1:123:abcdef", 60, record=False)
     assert not schedule.acquire_lease("relay", me, 60, record=False)  # a remote holder keeps it for its TTL
     store.close()
+
+
+def test_a_job_lease_is_not_taken_twice_in_one_period_even_by_its_holder(store_url):
+    """A scheduled job fired twice in one period (a job store another engine just rewrote) runs once."""
+    store = Store(store_url)
+    schedule = store.schedule
+    me = new_owner()
+    assert schedule.acquire_lease("deferred:all", me, 60, renew=False)
+    assert not schedule.acquire_lease("deferred:all", me, 60, renew=False)
+    assert schedule.acquire_lease("deferred:all", me, 60)  # a leader's renewal is still a renewal
+    assert len(schedule.job_runs("deferred:all")) == 2
+    store.close()

@@ -35,16 +35,38 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
-def fields_at(model: type[BaseModel], loc: Sequence[Any]) -> set[str]:
-    """The keys a model accepts at a location inside it (list indexes and dict keys skipped)."""
-    current = [model]
+def _tag(model: type[BaseModel]) -> Any:
+    """The value that picks this model in a tagged union: its one single-valued Literal field
+    (`style: Literal["page"]`, `type: Literal["basic"]`), or None."""
+    for field in model.model_fields.values():
+        if typing.get_origin(field.annotation) is typing.Literal and len(typing.get_args(field.annotation)) == 1:
+            return typing.get_args(field.annotation)[0]
+    return None
+
+
+def _walk(model: type[BaseModel], loc: Sequence[Any]) -> tuple[tuple[Any, ...], list[type[BaseModel]]]:
+    """A location as the YAML has it and the models it leads to. Pydantic puts the chosen tag of a
+    tagged union in the location (`paging.link_header.next`); the YAML has no such key, so it is
+    dropped and the models narrowed to the tagged one (list indexes and dict keys are skipped)."""
+    current, kept = [model], []
     for part in loc:
+        # Right after a union's field comes the tag, even one that is also a key (`type: header`).
+        tagged = [c for c in current if _tag(c) == part]
+        if len(current) > 1 and tagged:
+            current = tagged
+            continue
+        kept.append(part)
         if isinstance(part, int):
             continue
         found = [m for c in current if part in c.model_fields for m in _models(c.model_fields[part].annotation)]
         if found:
             current = found
-    return {name for c in current for name in c.model_fields}
+    return tuple(kept), current
+
+
+def fields_at(model: type[BaseModel], loc: Sequence[Any]) -> set[str]:
+    """The keys a model accepts at a location inside it."""
+    return {name for c in _walk(model, loc)[1] for name in c.model_fields}
 
 
 def describe(model: type[BaseModel], errors: list[ErrorDetails], known: Iterable[str] = ()) -> list[Located]:
@@ -53,11 +75,21 @@ def describe(model: type[BaseModel], errors: list[ErrorDetails], known: Iterable
     extra = set(known)
     described = []
     for error in errors:
-        loc = tuple(error["loc"])
+        loc = _walk(model, error["loc"])[0]
         if error["type"] == "extra_forbidden" and loc:
-            accepted = fields_at(model, loc[:-1]) | (extra if len(loc) == 1 else set())
+            accepted = fields_at(model, error["loc"][:-1]) | (extra if len(loc) == 1 else set())
             described.append((loc, unknown_key(loc[-1], accepted)))
+        elif error["type"] == "union_tag_invalid":  # `style: cursor` of a paging block, say
+            described.append(_unknown_tag(loc, error.get("ctx") or {}))
         else:
             # Our own validators' messages, without pydantic's "Value error, " in front of them
             described.append((loc, error["msg"].removeprefix("Value error, ")))
     return described
+
+
+def _unknown_tag(loc: tuple[Any, ...], ctx: dict[str, Any]) -> Located:
+    """The tag of a tagged union that names none of its members, told at the tag's own key."""
+    key = str(ctx.get("discriminator", "")).strip("'")
+    known = [tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")]
+    tag = ctx.get("tag")
+    return (*loc, key), f"unknown {key} {tag!r}{did_you_mean(tag, known)}; known: {', '.join(known)}"

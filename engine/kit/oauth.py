@@ -4,15 +4,21 @@ renewed before they expire (engine/kit/auth.py builds them from a source's or ta
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
+from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from provisioner.engine.kit.http import describe_http_error
 
+log = logging.getLogger("provisioner.auth")
 
-class RenewingBearer(httpx.Auth):
+
+class RenewingBearer(httpx.Auth, ABC):
     """A bearer token from an OAuth 2.0 token endpoint: fetched when first needed, renewed `margin`
     seconds before it expires, and once more if the server answers 401 (revoked early). A grant
     says how to ask (`_token_request`) and may read more of the answer (`_accepted`)."""
@@ -26,8 +32,9 @@ class RenewingBearer(httpx.Auth):
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
+    @abstractmethod
     def _token_request(self) -> httpx.Request:
-        raise NotImplementedError
+        """The request that asks the token endpoint for an access token."""
 
     def _accepted(self, body: dict[str, Any]) -> None:
         """The rest of a token answer (a rotated refresh token, say)."""
@@ -88,3 +95,53 @@ class ClientCredentials(RenewingBearer):
         if self.basic:
             request = next(self.basic.auth_flow(request))
         return request
+
+
+class RefreshToken(RenewingBearer):
+    """OAuth 2.0 refresh-token grant (RFC 6749 §6) for providers whose refresh tokens rotate
+    (Lever: access tokens live an hour, each exchange returns a new refresh token and voids the old).
+
+    The newest refresh token is written to `token_file` before it is used, so a restart does not
+    fall back to the voided one from the config.
+    """
+
+    refused = "the token endpoint refused the refresh token"
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_file: Path | None = None,
+        margin: float = 60.0,
+    ):
+        super().__init__(margin)
+        self.token_url = token_url
+        self.client = {"client_id": client_id, "client_secret": client_secret}
+        self.token_file = token_file
+        self._refresh = self._load() or refresh_token
+
+    def _load(self) -> str | None:
+        path = self.token_file
+        return path.read_text().strip() or None if path and path.is_file() else None
+
+    def _save(self, token: str) -> None:
+        path = self.token_file
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token)
+
+    def _token_request(self) -> httpx.Request:
+        form = {"grant_type": "refresh_token", "refresh_token": self._refresh, **self.client}
+        return httpx.Request("POST", self.token_url, data=form, headers={"Accept": "application/json"})
+
+    def _accepted(self, body: dict[str, Any]) -> None:
+        rotated = body.get("refresh_token")
+        if rotated and rotated != self._refresh:
+            self._refresh = str(rotated)
+            self._save(self._refresh)
+            log.info("refresh token rotated%s", f"; kept in {self.token_file}" if self.token_file else "")

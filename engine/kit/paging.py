@@ -1,26 +1,34 @@
 """Pagination styles as configured components, shared by source connectors and the REST writer.
 
-Each vendor pages one of a few ways; a connector names its style instead of re-coding the loop:
+Each vendor pages one of a few ways; a connector names its style instead of re-coding the loop.
+One small model per style, chosen by `style` (Airbyte's declarative paginators are the model):
 
-- `offset_token`: an opaque token in the body plus a "more" flag (Lever: `next`, `hasNext`)
-- `next_link`: the next page's URL in the body (Workable: `paging.next`)
-- `link_header`: RFC 8288 `Link: <...>; rel="next"` (Greenhouse Harvest v1/v2 pages, v3 cursors)
-- `page`: a page number and a total page count (Workday's Response_Results has the same shape)
-- `offset`: a numeric offset advanced by the page's length
+- `offset_token` (TokenPaging): an opaque token in the body plus a "more" flag (Lever: `next`, `hasNext`)
+- `next_link` (NextLinkPaging): the next page's URL in the body (Workable: `paging.next`)
+- `link_header` (LinkHeaderPaging): RFC 8288 `Link: <...>; rel="next"` (Greenhouse Harvest v1 pages, v3 cursors)
+- `page` (PageNumberPaging): a page number and a total page count (Workday's Response_Results has the same shape)
+- `offset` (OffsetPaging): a numeric offset advanced by the page's length
+- `none` (NoPaging): one answer holds every record
+
+Whatever the style, a listing that asks for a page it has already read stops with PagingRunaway:
+an app that sends the same cursor again cannot keep us listing.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import httpx
 import jmespath
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisioner.engine.kit.limits import MAX_PAGES
+from provisioner.engine.kit.tagged import default_tag
 
 log = logging.getLogger("provisioner.paging")
 
@@ -50,23 +58,130 @@ class PagingRunaway(Exception):
     """A listing that does not end: a cursor seen before, or more pages than the limit."""
 
 
-class Paging(BaseModel):
+@dataclass(frozen=True)
+class PageRequest:
+    """Where a page is asked for: a followed link carries its own query, so its params are empty."""
+
+    url: str
+    params: dict[str, Any]
+
+    def key(self) -> str:
+        return f"{self.url}?{sorted((str(k), str(v)) for k, v in self.params.items())}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page as read: what a style looks at to find the next one."""
+
+    path: str  # the listing's own path (a followed link is not it)
+    request: PageRequest
+    response: httpx.Response
+    body: Any
+    items: list[Any]
+    before: int  # pages read before this one
+    records_before: int  # records on those pages
+
+
+class _Style(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid")
-    style: Literal["none", "offset_token", "next_link", "link_header", "page", "offset"] = "none"
     items: str = "@"  # JMESPath: the records of one page
-    next: str = "next"  # JMESPath: next token (offset_token) or URL (next_link)
-    has_more: str | None = None  # JMESPath: a boolean saying there is more
-    param: str = "offset"  # query parameter carrying the token, page number or offset
-    total_pages: str | None = None  # JMESPath (page style)
+    has_more: str | None = None  # JMESPath: a boolean saying there is more, whatever links the page sends
     limit_param: str | None = None  # query parameter for the page size
     limit: int | None = Field(default=None, ge=1)
-    first_page: int = 1  # page style: the number of the first page
+    # What a listing that loops has repeated, for its error.
+    repeats: ClassVar[str] = "cursor"
+
+    def first(self, path: str, params: dict[str, Any]) -> PageRequest:
+        if self.limit_param and self.limit:
+            params = {**params, self.limit_param: self.limit}
+        return PageRequest(path, params)
+
+    def after(self, page: Page) -> PageRequest | None:
+        """The next page's request, or None when `page` was the last."""
+        if self.has_more and not jmespath.search(self.has_more, page.body):
+            return None
+        return self.follow(page)
+
+    @abstractmethod
+    def follow(self, page: Page) -> PageRequest | None: ...
+
+
+class NoPaging(_Style):
+    style: Literal["none"] = "none"
+
+    def follow(self, page: Page) -> PageRequest | None:
+        return None
+
+
+class TokenPaging(_Style):
+    style: Literal["offset_token"] = "offset_token"
+    next: str = "next"  # JMESPath: the next page's token
+    param: str = "offset"  # query parameter carrying it
+
+    def follow(self, page: Page) -> PageRequest | None:
+        token = jmespath.search(self.next, page.body)
+        if token in (None, ""):
+            return None
+        return PageRequest(page.path, {**page.request.params, self.param: token})
+
+
+class NextLinkPaging(_Style):
+    style: Literal["next_link"] = "next_link"
+    next: str = "next"  # JMESPath: the next page's URL
+    repeats: ClassVar[str] = "next URL"
+
+    def follow(self, page: Page) -> PageRequest | None:
+        link = jmespath.search(self.next, page.body)
+        return PageRequest(str(link), {}) if link else None
+
+
+class LinkHeaderPaging(_Style):
+    style: Literal["link_header"] = "link_header"
+    repeats: ClassVar[str] = "next link"
+
+    def follow(self, page: Page) -> PageRequest | None:
+        # A cursor URL must be followed as given: Harvest v3 refuses extra parameters beside it.
+        link = page.response.links.get("next", {}).get("url")
+        return PageRequest(link, {}) if link else None
+
+
+class PageNumberPaging(_Style):
+    style: Literal["page"] = "page"
+    param: str = "offset"  # query parameter carrying the page number (this default predates the style's own model)
+    total_pages: str | None = None  # JMESPath: how many pages there are
+    first_page: int = 1  # the number of the first page
+    repeats: ClassVar[str] = "page"
+
+    def follow(self, page: Page) -> PageRequest | None:
+        number = self.first_page + page.before
+        total = jmespath.search(self.total_pages, page.body) if self.total_pages else None
+        if not page.items or (total is not None and number >= int(total)):
+            return None
+        return PageRequest(page.path, {**page.request.params, self.param: number + 1})
+
+
+class OffsetPaging(_Style):
+    style: Literal["offset"] = "offset"
+    param: str = "offset"  # query parameter carrying the offset
+    repeats: ClassVar[str] = "offset"
+
+    def follow(self, page: Page) -> PageRequest | None:
+        if not page.items or (self.limit and len(page.items) < self.limit):
+            return None  # a short page is the last one
+        return PageRequest(page.path, {**page.request.params, self.param: page.records_before + len(page.items)})
+
+
+PagingStyle = NoPaging | TokenPaging | NextLinkPaging | LinkHeaderPaging | PageNumberPaging | OffsetPaging
+
+
+# The config's `paging:` block: one of the styles above, chosen by `style`; none without it.
+Paging = Annotated[PagingStyle, Field(discriminator="style"), BeforeValidator(default_tag("style", "none"))]
 
 
 async def paginate(
     client: httpx.AsyncClient,
     path: str,
-    paging: Paging,
+    paging: PagingStyle,
     params: dict[str, Any] | None = None,
     max_pages: int = MAX_PAGES,
 ) -> AsyncIterator[list[Any]]:
@@ -76,70 +191,31 @@ async def paginate(
     raises CursorExpired, because only the cursor changed since a page that worked. A next page
     already read, or page `max_pages` + 1, raises PagingRunaway: an app cannot keep us listing.
     """
-    params = dict(params or {})
-    if paging.limit_param and paging.limit:
-        params[paging.limit_param] = paging.limit
-    url: str | None = path
-    number, offset, first = paging.first_page, 0, True
+    request: PageRequest | None = paging.first(path, dict(params or {}))
     seen: set[str] = set()
-    while url is not None:
-        where = f"{url}?{sorted((str(k), str(v)) for k, v in params.items())}"
-        if where in seen:
-            raise PagingRunaway(f"the listing of {path} sent a page it had already sent (a paging loop)")
+    records = 0
+    while request is not None:
+        if request.key() in seen:
+            raise PagingRunaway(
+                f"the API returned the same {paging.repeats} twice; stopped after {len(seen)} pages "
+                f"(the listing of {path} sent a page it had already sent)"
+            )
         if len(seen) >= max_pages:
             raise PagingRunaway(f"the listing of {path} passed {max_pages} pages (max_pages)")
-        seen.add(where)
+        seen.add(request.key())
         # A followed link carries its own query; passing params (even empty) would replace it.
-        response = await client.get(url, params=params or None)
+        response = await client.get(request.url, params=request.params or None)
         if response.status_code != 200:
-            if not first and response.status_code in EXPIRED_CURSOR_STATUS:
+            if len(seen) > 1 and response.status_code in EXPIRED_CURSOR_STATUS:
                 raise CursorExpired(f"HTTP {response.status_code} for a follow-up page of {path}")
             raise PagingError(response)
-        first = False
         body = response.json() if response.content else None
         items = jmespath.search(paging.items, body) or []
         if (heard := page_read.get()) is not None:
             heard(len(items))
         yield items
-        url, params = _next(paging, path, params, body, response, items, number, offset)
-        number += 1
-        offset += len(items)
-
-
-def _next(
-    paging: Paging,
-    path: str,
-    params: dict[str, Any],
-    body: Any,
-    response: httpx.Response,
-    items: list[Any],
-    number: int,
-    offset: int,
-) -> tuple[str | None, dict[str, Any]]:
-    style = paging.style
-    if style == "none" or (not items and style in ("page", "offset")):
-        return None, params
-    if paging.has_more and not jmespath.search(paging.has_more, body):
-        return None, params  # the server says this was the last page, whatever links it sends
-    if style == "link_header":
-        # A cursor URL must be followed as given: Harvest v3 refuses extra parameters beside it.
-        link = response.links.get("next", {}).get("url")
-        return (link, {}) if link else (None, params)
-    if style == "next_link":
-        link = jmespath.search(paging.next, body)
-        return (str(link), {}) if link else (None, params)
-    if style == "offset_token":
-        token = jmespath.search(paging.next, body)
-        return (path, {**params, paging.param: token}) if token not in (None, "") else (None, params)
-    if style == "page":
-        total = jmespath.search(paging.total_pages, body) if paging.total_pages else None
-        if total is not None and number >= int(total):
-            return None, params
-        return path, {**params, paging.param: number + 1}
-    # offset: a short page is the last one
-    if paging.limit and len(items) < paging.limit:
-        return None, params
-    return path, {**params, paging.param: offset + len(items)}
+        request = paging.after(Page(path, request, response, body, items, len(seen) - 1, records))
+        records += len(items)
 
 
 async def collect(items: AsyncIterator[T]) -> list[T]:

@@ -6,20 +6,15 @@ lease in the database, so with several engine processes exactly one runs each jo
 from __future__ import annotations
 
 import logging
-import sys
-from dataclasses import dataclass
+from contextvars import ContextVar, copy_context
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from apscheduler.executors.asyncio import AsyncIOExecutor
-from apscheduler.executors.base import run_coroutine_job
-from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from provisioner.engine.config import parse_duration
+from provisioner.engine.config import Config, parse_duration
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime.protocol import Engine
 from provisioner.engine.runtime.views import record_reconcile
@@ -27,6 +22,8 @@ from provisioner.reconcile.report import as_json as report_json
 from provisioner.reconcile.run import apply_fixes, reconcile
 
 log = logging.getLogger("provisioner.scheduler")
+
+Scheduled = tuple[str, str, CronTrigger | IntervalTrigger]  # kind, name, when
 
 
 def trigger(schedule: str) -> CronTrigger | IntervalTrigger:
@@ -46,10 +43,20 @@ def period_of(when: CronTrigger | IntervalTrigger) -> float:
     return (second - first).total_seconds() if first and second else 3600.0
 
 
-async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None = None) -> None:
-    """The one entry point every stored job names; the executor passes the engine that owns it (a
-    stored job holds only plain arguments). Runs only where this period's lease was won."""
-    if runtime is None or not runtime.store.schedule.acquire_lease(f"{kind}:{name}", runtime.owner, period * 0.8):
+# The engine a job runs against. A stored job holds only plain arguments (it outlives processes);
+# its engine is the one whose scheduler fired it, found in the context that scheduler was started
+# in: asyncio runs each callback and task in the context it was scheduled from, and the scheduler
+# schedules its wakeups, and so its jobs, only from there. Two engines in one process each see
+# their own.
+_scheduled_for: ContextVar[Engine | None] = ContextVar("scheduled_for", default=None)
+
+
+async def run_job(kind: str, name: str, period: float) -> None:
+    """The one entry point every stored job names. Runs only where this period's lease was won."""
+    runtime = _scheduled_for.get()
+    if runtime is None or not runtime.store.schedule.acquire_lease(
+        f"{kind}:{name}", runtime.owner, period * 0.8, renew=False
+    ):
         return
     try:
         if kind == "poll":
@@ -73,60 +80,34 @@ async def run_job(kind: str, name: str, period: float, *, runtime: Engine | None
         log.exception("scheduled job %s:%s failed", kind, name)
 
 
-@dataclass
-class _Bound:
-    """A stored job seen through its engine: the job store names only a function and plain
-    arguments (it outlives processes), so the executor supplies the live engine as it runs it."""
-
-    job: Job
-    runtime: Engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.job, name)
-
-    @property
-    def func(self) -> Any:
-        return lambda *args, **kwargs: self.job.func(*args, **kwargs, runtime=self.runtime)
-
-
-class _EngineExecutor(AsyncIOExecutor):
-    def __init__(self, runtime: Engine):
-        super().__init__()
-        self.runtime = runtime
-
-    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        def done(task: Any) -> None:
-            self._pending_futures.discard(task)
-            try:
-                events = task.result()
-            except BaseException:
-                self._run_job_error(job.id, *sys.exc_info()[1:])
-            else:
-                self._run_job_success(job.id, events)
-
-        coro = run_coroutine_job(_Bound(job, self.runtime), job._jobstore_alias, run_times, self._logger.name)
-        task = self._eventloop.create_task(coro)
-        task.add_done_callback(done)
-        self._pending_futures.add(task)
-
-
 def build_scheduler(runtime: Engine) -> AsyncIOScheduler:
-    config = runtime.config
+    """APScheduler with its stock executor and the jobs of `runtime`'s config, started (in a
+    context of its own that names `runtime`: see `_scheduled_for`)."""
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=runtime.store.engine, tablename="scheduler_jobs")},
-        executors={"default": _EngineExecutor(runtime)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone="UTC",
     )
-    jobs: list[tuple[str, str, CronTrigger | IntervalTrigger]] = [
-        ("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources
-    ]
+    context = copy_context()
+    context.run(_scheduled_for.set, runtime)
+    context.run(_start, scheduler, _jobs(runtime.config))
+    return scheduler
+
+
+def _jobs(config: Config) -> list[Scheduled]:
+    jobs: list[Scheduled] = [("poll", s.name, IntervalTrigger(seconds=s.poll_interval)) for s in config.sources]
     jobs.append(("deferred", "all", IntervalTrigger(seconds=config.engine.deferred_interval)))
     # Looked at often enough that a retry waits about its own delay, not the deferred job's period.
     retry_every = max(0.5, min(config.engine.deferred_interval, config.retry.initial / 2))
     jobs.append(("retries", "all", IntervalTrigger(seconds=retry_every)))
     if config.reconcile.schedule:
         jobs.append(("reconcile", "all", trigger(config.reconcile.schedule)))
+    return jobs
+
+
+def _start(scheduler: AsyncIOScheduler, jobs: list[Scheduled]) -> None:
+    """Start paused, make the stored jobs those of the config, then run: a job the config still has
+    with the same trigger keeps its stored next run, so a restart neither loses nor doubles it."""
     wanted = {f"{kind}:{name}" for kind, name, _ in jobs}
     scheduler.start(paused=True)
     for job in scheduler.get_jobs():  # sources or schedules removed from the config since last time
@@ -146,4 +127,3 @@ def build_scheduler(runtime: Engine) -> AsyncIOScheduler:
             next_run_time=datetime.now().astimezone(),
         )
     scheduler.resume()
-    return scheduler

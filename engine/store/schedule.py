@@ -36,9 +36,11 @@ class Schedule:
         for chunk in chunks(list(ids)):
             s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
 
-    def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True) -> bool:
+    def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True, renew: bool = True) -> bool:
         """Take or renew the lease unless another live owner holds it; the check and the write are
-        one conditional UPDATE (or one INSERT), so two processes can never both win.
+        one conditional UPDATE (or one INSERT), so two processes can never both win. `renew=False`:
+        the holder too waits for its own lease to lapse (a job's lease is its period: a second firing
+        in one period, from a job store another process just rewrote, must not run again).
 
         A holder that is provably gone (a crashed process on this host) is replaced at once; the
         UPDATE names it, so only one taker wins even then. Other holders expire with the TTL."""
@@ -46,7 +48,9 @@ class Schedule:
         expires = now + timedelta(seconds=seconds)
         with self.db.session() as s:
             holder = s.exec(select(Lease.owner).where(col(Lease.name) == name)).first()
-            replaceable = (col(Lease.owner) == owner) | (col(Lease.expires_at) < now)
+            replaceable = col(Lease.expires_at) < now
+            if renew:
+                replaceable |= col(Lease.owner) == owner
             if holder and holder != owner and owner_is_gone(holder):
                 replaceable |= col(Lease.owner) == holder
             taken = s.exec(

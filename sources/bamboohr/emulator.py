@@ -331,3 +331,17 @@ def create_app(state: EmulatorState) -> Starlette:
 
 
 State = EmulatorState  # the name the sandbox and tests look for in every vendor emulator
+
+
+# What `provisioner sandbox` serves and prints for this vendor (engine/sandbox names no vendor).
+# Fixed credentials, so examples/hris-and-ats.yaml works against the sandbox as documented.
+SANDBOX_CREDENTIALS = {"api_key": "sandbox-bamboohr-key"}
+SANDBOX_RANK = 1  # where its entry sits in the printed config
+
+
+def sandbox_settings(url: str, state: EmulatorState) -> str:
+    """This vendor's settings in the sandbox config (YAML lines), its emulator mounted at `url`."""
+    return f"""\
+    base_url: {url}/api/gateway.php/acme
+    api_key: {state.api_key}
+"""

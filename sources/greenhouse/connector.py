@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from provisioner.engine.kit.auth import AuthConfig
-from provisioner.engine.kit.paging import Paging
+from provisioner.engine.kit.auth import AuthScheme, BasicAuth, ClientCredentialsAuth
+from provisioner.engine.kit.paging import LinkHeaderPaging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import employment_type, iso_datetime
 
-LIST = Paging(style="link_header", items="@")
+LIST = LinkHeaderPaging(items="@")
 SINCE_PARAM = {"v1": "last_activity_after", "v3": "last_activity_at[gte]"}
 
 
@@ -43,18 +43,17 @@ class GreenhouseSource(HttpSource):
         self.version = settings.version
 
     @classmethod
-    def auth_for(cls, s: HttpSourceSettings) -> AuthConfig:
+    def auth_for(cls, s: HttpSourceSettings) -> AuthScheme:
         assert isinstance(s, GreenhouseSettings)
         if s.auth.type != "none":
             return s.auth
         if s.version == "v1":
-            if s.api_key is None:
+            if not s.api_key:
                 raise ValueError("greenhouse version v1 needs api_key")
-            return AuthConfig(type="basic", username=s.api_key)
+            return BasicAuth(username=s.api_key)
         if not (s.client_id and s.client_secret):
             raise ValueError("greenhouse version v3 needs client_id and client_secret")
-        return AuthConfig(
-            type="oauth_client_credentials",
+        return ClientCredentialsAuth(
             token_url=s.token_url,
             client_id=s.client_id,
             client_secret=s.client_secret,

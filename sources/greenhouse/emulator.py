@@ -276,3 +276,18 @@ def create_app(state: GreenhouseState) -> Starlette:
 
 
 State = GreenhouseState  # the name the sandbox and tests look for in every vendor emulator
+
+
+# What `provisioner sandbox` serves and prints for this vendor (engine/sandbox names no vendor).
+SANDBOX_RANK = 5  # where its entry sits in the printed config
+
+
+def sandbox_settings(url: str, state: GreenhouseState) -> str:
+    """This vendor's settings in the sandbox config (YAML lines), its emulator mounted at `url`."""
+    return f"""\
+    base_url: {url}
+    client_id: {state.client_id}
+    client_secret: {state.client_secret}
+    token_url: {url}/token
+    webhook_secret: {state.webhook_secret}
+"""

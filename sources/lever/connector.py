@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from provisioner.engine.kit.paging import Paging
+from provisioner.engine.kit.paging import TokenPaging
 from provisioner.sources.base import HttpSource, HttpSourceSettings, epoch_ms
 from provisioner.sources.values import employment_type
 
-LIST = Paging(style="offset_token", items="data", next="next", has_more="hasNext", param="offset")
+LIST = TokenPaging(items="data", next="next", has_more="hasNext", param="offset")
 
 
 class LeverSettings(HttpSourceSettings):

@@ -315,3 +315,16 @@ def create_app(state: LeverState) -> Starlette:
 
 
 State = LeverState  # the name the sandbox and tests look for in every vendor emulator
+
+
+# What `provisioner sandbox` serves and prints for this vendor (engine/sandbox names no vendor).
+SANDBOX_RANK = 3  # where its entry sits in the printed config
+
+
+def sandbox_settings(url: str, state: LeverState) -> str:
+    """This vendor's settings in the sandbox config (YAML lines), its emulator mounted at `url`."""
+    return f"""\
+    base_url: {url}/v1
+    api_key: {state.api_key}
+    webhook_secret: {state.webhook_secret}
+"""

@@ -2,7 +2,7 @@
 
 A URL, an auth block, a paging style, where the records sit (JMESPath) and a Jinja2 mapping from
 each `record` to Worker fields. The paging styles and auth schemes are the shared ones the
-vendor connectors use (`engine.paging`, `engine.auth`). See the README for a full example.
+vendor connectors use (`engine.kit.paging`, `engine.kit.auth`). See the README for a full example.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jmespath
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provisioner.engine.contracts.models import Worker
-from provisioner.engine.kit.paging import Paging
+from provisioner.engine.kit.paging import NoPaging, Paging
 from provisioner.engine.kit.templating import Template
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import as_written
@@ -30,7 +30,7 @@ class Incremental(BaseModel):
 class RestSourceSettings(HttpSourceSettings):
     path: str  # the listing, relative to base_url
     params: dict[str, str] = Field(default_factory=dict)
-    paging: Paging = Field(default_factory=Paging)
+    paging: Paging = Field(default_factory=NoPaging)
     id: str = "id"  # JMESPath to the record's stable id
     mapping: dict[str, str]  # Worker field -> Jinja2 template over `record`
     record_path: str | None = None  # one record by id, for webhooks: /people/{id}

@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from provisioner.engine.kit.jinja import slug
-from provisioner.engine.kit.paging import Paging, PagingError
+from provisioner.engine.kit.paging import NextLinkPaging, PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import employment_type, iso_datetime
 
-LIST = Paging(style="next_link", items="candidates", next="paging.next")
+LIST = NextLinkPaging(items="candidates", next="paging.next")
 
 
 class WorkableSettings(HttpSourceSettings):

@@ -228,3 +228,17 @@ def create_app(state: WorkableState) -> Starlette:
 
 
 State = WorkableState  # the name the sandbox and tests look for in every vendor emulator
+
+
+# What `provisioner sandbox` serves and prints for this vendor (engine/sandbox names no vendor).
+SANDBOX_RANK = 4  # where its entry sits in the printed config
+
+
+def sandbox_settings(url: str, state: WorkableState) -> str:
+    """This vendor's settings in the sandbox config (YAML lines), its emulator mounted at `url`."""
+    return f"""\
+    base_url: {url}/spi/v3
+    token: {state.oauth_token}               # an OAuth token: 50 requests per 10 s (an account token gets 10)
+    rate_limit: 50/10.5s
+    webhook_secret: {state.webhook_secret}
+"""

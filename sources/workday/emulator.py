@@ -253,3 +253,18 @@ def create_app(state: WorkdayState) -> Starlette:
 
 
 State = WorkdayState  # the name the sandbox and tests look for in every vendor emulator
+
+
+# What `provisioner sandbox` serves and prints for this vendor (engine/sandbox names no vendor).
+# Fixed credentials, so examples/hris-and-ats.yaml works against the sandbox as documented.
+SANDBOX_CREDENTIALS = {"password": "sandbox-workday-password"}
+SANDBOX_RANK = 2  # where its entry sits in the printed config
+
+
+def sandbox_settings(url: str, state: WorkdayState) -> str:
+    """This vendor's settings in the sandbox config (YAML lines), its emulator mounted at `url`."""
+    return f"""\
+    base_url: {url}/ccx/service/acme/Human_Resources/v40.0
+    username: {state.username}
+    password: {state.password}
+"""
