@@ -67,6 +67,12 @@ class Fleet:
     def pids(self) -> list[int]:
         return [process.pid for process, _ in self.engines.values()]
 
+    def ports(self) -> dict[str, int]:
+        return {name: port for name, (_, port) in self.engines.items()}
+
+    def pid_of(self) -> dict[str, int]:
+        return {name: process.pid for name, (process, _) in self.engines.items()}
+
     def ready(self) -> dict[str, int]:
         out = {}
         for name, (_, port) in self.engines.items():
@@ -116,6 +122,14 @@ def process_cpu(pids: list[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tcp_counters() -> dict[str, int]:
+    """The machine's TCP counters that say a listener was too slow to accept (its backlog full: a
+    dropped SYN costs the client a one-second retransmit)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    named = dict(zip(lines[0][1:], (int(v) for v in lines[1][1:]), strict=True))
+    return {k: named.get(k, 0) for k in ("ListenOverflows", "ListenDrops", "TCPSynRetrans")}
 
 
 def cpu_busy(before: tuple[int, int]) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,15 +59,24 @@ class TargetSpec:
         as that person's account id in this target; until they have one it is left out."""
         out = {}
         for path, template in self.mapping.items():
-            try:
-                value = template.render(worker=worker, now=now)
-            except TemplateError as exc:
-                raise PolicyError(f"target {self.name!r} mapping {path!r} on {worker.id}: {exc}") from None
+            value = self._value(path, template, worker, now)
             if value is not None and path.endswith(REFERENCE_SUFFIX):
                 value = accounts(value, self.name) if accounts else None
             if value is not None:
                 out[path] = value
         return out
+
+    def references(self, worker: Worker, now: datetime | None = None) -> list[str]:
+        """The worker ids this worker's attributes name (their manager): whose accounts `render`
+        looks up, so a caller can load them before planning."""
+        named = (self._value(p, t, worker, now) for p, t in self.mapping.items() if p.endswith(REFERENCE_SUFFIX))
+        return [value for value in named if value is not None]
+
+    def _value(self, path: str, template: Template, worker: Worker, now: datetime | None) -> str | None:
+        try:
+            return template.render(worker=worker, now=now)
+        except TemplateError as exc:
+            raise PolicyError(f"target {self.name!r} mapping {path!r} on {worker.id}: {exc}") from None
 
 
 def cause(event: WorkerEvent) -> str:
@@ -103,6 +112,18 @@ class Planner:
     def __init__(self, policies: PolicySet, targets: list[TargetSpec]):
         self.policies = policies
         self.targets = {t.name: t for t in targets}
+
+    def references(self, workers: Iterable[Worker], now: datetime) -> set[str]:
+        """The worker ids whose accounts plans of these workers look up. A mapping that cannot be
+        rendered names nobody here: planning reports it, for that worker alone."""
+        named: set[str] = set()
+        for worker in workers:
+            for spec in self.targets.values():
+                try:
+                    named.update(spec.references(worker, now))
+                except PolicyError:
+                    continue
+        return named
 
     def plan(
         self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None, accounts: AccountOf | None = None

@@ -57,7 +57,10 @@ class ScimSettings(BaseModel):
 
 
 def auth_of(settings: ScimSettings, token: SecretStr | None) -> tuple[httpx.Auth | None, dict[str, str]]:
-    """`token:` is the shorthand for a bearer `auth:` block; giving both is a mistake worth naming."""
+    """`token:` is the shorthand for a bearer `auth:` block; giving both is a mistake worth naming.
+    An empty one (`${SCIM_TOKEN:-}` unset, as the examples write it for local apps) is no token."""
+    if token is not None and not token.get_secret_value():
+        token = None
     if token is not None and settings.auth.type != "none":
         raise ValueError("give either token (a bearer token) or an auth block, not both")
     return (BearerAuth(token=token) if token is not None else settings.auth).for_httpx()

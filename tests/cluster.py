@@ -99,6 +99,10 @@ class TansuCluster:
         process = self._processes[index]
         return process is not None and process.poll() is None
 
+    def pids(self) -> list[int]:
+        """The live brokers' process ids (for the bench's CPU accounting)."""
+        return [p.pid for p in self._processes if p is not None and p.poll() is None]
+
     def stop_all(self) -> None:
         for index, process in enumerate(self._processes):
             if process is not None:

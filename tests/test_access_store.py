@@ -10,6 +10,7 @@ from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.apply import failed_event
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
 pytestmark = pytest.mark.fast
@@ -27,7 +28,7 @@ def recorded(store: Store, now: Worker, *, links: list[Link], log: list[LogEntry
     outcome = EventOutcome(event.id, event)
     outcome.links, outcome.log = links, log
     outcome.fail(*fail, "SCIM error 400: refused", False)
-    store.links.record_outcomes([outcome])
+    record(store, [outcome])
 
 
 def test_a_movers_unremoved_group_is_a_membership_not_the_account(store_url: str):
@@ -56,6 +57,6 @@ def test_a_leaver_whose_change_could_not_be_planned_keeps_every_active_account(s
     with store.unit() as s:
         store.snapshots.upsert(s, "hr", [leaver])
         store.outbox.enqueue(s, [event])
-    store.links.record_outcomes([failed_event(event, "plan", "the policies could not be evaluated", "boom")])
+    record(store, [failed_event(event, "plan", "the policies could not be evaluated", "boom")])
     [kept] = store.access.not_removed()
     assert (kept.worker_id, kept.target, kept.remains, kept.error) == ("hr:1", "app", ["account u-1"], "boom")

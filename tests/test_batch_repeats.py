@@ -9,6 +9,7 @@ import pytest
 from provisioner.engine.contracts.records import EventOutcome, LogEntry
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.pipeline import Pipeline
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 from tests.test_handover import _events, _until, _Writer
 
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.fast
 class _FailingWriter(_Writer):
     """Every event's write fails: each outcome is a failure for the DLQ."""
 
-    async def apply_event(self, ev, links):  # type: ignore[no-untyped-def]
-        outcome = await super().apply_event(ev, links)
+    async def apply_event(self, planned):  # type: ignore[no-untyped-def]
+        outcome = await super().apply_event(planned)
+        ev = outcome.event
         outcome.failed = True
         entry = LogEntry(event_id=ev.id, worker_id=ev.subject, target="app", action="create", result="failure")
         outcome.log.append(entry)
@@ -39,7 +41,7 @@ async def test_a_batch_report_counts_only_outcomes_this_engine_recorded(store_ur
     pipeline = Pipeline(writer, store, flush_interval=0.01, on_flush=on_flush)  # type: ignore[arg-type]
     await pipeline.submit([first, other])
     await _until(lambda: len(writer.started) == 2, "both events to be applying")
-    store.links.record_outcomes([EventOutcome(first.id, first)])  # another engine recorded `first` meanwhile
+    record(store, [EventOutcome(first.id, first)])  # another engine recorded `first` meanwhile
     writer.gate.set()
     await pipeline.drain(10)
     assert sum(r.failed for r in reports) == 1

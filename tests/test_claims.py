@@ -12,6 +12,7 @@ from sqlmodel import select
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 from provisioner.engine.store.tables import EventClaim, ProcessedEvent
 
@@ -32,10 +33,10 @@ def _outcome(event_id: str, worker_id: str = "hr:1") -> EventOutcome:
 
 def test_recording_an_outcome_twice_keeps_the_first_and_does_not_fail(store_url: str):
     store = Store(store_url)
-    assert store.links.record_outcomes([_outcome("e1"), _outcome("e2", "hr:2")]) == {"e1", "e2"}
+    assert record(store, [_outcome("e1"), _outcome("e2", "hr:2")]) == {"e1", "e2"}
     # Another engine records e1 again (after a rebalance) together with a new one: no IntegrityError,
     # e1's effects are not written twice, e3's are.
-    assert store.links.record_outcomes([_outcome("e1"), _outcome("e3", "hr:3")]) == {"e3"}  # e1 a repeat
+    assert record(store, [_outcome("e1"), _outcome("e3", "hr:3")]) == {"e3"}  # e1 a repeat
     with store.db.session() as s:
         assert sorted(s.exec(select(ProcessedEvent.event_id)).all()) == ["e1", "e2", "e3"]
     log = Counter(e.event_id for e in store.log.recent(limit=100))
@@ -62,7 +63,7 @@ def test_an_event_has_one_live_claim_taken_over_only_after_it_lapses(store_url: 
     assert taken.mine == {"e2"} and taken.taken_over == 1
     assert store.claims.live() == {"e1": A, "e2": B, "e3": B}
     # Recording an outcome deletes its claim; releasing drops the rest of an owner's.
-    store.links.record_outcomes([_outcome("e1")])
+    record(store, [_outcome("e1")])
     store.claims.release(["e2", "e3"], A)  # not A's: nothing happens
     assert set(store.claims.live()) == {"e2", "e3"}
     store.claims.release(["e2"], B)
@@ -113,8 +114,8 @@ def test_an_event_recorded_by_another_engine_is_never_claimed_again(store_url: s
     A would hold a free claim on a change already applied and apply it a second time."""
     store = Store(store_url)
     assert store.claims.take(["e1"], B, 60).mine == {"e1"}
-    assert store.links.processed(["e1"]) == set()  # A's look before B finishes
-    store.links.record_outcomes([_outcome("e1")])  # B records e1: its claim goes with it
+    assert store.processed.among(["e1"]) == set()  # A's look before B finishes
+    record(store, [_outcome("e1")])  # B records e1: its claim goes with it
     claimed = store.claims.take(["e1", "e2"], A, 60)
     assert claimed.mine == {"e2"}
     assert store.claims.live() == {"e2": A}  # no claim left behind on the recorded event

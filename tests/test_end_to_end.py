@@ -202,9 +202,11 @@ async def test_a_store_that_refuses_writes_for_a_while_loses_no_outcome_and_stop
     polling = contextvars.ContextVar("polling", default=False)
     async with Runtime(config) as runtime:
         # The consumer's reads (what is processed, which links exist), its outcome writes, the relay's reads
-        failures = {"processed": 1, "for_workers": 1, "record_outcomes": 1, "unpublished": 1}
+        failures = {"among": 1, "for_workers": 1, "insert_new": 1, "unpublished": 1}
+        store = runtime.store
+        repositories = {"among": store.processed, "for_workers": store.links, "insert_new": store.processed}
         for name in failures:
-            repository = runtime.store.outbox if name == "unpublished" else runtime.store.links
+            repository = repositories.get(name, store.outbox)
             real = getattr(repository, name)
 
             def flaky(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:

@@ -19,6 +19,7 @@ from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.kit.servers import BackgroundServer, free_port, scim_app, serve_wsgi
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 from tests.conftest import person as conftest_person
 from tests.conftest import scim_users
@@ -203,22 +204,22 @@ def test_failure_rows_schedule_backoff_dead_letter_and_clear(store_url):
             done.fail("app", "create", "SCIM error 503: busy", transient)
         return done
 
-    store.links.record_outcomes([outcome(True)])
+    record(store, [outcome(True)])
     [first] = store.failures.all()
     assert (first.state, first.attempts) == ("retrying", 1)
     assert first.next_at is not None
     assert timedelta(seconds=5) <= first.next_at - first.last_at <= timedelta(seconds=10)  # half to full step
-    store.links.record_outcomes([outcome(True)])
+    record(store, [outcome(True)])
     [second] = store.failures.all()
     assert second.attempts == 2 and second.next_at is not None
     assert timedelta(seconds=7.5) <= second.next_at - second.last_at <= timedelta(seconds=15)  # capped at max
     assert second.first_at == first.first_at
-    store.links.record_outcomes([outcome(True)])
+    record(store, [outcome(True)])
     [third] = store.failures.all()
     assert (third.state, third.attempts, third.next_at) == ("dead", 3, None)  # attempts exhausted
 
     assert store.failures.take(lambda ids: [], now=third.last_at + timedelta(days=1)) == []  # dead is never due
-    store.links.record_outcomes([outcome(None)])
+    record(store, [outcome(None)])
     assert store.failures.all() == []
     log = [e for e in store.log.recent(limit=100) if e.action == "retry"]
     assert [(e.result, e.attributes["attempt"]) for e in log] == [
@@ -228,7 +229,7 @@ def test_failure_rows_schedule_backoff_dead_letter_and_clear(store_url):
         ("success", 4),
     ]
 
-    store.links.record_outcomes([outcome(False)])
+    record(store, [outcome(False)])
     [permanent] = store.failures.all()
     assert (permanent.state, permanent.attempts) == ("dead", 1)  # a permanent failure is dead at once
     store.close()

@@ -17,6 +17,7 @@ from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.runtime.apply import Planned
 from provisioner.engine.runtime.fleet import Vitals, claimer
 from provisioner.engine.runtime.pipeline import Pipeline
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
 pytestmark = pytest.mark.fast
@@ -32,13 +33,18 @@ class _Writer:
         self.gate = asyncio.Event()
         self.gate.set()
 
+    def links_needed(self, events: list[WorkerEvent]) -> set[str]:
+        return {ev.subject for ev in events}
+
     async def prime(self, events: Any, links: Any) -> None:
         return None
 
-    def plan_event(self, ev: WorkerEvent, links: Any) -> Planned:
-        return Planned(EventOutcome(ev.id, ev), [object()])  # type: ignore[list-item]
+    def plan_event(self, ev: WorkerEvent, known: Any) -> Planned:
+        return Planned(EventOutcome(ev.id, ev), [object()], {})  # type: ignore[list-item]
 
-    async def apply_event(self, ev: WorkerEvent, links: Any) -> EventOutcome:
+    async def apply_event(self, planned: Planned) -> EventOutcome:
+        ev = planned.outcome.event
+        assert ev is not None
         self.started.append(ev.id)
         await self.gate.wait()
         self.applied.append(ev.id)
@@ -99,7 +105,7 @@ async def test_an_event_another_engine_holds_waits_until_it_is_recorded_there(st
     await _until(lambda: b.work == 0, "B to see them recorded by A")
     assert writer_b.applied == []  # not one write twice
     assert sorted(recorded_b) == sorted(e.id for e in events)  # B's offsets may move past them
-    assert store.links.processed([e.id for e in events]) == {e.id for e in events}
+    assert store.processed.among([e.id for e in events]) == {e.id for e in events}
     await a.aclose()
     await b.aclose()
     store.close()
@@ -117,7 +123,7 @@ async def test_an_engine_that_stops_renewing_its_claims_has_them_taken_over_in_o
     assert writer_b.applied.index(events[0].id) < writer_b.applied.index(events[1].id)  # hr:1 in order
     assert sorted(writer_b.applied) == sorted(e.id for e in events)
     assert vitals_b.taken_over == 3
-    assert store.links.processed([e.id for e in events]) == {e.id for e in events}
+    assert store.processed.among([e.id for e in events]) == {e.id for e in events}
     writer_a.gate.set()
     await a.aclose()
     await b.aclose()
@@ -140,7 +146,7 @@ async def test_revoked_events_not_yet_started_are_dropped_and_the_running_one_fi
     writer_a.gate.set()
     assert await a.settle({running}, timeout=5) == set()
     assert writer_a.applied == [running]
-    assert store.links.processed([e.id for e in events]) == {running}
+    assert store.processed.among([e.id for e in events]) == {running}
     # The new owner gets the dropped ones: their claims were released by the rebalance listener.
     store.claims.release(dropped, "elsewhere:1:1:a")
     b, writer_b, _ = _engine(store, "elsewhere:2:2:b", 30, [])
@@ -196,7 +202,7 @@ async def test_an_event_revoked_while_priming_and_fetched_again_is_still_applied
     assert (await again).skipped == 0
     await a.drain(10)
     assert writer.applied == [first.id, second.id]
-    assert store.links.processed([second.id]) == {second.id}
+    assert store.processed.among([second.id]) == {second.id}
     assert a.handover.take_dropped() == []  # its claim stays with this engine until recorded
     await a.aclose()
     store.close()
@@ -229,7 +235,7 @@ async def test_a_held_event_taken_over_runs_before_a_later_event_of_its_worker(s
     await a.submit([other, first])
     assert a.work == 2 and writer.started == []  # both held: B has them
     store.claims.take([first.id], b, -1)  # B's claim on `first` lapses...
-    store.links.record_outcomes([EventOutcome(other.id, other)])  # ...and B records `other`
+    record(store, [EventOutcome(other.id, other)])  # ...and B records `other`
     assert a.held is not None
     rechecking = asyncio.create_task(a.held.recheck())
     await _until(committing.is_set, "the recheck to report `other` done")

@@ -10,12 +10,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
+from provisioner.engine.runtime.scheduler import JOB_TABLE
 from provisioner.engine.store import Store
 from provisioner.engine.store.db import make_engine
-from provisioner.engine.store.migrate import alembic_config
+from provisioner.engine.store.migrate import alembic_config, create_table_of
 
 pytestmark = pytest.mark.fast
 
@@ -55,7 +57,7 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url:
             text("INSERT INTO processedevent (event_id, outcome, processed_at) VALUES ('e1', 'success', '2026-01-01')")
         )
     store = Store(store_url)
-    assert store.links.processed(["e1", "e2"]) == {"e1"}  # kept
+    assert store.processed.among(["e1", "e2"]) == {"e1"}  # kept
     assert set(ADDED_SINCE_BASELINE) <= set(inspect(engine).get_table_names())
     assert store.claims.take(["e2"], "a:1:1:x", 60).mine == {"e2"}
     store.close()
@@ -84,3 +86,28 @@ def test_engines_starting_together_on_an_empty_database_all_come_up(store_url: s
         thread.join(timeout=60)
     assert errors == []
     assert _version(store_url) == _head()
+
+
+def test_engines_starting_together_all_create_the_scheduler_table(store_url: str):
+    """APScheduler's job table is created by the library on start (a checkfirst read, then a CREATE):
+    engines starting together raced on it and all but one exited; under the schema lock all come up."""
+    store = Store(store_url)
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            jobs = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
+            start.wait()
+            create_table_of(store.engine, jobs.jobs_t)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert JOB_TABLE in inspect(store.engine).get_table_names()
+    store.close()

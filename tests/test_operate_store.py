@@ -9,6 +9,7 @@ import pytest
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
 pytestmark = pytest.mark.fast
@@ -49,7 +50,7 @@ def test_search_log_filters_counts_and_reports(store_url: str):
             LogEntry(event_id=event.id, worker_id=event.subject, target=target, action="create", result=result)
         )
         outcomes.append(outcome)
-    store.links.record_outcomes(outcomes)
+    record(store, outcomes)
 
     assert [e.worker_id for e in store.search.log(result="failure")] == ["hr:2"]
     assert [e.worker_id for e in store.search.log(target="app")] == ["hr:1", "hr:2"]

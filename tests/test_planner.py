@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from provisioner.engine.config import PolicyConfig
@@ -142,3 +144,23 @@ def test_event_ids_are_deterministic_and_distinct_across_cycles():
     second = change_event("hr", w, rehired.data.worker.content_hash(), term)
     assert first.id == second.id  # same previous and same content: a true re-poll
     assert first.type.value == "worker.terminated" and rehired.type.value == "worker.rehired"
+
+
+def test_references_are_the_people_the_mapping_names_so_they_load_before_planning():
+    manager = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+    spec = TargetSpec.compile("app", "disable", {**MAPPING, manager: "{{ worker.manager_id or '' }}"})
+    p = Planner(PolicySet.compile([], ["app"]), [spec])
+    now = datetime.now(UTC)
+    assert p.references(
+        [ada(manager_id="hr:7"), ada(id="hr:2", remote_id="2", manager_id="hr:7"), ada(id="hr:3", remote_id="3")], now
+    ) == {"hr:7"}
+    assert planner().references([ada(manager_id="hr:7")], now) == set()  # a mapping without references
+    accounts = {("hr:7", "app"): "u7"}
+    asked: list[tuple[str, str]] = []
+
+    def account_of(worker_id: str, target: str) -> str | None:
+        asked.append((worker_id, target))
+        return accounts.get((worker_id, target))
+
+    assert spec.render(ada(manager_id="hr:7"), now, account_of)[manager] == "u7"
+    assert asked == [("hr:7", "app")]  # exactly what `references` named

@@ -155,12 +155,13 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
 # one a poll, due work and provision-now pass.
 
 
-def linked_parts(tmp_path: Path, n: int, **safety: Any) -> tuple[Parts, Path]:
-    """A file source of `n` people, each with an account in `app` (no app is called)."""
+def linked_parts(tmp_path: Path, n: int, url: str | None = None, **safety: Any) -> tuple[Parts, Path]:
+    """A file source of `n` people, each with an account in `app` (no app is called), in the store
+    at `url` (a new SQLite file by default)."""
     people = tmp_path / "people.json"
     write(people, *staff(n))
     config = make_config(
-        f"sqlite:///{tmp_path / 's.db'}",
+        url or f"sqlite:///{tmp_path / 's.db'}",
         "http://127.0.0.1:9/scim",
         {"name": "hr", "type": "file", "path": str(people)},
         safety={"max_deprovision_ratio": None, **safety},

@@ -10,6 +10,7 @@ import pytest
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
 pytestmark = pytest.mark.fast
@@ -58,8 +59,8 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
             attributes={"userName": "a"},
         )
     )
-    store.links.record_outcomes([outcome])
-    assert store.links.processed([e.id for e in events]) == {events[0].id}
+    record(store, [outcome])
+    assert store.processed.among([e.id for e in events]) == {events[0].id}
     assert store.outbox.pending_count() == 1
     assert store.links.for_workers(["hr:1"])[("hr:1", "app")].attributes == {"userName": "a"}
     assert [e.action for e in store.log.recent("hr:1")] == ["create"]
@@ -92,10 +93,10 @@ def test_unlink_on_delete(store_url: str):
     store = Store(store_url)
     first = EventOutcome("e1")
     first.links.append(Link(worker_id="hr:1", target="app", account_id="abc"))
-    store.links.record_outcomes([first])
+    record(store, [first])
     second = EventOutcome("e2")
     second.unlinked.append(("hr:1", "app"))
-    store.links.record_outcomes([second])
+    record(store, [second])
     assert store.links.all() == []
     store.close()
 

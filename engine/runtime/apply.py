@@ -1,19 +1,18 @@
-"""Apply a batch of WorkerEvents: plan each, run its Actions through the writers, record the outcome.
-
-Different workers run concurrently (bounded); one worker's events and actions stay in order.
+"""Apply one WorkerEvent: plan it once, from links loaded for its batch, and run its Actions through
+the writers. The pipeline schedules events (one worker's in order); the Apply use case records them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action, ActionKind, Outcome, Result, ResultStatus, Worker
+from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import Target
-from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LogEntry, utcnow
+from provisioner.engine.contracts.records import ANY_TARGET, EventOutcome, Link, LinkKey, LogEntry, utcnow
 from provisioner.engine.kit.http import is_transient
 from provisioner.engine.runtime.batch import BatchReport as BatchReport  # where the pipeline finds it
 from provisioner.engine.runtime.priming import Primer
@@ -21,6 +20,10 @@ from provisioner.reconcile.classify import same_value
 from provisioner.rules.planner import Planner, attribute_diff
 
 log = logging.getLogger("provisioner.apply")
+
+# Links by (worker, target) as a plan may see them: as loaded for the batch, or as events applied
+# since left them (None: unlinked).
+Known = Mapping[LinkKey, Link | None]
 
 
 def failed_event(
@@ -38,63 +41,70 @@ def failed_event(
 
 
 class Planned(NamedTuple):
-    """An event's outcome so far and the actions due now; no actions: the outcome is complete."""
+    """One event's plan: its outcome so far, the actions due now (none: the outcome is complete), and
+    the worker's links by target those actions start from."""
 
     outcome: EventOutcome
     actions: list[Action]
+    links: dict[str, Link]
 
 
 class Applier:
-    """Plans one event and runs its actions through the writers; scheduling lives in the pipeline."""
+    """Plans one event from links loaded before (no I/O) and runs its actions through the writers;
+    scheduling lives in the pipeline, recording in the Apply use case."""
 
-    def __init__(
-        self,
-        planner: Planner,
-        targets: dict[str, Target],
-        clock: Callable[[], datetime] = utcnow,
-        accounts: Callable[[str, str], str | None] | None = None,
-    ):
+    def __init__(self, planner: Planner, targets: dict[str, Target], clock: Clock = system_clock):
         self.planner = planner
         self.targets = targets
         self.clock = clock  # what "now" is for lifecycle dates; tests move it
-        self.accounts = accounts  # (worker id, target) → account id, for references such as the manager
         self.primer = Primer()  # a slow target's listing delays only its own lookups
 
-    async def prime(self, events: list[WorkerEvent], links: dict[tuple[str, str], Link]) -> None:
+    def links_needed(self, events: list[WorkerEvent]) -> set[str]:
+        """The workers whose links plans of these events read: their own, and those of the people
+        their attributes name (a manager, whose account id is written), loaded before planning."""
+        workers = [ev.data.worker for ev in events if ev.data.worker is not None]
+        return {ev.subject for ev in events} | self.planner.references(workers, self.clock())
+
+    async def prime(self, events: list[WorkerEvent], links: Known) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
         workers = {ev.subject for ev in events if ev.data.worker}
         expected = {name: sum(1 for wid in workers if (wid, name) not in links) for name in self.targets}
         await self.primer.prime(self.targets, expected)
 
-    def plan_event(self, ev: WorkerEvent, links: dict[str, Link]) -> Planned:
-        """Plan one event (no I/O); what is due now is left for `apply_event`. A plan that cannot be
+    def plan_event(self, ev: WorkerEvent, known: Known) -> Planned:
+        """Plan one event from `known`, links by (worker, target) as loaded (`links_needed`) and moved
+        since (None: unlinked); no I/O. What is due now is for `apply_event`. A plan that cannot be
         evaluated comes back as a failed outcome with nothing to run."""
         outcome = EventOutcome(ev.id, ev)
         now = self.clock()
+        links = {name: link for name in self.targets if (link := known.get((ev.subject, name))) is not None}
         unresolved: list[tuple[str, str]] = []
 
         def account_of(worker_id: str, target: str) -> str | None:
-            found = self.accounts(worker_id, target) if self.accounts else None
-            if found is None:
+            link = known.get((worker_id, target))
+            if link is None:
                 unresolved.append((target, worker_id))
-            return found
+                return None
+            return link.account_id
 
         try:
-            planned = self.planner.plan(ev, links, now, account_of if self.accounts else None)
+            planned = self.planner.plan(ev, links, now, account_of)
         except ValueError as exc:  # a person must fix the policies
-            return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [])
+            return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [], links)
         outcome.unresolved = unresolved
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         if not due:
             outcome.settled = [ANY_TARGET, *self.targets]
-        return Planned(outcome, due)
+        return Planned(outcome, due, links)
 
-    async def apply_event(self, ev: WorkerEvent, links: dict[str, Link]) -> EventOutcome:
-        """Plan and run one event; `links` are this worker's current links by target."""
-        outcome, actions = self.plan_event(ev, links)
+    async def apply_event(self, planned: Planned) -> EventOutcome:
+        """Run a planned event's actions in order and say what they did."""
+        outcome, actions, links = planned
         if not actions:
             return outcome
+        assert outcome.event is not None
+        ev = outcome.event
         links = dict(links)
         failed: dict[str, list[tuple[Action, Result]]] = {}
         for action in actions:

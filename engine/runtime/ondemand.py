@@ -66,9 +66,12 @@ async def provision_one(
         return done
     event, links = admitted.event, admitted.links
     done.event = event
-    done.actions = parts.planner.plan(event, links, None, parts.account_of)
+    # One plan, shown and then run: what is due now, then what waits for its date.
+    known = await asyncio.to_thread(parts.known, [event])
+    planned = parts.applier.plan_event(event, known)
+    done.actions = [*planned.actions, *(planned.outcome.deferred or [])]
     show("plan", done.actions)
-    done.outcome = await parts.applier.apply_event(event, links)
+    done.outcome = await parts.applier.apply_event(planned)
     accounts = {target: link.account_id for target, link in links.items()}
     accounts.update({link.target: link.account_id for link in done.outcome.links})
     for entry in done.outcome.log:

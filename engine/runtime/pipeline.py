@@ -19,16 +19,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.records import EventOutcome, Link
-from provisioner.engine.runtime.apply import Applier, BatchReport
+from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey
+from provisioner.engine.runtime.apply import Applier, BatchReport, Planned
 from provisioner.engine.runtime.handover import Handover
 from provisioner.engine.runtime.health import RecordingHealth, internal_error
 from provisioner.engine.runtime.held import Held, read_retrying
+from provisioner.engine.runtime.overlay import LinkOverlay
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.pipeline")
-
-Key = tuple[str, str]
 
 
 class Pipeline:
@@ -57,8 +57,7 @@ class Pipeline:
         self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
         self._known: set[str] = set()  # event ids accepted and not yet recorded
-        # Links changed by applied but not yet recorded events; None = the account was unlinked.
-        self._overlay: dict[Key, Link | None] = {}
+        self._overlay = LinkOverlay()
         self._done: list[EventOutcome] = []
         self._pending = 0
         self._changed = asyncio.Condition()
@@ -67,7 +66,7 @@ class Pipeline:
         # Claims (store) before writes, so two engines never apply one event: `claim` takes a batch's
         # ids and returns those this engine holds; the others wait (runtime/held.py).
         self.held = (
-            Held(claim, store.links.processed, self._accept_in_order, self._finished_elsewhere, recheck_interval)
+            Held(claim, store.processed.among, self._accept_in_order, self._finished_elsewhere, recheck_interval)
             if claim is not None
             else None
         )
@@ -90,7 +89,7 @@ class Pipeline:
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
-        done = await read_retrying(self.store.links.processed, [e.id for e in candidates])
+        done = await read_retrying(self.store.processed.among, [e.id for e in candidates])
         report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
         for ev in candidates:
@@ -120,39 +119,34 @@ class Pipeline:
             return
         for ev in fresh:  # counted before the links are read, so the overlay outlives the read
             self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
-        stored = await read_retrying(self.store.links.for_workers, {ev.subject for ev in fresh})
+        # One read for the batch: its workers' links and those of the managers their plans name.
+        stored = await read_retrying(self.store.links.for_workers, self.applier.links_needed(fresh))
         await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
         wake = False
         for ev in fresh:
             previous = self._tails.get(ev.subject)
-            if previous is None:  # nothing of this worker's in flight: nothing due means done now
-                try:
-                    plan = self.applier.plan_event(ev, self._links(ev, stored))
-                except Exception as exc:
-                    wake |= self._complete(ev, internal_error(ev, exc))
+            planned = None
+            if previous is None:  # nothing of this worker's in flight: planned now, nothing due means done
+                planned = self._plan(ev, stored)
+                if not planned.actions:
+                    wake |= self._complete(ev, planned.outcome)
                     continue
-                if not plan.actions:
-                    wake |= self._complete(ev, plan.outcome)
-                    continue
-            # The task plans again, just before its actions run: a manager whose account was
-            # created meanwhile is then found.
-            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, stored))
+            # Behind another event of this worker: planned once that one finished, from what it left.
+            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, planned, stored))
             self.handover.queued(ev.id, task)
         if wake:  # once, after the loop: no pause between accepting these events
             await self._wake_flusher()
 
-    def _links(self, ev: WorkerEvent, stored: dict[Key, Link]) -> dict[str, Link]:
-        links: dict[str, Link] = {}
-        for target in self.applier.targets:
-            key = (ev.subject, target)
-            # The overlay holds what this batch already changed; a None there is an unlink.
-            link = self._overlay[key] if key in self._overlay else stored.get(key)
-            if link is not None:
-                links[target] = link
-        return links
+    def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link]) -> Planned:
+        try:
+            return self.applier.plan_event(ev, self._overlay.over(stored))
+        except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
+            return Planned(internal_error(ev, exc), [], {})
 
-    async def _run(self, ev: WorkerEvent, previous: asyncio.Task[None] | None, stored: dict[Key, Link]) -> None:
+    async def _run(
+        self, ev: WorkerEvent, previous: asyncio.Task[None] | None, planned: Planned | None, stored: dict[LinkKey, Link]
+    ) -> None:
         try:
             if previous is not None:
                 await asyncio.wait([previous])  # its failure is its own; ours must only come after it
@@ -160,7 +154,7 @@ class Pipeline:
                 if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
-                outcome = await self.applier.apply_event(ev, self._links(ev, stored))
+                outcome = await self.applier.apply_event(planned if planned is not None else self._plan(ev, stored))
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise
@@ -175,10 +169,7 @@ class Pipeline:
 
     def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
         """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""
-        for link in outcome.links:
-            self._overlay[(link.worker_id, link.target)] = link
-        for key in outcome.unlinked:
-            self._overlay[key] = None
+        self._overlay.moved(outcome)
         self._done.append(outcome)
         self._leave(ev)
         # The flusher waits for a first outcome (to start its interval), a full group, or the last
@@ -236,7 +227,7 @@ class Pipeline:
         if not batch:
             return
         try:
-            new = await asyncio.to_thread(self.store.links.record_outcomes, batch)
+            new = await asyncio.to_thread(record, self.store, batch)
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
             raise
@@ -244,9 +235,7 @@ class Pipeline:
         for outcome in batch:
             self._known.discard(outcome.event_id)
             self.handover.finished(outcome.event_id)  # (revoked after it completed without a task)
-        # The store now holds these links; keep overlay entries only for workers still in flight.
-        for key in [k for k in self._overlay if k[0] not in self._per_worker]:
-            del self._overlay[key]
+        self._overlay.recorded(self._per_worker)
         self._pending -= len(batch)
         if self.on_recorded:
             await self.on_recorded([o.event_id for o in batch])

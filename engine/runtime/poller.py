@@ -1,5 +1,7 @@
 """The virtual webhook's detection: what changed between a source's read and its last snapshot
-(`diff`, pure), the bad records a read quarantines, and pre-hires found again in another source.
+(`diff`: it writes nothing, and reads only the stored workers it needs, through `StoredSnapshots`,
+and who has an account when a work email is contested, through `linked`), the bad records a read
+quarantines, and pre-hires found again in another source.
 The Ingest use case (usecases/ingest.py) reads, runs this, admits and commits."""
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def _quarantine_duplicate_emails(
     if not contested:
         return  # nobody shares an address: the usual case, told without a list per person
     linked = set(linked_of(sorted(contested))) if linked_of is not None else None
+    if isinstance(snapshots, StoredSnapshots):
+        snapshots.preload(contested)  # in bulk: `_held` reads each of them
     claims: dict[str, list[Worker]] = {}
     for worker in read.workers:
         if worker.id in contested and worker.work_email:
@@ -162,7 +166,7 @@ def _contested(read: SourceRead) -> list[str]:
 async def read_records(source: Source, remote_ids: list[str]) -> SourceRead:
     """Only these records (a webhook named them): an incomplete read that leaves the cursor alone."""
     if not isinstance(source, FetchesOne):
-        raise SourceError(f"source {source.name} cannot read single records")
+        raise SourceError(f"source {source.name}: it cannot read single records")
     read = SourceRead(complete=False)
     for remote_id in dict.fromkeys(remote_ids):
         one = await source.fetch_one(remote_id)

@@ -18,11 +18,13 @@ from provisioner.engine.config import Config, parse_duration
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.runtime.protocol import Engine
 from provisioner.engine.runtime.views import record_reconcile
+from provisioner.engine.store.migrate import create_table_of
 from provisioner.reconcile.report import as_json as report_json
 from provisioner.reconcile.run import apply_fixes, reconcile
 
 log = logging.getLogger("provisioner.scheduler")
 
+JOB_TABLE = "scheduler_jobs"
 Scheduled = tuple[str, str, CronTrigger | IntervalTrigger]  # kind, name, when
 
 
@@ -83,8 +85,10 @@ async def run_job(kind: str, name: str, period: float) -> None:
 def build_scheduler(runtime: Engine) -> AsyncIOScheduler:
     """APScheduler with its stock executor and the jobs of `runtime`'s config, started (in a
     context of its own that names `runtime`: see `_scheduled_for`)."""
+    jobs = SQLAlchemyJobStore(engine=runtime.store.engine, tablename=JOB_TABLE)
+    create_table_of(runtime.store.engine, jobs.jobs_t)  # before start(), whose own CREATE races
     scheduler = AsyncIOScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=runtime.store.engine, tablename="scheduler_jobs")},
+        jobstores={"default": jobs},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone="UTC",
     )

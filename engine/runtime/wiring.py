@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.profile import Learner, TargetProfile
 from provisioner.engine.contracts.protocols import LeaseBusy, SharesNames, Source, Target
+from provisioner.engine.contracts.records import Link, LinkKey
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
@@ -103,12 +105,17 @@ class Parts:
         for name, target in self.targets.items():
             if isinstance(target, Learner):  # what any process learned about the app, this one starts from
                 target.use_profile(self.store.profiles.get(name), self._keeper(name))
-        self.applier = Applier(self.planner, self.targets, accounts=self.account_of)
+        self.applier = Applier(self.planner, self.targets)
 
     def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
         return partial(self.store.profiles.save, target)
 
+    def known(self, events: list[WorkerEvent]) -> dict[LinkKey, Link]:
+        """The links plans of these events read (their workers' and their managers'), in one read."""
+        return self.store.links.for_workers(self.applier.links_needed(events))
+
     def account_of(self, worker_id: str, target: str) -> str | None:
+        """One person's account id, read when asked: for commands that show a plan, not the pipeline."""
         link = self.store.links.for_workers([worker_id]).get((worker_id, target))
         return link.account_id if link is not None else None
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
@@ -79,6 +79,11 @@ class Claims:
         with self.db.session() as s:
             for chunk in chunks(event_ids):
                 s.exec(delete(EventClaim).where(col(EventClaim.owner) == owner, col(EventClaim.event_id).in_(chunk)))
+
+    def end(self, s: Session, event_ids: list[str]) -> None:
+        """Claims of events whose outcome this unit of work records: whoever held them is done."""
+        for chunk in chunks(event_ids):
+            s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(chunk)))
 
     def live(self, now: datetime | None = None) -> dict[str, str]:
         """Event id → owner of every claim not expired."""

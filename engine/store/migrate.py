@@ -19,7 +19,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Engine
 
 from provisioner.engine.store.db import create_tables, make_engine
@@ -58,6 +58,14 @@ def migrate(engine: Engine) -> None:
         if after != before:
             how = "recognised as made before migrations and stamped" if older else "migrated"
             log.debug("store schema %s: %s -> %s", how, before or "empty", after)
+
+
+def create_table_of(engine: Engine, table: Table) -> None:
+    """A table a library defines and creates itself (APScheduler's job store), created under the
+    schema lock: engines starting together on an empty database would otherwise race on its
+    CREATE TABLE (checkfirst is a read, then a write) and all but one fail to start."""
+    with _schema_lock(engine):
+        table.create(engine, checkfirst=True)
 
 
 def new_revision(message: str, rev_id: str) -> None:

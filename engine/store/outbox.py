@@ -3,6 +3,7 @@ by the relay, and confirmed once applied."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Text, cast, func, update
@@ -69,6 +70,11 @@ class Outbox:
     def mark_published(self, seqs: list[int]) -> None:
         with self.db.session() as s:
             s.exec(update(OutboxEvent).where(col(OutboxEvent.seq).in_(seqs)).values(published_at=utcnow()))
+
+    def confirm(self, s: Session, event_ids: list[str], now: datetime) -> None:
+        """These events are applied (their outcome is recorded in this unit of work): never re-published."""
+        for chunk in chunks(event_ids):
+            s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
 
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a

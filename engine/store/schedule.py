@@ -3,16 +3,18 @@ scheduled job per period."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
-from provisioner.engine.store.db import Database, as_utc, chunks
+from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
 from provisioner.engine.store.tables import Deferred, JobRun, Lease
 
 
@@ -27,14 +29,25 @@ class Schedule:
                 query = query.where(Deferred.worker_id == worker_id)
             return list(s.exec(query).all())
 
-    def due(self, s: Session, now: datetime) -> list[Deferred]:
-        """The deferred actions due at `now`, read in the unit of work that will take them."""
-        return list(s.exec(select(Deferred).where(col(Deferred.effective_at) <= as_utc(now))).all())
+    def claim_due(self, s: Session, now: datetime) -> list[Deferred]:
+        """The deferred actions due at `now`, taken by this unit of work: deleted as they are read
+        (DELETE … RETURNING), so an engine taking due work at the same moment (a second scheduler,
+        `sync` beside `run`) waits for this unit and then finds them gone, on PostgreSQL as on
+        SQLite. A plain read let both fire them, and let the second judge them again after the
+        first had spent the source's approval (and halt it). What this unit does not fire goes back
+        (`put_back`)."""
+        due = col(Deferred.effective_at) <= as_utc(now)
+        # Looked for first: with nothing due (most ticks) no write lock is taken.
+        if s.exec(select(Deferred.id).where(due).limit(1)).first() is None:
+            return []
+        table = Deferred.__table__  # type: ignore[attr-defined]
+        taken = s.connection().execute(table.delete().where(due).returning(*table.columns))
+        return [Deferred(**row._mapping) for row in taken]
 
-    def forget(self, s: Session, ids: Iterable[int]) -> None:
-        """Deferred actions that became events in this unit of work."""
-        for chunk in chunks(list(ids)):
-            s.exec(delete(Deferred).where(col(Deferred.id).in_(chunk)))
+    def put_back(self, s: Session, rows: Iterable[Deferred]) -> None:
+        """Claimed rows this unit did not fire (the SafetyGate held them): they fall due again, as
+        they were."""
+        insert_rows(s, Deferred, [row.model_dump() for row in rows])
 
     def acquire_lease(self, name: str, owner: str, seconds: float, record: bool = True, renew: bool = True) -> bool:
         """Take or renew the lease unless another live owner holds it; the check and the write are
@@ -77,3 +90,25 @@ class Schedule:
         with self.db.session() as s:
             query = select(JobRun).order_by(col(JobRun.started_at))
             return list(s.exec(query.where(JobRun.job == job) if job else query).all())
+
+    def replan(self, s: Session, deferred: Mapping[str, list[Action]]) -> None:
+        """Workers planned anew, each with the actions its plan deferred: they replace whatever was
+        scheduled for that worker before."""
+        for chunk in chunks(sorted(deferred)):
+            s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
+        rows = [_deferred_row(action) for actions in deferred.values() for action in actions]
+        if rows:
+            insert_rows(s, Deferred, rows)
+
+
+def _deferred_row(action: Action) -> dict[str, Any]:
+    assert action.effective_at is not None
+    return {
+        "worker_id": action.worker_id,
+        "target": action.target,
+        "action": action.action.value,
+        "effective_at": as_utc(action.effective_at),
+        "policy": action.policy,
+        "reason": action.reason,
+        "created_at": utcnow(),
+    }

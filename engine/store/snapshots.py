@@ -20,10 +20,19 @@ class Snapshots:
     def __init__(self, db: Database):
         self.db = db
 
-    def of_source(self, source: str, s: Session | None = None) -> StoredSnapshots:
+    def of_source(
+        self, source: str, s: Session | None = None, worker_ids: Iterable[str] | None = None
+    ) -> StoredSnapshots:
+        """The source's snapshots; with `worker_ids`, only those (the few a webhook named, not the
+        whole source's)."""
+        query = select(Snapshot.worker_id, Snapshot.content_hash).where(col(Snapshot.source) == source)
+        chunked = (
+            [query]
+            if worker_ids is None
+            else [query.where(col(Snapshot.worker_id).in_(c)) for c in chunks(sorted(set(worker_ids)))]
+        )
         with self.db.session(s) as session:
-            rows = session.execute(select(Snapshot.worker_id, Snapshot.content_hash).where(Snapshot.source == source))
-            hashes = {worker_id: digest for worker_id, digest in rows}
+            hashes = {worker_id: digest for one in chunked for worker_id, digest in session.execute(one)}
         return StoredSnapshots(self.db, source, hashes, s)
 
     def count(self, source: str, s: Session | None = None) -> int:

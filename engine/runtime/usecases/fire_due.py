@@ -19,7 +19,7 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
     snapshot as it is now."""
     now = clock()
     with store.unit() as s:
-        rows = store.schedule.due(s, now)
+        rows = store.schedule.claim_due(s, now)
         if not rows:
             return []
         due: dict[str, datetime] = {}
@@ -32,9 +32,10 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
             by_source.setdefault(WorkerId.parse(event.subject).source, []).append(event)
         held: set[str] = set()
         for source, mine in by_source.items():
-            held |= gate.admit(s, source, mine, DUE, now).held
+            # Of the workers the store knows, as a poll and provision-now judge theirs.
+            held |= gate.admit(s, source, mine, DUE, now, known_workers=store.snapshots.count(source, s)).held
         waiting = {e.subject for e in events if e.id in held}
-        store.schedule.forget(s, [r.id for r in rows if r.worker_id not in waiting and r.id is not None])
+        store.schedule.put_back(s, [r for r in rows if r.worker_id in waiting])
         events = [e for e in events if e.id not in held]
         store.outbox.enqueue(s, events)
     return events

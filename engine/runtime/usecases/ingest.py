@@ -1,7 +1,8 @@
-"""Ingest: read a source (async, its HTTP) → detect (pure: `poller.diff`) → admit (the SafetyGate)
-→ commit. Everything after the read is one synchronous function over one unit of work, run off the
-event loop by one `asyncio.to_thread`: for 100,000 people it takes seconds, during which the loop
-keeps answering health checks, webhooks and writes; and a poll commits all of it, or nothing."""
+"""Ingest: read a source (async, its HTTP) → detect (`poller.diff`, which writes nothing) → admit
+(the SafetyGate) → commit. Everything after the read is one synchronous function over one unit of
+work, run off the event loop by one `asyncio.to_thread`: for 100,000 people it takes seconds, during
+which the loop keeps answering health checks, webhooks and writes; and a poll commits all of it, or
+nothing."""
 
 from __future__ import annotations
 
@@ -45,11 +46,10 @@ async def ingest(
     With `only`, just those records are fetched, through the same diff (webhook and poll agree).
     With `correlate_on`, a new worker who is a pending pre-hire of another source takes that
     pre-hire's accounts over, and the pre-hire's own events stop."""
+    # Read before the source is asked: a store that cannot give it is the store's error, not the source's.
+    cursor = await asyncio.to_thread(store.snapshots.cursor, source.name) if only is None else {}
     try:
-        if only is not None:
-            read = await read_records(source, only)
-        else:
-            read = await source.read(await asyncio.to_thread(store.snapshots.cursor, source.name))
+        read = await read_records(source, only) if only is not None else await source.read(cursor)
     except Exception as exc:
         why = unreadable(source.name, exc)
         if only is None:  # one webhook's record failing says little about the source
@@ -66,7 +66,10 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
     # Before the diff, which moves the read's bad records to its quarantine.
     read_ids = [w.remote_id for w in read.workers] + list(read.gone)
     with store.unit() as s:
-        snapshots = store.snapshots.of_source(name, s)
+        # A webhook names a few people: their snapshots are read, and the source's size is counted.
+        named = [WorkerId.text(name, remote_id) for remote_id in read_ids] if reading.only else None
+        snapshots = store.snapshots.of_source(name, s, named)
+        known = len(snapshots) if named is None else store.snapshots.count(name, s)
         result = diff(name, read, snapshots, lambda ids: {wid for wid, _ in store.links.for_workers(ids)}, clock)
         handed = store.snapshots.handovers(s)
         result.events = [e for e in result.events if e.subject not in handed]
@@ -77,12 +80,12 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             for prehire, successor, key in handovers:
                 log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
         if gate is not None:
-            admission = gate.admit(s, name, result.events, POLL, now, known_workers=len(snapshots))
+            admission = gate.admit(s, name, result.events, POLL, now, known_workers=known)
             result.halted = admission.reason
             result.hold(admission.held)
         store.snapshots.hand_over(s, handovers)
         store.outbox.enqueue(s, result.events)
-        store.sources.polled(s, name, result.seen)
+        store.sources.polled(s, name, None if reading.only else result.seen)  # a webhook read a few, not the source
         complete = read.complete and not reading.only
         store.quarantine.replace(s, name, result.quarantined, complete, read_ids)
         store.snapshots.remove(s, name, result.removals)

@@ -15,6 +15,7 @@ from provisioner.engine.contracts.ports import Clock
 from provisioner.engine.contracts.protocols import SourceRead
 from provisioner.engine.contracts.records import EventOutcome, Link, by_worker
 from provisioner.engine.runtime.poller import Diff, diff
+from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.runtime.usecases.safety_gate import ON_DEMAND, SafetyGate
 from provisioner.engine.store import Store
 
@@ -61,4 +62,4 @@ def record_one(store: Store, worker_id: str, changes: Diff, outcome: EventOutcom
         store.snapshots.upsert(s, source, changes.upserts)
         store.quarantine.replace(s, source, [], complete=False, read_ids=[remote_id])
         store.sources.polled(s, source, None)
-    store.links.record_outcomes([outcome])
+    record(store, [outcome])

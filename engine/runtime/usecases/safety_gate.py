@@ -51,7 +51,6 @@ ON_DEMAND = Occasion("on demand", "provisioner.engine", acts=False)
 class Admission:
     held: set[str] = field(default_factory=set)  # event ids held back
     reason: str | None = None  # why: the new halt, or the halt the source was already under
-    newly_halted: bool = False
 
 
 class SafetyGate:
@@ -66,17 +65,16 @@ class SafetyGate:
         events: list[WorkerEvent],
         occasion: Occasion,
         now: datetime,
-        known_workers: int | None = None,
+        known_workers: int,
     ) -> Admission:
-        """Which of one source's events may go on. `known_workers`: what the ratio is of (None:
-        the count the source's last poll read)."""
+        """Which of one source's events may go on. `known_workers`: what the ratio is of, the
+        workers of this source the store knows (its snapshots)."""
         if not events:
             return Admission()
         state = self.store.sources.states(s).get(source)
         halted = state.reason if state and state.halted else None
-        known = known_workers if known_workers is not None else (state.workers if state else 0)
         links = self.store.links.for_workers({e.subject for e in events})
-        verdict = self.guard.check(events, links, known, halted, now, occasion.scope)
+        verdict = self.guard.check(events, links, known_workers, halted, now, occasion.scope)
         if not occasion.acts or not verdict.held:
             return Admission(verdict.held, verdict.reason)
         log = logging.getLogger(occasion.logger)
@@ -103,4 +101,4 @@ class SafetyGate:
             source,
             extra=where,
         )
-        return Admission(verdict.held, verdict.reason, newly_halted=True)
+        return Admission(verdict.held, verdict.reason)
