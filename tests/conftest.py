@@ -16,9 +16,22 @@ from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 from tests.cluster import TansuCluster, tansu_cluster
+from tests.counting import CountingApp
 from tests.processes import SESSION_MARKER, session_brokers, wait_for
 
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest -m fast` runs in this process alone: a fast file's PostgreSQL variants (the
+    `store_url` parameter) run with the whole suite (`pytest`). Any other selection is pytest's own."""
+    if (config.getoption("markexpr") or "").strip() != "fast":
+        return
+    elsewhere = [item for item in items if item.get_closest_marker("postgres")]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,6 +61,14 @@ def scim_server() -> Iterator[BackgroundServer]:
 def scim(scim_server: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=scim_server.url) as client:
         yield client
+
+
+@pytest.fixture
+def counting_scim() -> Iterator[tuple[CountingApp, BackgroundServer, httpx.Client]]:
+    """A scim2-server whose user writes are counted, and failed while `failing` is set."""
+    counting = CountingApp(scim_app())
+    with serve_wsgi(counting) as server, httpx.Client(base_url=server.url) as client:
+        yield counting, server, client
 
 
 @pytest.fixture

@@ -4,12 +4,16 @@ not even be planned keeps every active account."""
 
 from __future__ import annotations
 
+import pytest
+
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.apply import failed_event
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 def worker(**kw: str) -> Worker:

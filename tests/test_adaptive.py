@@ -11,6 +11,8 @@ import pytest
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.http import RetryPolicy, resilient_client
 
+pytestmark = pytest.mark.fast
+
 
 class Clock:
     def __init__(self) -> None:

@@ -25,6 +25,8 @@ from provisioner.engine.kit.oauth import ClientCredentials, RefreshToken
 from provisioner.sources import settings_problems
 from provisioner.sources.rest.connector import RestSource
 
+pytestmark = pytest.mark.fast
+
 SECRET = "s3cret-value-42"
 
 

@@ -10,6 +10,8 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.sources.bamboohr.connector import BambooHRSource, employee_to_worker
 from provisioner.sources.bamboohr.emulator import EmulatorState
 
+pytestmark = pytest.mark.fast
+
 
 def source(url: str, key: str, legacy: bool = True) -> BambooHRSource:
     base = f"{url}/api/gateway.php/acme" if legacy else f"{url}/api"

@@ -4,12 +4,16 @@ outcomes its own recording wrote. Store on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
+
 from provisioner.engine.contracts.records import EventOutcome, LogEntry
 from provisioner.engine.runtime.apply import BatchReport
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 from tests.test_handover import _events, _until, _Writer
+
+pytestmark = pytest.mark.fast
 
 
 class _FailingWriter(_Writer):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections import Counter
 
+import pytest
 from sqlmodel import select
 
 from provisioner.engine.contracts.events import change_event
@@ -14,6 +15,8 @@ from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 from provisioner.engine.store.tables import EventClaim, ProcessedEvent
+
+pytestmark = pytest.mark.fast
 
 # Owners on another host are never "provably gone": only expiry frees their claims.
 A, B = "elsewhere:1:1:a", "elsewhere:2:2:b"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from provisioner.engine.contracts.models import Account
 from provisioner.engine.contracts.records import Link
 from provisioner.reconcile.classify import Desired, classify
+
+pytestmark = pytest.mark.fast
 
 
 def account(id_: str, user: str, active: bool = True, **attrs: str) -> Account:

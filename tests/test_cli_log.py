@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli import app
 from provisioner.engine.cli.logview import Result, styled
 from provisioner.engine.contracts.records import RESULT_TONE, LogEntry, utcnow
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 def config(tmp_path: Path, store_url: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -13,6 +14,8 @@ from provisioner.sources.workable.emulator import WorkableState
 from provisioner.sources.workable.emulator import create_app as workable_app
 from provisioner.sources.workday.emulator import WorkdayState
 from provisioner.sources.workday.emulator import create_app as workday_app
+
+pytestmark = pytest.mark.fast
 
 
 def test_dump_prints_workers_and_check_flags_bad_credentials(tmp_path):

@@ -9,6 +9,8 @@ from provisioner.engine.cli.main import app
 from provisioner.engine.config import ConfigError, load_config
 from provisioner.sources import settings_problems
 
+pytestmark = pytest.mark.fast
+
 GOOD = """\
 sources:
   - name: hr

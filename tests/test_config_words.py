@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli import app
+
+pytestmark = pytest.mark.fast
 
 BASE = """\
 store: {{url: 'sqlite:///{db}'}}

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.engine.runtime.poller import correlate
 from tests.conftest import scim_users
+
+pytestmark = pytest.mark.fast
 
 PREHIRE = {
     "remote_id": "a1",
@@ -74,7 +79,7 @@ async def test_hris_worker_takes_over_the_prehire_accounts(tmp_path, scim_server
             "lifecycle": {"prehire_days": 30},
         }
     )
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         await runtime.poll("ats")
         await runtime.wait_idle(timeout=60)
         [prehire_account] = scim_users(scim)

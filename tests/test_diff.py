@@ -9,6 +9,8 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.protocols import SourceRead
 from provisioner.engine.runtime.poller import diff
 
+pytestmark = pytest.mark.fast
+
 
 def person(**kw) -> Worker:
     return Worker(id="hr:1", source="hr", remote_id="1", first_name="Ada", **kw)

@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from tests.faultproxy import FaultProxy, fault_proxy
 
+pytestmark = pytest.mark.fast
+
 DEADLINE = 10.0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.wiring import StoreNameClaims
@@ -15,6 +16,8 @@ from provisioner.reconcile.groups import find_duplicates, merge_duplicates
 from provisioner.targets import build_target
 from provisioner.targets.scim import ScimTarget
 from tests.conftest import make_config
+
+pytestmark = pytest.mark.fast
 
 USERS = 12
 SCHEMA_USER = "urn:ietf:params:scim:schemas:core:2.0:User"

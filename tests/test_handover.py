@@ -9,6 +9,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from provisioner.engine.contracts.events import WorkerEvent, change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome
@@ -17,6 +19,8 @@ from provisioner.engine.runtime.fleet import Vitals, claimer
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 class _Writer:

@@ -36,6 +36,8 @@ from provisioner.targets.scim_guards import FilterValueRefused, ListingRunaway, 
 from tests.conftest import make_config
 from tests.hostile_apps import Seen, huge_scim, lying_scim, paging_app, slow_scim
 
+pytestmark = pytest.mark.fast
+
 SECRET = "Bearer s3cret-token"
 
 

@@ -1,7 +1,11 @@
 """WorkerId: the one place a worker id is built and taken apart (the wire keeps the string)."""
 
+import pytest
+
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.protocols import normalize_records
+
+pytestmark = pytest.mark.fast
 
 
 def test_a_worker_id_round_trips_and_splits_at_the_first_colon_only():

@@ -13,6 +13,8 @@ from provisioner.engine.runtime.usecases.ingest import ingest
 from tests.test_end_to_end import write
 from tests.test_safety_and_schedule import linked_parts, staff
 
+pytestmark = pytest.mark.fast
+
 
 async def test_a_store_that_cannot_give_the_cursor_is_not_a_source_that_cannot_be_read(tmp_path, monkeypatch):
     parts, _ = linked_parts(tmp_path, 2)

@@ -4,6 +4,8 @@ import pytest
 
 from provisioner.targets.mapping import Path, build_resource, flatten, patch_operations
 
+pytestmark = pytest.mark.fast
+
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,6 +18,8 @@ from provisioner.engine.runtime.scheduler import JOB_TABLE
 from provisioner.engine.store import Store
 from provisioner.engine.store.db import make_engine
 from provisioner.engine.store.migrate import alembic_config, create_table_of
+
+pytestmark = pytest.mark.fast
 
 ADDED_SINCE_BASELINE = ("eventclaim", "targetclaim", "engine")
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry, utcnow
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 def person(n: int, first: str, last: str, email: str, **kw) -> Worker:  # type: ignore[no-untyped-def]

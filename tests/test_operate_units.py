@@ -15,6 +15,8 @@ from provisioner.engine.runtime.http.app import http_app
 from provisioner.engine.runtime.http.auth import SESSION_COOKIE, Auth, check_listen, is_loopback
 from provisioner.engine.runtime.replica import Replica
 
+pytestmark = pytest.mark.fast
+
 
 def config(tmp_path, **api) -> Config:  # type: ignore[no-untyped-def]
     return Config.model_validate({"store": {"url": f"sqlite:///{tmp_path / 'ops.db'}"}, "api": api})

@@ -29,6 +29,8 @@ from provisioner.engine.kit.paging import (
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.sources.rest.connector import RestSource
 
+pytestmark = pytest.mark.fast
+
 ROWS = [{"id": i} for i in range(23)]
 
 

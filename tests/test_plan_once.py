@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from provisioner.engine.config import PolicyConfig
 from provisioner.engine.contracts.events import WorkerEvent, change_event
 from provisioner.engine.contracts.models import Account, Result, ResultStatus, Worker
@@ -14,6 +16,8 @@ from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.store import Store
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
+
+pytestmark = pytest.mark.fast
 
 MANAGER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
 MAPPING = {

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from provisioner.engine.config import PolicyConfig
 from provisioner.engine.contracts.events import change_event, removal_event
 from provisioner.engine.contracts.models import ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
+
+pytestmark = pytest.mark.fast
 
 MAPPING = {"userName": "{{ worker.work_email }}", "title": "{{ worker.title or '' }}"}
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from provisioner.engine.config import LifecycleConfig, PolicyConfig
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
+
+pytestmark = pytest.mark.fast
 
 MAPPING = {"userName": "{{ worker.work_email }}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,6 +15,8 @@ from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import Outcome, Worker
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.targets.rest import RestTarget
+
+pytestmark = pytest.mark.fast
 
 
 def stubborn_app() -> Starlette:

@@ -11,10 +11,13 @@ from provisioner.engine.config import Config, TargetConfig
 from provisioner.engine.contracts.models import ResultStatus, Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.sources.lever.users_emulator import LeverUsersState, create_app
 from provisioner.targets.rest import RestTarget
 from tests.conftest import person
 from tests.test_end_to_end import sync, write
+
+pytestmark = pytest.mark.fast
 
 
 @pytest.fixture
@@ -62,7 +65,7 @@ async def test_hire_rename_terminate_rehire_and_adopt_through_the_engine(tmp_pat
             "policies": [{"name": "all", "when": "true", "grant": [{"target": "lever"}]}],
         }
     )
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         await sync(runtime)
         assert runtime.totals.failed == 0, runtime.totals.failures
         users = {u["email"]: u for u in lever_state.users.values()}

@@ -13,12 +13,15 @@ from provisioner.engine.config import Config, TargetConfig
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.servers import BackgroundServer, serve_asgi
 from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.sources.lever import users_emulator as lever_users
 from provisioner.targets.emulators import zendesk_users
 from provisioner.targets.rest import RestTarget
 from tests.test_end_to_end import sync, write
 from tests.test_rest_lever import person
 from tests.test_rest_lever import target_config as lever_config
+
+pytestmark = pytest.mark.fast
 
 
 @pytest.fixture
@@ -69,7 +72,7 @@ async def test_hire_adopt_suspend_and_delete_through_the_engine(tmp_path, zendes
             "safety": {"max_deprovision_ratio": None},  # two of four leaving at once is this test's point
         }
     )
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         await sync(runtime)
         assert runtime.totals.failed == 0, runtime.totals.failures
         users = {u["email"]: u for u in zendesk_state.users.values()}

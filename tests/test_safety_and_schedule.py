@@ -1,4 +1,5 @@
-"""The mass-deprovision guard and deferred actions, over the embedded broker and a real scim2-server."""
+"""The mass-deprovision guard and deferred actions, through the whole flow on the in-memory bus (fast
+tier) and a real scim2-server."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
 from provisioner.engine.contracts.ports import FixedClock
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.engine.runtime.ondemand import provision_one
 from provisioner.engine.runtime.usecases.fire_due import fire_due
 from provisioner.engine.runtime.usecases.ingest import ingest
@@ -21,6 +24,8 @@ from provisioner.engine.runtime.wiring import Parts
 from provisioner.engine.store import Deferred
 from tests.conftest import make_config, scim_users
 from tests.test_end_to_end import by_external_id, sync, write
+
+pytestmark = pytest.mark.fast
 
 
 def staff(n: int) -> list[dict[str, str]]:
@@ -49,7 +54,7 @@ async def test_a_source_that_suddenly_returns_nobody_halts_instead_of_deprovisio
     config_file = tmp_path / "config.yaml"
     config_file.write_text(json.dumps(config.model_dump(mode="json")))  # JSON is YAML
     cli = CliRunner()
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         assert await sync(runtime) == 6
         write(people)  # the export came back empty
         result = await runtime.poll("hr")
@@ -87,7 +92,7 @@ async def test_future_dated_termination_fires_when_due_and_a_later_change_replac
     config = make_config(
         f"sqlite:///{tmp_path / 's.db'}", scim_server.url, {"name": "hr", "type": "file", "path": str(people)}
     )
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         await sync(runtime)
         assert by_external_id(scim)["hr:0"]["active"]
         [scheduled] = runtime.store.schedule.deferred("hr:0")
@@ -125,7 +130,7 @@ async def test_scheduled_terminations_falling_due_together_pass_the_safety_guard
         {"name": "hr", "type": "file", "path": str(people)},
         safety={"max_deprovisions": 2, "max_deprovision_ratio": None},
     )
-    async with Runtime(config) as runtime:
+    async with Runtime(config, bus=MemoryBus()) as runtime:
         await sync(runtime)
         # A bad import dates four terminations for the same day; each poll event is only an update
         # with a scheduled disable, so the poll guard lets it through...

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from provisioner.engine.sandbox import vendors
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
 from provisioner.sources import emulated_types
+
+pytestmark = pytest.mark.fast
 
 
 def test_the_sandbox_names_no_vendor_and_prints_one_entry_per_emulator():

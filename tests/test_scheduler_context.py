@@ -8,9 +8,13 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.scheduler import build_scheduler
 from provisioner.engine.store import Store
+
+pytestmark = pytest.mark.fast
 
 
 class Engine:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.contracts.protocols import (
@@ -16,6 +18,8 @@ from provisioner.engine.contracts.protocols import (
 from provisioner.engine.runtime.priming import Primer
 from provisioner.targets.rest import RestSettings, RestTarget
 from provisioner.targets.scim import ScimTarget
+
+pytestmark = pytest.mark.fast
 
 CAPABILITIES = (ListsAccounts, Primes, ChecksItself, KnowsNotKept, ListsGroups, SharesNames, Learner)
 

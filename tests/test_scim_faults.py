@@ -19,6 +19,8 @@ from provisioner.targets.scim_support import DEFAULT_MAPPING
 from tests.conftest import scim_users
 from tests.faultproxy import FaultProxy, fault_proxy
 
+pytestmark = pytest.mark.fast
+
 SPEC = TargetSpec.compile("app", "disable", DEFAULT_MAPPING)
 
 

@@ -18,6 +18,8 @@ from provisioner.targets.scim import ScimTarget
 from provisioner.targets.scim_guards import ListingRunaway
 from provisioner.targets.scim_support import INDEX_TTL
 
+pytestmark = pytest.mark.fast
+
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 

@@ -21,6 +21,8 @@ from provisioner.sources.workday.connector import NS, WSSE, envelope
 from provisioner.sources.workday.emulator import WorkdayState
 from provisioner.sources.workday.emulator import create_app as workday_app
 
+pytestmark = pytest.mark.fast
+
 
 def workday_source(url: str, state: WorkdayState, path: str = "/ccx/service/acme/Human_Resources/v40.0", **extra: Any):
     """The Workday connector pointed at an emulator, with the emulator's credentials."""

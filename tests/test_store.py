@@ -13,6 +13,8 @@ from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
+pytestmark = pytest.mark.fast
+
 
 def worker(n: int, **kw) -> Worker:
     return Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}", **kw)

@@ -9,6 +9,8 @@ import pytest
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
+pytestmark = pytest.mark.fast
+
 WORKERS = [
     Worker(
         id="hr:1",

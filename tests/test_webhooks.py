@@ -21,6 +21,8 @@ from provisioner.sources.lever.emulator import create_app as lever_app
 from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
 from tests.conftest import make_config
 
+pytestmark = pytest.mark.fast
+
 
 async def until(condition, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout

@@ -76,7 +76,9 @@ class _QuietHandler(WSGIRequestHandler):
 def serve_wsgi(app: Any, port: int | None = None) -> BackgroundServer:
     port = port or free_port()
     httpd = make_server("127.0.0.1", port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, name=f"wsgi-{port}", daemon=True)
+    # shutdown() waits for the loop to look at its flag, every poll_interval (0.5 s by default):
+    # half a second at the end of every test that serves an app.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name=f"wsgi-{port}", daemon=True)
     thread.start()
 
     def stop() -> None:

@@ -1,4 +1,4 @@
-"""The running engine: pollers → outbox → relay → Kafka → consumer → writers.
+"""The running engine: pollers → outbox → relay → bus (Kafka, or in memory) → consumer → writers.
 
 `Runtime` is an async context manager; `sync --once` and `run` (runtime/service.py) are built on it.
 """
@@ -10,13 +10,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from datetime import datetime
-from typing import Annotated, Any
-
-from faststream import AckPolicy, Context
-from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from typing import Any
 
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
@@ -24,24 +19,15 @@ from provisioner.engine.contracts.ports import FixedClock, system_clock
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
-from provisioner.engine.runtime.bus import (
-    CONSUMER_GROUP,
-    EVENT_HEADERS,
-    consumer_source,
-    dead_letter_topic,
-    embedded_broker,
-    ensure_topics,
-    events_topic,
-    raw_values,
-)
 from provisioner.engine.runtime.fleet import Fleet, Vitals, claimer
 from provisioner.engine.runtime.http.metrics import Metrics
-from provisioner.engine.runtime.kafka_clients import broker_options, client_options, rebootstrapping_broker
+from provisioner.engine.runtime.kafka_bus import KafkaBus
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.operations import retry_events
 from provisioner.engine.runtime.pipeline import Pipeline
 from provisioner.engine.runtime.poller import Diff
 from provisioner.engine.runtime.polling import Polling
+from provisioner.engine.runtime.ports import Batch, Bus
 from provisioner.engine.runtime.rebalance import Rebalance
 from provisioner.engine.runtime.relay import Relay
 from provisioner.engine.runtime.usecases.fire_due import fire_due
@@ -53,9 +39,19 @@ log = logging.getLogger("provisioner.engine")
 class Runtime:
     """Owns the bus connection, the outbox relay and the consumer for one engine process."""
 
-    def __init__(self, config: Config, *, consume: bool = True, parts: Parts | None = None, one_shot: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        consume: bool = True,
+        parts: Parts | None = None,
+        one_shot: bool = False,
+        bus: Bus | None = None,
+    ):
         self.config = config
-        self.one_shot = one_shot  # `sync --once`: takes partitions by assignment, never joins the group
+        # Kafka unless a bus is given (the in-memory one of the fast tests). `one_shot` (`sync
+        # --once`) takes partitions by assignment and never joins the consumer group.
+        self.bus: Bus = bus or KafkaBus(config.kafka, batch_size=config.engine.batch_size, one_shot=one_shot)
         # Who holds a lease: host, pid and start time, so a restart can tell its crashed predecessor is gone.
         self.owner = new_owner()
         self.parts = parts or Parts(config)
@@ -79,23 +75,25 @@ class Runtime:
         self.offsets = Offsets()
         self.fleet = Fleet(self.store, self.owner, config.engine, self.pipeline, self.offsets, self.vitals)
         self.metrics.watch(self.fleet)
-        self.broker: KafkaBroker | None = None
-        self._stack = AsyncExitStack()
+        self._started = False
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
-        self._subscribers: list[Any] = []
         self._stopping = False
         self._polling = Polling(self.parts, self.metrics)
 
     async def __aenter__(self) -> Runtime:
-        try:
-            await self._start()
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        handler = self._handle if self.consume else None
+        # Lost partitions: stop starting their work before the new owner starts (rebalance.py).
+        await self.bus.start(handler, Rebalance(self.fleet, self.config.engine.revoke_wait))
+        self._started = True
+        self._relay = Relay(self.store, self.bus.publisher(), self.owner, self._wake, self.vitals)
+        self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
+        self._beat_task = asyncio.create_task(self.fleet.run(lambda: self._stopping), name="engine-heartbeat")
+        collect_rarely()
+        freeze_startup()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -108,75 +106,31 @@ class Runtime:
                     await task
         if self._relay:
             await self._relay.aclose()
-        for subscriber in self._subscribers:
-            await subscriber.stop()  # no new batches from here on
-        # The last flush may publish dead letters, so the producer (in the stack) stops after it;
-        # what was not recorded stays unconfirmed and is re-published.
+        await self.bus.stop_consuming()  # no new batches from here on
+        # The last flush may publish dead letters, so the bus closes after it; what was not
+        # recorded stays unconfirmed and is re-published.
         await self.pipeline.aclose()
         await self.fleet.aclose()
-        await self._stack.aclose()
+        await self.bus.aclose()
         await self.parts.aclose()
 
-    async def _start(self) -> None:
-        kafka = self.config.kafka
-        topic = events_topic(kafka)
-        options = client_options(kafka)
-        bootstrap = kafka.bootstrap_servers or [await self._stack.enter_async_context(embedded_broker())]
-        partitions = await ensure_topics(bootstrap, kafka, [topic, dead_letter_topic(kafka)])
-        assignment, topics = consumer_source(kafka, topic, partitions, one_shot=self.one_shot)
-        broker = KafkaBroker(
-            bootstrap,
-            logger=logging.getLogger("provisioner.kafka"),
-            log_level=logging.DEBUG,
-            **broker_options(kafka),
-        )
-        if self.consume:
-            subscriber = broker.subscriber(
-                *topics,
-                **assignment,
-                group_id=CONSUMER_GROUP,  # offsets are committed under it either way (Offsets)
-                batch=True,
-                auto_offset_reset="earliest",
-                max_records=self.config.engine.batch_size,
-                # When a fetch comes back empty FastStream also sleeps this long before the next:
-                # an idle engine's reaction time is twice this (200 ms made a webhook take 400 ms).
-                batch_timeout_ms=50,
-                # Offsets are committed by hand, only past what the store has recorded (Offsets).
-                ack_policy=AckPolicy.MANUAL,
-                decoder=raw_values,
-                # Lost partitions: stop starting their work before the new owner starts (rebalance.py).
-                **({"listener": Rebalance(self.fleet, self.config.engine.revoke_wait)} if topics else {}),
-            )
-            subscriber(self._handle)
-            self._subscribers.append(subscriber)
-        await broker.start()
-        self._stack.push_async_callback(broker.stop)
-        rebootstrapping_broker(broker, self._subscribers)
-        self.broker = broker
-        self._relay = Relay(self.store, bootstrap, topic, self.owner, self._wake, self.vitals, options)
-        self._relay_task = asyncio.create_task(self._relay.run(lambda: self._stopping), name="outbox-relay")
-        self._beat_task = asyncio.create_task(self.fleet.run(lambda: self._stopping), name="engine-heartbeat")
-        collect_rarely()
-        freeze_startup()
-
-    async def _handle(self, messages: list[bytes], message: Annotated[KafkaMessage, Context("message")]) -> None:
+    async def _handle(self, batch: Batch) -> None:
         events, ids = [], list[str | None]()
-        for raw in messages:
+        for record in batch.records:
             try:
-                events.append(WorkerEvent.model_validate_json(raw))
+                events.append(WorkerEvent.model_validate_json(record.value or b""))
                 ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
                 ids.append(None)
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
-        consumer: Any = message.consumer  # aiokafka's consumer, whose assignment moves in rebalances
-        owned = {(p.topic, p.partition) for p in consumer.assignment() - self.offsets.revoking}
+        records, consumer = batch.records, batch.consumer  # its assignment moves in rebalances
+        owned = consumer.assignment() - self.offsets.revoking
         if any((r.topic, r.partition) not in owned for r in records):  # fetched before a revocation
             kept = [i for i, r in enumerate(records) if (r.topic, r.partition) in owned]
             records, ids = tuple(records[i] for i in kept), [ids[i] for i in kept]
             still = set(ids)
             events = [e for e in events if e.id in still]
-        self.offsets.track(message.consumer, records, ids)
+        self.offsets.track(consumer, records, ids)
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
         self.offsets.settle(self.pipeline.in_flight)
         await self.offsets.commit()
@@ -203,15 +157,10 @@ class Runtime:
             error,
             extra={"event_id": event.id, "worker_id": event.subject},
         )
-        if self.broker is None or self._stopping:
+        if not self._started or self._stopping:
             return
         try:
-            await self.broker.publish(
-                event.model_dump_json().encode(),
-                dead_letter_topic(self.config.kafka),
-                key=event.subject.encode(),
-                headers={**EVENT_HEADERS, "x-error": error[:1000]},
-            )
+            await self.bus.dead_letter(event.subject.encode(), event.model_dump_json().encode(), error)
         except Exception as exc:
             log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
 
@@ -229,7 +178,7 @@ class Runtime:
             store = True
         except Exception:  # unreachable or failing: not ready
             store = False
-        broker = self.broker is not None and await self.broker.ping(timeout=2.0)
+        broker = self._started and await self.bus.ping()
         stalled = self.fleet.stalled()
         if stalled:
             log.warning("not ready: %s", stalled)

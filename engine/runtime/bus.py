@@ -1,4 +1,6 @@
-"""The event bus: a Kafka cluster when configured, else the embedded Tansu broker."""
+"""Kafka's side of the event bus (runtime/kafka_bus.py puts it behind the Bus port): the topics, the
+consumer group and how the consumer takes its partitions, and the embedded Tansu broker used when no
+cluster is configured."""
 
 from __future__ import annotations
 

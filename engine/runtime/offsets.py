@@ -1,6 +1,6 @@
-"""Kafka offsets committed by hand, only past what the store has recorded.
+"""Bus offsets committed by hand, only past what the store has recorded.
 
-The pipeline applies events out of Kafka order (different workers run concurrently), so an offset
+The pipeline applies events out of bus order (different workers run concurrently), so an offset
 counts as done once its event's outcome is in the store — or at once when the event needed
 nothing (already processed, or not an event at all). Per partition the commit is the first
 offset not yet done: a consumer that dies has everything after it re-delivered to another member
@@ -11,34 +11,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
-from aiokafka import TopicPartition
+from provisioner.engine.runtime.ports import Consumer, Partition, Record
 
 log = logging.getLogger("provisioner.offsets")
 
 
 class Offsets:
     def __init__(self) -> None:
-        self._consumer: Any = None
-        self._done: dict[TopicPartition, dict[int, bool]] = {}  # per partition: offset → recorded yet
-        self._by_event: dict[str, list[tuple[TopicPartition, int]]] = {}
-        self.committed: dict[TopicPartition, int] = {}  # the last offset committed per partition (lag)
+        self._consumer: Consumer | None = None
+        self._done: dict[Partition, dict[int, bool]] = {}  # per partition: offset → recorded yet
+        self._by_event: dict[str, list[tuple[Partition, int]]] = {}
+        self.committed: dict[Partition, int] = {}  # the last offset committed per partition (lag)
         # Partitions being handed over in a rebalance: only outcomes really recorded count as done
         # there, never an event the pipeline dropped for the new owner (it is not in flight either).
-        self.revoking: set[TopicPartition] = set()
+        self.revoking: set[Partition] = set()
 
     @property
-    def consumer(self) -> Any:
+    def consumer(self) -> Consumer | None:
         return self._consumer
 
-    def track(self, consumer: Any, records: Iterable[Any], event_ids: list[str | None]) -> None:
+    def track(self, consumer: Consumer, records: Iterable[Record], event_ids: list[str | None]) -> None:
         """The records of one fetched batch, each with its event id (None: not an event)."""
         self._consumer = consumer
-        partitions: dict[tuple[str, int], TopicPartition] = {}  # one per partition, not per record
+        partitions: dict[tuple[str, int], Partition] = {}  # one per partition, not per record
         for record, event_id in zip(records, event_ids, strict=True):
             key = (record.topic, record.partition)
-            partition = partitions.get(key) or partitions.setdefault(key, TopicPartition(*key))
+            partition = partitions.get(key) or partitions.setdefault(key, Partition(*key))
             self._done.setdefault(partition, {})[record.offset] = event_id is None
             if event_id is not None:
                 self._by_event.setdefault(event_id, []).append((partition, record.offset))
@@ -60,13 +59,13 @@ class Offsets:
                 if offsets is not None and offset in offsets:
                     offsets[offset] = True
 
-    def revoke(self, partitions: Iterable[TopicPartition]) -> set[str]:
+    def revoke(self, partitions: Iterable[Partition]) -> set[str]:
         """Partitions about to be handed over; returns the ids of their events not yet done."""
         lost = set(partitions)
         self.revoking |= lost
         return {eid for eid, places in self._by_event.items() if any(p in lost for p, _ in places)}
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+    def forget(self, partitions: Iterable[Partition]) -> None:
         """Partitions revoked in a rebalance: their new owner reads on from our last commit."""
         lost = set(partitions)
         for partition in lost:
@@ -79,9 +78,9 @@ class Offsets:
             else:
                 del self._by_event[event_id]
 
-    def committable(self) -> dict[TopicPartition, int]:
+    def committable(self) -> dict[Partition, int]:
         """Per partition, the offset after the longest run of done records from the oldest one."""
-        out: dict[TopicPartition, int] = {}
+        out: dict[Partition, int] = {}
         for partition, offsets in self._done.items():
             last = None
             for offset in sorted(offsets):

@@ -1,6 +1,6 @@
 """What an engine does when the consumer group takes partitions away from it.
 
-Before the new owner starts (aiokafka awaits this listener before rejoining the group) the engine
+Before the new owner starts (the bus awaits this listener before the partitions move on) the engine
 stops starting work for the lost partitions: their events not yet started are dropped (the new
 owner applies them), those in flight get `engine.revoke_wait` to finish and be recorded, and the
 offsets recorded meanwhile are committed while the partitions are still ours. Whatever is still
@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
-from aiokafka import ConsumerRebalanceListener
 
 from provisioner.engine.runtime.fleet import Fleet
+from provisioner.engine.runtime.ports import Partition
 
 log = logging.getLogger("provisioner.engine")
 
 
-class Rebalance(ConsumerRebalanceListener):
+class Rebalance:
+    """The bus's RebalanceListener (runtime/ports.py)."""
+
     def __init__(self, fleet: Fleet, wait: float):
         self.fleet = fleet
         self.wait = wait
 
-    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
         if not revoked:
             return
         fleet, started = self.fleet, time.monotonic()
@@ -50,7 +50,7 @@ class Rebalance(ConsumerRebalanceListener):
             time.monotonic() - started,
         )
 
-    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
         self.fleet.offsets.revoking.clear()  # the group's new assignment is settled
         if assigned:
             names = sorted(f"{p.topic}:{p.partition}" for p in assigned)
