@@ -5,6 +5,7 @@ together on one empty database all come up."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -66,25 +67,33 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url:
     engine.dispose()
 
 
-def test_engines_starting_together_on_an_empty_database_all_come_up(store_url: str):
-    start = threading.Barrier(4)
+def _all_at_once(step: Callable[[], None], n: int = 4) -> None:
+    """`n` threads wait for one another, then each runs `step` at the same moment; none may fail."""
+    start = threading.Barrier(n)
     errors: list[BaseException] = []
 
-    def open_store() -> None:
+    def run() -> None:
         try:
             start.wait()
-            store = Store(store_url)
-            store.outbox.pending_count()
-            store.close()
+            step()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
+
+
+def test_engines_starting_together_on_an_empty_database_all_come_up(store_url: str):
+    def open_store() -> None:
+        store = Store(store_url)
+        store.outbox.pending_count()
+        store.close()
+
+    _all_at_once(open_store)
     assert _version(store_url) == _head()
 
 
@@ -92,22 +101,7 @@ def test_engines_starting_together_all_create_the_scheduler_table(store_url: str
     """APScheduler's job table is created by the library on start (a checkfirst read, then a CREATE):
     engines starting together raced on it and all but one exited; under the schema lock all come up."""
     store = Store(store_url)
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def create() -> None:
-        try:
-            jobs = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
-            start.wait()
-            create_table_of(store.engine, jobs.jobs_t)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    jobs = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
+    _all_at_once(lambda: create_table_of(store.engine, jobs.jobs_t))
     assert JOB_TABLE in inspect(store.engine).get_table_names()
     store.close()
