@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from scim2_models import Context, EnterpriseUser, PatchOp, User
+from starlette.requests import Request
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -95,12 +96,7 @@ class LightScim:
             if parts == ["ServiceProviderConfig"]:
                 return await _send(send, 200, CONFIG)
             return await self.discovery(scope, receive, send)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await Request(scope, receive).body()
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         try:
             document = json.loads(body) if body else {}
