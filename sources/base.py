@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -95,6 +96,7 @@ class HttpSource:
             policy=self.retry_policy(),
             app=f"source {name}",
             max_response=settings.max_response_bytes,
+            tls=self.tls_for(settings),
         )
 
     @classmethod
@@ -135,12 +137,22 @@ class HttpSource:
             return None, [(("auth",), str(exc))]
         if cls.requires_auth and auth.type == "none":
             return None, [((), f"{cls.vendor} needs credentials: {cls.credential_hint}")]
+        try:
+            cls.tls_for(settings)
+        except ValueError as exc:
+            return None, [((), str(exc))]
         return settings, []
 
     @classmethod
     def auth_for(cls, settings: HttpSourceSettings) -> AuthScheme:
         """The auth scheme these settings describe; raises ValueError naming what is missing."""
         return settings.auth
+
+    @classmethod
+    def tls_for(cls, settings: HttpSourceSettings) -> ssl.SSLContext | None:
+        """TLS settings other than the default (a client certificate); raises ValueError naming
+        what cannot be loaded."""
+        return None
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.settings.max_attempts, base_delay=self.settings.backoff)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.sources.adp import emulator as adp
 from provisioner.sources.bamboohr import emulator as bamboohr
 from provisioner.sources.greenhouse import emulator as greenhouse
 from provisioner.sources.lever import emulator as lever
@@ -27,6 +28,7 @@ class Harness:
     label: str = ""
     scoped_fetch: bool = True  # a single-record fetch knows when a record left scope
     forbid: str | None = None  # a path the credential may lack permission for (403)
+    serve: Callable[[Any], Any] | None = None  # (state) -> a running server, when plain serve_asgi will not do
 
     def __str__(self) -> str:
         return self.label or self.type
@@ -161,5 +163,26 @@ HARNESSES = [
         {"password": "wrong-password"},
         lambda s, rid: s.change(rid, title="Principal Engineer"),
         lambda s, rid: s.change(rid, country="Germany"),
+    ),
+    Harness(
+        "adp",
+        lambda: adp.AdpState(key_passphrase="key-passphrase"),
+        adp.create_app,
+        lambda url, s: {
+            "base_url": url,
+            "token_url": f"{url}/auth/oauth/v2/token",
+            "client_id": s.client_id,
+            "client_secret": s.client_secret,
+            "cert_file": str(s.tls.client_cert),
+            "key_file": str(s.tls.client_key),
+            "key_password": s.key_passphrase,
+            "ca_file": str(s.tls.ca),
+            **FAST,
+        },
+        {"client_secret": "wrong-secret"},
+        lambda s, rid: s.change(rid, job_title="Principal Engineer"),
+        lambda s, rid: s.change(rid, hire_date="31/12/2020"),
+        forbid="/hr/v2/workers",
+        serve=lambda s: s.serve(),  # over TLS, requiring the client certificate (mutual TLS)
     ),
 ]

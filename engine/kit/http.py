@@ -10,6 +10,7 @@ import collections
 import email.utils
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,14 +264,19 @@ def resilient_client(
     limit: AdaptiveLimit | None = None,
     app: str = "the app",
     max_response: int = DEFAULT_MAX_RESPONSE,
+    tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient with retries, an optional client-side rate limit and an optional limit on
     requests in flight (adaptive or fixed); it talks only to the origin of `base_url` (and the
     auth's token endpoint) and reads no answer over `max_response` bytes. `app` names the
-    source or target in errors."""
+    source or target in errors. `tls` replaces the default TLS settings (a client certificate
+    for mutual TLS, a private CA)."""
     bucket = limiter_for(rate, burst, window)
     origins = allowed_origins([base_url, getattr(auth, "token_url", None)])
-    transport = ResilientTransport(policy, bucket, limit=limit, app=app, origins=origins, max_response=max_response)
+    wrapped = httpx.AsyncHTTPTransport(verify=tls, limits=httpx.Limits(max_connections=64)) if tls else None
+    transport = ResilientTransport(
+        policy, bucket, wrapped, limit=limit, app=app, origins=origins, max_response=max_response
+    )
     return httpx.AsyncClient(base_url=base_url, auth=auth, headers=headers, timeout=timeout, transport=transport)
 
 

@@ -35,9 +35,9 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 
 class BackgroundServer:
-    def __init__(self, port: int, stop: Callable[[], None]):
+    def __init__(self, port: int, stop: Callable[[], None], scheme: str = "http"):
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         self._stop = stop
 
     def stop(self) -> None:
@@ -50,9 +50,12 @@ class BackgroundServer:
         self.stop()
 
 
-def serve_asgi(app: Any, port: int | None = None) -> BackgroundServer:
+def serve_asgi(app: Any, port: int | None = None, **tls: Any) -> BackgroundServer:
+    """`tls` are uvicorn's ssl_* settings (ssl_certfile, ssl_keyfile, ssl_ca_certs, ssl_cert_reqs):
+    with them the app is served over HTTPS, e.g. requiring a client certificate."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **tls)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
     thread.start()
     wait_for_port(port)
@@ -61,7 +64,7 @@ def serve_asgi(app: Any, port: int | None = None) -> BackgroundServer:
         server.should_exit = True
         thread.join(timeout=5)
 
-    return BackgroundServer(port, stop)
+    return BackgroundServer(port, stop, "https" if tls else "http")
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

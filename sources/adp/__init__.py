@@ -1,0 +1,3 @@
+"""ADP Workforce Now (HRIS, REST over mutual TLS)."""
+
+CONNECTOR = "AdpSource"

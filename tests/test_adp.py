@@ -1,0 +1,187 @@
+"""ADP Workforce Now: mutual TLS, $top/$skip paging to the 204 past the end, the event queue as a
+change feed whose messages are deleted only after their change is committed, and statuses."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.kit.servers import serve_asgi
+from provisioner.sources import build_source, settings_problems
+from provisioner.sources.adp.emulator import AdpState, create_app
+from tests.source_harness import FAST
+
+
+@pytest.fixture
+def adp() -> Iterator[tuple[AdpState, list[str], str]]:
+    state = AdpState(key_passphrase="key-passphrase")
+    ids = state.seed(7)
+    with state.serve() as server:
+        yield state, ids, server.url
+
+
+def settings(state: AdpState, url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "base_url": url,
+        "token_url": f"{url}/auth/oauth/v2/token",
+        "client_id": state.client_id,
+        "client_secret": state.client_secret,
+        "cert_file": str(state.tls.client_cert),
+        "key_file": str(state.tls.client_key),
+        "key_password": state.key_passphrase,
+        "ca_file": str(state.tls.ca),
+        **FAST,
+        **overrides,
+    }
+
+
+def connect(state: AdpState, url: str, **overrides: Any) -> Any:
+    return build_source("adp", "adp", settings(state, url, **overrides))
+
+
+def listing_requests(state: AdpState) -> list[str]:
+    return [r for r in state.seen if r.startswith("GET /hr/v2/workers?")]
+
+
+async def test_without_the_client_certificate_the_handshake_is_refused(adp):
+    state, _ids, url = adp
+    other = {"cert_file": str(state.tls.other_client_cert), "key_file": str(state.tls.other_client_key)}
+    stranger = connect(state, url, **other, key_password=None)
+    with pytest.raises(SourceError, match=r"ADP refused the TLS handshake .*client certificate") as caught:
+        await stranger.read({})
+    await stranger.aclose()
+    assert state.seen == [] and not state.tokens  # neither the token endpoint nor the API answered
+    assert state.client_secret not in str(caught.value)
+    # A client that presents no certificate at all fails the handshake too.
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=state.tls.ca)) as bare:
+        with pytest.raises(httpx.HTTPError):
+            await bare.post(f"{url}/auth/oauth/v2/token", data={"grant_type": "client_credentials"})
+
+
+async def test_over_plain_http_the_api_answers_that_no_certificate_was_presented():
+    state = AdpState()
+    state.seed(1)
+    with serve_asgi(create_app(state)) as server:
+        async with httpx.AsyncClient() as plain:
+            answer = await plain.post(f"{server.url}/auth/oauth/v2/token", data={"grant_type": "client_credentials"})
+    assert answer.status_code == 401
+    assert answer.json()["error_description"] == "proper client ssl certificate was not presented"
+
+
+def test_a_key_that_does_not_open_is_one_clear_problem_without_the_passphrase():
+    state = AdpState(key_passphrase="key-passphrase")
+    wrong = settings(state, "https://api.adp.com", key_password="not-the-passphrase")
+    problems = settings_problems({"name": "adp", "type": "adp", **wrong}, {"name", "type"})
+    assert len(problems) == 1 and "does not load with its key" in problems[0][1]
+    assert "not-the-passphrase" not in problems[0][1]
+    missing = settings(state, "https://api.adp.com", cert_file="/nonexistent/adp.pem")
+    assert "no such file" in settings_problems({"type": "adp", **missing}, {"type"})[0][1]
+    too_big = settings(state, "https://api.adp.com", page_size=500)
+    assert settings_problems({"type": "adp", **too_big}, {"type"})[0][0] == ("page_size",)
+
+
+async def test_paging_takes_top_and_skip_until_the_204_past_the_end(adp):
+    state, ids, url = adp
+    state.hire(first_name="Eight", last_name="Person", personal_email="eight@mail.example", notify=False)
+    source = connect(state, url, page_size=4)  # eight workers: two full pages, then 204
+    read = await source.read({})
+    await source.aclose()
+    assert len(read.workers) == 8 and read.complete and not read.quarantined
+    assert [r.split("?")[1] for r in listing_requests(state)] == [
+        "%24top=4&%24skip=0",
+        "%24top=4&%24skip=4",
+        "%24top=4&%24skip=8",
+    ]
+    manager = {w.remote_id: w for w in read.workers}[ids[1]].manager_id
+    assert manager == f"adp:{ids[0]}"
+
+
+async def test_a_change_is_read_from_the_queue_and_its_message_deleted_only_after_commit(adp):
+    state, ids, url = adp
+    source = connect(state, url)
+    first = await source.read({})  # full; committed as `first.cursor`
+    state.change(ids[2], job_title="Principal Engineer")
+    msgid = state.queue[0]["id"]
+    before = len(listing_requests(state))
+
+    second = await source.read(first.cursor)
+    assert second.cursor["mode"] == "incremental" and not second.complete
+    assert [(w.remote_id, w.title) for w in second.workers] == [(ids[2], "Principal Engineer")]
+    assert len(listing_requests(state)) == before  # one worker fetched, no listing
+    assert [m["id"] for m in state.queue] == [msgid] and state.deleted == []  # not committed yet
+
+    # The engine crashed before committing `second`: the next poll starts from `first.cursor`
+    # again and the message is still there to say what changed.
+    again = await source.read(first.cursor)
+    assert [w.remote_id for w in again.workers] == [ids[2]] and state.deleted == []
+
+    third = await source.read(again.cursor)  # `again` was committed: now its message goes
+    await source.aclose()
+    assert state.deleted == [msgid] and state.queue == []
+    assert third.workers == [] and third.cursor["queue_ack"] == []
+
+
+async def test_messages_a_full_read_covered_are_deleted_unread(adp):
+    state, ids, url = adp
+    source = connect(state, url)
+    state.change(ids[1], job_title="Staff Engineer")
+    state.change(ids[3], job_title="Staff Engineer")
+    full = await source.read({})  # reads both changes, as everything else
+    fetched = len(state.seen)
+    after = await source.read(full.cursor)
+    await source.aclose()
+    assert after.workers == [] and state.queue == [] and len(state.deleted) == 2
+    assert not any(r.startswith("GET /hr/v2/workers") for r in state.seen[fetched:])
+
+
+async def test_a_queue_that_fell_behind_is_caught_up_by_one_full_read(adp):
+    state, ids, url = adp
+    source = connect(state, url, queue_backlog="0s")  # any queued change counts as a backlog
+    first = await source.read({})
+    state.change(ids[4], job_title="Head of Things")
+    state.change(ids[5], job_title="Head of Things")
+    caught_up = await source.read(first.cursor)
+    drained = await source.read(caught_up.cursor)
+    await source.aclose()
+    assert caught_up.complete and len(caught_up.workers) == 7
+    assert drained.workers == [] and state.queue == [] and len(state.deleted) == 2
+
+
+async def test_statuses_terminated_on_leave_and_future_hire(adp):
+    state, ids, url = adp
+    source = connect(state, url)
+    first = await source.read({})
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    state.terminate(ids[1], on=yesterday)
+    terminated = await source.read(first.cursor)
+    people = {w.remote_id: w for w in terminated.workers}
+    assert people[ids[1]].status.value == "terminated"
+    assert people[ids[1]].termination_date == date.today() - timedelta(days=1)
+    state.workers[ids[2]]["on_leave"] = True
+    future = (date.today() + timedelta(days=14)).isoformat()
+    hired = state.hire(first_name="Nova", last_name="Start", personal_email="nova@mail.example", start_date=future)
+    full = {w.remote_id: w for w in (await source.read({})).workers}
+    await source.aclose()
+    assert full[ids[2]].status.value == "on_leave"
+    assert full[hired].status.value == "pending" and full[hired].start_date.isoformat() == future
+    assert full[ids[3]].status.value == "active" and full[ids[3]].department and full[ids[3]].division == "Corporate"
+
+
+async def test_rate_limit_and_errors_carry_adps_confirm_message(adp):
+    state, _ids, url = adp
+    source = connect(state, url)
+    state.gate.storm = 1
+    read = await source.read({})
+    assert len(read.workers) == 7 and state.gate.rejected == 1
+    state.forbidden = {"/core/v1/event-notification-messages"}
+    with pytest.raises(SourceError, match=r"denied access \(HTTP 403\).*not authorized to access this resource"):
+        await source.read(read.cursor)
+    await source.aclose()
+    gone = await connect(state, url).fetch_one("G3NOSUCHWORKER00")
+    assert gone.gone == ["G3NOSUCHWORKER00"] and not gone.workers
