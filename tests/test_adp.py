@@ -13,6 +13,8 @@ import pytest
 
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.usecases.ingest import ingest
+from provisioner.engine.store import Store
 from provisioner.sources import build_source, settings_problems
 from provisioner.sources.adp.emulator import AdpState, create_app
 from tests.source_harness import FAST
@@ -185,3 +187,33 @@ async def test_rate_limit_and_errors_carry_adps_confirm_message(adp):
     await source.aclose()
     gone = await connect(state, url).fetch_one("G3NOSUCHWORKER00")
     assert gone.gone == ["G3NOSUCHWORKER00"] and not gone.workers
+
+
+async def test_through_the_engine_a_poll_that_fails_to_commit_deletes_no_message(adp, tmp_path, monkeypatch):
+    state, ids, url = adp
+    store = Store(f"sqlite:///{tmp_path / 'adp.db'}")
+    source = connect(state, url)
+    try:
+        await ingest(source, store)  # the first, full read
+        state.change(ids[2], job_title="Principal Engineer")
+        msgid = state.queue[0]["id"]
+        committed = store.snapshots.set_cursor
+
+        def crash(*args: Any) -> None:
+            raise RuntimeError("the engine died before the commit")
+
+        monkeypatch.setattr(store.snapshots, "set_cursor", crash)
+        with pytest.raises(RuntimeError):
+            await ingest(source, store)
+        assert store.snapshots.get(f"adp:{ids[2]}").title != "Principal Engineer"
+        assert [m["id"] for m in state.queue] == [msgid] and state.deleted == []
+
+        monkeypatch.setattr(store.snapshots, "set_cursor", committed)
+        changed = await ingest(source, store)  # the message is still there: the change is not lost
+        assert [e.subject for e in changed.events] == [f"adp:{ids[2]}"]
+        assert store.snapshots.get(f"adp:{ids[2]}").title == "Principal Engineer" and state.deleted == []
+        await ingest(source, store)
+        assert state.deleted == [msgid] and state.queue == []
+    finally:
+        await source.aclose()
+        store.close()
