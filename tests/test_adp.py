@@ -17,6 +17,7 @@ from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.store import Store
 from provisioner.sources import build_source, settings_problems
 from provisioner.sources.adp.emulator import AdpState, create_app
+from provisioner.sources.adp.workers import worker_fields
 from tests.source_harness import FAST
 
 
@@ -217,3 +218,70 @@ async def test_through_the_engine_a_poll_that_fails_to_commit_deletes_no_message
     finally:
         await source.aclose()
         store.close()
+
+
+# Trimmed from ADP's published Worker v2 samples (marketplace-sample-payloads, wfn/hr/workers-v2).
+ALBRIGHT = {
+    "associateOID": "G30K404TED759H96",
+    "workerID": {"idValue": "0000000014"},
+    "person": {
+        "legalName": {"nickName": "Stan", "givenName": "Anthony", "familyName1": "Albright"},
+        "communication": {"emails": [{"nameCode": {"codeValue": "Personal E-mail"}, "emailUri": "test2@gmail.com"}]},
+    },
+    "workerDates": {"originalHireDate": "2005-07-08"},
+    "workerStatus": {"statusCode": {"codeValue": "Active"}},
+    "workAssignments": [
+        {
+            "primaryIndicator": True,
+            "hireDate": "2005-07-08",
+            "assignmentStatus": {"statusCode": {"codeValue": "A", "shortName": "Active"}},
+            "workerTypeCode": {"codeValue": "F", "shortName": "Full Time"},
+            "jobTitle": "VP Human Resources",
+            "positionID": "1W6000100",
+            "homeOrganizationalUnits": [
+                {
+                    "nameCode": {"codeValue": "CORP", "shortName": "Corporate"},
+                    "typeCode": {"codeValue": "Business Unit"},
+                },
+                {
+                    "nameCode": {"codeValue": "111000", "shortName": "Corporate Staff"},
+                    "typeCode": {"codeValue": "Department"},
+                },
+                {"nameCode": {"codeValue": "001111000", "shortName": "**"}, "typeCode": {"codeValue": "Cost Number"}},
+            ],
+            "homeWorkLocation": {
+                "address": {"cityName": "Roseland", "countryCode": "US"},
+                "nameCode": {"shortName": "East"},
+            },
+            "reportsTo": [{"associateOID": "G39P8HJJ3AE0D0YQ", "workerID": {"idValue": "0000000036"}}],
+        }
+    ],
+}
+
+
+@pytest.mark.fast
+def test_adps_sample_worker_maps_by_display_names_and_codes():
+    fields = worker_fields(ALBRIGHT, "adp", today=date(2026, 1, 1))
+    assert fields["employee_number"] == "0000000014" and fields["first_name"] == "Anthony"
+    assert (fields["department"], fields["division"], fields["cost_center"]) == (
+        "Corporate Staff",
+        "Corporate",
+        "001111000",
+    )
+    assert fields["manager_id"] == "adp:G39P8HJJ3AE0D0YQ" and fields["employment_type"] == "full_time"
+    assert (fields["location"], fields["country"], fields["status"]) == ("East", "US", "active")
+    assert fields["personal_email"] == "test2@gmail.com" and fields["work_email"] is None
+    # the terminated sample: workerStatus Terminated, assignment T with its reason and date
+    work = {**ALBRIGHT["workAssignments"][0], "terminationDate": "2018-01-01"}
+    work["assignmentStatus"] = {
+        "statusCode": {"codeValue": "T", "shortName": "Terminated"},
+        "reasonCode": {"codeValue": "J"},
+    }
+    gone = {**ALBRIGHT, "workerStatus": {"statusCode": {"codeValue": "Terminated"}}, "workAssignments": [work]}
+    fields = worker_fields(gone, "adp", today=date(2026, 1, 1))
+    assert fields["status"] == "terminated" and fields["termination_date"] == date(2018, 1, 1)
+    # a code in neither vocabulary is named, so the record is quarantined with it
+    odd = {**ALBRIGHT["workAssignments"][0], "assignmentStatus": {"statusCode": {"codeValue": "X"}}}
+    strange = {**ALBRIGHT, "workerStatus": {"statusCode": {"codeValue": "Suspended"}}, "workAssignments": [odd]}
+    with pytest.raises(ValueError, match="unknown workerStatus 'suspended'"):
+        worker_fields(strange, "adp")

@@ -20,6 +20,7 @@ head message older than `queue_backlog` means the queue fell behind, and one ful
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
@@ -33,10 +34,12 @@ from provisioner.engine.config import parse_duration
 from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
 from provisioner.engine.kit.auth import AuthScheme, ClientCredentialsAuth
 from provisioner.engine.kit.paging import PagingError, PagingRunaway
+from provisioner.engine.kit.words import plural
 from provisioner.sources.adp.workers import worker_fields
 from provisioner.sources.base import HttpSource, HttpSourceSettings
 
 T = TypeVar("T")
+log = logging.getLogger("provisioner.sources")
 WORKERS = "/hr/v2/workers"
 MESSAGES = "/core/v1/event-notification-messages"
 # Words of an OpenSSL handshake refusal about the client certificate (TLS 1.3 alerts and 1.2's).
@@ -261,6 +264,8 @@ class AdpSource(HttpSource):
             "queue_covered_until": now.isoformat() if full else cursor["queue_covered_until"],
             "queue_ack": [news[0]] if news else [],
         }
+        how = "full read" if full else "read from the event queue"
+        log.info("source %s: %s, %s", self.name, how, plural(len(records), "record"))
         return read
 
 
