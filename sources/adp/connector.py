@@ -117,11 +117,13 @@ class AdpSource(HttpSource):
                 raise ValueError(f"{path}: no such file (ADP's client certificate and its key are both needed)")
         try:
             context.load_cert_chain(settings.cert_file, settings.key_file, password)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError:
             raise ValueError(
-                f"cert_file/key_file: the client certificate does not load with its key ({_reason(exc)}); "
-                "check the files and key_password"
+                "cert_file/key_file: the client certificate does not load with its key (a wrong or missing "
+                "key_password, or a key that belongs to another certificate)"
             ) from None
+        except OSError as exc:
+            raise ValueError(f"cert_file/key_file: cannot be read ({_reason(exc)})") from None
         return context
 
     async def _handshake_refusal(self) -> str | None:
