@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.sources.ashby import emulator as ashby
 from provisioner.sources.bamboohr import emulator as bamboohr
 from provisioner.sources.greenhouse import emulator as greenhouse
 from provisioner.sources.lever import emulator as lever
@@ -161,5 +162,16 @@ HARNESSES = [
         {"password": "wrong-password"},
         lambda s, rid: s.change(rid, title="Principal Engineer"),
         lambda s, rid: s.change(rid, country="Germany"),
+    ),
+    Harness(
+        "ashby",
+        ashby.AshbyState,
+        ashby.create_app,
+        lambda url, s: {"base_url": url, "api_key": s.api_key, **FAST},
+        {"api_key": "wrong-key"},
+        lambda s, rid: s.change(rid, start_date="2027-02-01"),
+        lambda s, rid: s.change(rid, start_date="soon"),
+        lambda s, rid: s.webhook("candidateHire", rid),
+        forbid="/offer.list",
     ),
 ]
