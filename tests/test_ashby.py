@@ -15,10 +15,14 @@ import pytest
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.emulation import RateGate
 from provisioner.engine.kit.servers import serve_asgi
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.webhooks import webhook_app
 from provisioner.sources import build_source
 from provisioner.sources.ashby.connector import AshbySource
 from provisioner.sources.ashby.emulator import AshbyState, create_app
 from provisioner.sources.webhooks import Replays, WebhookRejected, hmac_hex, verify
+from tests.conftest import make_config
+from tests.flow import until
 
 pytestmark = pytest.mark.fast
 
@@ -193,3 +197,27 @@ def test_429_carries_retry_after_and_the_documented_error_code(ashby):
     assert throttled.status_code == 429 and throttled.headers["Retry-After"]
     assert throttled.json()["errorInfo"]["code"] == "rate_limit_exceeded"
     # The connector waiting it out is the contract suite's storm test.
+
+
+async def test_a_signed_hire_reaches_the_engine_and_its_archival_removes_the_prehire(ashby, tmp_path):
+    state, url = ashby
+    config = make_config(f"sqlite:///{tmp_path}/ashby.db", "http://127.0.0.1:9", {
+        "name": "ats", "type": "ashby", "base_url": url, "api_key": state.api_key,
+        "webhook_secret": state.webhook_secret, "backoff": 0.01})  # fmt: skip
+    runtime = Runtime(config)
+    transport = httpx.ASGITransport(app=webhook_app(runtime))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as engine:
+            aid = hires(state, 1)[0]
+            body, headers = state.webhook("candidateHire", aid)
+            forged = await engine.post("/webhooks/ats", content=body, headers={"Ashby-Signature": "sha256=00"})
+            assert forged.status_code == 401
+            assert (await engine.post("/webhooks/ats", content=body, headers=headers)).status_code == 202
+            await until(lambda: runtime.store.snapshots.get(f"ats:{aid}") is not None, "the hire's snapshot")
+            assert runtime.store.snapshots.get(f"ats:{aid}").status.value == "pending"
+            state.remove(aid)  # archived after the hire, and Ashby says so
+            body, headers = state.webhook("applicationUpdate", aid)
+            assert (await engine.post("/webhooks/ats", content=body, headers=headers)).status_code == 202
+            await until(lambda: runtime.store.snapshots.get(f"ats:{aid}") is None, "the pre-hire's removal")
+    finally:
+        await runtime.parts.aclose()
