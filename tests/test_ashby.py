@@ -221,3 +221,16 @@ async def test_a_signed_hire_reaches_the_engine_and_its_archival_removes_the_pre
             await until(lambda: runtime.store.snapshots.get(f"ats:{aid}") is None, "the pre-hire's removal")
     finally:
         await runtime.parts.aclose()
+
+
+async def test_check_reads_one_application_and_one_offer_and_names_a_missing_permission(ashby):
+    state, url = ashby
+    hires(state, 3)
+    source = connect(state, url)
+    before = state.faults.requests
+    assert await source.check() == "credentials accepted"
+    assert state.faults.requests - before == 2  # not a page of hires' details
+    state.forbidden = {"/offer.list"}
+    with pytest.raises(SourceError, match=r"denied access \(HTTP 403\).*missing_endpoint_permission"):
+        await source.check()
+    await source.aclose()

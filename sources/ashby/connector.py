@@ -121,11 +121,24 @@ class AshbySource(HttpSource):
 
     def refused(self, response: httpx.Response) -> SourceError:
         # Ashby answers a wrong or deactivated key with 403, like a missing permission: its code tells them apart.
-        if response.status_code == 403 and _error_of(response)[0] != PERMISSION:
+        code, message = _error_of(response)
+        if response.status_code == 403 and code != PERMISSION:
             return SourceError(
                 f"source {self.name}: Ashby refused the credentials (HTTP 403); check the API key in the config"
             )
+        if response.status_code == 403:
+            return SourceError(
+                f"source {self.name}: Ashby denied access (HTTP 403) to {response.request.url.path}: {code}"
+                f"{f' ({message})' if message else ''}; the credential lacks a permission or scope"
+            )
         return super().refused(response)
+
+    async def check(self) -> str:
+        """One application and one offer: the key works and holds the Candidates and Offers read
+        permissions a read needs, without fetching a page of hires' details."""
+        for endpoint in ("application.list", "offer.list"):
+            await self._guarded(self.call(endpoint, {"limit": 1}))
+        return "credentials accepted"
 
     # --- reading -------------------------------------------------------------------------------
     def _since(self, cursor: dict[str, Any], now: datetime) -> datetime | None:
