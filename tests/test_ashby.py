@@ -234,3 +234,17 @@ async def test_check_reads_one_application_and_one_offer_and_names_a_missing_per
     with pytest.raises(SourceError, match=r"denied access \(HTTP 403\).*missing_endpoint_permission"):
         await source.check()
     await source.aclose()
+
+
+async def test_a_token_expiring_between_pages_restarts_the_listing_without_doubles(ashby):
+    state, url = ashby
+    ids = hires(state, 5)
+    source = connect(state, url)
+    first = await source.read({})
+    for aid in ids:  # two pages of changes, so the feed needs a follow-up page
+        state.change(aid, start_date="2027-06-01")
+    state.expire_mid_listing = True  # between the feed's first page and its second
+    second = await source.read(first.cursor)
+    await source.aclose()
+    assert second.complete and second.cursor["mode"] == "full" and not second.quarantined
+    assert sorted(w.remote_id for w in second.workers) == sorted(ids)

@@ -29,7 +29,7 @@ import httpx
 from pydantic import SecretStr
 
 from provisioner.engine.contracts.protocols import SourceError, SourceRead
-from provisioner.engine.kit.paging import PagingError, PagingRunaway
+from provisioner.engine.kit.paging import CursorExpired, PagingError, PagingRunaway
 from provisioner.sources.base import HttpSource, HttpSourceSettings
 from provisioner.sources.values import employment_type, iso_datetime
 
@@ -165,9 +165,10 @@ class AshbySource(HttpSource):
             if token is None:
                 raise SourceError(f"source {self.name}: Ashby called a full listing's token expired") from None
             log.warning("source %s: Ashby's syncToken expired; reading everything again", self.name)
-            self._resynced, self._gone = True, []
-            async for record in self._applications(None):
-                yield record
+            # The listing starts over without a token (base `read` restarts it once), so what this
+            # one already yielded is dropped rather than read twice.
+            self._token, self._resynced = None, True
+            raise CursorExpired("Ashby's syncToken expired") from None
 
     async def _applications(self, token: str | None) -> AsyncIterator[dict[str, Any]]:
         # No status filter: a changed application that left Hired must be seen to end its pre-hire.

@@ -58,6 +58,7 @@ class AshbyState(AshbyData):
     gate: RateGate = field(default_factory=lambda: RateGate(rate=10.0, burst=20))
     sync_epoch: int = 0  # bumping it expires every syncToken handed out
     token_ttl: float | None = None  # seconds a syncToken lives; None: until expired by hand
+    expire_mid_listing: bool = False  # the next follow-up page of a change feed finds its token expired
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def seed(self, count: int, seed: int = 19) -> list[str]:
@@ -162,6 +163,9 @@ def listing(state: AshbyState, body: dict[str, Any], rows: list[tuple[int, dict[
         return failure("invalid_input", "limit must be a positive integer")
     limit = min(limit, PAGE_MAX)  # "automatically capped by the API"
     since = 0
+    if body.get("syncToken") is not None and body.get("cursor") and state.expire_mid_listing:
+        state.expire_mid_listing = False
+        state.expire_sync_tokens()
     if body.get("syncToken") is not None:
         found = state.token_seq(body["syncToken"])
         if found is None:
