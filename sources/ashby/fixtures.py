@@ -14,6 +14,8 @@ from provisioner.sources.emulation import Vendor, iso_now
 # fake people's commitments use.
 EMPLOYMENT_TYPES = {"full-time": "FullTime", "part-time": "PartTime", "contractor": "Contract", "intern": "Intern"}
 # A location's postal address names its country as people write it.
+JOB_DEFAULTS = {"department": "Engineering", "title": "Software Engineer", "location": "Berlin", "country": "DE",
+                "commitment": "Full-time"}  # fmt: skip
 COUNTRIES = {"DE": "Germany", "GB": "United Kingdom", "US": "United States", "PT": "Portugal", "CA": "Canada"}
 
 
@@ -80,26 +82,15 @@ class AshbyData(Vendor):
         return {"userId": user["id"], "firstName": user["firstName"], "lastName": user["lastName"],
                 "email": user["email"], "role": "Hiring Manager"}  # fmt: skip
 
-    def hire(
-        self,
-        *,
-        first_name: str,
-        last_name: str,
-        personal_email: str,
-        department: str = "Engineering",
-        title: str = "Software Engineer",
-        location: str = "Berlin",
-        country: str = "DE",
-        commitment: str = "Full-time",
-        start_date: str | None = None,
-        status: str = "Hired",
-        **_: Any,
-    ) -> str:
-        """A candidate with one application (Hired unless `status` says otherwise) and an accepted offer."""
+    def hire(self, *, status: str = "Hired", start_date: str | None = None, **person: Any) -> str:
+        """A candidate with one application (Hired unless `status` says otherwise) and an accepted
+        offer; `person` as `fake_people` gives one (names and personal_email required)."""
+        p = {**JOB_DEFAULTS, **person}
         with self.lock:
-            cid, aid, jid = _uid(), _uid(), self.job(title, department, location, country, commitment)
+            jid = self.job(p["title"], p["department"], p["location"], p["country"], p["commitment"])
+            cid, aid, personal_email = _uid(), _uid(), p["personal_email"]
             email = {"value": personal_email, "type": "Personal", "isPrimary": True}
-            name = f"{first_name} {last_name}"
+            name = f"{p['first_name']} {p['last_name']}"
             self.candidates[cid] = {
                 "id": cid,
                 "createdAt": iso_now(),
