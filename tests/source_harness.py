@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.sources.adp import emulator as adp
+from provisioner.sources.ashby import emulator as ashby
 from provisioner.sources.bamboohr import emulator as bamboohr
 from provisioner.sources.greenhouse import emulator as greenhouse
 from provisioner.sources.lever import emulator as lever
@@ -184,5 +185,16 @@ HARNESSES = [
         lambda s, rid: s.change(rid, hire_date="31/12/2020"),
         forbid="/hr/v2/workers",
         serve=lambda s: s.serve(),  # over TLS, requiring the client certificate (mutual TLS)
+    ),
+    Harness(
+        "ashby",
+        ashby.AshbyState,
+        ashby.create_app,
+        lambda url, s: {"base_url": url, "api_key": s.api_key, **FAST},
+        {"api_key": "wrong-key"},
+        lambda s, rid: s.change(rid, start_date="2027-02-01"),
+        lambda s, rid: s.change(rid, start_date="soon"),
+        lambda s, rid: s.webhook("candidateHire", rid),
+        forbid="/offer.list",
     ),
 ]

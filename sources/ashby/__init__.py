@@ -1,0 +1,3 @@
+"""Ashby (ATS)."""
+
+CONNECTOR = "AshbySource"
