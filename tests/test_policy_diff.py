@@ -1,0 +1,95 @@
+"""`provisioner diff`: the access effect of a policy change, checked against what the engine then
+does. Real parts: a file source, scim2-server over HTTP, the embedded broker, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from provisioner.engine.cli.main import app
+from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
+from tests.conftest import person
+
+runner = CliRunner()
+
+EVERYONE = {"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}
+
+
+def engineering(group: str) -> dict[str, Any]:
+    return {
+        "name": "engineering",
+        "when": "worker.department == 'Engineering'",
+        "grant": [{"target": "app", "groups": [group]}],
+    }
+
+
+def people(n: int) -> list[dict[str, Any]]:
+    departments = ("Engineering", "Sales", "Support")
+    return [person(i, department=departments[i % 3], title="Engineer") for i in range(n)]
+
+
+def write_config(
+    path: Path, store_url: str, source: Path, server: str, policies: list[dict[str, Any]], **extra: Any
+) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "store": {"url": store_url},
+                "sources": [{"name": "hr", "type": "file", "path": str(source)}],
+                "targets": [{"name": "app", "type": "scim", "base_url": server}, *extra.pop("targets", [])],
+                "policies": policies,
+                **extra,
+            },
+            indent=1,
+        )
+    )
+    return path
+
+
+def cli(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def scim() -> Iterator[BackgroundServer]:
+    with serve_wsgi(scim_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def synced(tmp_path: Path, scim: BackgroundServer) -> tuple[Path, Path, str]:
+    """A store in the steady state of the base config: 30 people synced to a real SCIM app."""
+    source = tmp_path / "people.json"
+    source.write_text(json.dumps(people(30)))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = write_config(tmp_path / "base.yaml", url, source, scim.url, [EVERYONE, engineering("eng")])
+    result = cli("sync", "-c", str(base))
+    assert result.exit_code == 0, result.output
+    new = write_config(tmp_path / "new.yaml", url, source, scim.url, [EVERYONE, engineering("eng-platform")])
+    return base, new, url
+
+
+def diff_json(*args: str) -> tuple[int, dict[str, Any]]:
+    result = cli("diff", *args, "--json")
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_moved_group_lists_exactly_the_people_of_that_department(synced):
+    base, new, _ = synced
+    code, report = diff_json("-c", str(new), "--base", str(base))
+    assert code == 0
+    engineers = {f"hr:{i}" for i in range(30) if i % 3 == 0}
+    assert report["people_affected"] == len(engineers)
+    assert report["counts"] == {"app": {"add_groups": 10, "remove_groups": 10}}
+    granted = {(c["worker_id"], c["detail"]) for c in report["changes"] if c["kind"] == "add_groups"}
+    revoked = {(c["worker_id"], c["detail"]) for c in report["changes"] if c["kind"] == "remove_groups"}
+    assert granted == {(w, "eng-platform") for w in engineers}
+    assert revoked == {(w, "eng") for w in engineers}
+    assert all(c["policies"] == ["everyone", "engineering"] for c in report["changes"] if c["kind"] == "add_groups")
+    assert {c["name"] for c in report["changes"]} >= {"P0 Lee", "P3 Lee"}
