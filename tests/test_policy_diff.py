@@ -4,16 +4,16 @@ does. Real parts: a file source, scim2-server over HTTP, the embedded broker, th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app
-from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
-from tests.conftest import person
+from provisioner.engine.kit.servers import BackgroundServer
+from tests.conftest import person, scim_users
 
 runner = CliRunner()
 
@@ -56,21 +56,15 @@ def cli(*args: str) -> Any:
 
 
 @pytest.fixture
-def scim() -> Iterator[BackgroundServer]:
-    with serve_wsgi(scim_app()) as server:
-        yield server
-
-
-@pytest.fixture
-def synced(tmp_path: Path, scim: BackgroundServer) -> tuple[Path, Path, str]:
+def synced(tmp_path: Path, scim_server: BackgroundServer) -> tuple[Path, Path, str]:
     """A store in the steady state of the base config: 30 people synced to a real SCIM app."""
     source = tmp_path / "people.json"
     source.write_text(json.dumps(people(30)))
     url = f"sqlite:///{tmp_path / 's.db'}"
-    base = write_config(tmp_path / "base.yaml", url, source, scim.url, [EVERYONE, engineering("eng")])
+    base = write_config(tmp_path / "base.yaml", url, source, scim_server.url, [EVERYONE, engineering("eng")])
     result = cli("sync", "-c", str(base))
     assert result.exit_code == 0, result.output
-    new = write_config(tmp_path / "new.yaml", url, source, scim.url, [EVERYONE, engineering("eng-platform")])
+    new = write_config(tmp_path / "new.yaml", url, source, scim_server.url, [EVERYONE, engineering("eng-platform")])
     return base, new, url
 
 
@@ -91,5 +85,27 @@ def test_a_moved_group_lists_exactly_the_people_of_that_department(synced):
     revoked = {(c["worker_id"], c["detail"]) for c in report["changes"] if c["kind"] == "remove_groups"}
     assert granted == {(w, "eng-platform") for w in engineers}
     assert revoked == {(w, "eng") for w in engineers}
-    assert all(c["policies"] == ["everyone", "engineering"] for c in report["changes"] if c["kind"] == "add_groups")
+    assert all(c["policies"] == ["engineering"] for c in report["changes"])
     assert {c["name"] for c in report["changes"]} >= {"P0 Lee", "P3 Lee"}
+
+
+def test_the_engine_after_the_change_touches_exactly_those_people(synced, scim_server):
+    """What diff says is what the engine then finds to do: reconcile under the new config sees drift
+    for exactly the people diff named, and after --fix the app holds what diff said it would."""
+    base, new, _ = synced
+    _, report = diff_json("-c", str(new), "--base", str(base))
+    named = {c["worker_id"] for c in report["changes"]}
+    found = cli("reconcile", "-c", str(new), "--json")
+    assert found.exit_code == 2, found.output  # drift left: the change is not applied yet
+    assert {i["worker_id"] for i in json.loads(found.stdout)["items"]} == named
+
+    fixed = cli("reconcile", "-c", str(new), "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    log = json.loads(cli("log", "-c", str(new), "--json", "--limit", "1000").stdout)
+    applied = {e["worker_id"] for e in log if e["action"] == "add_groups" and "eng-platform" in str(e)}
+    assert applied == named
+    with httpx.Client(base_url=scim_server.url) as client:
+        groups = client.get("/Groups", params={"count": 100}).json()["Resources"]
+        by_id = {u["id"]: u["externalId"] for u in scim_users(client)}
+    members = {g["displayName"]: {by_id[m["value"]] for m in g.get("members", [])} for g in groups}
+    assert members["eng-platform"] == named

@@ -164,7 +164,8 @@ def diff_command(
     except ValueError as exc:
         err.print(f"[red]error[/red] {shown(exc)}")
         raise typer.Exit(2) from None
-    report = compare(base_planner, new_planner, people, datetime.now(UTC), target or None)
+    alike = cfg.targets == before.targets
+    report = compare(base_planner, new_planner, people, datetime.now(UTC), target or None, targets_alike=alike)
     tripped = [t for g in gates if (t := g.tripped(report))]
     if report.errors:
         tripped.append(f"the new config cannot be evaluated for {plural(len(report.errors), 'person', 'people')}")
