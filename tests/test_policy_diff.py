@@ -109,3 +109,50 @@ def test_the_engine_after_the_change_touches_exactly_those_people(synced, scim_s
         by_id = {u["id"]: u["externalId"] for u in scim_users(client)}
     members = {g["displayName"]: {by_id[m["value"]] for m in g.get("members", [])} for g in groups}
     assert members["eng-platform"] == named
+
+
+def test_gates_tests_and_a_population_file(synced, tmp_path):
+    """A change that takes the app from everyone outside Engineering: the gates trip (exit 1) and
+    say so in the markdown; a failing `tests:` entry of the new config trips too; a pseudonymous
+    population file gives the same counts as the store, with no name or email in it."""
+    base, new, _ = synced
+    config = json.loads(new.read_text())
+    config["policies"] = [engineering("eng")]
+    expect = {"app": {"in_scope": True}}
+    config["tests"] = [{"name": "sales keep the app", "worker": {"department": "Sales"}, "expect": expect}]
+    new.write_text(json.dumps(config))
+
+    tripped = cli("diff", "-c", str(new), "--base", str(base), "--markdown", "--fail-on", "deprovisions>5")
+    assert tripped.exit_code == 1, tripped.output
+    assert "gate tripped: deprovisions&gt;5: 20" in tripped.stdout  # the markdown of ">"
+    assert "gate tripped: test sales keep the app: app: expected in_scope true" in tripped.stdout
+    assert "**app: accounts disabled (20)**" in tripped.stdout
+
+    skipped = cli("diff", "-c", str(new), "--base", str(base), "--skip-tests", "--fail-on", "revocations>50")
+    assert skipped.exit_code == 0, skipped.output
+    by_target = cli("diff", "-c", str(new), "--base", str(base), "--skip-tests", "--fail-on", "target:app")
+    assert by_target.exit_code == 1 and "target:app: 50 changes in app" in by_target.stdout
+
+    exported = tmp_path / "population.json"
+    made = cli("population", "export", "-c", str(base), "--also", str(new), "-o", str(exported))
+    assert made.exit_code == 0, made.output
+    text = exported.read_text()
+    assert "example.com" not in text and "Lee" not in text and '"hr:1"' not in text
+    _, from_store = diff_json("-c", str(new), "--base", str(base), "--skip-tests")
+    _, from_file = diff_json("-c", str(new), "--base", str(base), "--skip-tests", "--population", str(exported))
+    assert from_file["counts"] == from_store["counts"] == {"app": {"disable": 20, "remove_groups": 30}}
+    assert {c["worker_id"] for c in from_file["changes"]}.isdisjoint({c["worker_id"] for c in from_store["changes"]})
+
+
+def test_bad_input_is_one_line_and_exit_2(synced, tmp_path):
+    base, new, _ = synced
+    for args, said in [
+        (["--base-ref", "HEAD~1"], "--base-ref HEAD~1:"),  # not in a git repository
+        ([], "--base FILE or --base-ref REF"),
+        (["--base", str(base), "--fail-on", "deprovisions>>3"], "give deprovisions>N"),
+        (["--base", str(base), "--fail-on", "target:payroll"], "unknown target payroll"),
+        (["--base", str(base), "--population", str(tmp_path / "none.json")], "cannot read"),
+    ]:
+        result = cli("diff", "-c", str(new), *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert said in result.output and "Traceback" not in result.output, (args, result.output)

@@ -21,7 +21,8 @@ from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, T
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.kit.words import plural
-from provisioner.engine.runtime.policy_diff import DiffReport, compare
+from provisioner.engine.runtime.diff_report import DiffReport
+from provisioner.engine.runtime.policy_diff import compare
 from provisioner.engine.runtime.policytools import run_policy_tests
 from provisioner.engine.runtime.population import Population, from_store, read_file, referenced_fields
 from provisioner.engine.runtime.wiring import compile_planner

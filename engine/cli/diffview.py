@@ -12,7 +12,7 @@ from rich.table import Table
 
 from provisioner.engine.cli.safe import controls_escaped, shown
 from provisioner.engine.kit.words import plural
-from provisioner.engine.runtime.policy_diff import Change, DiffReport
+from provisioner.engine.runtime.diff_report import Change, DiffReport
 
 # GitHub refuses a comment body over 65,536 characters; the rest is headroom for a caller's header.
 COMMENT_LIMIT = 60_000

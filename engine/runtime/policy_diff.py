@@ -10,20 +10,19 @@ of its own."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from provisioner.engine.contracts.events import internal_event
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
+from provisioner.engine.runtime.diff_report import REVOCATIONS, Change, DiffReport, MappingChange
 from provisioner.engine.runtime.population import Population
-from provisioner.rules.planner import Planner
+from provisioner.rules.planner import AccountOf, Planner
 from provisioner.rules.policy import CompiledPolicy, Entitlement, PolicyError
 
 ORIGIN = "provisioner/diff"
-DEPROVISIONS = frozenset({ActionKind.disable.value, ActionKind.delete.value})
-REVOCATIONS = DEPROVISIONS | {ActionKind.remove_groups.value}
 _PLAYED = frozenset(ActionKind)
 # Losing access: the policies that granted it before (or deny it now) are why.
 _LOSSES = REVOCATIONS
@@ -62,66 +61,6 @@ def play(link: Link | None, actions: list[Action]) -> Outcome:
             out.attributes.update(a.attributes)
             out.attributes = {k: v for k, v in out.attributes.items() if v is not None}
     return out
-
-
-@dataclass(frozen=True)
-class Change:
-    target: str
-    kind: str  # an ActionKind value, or whatever kind an Action says
-    worker_id: str
-    detail: str = ""  # the group, the attribute, when a deferred action falls due
-    policies: tuple[str, ...] = ()
-    why: str = ""  # the new config's word on this person's scope there
-    undone: bool = False  # the base config would do it, the new one no longer does
-
-    @property
-    def section(self) -> str:
-        return f"{self.kind} (no longer)" if self.undone else self.kind
-
-
-@dataclass(frozen=True)
-class MappingChange:
-    target: str
-    attribute: str
-    old: str | None
-    new: str | None
-    people: int
-
-
-@dataclass
-class DiffReport:
-    population: int = 0
-    changes: list[Change] = field(default_factory=list)
-    mappings: list[MappingChange] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # people the new config cannot be evaluated for
-    notes: list[str] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, Counter[str]] = {}
-        for c in self.changes:
-            out.setdefault(c.target, Counter())[c.section] += 1
-        return {t: dict(sorted(n.items())) for t, n in sorted(out.items())}
-
-    def people(self) -> set[str]:
-        return {c.worker_id for c in self.changes}
-
-    def deprovisions(self) -> int:
-        return sum(c.kind in DEPROVISIONS and not c.undone for c in self.changes)
-
-    def revocations(self) -> int:
-        return sum(c.kind in REVOCATIONS and not c.undone for c in self.changes)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "population": self.population,
-            "people_affected": len(self.people()),
-            "counts": self.counts(),
-            "changes": [{**asdict(c), "name": self.names.get(c.worker_id)} for c in self.changes],
-            "mappings": [asdict(m) for m in self.mappings],
-            "errors": self.errors,
-            "notes": self.notes,
-        }
 
 
 def _signature(policy: CompiledPolicy) -> tuple[Any, ...]:
@@ -207,6 +146,8 @@ def compare(
             continue
         event = internal_event(ORIGIN, worker_id, worker, "diff")
         held = links.get(worker_id, {})
+        if not population.attributes and worker is not None:
+            held = _as_written(base, held, worker, now, account_of)
         try:
             before = base.plan(event, held, now, account_of)
         except PolicyError as exc:
@@ -225,6 +166,21 @@ def compare(
     report.mappings = _mapping_changes(base, new, report.changes, wanted)
     report.notes += _target_notes(base, new, wanted)
     return report
+
+
+def _as_written(
+    base: Planner, held: dict[str, Link], worker: Worker, now: datetime, accounts: AccountOf
+) -> dict[str, Link]:
+    """Links without what was written (a pseudonymous file): assume the base config's mapping was."""
+    out = {}
+    for target, link in held.items():
+        spec = base.targets.get(target)
+        try:
+            written = spec.render(worker, now, accounts) if spec else {}
+        except PolicyError:
+            written = {}
+        out[target] = link.model_copy(update={"attributes": written})
+    return out
 
 
 def _target_changes(

@@ -44,6 +44,7 @@ class Population:
     fields: frozenset[str] | None = None  # the Worker fields it carries (None: all of them)
     pseudonymous: bool = False
     origin: str = "store"
+    attributes: bool = True  # the links carry what was written (a pseudonymous file leaves it out)
 
     def name_of(self, worker_id: str, workers: dict[str, Worker]) -> str | None:
         worker = workers.get(worker_id)
@@ -149,6 +150,7 @@ def export(population: Population, fields: set[str], *, with_names: bool, key_en
     return {
         "format": FORMAT,
         "pseudonymous": key is not None,
+        "attributes": with_names,
         "fields": sorted(kept),
         "gone": [pseudo.worker_id(w) for w in population.gone],
         "workers": workers,
@@ -180,4 +182,5 @@ def read_file(path: Path) -> Population:
         fields=frozenset(data.get("fields", [])),
         pseudonymous=bool(data.get("pseudonymous")),
         origin=str(path),
+        attributes=bool(data.get("attributes")),
     )
