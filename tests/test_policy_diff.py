@@ -152,7 +152,9 @@ def test_bad_input_is_one_line_and_exit_2(synced, tmp_path):
         (["--base", str(base), "--fail-on", "deprovisions>>3"], "give deprovisions>N"),
         (["--base", str(base), "--fail-on", "target:payroll"], "unknown target payroll"),
         (["--base", str(base), "--population", str(tmp_path / "none.json")], "cannot read"),
+        (["--base", str(base), "--store", f"sqlite:///{tmp_path / 'none.db'}"], "no store at"),
     ]:
         result = cli("diff", "-c", str(new), *args)
         assert result.exit_code == 2, (args, result.output)
         assert said in result.output and "Traceback" not in result.output, (args, result.output)
+    assert not (tmp_path / "none.db").exists()  # diff made no empty store where none was

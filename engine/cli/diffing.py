@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.diffview import markdown, print_report
@@ -99,11 +101,26 @@ def _population(cfg: Config, store: str | None, population: Path | None, configs
                 "them, so they count as unknown for everyone (export with the new config too: --also FILE)"
             )
         return found
-    url = store or cfg.store.url
-    if problem := store_problem(url):
+    return read_store(store or cfg.store.url, [s.name for s in cfg.sources])
+
+
+def read_store(url: str, sources: list[str]) -> Population:
+    """The store's people and accounts, or exit 2 with one line: never an empty SQLite file made
+    where a store was expected, never a traceback from a store the engine never wrote."""
+    problem = store_problem(url)
+    parsed = make_url(url) if problem is None else None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(str(parsed.database)).exists():
+            problem = f"no store at {parsed.database}: run a sync first, or give --store URL or --population FILE"
+    if problem:
         err.print(f"[red]error[/red] {shown(problem)}")
         raise typer.Exit(2)
-    return from_store(url, [s.name for s in cfg.sources])
+    try:
+        return from_store(url, sources)
+    except SQLAlchemyError as exc:
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+        err.print(f"[red]error[/red] cannot read the store: {shown(reason)} (has the engine run against it?)")
+        raise typer.Exit(2) from None
 
 
 def diff_command(
@@ -152,7 +169,10 @@ def diff_command(
         raise typer.Exit(2) from None
     cfg = _load(config, secrets=False)  # policies and mappings only: no source or app is asked
     with tempfile.TemporaryDirectory(prefix="provisioner-base-") as tmp:
-        base_file = base if base is not None else config_at(str(base_ref), config, Path(tmp))
+        # The folder names the ref, so that a problem in that config says where it came from.
+        at = Path(tmp) / f"at-{re.sub(r'[^A-Za-z0-9._-]+', '-', str(base_ref))}"
+        at.mkdir()
+        base_file = base if base is not None else config_at(str(base_ref), config, at)
         before = _load(base_file, secrets=False)
     names = {t.name for t in cfg.targets} | {t.name for t in before.targets}
     unknown = sorted({g.target for g in gates if g.target} - names) + sorted(set(target or []) - names)

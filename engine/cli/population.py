@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 
 from provisioner.engine.cli.common import _load, err
+from provisioner.engine.cli.diffing import read_store
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit.words import plural
-from provisioner.engine.runtime.population import export, from_store, referenced_fields
-from provisioner.engine.store.probe import store_problem
+from provisioner.engine.runtime.population import export, referenced_fields
 
 population_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 KEY_ENV = "PROVISIONER_POPULATION_KEY"
@@ -50,11 +50,7 @@ def export_command(
     `provisioner diff --population`. Reads the store only."""
     cfg = _load(config, secrets=False)
     configs = [cfg, *(_load(path, secrets=False) for path in also or [])]
-    url = store or cfg.store.url
-    if problem := store_problem(url):
-        err.print(f"[red]error[/red] {shown(problem)}")
-        raise typer.Exit(2)
-    people = from_store(url, [s.name for s in cfg.sources])
+    people = read_store(store or cfg.store.url, [s.name for s in cfg.sources])
     data = export(people, referenced_fields(configs), with_names=with_names, key_env=key_env)
     try:
         output.write_text(json.dumps(data, separators=(",", ":")))
