@@ -23,7 +23,19 @@ from provisioner.rules.planner import AccountOf, Planner
 from provisioner.rules.policy import CompiledPolicy, Entitlement, PolicyError
 
 ORIGIN = "provisioner/diff"
-_PLAYED = frozenset(ActionKind)
+# The kinds `play` knows how to apply; any other (one added after this module) is compared as it is.
+_PLAYED = frozenset(
+    {
+        ActionKind.create,
+        ActionKind.update,
+        ActionKind.enable,
+        ActionKind.disable,
+        ActionKind.delete,
+        ActionKind.add_groups,
+        ActionKind.remove_groups,
+        ActionKind.noop,
+    }
+)
 # Losing access: the policies that granted it before (or deny it now) are why.
 _LOSSES = REVOCATIONS
 
