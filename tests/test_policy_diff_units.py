@@ -153,3 +153,14 @@ def test_a_keyed_export_is_stable(monkeypatch):
     assert first["workers"] == again["workers"] and first["workers"][0]["id"].startswith("hr:")
     named = export(population, {"department"}, with_names=True, key_env="DIFF_TEST_KEY")
     assert named["workers"][0]["id"] == "hr:1" and named["workers"][0]["first_name"] == "P1"
+
+
+def test_a_store_behind_the_base_config_is_told_from_what_people_hold():
+    """Nobody holds the app yet (the base config was never synced): a change that drops the grant
+    deletes nobody; it only no longer creates what the base would."""
+    people = [worker(1), worker(2, department="Sales")]
+    base, new = config(MAPPING), Config.model_validate({**config(MAPPING).model_dump(), "policies": []})
+    report = compare(compile_planner(base), compile_planner(new), Population(people, {}), NOW)
+    assert sorted(c.section for c in report.changes) == ["add_groups (no longer)", "create (no longer)"]
+    assert report.deprovisions() == 0 and report.changes[0].policies == ("eng",)
+    assert "accounts created (no longer)" in markdown(report, [])

@@ -32,8 +32,9 @@ ORDER = ["delete", "disable", "remove_groups", "create", "enable", "add_groups",
 
 
 def title(section: str) -> str:
-    """A known kind by its words; any other (a kind added later, `… (no longer)`) as it is named."""
-    return TITLES.get(section, section)
+    """A known kind by its words; any other (a kind added later) as it is named."""
+    kind, undone, _ = section.partition(" (no longer)")
+    return TITLES.get(kind, kind) + (" (no longer)" if undone else "")
 
 
 def _sections(changes: Iterable[Change]) -> list[tuple[str, str, list[Change]]]:

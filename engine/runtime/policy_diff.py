@@ -201,12 +201,14 @@ def _target_changes(
     b = play(link, [a for a in before if a.target == target])
     n = play(link, [a for a in after if a.target == target])
     out: list[Change] = []
+    held = link is not None
     if b.exists != n.exists:
-        out.append(Change(target, ActionKind.create if n.exists else ActionKind.delete, wid))
+        out.append(_turn(target, wid, n.exists, held, ActionKind.create, ActionKind.delete))
     elif b.exists and b.active != n.active:
-        out.append(Change(target, ActionKind.enable if n.active else ActionKind.disable, wid))
-    out += [Change(target, ActionKind.add_groups, wid, g) for g in sorted(n.groups - b.groups)]
-    out += [Change(target, ActionKind.remove_groups, wid, g) for g in sorted(b.groups - n.groups)]
+        out.append(_turn(target, wid, n.active, bool(link and link.active), ActionKind.enable, ActionKind.disable))
+    now = set(link.groups) if link else set()
+    for g in sorted(n.groups ^ b.groups):
+        out.append(_turn(target, wid, g in n.groups, g in now, ActionKind.add_groups, ActionKind.remove_groups, g))
     if b.exists and n.exists:
         paths = {p for p in b.attributes.keys() | n.attributes.keys() if b.attributes.get(p) != n.attributes.get(p)}
         out += [Change(target, ActionKind.update, wid, p) for p in sorted(paths)]
@@ -215,6 +217,18 @@ def _target_changes(
     for key in b.other.keys() - n.other.keys():
         out.append(Change(target, key[0], wid, _other_detail(b.other[key]), undone=True))
     return out
+
+
+def _turn(
+    target: str, wid: str, gained: bool, held: bool, gain: ActionKind, loss: ActionKind, detail: str = ""
+) -> Change:
+    """Where the two outcomes differ, said from what the person holds now: the new config grants
+    what they lack or takes what they hold; or it no longer does what the base config would
+    (`undone`: grant what they lack, or take what they hold), which only a store not yet in the
+    base config's state shows."""
+    if gained:
+        return Change(target, loss, wid, detail, undone=True) if held else Change(target, gain, wid, detail)
+    return Change(target, loss, wid, detail) if held else Change(target, gain, wid, detail, undone=True)
 
 
 def _other_detail(action: Action) -> str:
