@@ -11,11 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, reflow
+from provisioner.engine.cli.diffing import diff_command
 from provisioner.engine.cli.failures import failures, retry
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
 from provisioner.engine.cli.planning import explain, plan
+from provisioner.engine.cli.population import population_app
 from provisioner.engine.cli.quarantine import quarantine
 from provisioner.engine.cli.reconcile import reconcile_command
 from provisioner.engine.cli.safe import shown
@@ -151,6 +153,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "serve": serve,
     "log": show_log,
     "explain": explain,
+    "diff": diff_command,
     "status": status,
     "failures": failures,
     "retry": retry,
@@ -164,7 +167,12 @@ COMMANDS: dict[str, Callable[..., None]] = {
 }
 for name, command in COMMANDS.items():
     app.command(name, help=reflow(command.__doc__))(command)
-for name, group in (("sources", sources_app), ("targets", targets_app), ("sessions", sessions_app)):
+for name, group in (
+    ("sources", sources_app),
+    ("targets", targets_app),
+    ("sessions", sessions_app),
+    ("population", population_app),
+):
     for info in group.registered_commands:
         info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))
     app.add_typer(group, name=name)

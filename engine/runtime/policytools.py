@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from provisioner.engine.config import Config, PolicyTest
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.rules.policy import PolicySet
 
 
 def config_schema() -> dict[str, Any]:
@@ -30,6 +31,12 @@ def worker_for_test(fields: dict[str, Any]) -> Worker:
     return Worker(remote_id=remote_id, **data)
 
 
+class Compiled(Protocol):
+    """What the policy tests read: the compiled policies (of `Parts`, or of a `Planner` alone)."""
+
+    policies: PolicySet
+
+
 @dataclass
 class PolicyTestOutcome:
     name: str
@@ -40,14 +47,14 @@ class PolicyTestOutcome:
         return not self.failures
 
 
-def run_policy_tests(config: Config, parts: Parts, now: datetime | None = None) -> list[PolicyTestOutcome]:
+def run_policy_tests(config: Config, parts: Compiled, now: datetime | None = None) -> list[PolicyTestOutcome]:
     outcomes = []
     for test in config.tests:
         outcomes.append(_run_one(test, parts, now or datetime.now(UTC)))
     return outcomes
 
 
-def _run_one(test: PolicyTest, parts: Parts, now: datetime) -> PolicyTestOutcome:
+def _run_one(test: PolicyTest, parts: Compiled, now: datetime) -> PolicyTestOutcome:
     outcome = PolicyTestOutcome(test.name)
     try:
         worker = worker_for_test(test.worker)

@@ -72,27 +72,33 @@ class StoreNameClaims:
                 log.warning("could not give back the lease on %s %r of %s: %s", kind, name, target, type(exc).__name__)
 
 
+def compile_planner(config: Config) -> Planner:
+    """The config's policies and target mappings, compiled: all a plan needs (no I/O)."""
+    specs = [
+        TargetSpec.compile(
+            t.name,
+            t.on_terminate.action,
+            mapping_of(t),
+            t.deprovision_out_of_scope,
+            remove_groups=t.on_terminate.remove_groups,
+            out_of_scope=(t.on_out_of_scope.action, t.on_out_of_scope.remove_groups) if t.on_out_of_scope else None,
+        )
+        for t in config.targets
+    ]
+    policies = PolicySet.compile(
+        config.policies,
+        [t.name for t in config.targets],
+        config.lifecycle,
+        {t.name: t.on_leave for t in config.targets},
+    )
+    return Planner(policies, specs)
+
+
 class Parts:
     def __init__(self, config: Config, store: Store | None = None):
         self.config = config
-        specs = [
-            TargetSpec.compile(
-                t.name,
-                t.on_terminate.action,
-                mapping_of(t),
-                t.deprovision_out_of_scope,
-                remove_groups=t.on_terminate.remove_groups,
-                out_of_scope=(t.on_out_of_scope.action, t.on_out_of_scope.remove_groups) if t.on_out_of_scope else None,
-            )
-            for t in config.targets
-        ]
-        self.policies = PolicySet.compile(
-            config.policies,
-            [t.name for t in config.targets],
-            config.lifecycle,
-            {t.name: t.on_leave for t in config.targets},
-        )
-        self.planner = Planner(self.policies, specs)
+        self.planner = compile_planner(config)
+        self.policies = self.planner.policies
         self.safety = SafetyGuard(config.safety, self.planner)
         self.store = store or Store(config.store.url, config.retry)
         self.gate = SafetyGate(self.safety, self.store)  # what a poll, due work and provision-now pass
