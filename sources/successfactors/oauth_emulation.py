@@ -46,7 +46,8 @@ def assertion_problem(state: Any, xml: bytes, client_id: str) -> str | None:
     if not state.certificate:
         return "no X.509 certificate is registered for this OAuth client"
     try:
-        verified = XMLVerifier().verify(xml, x509_cert=state.certificate).signed_xml
+        result = XMLVerifier().verify(xml, x509_cert=state.certificate)
+        verified = (result[0] if isinstance(result, list) else result).signed_xml
     except (InvalidSignature, InvalidInput, etree.XMLSyntaxError, ValueError):
         return "the SAML assertion's signature does not verify against the client's certificate"
     if verified is None:
