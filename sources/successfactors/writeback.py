@@ -81,7 +81,8 @@ async def write_email(
     response = await source.client.post("/odata/v2/upsert", params={"$format": "json"}, json=body)
     if response.status_code != 200:
         raise _failure(source, response)
-    for outcome in results(response.json().get("d")) or [{}]:
+    answered = response.json().get("d")  # a list of per-record outcomes
+    for outcome in (answered if isinstance(answered, list) else results(answered)) or [{}]:
         if outcome.get("status") != "OK":
             raise WritebackRefused(
                 f"source {source.name}: SAP SuccessFactors refused the work email of {remote_id}: "
