@@ -72,6 +72,11 @@ def test_answers_are_odata_v2_json_with_server_paging(sf):
     assert job["emplStatusNav"]["localeLabel"] == "Active"
     rest = httpx.get(first["__next"], auth=basic(state)).json()["d"]
     assert [p["personIdExternal"] for p in rest["results"]] == ids[3:] and "__next" not in rest
+    users = httpx.get(f"{url}/odata/v2/User", params={"$format": "json", "customPageSize": 3}, auth=basic(state))
+    more = httpx.get(users.json()["d"]["__next"], auth=basic(state)).json()["d"]["results"]
+    assert [u["userId"] for u in users.json()["d"]["results"] + more] == ids
+    jobs = httpx.get(f"{url}/odata/v2/EmpEmployment", params={"$expand": "jobInfoNav"}, auth=basic(state))
+    assert all(len(e["jobInfoNav"]["results"]) == 1 for e in jobs.json()["d"]["results"])
 
 
 def test_odata_errors_rate_limit_and_maintenance(sf):

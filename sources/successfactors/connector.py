@@ -24,13 +24,23 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
+import httpx
 import pycountry
 from pydantic import Field, SecretStr
 
+from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.auth import AuthScheme, BasicAuth, SamlBearerAuth
 from provisioner.engine.kit.paging import NextLinkPaging
 from provisioner.sources.base import HttpSource, HttpSourceSettings
-from provisioner.sources.successfactors.odata import day_literal, offset_literal, one, parse_day, parse_moment, results
+from provisioner.sources.successfactors.odata import (
+    day_literal,
+    error_text,
+    offset_literal,
+    one,
+    parse_day,
+    parse_moment,
+    results,
+)
 from provisioner.sources.successfactors.writeback import write_email
 
 ODATA = "/odata/v2"
@@ -138,6 +148,13 @@ class SuccessFactorsSource(HttpSource):
         if s.username and s.password:
             return BasicAuth(username=SecretStr(f"{s.username}@{s.company_id}"), password=s.password)
         raise ValueError("SAP SuccessFactors needs username and password, or client_id and private_key")
+
+    def refused(self, response: httpx.Response) -> SourceError:
+        if response.status_code in (401, 403) or not response.content:
+            return super().refused(response)
+        return SourceError(
+            f"source {self.name}: SAP SuccessFactors answered HTTP {response.status_code}: {error_text(response)}"
+        )
 
     def _paging(self) -> NextLinkPaging:
         return NextLinkPaging(items="d.results", next="d.__next")

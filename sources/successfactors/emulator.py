@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import urllib.parse
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -118,9 +120,9 @@ def create_app(state: SuccessFactorsState) -> Starlette:
         rows = [r for k in keys[start : start + size] if (r := render(k)) is not None]
         body: dict[str, Any] = {"results": rows}
         if start + size < len(keys):
-            params = [(k, v) for k, v in q.multi_items() if k != "$skiptoken"]
             token = base64.urlsafe_b64encode(f"{snap}:{start + size}".encode()).decode()
-            query = "&".join(f"{k}={v}" for k, v in params) + f"&$skiptoken={token}"
+            params = [(k, v) for k, v in q.multi_items() if k != "$skiptoken"] + [("$skiptoken", token)]
+            query = urllib.parse.urlencode(params, safe="$,/'()=")
             body["__next"] = str(request.url.replace(query=query))
         return JSONResponse({"d": body})
 
@@ -135,7 +137,8 @@ def create_app(state: SuccessFactorsState) -> Starlette:
             return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
         expand = {e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
         everything = Writer(root(request), None, None, state.people)
-        view = Writer(root(request), expand, as_of, state.people)
+        # PerPerson is not effective-dated: its expansions are as of today unless asOfDate says otherwise
+        view = Writer(root(request), expand, as_of or date.today(), state.people)
         with state.lock:
             if q.get("$skiptoken"):
                 keys = []
@@ -167,6 +170,32 @@ def create_app(state: SuccessFactorsState) -> Starlette:
                         if entity is not None and test(entity):
                             found[f"{employment['userId']}|{s['startDate']}"] = entity
         return page(request, sorted(found), found.get)
+
+    def listing(prefix: str, build: Callable[[Writer, dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Any:
+        """EmpEmployment or User, one per employment; their navigations are the same entities'
+        under PerPerson, so `$expand` is read under that prefix."""
+
+        def handler(request: Request) -> Response:
+            if (denied := refused(request)) is not None:
+                return denied
+            q = request.query_params
+            try:
+                as_of, _span = _as_of(request)
+                test = compile_filter(q.get("$filter"))
+            except (FilterError, ValueError) as exc:
+                return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
+            expand = {prefix + e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
+            writer = Writer(root(request), expand | {prefix.rstrip("/")}, as_of or date.today(), state.people)
+            with state.lock:
+                rows = {
+                    e["userId"]: entity
+                    for p in state.people.values()
+                    for e in p["employments"]
+                    if test(entity := build(writer, p, e))
+                }
+            return page(request, sorted(rows), rows.get)
+
+        return handler
 
     def emails(request: Request) -> Response:
         if (denied := refused(request)) is not None:
@@ -219,6 +248,10 @@ def create_app(state: SuccessFactorsState) -> Starlette:
         routes=[
             Route("/odata/v2/PerPerson", people),
             Route("/odata/v2/EmpJob", jobs),
+            Route("/odata/v2/EmpEmployment", listing("employmentNav/", lambda w, p, e: w.employment(p, e))),
+            Route(
+                "/odata/v2/User", listing("employmentNav/userNav/", lambda w, p, e: w.user(e, "employmentNav/userNav/"))
+            ),
             Route("/odata/v2/PerEmail", emails),
             Route("/odata/v2/PerEmail({key})", emails),
             Route("/odata/v2/Picklist('{name}')", picklist),
