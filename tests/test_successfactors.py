@@ -154,6 +154,24 @@ def test_the_employment_that_speaks_for_a_converted_person():
     assert current_employment([ended, employee], TODAY)["userId"] == "e"  # the next one, not the old
 
 
+async def test_a_conversion_keeps_the_person_with_no_termination_in_between(sf):
+    state, _ids, url = sf
+    contractor = state.hire(first_name="Lin", last_name="Ma", commitment="Contractor", start_date=day(-200))
+    state.terminate(contractor, on=day(0))  # the contract's last day is today
+    state.employ(contractor, day(1), commitment="Full-time", title="Engineer")  # employee from tomorrow
+    source = connect(state, url)
+    read = await source.read({})
+    record = await source.record(contractor)
+    await source.aclose()
+    today = {w.remote_id: w for w in read.workers}[contractor]
+    assert today.status.value == "active" and today.termination_date is None  # nothing to revoke
+    assert today.employment_type.value == "contractor" and today.custom["user_id"] == contractor
+    tomorrow = source.to_worker(record, today=TODAY + timedelta(days=1))
+    assert tomorrow["status"] == "active" and tomorrow["employment_type"] == "full_time"
+    assert tomorrow["termination_date"] is None and tomorrow["custom"]["user_id"] == f"{contractor}-2"
+    assert tomorrow["title"] == "Engineer"
+
+
 def key_pair() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provisioner-test")])

@@ -117,6 +117,19 @@ def current_employment(employments: list[dict[str, Any]], today: date) -> dict[s
     return max(employments, key=lambda e: ended(e) or started(e), default={})
 
 
+def continues(employments: list[dict[str, Any]], ending: dict[str, Any], last_day: date) -> bool:
+    """Whether another employment of the person starts by the day after `last_day` and is not over
+    before it starts: Employee Central's conversion (contractor to employee) or seamless rehire,
+    which adds an employment to the same person."""
+    for other in employments:
+        first = _day(other.get("startDate"))
+        end = _day(other.get("endDate"))
+        if other is not ending and first is not None and first <= last_day + timedelta(days=1):
+            if (end is None or end > last_day) and first >= (_day(ending.get("startDate")) or date.min):
+                return True
+    return False
+
+
 class SuccessFactorsSource(HttpSource):
     vendor = "SAP SuccessFactors"
     settings_model = SuccessFactorsSettings
@@ -248,6 +261,8 @@ class SuccessFactorsSource(HttpSource):
         leaving = next((j for j in ahead if _code(j) in ENDED), None)
         if ended is None and leaving is not None and (first := _day(leaving.get("startDate"))):
             ended = first - timedelta(days=1)  # the termination slice starts the day after the last day
+        if ended is not None and continues(results(record.get("employmentNav")), employment, ended):
+            ended = None  # a conversion or rehire without a gap: the person does not leave
         code = _code(job)
         if started and started > today:
             status = "pending"
