@@ -77,6 +77,8 @@ def test_answers_are_odata_v2_json_with_server_paging(sf):
     assert [u["userId"] for u in users.json()["d"]["results"] + more] == ids
     jobs = httpx.get(f"{url}/odata/v2/EmpEmployment", params={"$expand": "jobInfoNav"}, auth=basic(state))
     assert all(len(e["jobInfoNav"]["results"]) == 1 for e in jobs.json()["d"]["results"])
+    picked = httpx.get(f"{url}/odata/v2/EmpJob", params={"$select": "userId,jobTitle"}, auth=basic(state))
+    assert {tuple(sorted(j)) for j in picked.json()["d"]["results"]} == {("__metadata", "jobTitle", "userId")}
 
 
 def test_odata_errors_rate_limit_and_maintenance(sf):

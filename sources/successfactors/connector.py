@@ -60,7 +60,7 @@ EXPAND = ",".join(
 )
 JOB_FIELDS = (
     "userId,startDate,endDate,emplStatus,jobTitle,department,division,location,costCenter,countryOfCompany,"
-    "isFulltimeEmployee,lastModifiedDateTime"
+    "isFulltimeEmployee,lastModifiedDateTime,emplStatusNav,departmentNav,locationNav"
 )
 ENDED = {"T", "R", "O"}  # Terminated, Retired, Discarded (a global assignment's end)
 AWAY = {"U", "P", "S", "F"}  # Unpaid and Paid Leave, Suspended, Furlough

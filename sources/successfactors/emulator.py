@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from provisioner.sources.emulation import admin_routes
-from provisioner.sources.successfactors.entities import EMAIL_TYPES, Writer
+from provisioner.sources.successfactors.entities import EMAIL_TYPES, Writer, select
 from provisioner.sources.successfactors.oauth_emulation import oauth_routes
 from provisioner.sources.successfactors.odata import error_body
 from provisioner.sources.successfactors.query import FilterError, compile_filter
@@ -117,7 +117,8 @@ def create_app(state: SuccessFactorsState) -> Starlette:
         else:
             snap, start = secrets.token_hex(6), 0
             state.snapshots[snap] = keys
-        rows = [r for k in keys[start : start + size] if (r := render(k)) is not None]
+        fields = q.get("$select")
+        rows = [select(r, fields) for k in keys[start : start + size] if (r := render(k)) is not None]
         body: dict[str, Any] = {"results": rows}
         if start + size < len(keys):
             token = base64.urlsafe_b64encode(f"{snap}:{start + size}".encode()).decode()

@@ -57,6 +57,15 @@ def _option(root: str, code: str, table: dict[str, tuple[str, str]]) -> dict[str
     }
 
 
+def select(entity: dict[str, Any] | None, fields: str | None) -> dict[str, Any] | None:
+    """`$select`: the listed properties (a navigation too, by its name or a path through it) and
+    `__metadata`; without `$select`, everything."""
+    if entity is None or not fields:
+        return entity
+    wanted = {f.strip().split("/", 1)[0] for f in fields.split(",") if f.strip()}
+    return {k: v for k, v in entity.items() if k in wanted or k == "__metadata"}
+
+
 class Writer:
     """Entities of one answer: `root` is the service root for URIs, `expand` the asked navigations,
     `as_of` the day whose job slices are in effect (None: every slice, for `$filter`)."""
