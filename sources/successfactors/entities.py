@@ -72,6 +72,7 @@ class Writer:
 
     def __init__(self, root: str, expand: set[str] | None, as_of: date | None, people: dict[str, Any]):
         self.root, self.as_of, self.people = root, as_of, people
+        self._users: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None
         # Expanding a path expands every navigation on its way; None expands everything.
         self.expand = None if expand is None else {p.rsplit("/", n)[0] for p in expand for n in range(p.count("/") + 1)}
 
@@ -172,11 +173,9 @@ class Writer:
         return {"personIdExternal": person["personIdExternal"], "userId": employment["userId"]}
 
     def find_user(self, user_id: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        for person in self.people.values() if user_id else ():
-            for employment in person["employments"]:
-                if employment["userId"] == user_id:
-                    return person, employment
-        return None
+        if self._users is None:  # built once per answer: a lookup per manager would be quadratic
+            self._users = {e["userId"]: (p, e) for p in self.people.values() for e in p["employments"]}
+        return self._users.get(user_id) if user_id else None
 
     def employment(self, person: dict[str, Any], employment: dict[str, Any]) -> dict[str, Any]:
         key = f"personIdExternal='{person['personIdExternal']}',userId='{employment['userId']}'"
