@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from provisioner.engine.contracts.protocols import SourceError, WritebackRefused, WritesBack
 from provisioner.engine.kit.servers import serve_asgi
 from provisioner.sources import build_source
-from provisioner.sources.successfactors.connector import current_employment
+from provisioner.sources.successfactors.employment import current_employment
 from provisioner.sources.successfactors.emulator import SuccessFactorsState, create_app
 from provisioner.sources.successfactors.odata import ms_date
 
