@@ -12,6 +12,7 @@ from provisioner.sources.ashby import emulator as ashby
 from provisioner.sources.bamboohr import emulator as bamboohr
 from provisioner.sources.greenhouse import emulator as greenhouse
 from provisioner.sources.lever import emulator as lever
+from provisioner.sources.successfactors import emulator as successfactors
 from provisioner.sources.workable import emulator as workable
 from provisioner.sources.workday import emulator as workday
 
@@ -196,5 +197,21 @@ HARNESSES = [
         lambda s, rid: s.change(rid, start_date="soon"),
         lambda s, rid: s.webhook("candidateHire", rid),
         forbid="/offer.list",
+    ),
+    Harness(
+        "successfactors",
+        successfactors.SuccessFactorsState,
+        successfactors.create_app,
+        lambda url, s: {
+            "base_url": url,
+            "company_id": s.company_id,
+            "username": s.username,
+            "password": s.password,
+            **FAST,
+        },
+        {"password": "wrong-password"},
+        lambda s, rid: s.change(rid, title="Principal Engineer"),
+        lambda s, rid: s.change(rid, employment_start="soon"),
+        forbid="EmpJob",
     ),
 ]

@@ -105,7 +105,7 @@ def test_a_scheme_missing_its_key_or_given_another_schemes_key_is_refused_at_tha
         (
             ("auth", "type"),
             "unknown type 'baerer' (did you mean 'bearer'?); "
-            "known: none, basic, bearer, header, oauth_client_credentials, oauth_refresh_token",
+            "known: none, basic, bearer, header, oauth_client_credentials, oauth_refresh_token, oauth_saml_bearer",
         )
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -58,6 +58,21 @@ class FetchesOne(Protocol):
 
     async def fetch_one(self, remote_id: str) -> SourceRead:
         """One record: an incomplete read, with `gone` set when it left scope."""
+        ...
+
+
+class WritebackRefused(SourceError):
+    """The HR system answered and refused the value (a 4xx other than 429): retrying will not help."""
+
+
+@runtime_checkable
+class WritesBack(Protocol):
+    """Optional capability: values the engine writes back to a person's HR record."""
+
+    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
+        """Write `values` (keys are Worker field names: work_email, username, phone) to one record and
+        return only when the HR system holds them; WritebackRefused when it says no, SourceError when
+        it cannot be reached (retried durably)."""
         ...
 
 

@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from provisioner.engine.kit.oauth import ClientCredentials, RefreshToken
+from provisioner.engine.kit.saml import SamlBearer
 from provisioner.engine.kit.tagged import default_tag
 
 Secret = Annotated[SecretStr, Field(min_length=1)]
@@ -98,7 +99,33 @@ class RefreshTokenAuth(_Scheme):
         return grant, {}
 
 
-AuthScheme = NoAuth | BasicAuth | BearerAuth | HeaderAuth | ClientCredentialsAuth | RefreshTokenAuth
+class SamlBearerAuth(_Scheme):
+    """OAuth 2.0 SAML 2.0 bearer assertion grant (RFC 7522), the assertion signed with `private_key`
+    (PEM) for `user_id`; `form` adds the provider's own token-request fields (company_id)."""
+
+    type: Literal["oauth_saml_bearer"] = "oauth_saml_bearer"
+    token_url: Text
+    client_id: Text
+    user_id: Text
+    private_key: Secret
+    certificate: str | None = None  # PEM, sent in the signature's KeyInfo
+    audience: Text
+    form: dict[str, str] = Field(default_factory=dict)
+
+    def for_httpx(self) -> tuple[httpx.Auth | None, dict[str, str]]:
+        grant = SamlBearer(
+            self.token_url,
+            self.client_id,
+            self.user_id,
+            self.private_key.get_secret_value(),
+            audience=self.audience,
+            certificate=self.certificate,
+            form=self.form,
+        )
+        return grant, {}
+
+
+AuthScheme = NoAuth | BasicAuth | BearerAuth | HeaderAuth | ClientCredentialsAuth | RefreshTokenAuth | SamlBearerAuth
 
 
 # The config's `auth:` block: one of the schemes above, chosen by `type`; none without it.

@@ -1,0 +1,3 @@
+"""`type: successfactors` — SAP SuccessFactors Employee Central over OData v2."""
+
+CONNECTOR = "SuccessFactorsSource"
