@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -36,6 +36,21 @@ class SourceRead:
     # Remote ids known to be gone (a webhook's record was deleted or left scope): removals even
     # when the read is not complete.
     gone: list[str] = field(default_factory=list)
+
+
+class WritebackRefused(SourceError):
+    """The HR system answered and refused the value (a 4xx other than 429): retrying will not help."""
+
+
+@runtime_checkable
+class WritesBack(Protocol):
+    """Optional capability: values the engine writes back to a person's HR record."""
+
+    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
+        """Write `values` (keys are Worker field names: work_email, username, phone) to one record and
+        return only when the HR system holds them; WritebackRefused when it says no, SourceError when
+        it cannot be reached (retried durably)."""
+        ...
 
 
 class Source(Protocol):
@@ -186,6 +201,16 @@ class ListsAccounts(Protocol):
     """Optional capability: every account the app holds, paged (what the reconciler compares)."""
 
     def list_accounts(self) -> AsyncIterator[Account]: ...
+
+
+@runtime_checkable
+class ReadsAccount(Protocol):
+    """Optional capability: one account read by its id, as the writer sees it (mapping paths) and as
+    the app answered (what a writeback template reads: `{{ account.emails[0].value }}`)."""
+
+    async def read_account(self, account_id: str) -> tuple[Account, dict[str, Any]] | None:
+        """None when the app no longer holds it; raises when the app cannot be read."""
+        ...
 
 
 @runtime_checkable

@@ -45,6 +45,7 @@ class Pipeline:
         on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
         claim: Callable[[list[str]], set[str]] | None = None,
         recheck_interval: float = 1.0,
+        before_record: Callable[[list[EventOutcome]], Awaitable[None]] | None = None,
     ):
         self.applier = applier
         self.store = store
@@ -53,6 +54,7 @@ class Pipeline:
         self.flush_interval = flush_interval
         self.on_flush = on_flush
         self.on_recorded = on_recorded  # event ids now in the store: their Kafka offsets may be committed
+        self.before_record = before_record  # adds to a batch's outcomes first (usecases/writeback.py)
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
@@ -227,6 +229,8 @@ class Pipeline:
         if not batch:
             return
         try:
+            if self.before_record is not None:
+                await self.before_record(batch)
             new = await asyncio.to_thread(record, self.store, batch)
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush
