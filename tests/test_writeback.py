@@ -5,6 +5,7 @@ plans nothing for the app."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app as cli
@@ -124,6 +126,11 @@ async def engine(config: dict[str, Any]) -> AsyncIterator[Runtime]:
         yield runtime
 
 
+async def invoke(args: list[str]) -> Result:
+    """A CLI command, in a thread: it runs its own event loop."""
+    return await asyncio.to_thread(CliRunner().invoke, cli, args)
+
+
 async def cycle(runtime: Runtime) -> None:
     for source in ("bamboohr", "workday"):
         await runtime.poll(source)
@@ -169,10 +176,33 @@ async def test_a_refused_value_is_a_dead_letter_that_failures_lists(apps: Apps, 
     assert apps.workday_state.workers[workday_id]["work_email"] == apps.assigned(f"alan.turing{workday_id}")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    shown = CliRunner().invoke(cli, ["failures", "--config", str(path), "--json"])
+    shown = await invoke(["failures", "--config", str(path), "--json"])
     assert shown.exit_code == 0, shown.output
-    [row] = json.loads(shown.output)
+    [row] = json.loads(shown.stdout)
     assert (row["target"], row["action"], row["state"]) == ("writeback:bamboohr", "writeback", "dead")
+    # `plan` shows the value still due, read from the app; `explain` the rule and its last run.
+    planned = await invoke(["plan", "--config", str(path), "--json"])
+    assert planned.exit_code == 0, planned.output
+    due = [a for a in json.loads(planned.stdout) if a["action"] == "writeback"]
+    assert [(a["worker_id"], a["target"], a["attributes"]) for a in due] == [
+        (f"bamboohr:{bamboo_id}", "writeback:bamboohr", {"work_email": apps.assigned(f"ada.byron{bamboo_id}")})
+    ]
+    explained = await invoke(["explain", "--config", str(path), "--worker", f"bamboohr:{bamboo_id}"])
+    assert explained.exit_code == 0, explained.output
+    assert "writeback:bamboohr: writes back work_email from google" in explained.output
+    assert "writeback failure" in explained.output
+
+
+async def test_plan_shows_the_writeback_an_account_to_be_created_will_bring(apps: Apps, tmp_path: Path):
+    bamboo_id, _ = hire(apps)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(apps.config(f"sqlite:///{tmp_path / 's.db'}")))
+    planned = await invoke(["plan", "--config", str(path), "--json"])
+    assert planned.exit_code == 0, planned.output
+    due = {a["worker_id"]: a for a in json.loads(planned.stdout) if a["action"] == "writeback"}
+    assert due[f"bamboohr:{bamboo_id}"]["reason"].startswith("work_email from google: once google creates")
+    assert not [s for s in apps.front.seen if s[0] == "POST"]  # plan changes nothing
+    assert apps.bamboo_state.employees[bamboo_id]["workEmail"] is None
 
 
 async def test_a_transient_failure_is_retried_until_hr_holds_the_value(apps: Apps, tmp_path: Path):

@@ -120,4 +120,7 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
                 if e.target == name
             ][-5:],
         }
-    return {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
+    report = {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
+    if (writeback := parts.writebacks.explain(worker, log)) is not None:
+        report["writeback"] = writeback
+    return report
