@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app as cli
 from provisioner.engine.config import Config, ConfigError, load_config
+from provisioner.engine.contracts.protocols import SourceError, WritebackRefused, WritesBack
 from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_asgi, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.sources import build_source
 from provisioner.sources.bamboohr.emulator import EmulatorState, create_app
 from provisioner.sources.workday.emulator import WorkdayState
 from provisioner.sources.workday.emulator import create_app as workday_app
@@ -239,3 +241,57 @@ def test_validate_names_the_line_of_a_bad_writeback(tmp_path: Path):
     assert "writeback[1].from.target: unknown target 'gmail'" in said
     assert "writeback[1].field: Input should be 'work_email' or 'username'" in said
     assert "writeback[1].from.value" in said
+
+
+def settings(apps: Apps, i: int) -> dict[str, Any]:
+    """A source's own settings, as its config entry holds them."""
+    return {k: v for k, v in apps.config("sqlite://")["sources"][i].items() if k not in ("name", "type")}
+
+
+async def test_bamboohr_writes_a_work_email_and_says_no_as_bamboohr_does(apps: Apps):
+    emp = apps.bamboo_state.hire(first_name="Grace", last_name="Hopper", workEmail=None)["id"]
+    source = build_source("bamboohr", "bamboohr", settings(apps, 0))
+    assert isinstance(source, WritesBack)
+    try:
+        await source.write_back(emp, {"work_email": "grace@corp.example"})
+        assert apps.bamboo_state.employees[emp]["workEmail"] == "grace@corp.example"
+        refusals = [
+            ("404", emp + "0", {"work_email": "x@corp.example"}),  # no such employee
+            ("400", emp, {"work_email": "not an address"}),
+            ("no field for username", emp, {"username": "ghopper"}),
+        ]
+        for said, remote_id, values in refusals:
+            with pytest.raises(WritebackRefused, match=said):
+                await source.write_back(remote_id, values)
+        apps.bamboo_state.faults.fail_status, apps.bamboo_state.faults.fail_next = 503, 10
+        with pytest.raises(SourceError) as transient:
+            await source.write_back(emp, {"work_email": "g.hopper@corp.example"})
+        assert not isinstance(transient.value, WritebackRefused)
+    finally:
+        await source.aclose()
+    assert apps.bamboo_state.employees[emp]["workEmail"] == "grace@corp.example"
+
+
+async def test_workday_writes_an_email_and_a_username_and_confirms_them_by_get_workers(apps: Apps):
+    emp = apps.workday_state.hire(first_name="Edsger", last_name="Dijkstra", personal_email="ewd@home.example")
+    source = build_source("workday", "workday", settings(apps, 1))
+    assert isinstance(source, WritesBack)
+    try:
+        await source.write_back(emp, {"work_email": "ewd@corp.example", "username": "ewd"})
+        held = apps.workday_state.workers[emp]
+        assert (held["work_email"], held["user_id"], held["home_email"]) == (
+            "ewd@corp.example",
+            "ewd",
+            "ewd@home.example",
+        )
+        read = await source.fetch_one(emp)
+        assert (read.workers[0].work_email, read.workers[0].username) == ("ewd@corp.example", "ewd")
+        with pytest.raises(WritebackRefused, match=r"Client\.validationError.*not a valid ID"):
+            await source.write_back("99999", {"work_email": "x@corp.example"})
+        with pytest.raises(WritebackRefused, match="Email Address is not valid"):
+            await source.write_back(emp, {"work_email": "nope"})
+        apps.workday_state.locked_fields.add("user_id")
+        with pytest.raises(WritebackRefused, match="not authorized"):
+            await source.write_back(emp, {"username": "edsger"})
+    finally:
+        await source.aclose()

@@ -90,7 +90,7 @@ class Writebacks:
             if not isinstance(targets.get(rule.target), ReadsAccount):
                 raise ValueError(f"writeback: target {rule.target!r} cannot read an account back to take a value from")
         self.sources, self.targets, self.specs = sources, targets, specs
-        self.slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -111,7 +111,8 @@ class Writebacks:
         if not work:
             return
         stored = await asyncio.to_thread(links_of, [o.event.subject for o, _ in work if o.event is not None])
-        await asyncio.gather(*(self._one(outcome, rules, stored) for outcome, rules in work))
+        slots = asyncio.Semaphore(self.concurrency)  # per run: a CLI command and the engine have loops of their own
+        await asyncio.gather(*(self._one(outcome, rules, stored, slots) for outcome, rules in work))
 
     def _todo(self, outcome: EventOutcome) -> list[Rule]:
         assert outcome.event is not None
@@ -119,7 +120,9 @@ class Writebacks:
             return []  # done in an earlier try to record this batch
         return self.due(outcome.event, (link.target for link in outcome.links))
 
-    async def _one(self, outcome: EventOutcome, rules: list[Rule], stored: dict[LinkKey, Link]) -> None:
+    async def _one(
+        self, outcome: EventOutcome, rules: list[Rule], stored: dict[LinkKey, Link], slots: asyncio.Semaphore
+    ) -> None:
         assert outcome.event is not None and outcome.event.data.worker is not None
         worker = outcome.event.data.worker
         links = {t: link for (w, t), link in stored.items() if w == worker.id}
@@ -129,7 +132,7 @@ class Writebacks:
         target = writeback_target(worker.source)
         start = time.perf_counter()
         try:
-            async with self.slots:
+            async with slots:
                 pending = await self.pending(worker, rules, links)
                 if pending is not None:
                     await self._write(pending)
