@@ -178,7 +178,7 @@ async def test_a_refused_value_is_a_dead_letter_that_failures_lists(apps: Apps, 
     assert apps.workday_state.workers[workday_id]["work_email"] == apps.assigned(f"alan.turing{workday_id}")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    shown = await invoke(["failures", "--config", str(path), "--json"])
+    shown = await invoke(["failures", "--config", str(path), "--target", "writeback:bamboohr", "--json"])
     assert shown.exit_code == 0, shown.output
     [row] = json.loads(shown.stdout)
     assert (row["target"], row["action"], row["state"]) == ("writeback:bamboohr", "writeback", "dead")

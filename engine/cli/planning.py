@@ -32,6 +32,7 @@ def plan(
     targets = known_targets(cfg, target)
     planned, writebacks = asyncio.run(_plan(cfg, worker))
     actions = [a for a in planned if targets is None or a.target in targets]
+    writebacks = [w for w in writebacks if targets is None or w["target"] in targets]
     if as_json:
         print(json.dumps([*(a.model_dump(mode="json") for a in actions), *writebacks], indent=2))
         return
