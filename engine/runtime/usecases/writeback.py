@@ -116,8 +116,12 @@ class Writebacks:
 
     def _todo(self, outcome: EventOutcome) -> list[Rule]:
         assert outcome.event is not None
-        if any(entry.action == ACTION for entry in outcome.log):
-            return []  # done in an earlier try to record this batch
+        worker = outcome.event.data.worker
+        if worker is None:
+            return []
+        target = writeback_target(worker.source)
+        if target in outcome.settled or any(f.target == target for f in outcome.failures):
+            return []  # looked at already: as the event ended, or in an earlier try to record it
         return self.due(outcome.event, (link.target for link in outcome.links))
 
     async def _one(
