@@ -1,8 +1,8 @@
 """Writeback: a value an app assigned (the work email, the username) goes back to the person's HR
 record, as `writeback:` in the config says (docs/writeback.md).
 
-It runs over a batch of applied events just before their outcomes are recorded, and adds to those
-outcomes: a log entry whose target is `writeback:<source>`, a failure there (retried durably like a
+It runs as an applied event ends (and, for events that end without a task, over their batch just
+before it is recorded: runtime/pipeline.py), and adds to the event's outcome: a log entry whose target is `writeback:<source>`, a failure there (retried durably like a
 target write: store/failures.py) or the target settled (which heals an earlier failure). So the
 write and the account it came from are recorded in one transaction; a crash before it re-applies
 the event, and the writeback, being idempotent, writes nothing twice.
