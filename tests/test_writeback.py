@@ -139,9 +139,9 @@ async def cycle(runtime: Runtime) -> None:
     await runtime.wait_idle(timeout=30)
 
 
-async def test_one_cycle_leaves_both_hr_systems_holding_the_email_the_app_assigned(apps: Apps, tmp_path: Path):
+async def test_one_cycle_leaves_both_hr_systems_holding_the_email_the_app_assigned(apps: Apps, store_url: str):
     bamboo_id, workday_id = hire(apps)
-    async with engine(apps.config(f"sqlite:///{tmp_path / 's.db'}")) as runtime:
+    async with engine(apps.config(store_url)) as runtime:
         await cycle(runtime)
         assert apps.bamboo_state.employees[bamboo_id]["workEmail"] == apps.assigned(f"ada.byron{bamboo_id}")
         assert apps.workday_state.workers[workday_id]["work_email"] == apps.assigned(f"alan.turing{workday_id}")

@@ -2,10 +2,11 @@
 record, as `writeback:` in the config says (docs/writeback.md).
 
 It runs as an applied event ends (and, for events that end without a task, over their batch just
-before it is recorded: runtime/pipeline.py), and adds to the event's outcome: a log entry whose target is `writeback:<source>`, a failure there (retried durably like a
-target write: store/failures.py) or the target settled (which heals an earlier failure). So the
-write and the account it came from are recorded in one transaction; a crash before it re-applies
-the event, and the writeback, being idempotent, writes nothing twice.
+before it is recorded: runtime/pipeline.py), and adds to the event's outcome: a log entry whose
+target is `writeback:<source>`, a failure there (retried durably like a target write:
+store/failures.py) or the target settled (which heals an earlier failure). So the write and the
+account it came from are recorded in one transaction; a crash before it re-applies the event, and
+the writeback, being idempotent, writes nothing twice.
 
 Idempotent: nothing is written when the HR record already holds the value. When HR takes it, the
 account's link is moved to what the app holds at the paths that value feeds, so the next poll,
