@@ -225,6 +225,7 @@ async def test_a_transient_failure_is_retried_until_hr_holds_the_value(apps: App
     assert apps.bamboo_state.employees[bamboo_id]["workEmail"] == apps.assigned(f"ada.byron{bamboo_id}")
 
 
+@pytest.mark.fast
 def test_validate_names_the_line_of_a_bad_writeback(tmp_path: Path):
     path = tmp_path / "config.yaml"
     path.write_text(
