@@ -20,7 +20,7 @@ from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
-from provisioner.engine.runtime.usecases.writeback import planned as planned_writebacks
+from provisioner.engine.runtime.usecases.writeback_plan import planned as planned_writebacks
 
 
 def plan(

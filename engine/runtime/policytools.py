@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from provisioner.engine.config import Config, PolicyTest
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.runtime.usecases.writeback_plan import explained
 from provisioner.engine.runtime.wiring import Parts
 
 
@@ -121,6 +122,6 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
             ][-5:],
         }
     report = {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
-    if (writeback := parts.writebacks.explain(worker, log)) is not None:
+    if (writeback := explained(parts.writebacks, worker, log)) is not None:
         report["writeback"] = writeback
     return report

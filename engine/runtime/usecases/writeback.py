@@ -154,37 +154,6 @@ class Writebacks:
         if (moved := self._moved(pending)) is not None:
             outcome.links.append(moved)
 
-    async def preview(self, worker: Worker, links: dict[str, Link], creates: set[str]) -> list[dict[str, Any]]:
-        """What `plan` shows for this worker: values due to be written back now (the app's account
-        read), and those that wait for an account this plan creates (`creates`: its targets)."""
-        rules = [r for r in self.rules if r.source == worker.source and worker.in_employment]
-        rows = [
-            _row(worker, rule.field, None, rule.target, f"once {rule.target} creates the account and assigns it")
-            for rule in rules
-            if rule.target in creates and rule.target not in links
-        ]
-        pending = await self.pending(worker, [r for r in rules if r.target in links], links)
-        for name, value in (pending.values if pending else {}).items():
-            target = next(r.target for r in rules if r.field == name)
-            rows.append(_row(worker, name, value, target, f"{target} holds another {name} than HR"))
-        return rows
-
-    def explain(self, worker: Worker, log: Iterable[LogEntry]) -> dict[str, Any] | None:
-        """What `explain` shows: the rules that write this person's HR record, and their last runs."""
-        rules = [r for r in self.rules if r.source == worker.source]
-        if not rules:
-            return None
-        target = writeback_target(worker.source)
-        return {
-            "target": target,
-            "fields": {r.field: {"from": r.target, "value": r.value.source} for r in rules},
-            "log": [
-                {"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
-                for e in log
-                if e.target == target
-            ][-5:],
-        }
-
     async def pending(self, worker: Worker, rules: list[Rule], links: dict[str, Link]) -> Pending | None:
         """What would be written back for this worker now (None: HR already holds it, or there is
         nothing to take it from yet). Reads the accounts; writes nothing (`plan` shows it)."""
@@ -202,7 +171,7 @@ class Writebacks:
                 value = rule.value.render(account=resource)
             except TemplateError as exc:
                 raise WritebackRefused(f"writeback value from target {rule.target!r}: {exc}") from None
-            if value is not None and value != getattr(worker, rule.field):
+            if value and not _same(rule.field, value, getattr(worker, rule.field)):
                 values[rule.field] = value
                 last = (link, account)
         if last is None:
@@ -268,34 +237,8 @@ class Writebacks:
         )
 
 
-def _row(worker: Worker, name: str, value: str | None, target: str, why: str) -> dict[str, Any]:
-    """A pending writeback as `plan` lists it, in the shape of an action (its JSON stays one list)."""
-    return {
-        "worker_id": worker.id,
-        "target": writeback_target(worker.source),
-        "action": ACTION,
-        "attributes": {name: value} if value is not None else {},
-        "groups": [],
-        "reason": f"{name} from {target}: {why}",
-        "policy": None,
-        "effective_at": None,
-    }
-
-
-async def planned(
-    writebacks: Writebacks,
-    workers: Iterable[Worker],
-    links_of: LinksOf,
-    creates: dict[str, set[str]],
-) -> list[dict[str, Any]]:
-    """Every writeback `plan` shows for these workers (`creates`: worker id → targets the plan
-    creates an account at); reads the accounts they would take values from, writes nothing."""
-    chosen = [w for w in workers if any(r.source == w.source for r in writebacks.rules)]
-    if not chosen:
-        return []
-    stored = await asyncio.to_thread(links_of, [w.id for w in chosen])
-    rows = []
-    for worker in chosen:
-        links = {t: link for (w, t), link in stored.items() if w == worker.id}
-        rows += await writebacks.preview(worker, links, creates.get(worker.id, set()))
-    return rows
+def _same(field: str, value: str, held: str | None) -> bool:
+    """Whether HR holds the value already; an address that differs only in case is the same one."""
+    if held is None:
+        return False
+    return value.casefold() == held.casefold() if field == "work_email" else value == held
