@@ -296,3 +296,18 @@ async def test_workday_writes_an_email_and_a_username_and_confirms_them_by_get_w
             await source.write_back(emp, {"username": "edsger"})
     finally:
         await source.aclose()
+
+
+def test_validate_refuses_a_source_that_cannot_write_back(tmp_path: Path):
+    (tmp_path / "people.json").write_text("[]")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path / 's.db'}'}}\n"
+        f"sources:\n  - {{name: hr, type: file, path: '{tmp_path / 'people.json'}'}}\n"
+        "targets:\n  - {name: google, type: scim, base_url: 'http://g'}\n"
+        "writeback:\n"
+        "  - {source: hr, field: work_email, from: {target: google, value: '{{ account.userName }}'}}\n"
+    )
+    said = CliRunner().invoke(cli, ["validate", "--config", str(path)])
+    assert said.exit_code == 2
+    assert "writeback: source 'hr' cannot write values back to its HR system" in " ".join(said.output.split())
