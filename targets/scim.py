@@ -30,7 +30,7 @@ from provisioner.targets.scim_change import Changes
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_groups import Groups
 from provisioner.targets.scim_lookup import AccountLookup
-from provisioner.targets.scim_support import DEFAULT_MAPPING, ScimSettings
+from provisioner.targets.scim_support import DEFAULT_MAPPING, ScimError, ScimSettings
 from provisioner.targets.scim_users import Users
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class ScimTarget:
     """One SCIM service provider. Calls return Results; HTTP errors never escape as exceptions.
 
     Implements the core Target protocol and the capabilities ListsAccounts, Primes, ChecksItself,
-    KnowsNotKept, ListsGroups, SharesNames and Learner."""
+    KnowsNotKept, ListsGroups, SharesNames, ReadsAccount and Learner."""
 
     def __init__(self, config: TargetConfig, settings: ScimSettings, mapping_paths: list[str]):
         self.name = config.name
@@ -95,6 +95,16 @@ class ScimTarget:
         await self.client.aclose()
 
     # capabilities
+    async def read_account(self, account_id: str) -> tuple[Account, dict[str, Any]] | None:
+        """One user as the app answers it (what a writeback template reads), and as the mapping sees it."""
+        try:
+            resource = await self.client.call("GET", f"Users/{account_id}")
+        except ScimError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self.client.account(resource), resource
+
     async def prime(self, expected_lookups: int) -> None:
         await self.accounts.prime(expected_lookups)
 

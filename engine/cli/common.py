@@ -16,6 +16,7 @@ from provisioner.engine.cli.options import CONFIG_ENV, DEFAULT_CONFIG
 from provisioner.engine.config import Config, ConfigError, load_config
 from provisioner.engine.config.loader import Problem
 from provisioner.engine.config.units import parse_duration
+from provisioner.engine.runtime.usecases.writeback import writeback_target
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
@@ -43,7 +44,8 @@ def since_time(value: str | None) -> datetime | None:
 
 def known_targets(cfg: Config, targets: list[str] | None) -> list[str] | None:
     """The `--target` values, or exit 2 naming those the config does not have."""
-    names = [t.name for t in cfg.targets]
+    # A writeback is named like a target wherever one is (log, failures): docs/writeback.md.
+    names = [t.name for t in cfg.targets] + sorted({writeback_target(w.source) for w in cfg.writeback})
     unknown = sorted(set(targets or []) - set(names))
     if unknown:
         err.print(f"[red]error[/red] unknown target {', '.join(unknown)} (known: {', '.join(names) or 'none'})")

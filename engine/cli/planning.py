@@ -20,6 +20,7 @@ from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
+from provisioner.engine.runtime.usecases.writeback_plan import planned as planned_writebacks
 
 
 def plan(
@@ -29,9 +30,11 @@ def plan(
     setup(False)
     cfg = _load(config)
     targets = known_targets(cfg, target)
-    actions = [a for a in asyncio.run(_plan(cfg, worker)) if targets is None or a.target in targets]
+    planned, writebacks = asyncio.run(_plan(cfg, worker))
+    actions = [a for a in planned if targets is None or a.target in targets]
+    writebacks = [w for w in writebacks if targets is None or w["target"] in targets]
     if as_json:
-        print(json.dumps([a.model_dump(mode="json") for a in actions], indent=2))
+        print(json.dumps([*(a.model_dump(mode="json") for a in actions), *writebacks], indent=2))
         return
     table = Table(title=f"plan: {plural(len(actions), 'action')}")
     for col in ("target", "worker", "action", "when", "reason"):
@@ -47,12 +50,14 @@ def plan(
             shown(a.reason),
             end_section=last_of_target,
         )
+    for w in writebacks:  # values an app assigned, due back in the HR record (usecases/writeback.py)
+        table.add_row(w["target"], shown(w["worker_id"]), w["action"], "now", shown(w["reason"]))
     console.print(table)
 
 
-async def _plan(cfg: Config, only: str | None) -> list[Any]:
+async def _plan(cfg: Config, only: str | None) -> tuple[list[Any], list[dict[str, Any]]]:
     parts = _parts_or_exit(cfg)
-    actions = []
+    actions, workers = [], []
     try:
         for name, source in parts.sources.items():
             try:
@@ -66,15 +71,26 @@ async def _plan(cfg: Config, only: str | None) -> list[Any]:
                 if only is None or e.subject == only
             ]
             links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
+            workers += [e.data.worker for e in events if e.data.worker is not None]
             for event in events:
                 try:
                     actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
                 except ValueError as exc:  # a policy that cannot be evaluated for this person: one line
                     err.print(f"[red]error[/red] {exc}")
                     raise typer.Exit(1) from None
+        # Also those whose writeback failed, and the one person asked about: their HR values did not
+        # change, so this read has no event of theirs.
+        again = {f.worker_id for f in parts.store.failures.all() if f.target.startswith("writeback:")}
+        again = ({only} if only else again) - {w.id for w in workers}
+        workers += [w for wid in sorted(again) if (w := parts.store.snapshots.get(wid)) is not None]
+        creates: dict[str, set[str]] = {}
+        for a in actions:
+            if a.action.value == "create":
+                creates.setdefault(a.worker_id, set()).add(a.target)
+        writebacks = await planned_writebacks(parts.writebacks, workers, parts.store.links.for_workers, creates)
     finally:
         await parts.aclose()
-    return actions
+    return actions, writebacks
 
 
 def explain(
@@ -110,6 +126,11 @@ def explain(
     )
     for name, t in report["targets"].items():
         _print_target(name, t, leaving.get(name, ""))
+    if wb := report.get("writeback"):
+        fields = ", ".join(f"{f} from {v['from']} ({v['value']})" for f, v in wb["fields"].items())
+        console.print(f"\n[bold]{wb['target']}[/bold]: writes back {shown(fields)}")
+        for e in wb["log"]:
+            console.print(f"  log {e['time']:%Y-%m-%d %H:%M}: {e['action']} {e['result']} — {shown(e['reason'])}")
 
 
 def _kept_on_leaving(on_terminate: str, remove_groups: bool) -> str:

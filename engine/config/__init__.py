@@ -18,6 +18,7 @@ from provisioner.engine.config.schema import (
     SourceConfig,
     StoreConfig,
     TargetConfig,
+    WritebackConfig,
 )
 from provisioner.engine.config.units import parse_duration, parse_rate, rate_window
 
@@ -42,6 +43,7 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "TargetConfig",
+    "WritebackConfig",
     "describe",
     "load_config",
     "parse_duration",

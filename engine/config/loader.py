@@ -17,7 +17,7 @@ from provisioner.engine.config.kafka import SECRET_KEYS
 from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
 from provisioner.engine.config.redact import env_values, redacted
-from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
+from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig, writeback_problems
 from provisioner.engine.config.yamlsafe import BoundedAliases
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.templating import Condition, Template, TemplateError, attributes_of
@@ -287,6 +287,8 @@ def _cross_check(
         mapping = target.get("mapping")
         for path, source in mapping.items() if isinstance(mapping, dict) else []:
             compiles(("targets", i, "mapping", path), source, Template, f"target {target.get('name')!r}")
+    for loc, message in writeback_problems(data) if isinstance(data, dict) else []:
+        problem(loc, message)
     for i, test in _items(data, "tests"):
         expect = test.get("expect")
         for name in expect if isinstance(expect, dict) else {}:

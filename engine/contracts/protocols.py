@@ -38,6 +38,21 @@ class SourceRead:
     gone: list[str] = field(default_factory=list)
 
 
+class WritebackRefused(SourceError):
+    """The HR system answered and refused the value (a 4xx other than 429): retrying will not help."""
+
+
+@runtime_checkable
+class WritesBack(Protocol):
+    """Optional capability: values the engine writes back to a person's HR record."""
+
+    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
+        """Write `values` (keys are Worker field names: work_email, username, phone) to one record and
+        return only when the HR system holds them; WritebackRefused when it says no, SourceError when
+        it cannot be reached (retried durably)."""
+        ...
+
+
 class Source(Protocol):
     """What every source connector does. Optional abilities are capability protocols of their
     own (`FetchesOne`), detected with isinstance rather than by calling and catching."""
@@ -201,6 +216,16 @@ class ListsAccounts(Protocol):
     """Optional capability: every account the app holds, paged (what the reconciler compares)."""
 
     def list_accounts(self) -> AsyncIterator[Account]: ...
+
+
+@runtime_checkable
+class ReadsAccount(Protocol):
+    """Optional capability: one account read by its id, as the writer sees it (mapping paths) and as
+    the app answered (what a writeback template reads: `{{ account.emails[0].value }}`)."""
+
+    async def read_account(self, account_id: str) -> tuple[Account, dict[str, Any]] | None:
+        """None when the app no longer holds it; raises when the app cannot be read."""
+        ...
 
 
 @runtime_checkable

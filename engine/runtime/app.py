@@ -16,6 +16,7 @@ from typing import Any
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.ports import FixedClock, system_clock
+from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
@@ -71,6 +72,7 @@ class Runtime:
             on_flush=self._flushed,
             on_recorded=self._recorded,
             claim=claimer(self.store, self.owner, config.engine.claim_seconds, self.vitals),
+            before_record=self._write_back if self.parts.writebacks else None,
         )
         self.offsets = Offsets()
         self.fleet = Fleet(self.store, self.owner, config.engine, self.pipeline, self.offsets, self.vitals)
@@ -134,6 +136,9 @@ class Runtime:
         self.totals.skipped += (await self.pipeline.submit(events)).skipped
         self.offsets.settle(self.pipeline.in_flight)
         await self.offsets.commit()
+
+    async def _write_back(self, outcomes: list[EventOutcome]) -> None:
+        await self.parts.writebacks.run(outcomes, self.store.links.for_workers)
 
     async def _recorded(self, event_ids: list[str]) -> None:
         self.offsets.recorded(event_ids)

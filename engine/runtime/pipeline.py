@@ -45,6 +45,7 @@ class Pipeline:
         on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
         claim: Callable[[list[str]], set[str]] | None = None,
         recheck_interval: float = 1.0,
+        before_record: Callable[[list[EventOutcome]], Awaitable[None]] | None = None,
     ):
         self.applier = applier
         self.store = store
@@ -53,6 +54,9 @@ class Pipeline:
         self.flush_interval = flush_interval
         self.on_flush = on_flush
         self.on_recorded = on_recorded  # event ids now in the store: their Kafka offsets may be committed
+        # Adds to outcomes before they are recorded (usecases/writeback.py): as each event ends, and
+        # over the batch as it is recorded, for the outcomes not looked at yet (no task of their own).
+        self.before_record = before_record
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}  # last queued event per worker
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
@@ -155,6 +159,7 @@ class Pipeline:
                     self._drop(ev)
                     return
                 outcome = await self.applier.apply_event(planned if planned is not None else self._plan(ev, stored))
+                await self._before_record(outcome)
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise
@@ -166,6 +171,16 @@ class Pipeline:
             self.handover.finished(ev.id)
         if self._complete(ev, outcome):
             await self._wake_flusher()
+
+    async def _before_record(self, outcome: EventOutcome) -> None:
+        """What adds to an outcome (a writeback) runs as its event ends, alongside other events; one
+        that fails here is looked at again when the batch is recorded."""
+        if self.before_record is None:
+            return
+        try:
+            await self.before_record([outcome])
+        except Exception as exc:  # the store or a bug: the batch's own call tries again
+            log.warning("event %s: %s (tried again as it is recorded)", outcome.event_id, exc)
 
     def _complete(self, ev: WorkerEvent, outcome: EventOutcome) -> bool:
         """Hand an outcome to the flusher; returns whether the flusher should be woken for it."""
@@ -227,6 +242,8 @@ class Pipeline:
         if not batch:
             return
         try:
+            if self.before_record is not None:
+                await self.before_record(batch)
             new = await asyncio.to_thread(record, self.store, batch)
         except Exception:  # not on cancellation: the thread may still commit them
             self._done[:0] = batch  # one transaction recorded none of them: they go in the next flush

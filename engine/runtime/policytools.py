@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from provisioner.engine.config import Config, PolicyTest
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.runtime.usecases.writeback_plan import explained
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.rules.policy import PolicySet
 
@@ -127,4 +128,7 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
                 if e.target == name
             ][-5:],
         }
-    return {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
+    report = {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
+    if (writeback := explained(parts.writebacks, worker, log)) is not None:
+        report["writeback"] = writeback
+    return report

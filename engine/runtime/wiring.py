@@ -17,6 +17,7 @@ from provisioner.engine.contracts.records import Link, LinkKey
 from provisioner.engine.kit.process import new_owner
 from provisioner.engine.runtime.apply import Applier
 from provisioner.engine.runtime.usecases.safety_gate import SafetyGate
+from provisioner.engine.runtime.usecases.writeback import Writebacks
 from provisioner.engine.store import Store
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
@@ -112,6 +113,7 @@ class Parts:
             if isinstance(target, Learner):  # what any process learned about the app, this one starts from
                 target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets)
+        self.writebacks = Writebacks(config.writeback, self.sources, self.targets, {s.name: s for s in specs})
 
     def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
         return partial(self.store.profiles.save, target)

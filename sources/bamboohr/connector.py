@@ -8,13 +8,16 @@ of the two documented forms: `https://api.bamboohr.com/api/gateway.php/<company>
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
+import httpx
 import pycountry
 from pydantic import SecretStr
 
+from provisioner.engine.contracts.protocols import SourceError, WritebackRefused
+from provisioner.engine.kit.http import describe_http_error, transient_status
 from provisioner.engine.kit.paging import PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings, iso_utc
 from provisioner.sources.values import employment_type
@@ -43,6 +46,9 @@ FIELDS = [
     "lastChanged",
 ]
 _ON_LEAVE = {"leave of absence", "on leave", "furloughed"}
+# Worker field → the BambooHR field a writeback sets (https://documentation.bamboohr.com/docs/list-of-field-names);
+# BambooHR has no username field.
+WRITABLE = {"work_email": "workEmail", "phone": "workPhone"}
 
 
 class BambooHRSettings(HttpSourceSettings):
@@ -144,3 +150,25 @@ class BambooHRSource(HttpSource):
 
     def to_worker(self, record: dict[str, Any]) -> dict[str, Any]:
         return employee_to_worker(record)
+
+    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
+        """`POST /v1/employees/{id}` with the fields to change, then one read-back: BambooHR drops
+        fields it does not know or the key may not edit without saying so
+        (https://documentation.bamboohr.com/reference/update-employee)."""
+        unknown = sorted(set(values) - set(WRITABLE))
+        if unknown:
+            raise WritebackRefused(f"source {self.name}: BambooHR has no field for {', '.join(unknown)}")
+        body = {WRITABLE[name]: value for name, value in values.items()}
+        path = f"/v1/employees/{remote_id}"
+        answer = await self._guarded(self._written(path, body))
+        if answer.status_code != 200:
+            error = f"source {self.name}: {describe_http_error(answer)}"
+            raise SourceError(error) if transient_status(answer.status_code) else WritebackRefused(error)
+        held = answer.json()
+        # The values are personal: the error names the fields only.
+        if wrong := [key for key, value in body.items() if held.get(key) != value]:
+            raise WritebackRefused(f"source {self.name}: BambooHR answered 200 and kept its {', '.join(wrong)}")
+
+    async def _written(self, path: str, body: dict[str, str]) -> httpx.Response:
+        answer = await self.client.post(path, json=body)
+        return await self.client.get(path, params={"fields": ",".join(body)}) if answer.status_code == 200 else answer

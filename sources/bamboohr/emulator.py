@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -35,6 +36,7 @@ STANDARD_FIELDS = {
     "workEmail",
     "homeEmail",
     "bestEmail",
+    "workPhone",
     "jobTitle",
     "department",
     "division",
@@ -50,6 +52,9 @@ STANDARD_FIELDS = {
     "supervisorEId",
     "lastChanged",
 }
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _now() -> str:
@@ -72,6 +77,8 @@ class EmulatorState(Vendor):
     gate: RateGate = field(default_factory=lambda: RateGate(rate=1000.0, burst=1000))
     throttle_status: int = 429  # 503 for the behaviour before 2026-09-16
     retry_after: int = 1
+    # Fields the API key's user may not edit: an update naming one is refused with 403.
+    locked_fields: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
 
     def next_id(self) -> str:
@@ -267,6 +274,27 @@ def create_app(state: EmulatorState) -> Starlette:
             return _error(400, "Too many fields")
         return JSONResponse(_project(record, fields))
 
+    async def update(request: Request) -> Response:
+        """Update employee: the fields given change, unknown ones are ignored
+        (https://documentation.bamboohr.com/reference/update-employee)."""
+        if (denied := guard(request)) is not None:
+            return denied
+        emp_id = request.path_params["emp_id"]
+        if emp_id not in state.employees:
+            return _error(404, "Employee not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _error(400, "Request body could not be parsed")
+        if locked := sorted(set(body) & state.locked_fields):
+            return _error(403, f"You do not have permission to edit {', '.join(locked)}")
+        if (email := body.get("workEmail")) is not None and not _EMAIL.match(str(email)):
+            return _error(400, "Invalid email address for field workEmail")
+        state.change(emp_id, body)
+        return Response(status_code=200)
+
     async def changed(request: Request) -> Response:
         if (denied := guard(request)) is not None:
             return denied
@@ -320,6 +348,7 @@ def create_app(state: EmulatorState) -> Starlette:
             Route(prefix + "/v1/employees/directory", directory, methods=["GET"]),
             Route(prefix + "/v1/employees/changed", changed, methods=["GET"]),
             Route(prefix + "/v1/employees/{emp_id}", employee, methods=["GET"]),
+            Route(prefix + "/v1/employees/{emp_id}", update, methods=["POST"]),
         ]
     routes += [
         Route("/_admin/employees", admin_hire, methods=["POST"]),

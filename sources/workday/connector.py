@@ -12,31 +12,22 @@ uses: Updated (entered) and Effective (taking effect). Facts: Workday's Get_Work
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
+import httpx
 from lxml import etree
 from pydantic import Field, SecretStr
 
-from provisioner.engine.contracts.protocols import SourceError
+from provisioner.engine.contracts.protocols import SourceError, WritebackRefused
 from provisioner.engine.kit.http import RetryPolicy
 from provisioner.engine.kit.paging import PagingError
 from provisioner.sources.base import HttpSource, HttpSourceSettings
 from provisioner.sources.values import employment_type
-
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
-WD = "urn:com.workday/bsvc"
-NS = {"env": SOAP, "wd": WD}
-
-
-def _el(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    child = etree.SubElement(parent, f"{{{WD}}}{name}", {f"{{{WD}}}{k}": v for k, v in attrs.items()})
-    if text is not None:
-        child.text = text
-    return child
+from provisioner.sources.workday import writeback
+from provisioner.sources.workday.soap import NS, el, fault_of, soap_envelope
+from provisioner.sources.workday.soap import WSSE as WSSE  # where tests and older imports find it
 
 
 def envelope(
@@ -52,26 +43,19 @@ def envelope(
 ) -> bytes:
     """A Get_Workers_Request: one page of everyone, of those with transactions in a window, or one
     worker. `window` is Updated (entered in the window) or Effective (taking effect in it)."""
-    env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"env": SOAP, "wsse": WSSE, "bsvc": WD})
-    header = etree.SubElement(env, f"{{{SOAP}}}Header")
-    security = etree.SubElement(header, f"{{{WSSE}}}Security", {f"{{{SOAP}}}mustUnderstand": "1"})
-    token = etree.SubElement(security, f"{{{WSSE}}}UsernameToken")
-    etree.SubElement(token, f"{{{WSSE}}}Username").text = username
-    etree.SubElement(token, f"{{{WSSE}}}Password", Type=PASSWORD_TEXT).text = password
-    request = _el(etree.SubElement(env, f"{{{SOAP}}}Body"), "Get_Workers_Request", version=version)
+    env, body = soap_envelope(username, password)
+    request = el(body, "Get_Workers_Request", version=version)
     if employee_id is not None:
-        refs = _el(request, "Request_References", Skip_Non_Existing_Instances="true")
-        _el(_el(refs, "Worker_Reference"), "ID", employee_id, type="Employee_ID")
+        refs = el(request, "Request_References", Skip_Non_Existing_Instances="true")
+        el(el(refs, "Worker_Reference"), "ID", employee_id, type="Employee_ID")
     elif updated is not None:
-        dates = _el(
-            _el(_el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"), "Transaction_Date_Range_Data"
-        )
-        _el(dates, f"{window}_From", updated[0].isoformat())
-        _el(dates, f"{window}_Through", updated[1].isoformat())
-    filt = _el(request, "Response_Filter")
-    _el(filt, "Page", str(page))
-    _el(filt, "Count", str(count))
-    group = _el(request, "Response_Group")
+        dates = el(el(el(request, "Request_Criteria"), "Transaction_Log_Criteria_Data"), "Transaction_Date_Range_Data")
+        el(dates, f"{window}_From", updated[0].isoformat())
+        el(dates, f"{window}_Through", updated[1].isoformat())
+    filt = el(request, "Response_Filter")
+    el(filt, "Page", str(page))
+    el(filt, "Count", str(count))
+    group = el(request, "Response_Group")
     for part in (
         "Include_Reference",
         "Include_Personal_Information",
@@ -79,20 +63,8 @@ def envelope(
         "Include_Organizations",
         "Include_Management_Chain_Data",
     ):
-        _el(group, part, "true")
+        el(group, part, "true")
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
-
-
-def fault_of(content: bytes) -> tuple[str, str] | None:
-    """(faultcode, faultstring) of a SOAP fault, or None."""
-    try:
-        root = etree.fromstring(content)
-    except etree.XMLSyntaxError:
-        return None
-    fault = root.find(".//env:Fault", NS)
-    if fault is None:
-        return None
-    return fault.findtext("faultcode", "") or "", fault.findtext("faultstring", "") or ""
 
 
 @functools.cache
@@ -217,6 +189,38 @@ class WorkdaySource(HttpSource):
         if fault:
             raise SourceError(f"source {self.name}: Workday fault {fault[0]}: {fault[1]}")
         raise PagingError(response)
+
+    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
+        """Each value through its Human_Resources request (sources/workday/writeback.py), then the
+        worker read back: done only when Get_Workers shows every value."""
+        if unknown := sorted(set(values) - set(writeback.WRITABLE)):
+            raise WritebackRefused(f"source {self.name}: Workday writeback has no request for {', '.join(unknown)}")
+        secret = self.soap.password.get_secret_value()
+        for name, value in values.items():
+            body = writeback.REQUESTS[name](self.soap.username, secret, self.soap.version, remote_id, value)
+            response = await self._guarded(
+                self.client.post(
+                    self.settings.base_url.rstrip("/"),
+                    content=body,
+                    headers={"Content-Type": "text/xml; charset=utf-8"},
+                )
+            )
+            if response.status_code != 200:
+                raise self._write_failed(response)
+        held = await self._guarded(self.record(remote_id))
+        if held is None:
+            raise WritebackRefused(f"source {self.name}: Workday no longer lists worker {remote_id}")
+        # The values are personal: the error names the fields only.
+        if wrong := [name for name, value in values.items() if held.get(writeback.WRITABLE[name]) != value]:
+            raise WritebackRefused(f"source {self.name}: Workday answered and kept its {', '.join(wrong)}")
+
+    def _write_failed(self, response: httpx.Response) -> SourceError:
+        """A Client.* fault (validation, credentials, permission) is final; the rest may pass later."""
+        fault = fault_of(response.content)
+        if fault and fault[0].split(":")[-1].startswith("Client"):
+            return WritebackRefused(f"source {self.name}: Workday fault {fault[0]}: {fault[1]}")
+        said = f"Workday fault {fault[0]}: {fault[1]}" if fault else f"HTTP {response.status_code}"
+        return SourceError(f"source {self.name}: {said}")
 
     def _request(self, **kw: Any) -> bytes:
         return envelope(

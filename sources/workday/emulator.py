@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -29,8 +30,10 @@ from starlette.routing import Route
 
 from provisioner.engine.kit.emulation import RateGate
 from provisioner.sources.emulation import Vendor, admin_routes, fake_people
-from provisioner.sources.workday.connector import NS, SOAP, WD, WSSE
+from provisioner.sources.workday.soap import NS, SOAP, WD, WSSE
+from provisioner.sources.workday.writeback import ACCOUNT_UPDATE, MAINTAIN_CONTACT
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMPLOYEE_TYPES = {"Full-time": "Regular", "Part-time": "Part_Time", "Contractor": "Contractor", "Intern": "Intern"}
 
 
@@ -41,6 +44,8 @@ class WorkdayState(Vendor):
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
     gate: RateGate = field(default_factory=lambda: RateGate(rate=1000.0, burst=1000))
+    # Fields (work_email, user_id) the ISU's security group may not change: its writes fault.
+    locked_fields: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(21001))
 
     def seed(self, count: int, seed: int = 19) -> list[str]:
@@ -181,6 +186,33 @@ def _fault(code: str, message: str, status: int = 500, headers: dict[str, str] |
     return Response(etree.tostring(env), status_code=status, media_type="text/xml", headers=headers)
 
 
+def _write(state: WorkdayState, root: etree._Element, version: str) -> Response:
+    """Maintain_Contact_Information (a WORK email) and Update_Workday_Account (a User_Name), stored
+    so the next Get_Workers returns them; the facts are in sources/workday/writeback.py."""
+    text = lambda path: (root.findtext(f".//wd:{path}", namespaces=NS) or "").strip()  # noqa: E731
+    if root.find(f".//wd:{MAINTAIN_CONTACT}", NS) is not None:
+        emp_id, field, value = text("Maintain_Contact_Information_Data/wd:Worker_Reference/wd:ID"), "work_email", ""
+        if text("Email_Address_Data/wd:Usage_Data/wd:Type_Data/wd:Type_Reference/wd:ID") == "WORK":
+            value = text("Email_Address_Data/wd:Email_Address")
+        if not _EMAIL.match(value):
+            return _fault("Client.validationError", "Email Address is not valid")
+    elif root.find(f".//wd:{ACCOUNT_UPDATE}", NS) is not None:
+        emp_id, field = text("Employee_Reference/wd:Integration_ID_Reference/wd:ID"), "user_id"
+        if not (value := text("Workday_Account_for_Worker_Data/wd:User_Name")):
+            return _fault("Client.validationError", "User Name is required")
+    else:
+        return _fault("Client.validationError", "Unsupported request")
+    if emp_id not in state.workers:
+        return _fault("Client.validationError", f"Invalid ID value. '{emp_id}' is not a valid ID value")
+    if field in state.locked_fields:
+        return _fault("Client.validationError", "The task submitted is not authorized.")
+    state.change(emp_id, **{field: value})
+    env, body = _envelope()
+    name = "Maintain_Contact_Information_for_Person_Event" if field == "work_email" else ACCOUNT_UPDATE
+    _id(_wd(_wd(body, f"{name}_Response", version=version), "Worker_Reference"), "Employee_ID", emp_id)
+    return Response(etree.tostring(env, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
+
+
 def create_app(state: WorkdayState) -> Starlette:
     async def human_resources(request: Request) -> Response:
         if (refused := state.admit()) is not None:
@@ -199,6 +231,8 @@ def create_app(state: WorkdayState) -> Starlette:
         password = root.findtext(f".//{{{WSSE}}}UsernameToken/{{{WSSE}}}Password")
         if user != state.username or not secrets.compare_digest((password or "").encode(), state.password.encode()):
             return _fault("Client.authenticationError", "invalid username or password")
+        if root.find(".//wd:Get_Workers_Request", NS) is None:
+            return _write(state, root, request.path_params.get("version", "v21.1"))
         find = lambda path: root.findtext(f".//wd:Get_Workers_Request/{path}", namespaces=NS)  # noqa: E731
         try:
             page, count = int(find("wd:Response_Filter/wd:Page") or 1), int(find("wd:Response_Filter/wd:Count") or 100)
