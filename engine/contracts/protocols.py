@@ -76,21 +76,6 @@ class FetchesOne(Protocol):
         ...
 
 
-class WritebackRefused(SourceError):
-    """The HR system answered and refused the value (a 4xx other than 429): retrying will not help."""
-
-
-@runtime_checkable
-class WritesBack(Protocol):
-    """Optional capability: values the engine writes back to a person's HR record."""
-
-    async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
-        """Write `values` (keys are Worker field names: work_email, username, phone) to one record and
-        return only when the HR system holds them; WritebackRefused when it says no, SourceError when
-        it cannot be reached (retried durably)."""
-        ...
-
-
 def normalize_records(
     source: str,
     records: Iterable[dict[str, Any]],

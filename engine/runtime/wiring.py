@@ -113,7 +113,7 @@ class Parts:
             if isinstance(target, Learner):  # what any process learned about the app, this one starts from
                 target.use_profile(self.store.profiles.get(name), self._keeper(name))
         self.applier = Applier(self.planner, self.targets)
-        self.writebacks = Writebacks(config.writeback, self.sources, self.targets, {s.name: s for s in specs})
+        self.writebacks = Writebacks(config.writeback, self.sources, self.targets, self.planner.targets)
 
     def _keeper(self, target: str) -> Callable[[TargetProfile], None]:
         return partial(self.store.profiles.save, target)
