@@ -45,7 +45,11 @@ class EngineConfig(_Strict):
     )
 
 
-ROLES = ("operator", "approver")
+Role = Literal["operator", "approver"]
+
+
+def _approver_only() -> list[Role]:
+    return ["approver"]
 
 
 class ApiToken(_Strict):
@@ -53,8 +57,8 @@ class ApiToken(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", description="who holds it, as the log names them")
     token: SecretStr = Field(description="e.g. ${ANA_TOKEN}")
-    roles: list[Literal["operator", "approver"]] = Field(
-        default_factory=lambda: ["approver"],
+    roles: list[Role] = Field(
+        default_factory=_approver_only,
         description="approver: the approvals queue; operator: everything the shared api.token may do",
     )
     person: str | None = Field(
