@@ -267,18 +267,19 @@ def _gate(
     worker_id: str, ent: Entitlement, link: Link | None, approved: Collection[str]
 ) -> tuple[Entitlement | None, list[Action]]:
     """What of an in-scope entitlement may be written now, and a pending_approval action per grant
-    that waits. Groups the account already holds never wait (nor are they removed for waiting);
-    the account waits only when no other grant gives it. None: nothing may be written yet."""
+    that waits. Groups an active account already holds never wait (nor are they removed for
+    waiting); the account waits only when no other grant gives it. None: nothing may be written yet."""
     if not ent.gated:
         return ent, []
-    held = set(link.groups) if link is not None else set()
+    held = set(link.groups) if link is not None and link.active else set()
     waits = [g for g in ent.gated if g.key not in approved]
     if not waits:
         return ent, []
     given = {g for grant in ent.gated if grant.key in approved for g in grant.groups}
     open_groups = {g for g in ent.groups if not any(g in w.groups for w in waits)}
     allowed_groups = [g for g in ent.groups if g in open_groups or g in given or g in held]
-    account_given = link is not None or bool(ent.open_policies) or len(waits) < len(ent.gated)
+    # A disabled account (a leaver's, kept) is not given: a rehire asks again before it is enabled.
+    account_given = (link is not None and link.active) or bool(ent.open_policies) or len(waits) < len(ent.gated)
     pending = [
         _pending(worker_id, grant, ent, account=not account_given, held=held)
         for grant in waits
