@@ -53,12 +53,17 @@ def templates() -> Environment:
 
 
 async def form(request: Request) -> dict[str, str]:
-    # urlencoded only (what the pages send); parsed here so no multipart parser is needed
+    # urlencoded only (what the pages send); parsed here so no multipart parser is needed. Kept on
+    # the request: the CSRF check reads it first, and a body can be read only once.
+    kept = getattr(request.state, "form", None)
+    if kept is not None:
+        return dict(kept)
     try:
         body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
     except ClientDisconnect:  # the browser went away: a 400 nobody reads, and no traceback
         raise HTTPException(400, "the request ended early") from None
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    request.state.form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    return dict(request.state.form)
 
 
 def console_routes(served: Served, auth: Auth) -> list[Route]:
