@@ -4,6 +4,7 @@ denies. The end-to-end run with a real SCIM app and the console is in test_appro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,8 @@ def planned_outcome(worker: Worker, links: dict[str, Link], approved: set[str] =
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+def store(store_url: str) -> Iterator[Store]:
+    store = Store(store_url)
     yield store
     store.close()
 
