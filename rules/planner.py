@@ -139,19 +139,18 @@ class Planner:
         """Actions for one event in the order they must run, noops left out; those with
         `effective_at` are due later and replace whatever was scheduled for this worker before.
         `approved`: the keys of this worker's approved grants (`grant_key`)."""
-        return self.plan_gated(event, links, now, accounts, approved)[0]
+        return self.plan_gated(event, links, now or datetime.now(UTC), accounts, approved)[0]
 
     def plan_gated(
         self,
         event: WorkerEvent,
         links: dict[str, Link],
-        now: datetime | None = None,
+        now: datetime,
         accounts: AccountOf | None = None,
         approved: Collection[str] = (),
     ) -> tuple[list[Action], set[str]]:
-        """The plan, and the keys of the gated grants whose reason still holds: an approval of any
-        other grant of this worker is void."""
-        now = now or datetime.now(UTC)
+        """The plan (`now` required), and the keys of the gated grants whose reason still holds: an
+        approval of any other grant of this worker is void."""
         worker = event.data.worker
         why = cause(event)
         actions: list[Action] = []

@@ -105,25 +105,19 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
     )
 
 
-@approvals_app.command("approve")
-def approve(
-    request_id: Annotated[str, typer.Argument(help="The request's id (approvals list).")],
-    token: TokenOpt = "",
-    reason: ReasonOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    as_json: JsonOpt = False,
-) -> None:
-    """Approve a pending request as yourself: the person is re-planned and the grant written."""
-    _decide(config, request_id, token, reason, True, as_json)
+def _verdict(approve: bool, doc: str) -> None:
+    def command(
+        request_id: Annotated[str, typer.Argument(help="The request's id (approvals list).")],
+        token: TokenOpt = "",
+        reason: ReasonOpt = None,
+        config: ConfigOpt = DEFAULT_CONFIG,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _decide(config, request_id, token, reason, approve, as_json)
+
+    command.__doc__ = doc
+    approvals_app.command("approve" if approve else "deny")(command)
 
 
-@approvals_app.command("deny")
-def deny(
-    request_id: Annotated[str, typer.Argument(help="The request's id (approvals list).")],
-    token: TokenOpt = "",
-    reason: ReasonOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    as_json: JsonOpt = False,
-) -> None:
-    """Deny a pending request as yourself: nothing is written; it is asked again only when the grant changes."""
-    _decide(config, request_id, token, reason, False, as_json)
+_verdict(True, "Approve a pending request as yourself: the person is re-planned and the grant written.")
+_verdict(False, "Deny a pending request as yourself: nothing is written; asked again only when the grant changes.")
