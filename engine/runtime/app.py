@@ -71,6 +71,7 @@ class Runtime:
             on_flush=self._flushed,
             on_recorded=self._recorded,
             claim=claimer(self.store, self.owner, config.engine.claim_seconds, self.vitals),
+            approved=self.parts.approved if self.parts.policies.gated else None,
         )
         self.offsets = Offsets()
         self.fleet = Fleet(self.store, self.owner, config.engine, self.pipeline, self.offsets, self.vitals)

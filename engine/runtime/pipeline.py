@@ -45,8 +45,12 @@ class Pipeline:
         on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
         claim: Callable[[list[str]], set[str]] | None = None,
         recheck_interval: float = 1.0,
+        approved: Callable[[list[str]], dict[str, set[str]]] | None = None,
     ):
         self.applier = applier
+        # The approved grants of a batch's workers (Parts.approved), read with its links; None: no
+        # grant ever waits for approval here.
+        self.approved = approved
         self.store = store
         self.max_pending = max_pending
         self.flush_size = flush_size
@@ -140,14 +144,15 @@ class Pipeline:
             await self._wake_flusher()
 
     async def _approved(self, events: list[WorkerEvent]) -> dict[str, set[str]]:
-        """The approved grants of these events' workers, when any grant waits for approval at all."""
-        if not self.applier.planner.policies.gated:
+        if self.approved is None:
             return {}
-        return await read_retrying(self.store.approvals.approved_keys, {ev.subject for ev in events})
+        return await read_retrying(self.approved, sorted({ev.subject for ev in events}))
 
     def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
         try:
-            return self.applier.plan_event(ev, self._overlay.over(stored), approved.get(ev.subject, ()))
+            if ev.subject in approved:
+                return self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
+            return self.applier.plan_event(ev, self._overlay.over(stored))
         except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
             return Planned(internal_error(ev, exc), [], {})
 
