@@ -105,6 +105,13 @@ async def test_a_payroll_grant_waits_for_the_manager_then_flows(tmp_path, scim_s
         not_bob = await web.post(f"/api/v1/approvals/{request.id}/approve", headers={"Authorization": f"Bearer {BOB}"})
         assert not_bob.status_code == 403 and "manager, hr:9" in not_bob.json()["detail"]
         assert (await web.get("/api/v1/status", headers=as_mia)).status_code == 403
+        as_bob = {"Authorization": f"Bearer {BOB}"}
+        explained = (await web.get("/api/v1/workers/hr:1", headers=as_bob)).json()["targets"]["payroll"]
+        assert [(r["id"], r["state"], r["grant"]) for r in explained["approvals"]] == [
+            (request.id, "pending", ["account", "payroll-users"])
+        ]
+        [waits] = (await web.get("/api/v1/plan", params={"worker": "hr:1"}, headers=as_bob)).json()["actions"]
+        assert (waits["action"], waits["target"]) == ("pending_approval", "payroll")
         assert (await web.get("/metrics")).text.count('provisioner_approvals_pending{target="payroll"} 1.0') == 1
 
         approved = await web.post(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.access import ApiToken, ApprovalRule
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
@@ -45,35 +46,6 @@ class EngineConfig(_Strict):
     )
 
 
-Role = Literal["operator", "approver"]
-
-
-def _approver_only() -> list[Role]:
-    return ["approver"]
-
-
-class ApiToken(_Strict):
-    """A named bearer token: its holder is a person the engine can name in the log (an approver)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", description="who holds it, as the log names them")
-    token: SecretStr = Field(description="e.g. ${ANA_TOKEN}")
-    roles: list[Role] = Field(
-        default_factory=_approver_only,
-        description="approver: the approvals queue; operator: everything the shared api.token may do",
-    )
-    person: str | None = Field(
-        default=None, description="the worker id of the holder (hr:42), for `by: manager` and to refuse self-approval"
-    )
-    groups: list[str] = Field(default_factory=list, description="approver groups, for `by: group:<name>`")
-
-    @field_validator("token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("a token needs at least 16 characters")
-        return value
-
-
 class ApiConfig(_Strict):
     token: SecretStr | None = Field(default=None, description="bearer token for /api/v1 and the console login")
     tokens: list[ApiToken] = Field(default_factory=list, description="named tokens (approvers); see docs/approvals.md")
@@ -92,41 +64,6 @@ class ApiConfig(_Strict):
         if len(set(secrets)) != len(secrets):
             raise ValueError("api.tokens: two tokens are the same secret; each holder needs their own")
         return self
-
-
-class ApprovalRule(_Strict):
-    """A grant that waits for a person's yes: who may give it, how long the request stays open."""
-
-    by: str = Field(description="manager | group:<name> | people:[name or worker id, ...]")
-    people: list[str] = Field(default_factory=list, description="with by: people, who may approve")
-    expires_after: float = Field(default=7 * 86400.0, gt=0, description="an unanswered request is denied then, e.g. 7d")
-    reason_required: bool = Field(default=False, description="true: an approval or denial must say why")
-
-    _duration = field_validator("expires_after", mode="before")(lambda v: parse_duration(v))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _people_form(cls, value: Any) -> Any:
-        # `by: {people: [ana, hr:42]}` and `by: people:[ana, hr:42]` (a YAML flow list) both read as a list
-        if isinstance(value, dict) and isinstance(value.get("by"), dict) and "people" in value["by"]:
-            return {**value, "by": "people", "people": value["by"]["people"]}
-        if isinstance(value, dict) and isinstance(value.get("by"), str) and value["by"].startswith("people:"):
-            named = value["by"].removeprefix("people:").strip().strip("[]")
-            return {**value, "by": "people", "people": [n.strip() for n in named.split(",") if n.strip()]}
-        return value
-
-    @model_validator(mode="after")
-    def _known_form(self) -> ApprovalRule:
-        if self.by == "people":
-            if not self.people:
-                raise ValueError("approval by people names nobody: by: people:[ana, hr:42]")
-        elif self.by != "manager" and not (self.by.startswith("group:") and self.by.removeprefix("group:")):
-            raise ValueError(f"approval by {self.by!r}: use manager, group:<name> or people:[...]")
-        return self
-
-    @property
-    def describe(self) -> str:
-        return f"people:{','.join(self.people)}" if self.by == "people" else self.by
 
 
 class RetryConfig(_Strict):
