@@ -262,6 +262,12 @@ class Planner:
         return out
 
 
+def allowed_now(ent: Entitlement, link: Link | None, approved: Collection[str]) -> Entitlement | None:
+    """What of an in-scope entitlement may exist now, grants waiting for approval left out (None:
+    no account yet): the desired state the reconciler compares an app with."""
+    return _gate("", ent, link, approved)[0]
+
+
 def _gate(
     worker_id: str, ent: Entitlement, link: Link | None, approved: Collection[str]
 ) -> tuple[Entitlement | None, list[Action]]:
