@@ -99,6 +99,17 @@ def test_a_new_gated_group_waits_but_held_groups_stay_and_the_account_is_kept():
     assert len(lasting) == 1
 
 
+def test_a_leaver_ends_the_grant_and_a_rehire_asks_again_before_enabling():
+    left = ada(status="terminated", termination_date="2026-11-30")
+    links = {"wiki": link("wiki", ["staff"]), "payroll": link("payroll", ["pay-clerk"])}
+    actions, lasting = planner().plan_gated(change_event("hr", ada(), ada().content_hash(), left), links, NOW)
+    assert kinds(actions, "payroll") == [ActionKind.disable, ActionKind.remove_groups] and lasting == set()
+    kept = {"wiki": link("wiki", []), "payroll": link("payroll", []).model_copy(update={"active": False})}
+    actions, lasting = planner().plan_gated(change_event("hr", left, left.content_hash(), ada()), kept, NOW)
+    assert kinds(actions, "payroll") == [ActionKind.pending_approval]  # the kept account stays disabled
+    assert actions[-1].attributes["account"] is True and len(lasting) == 1
+
+
 def test_a_target_level_gate_covers_every_grant_there():
     actions = planner(wiki_gate={"by": "group:it"}).plan(change_event("hr", None, None, ada()), {}, NOW)
     assert kinds(actions, "wiki") == [ActionKind.pending_approval]

@@ -84,6 +84,16 @@ async def test_a_payroll_grant_waits_for_the_manager_then_flows(tmp_path, scim_s
         people.write(finance(1, title="Clerk"), hire(2), hire(9, department="Board"))
         await sync(runtime)
         assert len(runtime.store.approvals.list()) == 1 and scim_users(pay) == []
+        config = tmp_path / "c.json"
+        source = {"name": "hr", "type": "file", "path": str(people.path)}
+        written = {"store": {"url": runtime.config.store.url}, "sources": [source]}
+        config.write_text(json.dumps({**written, **settings(scim_server.url, payroll.url)}))
+        explained = CliRunner().invoke(cli, ["explain", "-c", str(config), "--worker", "hr:1"])
+        said = " ".join(explained.stdout.split())  # rich wraps at the terminal's width
+        assert (
+            f"waits for approval: account, payroll-users (policy finance-payroll, by manager, request {request.id}"
+            in said
+        )
         # the reconciler compares payroll with what may exist now: a grant that waits is not "missing"
         drift = [
             (i.situation.value, i.worker_id) for i in (await reconcile(runtime.parts)).items if i.target == "payroll"
@@ -98,10 +108,6 @@ async def test_a_payroll_grant_waits_for_the_manager_then_flows(tmp_path, scim_s
         listed = (await web.get("/api/v1/approvals", headers=as_mia)).json()
         assert [r["id"] for r in listed] == [request.id]
         # the CLI answers the same JSON
-        config = tmp_path / "c.json"
-        source = {"name": "hr", "type": "file", "path": str(people.path)}
-        written = {"store": {"url": runtime.config.store.url}, "sources": [source]}
-        config.write_text(json.dumps({**written, **settings(scim_server.url, payroll.url)}))
         out = CliRunner().invoke(cli, ["approvals", "list", "-c", str(config), "--json"])
         assert out.exit_code == 0, out.output
         assert json.loads(out.stdout) == listed
