@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 from provisioner.engine.config import ApprovalRule, ConfigError, PolicyConfig, load_config
-from provisioner.engine.contracts.approvals import ApprovalState, Approver
+from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState, Approver
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import ActionKind, Worker
 from provisioner.engine.contracts.records import EventOutcome, Link
 from provisioner.engine.runtime.approvals import NotDecidable, Refused, decide, listing
 from provisioner.engine.runtime.usecases.fire_due import expire_approvals
 from provisioner.engine.store import Store
+from provisioner.rules.approvals import refusal
 from provisioner.rules.planner import Planner, TargetSpec
 from provisioner.rules.policy import PolicySet
 
@@ -29,7 +30,7 @@ GATE = {"by": "manager", "expires_after": "2d"}
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 
 
-def planner(wiki_gate: dict[str, Any] | None = None) -> Planner:
+def planner(wiki_gate: dict[str, Any] | None = None, gate: dict[str, Any] = GATE) -> Planner:
     """wiki: everyone, staff group; payroll: Finance only, its grant waits for the manager."""
     policies = [
         PolicyConfig.model_validate({"name": "staff", "grant": [{"target": "wiki", "groups": ["staff"]}]}),
@@ -37,7 +38,7 @@ def planner(wiki_gate: dict[str, Any] | None = None) -> Planner:
             {
                 "name": "finance-payroll",
                 "when": "worker.department == 'Finance'",
-                "grant": [{"target": "payroll", "groups": ["pay-{{ worker.title | slug }}"], "approval": GATE}],
+                "grant": [{"target": "payroll", "groups": ["pay-{{ worker.title | slug }}"], "approval": gate}],
             }
         ),
     ]
@@ -127,9 +128,11 @@ def test_approval_config_errors_name_the_file_and_line(tmp_path: Path):
     assert "c.yaml:7" in str(caught.value) and "manager, group:<name> or people" in str(caught.value)
 
 
-def planned_outcome(worker: Worker, links: dict[str, Link], approved: set[str] = frozenset()) -> EventOutcome:
+def planned_outcome(
+    worker: Worker, links: dict[str, Link], approved: set[str] = frozenset(), gate: dict[str, Any] = GATE
+) -> EventOutcome:
     event = change_event("hr", None, None, worker)
-    actions, lasting = planner().plan_gated(event, links, NOW, approved=approved)
+    actions, lasting = planner(gate=gate).plan_gated(event, links, NOW, approved=approved)
     outcome = EventOutcome(event.id, event)
     outcome.lasting = lasting
     outcome.requests = [a for a in actions if a.action is ActionKind.pending_approval]
@@ -143,9 +146,9 @@ def store(store_url: str) -> Iterator[Store]:
     store.close()
 
 
-def ask(store: Store, worker: Worker) -> str:
+def ask(store: Store, worker: Worker, gate: dict[str, Any] = GATE) -> str:
     with store.unit() as s:
-        logged = store.approvals.settle(s, [planned_outcome(worker, {})], NOW)
+        logged = store.approvals.settle(s, [planned_outcome(worker, {}, gate=gate)], NOW)
         store.log.append(logged, s)
     [request] = store.approvals.list("pending")
     return request.id
@@ -205,3 +208,35 @@ def test_unanswered_requests_expire_as_denied(store: Store):
     assert store.log.recent("hr:1")[-1].action == "approval_expired"
     with pytest.raises(NotDecidable, match="expired"):
         decide(store, request_id, Approver(name="mia", person="hr:9"), approve=True)
+
+
+def test_a_required_reason_and_other_rules(store: Store):
+    worker = ada()
+    snapshot(store, worker)
+    request_id = ask(store, worker, {"by": "people:[ana, hr:7]", "reason_required": True})
+    with pytest.raises(Refused, match="only ana, hr:7 may decide"):
+        decide(store, request_id, Approver(name="mia", person="hr:9"), approve=True, reason="x")
+    with pytest.raises(NotDecidable, match="needs a reason"):
+        decide(store, request_id, Approver(name="ana"), approve=False, reason="  ")
+    denied = decide(store, request_id, Approver(name="zed", person="hr:7"), approve=False, reason="not in payroll")
+    assert (denied.state, denied.decided_by, denied.reason) == (ApprovalState.denied, "zed", "not in payroll")
+    assert store.outbox.pending_count() == 0  # a denial writes nothing and re-plans nobody
+    with store.unit() as s:  # planned again while the reason lasts: a denied grant is not asked again
+        assert (
+            store.approvals.settle(
+                s, [planned_outcome(worker, {}, gate={"by": "people:[ana, hr:7]", "reason_required": True})], NOW
+            )
+            == []
+        )
+
+
+def test_group_rule_asks_for_the_approver_group():
+    request = ApprovalRequest(
+        id="r1", worker_id="hr:1", target="wiki", key="k", account=True, policy="p", rule="group:it",
+        requested_at=NOW, expires_at=NOW, state=ApprovalState.pending,
+    )  # fmt: skip
+    assert refusal(request, Approver(name="ana", groups=["it"]), ada()) is None
+    assert (
+        refusal(request, Approver(name="bob", groups=["sales"]), ada())
+        == "only members of approver group 'it' may decide"
+    )
