@@ -35,7 +35,7 @@ from provisioner.reconcile.classify import (
 )
 from provisioner.reconcile.groups import DuplicateGroups, find_duplicates, merge_duplicates
 from provisioner.rules.groups import ManagedGroups
-from provisioner.rules.planner import Planner
+from provisioner.rules.planner import Planner, allowed_now
 from provisioner.rules.policy import Entitlement, PolicySet
 
 
@@ -47,6 +47,8 @@ class Parts(Protocol):
     policies: PolicySet
     store: Store
     targets: dict[str, Target]
+
+    def approved(self, worker_ids: list[str]) -> dict[str, set[str]]: ...
 
 
 log = logging.getLogger("provisioner.reconcile")
@@ -88,8 +90,10 @@ def desired_state(
     entitlements: dict[str, dict[str, Entitlement]],
     links: dict[str, Link],
     now: datetime,
+    approved: dict[str, set[str]] | None = None,
 ) -> list[Desired]:
-    """`entitlements` by worker id (for every target), `links` this target's by worker id."""
+    """`entitlements` by worker id (for every target), `links` this target's by worker id,
+    `approved` the keys of each worker's approved grants (a grant that waits is not desired yet)."""
     spec = parts.planner.targets[target]
 
     def account_of(worker_id: str, _target: str) -> str | None:  # a manager's account, from links in hand
@@ -99,6 +103,8 @@ def desired_state(
     out = []
     for worker in workers:
         ent = entitlements[worker.id][target]
+        if ent.in_scope and ent.gated:
+            ent = allowed_now(ent, links.get(worker.id), (approved or {}).get(worker.id, ())) or Entitlement(target)
         if not ent.in_scope and worker.id not in links and ent.starts_at is None:
             continue  # nothing should exist and nothing we made exists; their accounts would be orphans
         attributes = spec.render(worker, now, account_of)
@@ -137,6 +143,7 @@ async def reconcile(
     result = Reconciliation()
     workers = _workers(parts)
     entitlements = {w.id: parts.policies.entitlements(w, now) for w in workers}  # once, for every target
+    approved = parts.approved([w.id for w in workers])
     for name in targets or list(parts.targets):
         start = time.perf_counter()
         accounts: list[Account] = []
@@ -157,7 +164,7 @@ async def reconcile(
             result.not_kept[name] = sorted(not_kept)
         result.items += classify(
             name,
-            desired_state(parts, name, workers, entitlements, links, now),
+            desired_state(parts, name, workers, entitlements, links, now, approved),
             accounts,
             links,
             compare_groups=isinstance(target, ListsGroups),  # its listing names each account's groups

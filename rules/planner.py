@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.contracts.events import (
+    APPROVAL_SOURCE,
     RECONCILE_SOURCE,
     REFERENCE_SOURCE,
     RETRY_SOURCE,
@@ -18,7 +19,7 @@ from provisioner.engine.contracts.events import (
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
-from provisioner.rules.policy import Entitlement, PolicyError, PolicySet
+from provisioner.rules.policy import Entitlement, GatedGrant, PolicyError, PolicySet
 
 REFERENCE_SUFFIX = "manager.value"
 AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
@@ -89,6 +90,8 @@ def cause(event: WorkerEvent) -> str:
         return "reconcile: the app differed from the desired state"
     if event.source == REFERENCE_SOURCE:
         return "the manager's account now exists"
+    if event.source == APPROVAL_SOURCE:
+        return "a grant that waited was approved"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
@@ -126,19 +129,42 @@ class Planner:
         return named
 
     def plan(
-        self, event: WorkerEvent, links: dict[str, Link], now: datetime | None = None, accounts: AccountOf | None = None
+        self,
+        event: WorkerEvent,
+        links: dict[str, Link],
+        now: datetime | None = None,
+        accounts: AccountOf | None = None,
+        approved: Collection[str] = (),
     ) -> list[Action]:
         """Actions for one event in the order they must run, noops left out; those with
-        `effective_at` are due later and replace whatever was scheduled for this worker before."""
-        now = now or datetime.now(UTC)
+        `effective_at` are due later and replace whatever was scheduled for this worker before.
+        `approved`: the keys of this worker's approved grants (`grant_key`)."""
+        return self.plan_gated(event, links, now or datetime.now(UTC), accounts, approved)[0]
+
+    def plan_gated(
+        self,
+        event: WorkerEvent,
+        links: dict[str, Link],
+        now: datetime,
+        accounts: AccountOf | None = None,
+        approved: Collection[str] = (),
+    ) -> tuple[list[Action], set[str]]:
+        """The plan (`now` required), and the keys of the gated grants whose reason still holds: an
+        approval of any other grant of this worker is void."""
         worker = event.data.worker
         why = cause(event)
         actions: list[Action] = []
+        lasting: set[str] = set()
         for name, ent in self.policies.entitlements(worker, now).items():
             spec = self.targets[name]
             link = links.get(name)
+            if ent.gated and ent.grant_lasts:
+                lasting.update(g.key for g in ent.gated)
             if ent.in_scope and worker is not None:
-                actions += self._provision(worker, spec, ent, link, why, now, accounts)
+                allowed, waiting = _gate(worker.id, ent, link, approved)
+                if allowed is not None:
+                    actions += self._provision(worker, spec, allowed, link, why, now, accounts)
+                actions += waiting
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
             if ent.starts_at is not None and worker is not None:
@@ -153,7 +179,7 @@ class Planner:
                         reason=f"pre-hire window opens ({ent.why})",
                     )
                 )
-        return actions
+        return actions, lasting
 
     def _provision(
         self,
@@ -234,3 +260,55 @@ class Planner:
                 )
             )
         return out
+
+
+def allowed_now(ent: Entitlement, link: Link | None, approved: Collection[str]) -> Entitlement | None:
+    """What of an in-scope entitlement may exist now, grants waiting for approval left out (None:
+    no account yet): the desired state the reconciler compares an app with."""
+    return _gate("", ent, link, approved)[0]
+
+
+def _gate(
+    worker_id: str, ent: Entitlement, link: Link | None, approved: Collection[str]
+) -> tuple[Entitlement | None, list[Action]]:
+    """What of an in-scope entitlement may be written now, and a pending_approval action per grant
+    that waits. Groups an active account already holds never wait (nor are they removed for
+    waiting); the account waits only when no other grant gives it. None: nothing may be written yet."""
+    if not ent.gated:
+        return ent, []
+    held = set(link.groups) if link is not None and link.active else set()
+    waits = [g for g in ent.gated if g.key not in approved]
+    if not waits:
+        return ent, []
+    given = {g for grant in ent.gated if grant.key in approved for g in grant.groups}
+    open_groups = {g for g in ent.groups if not any(g in w.groups for w in waits)}
+    allowed_groups = [g for g in ent.groups if g in open_groups or g in given or g in held]
+    # A disabled account (a leaver's, kept) is not given: a rehire asks again before it is enabled.
+    account_given = (link is not None and link.active) or bool(ent.open_policies) or len(waits) < len(ent.gated)
+    pending = [
+        _pending(worker_id, grant, ent, account=not account_given, held=held)
+        for grant in waits
+        if not account_given or not set(grant.groups) <= held
+    ]
+    if not account_given:
+        return None, pending
+    return replace(ent, groups=allowed_groups), pending
+
+
+def _pending(worker_id: str, grant: GatedGrant, ent: Entitlement, *, account: bool, held: set[str]) -> Action:
+    rule = grant.rule
+    return Action(
+        worker_id=worker_id,
+        target=grant.target,
+        action=ActionKind.pending_approval,
+        groups=[g for g in grant.groups if g not in held],
+        policy=grant.policy,
+        attributes={
+            "key": grant.key,
+            "account": account,
+            "by": rule.describe,
+            "expires_after": rule.expires_after,
+            "reason_required": rule.reason_required,
+        },
+        reason=f"{ent.why}; waits for approval by {rule.describe}",
+    )

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from provisioner.engine.config import LifecycleConfig, PolicyConfig
+from provisioner.engine.config import ApprovalRule, LifecycleConfig, PolicyConfig
+from provisioner.engine.contracts.approvals import grant_key
 from provisioner.engine.contracts.models import Worker, WorkerStatus
 from provisioner.engine.kit.templating import Condition, Template, TemplateError
 
@@ -23,6 +24,7 @@ class PolicyError(ValueError):
 class CompiledGrant:
     target: str
     groups: tuple[Template, ...]
+    approval: ApprovalRule | None = None  # the grant's own; else the target's applies
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,27 @@ class CompiledPolicy:
             return cls(
                 name=config.name,
                 condition=Condition(config.when),
-                grants=tuple(CompiledGrant(g.target, tuple(Template(t) for t in g.groups)) for g in config.grant),
+                grants=tuple(
+                    CompiledGrant(g.target, tuple(Template(t) for t in g.groups), g.approval) for g in config.grant
+                ),
                 deny=tuple(config.deny),
             )
         except TemplateError as exc:
             raise PolicyError(f"policy {config.name!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class GatedGrant:
+    """A grant that matched and waits for approval (its groups rendered for this person)."""
+
+    policy: str
+    target: str
+    groups: tuple[str, ...]
+    rule: ApprovalRule
+
+    @property
+    def key(self) -> str:
+        return grant_key(self.policy, self.target, list(self.groups))
 
 
 @dataclass
@@ -61,6 +79,14 @@ class Entitlement:
     starts_at: datetime | None = None  # comes into scope then (pre-hire window opens)
     enable_at: datetime | None = None  # a disabled pre-hire account is enabled then
     ends_at: datetime | None = None  # leaves scope then (end-of-day termination, grace period)
+    open_policies: list[str] = field(default_factory=list)  # policies granting here without approval
+    gated: list[GatedGrant] = field(default_factory=list)  # grants here that wait for approval
+
+    @property
+    def grant_lasts(self) -> bool:
+        """The reason for a gated grant still holds (in scope, on leave, or before the start date):
+        an approval given for it stays good; otherwise it is void."""
+        return self.in_scope or self.leave or self.starts_at is not None
 
 
 @dataclass(frozen=True)
@@ -140,11 +166,18 @@ class PolicySet:
         targets: list[str],
         lifecycle: Lifecycle | None = None,
         on_leave: dict[str, str] | None = None,
+        approvals: dict[str, ApprovalRule] | None = None,
     ):
         self.policies = policies
         self.targets = targets
         self.lifecycle = lifecycle or Lifecycle()
         self.on_leave = on_leave or {}
+        self.approvals = approvals or {}  # per target: every grant there waits for approval
+
+    @property
+    def gated(self) -> bool:
+        """Whether any grant waits for approval (else no approval is ever read or recorded)."""
+        return bool(self.approvals) or any(g.approval for p in self.policies for g in p.grants)
 
     @classmethod
     def compile(
@@ -153,8 +186,10 @@ class PolicySet:
         targets: list[str],
         lifecycle: LifecycleConfig | None = None,
         on_leave: dict[str, str] | None = None,
+        approvals: dict[str, ApprovalRule] | None = None,
     ) -> PolicySet:
-        return cls([CompiledPolicy.compile(c) for c in configs], targets, Lifecycle(lifecycle), on_leave)
+        compiled = [CompiledPolicy.compile(c) for c in configs]
+        return cls(compiled, targets, Lifecycle(lifecycle), on_leave, approvals)
 
     def matches(self, worker: Worker, now: datetime) -> list[tuple[CompiledPolicy, bool]]:
         """Each policy with the value of its condition for this worker (for `explain`)."""
@@ -182,10 +217,13 @@ class PolicySet:
             for grant in policy.grants:
                 ent = result[grant.target]
                 ent.policies.append(policy.name)
-                for template in grant.groups:
-                    group = template.render(worker=worker, now=now)
-                    if group and group not in ent.groups:
-                        ent.groups.append(group)
+                rendered = [group for template in grant.groups if (group := template.render(worker=worker, now=now))]
+                ent.groups += [group for group in dict.fromkeys(rendered) if group not in ent.groups]
+                rule = grant.approval or self.approvals.get(grant.target)
+                if rule is None:
+                    ent.open_policies.append(policy.name)
+                else:
+                    ent.gated.append(GatedGrant(policy.name, grant.target, tuple(dict.fromkeys(rendered)), rule))
         window = self.lifecycle.window(worker, now)
         for ent in result.values():
             self._settle(ent, window)

@@ -73,8 +73,8 @@ async def test_each_event_is_planned_once_from_one_read_per_batch(store_url: str
     )
     planner = Planner(policies, [TargetSpec.compile("app", "disable", MAPPING)])
     plans: list[str] = []
-    real_plan = planner.plan
-    monkeypatch.setattr(planner, "plan", lambda ev, *a: plans.append(ev.subject) or real_plan(ev, *a))
+    real_plan = planner.plan_gated
+    monkeypatch.setattr(planner, "plan_gated", lambda ev, *a: plans.append(ev.subject) or real_plan(ev, *a))
     reads: list[set[str]] = []
     real_read = store.links.for_workers
     monkeypatch.setattr(store.links, "for_workers", lambda ids: reads.append(set(ids)) or real_read(ids))

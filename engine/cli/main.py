@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from provisioner.engine.cli.approvals import approvals_app
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, reflow
 from provisioner.engine.cli.diffing import diff_command
 from provisioner.engine.cli.failures import failures, retry
@@ -172,6 +173,7 @@ for name, group in (
     ("targets", targets_app),
     ("sessions", sessions_app),
     ("population", population_app),
+    ("approvals", approvals_app),
 ):
     for info in group.registered_commands:
         info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))

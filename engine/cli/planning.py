@@ -15,6 +15,7 @@ from provisioner.engine.cli.logs import setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.models import ActionKind
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.kit.words import plural
@@ -39,6 +40,7 @@ def plan(
     table = Table(title=f"plan: {plural(len(actions), 'action')}")
     for col in ("target", "worker", "action", "when", "reason"):
         table.add_column(col)
+    waits = sum(1 for a in actions if a.action is ActionKind.pending_approval)
     ordered = sorted(actions, key=lambda a: (a.target, a.worker_id))
     for i, a in enumerate(ordered):
         last_of_target = i + 1 == len(ordered) or ordered[i + 1].target != a.target
@@ -53,6 +55,11 @@ def plan(
     for w in writebacks:  # values an app assigned, due back in the HR record (usecases/writeback.py)
         table.add_row(w["target"], shown(w["worker_id"]), w["action"], "now", shown(w["reason"]))
     console.print(table)
+    if waits:
+        console.print(
+            f"{plural(waits, 'grant')} wait for approval: nothing is written for them until approved "
+            "(provisioner approvals list)"
+        )
 
 
 async def _plan(cfg: Config, only: str | None) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -72,9 +79,12 @@ async def _plan(cfg: Config, only: str | None) -> tuple[list[Any], list[dict[str
             ]
             links = by_worker(parts.store.links.for_workers({e.subject for e in events}))
             workers += [e.data.worker for e in events if e.data.worker is not None]
+            approved = parts.approved([e.subject for e in events])
             for event in events:
                 try:
-                    actions += parts.planner.plan(event, links.get(event.subject, {}), None, parts.account_of)
+                    actions += parts.planner.plan(
+                        event, links.get(event.subject, {}), None, parts.account_of, approved.get(event.subject, ())
+                    )
                 except ValueError as exc:  # a policy that cannot be evaluated for this person: one line
                     err.print(f"[red]error[/red] {exc}")
                     raise typer.Exit(1) from None
@@ -161,6 +171,17 @@ def _print_target(name: str, t: dict[str, Any], leaving: str) -> None:
     if t["waiting_for_manager"]:
         console.print(
             f"  manager {shown(t['waiting_for_manager'])} has no account here yet: written once they have one"
+        )
+    for r in t.get("approvals", []):
+        state = (
+            "[yellow]waits for approval[/yellow]"
+            if r["state"] == "pending"
+            else f"[green]approved[/green] by {shown(r['decided_by'])}"
+        )
+        console.print(
+            f"  {state}: {shown(', '.join(r['grant']))} "
+            f"(policy {shown(r['policy'])}, by {shown(r['by'])}, request {r['id']})"
+            + (f", expires {r['expires_at']:%Y-%m-%d %H:%M} UTC" if r["state"] == "pending" else "")
         )
     for d in t["scheduled"]:
         console.print(f"  scheduled: {d['action']} at {d['effective_at']} UTC — {shown(d['reason'])}")

@@ -5,6 +5,8 @@ from provisioner.engine.config.keys import describe, unknown_key
 from provisioner.engine.config.loader import ConfigError, Problem, SettingsCheck, load_config
 from provisioner.engine.config.schema import (
     ApiConfig,
+    ApiToken,
+    ApprovalRule,
     Config,
     EngineConfig,
     ExpectedAccess,
@@ -24,6 +26,8 @@ from provisioner.engine.config.units import parse_duration, parse_rate, rate_win
 
 __all__ = [
     "ApiConfig",
+    "ApiToken",
+    "ApprovalRule",
     "Config",
     "ConfigError",
     "EngineConfig",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.access import ApiToken, ApprovalRule
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
@@ -48,7 +49,22 @@ class EngineConfig(_Strict):
 
 class ApiConfig(_Strict):
     token: SecretStr | None = Field(default=None, description="bearer token for /api/v1 and the console login")
+    tokens: list[ApiToken] = Field(default_factory=list, description="named tokens (approvers); see docs/approvals.md")
     metrics_auth: bool = Field(default=False, description="true: /metrics also needs the bearer token")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ApiConfig:
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"api.tokens: a name is used twice ({', '.join(sorted(n for n in set(names) if names.count(n) > 1))})"
+            )
+        secrets = [t.token.get_secret_value() for t in self.tokens]
+        if self.token is not None:
+            secrets.append(self.token.get_secret_value())
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("api.tokens: two tokens are the same secret; each holder needs their own")
+        return self
 
 
 class RetryConfig(_Strict):
@@ -136,6 +152,7 @@ class TargetConfig(BaseModel):
         default=None, description="when a worker leaves this target's scope but not the company; default: on_terminate"
     )
     on_leave: Literal["keep", "disable"] = "keep"
+    approval: ApprovalRule | None = Field(default=None, description="every grant to this app waits for approval")
     deprovision_out_of_scope: bool = Field(
         default=True, description="false: accounts of workers who merely leave scope are left alone"
     )
@@ -173,6 +190,7 @@ class TargetConfig(BaseModel):
 class Grant(_Strict):
     target: str
     groups: list[str] = Field(default_factory=list)
+    approval: ApprovalRule | None = Field(default=None, description="this grant waits for a person's approval")
 
 
 class PolicyConfig(_Strict):

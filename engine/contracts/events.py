@@ -109,6 +109,7 @@ SCHEDULER_SOURCE = "provisioner/scheduler"
 RECONCILE_SOURCE = "provisioner/reconcile"
 RETRY_SOURCE = "provisioner/retry"
 REFERENCE_SOURCE = "provisioner/reference"  # someone the mapping names (a manager) now has an account
+APPROVAL_SOURCE = "provisioner/approval"  # a person approved a grant that waited
 
 
 def internal_event(origin: str, worker_id: str, worker: Worker | None, key: str) -> WorkerEvent:

@@ -192,6 +192,8 @@ class ActionKind(StrEnum):
     add_groups = "add_groups"
     remove_groups = "remove_groups"
     noop = "noop"
+    # A grant that waits for a person's approval: no writer runs it; the store keeps the request.
+    pending_approval = "pending_approval"
 
 
 DEPROVISIONING = frozenset({ActionKind.disable, ActionKind.delete})

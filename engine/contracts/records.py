@@ -107,6 +107,10 @@ class EventOutcome:
         # None: not planned. Else (target, worker id) of each person the plan names (a manager)
         # who has no account there yet.
         self.unresolved: list[tuple[str, str]] | None = None
+        # None: not planned. Else the keys of the gated grants whose reason still holds (any other
+        # approval of this worker is void), with `requests` the grants that wait for one.
+        self.lasting: set[str] | None = None
+        self.requests: list[Action] = []
 
     def fail(self, target: str, action: str, error: str, transient: bool) -> None:
         self.failed = True

@@ -73,6 +73,7 @@ class Runtime:
             on_recorded=self._recorded,
             claim=claimer(self.store, self.owner, config.engine.claim_seconds, self.vitals),
             before_record=self._write_back if self.parts.writebacks else None,
+            approved=self.parts.approved if self.parts.policies.gated else None,
         )
         self.offsets = Offsets()
         self.fleet = Fleet(self.store, self.owner, config.engine, self.pipeline, self.offsets, self.vitals)

@@ -5,7 +5,7 @@ the writers. The pipeline schedules events (one worker's in order); the Apply us
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 
 from provisioner.engine.contracts.events import WorkerEvent
@@ -71,10 +71,11 @@ class Applier:
         expected = {name: sum(1 for wid in workers if (wid, name) not in links) for name in self.targets}
         await self.primer.prime(self.targets, expected)
 
-    def plan_event(self, ev: WorkerEvent, known: Known) -> Planned:
+    def plan_event(self, ev: WorkerEvent, known: Known, approved: Collection[str] = ()) -> Planned:
         """Plan one event from `known`, links by (worker, target) as loaded (`links_needed`) and moved
-        since (None: unlinked); no I/O. What is due now is for `apply_event`. A plan that cannot be
-        evaluated comes back as a failed outcome with nothing to run."""
+        since (None: unlinked), and `approved`, the keys of the worker's approved grants; no I/O.
+        What is due now is for `apply_event`; grants waiting for approval are for the recorder. A
+        plan that cannot be evaluated comes back as a failed outcome with nothing to run."""
         outcome = EventOutcome(ev.id, ev)
         now = self.clock()
         links = {name: link for name in self.targets if (link := known.get((ev.subject, name))) is not None}
@@ -88,10 +89,12 @@ class Applier:
             return link.account_id
 
         try:
-            planned = self.planner.plan(ev, links, now, account_of)
+            planned, outcome.lasting = self.planner.plan_gated(ev, links, now, account_of, approved)
         except ValueError as exc:  # a person must fix the policies
             return Planned(failed_event(ev, "plan", "the policies could not be evaluated", str(exc)), [], links)
         outcome.unresolved = unresolved
+        outcome.requests = [a for a in planned if a.action is ActionKind.pending_approval]
+        planned = [a for a in planned if a.action is not ActionKind.pending_approval]
         outcome.deferred = [a for a in planned if a.effective_at is not None and a.effective_at > now]
         due = [a for a in planned if a.effective_at is None or a.effective_at <= now]
         if not due:

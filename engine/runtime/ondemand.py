@@ -68,8 +68,9 @@ async def provision_one(
     done.event = event
     # One plan, shown and then run: what is due now, then what waits for its date.
     known = await asyncio.to_thread(parts.known, [event])
-    planned = parts.applier.plan_event(event, known)
-    done.actions = [*planned.actions, *(planned.outcome.deferred or [])]
+    approved = await asyncio.to_thread(parts.approved, [worker_id])
+    planned = parts.applier.plan_event(event, known, approved.get(worker_id, ()))
+    done.actions = [*planned.actions, *planned.outcome.requests, *(planned.outcome.deferred or [])]
     show("plan", done.actions)
     done.outcome = await parts.applier.apply_event(planned)
     accounts = {target: link.account_id for target, link in links.items()}

@@ -81,9 +81,10 @@ async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
             raise LookupError(f"no worker {worker_id!r} in the store or its source")
         events = [internal_event(OPERATOR_SOURCE, worker_id, stored, "plan")]
     links = by_worker(parts.store.links.for_workers([worker_id])).get(worker_id, {})
+    approved = parts.approved([worker_id]).get(worker_id, set())
     actions: list[Action] = []
     for event in events:
-        actions += parts.planner.plan(event, links, None, parts.account_of)
+        actions += parts.planner.plan(event, links, None, parts.account_of, approved)
     return {
         "worker_id": worker_id,
         "changed": [f for e in events for f in e.data.changed],

@@ -46,8 +46,12 @@ class Pipeline:
         claim: Callable[[list[str]], set[str]] | None = None,
         recheck_interval: float = 1.0,
         before_record: Callable[[list[EventOutcome]], Awaitable[None]] | None = None,
+        approved: Callable[[list[str]], dict[str, set[str]]] | None = None,
     ):
         self.applier = applier
+        # The approved grants of a batch's workers (Parts.approved), read with its links; None: no
+        # grant ever waits for approval here.
+        self.approved = approved
         self.store = store
         self.max_pending = max_pending
         self.flush_size = flush_size
@@ -125,6 +129,7 @@ class Pipeline:
             self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
         # One read for the batch: its workers' links and those of the managers their plans name.
         stored = await read_retrying(self.store.links.for_workers, self.applier.links_needed(fresh))
+        approved = await self._approved(fresh)
         await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
         wake = False
@@ -132,24 +137,36 @@ class Pipeline:
             previous = self._tails.get(ev.subject)
             planned = None
             if previous is None:  # nothing of this worker's in flight: planned now, nothing due means done
-                planned = self._plan(ev, stored)
+                planned = self._plan(ev, stored, approved)
                 if not planned.actions:
                     wake |= self._complete(ev, planned.outcome)
                     continue
             # Behind another event of this worker: planned once that one finished, from what it left.
-            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, planned, stored))
+            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, planned, stored, approved))
             self.handover.queued(ev.id, task)
         if wake:  # once, after the loop: no pause between accepting these events
             await self._wake_flusher()
 
-    def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link]) -> Planned:
+    async def _approved(self, events: list[WorkerEvent]) -> dict[str, set[str]]:
+        if self.approved is None:
+            return {}
+        return await read_retrying(self.approved, sorted({ev.subject for ev in events}))
+
+    def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
         try:
+            if ev.subject in approved:
+                return self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
             return self.applier.plan_event(ev, self._overlay.over(stored))
         except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
             return Planned(internal_error(ev, exc), [], {})
 
     async def _run(
-        self, ev: WorkerEvent, previous: asyncio.Task[None] | None, planned: Planned | None, stored: dict[LinkKey, Link]
+        self,
+        ev: WorkerEvent,
+        previous: asyncio.Task[None] | None,
+        planned: Planned | None,
+        stored: dict[LinkKey, Link],
+        approved: dict[str, set[str]],
     ) -> None:
         try:
             if previous is not None:
@@ -158,7 +175,9 @@ class Pipeline:
                 if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
-                outcome = await self.applier.apply_event(planned if planned is not None else self._plan(ev, stored))
+                outcome = await self.applier.apply_event(
+                    planned if planned is not None else self._plan(ev, stored, approved)
+                )
                 await self._before_record(outcome)
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):

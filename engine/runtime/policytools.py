@@ -90,6 +90,7 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
     log = parts.store.log.recent(worker_id, limit=200)
     deferred = parts.store.schedule.deferred(worker_id)
     waiting = {target: (reference, since) for _, target, reference, since in parts.store.references.waiting(worker_id)}
+    requests = [r for r in parts.store.approvals.list(worker_id=worker_id) if r.state in ("pending", "approved")]
     targets = {}
     for name, ent in entitlements.items():
         link = links.get(name)
@@ -122,6 +123,20 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
             ],
             # the manager this person names, who has no account here yet: written once they have one
             "waiting_for_manager": waiting[name][0] if name in waiting else None,
+            # grants here that wait for a person's approval, or were approved and last
+            "approvals": [
+                {
+                    "id": r.id,
+                    "state": r.state.value,
+                    "grant": (["account"] if r.account else []) + r.groups,
+                    "policy": r.policy,
+                    "by": r.rule,
+                    "expires_at": r.expires_at,
+                    "decided_by": r.decided_by,
+                }
+                for r in requests
+                if r.target == name
+            ],
             "log": [
                 {"time": e.time, "action": e.action, "result": e.result, "reason": e.error or e.reason}
                 for e in log

@@ -91,6 +91,7 @@ def compile_planner(config: Config) -> Planner:
         [t.name for t in config.targets],
         config.lifecycle,
         {t.name: t.on_leave for t in config.targets},
+        {t.name: t.approval for t in config.targets if t.approval is not None},
     )
     return Planner(policies, specs)
 
@@ -121,6 +122,10 @@ class Parts:
     def known(self, events: list[WorkerEvent]) -> dict[LinkKey, Link]:
         """The links plans of these events read (their workers' and their managers'), in one read."""
         return self.store.links.for_workers(self.applier.links_needed(events))
+
+    def approved(self, worker_ids: list[str]) -> dict[str, set[str]]:
+        """Their approved grants (keys), read only when some grant waits for approval."""
+        return self.store.approvals.approved_keys(worker_ids) if self.policies.gated else {}
 
     def account_of(self, worker_id: str, target: str) -> str | None:
         """One person's account id, read when asked: for commands that show a plan, not the pipeline."""

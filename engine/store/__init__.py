@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.store.access import Access
+from provisioner.engine.store.approvals import Approvals
 from provisioner.engine.store.claims import Claims
 from provisioner.engine.store.db import Database, as_utc
 from provisioner.engine.store.engines import Engines
@@ -60,6 +61,7 @@ class Store:
         self.profiles = Profiles(self.db)
         self.access = Access(self.db)
         self.sessions = Sessions(self.db)
+        self.approvals = Approvals(self.db)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:

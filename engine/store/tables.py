@@ -247,3 +247,28 @@ class ConsoleSession(SQLModel, table=True):
     id: str = Field(primary_key=True)  # the random part of the signed cookie
     issued_at: datetime = Field(default_factory=utcnow, index=True)
     address: str = ""  # where the login came from, for an operator reading the list
+
+
+class ApprovalRow(SQLModel, table=True):
+    """A grant one person waits on, and what became of it (docs/approvals.md). `ended_at` is set
+    when the reason for the grant ends (a move out of scope, a leaver): the row is history then,
+    and the same grant later asks again."""
+
+    __tablename__ = "approval_request"
+
+    id: str = Field(primary_key=True)
+    worker_id: str = Field(index=True)
+    target: str = Field(index=True)
+    key: str
+    account: bool = False
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    policy: str
+    rule: str
+    reason_required: bool = False
+    requested_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+    state: str = Field(index=True)  # pending | approved | denied | expired | void
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+    ended_at: datetime | None = None

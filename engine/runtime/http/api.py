@@ -11,9 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from provisioner.engine.contracts.approvals import ApprovalRequest
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import LogEntry
-from provisioner.engine.runtime import operations, views
+from provisioner.engine.runtime import approvals, operations, views
 from provisioner.engine.runtime.http.auth import NO_TOKEN, Auth
 from provisioner.engine.runtime.protocol import Served
 
@@ -47,17 +48,30 @@ class Provisioned(BaseModel):
     event_id: str
 
 
+class Decision(BaseModel):
+    reason: str | None = None
+
+
+APPROVALS = "approvals"  # the tag of the routes any named approver may use
+
+
 def api_app(served: Served, auth: Auth) -> FastAPI:
     def authorized(request: Request) -> None:
         if not auth.enabled:
             raise HTTPException(403, NO_TOKEN)
-        if not auth.bearer_ok(request):
+        principal = auth.bearer(request)
+        if principal is None:
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        route = request.scope.get("route")
+        if not principal.operator and APPROVALS not in getattr(route, "tags", ()):
+            raise HTTPException(403, f"{principal.shown} may use /approvals only (give it the operator role)")
+        request.state.principal = principal
 
     api = FastAPI(
         title="provisioner",
         version="1",
-        description="The engine's operations API. Every call needs `Authorization: Bearer <api.token>`.",
+        description="The engine's operations API. Every call needs `Authorization: Bearer <token>`: the shared "
+        "api.token, or a named token of api.tokens (approvals are decided only with a named approver's token).",
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -177,6 +191,46 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
             raise HTTPException(404, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @api.get("/approvals", tags=[APPROVALS], response_model=list[ApprovalRequest])
+    def approvals_list(
+        state: Annotated[
+            str | None, Query(description="pending (default), approved, denied, expired, void or all")
+        ] = "pending",
+        worker: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Approval requests, oldest first: what `provisioner approvals list --json` prints."""
+        try:
+            return approvals.listing(store, None if state == "all" else state, worker)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @api.post("/approvals/{request_id}/{verdict}", tags=[APPROVALS], response_model=ApprovalRequest)
+    def approvals_decide(
+        request_id: str, verdict: str, request: Request, body: Decision | None = None
+    ) -> ApprovalRequest:
+        """Approve or deny a pending request (`verdict`: approve | deny), as the named approver whose
+        token this is; an approval is applied within one cycle."""
+        if verdict not in ("approve", "deny"):
+            raise HTTPException(404, "approve or deny")
+        approver = request.state.principal.approver
+        if approver is None:
+            raise HTTPException(
+                403,
+                approvals.SHARED_TOKEN_CANNOT
+                if request.state.principal.name is None
+                else f"{request.state.principal.name} lacks the approver role",
+            )
+        try:
+            decided = approvals.decide(store, request_id, approver, verdict == "approve", body.reason if body else None)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except approvals.Refused as exc:
+            raise HTTPException(403, str(exc)) from None
+        except approvals.NotDecidable as exc:
+            raise HTTPException(409, str(exc)) from None
+        served.wake()
+        return decided
 
     @api.get("/reconcile/latest")
     def reconcile_latest() -> dict[str, Any]:

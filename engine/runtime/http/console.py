@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import RESULT_TONE
+from provisioner.engine.runtime import approvals as approving
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.runtime.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
@@ -52,12 +53,17 @@ def templates() -> Environment:
 
 
 async def form(request: Request) -> dict[str, str]:
-    # urlencoded only (what the pages send); parsed here so no multipart parser is needed
+    # urlencoded only (what the pages send); parsed here so no multipart parser is needed. Kept on
+    # the request: the CSRF check reads it first, and a body can be read only once.
+    kept = getattr(request.state, "form", None)
+    if kept is not None:
+        return dict(kept)
     try:
         body = (await read_bounded(request, FORM_BODY)).decode("utf-8", "replace")
     except ClientDisconnect:  # the browser went away: a 400 nobody reads, and no traceback
         raise HTTPException(400, "the request ended early") from None
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    request.state.form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    return dict(request.state.form)
 
 
 def console_routes(served: Served, auth: Auth) -> list[Route]:
@@ -71,8 +77,9 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         )
         return HTMLResponse(html, status_code=code)
 
-    def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
-        """A page for a logged-in person; POSTs must also carry the session's CSRF token."""
+    def page(handler: Callable[[Request, str], Awaitable[Response]], operator: bool = True) -> Handler:
+        """A page for a logged-in person (an operator, unless `operator` is false: the approvals
+        queue); POSTs must also carry the session's CSRF token."""
 
         async def guarded(request: Request) -> Response:
             if not auth.enabled:
@@ -84,6 +91,11 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
                 return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
             if request.method == "POST" and not auth.csrf_ok(session, (await form(request)).get("csrf", "")):
                 return PlainTextResponse("the form's CSRF token is missing or wrong; reload the page", status_code=403)
+            principal = auth.session_principal(session)
+            if operator and (principal is None or not principal.operator):
+                if request.method == "GET" and request.url.path == "/":
+                    return RedirectResponse("/approvals", status_code=303)  # an approver's home
+                return render(request, "missing.html", session, code=403, message="your login may use Approvals only")
             return await handler(request, session)
 
         return guarded
@@ -99,18 +111,19 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         error = None
         if request.method == "POST":
             fields = await form(request)
-            if auth.token_ok(fields.get("token", "")):
+            principal = auth.principal(fields.get("token", ""))
+            if principal is not None:
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     SESSION_COOKIE,
-                    auth.new_session(request.client.host if request.client else ""),
+                    auth.new_session(request.client.host if request.client else "", principal),
                     max_age=SESSION_HOURS * 3600,
                     httponly=True,
                     samesite="strict",
                     secure=request.url.scheme == "https",
                 )
                 return response
-            error = "That token is not the one configured in api.token."
+            error = "That token is not one configured in api.token or api.tokens."
         html = env.get_template("login.html").render(next=target, error=error, path="/login")
         return HTMLResponse(html, status_code=401 if error else 200)
 
@@ -218,6 +231,32 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
             return back(f"/sources/{name}", f"the poll failed: {exc}")
         return back(f"/sources/{name}", f"polled: {diff.seen} read, {len(diff.events)} changes")
 
+    async def approvals(request: Request, session: str) -> Response:
+        state = request.query_params.get("state") or "pending"
+        try:
+            rows = await run_in_threadpool(approving.listing, store, None if state == "all" else state)
+        except ValueError as exc:
+            return render(request, "missing.html", session, code=400, message=str(exc))
+        principal = auth.session_principal(session)
+        return render(request, "approvals.html", session, rows=rows, state=state, principal=principal)
+
+    async def decide(request: Request, session: str) -> Response:
+        request_id, verdict = request.path_params["request_id"], request.path_params["verdict"]
+        if verdict not in ("approve", "deny"):
+            return render(request, "missing.html", session, code=404, message="approve or deny")
+        principal = auth.session_principal(session)
+        if principal is None or principal.approver is None:
+            return back("/approvals", approving.SHARED_TOKEN_CANNOT)
+        reason = (await form(request)).get("reason") or None
+        try:
+            decided = await run_in_threadpool(
+                approving.decide, store, request_id, principal.approver, verdict == "approve", reason
+            )
+        except (LookupError, approving.Refused, approving.NotDecidable) as exc:
+            return back("/approvals", f"not decided: {exc}")
+        served.wake()
+        return back("/approvals", f"{decided.id} {decided.state.value}: {decided.worker_id} in {decided.target}")
+
     async def css(request: Request) -> Response:
         return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
 
@@ -234,6 +273,8 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         Route("/failures/retry", page(retry), methods=["POST"]),
         Route("/quarantine", page(quarantine)),
         Route("/reconcile", page(reconcile)),
+        Route("/approvals", page(approvals, operator=False)),
+        Route("/approvals/{request_id}/{verdict:str}", page(decide, operator=False), methods=["POST"]),
         Route("/targets/{name}", page(target)),
         Route("/sources/{name}", page(source)),
         Route("/sources/{name}/resume", page(source)),

@@ -142,6 +142,28 @@ class StoreCollector(Collector):
     def describe(self) -> Iterable[Metric]:
         return []  # read at scrape time only: registering must not query the store
 
+    def _approvals(self) -> Iterator[Metric]:
+        """Grants waiting for a person, per target: how many, and how long the oldest has waited."""
+        waiting = GaugeMetricFamily(
+            "provisioner_approvals_pending",
+            "Grants waiting for approval (requests pending), per target",
+            labels=["target"],
+        )
+        oldest = GaugeMetricFamily(
+            "provisioner_approvals_pending_oldest_seconds",
+            "Age of the oldest pending approval request, per target (0: none pending)",
+            labels=["target"],
+        )
+        now = datetime.now(UTC)
+        ages: dict[str, list[float]] = {t.name: [] for t in self.config.targets}
+        for request in self.store.approvals.list("pending", limit=100_000):
+            ages.setdefault(request.target, []).append((now - request.requested_at).total_seconds())
+        for target, seconds in sorted(ages.items()):
+            waiting.add_metric([target], len(seconds))
+            oldest.add_metric([target], max(seconds, default=0.0))
+        yield waiting
+        yield oldest
+
     def collect(self) -> Iterator[Metric]:
         pending = GaugeMetricFamily("provisioner_outbox_pending", "Events in the outbox not yet applied")
         pending.add_metric([], self.store.outbox.pending_count())
@@ -169,6 +191,8 @@ class StoreCollector(Collector):
         for (target, state), n in sorted(counts.items()):
             failures.add_metric([target, state], n)
         yield failures
+
+        yield from self._approvals()
 
         quarantined = GaugeMetricFamily("provisioner_quarantined", "Records held back as bad input", labels=["source"])
         held = self.store.quarantine.counts()

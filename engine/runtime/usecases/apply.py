@@ -28,6 +28,8 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         store.links.upsert(s, [link for link in final.values() if link is not None])
         store.log.append([entry for outcome in recorded for entry in outcome.log], s)
         store.failures.record(s, recorded)
+        # Grants that wait ask once; approvals whose reason ended (a move, a leaver) are void.
+        store.log.append(store.approvals.settle(s, recorded, now), s)
         # After the links: an account recorded here ends the waits for it, and re-plans who waited.
         made = {(link.worker_id, link.target) for outcome in recorded for link in outcome.links}
         over = store.references.wait(s, recorded) + store.references.release(s, made)

@@ -4,13 +4,19 @@ terminations from a bad import halt the source instead of disabling fifty people
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+
+from sqlmodel import Session
 
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock
 from provisioner.engine.runtime.usecases.safety_gate import DUE, SafetyGate
 from provisioner.engine.store import Store
+from provisioner.engine.store.approvals import entry
+
+log = logging.getLogger("provisioner.engine")
 
 
 def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
@@ -19,6 +25,7 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
     snapshot as it is now."""
     now = clock()
     with store.unit() as s:
+        expire_approvals(store, s, now)
         rows = store.schedule.claim_due(s, now)
         if not rows:
             return []
@@ -39,3 +46,19 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
         events = [e for e in events if e.id not in held]
         store.outbox.enqueue(s, events)
     return events
+
+
+def expire_approvals(store: Store, s: Session, now: datetime) -> None:
+    """Requests nobody decided in time are denied as expired, logged and reported (the grant keeps
+    waiting no more: the person is not re-planned, nothing is written)."""
+    expired = store.approvals.expire_due(s, now)
+    for request in expired:
+        log.warning(
+            "approval request %s expired unanswered: %s in %s stays ungranted",
+            request.id,
+            request.worker_id,
+            request.target,
+            extra={"worker_id": request.worker_id, "target": request.target},
+        )
+    reason = "expired: nobody decided in time, so the grant is denied"
+    store.log.append([entry(r, "approval_expired", "failure", reason) for r in expired], s)

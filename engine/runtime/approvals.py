@@ -1,0 +1,82 @@
+"""Deciding approval requests, the one way the API, the console and the CLI do it: who is asking
+(a named token with the approver role), whether they may, the decision and its log row in one
+unit of work, and, on a yes, the person re-planned through the outbox (applied within one cycle)."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+from provisioner.engine.config import ApiToken, Config
+from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState, Approver
+from provisioner.engine.contracts.events import APPROVAL_SOURCE, internal_event
+from provisioner.engine.store import Store
+from provisioner.engine.store.approvals import entry
+from provisioner.rules.approvals import refusal
+
+SHARED_TOKEN_CANNOT = "the shared api.token names nobody, so it cannot decide approvals: use a named token (api.tokens)"
+
+
+class Refused(PermissionError):
+    """This approver may not decide this request (a 403)."""
+
+
+class NotDecidable(ValueError):
+    """The request cannot be decided as asked: decided already, expired, or a reason is missing (a 409)."""
+
+
+def named_token(config: Config, presented: str) -> ApiToken | None:
+    """The named token presented, compared in constant time with each; None for any other."""
+    found = None
+    for token in config.api.tokens:
+        if hmac.compare_digest(presented.encode(), token.token.get_secret_value().encode()):
+            found = token
+    return found
+
+
+def approver_of(token: ApiToken) -> Approver | None:
+    """The approver a named token speaks for; None when it lacks the approver role."""
+    if "approver" not in token.roles:
+        return None
+    return Approver(name=token.name, person=token.person, groups=list(token.groups))
+
+
+def decide(
+    store: Store, request_id: str, approver: Approver, approve: bool, reason: str | None = None
+) -> ApprovalRequest:
+    """Approve or deny a pending request as `approver`. Raises LookupError (no such request),
+    Refused (not theirs to decide) or NotDecidable (decided, expired, or a required reason missing)."""
+    now = datetime.now(UTC)
+    request = store.approvals.get(request_id)
+    if request is None:
+        raise LookupError(f"no approval request {request_id!r}")
+    if request.state is not ApprovalState.pending:
+        raise NotDecidable(f"request {request_id} is {request.state.value} already")
+    if request.expires_at <= now:
+        raise NotDecidable(f"request {request_id} expired at {request.expires_at.isoformat(timespec='seconds')}")
+    worker = store.snapshots.get(request.worker_id)
+    why_not = refusal(request, approver, worker)
+    if why_not is not None:
+        raise Refused(why_not)
+    reason = (reason or "").strip() or None
+    if request.reason_required and reason is None:
+        raise NotDecidable("this grant needs a reason with the decision")
+    state = ApprovalState.approved if approve else ApprovalState.denied
+    with store.unit() as s:
+        decided = store.approvals.decide(s, request_id, state, approver.name, reason, now)
+        if decided is None:
+            raise NotDecidable(f"request {request_id} was decided meanwhile")
+        said = f"{state.value} by {approver.name}" + (f": {reason}" if reason else "")
+        store.log.append([entry(decided, f"approval_{state.value}", "success", said)], s)
+        if approve:
+            # Re-planned from the snapshot like any change: the grant is written within one cycle.
+            store.outbox.enqueue(s, [internal_event(APPROVAL_SOURCE, request.worker_id, worker, request_id)])
+    return decided
+
+
+def listing(store: Store, state: str | None = "pending", worker: str | None = None) -> list[dict[str, Any]]:
+    """Requests as the API and `provisioner approvals list --json` show them (the same JSON)."""
+    if state is not None and state not in ApprovalState.__members__:
+        raise ValueError(f"state must be one of {', '.join(ApprovalState.__members__)}")
+    return [r.model_dump(mode="json") for r in store.approvals.list(state, worker)]

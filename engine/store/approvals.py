@@ -1,0 +1,193 @@
+"""Approval requests for sensitive grants: made, voided and expired with the outcomes and due work
+that cause them (in the caller's unit of work), decided by a person through a conditional update
+(two approvers at once: one wins, the other is told it was decided)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState
+from provisioner.engine.contracts.models import Action
+from provisioner.engine.contracts.records import EventOutcome, LogEntry, utcnow
+from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
+from provisioner.engine.store.tables import ApprovalRow
+
+OPEN = (ApprovalState.pending.value, ApprovalState.approved.value)
+
+
+def _record(row: ApprovalRow) -> ApprovalRequest:
+    request = ApprovalRequest.model_validate(row, from_attributes=True)
+    for name in ("requested_at", "expires_at", "decided_at"):
+        moment = getattr(request, name)
+        if moment is not None:
+            setattr(request, name, as_utc(moment))
+    return request
+
+
+def entry(request: ApprovalRequest, action: str, result: str, reason: str, event_id: str | None = None) -> LogEntry:
+    """The log row of something that happened to a request: asked, approved, denied, expired, void."""
+    return LogEntry(
+        event_id=event_id,
+        worker_id=request.worker_id,
+        target=request.target,
+        action=action,
+        policy=request.policy,
+        reason=reason,
+        attributes={
+            "request": request.id,
+            "groups": request.groups,
+            "account": request.account,
+            **({"by": request.decided_by} if request.decided_by else {}),
+        },
+        result=result,
+    )
+
+
+class Approvals:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def approved_keys(self, worker_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Per worker, the keys of their grants approved and still lasting: what a plan may write."""
+        out: dict[str, set[str]] = {}
+        with self.db.session() as s:
+            if s.exec(select(ApprovalRow.id).limit(1)).first() is None:
+                return out  # the common case: nothing was ever asked
+            for chunk in chunks(sorted(set(worker_ids))):
+                rows = s.exec(
+                    select(ApprovalRow.worker_id, ApprovalRow.key).where(
+                        col(ApprovalRow.worker_id).in_(chunk),
+                        ApprovalRow.state == ApprovalState.approved.value,
+                        col(ApprovalRow.ended_at).is_(None),
+                    )
+                ).all()
+                for worker_id, key in rows:
+                    out.setdefault(worker_id, set()).add(key)
+        return out
+
+    def settle(self, s: Session, outcomes: list[EventOutcome], now: datetime | None = None) -> list[LogEntry]:
+        """In the unit recording a batch: each planned worker's grants that wait get a request (once
+        per grant while its reason lasts), and their requests for grants whose reason ended are
+        closed (pending or approved ones become void). The log entries of what changed."""
+        planned = {o.event.subject: o for o in outcomes if o.event is not None and o.lasting is not None}
+        if not planned:
+            return []
+        asking = any(o.requests for o in planned.values())
+        if (
+            not asking
+            and s.exec(select(ApprovalRow.id).where(col(ApprovalRow.ended_at).is_(None)).limit(1)).first() is None
+        ):
+            return []
+        now = now or utcnow()
+        current: dict[str, list[ApprovalRow]] = {}
+        for chunk in chunks(sorted(planned)):
+            query = select(ApprovalRow).where(
+                col(ApprovalRow.worker_id).in_(chunk), col(ApprovalRow.ended_at).is_(None)
+            )
+            for row in s.exec(query).all():
+                current.setdefault(row.worker_id, []).append(row)
+        entries: list[LogEntry] = []
+        new_rows = []
+        for worker_id, outcome in planned.items():
+            rows = current.get(worker_id, [])
+            lasting = outcome.lasting or set()
+            for row in rows:
+                if row.key in lasting:
+                    continue
+                row.ended_at = now
+                if row.state in OPEN:
+                    row.state, row.decided_at = ApprovalState.void.value, now
+                    row.reason = "the reason for the grant ended (out of the policy's scope, or left)"
+                    entries.append(entry(_record(row), "approval_void", "skipped", row.reason, outcome.event_id))
+                s.add(row)
+            asked = {row.key for row in rows if row.key in lasting}
+            for action in outcome.requests:
+                key = str(action.attributes["key"])
+                if key in asked:
+                    continue
+                asked.add(key)
+                row = _request_row(action, now)
+                new_rows.append(row.model_dump())
+                entries.append(entry(_record(row), "approval_requested", "skipped", action.reason, outcome.event_id))
+        insert_rows(s, ApprovalRow, new_rows)
+        return entries
+
+    def expire_due(self, s: Session, now: datetime) -> list[ApprovalRequest]:
+        """Pending requests past their time are denied as expired (in the caller's unit)."""
+        due = select(ApprovalRow).where(
+            ApprovalRow.state == ApprovalState.pending.value, col(ApprovalRow.expires_at) <= as_utc(now)
+        )
+        expired = []
+        for row in s.exec(due).all():
+            taken = s.exec(
+                update(ApprovalRow)
+                .where(col(ApprovalRow.id) == row.id, col(ApprovalRow.state) == ApprovalState.pending.value)
+                .values(
+                    state=ApprovalState.expired.value,
+                    decided_at=now,
+                    decided_by="expiry",
+                    reason="nobody decided in time",
+                )
+            ).rowcount
+            if taken:
+                s.refresh(row)
+                expired.append(_record(row))
+        return expired
+
+    def decide(
+        self, s: Session, request_id: str, state: ApprovalState, by: str, reason: str | None, now: datetime
+    ) -> ApprovalRequest | None:
+        """Approve or deny a pending request; None when it is no longer pending (decided meanwhile)."""
+        taken = s.exec(
+            update(ApprovalRow)
+            .where(col(ApprovalRow.id) == request_id, col(ApprovalRow.state) == ApprovalState.pending.value)
+            .values(state=state.value, decided_by=by, decided_at=now, reason=reason)
+        ).rowcount
+        if not taken:
+            return None
+        row = s.get(ApprovalRow, request_id)
+        assert row is not None
+        s.refresh(row)
+        return _record(row)
+
+    def get(self, request_id: str) -> ApprovalRequest | None:
+        with self.db.session() as s:
+            row = s.get(ApprovalRow, request_id)
+            return _record(row) if row is not None else None
+
+    def list(
+        self, state: str | None = None, worker_id: str | None = None, target: str | None = None, limit: int = 500
+    ) -> list[ApprovalRequest]:
+        """Requests, oldest first; `state` one of ApprovalState's values."""
+        with self.db.session() as s:
+            query = select(ApprovalRow).order_by(col(ApprovalRow.requested_at), col(ApprovalRow.id)).limit(limit)
+            if state:
+                query = query.where(ApprovalRow.state == state)
+            if worker_id:
+                query = query.where(ApprovalRow.worker_id == worker_id)
+            if target:
+                query = query.where(ApprovalRow.target == target)
+            return [_record(r) for r in s.exec(query).all()]
+
+
+def _request_row(action: Action, now: datetime) -> ApprovalRow:
+    attributes = action.attributes
+    return ApprovalRow(
+        id=secrets.token_hex(6),
+        worker_id=action.worker_id,
+        target=action.target,
+        key=str(attributes["key"]),
+        account=bool(attributes.get("account")),
+        groups=list(action.groups),
+        policy=action.policy or "",
+        rule=str(attributes.get("by", "")),
+        reason_required=bool(attributes.get("reason_required")),
+        requested_at=now,
+        expires_at=as_utc(now) + timedelta(seconds=float(attributes.get("expires_after", 7 * 86400))),
+        state=ApprovalState.pending.value,
+    )
