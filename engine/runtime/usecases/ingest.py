@@ -17,6 +17,7 @@ from provisioner.engine.contracts.protocols import Source, SourceError, SourceRe
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.poller import Diff, correlate, diff, read_records, unreadable
+from provisioner.engine.runtime.usecases.identity import IdentityRules, resolve
 from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
 from provisioner.engine.store import Store
 
@@ -31,6 +32,7 @@ class Reading:
     read: SourceRead
     only: bool = False  # just the records a webhook named: the cursor stays where it is
     correlate_on: Sequence[str] = field(default_factory=tuple)
+    identity: IdentityRules | None = None  # join records of one person (usecases/identity.py)
 
 
 async def ingest(
@@ -40,6 +42,7 @@ async def ingest(
     only: list[str] | None = None,
     correlate_on: Sequence[str] | None = None,
     clock: Clock = system_clock,
+    identity: IdentityRules | None = None,
 ) -> Diff:
     """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
 
@@ -55,7 +58,7 @@ async def ingest(
         if only is None:  # one webhook's record failing says little about the source
             await asyncio.to_thread(store.sources.fail, source.name, why)
         raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
-    reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()))
+    reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()), identity)
     return await asyncio.to_thread(take_in, store, gate, reading, clock)
 
 
@@ -79,6 +82,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             handovers = correlate(new, store.snapshots.prehires_elsewhere(name, handed, s), reading.correlate_on)
             for prehire, successor, key in handovers:
                 log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
+        resolve(store, s, reading.identity, name, result, snapshots, now)
         if gate is not None:
             admission = gate.admit(s, name, result.events, POLL, now, known_workers=known)
             result.halted = admission.reason

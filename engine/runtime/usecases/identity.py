@@ -1,0 +1,179 @@
+"""Identity: one person across records and sources (docs/identity.md).
+
+Inside a poll's unit of work, after the diff and before the safety gate (`resolve`, one call from
+usecases/ingest.py): a record seen for the first time is joined to the person another record
+already is, on the first configured match field that finds someone; one that finds several people
+is quarantined, never guessed. Then the events of records of a person with several records become
+one event of the person: its anchor's id (the first record's, under which its accounts are linked)
+and the Worker its records make together (usecases/person.py). So a second record reuses the
+person's accounts, and the end of one record while another is active plans no deprovisioning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.events import EventType, WorkerEvent, change_event, removal_event
+from provisioner.engine.contracts.models import Worker, WorkerStatus
+from provisioner.engine.contracts.protocols import Quarantined
+from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.runtime.poller import Diff
+from provisioner.engine.runtime.usecases.person import Person, Ranking, ended_note, match_keys, merge
+from provisioner.engine.store import Store
+from provisioner.sources import source_kind
+
+log = logging.getLogger("provisioner.identity")
+
+_ENDS = (EventType.terminated, EventType.removed)
+
+
+@dataclass(frozen=True)
+class IdentityRules:
+    match: tuple[str, ...]
+    ranking: Ranking
+    bridge_days: int
+
+    @classmethod
+    def of(cls, config: Config) -> IdentityRules | None:
+        """The config's `identity:` block (None: records are people of their own)."""
+        rules = config.identity
+        if rules is None:
+            return None
+        ats = frozenset(s.name for s in config.sources if source_kind(s.type) == "ats")
+        fields = {name: tuple(order) for name, order in rules.fields.items()}
+        return cls(tuple(rules.match), Ranking(tuple(rules.precedence), fields, ats), rules.bridge_days)
+
+    def person(self, person_id: str, records: list[Worker], now: datetime, was_active: bool) -> Person:
+        return merge(person_id, records, self.ranking, now.date(), self.bridge_days, was_active)
+
+
+def resolve(
+    store: Store,
+    s: Session,
+    rules: IdentityRules | None,
+    source: str,
+    result: Diff,
+    known: Mapping[str, object],
+    now: datetime,
+) -> None:
+    """Join this poll's new records (`known`: the source's snapshots before it) and turn the events
+    of people with several records into one event each; changes `result` in place."""
+    if rules is None:
+        return
+    joins, notes = _match(store, s, rules, source, result, known)
+    keys = {w.id: [k for _, k in match_keys(w, rules.match)] for w in result.upserts}
+    store.identities.set_keys(s, keys)
+    store.identities.forget_keys(s, result.removals)
+    for worker_id, (person_id, why) in joins.items():
+        store.identities.join(s, worker_id, person_id, why)
+        notes.append(LogEntry(worker_id=person_id, action="identity", result="success", reason=f"{worker_id}: {why}"))
+        log.info("%s is %s (%s): it shares that person's accounts", worker_id, person_id, why)
+    rows = store.identities.rows([e.subject for e in result.events], s)
+    person_of = {wid: row.person_id for wid, row in rows.items()} | {w: p for w, (p, _) in joins.items()}
+    by_person: dict[str, list[WorkerEvent]] = {}
+    for ev in result.events:
+        if ev.subject in person_of:
+            by_person.setdefault(person_of[ev.subject], []).append(ev)
+    if not by_person:
+        store.log.append(notes, s)
+        return
+    members = store.identities.members(by_person, s)
+    for person_id, member_rows in members.items():
+        if len(member_rows) < 2 and person_id not in {p for p, _ in joins.values()}:
+            by_person.pop(person_id, None)  # kept apart by hand: a person of its own
+    replaced = {ev.id for events in by_person.values() for ev in events}
+    result.events = [e for e in result.events if e.id not in replaced]
+    for person_id, events in by_person.items():
+        ids = {m.worker_id for m in members.get(person_id, [])} | {person_id} | {e.subject for e in events}
+        event = _person_event(store, s, rules, source, person_id, ids, events, result, now, notes)
+        if event is not None:
+            result.events.append(event)
+    store.log.append(notes, s)
+
+
+def _match(
+    store: Store, s: Session, rules: IdentityRules, source: str, result: Diff, known: Mapping[str, object]
+) -> tuple[dict[str, tuple[str, str]], list[LogEntry]]:
+    """New record -> (person, why) for those that join someone; the ambiguous are quarantined."""
+    new = [w for w in result.upserts if w.id not in known]
+    if not new:
+        return {}, []
+    keyed = {w.id: match_keys(w, rules.match) for w in new}
+    holders = store.identities.holders({k for pairs in keyed.values() for _, k in pairs}, s)
+    rows = store.identities.rows({wid for found in holders.values() for wid in found}, s)
+    joins: dict[str, tuple[str, str]] = {}
+    seen_now: dict[str, set[str]] = {}  # keys of new records before this one, for two new in one read
+    ambiguous: dict[str, str] = {}
+    for worker in new:
+        for field, key in keyed[worker.id]:
+            candidates = (holders.get(key, set()) | seen_now.get(key, set())) - {worker.id}
+            if not candidates:
+                continue
+            people = sorted({joins[c][0] if c in joins else rows[c].person_id if c in rows else c for c in candidates})
+            if len(people) == 1:
+                joins[worker.id] = (people[0], f"same {field} as {', '.join(sorted(candidates))}")
+            else:
+                ambiguous[worker.id] = (
+                    f"identity: {field} matches {len(people)} people ({', '.join(people)}); "
+                    f"link it by hand: provisioner identity link <person> {worker.id}"
+                )
+            break
+        if worker.id not in ambiguous:
+            for _, key in keyed[worker.id]:
+                seen_now.setdefault(key, set()).add(worker.id)
+    if ambiguous:
+        _quarantine(result, ambiguous)
+    return joins, [
+        LogEntry(worker_id=wid, action="quarantine", result="skipped", reason=why, error=why)
+        for wid, why in ambiguous.items()
+    ]
+
+
+def _quarantine(result: Diff, reasons: dict[str, str]) -> None:
+    """Held back as bad input: no snapshot, no event, so the next poll finds it new again."""
+    result.quarantined += [Quarantined(w.remote_id, reasons[w.id]) for w in result.upserts if w.id in reasons]
+    result.upserts = [w for w in result.upserts if w.id not in reasons]
+    result.events = [e for e in result.events if e.subject not in reasons]
+    for wid, why in reasons.items():
+        log.warning("%s quarantined: %s", wid, why)
+
+
+def _person_event(
+    store: Store,
+    s: Session,
+    rules: IdentityRules,
+    source: str,
+    person_id: str,
+    ids: set[str],
+    events: list[WorkerEvent],
+    result: Diff,
+    now: datetime,
+    notes: list[LogEntry],
+) -> WorkerEvent | None:
+    """One event for the person, told against the person as last planned."""
+    stored = store.snapshots.of_workers(ids, s)
+    before = store.identities.person(person_id, s)
+    if before is None and person_id in stored:
+        before = stored[person_id].model_copy(update={})  # the anchor alone was the person so far
+    upserts = {w.id: w for w in result.upserts if w.id in ids}
+    records = [upserts.get(wid) or stored[wid] for wid in sorted(ids) if wid in upserts or wid in stored]
+    records = [w for w in records if w.id not in set(result.removals)]
+    was_active = before is not None and before.status in (WorkerStatus.active, WorkerStatus.on_leave)
+    if not records:
+        store.identities.set_person(s, person_id, None)
+        return removal_event(source, before, before.content_hash(), now) if before is not None else None
+    person = rules.person(person_id, records, now, was_active)
+    store.identities.set_person(s, person_id, person.worker)
+    gone = [e.subject for e in events if e.type in _ENDS]
+    if note := ended_note(gone, person, records):
+        notes.append(LogEntry(worker_id=person_id, action="identity", result="skipped", reason=note))
+        log.info("%s: %s; nothing is deprovisioned", person_id, note)
+    if before is not None and before.content_hash() == person.worker.content_hash():
+        return None
+    return change_event(source, before, before.content_hash() if before else None, person.worker, now)

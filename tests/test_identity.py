@@ -1,0 +1,133 @@
+"""One person across records and sources (issue 28 part 3): a conversion and an ATS-to-HRIS hand-off
+each end with one account per target, never disabled in between; an ambiguous match is quarantined."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from provisioner.engine.config import Config
+from provisioner.engine.runtime.app import Runtime
+from provisioner.engine.runtime.memory_bus import MemoryBus
+from tests.conftest import person, scim_users
+
+TODAY = date.today()
+
+
+def _config(tmp_path: Path, scim_url: str, sources: list[str], **identity: Any) -> Config:
+    return Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+            "engine": {"concurrency": 4},
+            "sources": [{"name": name, "type": "file", "path": str(tmp_path / f"{name}.json")} for name in sources],
+            "targets": [{"name": "app", "type": "scim", "base_url": scim_url}],
+            "policies": [{"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}],
+            "lifecycle": {"prehire_days": 30, "prehire_state": "enabled"},
+            "identity": {"match": ["work_email", "custom.national_id_hash"], **identity},
+        }
+    )
+
+
+def _write(tmp_path: Path, source: str, records: list[dict[str, Any]]) -> None:
+    (tmp_path / f"{source}.json").write_text(json.dumps(records))
+
+
+async def _poll(runtime: Runtime, source: str) -> Any:
+    diff = await runtime.poll(source)
+    await runtime.wait_idle(timeout=60)
+    return diff
+
+
+def _revocations(runtime: Runtime) -> list[str]:
+    return [e.action for e in runtime.store.log.recent(None, limit=1000) if e.action in ("disable", "delete")]
+
+
+def _one_active_account(scim: httpx.Client) -> dict[str, Any]:
+    [account] = scim_users(scim)
+    assert account["active"] is True
+    return account
+
+
+async def test_a_conversion_keeps_the_contractor_account(tmp_path, scim_server, scim):
+    hash_ = {"national_id_hash": "9f2c"}
+    contractor = person(17, work_email="ada.ext@example.com", employment_type="contractor", custom=hash_)
+    _write(tmp_path, "hr", [contractor])
+    async with Runtime(_config(tmp_path, scim_server.url, ["hr"]), bus=MemoryBus()) as runtime:
+        await _poll(runtime, "hr")
+        first = _one_active_account(scim)
+
+        # The contractor id ends today; the employee id, same person, starts tomorrow.
+        ended = {**contractor, "status": "terminated", "termination_date": TODAY.isoformat()}
+        tomorrow = (TODAY + timedelta(days=1)).isoformat()
+        employee = person(912, work_email="ada@example.com", status="pending", start_date=tomorrow, custom=hash_)
+        _write(tmp_path, "hr", [ended, employee])
+        diff = await _poll(runtime, "hr")
+        assert [e.subject for e in diff.events] == ["hr:17"]  # one event of the person, not two of records
+        account = _one_active_account(scim)
+        assert account["id"] == first["id"] and account["emails"][0]["value"] == "ada@example.com"
+
+        _write(tmp_path, "hr", [ended, {**employee, "status": "active"}])
+        await _poll(runtime, "hr")
+        assert _one_active_account(scim)["id"] == first["id"]
+        assert _revocations(runtime) == []  # never disabled in between
+        assert {(link.worker_id, link.target) for link in runtime.store.links.all()} == {("hr:17", "app")}
+        notes = [e.reason for e in runtime.store.log.recent("hr:17", limit=50) if e.action == "identity"]
+        assert any("hr:17 ended; the same person starts as hr:912" in (n or "") for n in notes)
+
+
+async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server, scim):
+    start = (TODAY + timedelta(days=10)).isoformat()
+    candidate = person(1, work_email="grace@example.com", status="pending", start_date=start, title="Candidate")
+    _write(tmp_path, "ats", [candidate])
+    _write(tmp_path, "hr", [])
+    config = _config(tmp_path, scim_server.url, ["ats", "hr"], precedence=["hr", "ats"])
+    async with Runtime(config, bus=MemoryBus()) as runtime:
+        await _poll(runtime, "ats")
+        first = _one_active_account(scim)
+        assert first["externalId"] == "ats:1"
+
+        employee = person(
+            77, work_email="Grace@Example.com", status="pending", start_date=start, title="Engineer", employee_number="E77"
+        )
+        _write(tmp_path, "hr", [employee])
+        await _poll(runtime, "hr")
+        account = _one_active_account(scim)
+        assert account["id"] == first["id"] and account["title"] == "Engineer"  # the HRIS value wins
+
+        _write(tmp_path, "hr", [{**employee, "status": "active"}])
+        await _poll(runtime, "hr")
+        _write(tmp_path, "ats", [{**candidate, "status": "terminated"}])  # the candidate record is archived
+        await _poll(runtime, "ats")
+        _write(tmp_path, "ats", [])  # and later deleted
+        await _poll(runtime, "ats")
+        assert _one_active_account(scim)["id"] == first["id"]
+        assert _revocations(runtime) == []
+        assert [link.worker_id for link in runtime.store.links.all()] == ["ats:1"]
+        why = [e.reason or "" for e in runtime.store.log.recent("ats:1", limit=50) if e.action == "identity"]
+        assert any("ats:1 ended; the same person is active as hr:77" in w for w in why)
+
+        # The HRIS record ends: the person leaves, whatever the ATS said.
+        _write(tmp_path, "hr", [{**employee, "status": "terminated", "termination_date": TODAY.isoformat()}])
+        await _poll(runtime, "hr")
+        [account] = scim_users(scim)
+        assert account["active"] is False and _revocations(runtime) == ["disable"]
+
+
+async def test_an_ambiguous_match_is_quarantined(tmp_path, scim_server, scim):
+    _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "bb"})])
+    async with Runtime(_config(tmp_path, scim_server.url, ["hr"]), bus=MemoryBus()) as runtime:
+        await _poll(runtime, "hr")
+        # Person 2's national id is corrected to person 1's: two people now share it.
+        _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"})])
+        await _poll(runtime, "hr")
+        newcomer = person(3, custom={"national_id_hash": "AA"})
+        _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"}), newcomer])
+        diff = await _poll(runtime, "hr")
+        [held] = diff.quarantined
+        assert held.remote_id == "3" and "matches 2 people (hr:1, hr:2)" in held.reason
+        assert len(scim_users(scim)) == 2 and runtime.store.snapshots.get("hr:3") is None
