@@ -41,7 +41,7 @@ def build_source(name: str, type_: str, settings: dict[str, Any]) -> Source:
 
 @cache
 def source_kind(type_: str) -> str:
-    """"ats" for an applicant tracking system (`KIND` in the vendor's `__init__`), else "hris"."""
+    """ "ats" for an applicant tracking system (`KIND` in the vendor's `__init__`), else "hris"."""
     if type_ not in source_types():
         return "hris"
     return str(getattr(importlib.import_module(f"{__name__}.{type_}"), "KIND", "hris"))

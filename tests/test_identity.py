@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.app import Runtime
@@ -92,7 +91,12 @@ async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server
         assert first["externalId"] == "ats:1"
 
         employee = person(
-            77, work_email="Grace@Example.com", status="pending", start_date=start, title="Engineer", employee_number="E77"
+            77,
+            work_email="Grace@Example.com",
+            status="pending",
+            start_date=start,
+            title="Engineer",
+            employee_number="E77",
         )
         _write(tmp_path, "hr", [employee])
         await _poll(runtime, "hr")
@@ -119,14 +123,21 @@ async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server
 
 
 async def test_an_ambiguous_match_is_quarantined(tmp_path, scim_server, scim):
-    _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "bb"})])
+    one, two = person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "bb"})
+    _write(tmp_path, "hr", [one, two])
     async with Runtime(_config(tmp_path, scim_server.url, ["hr"]), bus=MemoryBus()) as runtime:
         await _poll(runtime, "hr")
         # Person 2's national id is corrected to person 1's: two people now share it.
-        _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"})])
+        _write(
+            tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"})]
+        )
         await _poll(runtime, "hr")
         newcomer = person(3, custom={"national_id_hash": "AA"})
-        _write(tmp_path, "hr", [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"}), newcomer])
+        _write(
+            tmp_path,
+            "hr",
+            [person(1, custom={"national_id_hash": "aa"}), person(2, custom={"national_id_hash": "aa"}), newcomer],
+        )
         diff = await _poll(runtime, "hr")
         [held] = diff.quarantined
         assert held.remote_id == "3" and "matches 2 people (hr:1, hr:2)" in held.reason

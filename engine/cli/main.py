@@ -12,6 +12,7 @@ import typer
 
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, reflow
 from provisioner.engine.cli.failures import failures, retry
+from provisioner.engine.cli.identity import identity_app
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
@@ -164,7 +165,12 @@ COMMANDS: dict[str, Callable[..., None]] = {
 }
 for name, command in COMMANDS.items():
     app.command(name, help=reflow(command.__doc__))(command)
-for name, group in (("sources", sources_app), ("targets", targets_app), ("sessions", sessions_app)):
+for name, group in (
+    ("sources", sources_app),
+    ("targets", targets_app),
+    ("sessions", sessions_app),
+    ("identity", identity_app),
+):
     for info in group.registered_commands:
         info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))
     app.add_typer(group, name=name)

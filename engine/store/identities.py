@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
-from provisioner.engine.store.tables import IdentityKey, IdentityRow
+from provisioner.engine.store.tables import IdentityKey, IdentityRow, LinkRow
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,20 @@ class Identities:
             .where(col(IdentityRow.worker_id) == person_id)
             .values(person=None if worker is None else RawJSON(worker.model_dump_json()))
         )
+
+    def keep_apart(self, s: Session, worker_id: str, why: str) -> None:
+        """A person of its own, by a person's decision: the rules no longer join it."""
+        s.merge(IdentityRow(worker_id=worker_id, person_id=worker_id, why=why, manual=True, at=utcnow()))
+
+    def move_links(self, s: Session, old: str, new: str) -> list[str]:
+        """`old`'s links move to `new` where `new` has none; returns the targets where both have one
+        (those stay: two accounts of one person are for a person to settle)."""
+        own = set(s.exec(select(LinkRow.target).where(LinkRow.worker_id == new)).all())
+        theirs = set(s.exec(select(LinkRow.target).where(LinkRow.worker_id == old)).all())
+        s.exec(
+            update(LinkRow).where(col(LinkRow.worker_id) == old, col(LinkRow.target).not_in(own)).values(worker_id=new)
+        )
+        return sorted(own & theirs)
 
     def move(self, s: Session, from_person: str, to_person: str, why: str) -> None:
         """Every record of one person joins another (a manual link of two people)."""

@@ -160,7 +160,7 @@ def _person_event(
     stored = store.snapshots.of_workers(ids, s)
     before = store.identities.person(person_id, s)
     if before is None and person_id in stored:
-        before = stored[person_id].model_copy(update={})  # the anchor alone was the person so far
+        before = stored[person_id]  # the anchor alone was the person so far
     upserts = {w.id: w for w in result.upserts if w.id in ids}
     records = [upserts.get(wid) or stored[wid] for wid in sorted(ids) if wid in upserts or wid in stored]
     records = [w for w in records if w.id not in set(result.removals)]

@@ -9,7 +9,7 @@ the field's own source order."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -70,15 +70,13 @@ def merge(
 ) -> Person:
     """The person these records are. `was_active`: the person was active before this change; an
     ended record then stays bridged by a record pending to start within `bridge_days`."""
-    ordered = _ordered(records, ranking, None, today)
+    ordered = _ordered(records, ranking, None)
     primary = ordered[0]
     fields: dict[str, Any] = {name: getattr(primary, name) for name in LIFECYCLE}
     for name in Worker.model_fields:
         if name in _OWN:
             continue
-        fields[name] = next(
-            (v for w in _ordered(records, ranking, name, today) if (v := getattr(w, name)) is not None), None
-        )
+        fields[name] = next((v for w in _ordered(records, ranking, name) if (v := getattr(w, name)) is not None), None)
     custom: dict[str, Any] = {}
     for w in reversed(ordered):
         custom.update(w.custom)
@@ -103,7 +101,7 @@ def merge(
     return Person(worker, primary.id, bridged)
 
 
-def _ordered(records: Sequence[Worker], ranking: Ranking, field: str | None, today: date) -> list[Worker]:
+def _ordered(records: Sequence[Worker], ranking: Ranking, field: str | None) -> list[Worker]:
     def key(w: Worker) -> tuple[Any, ...]:
         started = (w.start_date or date.min).toordinal()
         return ranking.rank(w.source, field), _LIVELINESS[w.status], -started, w.id
@@ -120,6 +118,3 @@ def ended_note(gone: Sequence[str], person: Person, records: Sequence[Worker]) -
     live = [w.id for w in records if w.status is not WorkerStatus.terminated and w.id not in gone]
     state = person.worker.status.value.replace("_", " ")
     return f"{', '.join(gone)} ended; the same person is {state} as {', '.join(live) or person.primary}"
-
-
-Matcher = Callable[[Worker], list[tuple[str, str]]]
