@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from provisioner.engine.config import Config
+from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.policytools import explain
+from provisioner.engine.runtime.usecases.identity import IdentityRules
+from provisioner.engine.runtime.usecases.identity_manual import link, unlink
 from tests.conftest import person, scim_users
+from tests.ops_harness import TOKEN, engine
+from tests.processes import wait_for
 
 TODAY = date.today()
 
@@ -142,3 +149,73 @@ async def test_an_ambiguous_match_is_quarantined(tmp_path, scim_server, scim):
         [held] = diff.quarantined
         assert held.remote_id == "3" and "matches 2 people (hr:1, hr:2)" in held.reason
         assert len(scim_users(scim)) == 2 and runtime.store.snapshots.get("hr:3") is None
+
+
+async def test_a_manual_link_and_unlink(tmp_path, scim_server, scim):
+    later = (TODAY + timedelta(days=60)).isoformat()  # beyond prehire_days: no account of its own yet
+    ada, again = person(1), person(2, work_email="ada.new@example.com", status="pending", start_date=later)
+    _write(tmp_path, "hr", [ada, again])
+    config = _config(tmp_path, scim_server.url, ["hr"])
+    rules = IdentityRules.of(config)
+    async with Runtime(config, bus=MemoryBus()) as runtime:
+        await _poll(runtime, "hr")
+        first = _one_active_account(scim)
+        with pytest.raises(LookupError, match="no worker 'hr:9'"):
+            link(runtime.store, rules, "hr:1", "hr:9")
+        decision = link(runtime.store, rules, "hr:1", "hr:2")
+        assert decision.person_id == "hr:1" and decision.said == [
+            "hr:2 joined hr:1: its accounts are that person's from now on"
+        ]
+        assert link(runtime.store, rules, "hr:2", "hr:1").said == ["hr:1 is already a record of hr:1"]
+        explained = explain(runtime.parts, "hr:2")
+        assert explained["identity"]["person"] == "hr:1"
+        assert {r["worker_id"]: r["why"] for r in explained["identity"]["records"]} == {
+            "hr:1": "the first record",
+            "hr:2": "linked by hand",
+        }
+        assert explained["targets"]["app"]["account"]["id"] == first["id"]
+
+        with pytest.raises(ValueError, match="anchor of hr:2"):
+            unlink(runtime.store, rules, "hr:1")
+        assert unlink(runtime.store, rules, "hr:2").events  # hr:2 is planned as a person of its own
+        runtime.wake()
+        await runtime.wait_idle(timeout=60)
+        _write(tmp_path, "hr", [ada, {**again, "title": "Engineer"}])
+        diff = await _poll(runtime, "hr")
+        assert [e.subject for e in diff.events] == ["hr:2"]  # the rules leave it apart
+        assert _one_active_account(scim)["id"] == first["id"] and explain(runtime.parts, "hr:2")["identity"] is None
+
+
+def test_the_api_links_records(tmp_path):
+    later = (TODAY + timedelta(days=60)).isoformat()
+    _write(tmp_path, "hr", [person(1), person(2, work_email="other@example.com", status="pending", start_date=later)])
+    with serve_wsgi(scim_app()) as scim_server:
+        config = tmp_path / "provisioner.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "store": {"url": f"sqlite:///{tmp_path / 'engine.db'}"},
+                    "engine": {"listen": f"127.0.0.1:{free_port()}", "deferred_interval": "1h"},
+                    "api": {"token": TOKEN},
+                    "sources": [
+                        {"name": "hr", "type": "file", "path": str(tmp_path / "hr.json"), "poll_interval": "1h"}
+                    ],
+                    "targets": [{"name": "app", "type": "scim", "base_url": scim_server.url}],
+                    "policies": [{"name": "everyone", "when": "true", "grant": [{"target": "app"}]}],
+                    "identity": {"match": ["work_email"]},
+                }
+            )
+        )
+        with engine(tmp_path, config) as running:
+            api = running.api()
+            wait_for(lambda: api.get("/status").json()["unapplied_events"] == 0 and api.get("/log").json(), 60, "sync")
+            assert api.post("/identities/link", json={"person": "hr:1", "record": "hr:404"}).status_code == 404
+            answer = api.post("/identities/link", json={"person": "hr:1", "record": "hr:2"})
+            assert answer.status_code == 200 and answer.json()["person_id"] == "hr:1"
+            assert {(j["worker_id"], j["why"]) for j in api.get("/identities").json()} == {
+                ("hr:1", "the first record"),
+                ("hr:2", "linked by hand"),
+            }
+            assert api.get("/workers/hr:2").json()["identity"]["person"] == "hr:1"
+            assert api.post("/identities/unlink", json={"record": "hr:1"}).status_code == 409
+            assert running.api(token=None).post("/identities/unlink", json={"record": "hr:2"}).status_code == 401
