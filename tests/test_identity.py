@@ -18,6 +18,7 @@ from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.identity_manual import link, unlink
+from provisioner.reconcile.run import reconcile
 from tests.conftest import person, scim_users
 from tests.ops_harness import TOKEN, engine
 from tests.processes import wait_for
@@ -121,6 +122,9 @@ async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server
         assert [link.worker_id for link in runtime.store.links.all()] == ["ats:1"]
         why = [e.reason or "" for e in runtime.store.log.recent("ats:1", limit=50) if e.action == "identity"]
         assert any("ats:1 ended; the same person is active as hr:77" in w for w in why)
+        # The reconciler sees the person too, not its first record (gone) nor its second (joined).
+        report = await reconcile(runtime.parts)
+        assert [(i.worker_id, i.situation.value) for i in report.items] == [("ats:1", "confirmed")]
 
         # The HRIS record ends: the person leaves, whatever the ATS said.
         _write(tmp_path, "hr", [{**employee, "status": "terminated", "termination_date": TODAY.isoformat()}])

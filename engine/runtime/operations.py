@@ -31,7 +31,7 @@ def resume(config: Config, store: Store, source: str) -> bool:
 
 def provision_now(store: Store, worker_id: str) -> str:
     """Re-plan this person from their snapshot, through the outbox like any change; the event id."""
-    worker = store.snapshots.get(worker_id)
+    worker = store.identities.person(worker_id) or store.snapshots.get(worker_id)  # a person of several records
     if worker is None:
         raise LookupError(f"no worker {worker_id!r} in the store")
     event = internal_event(OPERATOR_SOURCE, worker_id, worker, datetime.now(UTC).isoformat())
@@ -54,7 +54,7 @@ def retry_events(
     meanwhile is disabled, not created, because the plan is made from what is true now."""
     now = datetime.now(UTC)
     return store.failures.take(
-        lambda ids: [retry_event(wid, store.snapshots.get(wid), now) for wid in ids],
+        lambda ids: [retry_event(wid, store.identities.person(wid) or store.snapshots.get(wid), now) for wid in ids],
         now=now,
         worker_id=worker_id,
         target=target,

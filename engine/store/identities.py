@@ -94,6 +94,30 @@ class Identities:
             row = session.get(IdentityRow, person_id)
         return Worker.model_validate(row.person) if row is not None and row.person else None
 
+    def planned(self, worker_ids: Iterable[str] | None = None, s: Session | None = None) -> dict[str, Worker]:
+        """Person id -> the person as last planned, for these ids (None: every person of several
+        records): what a re-plan (a deferred action, a retry, a reconcile) starts from instead of
+        the anchor's own record, which may have ended or gone."""
+        query = select(IdentityRow.worker_id, IdentityRow.person).where(col(IdentityRow.person).is_not(None))
+        with self.db.session(s) as session:
+            if worker_ids is None:
+                rows = list(session.execute(query))
+            else:
+                rows = [
+                    r
+                    for c in chunks(sorted(set(worker_ids)))
+                    for r in session.execute(query.where(col(IdentityRow.worker_id).in_(c)))
+                ]
+        return {wid: Worker.model_validate(data) for wid, data in rows if data}
+
+    def joined(self, s: Session | None = None) -> dict[str, str]:
+        """Record -> its person, for records joined to another (their accounts are the person's)."""
+        query = select(IdentityRow.worker_id, IdentityRow.person_id).where(
+            IdentityRow.worker_id != IdentityRow.person_id
+        )
+        with self.db.session(s) as session:
+            return {wid: pid for wid, pid in session.execute(query)}
+
     def set_person(self, s: Session, person_id: str, worker: Worker | None) -> None:
         s.exec(
             update(IdentityRow)
