@@ -223,3 +223,20 @@ def test_the_api_links_records(tmp_path):
             assert api.get("/workers/hr:2").json()["identity"]["person"] == "hr:1"
             assert api.post("/identities/unlink", json={"record": "hr:1"}).status_code == 409
             assert running.api(token=None).post("/identities/unlink", json={"record": "hr:2"}).status_code == 401
+
+
+async def test_a_rehire_under_a_new_id_with_the_same_email_gets_the_old_account_back(tmp_path, scim_server, scim):
+    _write(tmp_path, "hr", [person(5)])
+    async with Runtime(_config(tmp_path, scim_server.url, ["hr"]), bus=MemoryBus()) as runtime:
+        await _poll(runtime, "hr")
+        first = _one_active_account(scim)
+        left = {**person(5), "status": "terminated", "termination_date": (TODAY - timedelta(days=1)).isoformat()}
+        _write(tmp_path, "hr", [left])
+        await _poll(runtime, "hr")
+        assert scim_users(scim)[0]["active"] is False
+        # The same address under a new worker id: one person (match on work_email), not a collision.
+        _write(tmp_path, "hr", [left, person(50, work_email="P5@example.com", title="Returning")])
+        diff = await _poll(runtime, "hr")
+        assert not diff.quarantined and [(e.subject, e.type.value) for e in diff.events] == [("hr:5", "worker.rehired")]
+        account = _one_active_account(scim)
+        assert account["id"] == first["id"] and account["title"] == "Returning"

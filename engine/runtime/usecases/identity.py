@@ -23,7 +23,7 @@ from provisioner.engine.contracts.events import EventType, WorkerEvent, change_e
 from provisioner.engine.contracts.models import Worker, WorkerStatus
 from provisioner.engine.contracts.protocols import Quarantined
 from provisioner.engine.contracts.records import LogEntry
-from provisioner.engine.runtime.poller import Diff
+from provisioner.engine.runtime.poller import Diff, OnePerson
 from provisioner.engine.runtime.usecases.person import Person, Ranking, ended_note, match_keys, merge
 from provisioner.engine.store import Store
 from provisioner.sources import source_kind
@@ -95,6 +95,26 @@ def resolve(
         if event is not None:
             result.events.append(event)
     store.log.append(notes, s)
+
+
+def one_person(store: Store, s: Session, rules: IdentityRules | None) -> OnePerson | None:
+    """For the diff: records sharing a work email are no collision when they are one person, that is
+    when the rules join them (a shared match value, or a join already made)."""
+    if rules is None:
+        return None
+
+    def together(workers: list[Worker]) -> bool:
+        ids = [w.id for w in workers]
+        rows = store.identities.rows(ids, s)
+        people = {rows[w].person_id if w in rows else w for w in ids}
+        if len(people) == 1:
+            return True
+        if any(row.manual and row.person_id == wid for wid, row in rows.items()):
+            return False  # kept apart by hand
+        shared = set.intersection(*({k for _, k in match_keys(w, rules.match)} for w in workers))
+        return bool(shared)
+
+    return together
 
 
 def _match(

@@ -17,7 +17,7 @@ from provisioner.engine.contracts.protocols import Source, SourceError, SourceRe
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.poller import Diff, correlate, diff, read_records, unreadable
-from provisioner.engine.runtime.usecases.identity import IdentityRules, resolve
+from provisioner.engine.runtime.usecases.identity import IdentityRules, one_person, resolve
 from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
 from provisioner.engine.store import Store
 
@@ -73,7 +73,14 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         named = [WorkerId.text(name, remote_id) for remote_id in read_ids] if reading.only else None
         snapshots = store.snapshots.of_source(name, s, named)
         known = len(snapshots) if named is None else store.snapshots.count(name, s)
-        result = diff(name, read, snapshots, lambda ids: {wid for wid, _ in store.links.for_workers(ids)}, clock)
+        result = diff(
+            name,
+            read,
+            snapshots,
+            lambda ids: {wid for wid, _ in store.links.for_workers(ids)},
+            clock,
+            one_person(store, s, reading.identity),  # records the identity rules join share an email
+        )
         handed = store.snapshots.handovers(s)
         result.events = [e for e in result.events if e.subject not in handed]
         handovers = []
