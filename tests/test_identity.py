@@ -12,13 +12,15 @@ import httpx
 import pytest
 
 from provisioner.engine.config import Config
-from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
+from provisioner.engine.kit.servers import free_port, scim_app, serve_asgi, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.identity_manual import link, unlink
 from provisioner.reconcile.run import reconcile
+from provisioner.sources.bamboohr import emulator as bamboohr
+from provisioner.sources.lever import emulator as lever
 from tests.conftest import person, scim_users
 from tests.ops_harness import TOKEN, engine
 from tests.processes import wait_for
@@ -240,3 +242,61 @@ async def test_a_rehire_under_a_new_id_with_the_same_email_gets_the_old_account_
         assert not diff.quarantined and [(e.subject, e.type.value) for e in diff.events] == [("hr:5", "worker.rehired")]
         account = _one_active_account(scim)
         assert account["id"] == first["id"] and account["title"] == "Returning"
+
+
+async def test_a_lever_prehire_hands_off_to_the_bamboohr_employee(tmp_path, scim_server, scim):
+    """Emulators over HTTP, no precedence configured: the HRIS outranks the ATS by the vendor's kind."""
+    lever_state, bamboo_state = lever.LeverState(), bamboohr.EmulatorState()
+    start = (TODAY + timedelta(days=10)).isoformat()
+    fast = {"backoff": 0.01, "overlap": "0s", "page_size": 3}
+    with serve_asgi(lever.create_app(lever_state)) as ats, serve_asgi(bamboohr.create_app(bamboo_state)) as hris:
+        config = Config.model_validate(
+            {
+                "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+                "sources": [
+                    {
+                        "name": "ats",
+                        "type": "lever",
+                        "base_url": f"{ats.url}/v1",
+                        "api_key": lever_state.api_key,
+                        **fast,
+                    },
+                    {
+                        "name": "hr",
+                        "type": "bamboohr",
+                        "base_url": f"{hris.url}/api/gateway.php/acme",
+                        "api_key": bamboo_state.api_key,
+                        **fast,
+                    },
+                ],
+                "targets": [{"name": "app", "type": "scim", "base_url": scim_server.url}],
+                "policies": [{"name": "everyone", "when": "true", "grant": [{"target": "app", "groups": ["staff"]}]}],
+                "lifecycle": {"prehire_days": 30, "prehire_state": "enabled"},
+                "identity": {"match": ["personal_email"]},
+            }
+        )
+        hire = lever_state.hire(
+            first_name="Grace", last_name="Hopper", personal_email="Grace@Home.example", start_date=start
+        )
+        async with Runtime(config, bus=MemoryBus()) as runtime:
+            await _poll(runtime, "ats")
+            await _poll(runtime, "hr")  # nobody there yet
+            first = _one_active_account(scim)
+            assert first["externalId"] == f"ats:{hire}"
+
+            employee = bamboo_state.hire(
+                first_name="Grace", last_name="Hopper", hire_date=start, homeEmail="grace@home.example"
+            )
+            await _poll(runtime, "hr")
+            account = _one_active_account(scim)
+            assert account["id"] == first["id"]
+            assert account["emails"][0]["value"] == employee["workEmail"]  # the HRIS address, not the ATS's none
+
+            # The ATS moves its start date: the HRIS's date is the person's, nothing to plan.
+            lever_state.change(hire, start_date=(TODAY + timedelta(days=40)).isoformat())
+            diff = await _poll(runtime, "ats")
+            assert [w.id for w in diff.upserts] == [f"ats:{hire}"] and not diff.events
+            lever_state.remove(hire)  # the hire is undone in the ATS
+            await _poll(runtime, "ats")
+            assert _one_active_account(scim)["id"] == first["id"] and _revocations(runtime) == []
+            assert explain(runtime.parts, f"hr:{employee['id']}")["identity"]["person"] == f"ats:{hire}"
