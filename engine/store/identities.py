@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.models import Worker
@@ -82,6 +83,22 @@ class Identities:
         for chunk in chunks(worker_ids):
             s.exec(delete(IdentityKey).where(col(IdentityKey.worker_id).in_(chunk)))
 
+    def join_all(self, s: Session, joins: Mapping[str, tuple[str, str]]) -> None:
+        """Record -> (person, why), in bulk (a poll's joins): each anchor gets its own row too."""
+        if not joins:
+            return
+        anchors = sorted({p for p, _ in joins.values()} - set(joins))
+        have = {
+            wid
+            for chunk in chunks(anchors)
+            for wid in s.exec(select(IdentityRow.worker_id).where(col(IdentityRow.worker_id).in_(chunk)))
+        }
+        for chunk in chunks(sorted(joins)):
+            s.exec(delete(IdentityRow).where(col(IdentityRow.worker_id).in_(chunk)))
+        now = utcnow()
+        rows = [_row(p, p, "the first record", now) for p in anchors if p not in have]
+        insert_rows(s, IdentityRow, rows + [_row(w, p, why, now) for w, (p, why) in joins.items()])
+
     def join(self, s: Session, worker_id: str, person_id: str, why: str, manual: bool = False) -> None:
         """The record belongs to this person from now on (the anchor gets its own row too)."""
         for wid, reason in ((person_id, "the first record"), (worker_id, why)):
@@ -119,10 +136,17 @@ class Identities:
             return {wid: pid for wid, pid in session.execute(query)}
 
     def set_person(self, s: Session, person_id: str, worker: Worker | None) -> None:
-        s.exec(
-            update(IdentityRow)
-            .where(col(IdentityRow.worker_id) == person_id)
-            .values(person=None if worker is None else RawJSON(worker.model_dump_json()))
+        self.set_persons(s, {person_id: worker})
+
+    def set_persons(self, s: Session, persons: Mapping[str, Worker | None]) -> None:
+        """Each person as now planned (None: none of its records is left), in one executemany."""
+        if not persons:
+            return
+        table = IdentityRow.__table__  # type: ignore[attr-defined]
+        statement = table.update().where(table.c.worker_id == bindparam("anchor")).values(person=bindparam("state"))
+        s.execute(
+            statement,
+            [{"anchor": p, "state": None if w is None else RawJSON(w.model_dump_json())} for p, w in persons.items()],
         )
 
     def keep_apart(self, s: Session, worker_id: str, why: str) -> None:
@@ -143,6 +167,10 @@ class Identities:
         """Every record of one person joins another (a manual link of two people)."""
         for row in s.exec(select(IdentityRow).where(IdentityRow.person_id == from_person)).all():
             s.merge(IdentityRow(worker_id=row.worker_id, person_id=to_person, why=why, manual=True, at=utcnow()))
+
+
+def _row(worker_id: str, person_id: str, why: str, at: datetime) -> dict[str, object]:
+    return {"worker_id": worker_id, "person_id": person_id, "why": why, "manual": False, "at": at}
 
 
 def _member(row: IdentityRow) -> Member:

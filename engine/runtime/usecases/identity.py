@@ -70,8 +70,8 @@ def resolve(
     keys = {w.id: [k for _, k in match_keys(w, rules.match)] for w in result.upserts}
     store.identities.set_keys(s, keys)
     store.identities.forget_keys(s, result.removals)
+    store.identities.join_all(s, joins)
     for worker_id, (person_id, why) in joins.items():
-        store.identities.join(s, worker_id, person_id, why)
         notes.append(LogEntry(worker_id=person_id, action="identity", result="success", reason=f"{worker_id}: {why}"))
         log.info("%s is %s (%s): it shares that person's accounts", worker_id, person_id, why)
     rows = store.identities.rows([e.subject for e in result.events], s)
@@ -89,12 +89,35 @@ def resolve(
             by_person.pop(person_id, None)  # kept apart by hand: a person of its own
     replaced = {ev.id for events in by_person.values() for ev in events}
     result.events = [e for e in result.events if e.id not in replaced]
+    records = {
+        person_id: {m.worker_id for m in members.get(person_id, [])} | {person_id} | {e.subject for e in events}
+        for person_id, events in by_person.items()
+    }
+    # In bulk, not per person: snapshots are keyed by source first, so a read by worker id scans them.
+    told = _Known(
+        store.snapshots.of_workers({wid for ids in records.values() for wid in ids}, s),
+        store.identities.planned(by_person, s),
+        {w.id: w for w in result.upserts},
+        set(result.removals),
+    )
+    planned: dict[str, Worker | None] = {}
     for person_id, events in by_person.items():
-        ids = {m.worker_id for m in members.get(person_id, [])} | {person_id} | {e.subject for e in events}
-        event = _person_event(store, s, rules, source, person_id, ids, events, result, now, notes)
+        event = _person_event(rules, source, person_id, records[person_id], events, told, now, notes, planned)
         if event is not None:
             result.events.append(event)
+    store.identities.set_persons(s, planned)
     store.log.append(notes, s)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the persons of one poll are told from: records before it, persons as last planned,
+    and the poll's own changes."""
+
+    stored: dict[str, Worker]
+    planned: dict[str, Worker]
+    upserts: dict[str, Worker]
+    removals: set[str]
 
 
 def one_person(store: Store, s: Session, rules: IdentityRules | None) -> OnePerson | None:
@@ -165,31 +188,29 @@ def _quarantine(result: Diff, reasons: dict[str, str]) -> None:
 
 
 def _person_event(
-    store: Store,
-    s: Session,
     rules: IdentityRules,
     source: str,
     person_id: str,
     ids: set[str],
     events: list[WorkerEvent],
-    result: Diff,
+    known: _Known,
     now: datetime,
     notes: list[LogEntry],
+    planned: dict[str, Worker | None],
 ) -> WorkerEvent | None:
-    """One event for the person, told against the person as last planned."""
-    stored = store.snapshots.of_workers(ids, s)
-    before = store.identities.person(person_id, s)
-    if before is None and person_id in stored:
-        before = stored[person_id]  # the anchor alone was the person so far
-    upserts = {w.id: w for w in result.upserts if w.id in ids}
-    records = [upserts.get(wid) or stored[wid] for wid in sorted(ids) if wid in upserts or wid in stored]
-    records = [w for w in records if w.id not in set(result.removals)]
+    """One event for the person, told against the person as last planned (`planned` gets it as now)."""
+    before = known.planned.get(person_id) or known.stored.get(person_id)  # else the anchor alone was the person
+    records = [
+        known.upserts.get(wid) or known.stored[wid]
+        for wid in sorted(ids)
+        if (wid in known.upserts or wid in known.stored) and wid not in known.removals
+    ]
     was_active = before is not None and before.status in (WorkerStatus.active, WorkerStatus.on_leave)
     if not records:
-        store.identities.set_person(s, person_id, None)
+        planned[person_id] = None
         return removal_event(source, before, before.content_hash(), now) if before is not None else None
     person = rules.person(person_id, records, now, was_active)
-    store.identities.set_person(s, person_id, person.worker)
+    planned[person_id] = person.worker
     gone = [e.subject for e in events if e.type in _ENDS]
     if note := ended_note(gone, person, records):
         notes.append(LogEntry(worker_id=person_id, action="identity", result="skipped", reason=note))

@@ -76,7 +76,8 @@ def merge(
     for name in Worker.model_fields:
         if name in _OWN:
             continue
-        fields[name] = next((v for w in _ordered(records, ranking, name) if (v := getattr(w, name)) is not None), None)
+        order = _ordered(records, ranking, name) if ranking.fields and name in ranking.fields else ordered
+        fields[name] = next((v for w in order if (v := getattr(w, name)) is not None), None)
     custom: dict[str, Any] = {}
     for w in reversed(ordered):
         custom.update(w.custom)
