@@ -220,7 +220,8 @@ class IdentityConfig(_Strict):
     def _fields(cls, value: list[str]) -> list[str]:
         for name in value:
             if not name.startswith("custom.") and name not in _MATCHABLE:
-                raise ValueError(f"identity.match: {name!r} is not a Worker field (nor custom.<name>)")
+                known = ", ".join(sorted(_MATCHABLE))
+                raise ValueError(f"identity.match: {name!r} cannot identify a person (use {known} or custom.<name>)")
         return value
 
 
