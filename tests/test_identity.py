@@ -15,6 +15,7 @@ from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import free_port, scim_app, serve_asgi, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
+from provisioner.engine.runtime.operations import plan_worker
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.identity_manual import link, unlink
@@ -84,6 +85,8 @@ async def test_a_conversion_keeps_the_contractor_account(tmp_path, scim_server, 
         await _poll(runtime, "hr")
         assert _one_active_account(scim)["id"] == first["id"]
         assert _revocations(runtime) == []  # never disabled in between
+        planned = await plan_worker(runtime.parts, "hr:912")  # the person is planned, not the record
+        assert planned["worker_id"] == "hr:17" and "create" not in {a["action"] for a in planned["actions"]}
         assert {(link.worker_id, link.target) for link in runtime.store.links.all()} == {("hr:17", "app")}
         notes = [e.reason for e in runtime.store.log.recent("hr:17", limit=50) if e.action == "identity"]
         assert any("hr:17 ended; the same person starts as hr:912" in (n or "") for n in notes)

@@ -68,6 +68,9 @@ async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
     stored = parts.store.snapshots.get(worker_id)
     source_name, remote_id = WorkerId.parse(worker_id)
     source, note = parts.sources.get(source_name), None
+    if persons := parts.store.identities.planned([parts.store.identities.person_of(worker_id)]):
+        [(worker_id, stored)] = persons.items()  # one record of a person with several (docs/identity.md)
+        source, note = None, "planned as the person its joined records make together"
     events = []
     if source is not None and remote_id:
         try:
