@@ -16,7 +16,7 @@ from provisioner.engine.kit.servers import free_port, scim_app, serve_asgi, serv
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.memory_bus import MemoryBus
 from provisioner.engine.runtime.ondemand import provision_one
-from provisioner.engine.runtime.operations import plan_worker
+from provisioner.engine.runtime.operations import plan_worker, provision_now
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.identity_manual import link, unlink
@@ -90,7 +90,10 @@ async def test_a_conversion_keeps_the_contractor_account(tmp_path, scim_server, 
         assert planned["worker_id"] == "hr:17" and "create" not in {a["action"] for a in planned["actions"]}
         done = await provision_one(runtime.parts, "hr:912", lambda step, value: None)  # never a record alone
         assert done.event is None and done.note == "hr:912 is a record of the person hr:17: a poll plans the person"
-        assert len(scim_users(scim)) == 1
+        provision_now(runtime.store, "hr:912")  # re-plans the person (POST /api/v1/workers/hr:912/provision)
+        runtime.wake()
+        await runtime.wait_idle(timeout=60)
+        assert len(scim_users(scim)) == 1 and [link.worker_id for link in runtime.store.links.all()] == ["hr:17"]
         assert {(link.worker_id, link.target) for link in runtime.store.links.all()} == {("hr:17", "app")}
         notes = [e.reason for e in runtime.store.log.recent("hr:17", limit=50) if e.action == "identity"]
         assert any("hr:17 ended; the same person starts as hr:912" in (n or "") for n in notes)

@@ -31,10 +31,11 @@ def resume(config: Config, store: Store, source: str) -> bool:
 
 def provision_now(store: Store, worker_id: str) -> str:
     """Re-plan this person from their snapshot, through the outbox like any change; the event id."""
-    worker = store.identities.person(worker_id) or store.snapshots.get(worker_id)  # a person of several records
+    person = store.identities.person_of(worker_id)  # a record of a person with several: the person
+    worker = store.identities.person(person) or store.snapshots.get(worker_id)
     if worker is None:
         raise LookupError(f"no worker {worker_id!r} in the store")
-    event = internal_event(OPERATOR_SOURCE, worker_id, worker, datetime.now(UTC).isoformat())
+    event = internal_event(OPERATOR_SOURCE, person, worker, datetime.now(UTC).isoformat())
     store.outbox.add([event])
     return event.id
 
