@@ -105,6 +105,7 @@ async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server
     _write(tmp_path, "ats", [candidate])
     _write(tmp_path, "hr", [])
     config = _config(tmp_path, scim_server.url, ["ats", "hr"], precedence=["hr", "ats"])
+    config.safety.max_deprovisions = 0
     async with Runtime(config, bus=MemoryBus()) as runtime:
         await _poll(runtime, "ats")
         first = _one_active_account(scim)
@@ -138,8 +139,13 @@ async def test_an_ats_prehire_hands_off_to_the_hris_record(tmp_path, scim_server
         report = await reconcile(runtime.parts)
         assert [(i.worker_id, i.situation.value) for i in report.items] == [("ats:1", "confirmed")]
 
-        # The HRIS record ends: the person leaves, whatever the ATS said.
+        # The HRIS record ends: the person leaves, whatever the ATS said. The safety guard (limit 0
+        # here) holds the person's deprovision back first: the record's snapshot and the person stay.
         _write(tmp_path, "hr", [{**employee, "status": "terminated", "termination_date": TODAY.isoformat()}])
+        diff = await _poll(runtime, "hr")
+        assert diff.halted and [e.subject for e in diff.held] == ["ats:1"] and _one_active_account(scim)
+        assert runtime.store.snapshots.get("hr:77").status.value == "active"
+        assert runtime.store.sources.resume("hr")
         await _poll(runtime, "hr")
         [account] = scim_users(scim)
         assert account["active"] is False and _revocations(runtime) == ["disable"]

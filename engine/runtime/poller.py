@@ -30,12 +30,19 @@ class Diff:
     seen: int = 0
     held: list[WorkerEvent] = field(default_factory=list)  # deprovisions held back by the safety guard
     halted: str | None = None  # why the source is halted, if it is
+    # People of several records (usecases/identity.py): their records in this poll, and each person as
+    # now planned; an event of a person held back holds back its records and its new state too.
+    members: dict[str, set[str]] = field(default_factory=dict)
+    persons: dict[str, Worker | None] = field(default_factory=dict)
 
     def hold(self, ids: set[str]) -> None:
         """Keep these events out of this poll; their snapshots stay, so the next poll finds them again."""
         self.held = [e for e in self.events if e.id in ids]
         self.events = [e for e in self.events if e.id not in ids]
         subjects = {e.subject for e in self.held}
+        for person in list(subjects):
+            subjects |= self.members.get(person, set())
+            self.persons.pop(person, None)
         self.upserts = [w for w in self.upserts if w.id not in subjects]
         self.removals = [w for w in self.removals if w not in subjects]
 

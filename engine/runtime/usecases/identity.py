@@ -63,7 +63,8 @@ def resolve(
     now: datetime,
 ) -> None:
     """Join this poll's new records (`known`: the source's snapshots before it) and turn the events
-    of people with several records into one event each; changes `result` in place."""
+    of people with several records into one event each; changes `result` in place (`persons`: each
+    person as now planned, stored by the caller once the safety gate has let its event through)."""
     if rules is None:
         return
     joins, notes = _match(store, s, rules, source, result, known)
@@ -100,12 +101,11 @@ def resolve(
         {w.id: w for w in result.upserts},
         set(result.removals),
     )
-    planned: dict[str, Worker | None] = {}
     for person_id, events in by_person.items():
-        event = _person_event(rules, source, person_id, records[person_id], events, told, now, notes, planned)
+        event = _person_event(rules, source, person_id, records[person_id], events, told, now, notes, result.persons)
         if event is not None:
             result.events.append(event)
-    store.identities.set_persons(s, planned)
+        result.members[person_id] = records[person_id]
     store.log.append(notes, s)
 
 

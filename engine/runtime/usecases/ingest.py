@@ -101,6 +101,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         store.quarantine.replace(s, name, result.quarantined, complete, read_ids)
         store.snapshots.remove(s, name, result.removals)
         store.snapshots.upsert(s, name, result.upserts)
+        store.identities.set_persons(s, result.persons)
         # With events held back, an incremental source must read the same window again next time.
         if not (result.held or reading.only):
             store.snapshots.set_cursor(s, name, read.cursor)
