@@ -200,6 +200,7 @@ async def test_a_manual_link_and_unlink(tmp_path, scim_server, scim):
         with pytest.raises(ValueError, match="anchor of hr:2"):
             unlink(runtime.store, rules, "hr:1")
         assert unlink(runtime.store, rules, "hr:2").events  # hr:2 is planned as a person of its own
+        assert runtime.store.identities.planned() == {}  # hr:1 is a person of one record again
         runtime.wake()
         await runtime.wait_idle(timeout=60)
         _write(tmp_path, "hr", [ada, {**again, "title": "Engineer"}])

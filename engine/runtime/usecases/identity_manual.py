@@ -130,14 +130,18 @@ def _replan(
 ) -> None:
     ids = [m.worker_id for m in store.identities.members([person_id], s).get(person_id, [])] or [person_id]
     records = list(store.snapshots.of_workers(ids, s).values())
-    if not records:
-        return
-    was_active = before is not None and before.status in (WorkerStatus.active, WorkerStatus.on_leave)
-    person = rules.person(person_id, records, now, was_active)
-    store.identities.set_person(s, person_id, person.worker)
-    if before is None or before.content_hash() != person.worker.content_hash():
+    if not records or [r.id for r in records] == [person_id]:
+        store.identities.set_person(s, person_id, None)  # a person of one record again: the record is the person
+        if not records:
+            return
+        worker = records[0]
+    else:
+        was_active = before is not None and before.status in (WorkerStatus.active, WorkerStatus.on_leave)
+        worker = rules.person(person_id, records, now, was_active).worker
+        store.identities.set_person(s, person_id, worker)
+    if before is None or before.content_hash() != worker.content_hash():
         digest = before.content_hash() if before else None
-        _queue(store, s, [change_event(person.worker.source, before, digest, person.worker, now)], out)
+        _queue(store, s, [change_event(worker.source, before, digest, worker, now)], out)
 
 
 def _queue(store: Store, s: Session, events: list[WorkerEvent], out: Decision) -> None:
