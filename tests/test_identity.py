@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from provisioner.engine.cli.main import app
 from provisioner.engine.config import Config
 from provisioner.engine.kit.servers import free_port, scim_app, serve_asgi, serve_wsgi
 from provisioner.engine.runtime.app import Runtime
@@ -196,6 +198,16 @@ async def test_a_manual_link_and_unlink(tmp_path, scim_server, scim):
             "hr:2": "linked by hand",
         }
         assert explained["targets"]["app"]["account"]["id"] == first["id"]
+        config_file = tmp_path / "provisioner.yaml"
+        config_file.write_text(json.dumps(config.model_dump(mode="json", exclude_none=True)))
+        listed = CliRunner().invoke(app, ["identity", "list", "--json", "-c", str(config_file)])
+        assert listed.exit_code == 0, listed.output
+        assert [(m["worker_id"], m["person_id"]) for m in json.loads(listed.output)] == [
+            ("hr:1", "hr:1"),
+            ("hr:2", "hr:1"),
+        ]
+        refused = CliRunner().invoke(app, ["identity", "unlink", "hr:1", "-c", str(config_file)])
+        assert refused.exit_code == 1 and "anchor of hr:2" in refused.output
 
         with pytest.raises(ValueError, match="anchor of hr:2"):
             unlink(runtime.store, rules, "hr:1")
