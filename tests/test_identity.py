@@ -30,6 +30,7 @@ from tests.ops_harness import TOKEN, engine
 from tests.processes import wait_for
 
 TODAY = date.today()
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 def _config(tmp_path: Path, scim_url: str, sources: list[str], **identity: Any) -> Config:
@@ -84,9 +85,12 @@ async def test_a_conversion_keeps_the_contractor_account(tmp_path, scim_server, 
         account = _one_active_account(scim)
         assert account["id"] == first["id"] and account["emails"][0]["value"] == "ada@example.com"
 
-        _write(tmp_path, "hr", [ended, {**employee, "status": "active"}])
+        report = person(30, manager_id="912")  # names the employee record, a bare id as HR writes it
+        _write(tmp_path, "hr", [ended, {**employee, "status": "active"}, report])
         await _poll(runtime, "hr")
-        assert _one_active_account(scim)["id"] == first["id"]
+        users = {u["externalId"]: u for u in scim_users(scim)}
+        assert users["hr:17"]["id"] == first["id"] and users["hr:17"]["active"] is True
+        assert users["hr:30"][ENTERPRISE]["manager"]["value"] == first["id"]  # the person's account
         assert _revocations(runtime) == []  # never disabled in between
         planned = await plan_worker(runtime.parts, "hr:912")  # the person is planned, not the record
         assert planned["worker_id"] == "hr:17" and "create" not in {a["action"] for a in planned["actions"]}
@@ -95,8 +99,8 @@ async def test_a_conversion_keeps_the_contractor_account(tmp_path, scim_server, 
         provision_now(runtime.store, "hr:912")  # re-plans the person (POST /api/v1/workers/hr:912/provision)
         runtime.wake()
         await runtime.wait_idle(timeout=60)
-        assert len(scim_users(scim)) == 1 and [link.worker_id for link in runtime.store.links.all()] == ["hr:17"]
-        assert {(link.worker_id, link.target) for link in runtime.store.links.all()} == {("hr:17", "app")}
+        assert sorted(u["externalId"] for u in scim_users(scim)) == ["hr:17", "hr:30"]  # none for hr:912
+        assert sorted(link.worker_id for link in runtime.store.links.all()) == ["hr:17", "hr:30"]
         notes = [e.reason for e in runtime.store.log.recent("hr:17", limit=50) if e.action == "identity"]
         assert any("hr:17 ended; the same person starts as hr:912" in (n or "") for n in notes)
 

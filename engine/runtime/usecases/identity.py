@@ -82,6 +82,7 @@ def resolve(
         if ev.subject in person_of:
             by_person.setdefault(person_of[ev.subject], []).append(ev)
     if not by_person:
+        _managers_as_persons(store, s, result)
         store.log.append(notes, s)
         return
     members = store.identities.members(by_person, s)
@@ -106,7 +107,27 @@ def resolve(
         if event is not None:
             result.events.append(event)
         result.members[person_id] = records[person_id]
+    _managers_as_persons(store, s, result)
     store.log.append(notes, s)
+
+
+def _managers_as_persons(store: Store, s: Session, result: Diff) -> None:
+    """A manager named by a record joined to a person is that person, whose accounts the reports'
+    manager attribute is written from (the record itself has none)."""
+    named = {w.manager_id for e in result.events if (w := e.data.worker) is not None and w.manager_id}
+    joined = {wid: m.person_id for wid, m in store.identities.rows(named, s).items() if m.person_id != wid}
+    if not joined:
+        return
+    result.events = [_with_manager(e, joined) for e in result.events]
+
+
+def _with_manager(event: WorkerEvent, joined: dict[str, str]) -> WorkerEvent:
+    worker = event.data.worker
+    if worker is None or worker.manager_id not in joined:
+        return event
+    # Validated anew, not copied: a Worker caches its content hash.
+    moved = Worker.model_validate({**worker.model_dump(), "manager_id": joined[worker.manager_id]})
+    return event.model_copy(update={"data": event.data.model_copy(update={"worker": moved})})
 
 
 @dataclass(frozen=True)
