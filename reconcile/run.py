@@ -75,12 +75,15 @@ class Reconciliation:
 
 def _workers(parts: Parts) -> list[Worker]:
     handed = parts.store.snapshots.handovers()  # a pre-hire's accounts belong to its successor now
-    return [
-        worker
+    joined = parts.store.identities.joined()  # a joined record's accounts are its person's (docs/identity.md)
+    persons = parts.store.identities.planned()
+    workers = [
+        persons.pop(worker.id, worker)
         for source in parts.config.sources
         for _, worker in parts.store.snapshots.of_source(source.name).values()
-        if worker.id not in handed
+        if worker.id not in handed and worker.id not in joined
     ]
+    return workers + list(persons.values())  # a person whose first record is gone
 
 
 def desired_state(
@@ -264,7 +267,7 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
             removals.append(key)  # the account is gone: the planner will create it again
     run = uuid.uuid4().hex
     events = [
-        internal_event(RECONCILE_SOURCE, wid, parts.store.snapshots.get(wid), run)
+        internal_event(RECONCILE_SOURCE, wid, parts.store.identities.person(wid) or parts.store.snapshots.get(wid), run)
         for wid in sorted({i.worker_id for i in chosen if i.worker_id})
     ]
     parts.store.links.reconcile(upserts, removals, events)

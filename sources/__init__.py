@@ -39,6 +39,14 @@ def build_source(name: str, type_: str, settings: dict[str, Any]) -> Source:
     return result
 
 
+@cache
+def source_kind(type_: str) -> str:
+    """ "ats" for an applicant tracking system (`KIND` in the vendor's `__init__`), else "hris"."""
+    if type_ not in source_types():
+        return "hris"
+    return str(getattr(importlib.import_module(f"{__name__}.{type_}"), "KIND", "hris"))
+
+
 def settings_problems(item: Mapping[str, Any], common_keys: set[str]) -> list[tuple[tuple[Any, ...], str]]:
     """Problems with one config entry's connector settings, each at its key (for `validate`)."""
     try:

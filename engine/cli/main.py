@@ -14,6 +14,7 @@ from provisioner.engine.cli.approvals import approvals_app
 from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, reflow
 from provisioner.engine.cli.diffing import diff_command
 from provisioner.engine.cli.failures import failures, retry
+from provisioner.engine.cli.identity import identity_app
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
@@ -174,6 +175,7 @@ for name, group in (
     ("sessions", sessions_app),
     ("population", population_app),
     ("approvals", approvals_app),
+    ("identity", identity_app),
 ):
     for info in group.registered_commands:
         info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))

@@ -31,10 +31,11 @@ def resume(config: Config, store: Store, source: str) -> bool:
 
 def provision_now(store: Store, worker_id: str) -> str:
     """Re-plan this person from their snapshot, through the outbox like any change; the event id."""
-    worker = store.snapshots.get(worker_id)
+    person = store.identities.person_of(worker_id)  # a record of a person with several: the person
+    worker = store.identities.person(person) or store.snapshots.get(worker_id)
     if worker is None:
         raise LookupError(f"no worker {worker_id!r} in the store")
-    event = internal_event(OPERATOR_SOURCE, worker_id, worker, datetime.now(UTC).isoformat())
+    event = internal_event(OPERATOR_SOURCE, person, worker, datetime.now(UTC).isoformat())
     store.outbox.add([event])
     return event.id
 
@@ -54,7 +55,7 @@ def retry_events(
     meanwhile is disabled, not created, because the plan is made from what is true now."""
     now = datetime.now(UTC)
     return store.failures.take(
-        lambda ids: [retry_event(wid, store.snapshots.get(wid), now) for wid in ids],
+        lambda ids: [retry_event(wid, store.identities.person(wid) or store.snapshots.get(wid), now) for wid in ids],
         now=now,
         worker_id=worker_id,
         target=target,
@@ -68,6 +69,9 @@ async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
     stored = parts.store.snapshots.get(worker_id)
     source_name, remote_id = WorkerId.parse(worker_id)
     source, note = parts.sources.get(source_name), None
+    if persons := parts.store.identities.planned([parts.store.identities.person_of(worker_id)]):
+        [(worker_id, stored)] = persons.items()  # one record of a person with several (docs/identity.md)
+        source, note = None, "planned as the person its joined records make together"
     events = []
     if source is not None and remote_id:
         try:

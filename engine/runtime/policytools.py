@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from provisioner.engine.config import Config, PolicyTest
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.runtime.usecases.identity_manual import describe
 from provisioner.engine.runtime.usecases.writeback_plan import explained
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.rules.policy import PolicySet
@@ -78,7 +79,9 @@ def _run_one(test: PolicyTest, parts: Compiled, now: datetime) -> PolicyTestOutc
 def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Why this person has or lacks each account: conditions, scope, groups, link, recent log."""
     now = now or datetime.now(UTC)
-    worker = parts.store.snapshots.get(worker_id)
+    joined = describe(parts.store, worker_id)  # a record of a person with several: the person is explained
+    worker_id = joined["person"] if joined else worker_id
+    worker = parts.store.identities.person(worker_id) or parts.store.snapshots.get(worker_id)
     if worker is None:
         raise LookupError(
             f"no worker {worker_id!r} in the store; run a sync first, or check the id "
@@ -143,7 +146,7 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
                 if e.target == name
             ][-5:],
         }
-    report = {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets}
+    report = {"worker": worker.model_dump(mode="json", exclude_none=True), "targets": targets, "identity": joined}
     if (writeback := explained(parts.writebacks, worker, log)) is not None:
         report["writeback"] = writeback
     return report

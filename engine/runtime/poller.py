@@ -30,12 +30,19 @@ class Diff:
     seen: int = 0
     held: list[WorkerEvent] = field(default_factory=list)  # deprovisions held back by the safety guard
     halted: str | None = None  # why the source is halted, if it is
+    # People of several records (usecases/identity.py): their records in this poll, and each person as
+    # now planned; an event of a person held back holds back its records and its new state too.
+    members: dict[str, set[str]] = field(default_factory=dict)
+    persons: dict[str, Worker | None] = field(default_factory=dict)
 
     def hold(self, ids: set[str]) -> None:
         """Keep these events out of this poll; their snapshots stay, so the next poll finds them again."""
         self.held = [e for e in self.events if e.id in ids]
         self.events = [e for e in self.events if e.id not in ids]
         subjects = {e.subject for e in self.held}
+        for person in list(subjects):
+            subjects |= self.members.get(person, set())
+            self.persons.pop(person, None)
         self.upserts = [w for w in self.upserts if w.id not in subjects]
         self.removals = [w for w in self.removals if w not in subjects]
 
@@ -65,8 +72,15 @@ def _quarantine_duplicate_ids(read: SourceRead) -> None:
     read.workers = [w for w in read.workers if w.remote_id not in dupes]
 
 
+# Whether these records, sharing a work email, are one person (identity rules join them): no collision.
+OnePerson = Callable[[list[Worker]], bool]
+
+
 def _quarantine_duplicate_emails(
-    read: SourceRead, snapshots: Mapping[str, tuple[str, Worker]], linked_of: Linked | None
+    read: SourceRead,
+    snapshots: Mapping[str, tuple[str, Worker]],
+    linked_of: Linked | None,
+    one_person: OnePerson | None = None,
 ) -> None:
     """Two people with one work email would collide in every target. When one of them already held
     it (their stored snapshot has it and, when `linked_of` is given, they have an account), only the
@@ -83,6 +97,8 @@ def _quarantine_duplicate_emails(
             claims.setdefault(worker.work_email.lower(), []).append(worker)
     held_back: dict[str, str] = {}
     for email, workers in claims.items():
+        if one_person is not None and one_person(workers):
+            continue
         holders = [w for w in workers if _held(w.id, email, snapshots, linked)]
         if len(holders) == 1:
             for w in workers:
@@ -109,6 +125,7 @@ def diff(
     snapshots: Mapping[str, tuple[str, Worker]],
     linked: Linked | None = None,
     clock: Clock = system_clock,
+    one_person: OnePerson | None = None,
 ) -> Diff:
     """What changed between the stored snapshot and this read. `linked`: which of the workers whose
     work email is contested have an account somewhere (None: not known, a stored snapshot is enough).
@@ -116,7 +133,7 @@ def diff(
     Content hashes are compared first; a stored Worker is only built for someone who changed or
     left (`StoredSnapshots` reads those in bulk), so an unchanged poll costs a hash per person."""
     _quarantine_duplicate_ids(read)
-    _quarantine_duplicate_emails(read, snapshots, linked)
+    _quarantine_duplicate_emails(read, snapshots, linked, one_person)
     now = clock()
     out = Diff(quarantined=read.quarantined, seen=len(read.workers))
     stored = snapshots.hashes if isinstance(snapshots, StoredSnapshots) else {k: v[0] for k, v in snapshots.items()}

@@ -9,6 +9,7 @@ import time
 
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.poller import Diff
+from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
 
@@ -23,6 +24,8 @@ class Polling:
         async with self._locks.setdefault(source_name, asyncio.Lock()):
             keys = next((s.correlate for s in self.parts.config.sources if s.name == source_name), [])
             started = time.perf_counter()
-            result = await ingest(self.parts.sources[source_name], self.parts.store, self.parts.gate, only, keys)
+            identity = IdentityRules.of(self.parts.config)
+            source, store = self.parts.sources[source_name], self.parts.store
+            result = await ingest(source, store, self.parts.gate, only, keys, identity=identity)
             self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
         return result

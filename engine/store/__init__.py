@@ -19,6 +19,7 @@ from provisioner.engine.store.claims import Claims
 from provisioner.engine.store.db import Database, as_utc
 from provisioner.engine.store.engines import Engines
 from provisioner.engine.store.failures import Failures
+from provisioner.engine.store.identities import Identities
 from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.migrate import migrate
@@ -62,6 +63,7 @@ class Store:
         self.access = Access(self.db)
         self.sessions = Sessions(self.db)
         self.approvals = Approvals(self.db)
+        self.identities = Identities(self.db)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:

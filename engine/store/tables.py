@@ -272,3 +272,29 @@ class ApprovalRow(SQLModel, table=True):
     decided_at: datetime | None = None
     reason: str | None = None
     ended_at: datetime | None = None
+
+
+class IdentityRow(SQLModel, table=True):
+    """A record joined to a person (docs/identity.md): `person_id` is the anchor, the first record's
+    worker id, under which the person's links are kept. Only records of people with more than one
+    record have a row, and those a person kept apart by hand (`manual`)."""
+
+    __tablename__ = "identity"
+
+    worker_id: str = Field(primary_key=True)
+    person_id: str = Field(index=True)
+    why: str  # "same custom.national_id_hash", "linked by hand"
+    manual: bool = False
+    at: datetime = Field(default_factory=utcnow)
+    # On the anchor's row: the person as last planned (a Worker's JSON), what its next change is told against.
+    person: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class IdentityKey(SQLModel, table=True):
+    """A record's normalized match values ("work_email=ada@example.com"): what a new record is
+    looked up by."""
+
+    __tablename__ = "identity_key"
+
+    key: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True, index=True)

@@ -1,3 +1,4 @@
 """Ashby (ATS)."""
 
 CONNECTOR = "AshbySource"
+KIND = "ats"  # its hires are pre-hires: an HRIS record of the same person outranks it

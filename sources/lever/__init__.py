@@ -1,3 +1,4 @@
 """Lever (ATS)."""
 
 CONNECTOR = "LeverSource"
+KIND = "ats"  # its hires are pre-hires: an HRIS record of the same person outranks it

@@ -16,6 +16,7 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.runtime import approvals, operations, views
 from provisioner.engine.runtime.http.auth import NO_TOKEN, Auth
+from provisioner.engine.runtime.http.identities import identity_routes
 from provisioner.engine.runtime.protocol import Served
 
 
@@ -240,4 +241,5 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
             raise HTTPException(404, "no reconciliation has run yet")
         return report
 
+    api.include_router(identity_routes(served))
     return api

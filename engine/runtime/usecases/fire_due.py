@@ -32,7 +32,7 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
         due: dict[str, datetime] = {}
         for row in rows:
             due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
-        workers = store.snapshots.of_workers(due, s)
+        workers = store.snapshots.of_workers(due, s) | store.identities.planned(due, s)  # a person of several records
         events = [scheduled_event(wid, workers.get(wid), when) for wid, when in sorted(due.items())]
         by_source: dict[str, list[WorkerEvent]] = {}
         for event in events:

@@ -17,6 +17,7 @@ from provisioner.engine.contracts.protocols import Source, SourceError, SourceRe
 from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.poller import Diff, correlate, diff, read_records, unreadable
+from provisioner.engine.runtime.usecases.identity import IdentityRules, one_person, resolve
 from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
 from provisioner.engine.store import Store
 
@@ -31,6 +32,7 @@ class Reading:
     read: SourceRead
     only: bool = False  # just the records a webhook named: the cursor stays where it is
     correlate_on: Sequence[str] = field(default_factory=tuple)
+    identity: IdentityRules | None = None  # join records of one person (usecases/identity.py)
 
 
 async def ingest(
@@ -40,6 +42,7 @@ async def ingest(
     only: list[str] | None = None,
     correlate_on: Sequence[str] | None = None,
     clock: Clock = system_clock,
+    identity: IdentityRules | None = None,
 ) -> Diff:
     """One poll: events, snapshot, cursor and hand-overs are written in one transaction, or nothing is.
 
@@ -55,7 +58,7 @@ async def ingest(
         if only is None:  # one webhook's record failing says little about the source
             await asyncio.to_thread(store.sources.fail, source.name, why)
         raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
-    reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()))
+    reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()), identity)
     return await asyncio.to_thread(take_in, store, gate, reading, clock)
 
 
@@ -70,7 +73,14 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         named = [WorkerId.text(name, remote_id) for remote_id in read_ids] if reading.only else None
         snapshots = store.snapshots.of_source(name, s, named)
         known = len(snapshots) if named is None else store.snapshots.count(name, s)
-        result = diff(name, read, snapshots, lambda ids: {wid for wid, _ in store.links.for_workers(ids)}, clock)
+        result = diff(
+            name,
+            read,
+            snapshots,
+            lambda ids: {wid for wid, _ in store.links.for_workers(ids)},
+            clock,
+            one_person(store, s, reading.identity),  # records the identity rules join share an email
+        )
         handed = store.snapshots.handovers(s)
         result.events = [e for e in result.events if e.subject not in handed]
         handovers = []
@@ -79,6 +89,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             handovers = correlate(new, store.snapshots.prehires_elsewhere(name, handed, s), reading.correlate_on)
             for prehire, successor, key in handovers:
                 log.info("%s is the pre-hire %s (same %s): its accounts are handed over", successor, prehire, key)
+        resolve(store, s, reading.identity, name, result, snapshots, now)
         if gate is not None:
             admission = gate.admit(s, name, result.events, POLL, now, known_workers=known)
             result.halted = admission.reason
@@ -90,6 +101,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         store.quarantine.replace(s, name, result.quarantined, complete, read_ids)
         store.snapshots.remove(s, name, result.removals)
         store.snapshots.upsert(s, name, result.upserts)
+        store.identities.set_persons(s, result.persons)
         # With events held back, an incremental source must read the same window again next time.
         if not (result.held or reading.only):
             store.snapshots.set_cursor(s, name, read.cursor)

@@ -36,6 +36,9 @@ def admit_one(
     """The event to apply for this worker, as the source has them now (`worker`, from `read`)."""
     source = WorkerId.parse(worker_id).source
     with store.unit() as s:
+        person = store.identities.person_of(worker_id, s)
+        if person != worker_id or store.identities.person(person, s) is not None:  # docs/identity.md
+            return Admitted(Diff(), note=f"{worker_id} is a record of the person {person}: a poll plans the person")
         stored = store.snapshots.stored(worker_id, s)
         changes = diff(source, read, {worker_id: stored} if stored else {}, clock=clock)
         if changes.quarantined:
