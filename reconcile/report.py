@@ -36,6 +36,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f
 {% if not_kept %}<h2>Not kept by this app</h2><p>Written, but the app answered without them; never counted as drift.</p>
 <table>{% for target, names in not_kept.items() %}<tr><td>{{ target }}</td><td>{{ names | join(', ') }}</td></tr>
 {% endfor %}</table>{% endif %}
+{% for target, why in unlisted.items() %}<p class="bad">Not reconciled: {{ target }}: {{ why }}</p>{% endfor %}
 <h2>What needs attention</h2>{% if not items %}<p class="ok">Nothing: every account is as it should be.</p>{% else %}
 <table><tr><th>situation</th><th>target</th><th>person</th><th>account</th><th>why</th><th>details</th></tr>
 {% for i in items %}<tr><td class="bad">{{ i.situation }}</td><td>{{ i.target }}</td><td>{{ i.worker_id or '' }}</td>
@@ -50,6 +51,7 @@ def as_json(result: Reconciliation) -> dict[str, Any]:
         "items": [i.as_dict() for i in result.needing_attention()],
         "not_kept": result.not_kept,
         "duplicate_groups": [d.as_dict() for d in result.duplicate_groups],
+        "unlisted": result.unlisted,
     }
 
 
@@ -65,6 +67,7 @@ def as_html(result: Reconciliation) -> str:
         situations=[s.value for s in Situation],
         why=WHY,
         not_kept=result.not_kept,
+        unlisted=result.unlisted,
     )
 
 
@@ -78,6 +81,8 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
     for situation in Situation:
         table.add_row(situation.value, *[str(counts.get(situation.value, 0) or "") for counts in summary.values()])
     console.print(table)
+    for target, why in result.unlisted.items():
+        console.print(f"[red]not reconciled[/red] {target}: {escape(why)}")
     for target, names in result.not_kept.items():
         console.print(f"[dim]{target}: not kept by this app (not counted as drift): {', '.join(names)}[/dim]")
     for duplicate in result.duplicate_groups:

@@ -20,7 +20,7 @@ from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Account, Worker
-from provisioner.engine.contracts.protocols import KnowsNotKept, ListsAccounts, ListsGroups, Target
+from provisioner.engine.contracts.protocols import KnowsNotKept, ListingUnsettled, ListsAccounts, ListsGroups, Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
@@ -62,12 +62,17 @@ class Reconciliation:
     accounts: int = 0
     not_kept: dict[str, list[str]] = field(default_factory=dict)  # target → attributes the app drops
     duplicate_groups: list[DuplicateGroups] = field(default_factory=list)
+    unlisted: dict[str, str] = field(default_factory=dict)  # target → why its listing could not be trusted
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, Counter[str]] = {}
         for item in self.items:
             out.setdefault(item.target, Counter())[item.situation.value] += 1
         return {target: dict(counts) for target, counts in out.items()}
+
+    def settled(self) -> bool:
+        """Nothing needs attention and every target could be judged."""
+        return not self.needing_attention() and not self.duplicate_groups and not self.unlisted
 
     def needing_attention(self) -> list[Item]:
         return [i for i in self.items if i.situation not in SETTLED]
@@ -149,18 +154,16 @@ async def reconcile(
     approved = parts.approved([w.id for w in workers])
     for name in targets or list(parts.targets):
         start = time.perf_counter()
-        accounts: list[Account] = []
         target = parts.targets[name]
         if not isinstance(target, ListsAccounts):  # nothing to compare with: every account would look missing
             log.warning("target %s cannot list its accounts; it is not reconciled", name)
             continue
-        async for account in target.list_accounts():
-            accounts.append(account)
-            if progress and len(accounts) % 200 == 0:
-                progress(name, len(accounts))
-        if progress:
-            progress(name, len(accounts))
+        accounts = await _listing(name, target, progress)
         listed = time.perf_counter()
+        result.listing_s += listed - start
+        if isinstance(accounts, ListingUnsettled):
+            result.unlisted[name] = str(accounts)
+            continue
         links = {link.worker_id: link for link in parts.store.links.all(name)}
         not_kept = frozenset(target.not_kept() if isinstance(target, KnowsNotKept) else ())
         if not_kept:
@@ -176,10 +179,33 @@ async def reconcile(
             deprovision=parts.config.target(name).on_terminate.action,
         )
         result.duplicate_groups += await find_duplicates(name, target)
-        result.listing_s += listed - start
         result.classify_s += time.perf_counter() - listed
         result.accounts += len(accounts)
     return result
+
+
+async def _listing(
+    name: str, target: ListsAccounts, progress: Callable[[str, int], None] | None
+) -> list[Account] | ListingUnsettled:
+    """Every account of the target; a listing whose pages did not add up (accounts created or
+    removed while it was read shift index-based pages) is read once more, and if it still does not
+    add up the target is not judged: an account it never showed is not a missing one."""
+    for attempt in (1, 2):
+        accounts: list[Account] = []
+        try:
+            async for account in target.list_accounts():
+                accounts.append(account)
+                if progress and len(accounts) % 200 == 0:
+                    progress(name, len(accounts))
+        except ListingUnsettled as exc:
+            log.warning("%s%s", exc, "; listing it again" if attempt == 1 else "; not reconciled")
+            if attempt == 2:
+                return exc
+            continue
+        if progress:
+            progress(name, len(accounts))
+        return accounts
+    raise AssertionError("unreachable")
 
 
 def chosen_actions(parts: Parts) -> dict[Situation, str]:

@@ -5,15 +5,13 @@ reconciler compares against (every user with the groups it is a member of)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 
 from provisioner.engine.contracts.models import Account
 from provisioner.targets.scim_client import ScimClient
-from provisioner.targets.scim_guards import ListingRunaway
+from provisioner.targets.scim_listing import list_resources
 from provisioner.targets.scim_members import member_keys
-from provisioner.targets.scim_models import page_model
 from provisioner.targets.scim_support import ERRORS, ScimError, scim_error
 
 
@@ -56,31 +54,6 @@ async def check(client: ScimClient) -> list[tuple[str, bool, str]]:
         rows.append((f"read one of {kind}", True, str(first.get(key)) if first else f"none yet ({kind} empty)"))
     rows += [(f"learned: {what}", True, detail) for what, detail in client.lessons.profile().lessons()]
     return rows
-
-
-async def list_resources(client: ScimClient, resource: str = "User") -> AsyncIterator[dict[str, Any]]:
-    config = await client.discover()
-    # The server may cap a page below what we ask (filter.maxResults); follow what it returns.
-    count = (
-        min(client.settings.page_size, config.filter.max_results or client.settings.page_size)
-        if config.filter
-        else client.settings.page_size
-    )
-    start_index, pages = 1, 0
-    while True:
-        # totalResults is the app's word: a page limit keeps a lying one from listing us forever.
-        pages += 1
-        if pages > client.settings.max_pages:
-            raise ListingRunaway(client.name, resource, client.settings.max_pages)
-        page = await client.call("GET", f"{resource}s", params={"startIndex": start_index, "count": count})
-        items = list(page.get("Resources") or [])
-        # the envelope checked by scim2-models; the resources stay as sent, extensions and all
-        total = page_model().model_validate({k: v for k, v in page.items() if k != "Resources"}).total_results or 0
-        for item in items:
-            yield item
-        start_index += len(items)
-        if not items or start_index > total:
-            return
 
 
 async def list_accounts(client: ScimClient, groups: dict[str, str]) -> AsyncIterator[Account]:

@@ -12,10 +12,10 @@ from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.protocols import GroupInfo
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_change import Changes
-from provisioner.targets.scim_check import list_resources
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_group_admin import shared_group
 from provisioner.targets.scim_guards import eq
+from provisioner.targets.scim_listing import list_resources
 from provisioner.targets.scim_members import Members
 from provisioner.targets.scim_support import ERRORS, ScimError, Unapplied, failed, failure, new_group
 

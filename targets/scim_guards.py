@@ -22,8 +22,9 @@ class FilterValueRefused(ScimError):
 class ListingRunaway(ScimError):
     """A listing past `max_pages` (not retried: the app would promise more again)."""
 
-    def __init__(self, target: str, resource: str, pages: int):
-        super().__init__(0, None, f"target {target}: listing {resource}s passed {pages} pages (max_pages); refused")
+    def __init__(self, target: str, resource: str, pages: int, promised: int | None = None):
+        said = f"would take {promised:,} pages, over" if promised else "passed"
+        super().__init__(0, None, f"target {target}: listing {resource}s {said} {pages} pages (max_pages); refused")
 
 
 def eq(attribute: str, value: Any) -> str:

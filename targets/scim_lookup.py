@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisioner.engine.contracts.models import Account, Worker
-from provisioner.targets.scim_check import list_resources
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import ListingRunaway, eq
+from provisioner.targets.scim_listing import list_resources
 from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, log
 
 FULL_INDEX_TTL = 15 * 60.0  # a whole listing at least this often: deletions by others show only there
@@ -108,7 +108,7 @@ class AccountLookup:
 
     async def _build_index(self) -> None:
         self.index, self.index_stamp = {}, None
-        async for resource in list_resources(self.client):
+        async for resource in list_resources(self.client, strict=False):
             self._add(resource)
         self.index_time = self.index_listed = time.monotonic()
 

@@ -32,7 +32,7 @@ def reconcile_command(
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift
-    remains."""
+    remains or a target's listing could not be trusted."""
     setup(False, LogFormat.auto)
     cfg = _load(config)
     target = known_targets(cfg, target)
@@ -48,7 +48,7 @@ def reconcile_command(
         print(json.dumps(report_json(result), indent=2))
     else:
         print_report(console, result, "after --fix" if fix else "reconciliation")
-    if result.needing_attention() or result.duplicate_groups:
+    if not result.settled():
         raise typer.Exit(2)
 
 

@@ -198,9 +198,19 @@ class Target(Protocol):
 
 @runtime_checkable
 class ListsAccounts(Protocol):
-    """Optional capability: every account the app holds, paged (what the reconciler compares)."""
+    """Optional capability: every account the app holds, paged (what the reconciler compares).
+    Raises ListingUnsettled, after the last account, when the app's pages did not add up."""
 
     def list_accounts(self) -> AsyncIterator[Account]: ...
+
+
+class ListingUnsettled(Exception):
+    """A listing whose pages did not add up (the app changed while it was read, or its paging is
+    broken): an account it never showed is not a missing account."""
+
+    def __init__(self, target: str, what: str, problems: list[str]):
+        self.target, self.problems = target, problems
+        super().__init__(f"target {target}: the listing of {what} did not add up: {'; '.join(problems)}")
 
 
 @runtime_checkable
