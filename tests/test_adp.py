@@ -304,3 +304,13 @@ def test_a_rehire_is_not_ended_by_the_termination_of_the_employment_before_it():
     later = {**dates, "terminationDate": "2025-12-31"}
     fields = worker_fields({**back, "workerDates": later}, "adp", today=date(2026, 1, 1))
     assert fields["termination_date"] == date(2025, 12, 31)
+
+
+async def test_a_listing_that_ignores_skip_stops_at_the_first_repeated_page(adp):
+    state, _ids, url = adp
+    state.ignore_skip = True
+    source = connect(state, url, page_size=3)
+    with pytest.raises(SourceError, match="only workers already read"):
+        await source.read({})
+    await source.aclose()
+    assert len(listing_requests(state)) == 2
