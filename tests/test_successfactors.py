@@ -280,3 +280,19 @@ def test_a_private_key_that_cannot_sign_is_one_line_at_validate_without_the_key(
     problems = SuccessFactorsSource.problems({**base, "private_key": private_key, "certificate": _cert})
     assert [p[1] for p in problems] == ["user_id: the SAML assertion names the API user (user_id, or username)"]
     assert SuccessFactorsSource.problems({**base, "private_key": private_key, "user_id": "sfapi"}) == []
+
+
+def test_a_termination_job_without_an_employment_end_dates_the_leaver_by_its_slice():
+    # The termination EmpJob slice starts the day after the last day; an EmpEmployment whose
+    # endDate was not filled still dates the leaver by it, not "terminated, date unknown".
+    source = build_source(
+        "sf", "successfactors", {"base_url": "https://x.example", "company_id": "A", "username": "u", "password": "p"}
+    )
+    job = {"userId": "u1", "startDate": ms_date(TODAY - timedelta(days=2)), "emplStatusNav": {"externalCode": "T"}}
+    employment = {"userId": "u1", "startDate": ms_date(TODAY - timedelta(days=400)), "endDate": None}
+    record = {
+        "personIdExternal": "p1",
+        "employmentNav": {"results": [{**employment, "jobInfoNav": {"results": [job]}}]},
+    }
+    worker = source.to_worker(record, today=TODAY)
+    assert worker["status"] == "terminated" and worker["termination_date"] == TODAY - timedelta(days=3)

@@ -237,6 +237,8 @@ class SuccessFactorsSource(HttpSource):
         if ended is not None and continues(results(record.get("employmentNav")), employment, ended):
             ended = None  # a conversion or rehire without a gap: the person does not leave
         code = _code(job)
+        if ended is None and code in ENDED and (first := _day(job.get("startDate"))):
+            ended = first - timedelta(days=1)  # an employment whose endDate was left empty
         if started and started > today:
             status = "pending"
         elif code in ENDED or (ended is not None and ended < today):
