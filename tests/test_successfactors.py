@@ -266,6 +266,7 @@ def test_credentials_are_required_in_one_of_two_forms():
     assert problems and "username and password, or client_id and private_key" in problems[0][1]
 
 
+@pytest.mark.fast
 def test_a_private_key_that_cannot_sign_is_one_line_at_validate_without_the_key():
     from provisioner.sources.successfactors.connector import SuccessFactorsSource
 
@@ -282,6 +283,7 @@ def test_a_private_key_that_cannot_sign_is_one_line_at_validate_without_the_key(
     assert SuccessFactorsSource.problems({**base, "private_key": private_key, "user_id": "sfapi"}) == []
 
 
+@pytest.mark.fast
 def test_a_termination_job_without_an_employment_end_dates_the_leaver_by_its_slice():
     # The termination EmpJob slice starts the day after the last day; an EmpEmployment whose
     # endDate was not filled still dates the leaver by it, not "terminated, date unknown".
