@@ -266,7 +266,6 @@ def test_credentials_are_required_in_one_of_two_forms():
     assert problems and "username and password, or client_id and private_key" in problems[0][1]
 
 
-@pytest.mark.fast
 def test_a_private_key_that_cannot_sign_is_one_line_at_validate_without_the_key():
     from provisioner.sources.successfactors.connector import SuccessFactorsSource
 
