@@ -285,3 +285,32 @@ def test_adps_sample_worker_maps_by_display_names_and_codes():
     strange = {**ALBRIGHT, "workerStatus": {"statusCode": {"codeValue": "Suspended"}}, "workAssignments": [odd]}
     with pytest.raises(ValueError, match="unknown workerStatus 'suspended'"):
         worker_fields(strange, "adp")
+
+
+@pytest.mark.fast
+def test_a_rehire_is_not_ended_by_the_termination_of_the_employment_before_it():
+    # ADP keeps the last termination in workerDates after a rehire, beside rehireDate; the new
+    # primary assignment has no terminationDate. That old date must not end the new employment.
+    work = {**ALBRIGHT["workAssignments"][0], "hireDate": "2025-03-01"}
+    dates = {"originalHireDate": "2005-07-08", "terminationDate": "2024-06-30", "rehireDate": "2025-03-01"}
+    back = {**ALBRIGHT, "workerDates": dates, "workAssignments": [work]}
+    fields = worker_fields(back, "adp", today=date(2026, 1, 1))
+    assert fields["status"] == "active" and fields["termination_date"] is None
+    # without an assignment hire date, rehireDate alone tells the same
+    bare = {k: v for k, v in work.items() if k != "hireDate"}
+    fields = worker_fields({**back, "workAssignments": [bare]}, "adp", today=date(2026, 1, 1))
+    assert fields["termination_date"] is None and fields["start_date"] == date(2025, 3, 1)
+    # a termination after the rehire still ends it
+    later = {**dates, "terminationDate": "2025-12-31"}
+    fields = worker_fields({**back, "workerDates": later}, "adp", today=date(2026, 1, 1))
+    assert fields["termination_date"] == date(2025, 12, 31)
+
+
+async def test_a_listing_that_ignores_skip_stops_at_the_first_repeated_page(adp):
+    state, _ids, url = adp
+    state.ignore_skip = True
+    source = connect(state, url, page_size=3)
+    with pytest.raises(SourceError, match="only workers already read"):
+        await source.read({})
+    await source.aclose()
+    assert len(listing_requests(state)) == 2

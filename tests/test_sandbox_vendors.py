@@ -28,3 +28,12 @@ def test_the_sandbox_names_no_vendor_and_prints_one_entry_per_emulator():
     by_name = {e["name"]: e for e in entries}
     assert by_name["workday"]["password"] == states["workday"].password == "sandbox-workday-password"
     assert by_name["bamboohr"]["api_key"] == "sandbox-bamboohr-key"
+
+
+def test_the_sandbox_help_names_every_vendor_it_serves():
+    from typer.testing import CliRunner
+
+    from provisioner.engine.cli.main import app
+
+    shown = CliRunner().invoke(app, ["sandbox", "--help"], terminal_width=200).output.lower()
+    assert [kind for kind in emulated_types() if kind not in shown] == []

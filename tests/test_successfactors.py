@@ -264,3 +264,36 @@ def test_credentials_are_required_in_one_of_two_forms():
 
     problems = SuccessFactorsSource.problems({"base_url": "https://api4.successfactors.com", "company_id": "ACME"})
     assert problems and "username and password, or client_id and private_key" in problems[0][1]
+
+
+def test_a_private_key_that_cannot_sign_is_one_line_at_validate_without_the_key():
+    from provisioner.sources.successfactors.connector import SuccessFactorsSource
+
+    base = {"base_url": "https://api4.successfactors.com", "company_id": "ACME", "client_id": "api-key"}
+    garbage = "-----BEGIN PRIVATE KEY-----\nNOTAKEYXYZZY\n-----END PRIVATE KEY-----"
+    problems = SuccessFactorsSource.problems({**base, "private_key": garbage})
+    assert [p[1] for p in problems] == ["private_key: not an unencrypted PEM private key"]
+    private_key, _cert = key_pair()
+    _other, foreign = key_pair()
+    problems = SuccessFactorsSource.problems({**base, "private_key": private_key, "certificate": foreign})
+    assert [p[1] for p in problems] == ["certificate: it does not belong to private_key"]
+    problems = SuccessFactorsSource.problems({**base, "private_key": private_key, "certificate": _cert})
+    assert [p[1] for p in problems] == ["user_id: the SAML assertion names the API user (user_id, or username)"]
+    assert SuccessFactorsSource.problems({**base, "private_key": private_key, "user_id": "sfapi"}) == []
+
+
+@pytest.mark.fast
+def test_a_termination_job_without_an_employment_end_dates_the_leaver_by_its_slice():
+    # The termination EmpJob slice starts the day after the last day; an EmpEmployment whose
+    # endDate was not filled still dates the leaver by it, not "terminated, date unknown".
+    source = build_source(
+        "sf", "successfactors", {"base_url": "https://x.example", "company_id": "A", "username": "u", "password": "p"}
+    )
+    job = {"userId": "u1", "startDate": ms_date(TODAY - timedelta(days=2)), "emplStatusNav": {"externalCode": "T"}}
+    employment = {"userId": "u1", "startDate": ms_date(TODAY - timedelta(days=400)), "endDate": None}
+    record = {
+        "personIdExternal": "p1",
+        "employmentNav": {"results": [{**employment, "jobInfoNav": {"results": [job]}}]},
+    }
+    worker = source.to_worker(record, today=TODAY)
+    assert worker["status"] == "terminated" and worker["termination_date"] == TODAY - timedelta(days=3)

@@ -31,6 +31,7 @@ from provisioner.sources.workday.emulator import create_app as workday_app
 from tests.scim_front import Front
 
 VALUE = "{{ account.emails[0].value }}"
+NAME = "{{ account.userName }}"
 
 
 class Apps:
@@ -311,3 +312,38 @@ def test_validate_refuses_a_source_that_cannot_write_back(tmp_path: Path):
     said = CliRunner().invoke(cli, ["validate", "--config", str(path)])
     assert said.exit_code == 2
     assert "writeback: source 'hr' cannot write values back to its HR system" in " ".join(said.output.split())
+
+
+async def test_two_rules_from_two_targets_leave_neither_app_to_be_written_again(apps: Apps, store_url: str):
+    # work_email from google and username from a second app: after HR takes both, the HR change
+    # that follows plans nothing for either app (each account's link is moved, not only the last).
+    _bamboo_id, workday_id = hire(apps)
+    apps.workday_state.workers[workday_id]["user_id"] = None  # no account name in HR yet
+    with serve_wsgi(scim_app()) as directory:
+        config = apps.config(store_url)
+        config["sources"] = [s for s in config["sources"] if s["name"] == "workday"]
+        user_name = "{{ worker.username or (worker.first_name ~ worker.remote_id) | lower }}"
+        config["targets"].append(
+            {
+                "name": "directory",
+                "type": "scim",
+                "base_url": directory.url,
+                "bulk": False,
+                "mapping": {"userName": user_name, "externalId": "{{ worker.id }}"},
+            }
+        )
+        config["policies"][0]["grant"].append({"target": "directory"})
+        config["writeback"] = [
+            {"source": "workday", "field": "work_email", "from": {"target": "google", "value": VALUE}},
+            {"source": "workday", "field": "username", "from": {"target": "directory", "value": NAME}},
+        ]
+        async with engine(config) as runtime:
+            await runtime.poll("workday")
+            await runtime.wait_idle(timeout=30)
+            held = apps.workday_state.workers[workday_id]
+            assert held["work_email"] == apps.assigned(f"alan.turing{workday_id}")
+            assert held["user_id"] == f"alan{workday_id}"
+            writes_before = len(apps.writes())
+            await runtime.poll("workday")
+            await runtime.wait_idle(timeout=30)
+            assert len(apps.writes()) == writes_before

@@ -234,7 +234,7 @@ def sandbox(
         str | None, typer.Option(help="Deliver signed webhooks to <URL>/<vendor>, e.g. http://127.0.0.1:8088/webhooks")
     ] = None,
 ) -> None:
-    """Serve emulators of BambooHR, Workday, ADP, Lever, Workable and Greenhouse to try the connectors.
+    """Serve emulators of BambooHR, Workday, ADP, SAP SuccessFactors, Lever, Workable, Greenhouse and Ashby.
 
     Each answers on its documented paths with paging, auth, rate limits and errors. Admin paths:
     POST /<vendor>/_admin/hires, PATCH or DELETE /<vendor>/_admin/people/<id>, POST

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 from provisioner.engine.kit.oauth import ClientCredentials, RefreshToken
-from provisioner.engine.kit.saml import SamlBearer
+from provisioner.engine.kit.saml import SamlBearer, check_signing_key
 from provisioner.engine.kit.tagged import default_tag
 
 Secret = Annotated[SecretStr, Field(min_length=1)]
@@ -111,6 +111,11 @@ class SamlBearerAuth(_Scheme):
     certificate: str | None = None  # PEM, sent in the signature's KeyInfo
     audience: Text
     form: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _signs(self) -> SamlBearerAuth:
+        check_signing_key(self.private_key.get_secret_value(), self.certificate)
+        return self
 
     def for_httpx(self) -> tuple[httpx.Auth | None, dict[str, str]]:
         grant = SamlBearer(

@@ -14,6 +14,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import XMLSigner, methods
 
@@ -80,6 +83,25 @@ def signed_assertion(
     )
     signed = signer.sign(root, key=private_key.encode(), cert=certificate, reference_uri=root.get("ID"))
     return etree.tostring(signed)
+
+
+def check_signing_key(private_key: str, certificate: str | None) -> None:
+    """Refuse, at config time and without quoting either text, a key that cannot sign RSA-SHA256
+    or a certificate that is not the key's: otherwise every token request fails in the library."""
+    try:
+        key = serialization.load_pem_private_key(private_key.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("private_key: not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("private_key: not an RSA key (the assertion is signed with RSA-SHA256)")
+    if certificate is None:
+        return
+    try:
+        held = x509.load_pem_x509_certificate(certificate.encode()).public_key()
+    except ValueError:
+        raise ValueError("certificate: not a PEM X.509 certificate") from None
+    if not isinstance(held, rsa.RSAPublicKey) or held.public_numbers() != key.public_key().public_numbers():
+        raise ValueError("certificate: it does not belong to private_key")
 
 
 class SamlBearer(RenewingBearer):

@@ -177,6 +177,7 @@ class AdpSource(HttpSource):
     async def records(self, since: datetime | None) -> AsyncIterator[dict[str, Any]]:
         """Every worker, page by page (the queue, not a date filter, tells what changed)."""
         top = self.adp.page_size
+        seen: set[str] = set()
         for page in range(self.adp.max_pages):
             response = await self.client.get(WORKERS, params={"$top": top, "$skip": page * top})
             if response.status_code == 204:
@@ -184,6 +185,10 @@ class AdpSource(HttpSource):
             if response.status_code != 200:
                 raise PagingError(response)
             workers = (response.json() if response.content else {}).get("workers") or []
+            ids = {str(w.get("associateOID")) for w in workers}
+            if workers and ids <= seen:  # $skip was ignored: the same workers again, page after page
+                raise PagingRunaway(f"ADP sent page {page + 1} of {WORKERS} with only workers already read")
+            seen |= ids
             for worker in workers:
                 yield worker
             if len(workers) < top:

@@ -75,6 +75,7 @@ class AdpState(Vendor):
     deleted: list[str] = field(default_factory=list)  # message ids, in the order they were acknowledged
     seen: list[str] = field(default_factory=list)  # "METHOD /path?query" of each API request
     gate: RateGate = field(default_factory=lambda: RateGate(rate=100.0, burst=100))
+    ignore_skip: bool = False  # a lying API: every page of the listing is the first one
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
 
     @cached_property
@@ -211,6 +212,7 @@ def create_app(state: AdpState) -> Starlette:
         except ValueError:
             return failed(400, "$top and $skip must be whole numbers")
         with state.lock:
+            skip = 0 if state.ignore_skip else skip
             rows = list(state.workers.values())[skip : skip + top]
         if not rows:
             return Response(status_code=204)  # past the last worker

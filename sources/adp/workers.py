@@ -77,8 +77,11 @@ def worker_fields(record: dict[str, Any], source: str, today: date | None = None
     today = today or date.today()
     person = record.get("person") or {}
     work = primary_assignment(record)
-    hired = _date(work.get("hireDate") or _get(record, "workerDates", "originalHireDate"))
-    ended = _date(work.get("terminationDate") or _get(record, "workerDates", "terminationDate"))
+    dates = record.get("workerDates") or {}
+    hired = _date(work.get("hireDate") or dates.get("rehireDate") or dates.get("originalHireDate"))
+    ended = _date(work.get("terminationDate") or dates.get("terminationDate"))
+    if ended and hired and ended < hired:
+        ended = None  # after a rehire workerDates keeps the previous employment's last day
     manager = next((r.get("associateOID") for r in work.get("reportsTo") or [] if isinstance(r, dict)), None)
     location = work.get("homeWorkLocation") or {}
     kind = _name(work.get("workerTypeCode"))

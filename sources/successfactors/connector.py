@@ -31,6 +31,7 @@ from pydantic import Field, SecretStr
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.auth import AuthScheme, BasicAuth, SamlBearerAuth
 from provisioner.engine.kit.paging import NextLinkPaging
+from provisioner.engine.kit.saml import check_signing_key
 from provisioner.sources.base import HttpSource, HttpSourceSettings
 from provisioner.sources.successfactors.employment import continues, current_employment
 from provisioner.sources.successfactors.odata import (
@@ -118,6 +119,9 @@ class SuccessFactorsSource(HttpSource):
         if s is None or s.auth.type != "none":
             return settings.auth
         if s.client_id and s.private_key:
+            check_signing_key(s.private_key.get_secret_value(), s.certificate)  # one line, not pydantic's
+            if not (s.user_id or s.username):
+                raise ValueError("user_id: the SAML assertion names the API user (user_id, or username)")
             return SamlBearerAuth(
                 token_url=f"{s.base_url.rstrip('/')}/oauth/token",
                 client_id=s.client_id,
@@ -233,6 +237,8 @@ class SuccessFactorsSource(HttpSource):
         if ended is not None and continues(results(record.get("employmentNav")), employment, ended):
             ended = None  # a conversion or rehire without a gap: the person does not leave
         code = _code(job)
+        if ended is None and code in ENDED and (first := _day(job.get("startDate"))):
+            ended = first - timedelta(days=1)  # an employment whose endDate was left empty
         if started and started > today:
             status = "pending"
         elif code in ENDED or (ended is not None and ended < today):

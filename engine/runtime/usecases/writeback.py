@@ -66,8 +66,7 @@ class Pending:
 
     worker: Worker
     values: dict[str, str]
-    link: Link
-    account: Account
+    sources: list[tuple[Link, Account]]  # each account a written value came from, with its link
 
 
 LinksOf = Callable[[list[str]], dict[LinkKey, Link]]  # worker ids → their stored links
@@ -151,14 +150,13 @@ class Writebacks:
         if pending is None:
             return
         outcome.log.append(self._entry(outcome, target, rules, pending.values, "success", None, start))
-        if (moved := self._moved(pending)) is not None:
-            outcome.links.append(moved)
+        outcome.links.extend(self._moved(pending))
 
     async def pending(self, worker: Worker, rules: list[Rule], links: dict[str, Link]) -> Pending | None:
         """What would be written back for this worker now (None: HR already holds it, or there is
         nothing to take it from yet). Reads the accounts; writes nothing (`plan` shows it)."""
         values: dict[str, str] = {}
-        last: tuple[Link, Account] | None = None
+        read_from: dict[str, tuple[Link, Account]] = {}
         for rule in rules:
             link = links.get(rule.target)
             if link is None:
@@ -173,10 +171,10 @@ class Writebacks:
                 raise WritebackRefused(f"writeback value from target {rule.target!r}: {exc}") from None
             if value and not _same(rule.field, value, getattr(worker, rule.field)):
                 values[rule.field] = value
-                last = (link, account)
-        if last is None:
+                read_from[rule.target] = (link, account)
+        if not read_from:
             return None
-        return Pending(worker, values, *last)
+        return Pending(worker, values, list(read_from.values()))
 
     async def _read(self, target: str, account_id: str) -> tuple[Account, dict[str, Any]] | None:
         reader = self.targets[target]
@@ -195,22 +193,23 @@ class Writebacks:
             extra={"worker_id": pending.worker.id, "target": writeback_target(pending.worker.source)},
         )
 
-    def _moved(self, pending: Pending) -> Link | None:
-        """The link at the paths the written value feeds, set to what the app holds there, so the
-        plan of the HR change that follows finds nothing to do; None when nothing moves."""
-        spec = self.specs.get(pending.link.target)
-        if spec is None:
-            return None
-        try:
-            before = spec.render(pending.worker)
-            after = spec.render(pending.worker.model_copy(update=pending.values))
-        except ValueError:  # a mapping that cannot render is the plan's to report
-            return None
-        held = pending.account.attributes
-        moved = {p: v for p, v in after.items() if before.get(p) != v and held.get(p) == v}
-        if not moved:
-            return None
-        return pending.link.model_copy(update={"attributes": {**pending.link.attributes, **moved}})
+    def _moved(self, pending: Pending) -> list[Link]:
+        """Each account's link at the paths the written values feed, set to what the app holds
+        there, so the plan of the HR change that follows finds nothing to do at any of them."""
+        updated = pending.worker.model_copy(update=pending.values)
+        moved_links = []
+        for link, account in pending.sources:
+            spec = self.specs.get(link.target)
+            if spec is None:
+                continue
+            try:
+                before, after = spec.render(pending.worker), spec.render(updated)
+            except ValueError:  # a mapping that cannot render is the plan's to report
+                continue
+            held = account.attributes
+            if moved := {p: v for p, v in after.items() if before.get(p) != v and held.get(p) == v}:
+                moved_links.append(link.model_copy(update={"attributes": {**link.attributes, **moved}}))
+        return moved_links
 
     @staticmethod
     def _entry(
