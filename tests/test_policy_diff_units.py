@@ -117,7 +117,16 @@ def test_the_comment_fits_github_and_says_what_it_left_out():
 def test_cells_carry_no_markup_from_the_data():
     report = DiffReport(population=1, changes=[Change("app", "create", "hr:1")], names={"hr:1": "<img src=x> | `x`"})
     text = markdown(report, [])
-    assert "<img" not in text and "&lt;img src=x&gt; \\| 'x'" in text
+    assert "| `hr:1 (<img src=x> \\| 'x')` |" in text  # a code span: GitHub shows the markup as text
+
+
+def test_names_and_groups_from_hr_cannot_link_mention_or_embed_in_a_comment():
+    # A name or a group rendered from an HR field that is markdown: outside a code span GitHub
+    # would render a link, load an image, or notify a team.
+    name, group = "![p](https://evil.example/t.png) [IT](https://evil.example) @acme/admins", "[x](https://e.example)"
+    report = DiffReport(population=1, changes=[Change("app", "add_groups", "hr:1", detail=group)], names={"hr:1": name})
+    rows = [line for line in markdown(report, []).splitlines() if line.startswith("| hr:1") or "hr:1" in line]
+    assert rows == [f"| `hr:1 ({name})` | `{group}` |  |"]
 
 
 def test_gates_parse_and_trip():
