@@ -217,7 +217,7 @@ def test_a_required_reason_and_other_rules(store: Store):
     with pytest.raises(Refused, match="only ana, hr:7 may decide"):
         decide(store, request_id, Approver(name="mia", person="hr:9"), approve=True, reason="x")
     with pytest.raises(NotDecidable, match="needs a reason"):
-        decide(store, request_id, Approver(name="ana"), approve=False, reason="  ")
+        decide(store, request_id, Approver(name="ana", person="hr:3"), approve=False, reason="  ")
     denied = decide(store, request_id, Approver(name="zed", person="hr:7"), approve=False, reason="not in payroll")
     assert (denied.state, denied.decided_by, denied.reason) == (ApprovalState.denied, "zed", "not in payroll")
     assert store.outbox.pending_count() == 0  # a denial writes nothing and re-plans nobody
@@ -235,8 +235,20 @@ def test_group_rule_asks_for_the_approver_group():
         id="r1", worker_id="hr:1", target="wiki", key="k", account=True, policy="p", rule="group:it",
         requested_at=NOW, expires_at=NOW, state=ApprovalState.pending,
     )  # fmt: skip
-    assert refusal(request, Approver(name="ana", groups=["it"]), ada()) is None
+    assert refusal(request, Approver(name="ana", person="hr:3", groups=["it"]), ada()) is None
     assert (
-        refusal(request, Approver(name="bob", groups=["sales"]), ada())
+        refusal(request, Approver(name="bob", person="hr:4", groups=["sales"]), ada())
         == "only members of approver group 'it' may decide"
     )
+
+
+def test_a_token_that_names_no_person_cannot_approve_what_may_be_its_own_access():
+    # ada (hr:1) is in the approver group; her token does not say she is hr:1. Were it enough to be
+    # in the group, she could approve her own payroll access.
+    request = ApprovalRequest(
+        id="r1", worker_id="hr:1", target="payroll", key="k", account=True, policy="p", rule="group:it",
+        requested_at=NOW, expires_at=NOW, state=ApprovalState.pending,
+    )  # fmt: skip
+    for rule in ("group:it", "people:ada,hr:7"):
+        why = refusal(request.model_copy(update={"rule": rule}), Approver(name="ada", groups=["it"]), ada())
+        assert why is not None and "names no person" in why
