@@ -111,6 +111,17 @@ def test_a_leaver_ends_the_grant_and_a_rehire_asks_again_before_enabling():
     assert actions[-1].attributes["account"] is True and len(lasting) == 1
 
 
+def test_a_rehire_waiting_for_the_account_still_loses_groups_no_longer_granted():
+    """A leaver's account kept disabled with its groups (remove_groups: false) and a rehire into
+    another title: the account waits for approval, the old group goes now (removal never waits)."""
+    left, back = ada(status="terminated", termination_date="2026-11-30"), ada(title="Controller")
+    kept = {"payroll": link("payroll", ["pay-clerk"]).model_copy(update={"active": False})}
+    actions, _ = planner().plan_gated(change_event("hr", left, left.content_hash(), back), kept, NOW)
+    removed, waiting = [a for a in actions if a.target == "payroll"]
+    assert (removed.action, removed.groups) == (ActionKind.remove_groups, ["pay-clerk"])
+    assert waiting.action is ActionKind.pending_approval and waiting.attributes["account"] is True
+
+
 def test_a_target_level_gate_covers_every_grant_there():
     actions = planner(wiki_gate={"by": "group:it"}).plan(change_event("hr", None, None, ada()), {}, NOW)
     assert kinds(actions, "wiki") == [ActionKind.pending_approval]
