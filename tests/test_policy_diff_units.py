@@ -154,6 +154,15 @@ def test_a_pseudonymous_export_keeps_references_and_drops_names():
     assert {w["id"] for w in other["workers"]}.isdisjoint(ids)  # a random key per export: unlinkable
 
 
+def test_a_pseudonymous_export_leaves_out_the_hr_employee_number():
+    # The number HR gives a person names them to anyone with HR access, like their email does.
+    cfg = config({**MAPPING, "employeeNumber": "{{ worker.employee_number }}"})
+    fields = referenced_fields([cfg])
+    assert "employee_number" in fields
+    one = export(settled([worker(1, employee_number="E-1001")]), fields, with_names=False, key_env=None)
+    assert "E-1001" not in str(one) and "employee_number" not in one["workers"][0]
+
+
 def test_a_keyed_export_is_stable(monkeypatch):
     monkeypatch.setenv("DIFF_TEST_KEY", "k" * 32)
     population = settled([worker(1)])
