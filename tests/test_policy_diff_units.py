@@ -3,13 +3,16 @@ gets its own section), attribute mappings, the PR-comment size, pseudonymous pop
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 
-from provisioner.engine.cli.diffing import Gate
+from provisioner.engine.cli.diffing import Gate, config_at
 from provisioner.engine.cli.diffview import COMMENT_LIMIT, markdown, print_report
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
@@ -182,3 +185,17 @@ def test_a_store_behind_the_base_config_is_told_from_what_people_hold():
     assert sorted(c.section for c in report.changes) == ["add_groups (no longer)", "create (no longer)"]
     assert report.deprovisions() == 0 and report.changes[0].policies == ("eng",)
     assert "accounts created (no longer)" in markdown(report, [])
+
+
+def test_a_base_ref_that_looks_like_an_option_is_refused_before_git_reads_it(tmp_path: Path):
+    """`git show --output=FILE` writes wherever FILE says: a ref is never an option."""
+    config = tmp_path / "c.yaml"
+    config.write_text("targets: []\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for step in (["init", "-q"], ["add", "c.yaml"], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *step], check=True)
+    (tmp_path / "out:.").mkdir()  # git would write `<ref>:./c.yaml` there
+    (tmp_path / "work").mkdir()
+    with pytest.raises(typer.Exit) as caught:
+        config_at(f"--output={tmp_path}/out", config, tmp_path / "work")
+    assert caught.value.exit_code == 2 and not (tmp_path / "out:." / "c.yaml").exists()
