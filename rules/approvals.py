@@ -10,7 +10,10 @@ from provisioner.engine.contracts.models import Worker
 
 def refusal(request: ApprovalRequest, approver: Approver, worker: Worker | None) -> str | None:
     """Why this approver may not decide this request (one line), or None when they may."""
-    if approver.person is not None and approver.person == request.worker_id:
+    if approver.person is None:
+        # Without it nothing tells this approver from the person asking: self-approval unseen.
+        return "your token names no person (api.tokens[].person, your worker id): it cannot decide approvals"
+    if approver.person == request.worker_id:
         return "nobody decides their own access"
     rule = request.rule
     if rule == "manager":
@@ -18,15 +21,14 @@ def refusal(request: ApprovalRequest, approver: Approver, worker: Worker | None)
         if manager is None:
             return f"{request.worker_id} has no manager on record: nobody can approve by manager"
         if approver.person != manager:
-            known = f" (your token names {approver.person})" if approver.person else " (your token names no person)"
-            return f"only {request.worker_id}'s manager, {manager}, may decide{known}"
+            return f"only {request.worker_id}'s manager, {manager}, may decide (your token names {approver.person})"
         return None
     if rule.startswith("group:"):
         group = rule.removeprefix("group:")
         return None if group in approver.groups else f"only members of approver group {group!r} may decide"
     if rule.startswith("people:"):
         named = set(rule.removeprefix("people:").split(","))
-        if approver.name in named or (approver.person is not None and approver.person in named):
+        if approver.name in named or approver.person in named:
             return None
         return f"only {', '.join(sorted(named))} may decide"
     return f"the request names an approval rule this version does not know: {rule!r}"

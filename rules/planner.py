@@ -164,6 +164,10 @@ class Planner:
                 allowed, waiting = _gate(worker.id, ent, link, approved)
                 if allowed is not None:
                     actions += self._provision(worker, spec, allowed, link, why, now, accounts)
+                elif link is not None and (gone := [g for g in link.groups if g not in ent.groups]):
+                    # The (disabled) account waits; groups no policy grants any more do not.
+                    reason, kind = f"{ent.why}; groups no longer granted: {', '.join(gone)}", ActionKind.remove_groups
+                    actions.append(Action(worker_id=worker.id, target=name, action=kind, groups=gone, reason=reason))
                 actions += waiting
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)

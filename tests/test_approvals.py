@@ -111,6 +111,17 @@ def test_a_leaver_ends_the_grant_and_a_rehire_asks_again_before_enabling():
     assert actions[-1].attributes["account"] is True and len(lasting) == 1
 
 
+def test_a_rehire_waiting_for_the_account_still_loses_groups_no_longer_granted():
+    """A leaver's account kept disabled with its groups (remove_groups: false) and a rehire into
+    another title: the account waits for approval, the old group goes now (removal never waits)."""
+    left, back = ada(status="terminated", termination_date="2026-11-30"), ada(title="Controller")
+    kept = {"payroll": link("payroll", ["pay-clerk"]).model_copy(update={"active": False})}
+    actions, _ = planner().plan_gated(change_event("hr", left, left.content_hash(), back), kept, NOW)
+    removed, waiting = [a for a in actions if a.target == "payroll"]
+    assert (removed.action, removed.groups) == (ActionKind.remove_groups, ["pay-clerk"])
+    assert waiting.action is ActionKind.pending_approval and waiting.attributes["account"] is True
+
+
 def test_a_target_level_gate_covers_every_grant_there():
     actions = planner(wiki_gate={"by": "group:it"}).plan(change_event("hr", None, None, ada()), {}, NOW)
     assert kinds(actions, "wiki") == [ActionKind.pending_approval]
@@ -217,7 +228,7 @@ def test_a_required_reason_and_other_rules(store: Store):
     with pytest.raises(Refused, match="only ana, hr:7 may decide"):
         decide(store, request_id, Approver(name="mia", person="hr:9"), approve=True, reason="x")
     with pytest.raises(NotDecidable, match="needs a reason"):
-        decide(store, request_id, Approver(name="ana"), approve=False, reason="  ")
+        decide(store, request_id, Approver(name="ana", person="hr:3"), approve=False, reason="  ")
     denied = decide(store, request_id, Approver(name="zed", person="hr:7"), approve=False, reason="not in payroll")
     assert (denied.state, denied.decided_by, denied.reason) == (ApprovalState.denied, "zed", "not in payroll")
     assert store.outbox.pending_count() == 0  # a denial writes nothing and re-plans nobody
@@ -235,8 +246,20 @@ def test_group_rule_asks_for_the_approver_group():
         id="r1", worker_id="hr:1", target="wiki", key="k", account=True, policy="p", rule="group:it",
         requested_at=NOW, expires_at=NOW, state=ApprovalState.pending,
     )  # fmt: skip
-    assert refusal(request, Approver(name="ana", groups=["it"]), ada()) is None
+    assert refusal(request, Approver(name="ana", person="hr:3", groups=["it"]), ada()) is None
     assert (
-        refusal(request, Approver(name="bob", groups=["sales"]), ada())
+        refusal(request, Approver(name="bob", person="hr:4", groups=["sales"]), ada())
         == "only members of approver group 'it' may decide"
     )
+
+
+def test_a_token_that_names_no_person_cannot_approve_what_may_be_its_own_access():
+    # ada (hr:1) is in the approver group; her token does not say she is hr:1. Were it enough to be
+    # in the group, she could approve her own payroll access.
+    request = ApprovalRequest(
+        id="r1", worker_id="hr:1", target="payroll", key="k", account=True, policy="p", rule="group:it",
+        requested_at=NOW, expires_at=NOW, state=ApprovalState.pending,
+    )  # fmt: skip
+    for rule in ("group:it", "people:ada,hr:7"):
+        why = refusal(request.model_copy(update={"rule": rule}), Approver(name="ada", groups=["it"]), ada())
+        assert why is not None and "names no person" in why

@@ -7,6 +7,7 @@ same."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,3 +182,21 @@ def test_cli_decides_with_a_named_token_only(tmp_path: Path):
         cli, ["approvals", "approve", "nope", "-c", str(config)], env={"PROVISIONER_TOKEN": MIA}
     )
     assert unknown.exit_code == 2 and "no approval request 'nope'" in unknown.output
+
+
+async def test_an_approver_only_login_can_log_out_of_the_console(tmp_path, scim_server, payroll):
+    """Mia's login may use the approvals queue only; logging out must still end her session
+    (a shared machine keeps no 12-hour approver session behind)."""
+    people = People(tmp_path / "people.json")
+    people.write(hire(9, department="Board"))
+    async with engine(tmp_path, scim_server.url, people, **settings(scim_server.url, payroll.url)) as runtime:
+        web = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=http_app(runtime, runtime.metrics)), base_url="http://e"
+        )
+        async with web:
+            assert (await web.post("/login", data={"token": MIA})).status_code == 303
+            page = await web.get("/approvals")
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            assert page.status_code == 200 and csrf
+            assert (await web.post("/logout", data={"csrf": csrf.group(1)})).status_code == 303
+            assert (await web.get("/approvals")).status_code == 303  # to the login page: the session ended

@@ -3,13 +3,16 @@ gets its own section), attribute mappings, the PR-comment size, pseudonymous pop
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 
-from provisioner.engine.cli.diffing import Gate
+from provisioner.engine.cli.diffing import Gate, config_at
 from provisioner.engine.cli.diffview import COMMENT_LIMIT, markdown, print_report
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.models import Action, ActionKind, Worker
@@ -117,7 +120,16 @@ def test_the_comment_fits_github_and_says_what_it_left_out():
 def test_cells_carry_no_markup_from_the_data():
     report = DiffReport(population=1, changes=[Change("app", "create", "hr:1")], names={"hr:1": "<img src=x> | `x`"})
     text = markdown(report, [])
-    assert "<img" not in text and "&lt;img src=x&gt; \\| 'x'" in text
+    assert "| `hr:1 (<img src=x> \\| 'x')` |" in text  # a code span: GitHub shows the markup as text
+
+
+def test_names_and_groups_from_hr_cannot_link_mention_or_embed_in_a_comment():
+    # A name or a group rendered from an HR field that is markdown: outside a code span GitHub
+    # would render a link, load an image, or notify a team.
+    name, group = "![p](https://evil.example/t.png) [IT](https://evil.example) @acme/admins", "[x](https://e.example)"
+    report = DiffReport(population=1, changes=[Change("app", "add_groups", "hr:1", detail=group)], names={"hr:1": name})
+    rows = [line for line in markdown(report, []).splitlines() if line.startswith("| hr:1") or "hr:1" in line]
+    assert rows == [f"| `hr:1 ({name})` | `{group}` |  |"]
 
 
 def test_gates_parse_and_trip():
@@ -145,6 +157,15 @@ def test_a_pseudonymous_export_keeps_references_and_drops_names():
     assert {w["id"] for w in other["workers"]}.isdisjoint(ids)  # a random key per export: unlinkable
 
 
+def test_a_pseudonymous_export_leaves_out_the_hr_employee_number():
+    # The number HR gives a person names them to anyone with HR access, like their email does.
+    cfg = config({**MAPPING, "employeeNumber": "{{ worker.employee_number }}"})
+    fields = referenced_fields([cfg])
+    assert "employee_number" in fields
+    one = export(settled([worker(1, employee_number="E-1001")]), fields, with_names=False, key_env=None)
+    assert "E-1001" not in str(one) and "employee_number" not in one["workers"][0]
+
+
 def test_a_keyed_export_is_stable(monkeypatch):
     monkeypatch.setenv("DIFF_TEST_KEY", "k" * 32)
     population = settled([worker(1)])
@@ -164,3 +185,17 @@ def test_a_store_behind_the_base_config_is_told_from_what_people_hold():
     assert sorted(c.section for c in report.changes) == ["add_groups (no longer)", "create (no longer)"]
     assert report.deprovisions() == 0 and report.changes[0].policies == ("eng",)
     assert "accounts created (no longer)" in markdown(report, [])
+
+
+def test_a_base_ref_that_looks_like_an_option_is_refused_before_git_reads_it(tmp_path: Path):
+    """`git show --output=FILE` writes wherever FILE says: a ref is never an option."""
+    config = tmp_path / "c.yaml"
+    config.write_text("targets: []\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for step in (["init", "-q"], ["add", "c.yaml"], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *step], check=True)
+    (tmp_path / "out:.").mkdir()  # git would write `<ref>:./c.yaml` there
+    (tmp_path / "work").mkdir()
+    with pytest.raises(typer.Exit) as caught:
+        config_at(f"--output={tmp_path}/out", config, tmp_path / "work")
+    assert caught.value.exit_code == 2 and not (tmp_path / "out:." / "c.yaml").exists()

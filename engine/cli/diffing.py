@@ -68,6 +68,9 @@ def config_at(ref: str, path: Path, workdir: Path) -> Path:
     """The config file as it was at `ref`, in the git repository that holds it, written to `workdir`
     under its own name; exit 2 with git's own line when that fails."""
     where = path.absolute().parent
+    if ref.startswith("-"):  # git would read it as an option (`--output=FILE` writes a file)
+        err.print(f"[red]error[/red] --base-ref {shown(ref)}: a git ref does not start with '-'")
+        raise typer.Exit(2)
     try:
         shown_ = subprocess.run(
             ["git", "-C", str(where), "show", f"{ref}:./{path.name}"],

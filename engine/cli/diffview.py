@@ -106,6 +106,13 @@ def _cell(text: str) -> str:
     return safe.replace("|", "\\|").replace("`", "'")
 
 
+def _data(text: str) -> str:
+    """A value from HR or a template (a name, a group) in a cell, as a code span: GitHub renders
+    no link, image, @mention or HTML inside one, which escaping markdown punctuation would not stop."""
+    safe = controls_escaped(text).replace("`", "'").replace("|", "\\|")
+    return f"`{safe}`" if safe.strip() else ""
+
+
 def markdown(report: DiffReport, gates: list[str], heading: str = "Access changes") -> str:
     """The report as a PR comment; rows are cut, largest sections first, until it fits."""
     for cap in (None, 500, 200, 100, 50, 20, 10, 5, 0):
@@ -136,7 +143,7 @@ def _markdown(report: DiffReport, gates: list[str], heading: str, cap: int | Non
         summary = f"{target}: {title(section)} ({len(rows)})"
         body = ["| person | detail | policy |", "|---|---|---|"]
         body += [
-            f"| {_cell(_person(report, c.worker_id))} | {_cell(c.detail)} | {_cell(', '.join(c.policies))} |"
+            f"| {_data(_person(report, c.worker_id))} | {_data(c.detail)} | {_cell(', '.join(c.policies))} |"
             for c in shown_rows
         ]
         if len(shown_rows) < len(rows):
@@ -148,8 +155,7 @@ def _markdown(report: DiffReport, gates: list[str], heading: str, cap: int | Non
     if report.mappings:
         lines += ["| mapping | attribute | before | after | people |", "|---|---|---|---|---|"]
         lines += [
-            f"| {_cell(m.target)} | `{_cell(m.attribute)}` | `{_cell(m.old or '')}` | `{_cell(m.new or '')}` "
-            f"| {m.people} |"
+            f"| {_cell(m.target)} | {_data(m.attribute)} | {_data(m.old or '')} | {_data(m.new or '')} | {m.people} |"
             for m in report.mappings
         ]
         lines.append("")

@@ -31,7 +31,8 @@ class ApiToken(_Strict):
         description="approver: the approvals queue; operator: everything the shared api.token may do",
     )
     person: str | None = Field(
-        default=None, description="the worker id of the holder (hr:42), for `by: manager` and to refuse self-approval"
+        default=None,
+        description="the worker id of the holder (hr:42): an approver needs it (`by: manager`, no self-approval)",
     )
     groups: list[str] = Field(default_factory=list, description="approver groups, for `by: group:<name>`")
 

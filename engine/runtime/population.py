@@ -31,7 +31,16 @@ FORMAT = "provisioner.population/1"
 LIFECYCLE_FIELDS = frozenset({"id", "source", "remote_id", "status", "start_date", "termination_date", "timezone"})
 # Who a person is: left out of a pseudonymous file even when a policy or mapping reads them.
 PERSONAL_FIELDS = frozenset(
-    {"first_name", "last_name", "preferred_name", "display_name", "work_email", "personal_email", "username"}
+    {
+        "first_name",
+        "last_name",
+        "preferred_name",
+        "display_name",
+        "work_email",
+        "personal_email",
+        "username",
+        "employee_number",
+    }
 )
 NAME_FIELDS = ("first_name", "last_name", "display_name", "work_email")
 

@@ -262,7 +262,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
 
     return [
         Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", page(logout), methods=["POST"]),
+        Route("/logout", page(logout, operator=False), methods=["POST"]),  # any login may end itself
         Route("/static/console.css", css),
         Route("/", page(overview)),
         Route("/workers", page(workers)),
