@@ -24,5 +24,5 @@ class Polling:
             keys = next((s.correlate for s in self.parts.config.sources if s.name == source_name), [])
             started = time.perf_counter()
             result = await ingest(self.parts.sources[source_name], self.parts.store, self.parts.gate, only, keys)
-            self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
+            self.metrics.record_poll(source_name, time.perf_counter() - started, result.event_types())
         return result

@@ -216,7 +216,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
             diff = await served.poll(name)
         except SourceError as exc:
             return back(f"/sources/{name}", f"the poll failed: {exc}")
-        return back(f"/sources/{name}", f"polled: {diff.seen} read, {len(diff.events)} changes")
+        return back(f"/sources/{name}", f"polled: {diff.seen} read, {diff.event_count} changes")
 
     async def css(request: Request) -> Response:
         return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
