@@ -70,10 +70,14 @@ class FileSource:
         return iter_records(self.settings.path, self.settings.encoding, self.settings.id_field, self._fail)
 
     def _records(self) -> tuple[list[dict[str, Any]], list[Quarantined]]:
-        records, bad = [], []
+        records: list[dict[str, Any]] = []
+        bad: list[Quarantined] = []
         for item in self._items():
-            (bad if isinstance(item, Quarantined) else records).append(item)
-        return records, bad  # type: ignore[return-value]
+            if isinstance(item, Quarantined):
+                bad.append(item)
+            else:
+                records.append(item)
+        return records, bad
 
     @staticmethod
     def _to_worker(record: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +101,8 @@ class FileSource:
         breaks off) fails the poll while it is diffed, which then writes nothing."""
         items = self._items()
         first = next(items, None)
-        found = counted(items if first is None else chain((first,), items), out := {})
+        out: dict[str, Any] = {}  # the cursor: filled in once the records are all read
+        found = counted(items if first is None else chain((first,), items), out)
         fingerprint = f"file|{self.settings.id_field}|{STREAM_FORMAT}"
         return RecordStream(self.name, found, self._to_worker, self.settings.id_field, fingerprint, cursor=out)
 

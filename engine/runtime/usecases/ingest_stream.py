@@ -201,9 +201,7 @@ def _flush(poll: _Poll) -> None:
     linked = _linked(poll, [e.subject for e in events])
     now_events = [e for e in events if e.subject not in linked]
     poll.waiting += [e for e in events if e.subject in linked]
-    for worker, digest in written:
-        if worker.id in linked:
-            poll.waiting_upserts[worker.id] = (worker, digest)
+    poll.waiting_upserts.update((w.id, (w, d)) for w, d in written if w.id in linked)
     _emit(poll, now_events)
     mine = [(w, d) for w, d in written if w.id not in linked]
     poll.store.snapshots.write(poll.s, poll.name, mine, [w.id for w, _ in mine if w.id in poll.known])
