@@ -8,6 +8,7 @@
 2. poll      100k workers (`--poll-workers 100000 300000 1000000` for more sizes): first sync with no
              targets and a sync with nothing changed (whole-process wall, CPU, peak RSS and RSS per
              worker) and, up to 300k, the poll alone (CPU, in process)
+   poll-only the same poll alone, a process each (first, nothing changed): no relay, no apply
 3. initial   10k workers into `scim2-server`: whole `provisioner sync` vs a bare httpx loop process
              at the same concurrency, alternating, best of `--repeat` (ratio = loop / engine)
 4. postgres  the same initial sync with the store on PostgreSQL (ratio = SQLite / PostgreSQL time)
@@ -182,6 +183,24 @@ def _write_people(path: Path, workers: int, chunk: int = 10_000) -> None:
         file.write("]")
 
 
+def bench_poll_only(workers: int) -> list[Row]:
+    """The poll alone (read, diff, one transaction; no relay, no apply), each in a process of its
+    own: a first poll, then one with nothing changed. What a streamed read changes, measured where it
+    acts, and quick enough to run at a million people."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = write_config(folder, [], f"sqlite:///{folder / 's.db'}", [])
+        _write_people(folder / "people.json", workers)
+        ingest_once = [sys.executable, str(Path(__file__).resolve()), "--ingest-once", str(config)]
+        first = measure(ingest_once)
+        again = measure(ingest_once)
+    k = f"{workers:,}"
+    return [
+        (f"{k}: first poll alone (process)", _whole(first, workers), "", ""),
+        (f"{k}: poll alone, nothing changed (process)", _whole(again, workers), "", ""),
+    ]
+
+
 async def _poll_cpu(config: Path) -> float:
     parts = Parts(load_config(config))
     try:
@@ -318,9 +337,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--webhooks", type=int, default=100)
-    steps = ["startup", "poll", "initial", "postgres", "webhook", "reconcile"]
+    parser.add_argument("--ingest-once", type=Path, help=argparse.SUPPRESS)  # bench_poll_only's process
+    steps = ["startup", "poll", "poll-only", "initial", "postgres", "webhook", "reconcile"]
     parser.add_argument("--only", nargs="*", choices=steps, default=steps)
     args = parser.parse_args()
+    if args.ingest_once:
+        asyncio.run(_poll_cpu(args.ingest_once))
+        return
     rows: list[Row] = []
     sqlite_time = None
     for step in args.only:
@@ -330,6 +353,9 @@ def main() -> None:
         elif step == "poll":
             for size in args.poll_workers or [args.workers]:
                 rows += bench_poll(size)
+        elif step == "poll-only":
+            for size in args.poll_workers or [args.workers]:
+                rows += bench_poll_only(size)
         elif step == "initial":
             engine, loop = bench_initial(
                 args.sync_workers, args.concurrency, args.repeat, lambda f: f"sqlite:///{f / 's.db'}"
