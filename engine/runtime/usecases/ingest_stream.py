@@ -107,7 +107,9 @@ def take_in_stream(store: Store, gate: SafetyGate | None, stream: RecordStream, 
         store.snapshots.write(s, stream.source, upserts, [w.id for w, _ in upserts])
         store.snapshots.remove(s, stream.source, poll.waiting_removals)
         store.sources.polled(s, stream.source, result.seen)
-        store.quarantine.replace(s, stream.source, result.quarantined, stream.complete, ())
+        # An incremental read replaces the quarantine of the records it read (a few), not the source's.
+        read_ids = () if stream.complete else [*(WorkerId.parse(w).remote_id for w in poll.seen), *stream.gone]
+        store.quarantine.replace(s, stream.source, result.quarantined, stream.complete, read_ids)
         if not result.held:
             store.snapshots.set_cursor(s, stream.source, stream.cursor)
         store.log.append(quarantine_log(stream.source, result), s)
