@@ -27,11 +27,11 @@ def person(i: int, **changes: str) -> dict[str, str]:
     return {"remote_id": str(i), **name, "work_email": f"p{i}@x.example", **changes}
 
 
-def parts_for(tmp_path: Path, rows: list[dict[str, str]], name: str = "people.json") -> tuple[Parts, Path]:
-    path = tmp_path / name
+def parts_for(tmp_path: Path, rows: list[dict[str, str]], url: str | None = None) -> tuple[Parts, Path]:
+    path = tmp_path / "people.json"
     write_rows(path, rows)
     source = {"name": "hr", "type": "file", "path": str(path)}
-    config = make_config(f"sqlite:///{tmp_path / 's.db'}", "http://127.0.0.1:9/scim", source, policies=[])
+    config = make_config(url or f"sqlite:///{tmp_path / 's.db'}", "http://127.0.0.1:9/scim", source, policies=[])
     return Parts(config), path
 
 
@@ -65,8 +65,8 @@ def test_a_json_array_that_is_not_one_is_refused_in_one_line(tmp_path, monkeypat
         list(iter_records(path, "utf-8", "remote_id", SourceError))
 
 
-async def test_an_unchanged_poll_builds_no_worker_and_a_change_builds_one(tmp_path, monkeypatch):
-    parts, path = parts_for(tmp_path, [person(i) for i in range(50)])
+async def test_an_unchanged_poll_builds_no_worker_and_a_change_builds_one(tmp_path, store_url, monkeypatch):
+    parts, path = parts_for(tmp_path, [person(i) for i in range(50)], store_url)
     built: list[str] = []
     worker = RecordStream.worker
     monkeypatch.setattr(RecordStream, "worker", lambda self, r: built.append(r["remote_id"]) or worker(self, r))
@@ -100,8 +100,8 @@ async def test_a_record_that_reads_differently_but_means_the_same_makes_no_event
         await parts.aclose()
 
 
-async def test_an_id_twice_in_a_streamed_read_is_held_back_as_in_a_whole_read(tmp_path):
-    parts, path = parts_for(tmp_path, [person(1), person(2), person(3)])
+async def test_an_id_twice_in_a_streamed_read_is_held_back_as_in_a_whole_read(tmp_path, store_url):
+    parts, path = parts_for(tmp_path, [person(1), person(2), person(3)], store_url)
     try:
         await ingest(parts.sources["hr"], parts.store, parts.gate)
         write_rows(path, [person(1), person(2, title="x"), person(3), person(2, title="y")])
@@ -113,8 +113,8 @@ async def test_an_id_twice_in_a_streamed_read_is_held_back_as_in_a_whole_read(tm
         await parts.aclose()
 
 
-async def test_a_work_email_an_unchanged_person_holds_is_contested_as_before(tmp_path):
-    parts, path = parts_for(tmp_path, [person(1), person(2)])
+async def test_a_work_email_an_unchanged_person_holds_is_contested_as_before(tmp_path, store_url):
+    parts, path = parts_for(tmp_path, [person(1), person(2)], store_url)
     try:
         await ingest(parts.sources["hr"], parts.store, parts.gate)
         write_rows(path, [person(1), person(2, work_email="p1@x.example")])  # 2 takes 1's address
@@ -129,10 +129,10 @@ async def test_a_work_email_an_unchanged_person_holds_is_contested_as_before(tmp
         await parts.aclose()
 
 
-async def test_a_file_that_breaks_off_midway_changes_nothing(tmp_path, monkeypatch):
+async def test_a_file_that_breaks_off_midway_changes_nothing(tmp_path, store_url, monkeypatch):
     monkeypatch.setattr(streaming, "BLOCK", 64)
     monkeypatch.setattr(ingest_stream, "CHUNK", 3)  # some chunks are written before the fault
-    parts, path = parts_for(tmp_path, [person(i) for i in range(10)])
+    parts, path = parts_for(tmp_path, [person(i) for i in range(10)], store_url)
     try:
         await ingest(parts.sources["hr"], parts.store, parts.gate)
         write_rows(path, [person(i, title="new") for i in range(20)])
