@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.engine.contracts.protocols import RecordStream, SourceError
-from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.runtime.usecases import ingest_stream
-from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources.file import streaming
@@ -142,18 +140,5 @@ async def test_a_file_that_breaks_off_midway_changes_nothing(tmp_path, store_url
         assert parts.store.snapshots.count("hr") == 10
         assert parts.store.snapshots.get("hr:1").title is None  # type: ignore[union-attr]
         assert "not valid JSON" in (parts.store.sources.states()["hr"].failing or "")
-    finally:
-        await parts.aclose()
-
-
-async def test_events_with_nothing_to_do_leave_no_processed_row(tmp_path):
-    parts, _ = parts_for(tmp_path, [person(1), person(2)])
-    try:
-        result = await ingest(parts.sources["hr"], parts.store, parts.gate)
-        idle, busy = (EventOutcome(e.id, e) for e in result.events)
-        busy.fail("app", "create", "refused", transient=False)
-        assert record(parts.store, [idle, busy]) == {idle.event_id, busy.event_id}
-        assert parts.store.processed.among([idle.event_id, busy.event_id]) == {busy.event_id}
-        assert parts.store.outbox.pending_count() == 0  # both confirmed all the same
     finally:
         await parts.aclose()

@@ -21,10 +21,7 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
     now = utcnow()
     ids = list(dict.fromkeys(o.event_id for o in outcomes))
     with store.unit() as s:
-        # An event with nothing to do leaves no processed row (a million of them in a first sync
-        # without targets): applying it again would do nothing again.
-        idle = {o.event_id for o in outcomes if idle_outcome(o)}
-        new = store.processed.insert_new(s, [o for o in outcomes if o.event_id not in idle], now) | idle
+        new = store.processed.insert_new(s, outcomes, now)
         recorded = [o for o in outcomes if o.event_id in new]
         final = final_links(recorded)
         store.links.remove(s, [key for key, link in final.items() if link is None])
@@ -41,20 +38,6 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         store.outbox.confirm(s, ids, now)
         store.claims.end(s, ids)
     return new
-
-
-def idle_outcome(outcome: EventOutcome) -> bool:
-    """Nothing done, nothing failed, nothing waited for or scheduled: no bookkeeping of its own."""
-    return not (
-        outcome.links
-        or outcome.unlinked
-        or outcome.log
-        or outcome.failed
-        or outcome.failures
-        or outcome.settled
-        or outcome.unresolved
-        or outcome.deferred
-    )
 
 
 def final_links(outcomes: list[EventOutcome]) -> dict[LinkKey, Link | None]:
