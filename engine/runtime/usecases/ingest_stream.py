@@ -182,16 +182,16 @@ def _flush(poll: _Poll) -> None:
         return
     known = [w.id for w, _ in pending if w.id in poll.known]
     previous = poll.store.snapshots.of_source(poll.name, poll.s, known) if known else None
-    if previous is not None:
-        previous.preload(known)
+    if previous is not None:  # the stored Workers of those whose content changed, in bulk
+        previous.preload([w.id for w, _ in pending if previous.hashes.get(w.id, w.content_hash()) != w.content_hash()])
     events: list[WorkerEvent] = []
     same: list[tuple[str, str]] = []
     written: list[tuple[Worker, str | None]] = []
     for worker, digest in pending:
-        before = previous[worker.id] if previous is not None and worker.id in previous else None
-        if before is not None and before[0] == worker.content_hash():
+        if previous is not None and previous.hashes.get(worker.id) == worker.content_hash():
             same.append((worker.id, digest))  # read differently, the same person
             continue
+        before = previous[worker.id] if previous is not None and worker.id in previous else None
         if before is not None and before[1].content_hash() == worker.content_hash():
             written.append((worker, digest))  # the stored digest is of another format: renewed
             continue
