@@ -39,6 +39,7 @@ log = logging.getLogger("provisioner.poll")
 CHUNK = 2000
 KEPT_EVENTS = 10_000  # events a streamed Diff lists; past that it counts them (`Diff.spilled`)
 _ABSENT = "-"  # not a digest: a worker the store does not know
+_SEEN = "+"  # in place of a stored digest: the worker was read (what is left unseen was removed)
 
 
 class NeedsWholeRead(Exception):
@@ -64,7 +65,11 @@ class _Poll:
     now: datetime
     handed: dict[str, str]
     out: Diff = field(default_factory=Diff)
-    seen: set[str] = field(default_factory=set)
+    # Worker ids read that the store did not know (those it knew are marked in `stored` instead, so
+    # an unchanged read holds no set of its own), and how many records had an id.
+    seen_new: set[str] = field(default_factory=set)
+    count: int = 0
+    read_ids: list[str] = field(default_factory=list)  # an incremental read's remote ids (a few)
     emails: dict[str, str] = field(default_factory=dict)  # work email (lower case) -> worker id
     known: set[str] = field(default_factory=set)  # ids in `pending` the store holds
     pending: list[tuple[Worker, str]] = field(default_factory=list)
@@ -89,10 +94,11 @@ def take_in_stream(store: Store, gate: SafetyGate | None, stream: RecordStream, 
                 _flush(poll)
         _flush(poll)
         _check_emails(poll)
-        gone = list(poll.stored) if stream.complete else [w for w in _gone_ids(stream) if w in poll.stored]
+        unseen = (w for w, digest in poll.stored.items() if digest is not _SEEN)
+        gone = list(unseen) if stream.complete else [w for w in _gone_ids(stream) if w in poll.stored]
         _remove(poll, gone)
         result = poll.out
-        result.seen = len(poll.seen) - len({q.remote_id for q in result.quarantined if q.remote_id})
+        result.seen = poll.count - len({q.remote_id for q in result.quarantined if q.remote_id})
         if gate is not None:
             admission = gate.admit(s, stream.source, poll.waiting, POLL, now, known_workers=known_workers)
             result.halted = admission.reason
@@ -108,7 +114,7 @@ def take_in_stream(store: Store, gate: SafetyGate | None, stream: RecordStream, 
         store.snapshots.remove(s, stream.source, poll.waiting_removals)
         store.sources.polled(s, stream.source, result.seen)
         # An incremental read replaces the quarantine of the records it read (a few), not the source's.
-        read_ids = () if stream.complete else [*(WorkerId.parse(w).remote_id for w in poll.seen), *stream.gone]
+        read_ids = () if stream.complete else [*poll.read_ids, *stream.gone]
         store.quarantine.replace(s, stream.source, result.quarantined, stream.complete, read_ids)
         if not result.held:
             store.snapshots.set_cursor(s, stream.source, stream.cursor)
@@ -143,9 +149,8 @@ def _take(poll: _Poll, item: dict[str, object] | Quarantined) -> None:
         poll.out.quarantined.append(Quarantined(None, f"record without {poll.stream.id_key!r}"))
         return
     worker_id = WorkerId.text(poll.name, remote_id)
-    _see(poll, worker_id)
+    stored = _see(poll, worker_id, remote_id)
     digest = poll.stream.digest(item)
-    stored = poll.stored.pop(worker_id, _ABSENT)
     if stored == digest:
         return
     built = poll.stream.worker(item)
@@ -161,17 +166,24 @@ def _take(poll: _Poll, item: dict[str, object] | Quarantined) -> None:
     poll.pending.append((built, digest))
 
 
-def _see(poll: _Poll, worker_id: str) -> None:
-    if worker_id in poll.seen:
+def _see(poll: _Poll, worker_id: str, remote_id: str) -> str | None:
+    """Mark the worker read; returns its stored digest (`_ABSENT`: the store does not know it)."""
+    stored = poll.stored.get(worker_id, _ABSENT)
+    if stored is _SEEN or worker_id in poll.seen_new:
         raise NeedsWholeRead("an id appears twice")
-    poll.seen.add(worker_id)
+    if stored is _ABSENT:
+        poll.seen_new.add(worker_id)
+    else:
+        poll.stored[worker_id] = _SEEN
+    poll.count += 1
+    if not poll.stream.complete:
+        poll.read_ids.append(remote_id)
+    return stored
 
 
 def _quarantine(poll: _Poll, item: Quarantined) -> None:
     if item.remote_id:
-        worker_id = WorkerId.text(poll.name, item.remote_id)
-        _see(poll, worker_id)
-        poll.stored.pop(worker_id, None)  # still there: not a removal
+        _see(poll, WorkerId.text(poll.name, item.remote_id), item.remote_id)  # still there: not a removal
     poll.out.quarantined.append(item)
 
 
@@ -242,11 +254,11 @@ def _remove(poll: _Poll, gone: list[str]) -> None:
 
 def _check_emails(poll: _Poll) -> None:
     """A Worker built in this read whose work email a worker read unchanged holds: contested."""
-    if not poll.emails or len(poll.seen) == len(poll.emails):
+    if not poll.emails or poll.count == len(poll.emails):
         return
-    unchanged = poll.seen.difference(poll.emails.values())
+    built = set(poll.emails.values())
     for worker_id, email in poll.store.snapshots.holders_of(poll.name, set(poll.emails), poll.s):
-        if worker_id in unchanged and poll.emails[email] != worker_id:
+        if poll.stored.get(worker_id) is _SEEN and worker_id not in built and poll.emails[email] != worker_id:
             raise NeedsWholeRead("a work email appears twice")
 
 
