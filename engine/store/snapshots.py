@@ -39,8 +39,12 @@ class Snapshots:
         """Worker id -> the digest of the record it was last read from (None: not known): all a
         streamed poll holds of the stored side, about 150 bytes a worker."""
         query = select(Snapshot.worker_id, Snapshot.record_digest).where(col(Snapshot.source) == source)
+        query = query.execution_options(yield_per=10_000)
+        # In batches: a buffered result would hold a million rows beside the dict being built.
         with self.db.session(s) as session:
-            return {worker_id: digest for worker_id, digest in session.execute(query)}
+            return {
+                worker_id: digest for worker_id, digest in session.execute(query.execution_options(yield_per=10_000))
+            }
 
     def holders_of(self, source: str, emails: set[str], s: Session | None = None) -> Iterator[tuple[str, str]]:
         """(worker id, work email in lower case) of this source's snapshots whose work email is one
