@@ -13,14 +13,14 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from provisioner.engine.config import describe, parse_duration, parse_rate, rate_window
-from provisioner.engine.contracts.protocols import SourceError, SourceRead, normalize_records
+from provisioner.engine.contracts.protocols import RecordStream, SourceError, SourceRead, normalize_records
 from provisioner.engine.kit.auth import AuthConfig, AuthScheme, NoAuth
 from provisioner.engine.kit.http import RetryPolicy, describe_http_error, resilient_client
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, MAX_PAGES, ResponseTooLarge
@@ -29,6 +29,10 @@ from provisioner.engine.kit.paging import PagingError, PagingRunaway, PagingStyl
 from provisioner.engine.kit.words import plural
 
 log = logging.getLogger("provisioner.sources")
+
+# Part of every record's digest: a change to how records are mapped changes every digest once, so
+# the next poll builds each Worker again and compares the Workers' own digests.
+STREAM_FORMAT = "1"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -222,6 +226,14 @@ class HttpSource:
         return datetime.fromisoformat(cursor["since"]) - timedelta(seconds=self.settings.overlap)
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead:
+        stream = await self.stream(cursor)
+        read = normalize_records(self.name, stream.items, self.to_worker, self.id_key)  # type: ignore[arg-type]
+        read.complete, read.gone, read.cursor = stream.complete, stream.gone, stream.cursor
+        return read
+
+    async def stream(self, cursor: dict[str, Any]) -> RecordStream:
+        """The listing's raw records, for a diff that builds a Worker only for a record that reads
+        differently from last time (the records are held, their Workers are not)."""
         now = datetime.now(UTC)
         since = self._since(cursor, now)
         checkpoint = f"the last checkpoint ({since.isoformat()})" if since else "the start of this full read"
@@ -231,17 +243,30 @@ class HttpSource:
             return await collect(self.records(since))
 
         records = await self._guarded(restartable(listing, f"source {self.name}", checkpoint))
-        read = normalize_records(self.name, records, self.to_worker, self.id_key)
-        read.complete = since is None
-        read.gone = list(dict.fromkeys(self._gone)) if since is not None else []
-        read.cursor = {
+        cursor = {
             "since": now.isoformat(),
             "mode": "full" if since is None else "incremental",
             "last_full_read": now.isoformat() if since is None else cursor["last_full_read"],
             "records": len(records),
         }
-        log.info("source %s: %s read, %s", self.name, read.cursor["mode"], plural(len(records), "record"))
-        return read
+        log.info("source %s: %s read, %s", self.name, cursor["mode"], plural(len(records), "record"))
+        return RecordStream(
+            self.name,
+            records,
+            self.to_worker,
+            self.id_key,
+            self.fingerprint(),
+            complete=since is None,
+            cursor=cursor,
+            gone=list(dict.fromkeys(self._gone)) if since is not None else [],
+        )
+
+    def fingerprint(self) -> str:
+        """What besides a record decides its Worker: the connector, its settings (credentials left
+        out) and the day, since a mapping may compare dates with today (a termination date passes)."""
+        settings = self.settings.model_dump_json(exclude={"auth", "webhook_secret"})
+        kind = f"{type(self).__module__}.{type(self).__qualname__}"
+        return f"{kind}|{STREAM_FORMAT}|{date.today().isoformat()}|{settings}"
 
     async def fetch_one(self, remote_id: str) -> SourceRead:
         """One record, for a webhook: it flows through the same diff as a poll, so both agree."""

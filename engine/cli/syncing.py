@@ -123,4 +123,4 @@ def _reported(name: str, result: Diff) -> tuple[int, bool]:
             f"[red]halted[/red] {name}: {result.halted}; {plural(len(result.held), 'deprovisioning change')} "
             f"held back. After checking the source: provisioner resume {name}"
         )
-    return len(result.events), result.halted is not None
+    return result.event_count, result.halted is not None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Account, Result, Worker
@@ -76,6 +78,32 @@ class FetchesOne(Protocol):
         ...
 
 
+def remote_id_of(record: dict[str, Any], id_key: str) -> str | None:
+    """The record's id as a string, or None when it has none."""
+    remote_id = record.get(id_key)
+    return str(remote_id).strip() if remote_id not in (None, "") else None
+
+
+def normalize_one(
+    source: str, record: dict[str, Any], to_worker: Callable[[dict[str, Any]], dict[str, Any]], id_key: str = "id"
+) -> Worker | Quarantined:
+    """One vendor record as a Worker, or quarantined with the reason it cannot be one."""
+    remote_id = remote_id_of(record, id_key)
+    if remote_id is None:
+        return Quarantined(None, f"record without {id_key!r}")
+    try:
+        fields = to_worker(record)
+        manager = fields.get("manager_id")
+        if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
+            # As the HR system writes it (`7001`): a person of the same source.
+            fields["manager_id"] = WorkerId.text(source, str(manager).strip())
+        return Worker(id=WorkerId.text(source, remote_id), source=source, remote_id=remote_id, **fields)
+    except ValidationError as exc:
+        return Quarantined(remote_id, "; ".join(_problem(e) for e in exc.errors()))
+    except (ValueError, TypeError, KeyError) as exc:
+        return Quarantined(remote_id, str(exc))
+
+
 def normalize_records(
     source: str,
     records: Iterable[dict[str, Any]],
@@ -85,25 +113,46 @@ def normalize_records(
     """Map vendor records to Workers; a record that fails is quarantined with the reason."""
     read = SourceRead()
     for record in records:
-        remote_id = record.get(id_key)
-        remote_id = str(remote_id).strip() if remote_id not in (None, "") else None
-        if remote_id is None:
-            read.quarantined.append(Quarantined(None, f"record without {id_key!r}"))
-            continue
-        try:
-            fields = to_worker(record)
-            manager = fields.get("manager_id")
-            if isinstance(manager, str | int) and ":" not in str(manager) and str(manager).strip():
-                # As the HR system writes it (`7001`): a person of the same source.
-                fields["manager_id"] = WorkerId.text(source, str(manager).strip())
-            worker_id = WorkerId.text(source, remote_id)
-            read.workers.append(Worker(id=worker_id, source=source, remote_id=remote_id, **fields))
-        except ValidationError as exc:
-            problems = "; ".join(_problem(e) for e in exc.errors())
-            read.quarantined.append(Quarantined(remote_id, problems))
-        except (ValueError, TypeError, KeyError) as exc:
-            read.quarantined.append(Quarantined(remote_id, str(exc)))
+        one = normalize_one(source, record, to_worker, id_key)
+        if isinstance(one, Worker):
+            read.workers.append(one)
+        else:
+            read.quarantined.append(one)
     return read
+
+
+@dataclass
+class RecordStream:
+    """A read whose records are not all held at once: `items` yields each raw record (or one the
+    reader quarantined already) as it is read, once, in the thread that consumes it. A record
+    becomes a Worker only when its digest differs from the stored one, so `fingerprint` must name
+    everything besides the record that decides which Worker it becomes (the connector's settings)."""
+
+    source: str
+    items: Iterable[dict[str, Any] | Quarantined]
+    to_worker: Callable[[dict[str, Any]], dict[str, Any]]
+    id_key: str = "id"
+    fingerprint: str = ""
+    complete: bool = True
+    cursor: dict[str, Any] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+
+    def digest(self, record: dict[str, Any]) -> str:
+        """The record's content as the source sent it, cheaply: its JSON (pydantic-core) hashed."""
+        hashed = hashlib.blake2b(self.fingerprint.encode(), digest_size=16)
+        hashed.update(to_json(record, fallback=str))
+        return hashed.hexdigest()
+
+    def worker(self, record: dict[str, Any]) -> Worker | Quarantined:
+        return normalize_one(self.source, record, self.to_worker, self.id_key)
+
+
+@runtime_checkable
+class Streams(Protocol):
+    """Optional capability: a read that streams its records (`RecordStream`) instead of holding
+    every Worker; raises SourceError, before any record, when the source cannot be read at all."""
+
+    async def stream(self, cursor: dict[str, Any]) -> RecordStream: ...
 
 
 def _problem(error: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioner.engine.contracts.events import WorkerEvent, change_event, removal_event
@@ -16,6 +16,7 @@ from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import FetchesOne, Quarantined, Source, SourceError, SourceRead
+from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.store.snapshots import StoredSnapshots
 
 log = logging.getLogger("provisioner.poll")
@@ -34,6 +35,16 @@ class Diff:
     # now planned; an event of a person held back holds back its records and its new state too.
     members: dict[str, set[str]] = field(default_factory=dict)
     persons: dict[str, Worker | None] = field(default_factory=dict)
+    # Events by type past those `events` lists: a streamed poll of a million people counts them.
+    spilled: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.events) + self.spilled.total()
+
+    def event_types(self) -> Iterator[str]:
+        yield from (e.type.value for e in self.events)
+        yield from self.spilled.elements()
 
     def hold(self, ids: set[str]) -> None:
         """Keep these events out of this poll; their snapshots stay, so the next poll finds them again."""
@@ -212,3 +223,17 @@ def correlate(new: list[Worker], prehires: list[Worker], keys: Sequence[str]) ->
             if found:
                 break
     return matches
+
+
+def quarantine_log(source: str, result: Diff) -> list[LogEntry]:
+    """One log row per record a poll quarantined."""
+    return [
+        LogEntry(
+            worker_id=WorkerId.text(source, q.remote_id or "?"),
+            action="quarantine",
+            reason=q.reason,
+            result="skipped",
+            error=q.reason,
+        )
+        for q in result.quarantined
+    ]

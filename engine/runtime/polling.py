@@ -27,5 +27,5 @@ class Polling:
             identity = IdentityRules.of(self.parts.config)
             source, store = self.parts.sources[source_name], self.parts.store
             result = await ingest(source, store, self.parts.gate, only, keys, identity=identity)
-            self.metrics.record_poll(source_name, time.perf_counter() - started, (e.type.value for e in result.events))
+            self.metrics.record_poll(source_name, time.perf_counter() - started, result.event_types())
         return result

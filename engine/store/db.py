@@ -114,12 +114,12 @@ def dialect_insert(s: Session, table: type[SQLModel]) -> Any:
     return dialect.insert(table)
 
 
-def insert_new(s: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str) -> set[Any]:
+def insert_new(s: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str, size: int = 500) -> set[Any]:
     """INSERT … ON CONFLICT DO NOTHING; returns the `key` values of the rows it did insert (a row
     another engine wrote first is left as it is, without failing the transaction)."""
     inserted: set[Any] = set()
     column = table.__table__.columns[key]  # type: ignore[attr-defined]
-    for chunk in chunks(rows):
+    for chunk in chunks(rows, size):
         statement = dialect_insert(s, table).values(chunk).on_conflict_do_nothing().returning(column)
         inserted.update(s.connection().execute(statement).scalars())
     return inserted

@@ -15,13 +15,17 @@ from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
 from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
+# Ids in one statement's IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters,
+# and a tenth of the statements of the default 500 for a million events.
+BULK = 5000
+
 
 def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
     if not events:
         return
     existing: set[str] = set()
-    for chunk in chunks([e.id for e in events]):
+    for chunk in chunks([e.id for e in events], BULK):
         existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
     now = utcnow()
     rows = (
@@ -73,7 +77,7 @@ class Outbox:
 
     def confirm(self, s: Session, event_ids: list[str], now: datetime) -> None:
         """These events are applied (their outcome is recorded in this unit of work): never re-published."""
-        for chunk in chunks(event_ids):
+        for chunk in chunks(event_ids, BULK):
             s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
 
     def requeue_unconfirmed(self) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.models import Worker
@@ -34,6 +34,27 @@ class Snapshots:
         with self.db.session(s) as session:
             hashes = {worker_id: digest for one in chunked for worker_id, digest in session.execute(one)}
         return StoredSnapshots(self.db, source, hashes, s)
+
+    def digests(self, source: str, s: Session | None = None) -> dict[str, str | None]:
+        """Worker id -> the digest of the record it was last read from (None: not known): all a
+        streamed poll holds of the stored side, about 150 bytes a worker."""
+        query = select(Snapshot.worker_id, Snapshot.record_digest).where(col(Snapshot.source) == source)
+        query = query.execution_options(yield_per=10_000)
+        # In batches: a buffered result would hold a million rows beside the dict being built.
+        with self.db.session(s) as session:
+            return {
+                worker_id: digest for worker_id, digest in session.execute(query.execution_options(yield_per=10_000))
+            }
+
+    def holders_of(self, source: str, emails: set[str], s: Session | None = None) -> Iterator[tuple[str, str]]:
+        """(worker id, work email in lower case) of this source's snapshots whose work email is one
+        of `emails` (lower case): one pass over the stored JSON."""
+        email = func.lower(col(Snapshot.worker)["work_email"].as_string())
+        query = select(Snapshot.worker_id, email).where(col(Snapshot.source) == source, email.is_not(None))
+        with self.db.session(s) as session:
+            for worker_id, address in session.execute(query.execution_options(yield_per=5000)):
+                if address in emails:
+                    yield worker_id, address
 
     def count(self, source: str, s: Session | None = None) -> int:
         """How many workers of this source the store knows: what the deprovision ratio is of."""
@@ -103,6 +124,35 @@ class Snapshots:
             for w in workers
         )
         insert_rows(s, Snapshot, rows)
+
+    def write(self, s: Session, source: str, workers: list[tuple[Worker, str | None]], replacing: list[str]) -> None:
+        """These workers' snapshots with the digests of the records they were read from; `replacing`:
+        those of them the store holds already (a new worker costs no delete)."""
+        self.remove(s, source, replacing)
+        now = utcnow()
+        rows = (
+            {
+                "source": source,
+                "worker_id": w.id,
+                "content_hash": w.content_hash(),
+                "worker": RawJSON(w.model_dump_json()),
+                "updated_at": now,
+                "record_digest": digest,
+            }
+            for w, digest in workers
+        )
+        insert_rows(s, Snapshot, rows)
+
+    def set_digests(self, s: Session, source: str, digests: list[tuple[str, str]]) -> None:
+        """(worker id, record digest): the record reads differently, the Worker it makes is the same."""
+        table = Snapshot.__table__  # type: ignore[attr-defined]
+        statement = (
+            table.update()
+            .where(table.c.source == source, table.c.worker_id == bindparam("wid"))
+            .values(record_digest=bindparam("digest"))
+        )
+        for chunk in chunks(digests, 2000):
+            s.connection().execute(statement, [{"wid": wid, "digest": digest} for wid, digest in chunk])
 
     def remove(self, s: Session, source: str, worker_ids: Iterable[str]) -> None:
         # delete + insert instead of merge in `upsert`: merge costs one SELECT per row

@@ -17,6 +17,9 @@ class Snapshot(SQLModel, table=True):
     content_hash: str
     worker: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+    # The digest of the record as the source sent it (a streamed read compares it before building a
+    # Worker); None when the snapshot came from a read that did not stream.
+    record_digest: str | None = None
 
 
 class Cursor(SQLModel, table=True):

@@ -6,11 +6,8 @@ The quickest way to try the engine, and how tests feed exact data.
 from __future__ import annotations
 
 import codecs
-import csv
-import io
-import json
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from provisioner.engine.config import describe
 from provisioner.engine.contracts.models import Worker
-from provisioner.engine.contracts.protocols import Quarantined, SourceError, SourceRead, normalize_records
+from provisioner.engine.contracts.protocols import (
+    Quarantined,
+    RecordStream,
+    SourceError,
+    SourceRead,
+    normalize_records,
+)
+from provisioner.sources.file.streaming import STREAM_FORMAT, Item, counted, iter_records
 from provisioner.sources.values import as_written
 
 _FIELDS = set(Worker.model_fields) - {"id", "source", "remote_id", "custom"}
@@ -62,56 +66,17 @@ class FileSource:
     def _fail(self, why: str) -> SourceError:
         return SourceError(f"source {self.name}: {self.settings.path} {why}")
 
-    def _text(self) -> str:
-        """The whole file, decoded; bytes that do not decode are kept as lone surrogates so that a
-        CSV row holding them can be quarantined on its own."""
-        path = self.settings.path
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise self._fail("does not exist") from None
-        except OSError as exc:
-            raise self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-        # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
-        encoding = "utf-8-sig" if codecs.lookup(self.settings.encoding).name == "utf-8" else self.settings.encoding
-        text = raw.decode(encoding, errors="surrogateescape")
-        if not text.strip():
-            raise self._fail("is empty")
-        return text
+    def _items(self) -> Iterator[Item]:
+        return iter_records(self.settings.path, self.settings.encoding, self.settings.id_field, self._fail)
 
     def _records(self) -> tuple[list[dict[str, Any]], list[Quarantined]]:
-        text = self._text()
-        if self.settings.path.suffix.lower() == ".json":
-            return self._json(text), []
-        return self._csv(text)
-
-    def _json(self, text: str) -> list[dict[str, Any]]:
-        if _undecodable(text):
-            raise self._fail(f"is not valid {self.settings.encoding} text")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise self._fail(f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-        if isinstance(data, dict):
-            data = data.get("workers", [])
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise self._fail("must hold a list of objects or {'workers': [...]}")
-        return data
-
-    def _csv(self, text: str) -> tuple[list[dict[str, Any]], list[Quarantined]]:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if reader.fieldnames is None or _undecodable("".join(reader.fieldnames)):
-            raise self._fail("has no readable header row")
-        records, bad = [], []
-        clean = not _undecodable(text)  # the usual case: no row needs looking at
-        for row in reader:
-            if clean or not any(_undecodable(v) for v in row.values() if isinstance(v, str)):
-                records.append(row)
-                continue
-            remote_id = row.get(self.settings.id_field)
-            readable = remote_id if isinstance(remote_id, str) and remote_id and not _undecodable(remote_id) else None
-            why = f"line {reader.line_num}: bytes that are not valid {self.settings.encoding} (set `encoding:`)"
-            bad.append(Quarantined(readable, why, line=reader.line_num))
+        records: list[dict[str, Any]] = []
+        bad: list[Quarantined] = []
+        for item in self._items():
+            if isinstance(item, Quarantined):
+                bad.append(item)
+            else:
+                records.append(item)
         return records, bad
 
     @staticmethod
@@ -128,6 +93,18 @@ class FileSource:
             custom.update((k, v) for k, v in record["custom"].items() if v not in ("", None))
         fields["custom"] = custom
         return as_written(fields)
+
+    async def stream(self, cursor: dict[str, Any]) -> RecordStream:
+        """The records one at a time, in the thread that diffs them: a million-person export is
+        never held as text, records and Workers at once. A file that cannot be read as a whole
+        (missing, empty, no header) fails here, before any record; a fault further in (JSON that
+        breaks off) fails the poll while it is diffed, which then writes nothing."""
+        items = self._items()
+        first = next(items, None)
+        out: dict[str, Any] = {}  # the cursor: filled in once the records are all read
+        found = counted(items if first is None else chain((first,), items), out)
+        fingerprint = f"file|{self.settings.id_field}|{STREAM_FORMAT}"
+        return RecordStream(self.name, found, self._to_worker, self.settings.id_field, fingerprint, cursor=out)
 
     async def read(self, cursor: dict[str, Any]) -> SourceRead:
         records, bad = self._records()
@@ -151,12 +128,3 @@ class FileSource:
 
 
 _RESERVED = frozenset({"id", "remote_id", "source", "custom"})
-
-# Bytes the encoding could not decode, kept as lone surrogates by errors="surrogateescape".
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-def _undecodable(value: str) -> bool:
-    """True when `value` holds bytes the encoding could not decode (a regex scan: a 100,000-person
-    export is tens of megabytes, too many characters for a Python-level loop)."""
-    return _ESCAPED_BYTE.search(value) is not None

@@ -180,7 +180,7 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
         except SourceError as exc:
             raise HTTPException(502, str(exc)) from None
         return Polled(
-            source=name, seen=diff.seen, events=len(diff.events), quarantined=len(diff.quarantined), halted=diff.halted
+            source=name, seen=diff.seen, events=diff.event_count, quarantined=len(diff.quarantined), halted=diff.halted
         )
 
     @api.get("/plan")

@@ -229,7 +229,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
             diff = await served.poll(name)
         except SourceError as exc:
             return back(f"/sources/{name}", f"the poll failed: {exc}")
-        return back(f"/sources/{name}", f"polled: {diff.seen} read, {len(diff.events)} changes")
+        return back(f"/sources/{name}", f"polled: {diff.seen} read, {diff.event_count} changes")
 
     async def approvals(request: Request, session: str) -> Response:
         state = request.query_params.get("state") or "pending"

@@ -10,14 +10,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock, system_clock
-from provisioner.engine.contracts.protocols import Source, SourceError, SourceRead
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.protocols import Source, SourceError, SourceRead, Streams
 from provisioner.engine.kit.words import plural
-from provisioner.engine.runtime.poller import Diff, correlate, diff, read_records, unreadable
+from provisioner.engine.runtime.poller import Diff, correlate, diff, quarantine_log, read_records, unreadable
 from provisioner.engine.runtime.usecases.identity import IdentityRules, one_person, resolve
+from provisioner.engine.runtime.usecases.ingest_stream import NeedsWholeRead, SourceFailed, take_in_stream
 from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
 from provisioner.engine.store import Store
 
@@ -51,15 +52,42 @@ async def ingest(
     pre-hire's accounts over, and the pre-hire's own events stop."""
     # Read before the source is asked: a store that cannot give it is the store's error, not the source's.
     cursor = await asyncio.to_thread(store.snapshots.cursor, source.name) if only is None else {}
+    # Joining records of one person (identity) and hand-overs (correlate_on) compare the whole read.
+    if only is None and not correlate_on and identity is None and isinstance(source, Streams):
+        try:
+            result = await _streamed(source.name, source, store, gate, cursor, clock)
+        except NeedsWholeRead as why:
+            log.info("source %s: %s; read again as a whole", source.name, why, extra={"source": source.name})
+        else:
+            _told(source.name, result)
+            return result
     try:
         read = await read_records(source, only) if only is not None else await source.read(cursor)
     except Exception as exc:
-        why = unreadable(source.name, exc)
-        if only is None:  # one webhook's record failing says little about the source
-            await asyncio.to_thread(store.sources.fail, source.name, why)
-        raise SourceError(f"source {source.name}: {why}; nothing was changed") from None
+        raise await _unreadable(source.name, store, exc, only is None) from None
     reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()), identity)
     return await asyncio.to_thread(take_in, store, gate, reading, clock)
+
+
+async def _streamed(
+    name: str, source: Streams, store: Store, gate: SafetyGate | None, cursor: dict[str, Any], clock: Clock
+) -> Diff:
+    """A read whose records flow through the diff one chunk at a time (`ingest_stream`)."""
+    try:
+        stream = await source.stream(cursor)
+    except Exception as exc:
+        raise await _unreadable(name, store, exc, True) from None
+    try:
+        return await asyncio.to_thread(take_in_stream, store, gate, stream, clock())
+    except SourceFailed as failed:
+        raise await _unreadable(name, store, failed.cause, True) from None
+
+
+async def _unreadable(name: str, store: Store, exc: BaseException, whole: bool) -> SourceError:
+    why = unreadable(name, exc)
+    if whole:  # one webhook's record failing says little about the source
+        await asyncio.to_thread(store.sources.fail, name, why)
+    return SourceError(f"source {name}: {why}; nothing was changed")
 
 
 def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Clock) -> Diff:
@@ -105,26 +133,17 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         # With events held back, an incremental source must read the same window again next time.
         if not (result.held or reading.only):
             store.snapshots.set_cursor(s, name, read.cursor)
-        store.log.append(_quarantine_log(name, result), s)
+        store.log.append(quarantine_log(name, result), s)
+    _told(name, result)
+    return result
+
+
+def _told(name: str, result: Diff) -> None:
     log.info(
         "source %s: %s read, %s, %d quarantined",
         name,
         plural(result.seen, "worker"),
-        plural(len(result.events), "event"),
+        plural(result.event_count, "event"),
         len(result.quarantined),
         extra={"source": name},
     )
-    return result
-
-
-def _quarantine_log(source: str, result: Diff) -> list[LogEntry]:
-    return [
-        LogEntry(
-            worker_id=WorkerId.text(source, q.remote_id or "?"),
-            action="quarantine",
-            reason=q.reason,
-            result="skipped",
-            error=q.reason,
-        )
-        for q in result.quarantined
-    ]
