@@ -308,19 +308,27 @@ def _until(condition: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.005)
 
 
+def _reconcile_figures(*args: str) -> dict[str, str]:
+    command = [sys.executable, str(HERE / "reconcile.py"), *args]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)  # with --compare: the last run's
+    return {k: v.split("(")[0].strip() for k, v in (ln.split(":", 1) for ln in run.stdout.splitlines() if ":" in ln)}
+
+
 def bench_reconcile(accounts: int) -> list[Row]:
-    run = subprocess.run(
-        [sys.executable, str(HERE / "reconcile.py"), "--accounts", str(accounts)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures = dict(line.split(":", 1) for line in run.stdout.splitlines() if ":" in line)
-    listing, classify = (figures.get(k, "?").split("(")[0].strip() for k in ("target listing", "classification"))
+    own = _reconcile_figures("--accounts", str(accounts))
+    # A SaaS app's habits: 100 ms a page of 100; pages one after another, then 8 at once.
+    saas = _reconcile_figures("--accounts", str(accounts), "--app", "light", "--page-size", "100", "--compare")
     return [
-        (f"reconcile {accounts:,} accounts", f"classify {classify}", "classify ≤ 10 s", ""),
-        # The listing's own row (issue 26: ≤ 40 s from scim2-server); bench/reconcile.py measures it.
-        (f"reconcile {accounts:,} accounts: target listing", listing, "≤ 40 s", ""),
+        (f"reconcile {accounts:,} accounts", f"classify {own.get('classification', '?')}", "classify ≤ 10 s", ""),
+        # scim2-server serialises about a millisecond of its own CPU per user, one request at a time:
+        # its listing is the server's time, whatever the client does (bench/reconcile.py prints it).
+        (f"reconcile {accounts:,} accounts: listing scim2-server", own.get("target listing", "?"), "≤ 40 s", ""),
+        (
+            f"reconcile {accounts:,} accounts: listing a 100 ms app, 8 pages at once",
+            saas.get("target listing", "?"),
+            "",
+            saas.get("listing speed-up", "?"),
+        ),
     ]
 
 
