@@ -76,12 +76,20 @@ class HttpSource:
     default_rate: ClassVar[str | None] = None
     default_burst: ClassVar[int | None] = None
 
+    # Whether `stream` is this source's whole read (engine/contracts Streams); a vendor that writes
+    # its own `read` (ADP's queue, Ashby's syncToken) is read through it, never streamed past it.
+    streams: ClassVar[bool] = True
     requires_auth: ClassVar[bool] = True  # vendors that take credentials in their own keys say False
     credential_hint: ClassVar[str] = "an auth block"
     # A vendor's shorthand for its credential (`api_key: ...`) and the auth block it stands for;
     # the key's value goes where the block says "{key}". An explicit `auth` block wins.
     key_field: ClassVar[str | None] = None
     key_auth: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "read" in cls.__dict__:
+            cls.streams = False
 
     def __init__(self, name: str, settings: HttpSourceSettings):
         self.name = name

@@ -237,14 +237,14 @@ async def test_a_bug_while_planning_one_worker_fails_that_event_alone(tmp_path, 
     )
     async with Runtime(config) as runtime:
         planner = runtime.pipeline.applier.planner
-        real = planner.plan
+        real = planner.plan_gated  # the one planning call of the pipeline (approvals included)
 
         def buggy(event: WorkerEvent, *args: Any, **kwargs: Any) -> Any:
             if event.subject == "hr:2":
                 raise KeyError("bug")
             return real(event, *args, **kwargs)
 
-        monkeypatch.setattr(planner, "plan", buggy)
+        monkeypatch.setattr(planner, "plan_gated", buggy)
         assert await sync(runtime) == 2
         assert (runtime.totals.applied, runtime.totals.failed) == (1, 1)
         failure = [e for e in runtime.store.log.recent("hr:2") if e.result == "failure"]

@@ -13,6 +13,9 @@ from provisioner.engine.contracts.protocols import RecordStream, SourceError
 from provisioner.engine.runtime.usecases import ingest_stream
 from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.sources.adp.connector import AdpSource
+from provisioner.sources.ashby.connector import AshbySource
+from provisioner.sources.bamboohr.connector import BambooHRSource
 from provisioner.sources.file import streaming
 from provisioner.sources.file.streaming import iter_records
 from tests.conftest import make_config
@@ -142,3 +145,9 @@ async def test_a_file_that_breaks_off_midway_changes_nothing(tmp_path, store_url
         assert "not valid JSON" in (parts.store.sources.states()["hr"].failing or "")
     finally:
         await parts.aclose()
+
+
+def test_a_source_with_its_own_read_is_read_through_it_not_streamed_past_it():
+    # ADP acknowledges queue messages and Ashby keeps a syncToken in their own read(): a streamed
+    # read skipped both (a committed poll never deleted ADP's message).
+    assert (AdpSource.streams, AshbySource.streams, BambooHRSource.streams) == (False, False, True)

@@ -150,7 +150,11 @@ class RecordStream:
 @runtime_checkable
 class Streams(Protocol):
     """Optional capability: a read that streams its records (`RecordStream`) instead of holding
-    every Worker; raises SourceError, before any record, when the source cannot be read at all."""
+    every Worker; raises SourceError, before any record, when the source cannot be read at all.
+    `streams` is False for a source whose own `read` does more than its stream (a change feed's
+    cursor, a queue it acknowledges): it is read whole, through `read`."""
+
+    streams: bool
 
     async def stream(self, cursor: dict[str, Any]) -> RecordStream: ...
 

@@ -46,6 +46,7 @@ class FileSettings(BaseModel):
 
 class FileSource:
     path_settings = ("path",)  # relative to the config file's directory
+    streams = True  # its read is its stream, held whole (engine/contracts Streams)
 
     def __init__(self, name: str, settings: FileSettings):
         self.name = name

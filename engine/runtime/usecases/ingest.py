@@ -53,7 +53,7 @@ async def ingest(
     # Read before the source is asked: a store that cannot give it is the store's error, not the source's.
     cursor = await asyncio.to_thread(store.snapshots.cursor, source.name) if only is None else {}
     # Joining records of one person (identity) and hand-overs (correlate_on) compare the whole read.
-    if only is None and not correlate_on and identity is None and isinstance(source, Streams):
+    if only is None and not correlate_on and identity is None and isinstance(source, Streams) and source.streams:
         try:
             result = await _streamed(source.name, source, store, gate, cursor, clock)
         except NeedsWholeRead as why:
