@@ -178,6 +178,12 @@ def test_cli_decides_with_a_named_token_only(tmp_path: Path):
         cli, ["approvals", "approve", "nope", "-c", str(config)], env={"PROVISIONER_TOKEN": SHARED}
     )
     assert shared.exit_code == 2 and "names nobody" in shared.output
+    stranger = CliRunner().invoke(
+        cli, ["approvals", "approve", "nope", "-c", str(config)], env={"PROVISIONER_TOKEN": "wrong-token-1234567890"}
+    )
+    assert stranger.exit_code == 2 and "not one of api.tokens" in stranger.output
+    bogus = CliRunner().invoke(cli, ["approvals", "list", "-c", str(config), "--state", "bogus"])
+    assert bogus.exit_code == 2 and "or all" in bogus.output
     unknown = CliRunner().invoke(
         cli, ["approvals", "approve", "nope", "-c", str(config)], env={"PROVISIONER_TOKEN": MIA}
     )

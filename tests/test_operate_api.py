@@ -86,6 +86,10 @@ def test_every_read_endpoint_has_its_shape(running: Engine):
     assert len(api.get("/log", params={"target": "app", "limit": 2}).json()) == 2
     assert api.get("/log", params={"since": "2999-01-01T00:00:00Z"}).json() == []
     assert api.get("/log", params={"result": "bogus"}).status_code == 422
+    # the CLI's filters, read the same way: an age, and every result the log holds
+    assert len(api.get("/log", params={"since": "2h"}).json()) == len(api.get("/log").json())
+    assert api.get("/log", params={"since": "soon"}).status_code == 422
+    assert [e["worker_id"] for e in api.get("/log", params={"result": "dead"}).json()] == ["hr:1003"]
 
     plan = api.get("/plan", params={"worker": "hr:1003"}).json()
     assert plan["worker_id"] == "hr:1003" and [a["action"] for a in plan["actions"]] == ["create"]

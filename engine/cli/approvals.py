@@ -43,7 +43,7 @@ def list_requests(
     """Approval requests, oldest first: id, person, target, grant, who may decide, expiry, state."""
     store = Store(_load(config, secrets=False).store.url)
     try:
-        rows = approvals.listing(store, None if state == "all" else state, worker)
+        rows = approvals.listing(store, state, worker)
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
@@ -80,10 +80,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
     named = approvals.named_token(cfg, token) if token else None
     approver = approvals.approver_of(named) if named is not None else None
     if approver is None:
-        err.print(
-            "[red]error[/red] "
-            + (approvals.SHARED_TOKEN_CANNOT if named is None else f"{named.name} lacks the approver role")
-        )
+        err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
         raise typer.Exit(2)
     store = Store(cfg.store.url)
     try:

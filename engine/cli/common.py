@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ from rich.console import Console
 from provisioner.engine.cli.options import CONFIG_ENV, DEFAULT_CONFIG
 from provisioner.engine.config import Config, ConfigError, load_config
 from provisioner.engine.config.loader import Problem
-from provisioner.engine.config.units import parse_duration
+from provisioner.engine.config.units import moment_or_age
 from provisioner.engine.runtime.usecases.writeback import writeback_target
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.sources import settings_paths, settings_problems
@@ -30,16 +30,10 @@ def since_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
-        except ValueError:
-            err.print(
-                f"[red]error[/red] --since {value!r}: give an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)"
-            )
-            raise typer.Exit(2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment_or_age(value)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] --since {exc}")
+        raise typer.Exit(2) from None
 
 
 def known_targets(cfg: Config, targets: list[str] | None) -> list[str] | None:

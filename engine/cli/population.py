@@ -17,7 +17,12 @@ from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.population import export, referenced_fields
 
-population_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+population_app = typer.Typer(
+    help="The people the engine knows, as a file `diff` can read (pseudonymous unless asked).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 KEY_ENV = "PROVISIONER_POPULATION_KEY"
 
 

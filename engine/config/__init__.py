@@ -22,7 +22,7 @@ from provisioner.engine.config.schema import (
     TargetConfig,
     WritebackConfig,
 )
-from provisioner.engine.config.units import parse_duration, parse_rate, rate_window
+from provisioner.engine.config.units import moment_or_age, parse_duration, parse_rate, rate_window
 
 __all__ = [
     "ApiConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "WritebackConfig",
     "describe",
     "load_config",
+    "moment_or_age",
     "parse_duration",
     "parse_rate",
     "rate_window",

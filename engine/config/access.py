@@ -52,7 +52,9 @@ class ApprovalRule(_Strict):
     expires_after: float = Field(default=7 * 86400.0, gt=0, description="an unanswered request is denied then, e.g. 7d")
     reason_required: bool = Field(default=False, description="true: an approval or denial must say why")
 
-    _duration = field_validator("expires_after", mode="before")(lambda v: parse_duration(v))
+    _duration = field_validator("expires_after", mode="before", json_schema_input_type=float | str)(
+        lambda v: parse_duration(v)
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -77,7 +77,7 @@ class KafkaConfig(_Strict):
     tls: KafkaTls | None = None
     sasl: KafkaSasl | None = None
 
-    @field_validator("bootstrap_servers", mode="before")
+    @field_validator("bootstrap_servers", mode="before", json_schema_input_type=list[str] | str | None)
     @classmethod
     def _servers(cls, value: object) -> object:
         if isinstance(value, str):

@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, SecretStr, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from provisioner.engine.config.access import ApiToken, ApprovalRule
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
 from provisioner.engine.kit.templating import Template, TemplateError
+
+# A duration or rate as YAML writes it: seconds, or '90s', '15m', '10/10s'.
+DURATION = float | str
 
 
 class _Strict(BaseModel):
@@ -42,9 +47,14 @@ class EngineConfig(_Strict):
     # `provisioner run` and `provisioner serve` answer here: health, metrics, API, console, webhooks
     listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port")
 
-    _duration = field_validator("deferred_interval", "stall_seconds", "claim_seconds", "revoke_wait", mode="before")(
-        lambda v: parse_duration(v)
-    )
+    _duration = field_validator(
+        "deferred_interval",
+        "stall_seconds",
+        "claim_seconds",
+        "revoke_wait",
+        mode="before",
+        json_schema_input_type=DURATION,
+    )(lambda v: parse_duration(v))
 
 
 class ApiConfig(_Strict):
@@ -74,7 +84,9 @@ class RetryConfig(_Strict):
     initial: float = Field(default=60.0, gt=0, description="the first delay, e.g. 1m")
     max: float = Field(default=6 * 3600.0, gt=0, description="the cap on any delay, e.g. 6h")
 
-    _duration = field_validator("initial", "max", mode="before")(lambda v: parse_duration(v))
+    _duration = field_validator("initial", "max", mode="before", json_schema_input_type=DURATION)(
+        lambda v: parse_duration(v)
+    )
 
     def delay(self, attempts: int, jitter: float) -> float:
         """Seconds before the next try after `attempts` failures; `jitter` in [0, 1] spreads a
@@ -118,7 +130,9 @@ class SourceConfig(BaseModel):
         default_factory=list
     )
 
-    _duration = field_validator("poll_interval", mode="before")(lambda v: parse_duration(v))
+    _duration = field_validator("poll_interval", mode="before", json_schema_input_type=DURATION)(
+        lambda v: parse_duration(v)
+    )
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -139,6 +153,11 @@ class Leaving(_Strict):
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         return {"action": value} if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The short form is valid YAML too: an editor must not flag `on_terminate: disable`.
+        return {"anyOf": [{"type": "string", "enum": ["disable", "delete"]}, handler(core)]}
 
 
 class TargetConfig(BaseModel):
@@ -175,7 +194,9 @@ class TargetConfig(BaseModel):
         default=DEFAULT_MAX_RESPONSE, ge=1024, description="an answer from this app over this size is refused"
     )
 
-    _rate = field_validator("rate_limit", mode="before")(lambda v: None if v is None else parse_rate(v))
+    _rate = field_validator("rate_limit", mode="before", json_schema_input_type=DURATION | None)(
+        lambda v: None if v is None else parse_rate(v)
+    )
 
     @model_validator(mode="after")
     def _needs_a_url(self) -> TargetConfig:

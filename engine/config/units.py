@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -40,3 +41,16 @@ def parse_duration(value: str | int | float) -> float:
     if not match:
         raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def moment_or_age(value: str, now: datetime | None = None) -> datetime:
+    """A `since` filter: an ISO time (UTC unless it says otherwise) or an age such as 90m, 2h, 7d
+    before now; ValueError otherwise. The CLI and the API read it the same way."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=parse_duration(value))
+        except ValueError:
+            raise ValueError(f"{value!r}: give an ISO time (2026-01-31T09:00) or an age (90m, 2h, 7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

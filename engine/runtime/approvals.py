@@ -35,6 +35,18 @@ def named_token(config: Config, presented: str) -> ApiToken | None:
     return found
 
 
+def cannot_decide(config: Config, presented: str) -> str:
+    """Why the token presented decides nothing (it is not an approver's), in the words every
+    surface uses."""
+    named = named_token(config, presented)
+    if named is not None:
+        return f"{named.name} lacks the approver role"
+    shared = config.api.token
+    if shared is not None and hmac.compare_digest(presented.encode(), shared.get_secret_value().encode()):
+        return SHARED_TOKEN_CANNOT
+    return "this token is not one of api.tokens: use your own named token (api.tokens)"
+
+
 def approver_of(token: ApiToken) -> Approver | None:
     """The approver a named token speaks for; None when it lacks the approver role."""
     if "approver" not in token.roles:
@@ -75,8 +87,9 @@ def decide(
     return decided
 
 
-def listing(store: Store, state: str | None = "pending", worker: str | None = None) -> list[dict[str, Any]]:
-    """Requests as the API and `provisioner approvals list --json` show them (the same JSON)."""
-    if state is not None and state not in ApprovalState.__members__:
-        raise ValueError(f"state must be one of {', '.join(ApprovalState.__members__)}")
-    return [r.model_dump(mode="json") for r in store.approvals.list(state, worker)]
+def listing(store: Store, state: str = "pending", worker: str | None = None) -> list[dict[str, Any]]:
+    """Requests as the API and `provisioner approvals list --json` show them (the same JSON);
+    `state` is one of ApprovalState or "all"."""
+    if state != "all" and state not in ApprovalState.__members__:
+        raise ValueError(f"state must be one of {', '.join(ApprovalState.__members__)} or all")
+    return [r.model_dump(mode="json") for r in store.approvals.list(None if state == "all" else state, worker)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -11,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from provisioner.engine.config import moment_or_age
 from provisioner.engine.contracts.approvals import ApprovalRequest
 from provisioner.engine.contracts.protocols import SourceError
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.records import RESULT_TONE, LogEntry
 from provisioner.engine.runtime import approvals, operations, views
 from provisioner.engine.runtime.http.auth import NO_TOKEN, Auth
 from provisioner.engine.runtime.http.identities import identity_routes
@@ -136,12 +136,16 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
     def log(
         worker: str | None = None,
         target: str | None = None,
-        result: Annotated[str | None, Query(pattern="^(success|failure|skipped)$")] = None,
-        since: datetime | None = None,
+        result: Annotated[str | None, Query(pattern=f"^({'|'.join(RESULT_TONE)})$")] = None,
+        since: Annotated[str | None, Query(description="an ISO time or an age: 90m, 2h, 7d")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[LogEntry]:
-        """The provisioning log, newest last."""
-        return views.log_entries(store, worker, target, result, since, limit)
+        """The provisioning log, newest last; the filters of `provisioner log`."""
+        try:
+            when = moment_or_age(since) if since else None
+        except ValueError as exc:
+            raise HTTPException(422, f"since {exc}") from None
+        return views.log_entries(store, worker, target, result, when, limit)
 
     @api.get("/failures")
     def failures() -> list[dict[str, Any]]:
@@ -202,7 +206,7 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """Approval requests, oldest first: what `provisioner approvals list --json` prints."""
         try:
-            return approvals.listing(store, None if state == "all" else state, worker)
+            return approvals.listing(store, state or "pending", worker)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -234,7 +234,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
     async def approvals(request: Request, session: str) -> Response:
         state = request.query_params.get("state") or "pending"
         try:
-            rows = await run_in_threadpool(approving.listing, store, None if state == "all" else state)
+            rows = await run_in_threadpool(approving.listing, store, state)
         except ValueError as exc:
             return render(request, "missing.html", session, code=400, message=str(exc))
         principal = auth.session_principal(session)
