@@ -70,6 +70,8 @@ def sync(
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {shown(event.subject)} ({event.type.value}): {shown(error)}")
     store = Store(cfg.store.url)
+    if waiting := len(store.approvals.list("pending")):  # exit 0 stands: the rest is as planned
+        err.print(f"{plural(waiting, 'grant')} wait for a person's approval (provisioner approvals list)")
     kept = access_kept(store)  # said before the count of failures, and whether or not any exist
     if unsettled(store, str(config)) or kept or failing:
         raise typer.Exit(1)
