@@ -132,20 +132,30 @@ class AdpSource(HttpSource):
         url = httpx.URL(self.settings.base_url)
         if url.scheme != "https" or self.tls is None:
             return None
+        hung_up = "closed the connection after the handshake without answering"
         try:
             async with asyncio.timeout(self.settings.timeout):
                 reader, writer = await asyncio.open_connection(url.host, url.port or 443, ssl=self.tls)
-                writer.write(f"HEAD / HTTP/1.1\r\nHost: {url.host}\r\nConnection: close\r\n\r\n".encode())
-                await writer.drain()
-                # In TLS 1.3 the server judges the client certificate after the handshake: it sends
-                # an alert, or just hangs up without answering a word of HTTP.
-                answered = await reader.read(1)
-                writer.close()
         except ssl.SSLError as exc:
             return _tls_refusal(exc) or str(exc.reason or type(exc).__name__).lower().replace("_", " ")
         except (OSError, TimeoutError):
+            return None  # not reached at all: that is not a refused certificate
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                writer.write(f"HEAD / HTTP/1.1\r\nHost: {url.host}\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                # In TLS 1.3 the server judges the client certificate after the handshake: it sends
+                # an alert, or hangs up (a reset, when our request is already on its way).
+                answered = await reader.read(1)
+        except ssl.SSLError as exc:
+            return _tls_refusal(exc) or str(exc.reason or type(exc).__name__).lower().replace("_", " ")
+        except ConnectionError:
+            return hung_up
+        except TimeoutError:
             return None
-        return None if answered else "closed the connection after the handshake without answering"
+        finally:
+            writer.close()
+        return None if answered else hung_up
 
     async def _guarded(self, work: Awaitable[T]) -> T:
         async def told() -> T:
