@@ -67,6 +67,21 @@ def _as_of(request: Request) -> tuple[date | None, tuple[date, date] | None]:
     return date.fromisoformat(q["asOfDate"]) if "asOfDate" in q else date.today(), None
 
 
+Query = tuple[date | None, tuple[date, date] | None, Callable[[dict[str, Any]], bool], set[str]]
+
+
+def _query(request: Request, prefix: str = "") -> Query | JSONResponse:
+    """A listing's options as SF reads them: as-of date or span, `$filter`, `$expand` (under
+    `prefix`); a 400 as SF words it when they cannot be read."""
+    q = request.query_params
+    try:
+        as_of, span = _as_of(request)
+        test = compile_filter(q.get("$filter"))
+    except (FilterError, ValueError) as exc:
+        return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
+    return as_of, span, test, {prefix + e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
+
+
 def create_app(state: SuccessFactorsState) -> Starlette:
     def refused(request: Request) -> Response | None:
         if (status := state.faults.take()) is not None:
@@ -130,13 +145,10 @@ def create_app(state: SuccessFactorsState) -> Starlette:
     def people(request: Request) -> Response:
         if (denied := refused(request)) is not None:
             return denied
+        if isinstance(read := _query(request), JSONResponse):
+            return read
+        as_of, _span, test, expand = read
         q = request.query_params
-        try:
-            as_of, _span = _as_of(request)
-            test = compile_filter(q.get("$filter"))
-        except (FilterError, ValueError) as exc:
-            return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
-        expand = {e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
         everything = Writer(root(request), None, None, state.people)
         # PerPerson is not effective-dated: its expansions are as of today unless asOfDate says otherwise
         view = Writer(root(request), expand, as_of or date.today(), state.people)
@@ -150,13 +162,9 @@ def create_app(state: SuccessFactorsState) -> Starlette:
     def jobs(request: Request) -> Response:
         if (denied := refused(request)) is not None:
             return denied
-        q = request.query_params
-        try:
-            as_of, span = _as_of(request)
-            test = compile_filter(q.get("$filter"))
-        except (FilterError, ValueError) as exc:
-            return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
-        expand = {e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
+        if isinstance(read := _query(request), JSONResponse):
+            return read
+        as_of, span, test, expand = read
         writer = Writer(root(request), expand, as_of, state.people)
         found: dict[str, dict[str, Any]] = {}
         with state.lock:
@@ -179,13 +187,9 @@ def create_app(state: SuccessFactorsState) -> Starlette:
         def handler(request: Request) -> Response:
             if (denied := refused(request)) is not None:
                 return denied
-            q = request.query_params
-            try:
-                as_of, _span = _as_of(request)
-                test = compile_filter(q.get("$filter"))
-            except (FilterError, ValueError) as exc:
-                return _error(400, "COE_PROPERTY_NOT_FOUND", f"[COE0019]{exc}")
-            expand = {prefix + e.strip() for e in q.get("$expand", "").split(",") if e.strip()}
+            if isinstance(read := _query(request, prefix), JSONResponse):
+                return read
+            as_of, _span, test, expand = read
             writer = Writer(root(request), expand | {prefix.rstrip("/")}, as_of or date.today(), state.people)
             with state.lock:
                 rows = {
