@@ -347,3 +347,23 @@ async def test_two_rules_from_two_targets_leave_neither_app_to_be_written_again(
             await runtime.poll("workday")
             await runtime.wait_idle(timeout=30)
             assert len(apps.writes()) == writes_before
+
+
+def test_validate_refuses_a_field_the_vendor_cannot_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # SuccessFactors takes the work email (a PerEmail upsert) and nothing else: a username rule is
+    # refused by `validate`, not discovered by the first hire's failed writeback.
+    monkeypatch.setenv("SF_PASSWORD", "pw")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path / 's.db'}'}}\n"
+        "sources:\n  - {name: sf, type: successfactors, base_url: 'http://sf', company_id: acme,\n"
+        "     username: api, password: '${SF_PASSWORD}'}\n"
+        "targets:\n  - {name: google, type: scim, base_url: 'http://g'}\n"
+        "writeback:\n"
+        "  - {source: sf, field: username, from: {target: google, value: '{{ account.userName }}'}}\n"
+    )
+    said = CliRunner().invoke(cli, ["validate", "--config", str(path)])
+    assert said.exit_code == 2, said.output
+    assert "source 'sf' cannot write username back to its HR system (it writes work_email)" in " ".join(
+        said.output.split()
+    )

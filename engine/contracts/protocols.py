@@ -48,6 +48,10 @@ class WritebackRefused(SourceError):
 class WritesBack(Protocol):
     """Optional capability: values the engine writes back to a person's HR record."""
 
+    # The Worker fields this vendor's API can set: `validate` refuses a writeback of any other, rather
+    # than the first write after a hire failing.
+    writable: frozenset[str]
+
     async def write_back(self, remote_id: str, values: Mapping[str, str]) -> None:
         """Write `values` (keys are Worker field names: work_email, username, phone) to one record and
         return only when the HR system holds them; WritebackRefused when it says no, SourceError when

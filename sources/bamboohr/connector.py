@@ -118,6 +118,7 @@ class BambooHRSource(HttpSource):
     """Full reads take the custom report (everyone, inactive included); incremental reads ask
     `/employees/changed` which ids changed, then report just those. Deleted ids are removals."""
 
+    writable = frozenset(WRITABLE)
     vendor = "BambooHR"
     settings_model = BambooHRSettings
     credential_hint = "api_key"

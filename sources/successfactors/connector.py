@@ -43,7 +43,7 @@ from provisioner.sources.successfactors.odata import (
     parse_moment,
     results,
 )
-from provisioner.sources.successfactors.writeback import write_email
+from provisioner.sources.successfactors.writeback import SUPPORTED, write_email
 
 ODATA = "/odata/v2"
 EXPAND = ",".join(
@@ -101,6 +101,7 @@ def _code(job: Mapping[str, Any]) -> str | None:
 
 
 class SuccessFactorsSource(HttpSource):
+    writable = frozenset(SUPPORTED)
     vendor = "SAP SuccessFactors"
     settings_model = SuccessFactorsSettings
     id_key = "personIdExternal"

@@ -157,6 +157,7 @@ class WorkdaySettings(HttpSourceSettings):
 
 
 class WorkdaySource(HttpSource):
+    writable = frozenset(writeback.WRITABLE)
     vendor = "Workday"
     settings_model = WorkdaySettings
     requires_auth = False  # WS-Security from username and password

@@ -85,8 +85,14 @@ class Writebacks:
     ):
         self.rules = [Rule.of(rule) for rule in rules]
         for rule in self.rules:
-            if not isinstance(sources.get(rule.source), WritesBack):
+            source = sources.get(rule.source)
+            if not isinstance(source, WritesBack):
                 raise ValueError(f"writeback: source {rule.source!r} cannot write values back to its HR system")
+            if rule.field not in source.writable:
+                raise ValueError(
+                    f"writeback: source {rule.source!r} cannot write {rule.field} back to its HR system "
+                    f"(it writes {', '.join(sorted(source.writable))})"
+                )
             if not isinstance(targets.get(rule.target), ReadsAccount):
                 raise ValueError(f"writeback: target {rule.target!r} cannot read an account back to take a value from")
         self.sources, self.targets, self.specs = sources, targets, specs
