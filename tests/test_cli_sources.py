@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import yaml
@@ -94,3 +95,14 @@ def test_the_hris_and_ats_example_checks_out_against_the_sandbox():
         checked = CliRunner().invoke(app, ["sources", "check", "-c", "examples/hris-and-ats.yaml"], env=env)
     assert checked.exit_code == 0, checked.stdout
     assert checked.stdout.count(" ok ") == 2
+
+
+def test_the_sandbox_on_a_port_in_use_says_so_in_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        said = CliRunner().invoke(app, ["sandbox", "--port", str(port)])
+    assert said.exit_code == 2
+    assert f"cannot serve the sandbox on 127.0.0.1:{port}" in said.output
+    assert "Traceback" not in said.output and "sources:" not in said.output  # no config for a sandbox that is not there

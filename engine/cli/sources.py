@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -240,9 +241,17 @@ def sandbox(
     POST /<vendor>/_admin/hires, PATCH or DELETE /<vendor>/_admin/people/<id>, POST
     /workday/_admin/people/<id>/terminate, POST /<vendor>/_admin/faults (BambooHR:
     /bamboohr/_admin/employees...)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:  # bound before the config is printed: a port in use is one line, not a config then a traceback
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        err.print(f"[red]error[/red] cannot serve the sandbox on 127.0.0.1:{port}: {exc.strerror} (try --port)")
+        raise typer.Exit(2) from None
     app, states = sandbox_app(people)
     for name, state in states.items():
         state.webhook_url = f"{webhooks_to.rstrip('/')}/{name}" if webhooks_to else None
     typer.echo("# Sandbox emulators. A config for them (secrets are the sandbox's own):\n")
     typer.echo(sandbox_config(f"http://127.0.0.1:{port}", states))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
