@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from scim2_models import Context, EnterpriseUser, PatchOp, User
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -96,7 +96,10 @@ class LightScim:
             if parts == ["ServiceProviderConfig"]:
                 return await _send(send, 200, CONFIG)
             return await self.discovery(scope, receive, send)
-        body = await Request(scope, receive).body()
+        try:
+            body = await Request(scope, receive).body()
+        except ClientDisconnect:  # an engine killed -9 mid-request (the wave's kill): nothing to answer
+            return None
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         try:
             document = json.loads(body) if body else {}
