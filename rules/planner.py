@@ -129,7 +129,9 @@ class Planner:
                     continue
         return named
 
-    def entitlements(self, worker: Worker | None, now: datetime, approved: Collection[str] = ()) -> dict[str, Entitlement]:
+    def entitlements(
+        self, worker: Worker | None, now: datetime, approved: Collection[str] = ()
+    ) -> dict[str, Entitlement]:
         """The policies' entitlements, with the access approved requests give (`AccessGrant` keys
         among `approved`): granted like a policy grant while the person is in the company, and
         lost like any access when they leave. A policy's deny beats them."""
