@@ -21,7 +21,7 @@ from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
 from provisioner.rules.policy import Entitlement, GatedGrant, PolicyError, PolicySet
-from provisioner.rules.requested import requested_lasts, with_requested
+from provisioner.rules.requested import requested_endings, requested_lasts, with_requested
 
 REFERENCE_SUFFIX = "manager.value"
 AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
@@ -179,6 +179,7 @@ class Planner:
                     reason, kind = f"{ent.why}; groups no longer granted: {', '.join(gone)}", ActionKind.remove_groups
                     actions.append(Action(worker_id=worker.id, target=name, action=kind, groups=gone, reason=reason))
                 actions += waiting
+                actions += requested_endings(worker.id, ent, approved, now, spec.on_terminate)
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
             if ent.starts_at is not None and worker is not None:

@@ -9,8 +9,8 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 
-from provisioner.engine.contracts.approvals import AccessGrant
-from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.approvals import ACCESS_POLICY, AccessGrant
+from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.rules.policy import Entitlement, PolicySet
 
 
@@ -22,16 +22,48 @@ def with_requested(
     now: datetime,
 ) -> dict[str, Entitlement]:
     """`entitlements` (per target), with what the `AccessGrant` keys among `approved` give."""
-    grants: dict[str, list[AccessGrant]] = {}
-    for key in approved:
-        if (grant := AccessGrant.parse(key)) is not None and grant.target in entitlements:
-            grants.setdefault(grant.target, []).append(grant)
+    grants = requested_grants(approved, now)
     if worker is None or not grants:
         return entitlements
     return {
         name: _with(policies, ent, grants[name], worker, now) if name in grants else ent
         for name, ent in entitlements.items()
     }
+
+
+def requested_grants(approved: Collection[str], now: datetime) -> dict[str, list[AccessGrant]]:
+    """Per target, the access grants among `approved` that have not run out their time."""
+    grants: dict[str, list[AccessGrant]] = {}
+    for key in approved:
+        grant = AccessGrant.parse(key)
+        if grant is not None and (grant.until is None or grant.until > now):
+            grants.setdefault(grant.target, []).append(grant)
+    return grants
+
+
+def requested_endings(
+    worker_id: str, ent: Entitlement, approved: Collection[str], now: datetime, on_terminate: str
+) -> list[Action]:
+    """For access given for a time (approvals.requests.access_for): an action due when it ends, so
+    the person is re-planned then (the scheduler re-plans, the action says what to expect)."""
+    out = []
+    for grant in requested_grants(approved, now).get(ent.target, []):
+        if grant.until is None or not ent.in_scope:
+            continue
+        alone = all(p.startswith(ACCESS_POLICY) for p in ent.policies)  # no policy gives the account
+        kind = (ActionKind.delete if on_terminate == "delete" else ActionKind.disable) if alone else None
+        out.append(
+            Action(
+                worker_id=worker_id,
+                target=ent.target,
+                action=kind or ActionKind.remove_groups,
+                groups=[] if kind else list(grant.groups),
+                policy=grant.policy,
+                effective_at=grant.until,
+                reason=f"the access requested ends ({grant.why})",
+            )
+        )
+    return out
 
 
 def requested_lasts(ent: Entitlement) -> bool:

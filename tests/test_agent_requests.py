@@ -201,3 +201,32 @@ def test_the_migration_from_0008_keeps_grants_and_takes_requests(store_url: str)
         assert request_retry(store, config(by="group:ops"), "agent-x", target="wiki").worker_id is None
     finally:
         store.close()
+
+
+def test_access_for_a_time_ends_then(store: Store):
+    timed = config(access_for="30d")
+    receipt = request_access(store, timed, "hr:1", "payroll", "agent-x", ["pay-users"])
+    approved = decide(store, receipt.id, MIA, approve=True)
+    assert approved.access_for == 30 * 86400
+    assert approved.expires_at - approved.decided_at == timedelta(days=30)  # from the approval, it says the end
+    [key] = store.approvals.approved_keys(["hr:1"])["hr:1"]
+    until = AccessGrant.parse(key).until
+    assert until == approved.expires_at
+
+    planner = compile_planner(timed)
+    now = approved.decided_at
+    actions, _ = planner.plan_gated(change_event("hr", None, None, ada()), {}, now, approved={key})
+    [ending] = [a for a in actions if a.target == "payroll" and a.effective_at is not None]
+    assert (ending.action, ending.effective_at) == (ActionKind.disable, until)  # the scheduler re-plans then
+    held = {"payroll": Link(worker_id="hr:1", target="payroll", account_id="p1", attributes={}, groups=["pay-users"])}
+    later = until + timedelta(seconds=1)
+    event = change_event("hr", None, None, ada())
+    actions, lasting = planner.plan_gated(event, held, later, approved={key})
+    assert [a.action for a in actions if a.target == "payroll"] == [ActionKind.disable, ActionKind.remove_groups]
+    outcome = EventOutcome(event.id, event)
+    outcome.lasting = lasting
+    with store.unit() as s:
+        [void] = store.approvals.settle(s, [outcome], later)
+    assert void.action == "approval_void" and "lasted its time" in void.reason
+    assert store.approvals.get(receipt.id).state is ApprovalState.void
+    assert store.approvals.approved_keys(["hr:1"]) == {}

@@ -51,6 +51,9 @@ class ApprovalRequest(BaseModel):
     reason: str | None = None
     requested_by: str | None = Field(default=None, description="who asked; None for a policy's grant")
     request_reason: str | None = Field(default=None, description="why they asked, in their words")
+    access_for: float | None = Field(
+        default=None, description="access: seconds it lasts once approved (expires_at then says when it ends)"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -94,6 +97,7 @@ class AccessGrant:
     groups: tuple[str, ...]
     requested_by: str
     approved_by: str
+    until: datetime | None = None  # the access ends then (approvals.requests.access_for); None: while it lasts
 
     @property
     def policy(self) -> str:
@@ -105,8 +109,9 @@ class AccessGrant:
 
     @property
     def key(self) -> str:
+        until = self.until.isoformat() if self.until is not None else None
         return ACCESS_POLICY + json.dumps(
-            [self.request, self.target, list(self.groups), self.requested_by, self.approved_by]
+            [self.request, self.target, list(self.groups), self.requested_by, self.approved_by, until]
         )
 
     @classmethod
@@ -114,5 +119,6 @@ class AccessGrant:
         """The grant a key names; None for the key of a policy's grant."""
         if not key.startswith(ACCESS_POLICY + "["):
             return None
-        request, target, groups, requested_by, approved_by = json.loads(key.removeprefix(ACCESS_POLICY))
-        return cls(request, target, tuple(groups), requested_by, approved_by)
+        request, target, groups, requested_by, approved_by, until = json.loads(key.removeprefix(ACCESS_POLICY))
+        ends = datetime.fromisoformat(until) if until is not None else None
+        return cls(request, target, tuple(groups), requested_by, approved_by, ends)

@@ -144,6 +144,7 @@ def _ask(
         state=ApprovalState.pending,
         requested_by=requested_by,
         request_reason=(reason or "").strip() or None,
+        access_for=rule.access_for if kind is Kind.access else None,
     )
     with store.unit() as s:
         kept = store.approvals.ask(s, asked)

@@ -65,6 +65,11 @@ def _lasts(row: ApprovalRow, lasting: set[str]) -> bool:
     return row.key in lasting
 
 
+def _timed_out(row: ApprovalRow, now: datetime) -> bool:
+    """Approved access for a time (approvals.requests.access_for) whose time is over."""
+    return bool(row.access_for) and row.state == ApprovalState.approved.value and as_utc(row.expires_at) <= as_utc(now)
+
+
 class Approvals:
     def __init__(self, db: Database):
         self.db = db
@@ -119,12 +124,16 @@ class Approvals:
             rows = current.get(worker_id, [])
             lasting = outcome.lasting or set()
             for row in rows:
-                if _lasts(row, lasting):
+                if _lasts(row, lasting) and not _timed_out(row, now):
                     continue
                 row.ended_at = now
                 if row.state in OPEN:
+                    row.reason = (
+                        "the access requested lasted its time (approvals.requests.access_for)"
+                        if _timed_out(row, now)
+                        else "the reason for the grant ended (out of the policy's scope, or left)"
+                    )
                     row.state, row.decided_at = ApprovalState.void.value, now
-                    row.reason = "the reason for the grant ended (out of the policy's scope, or left)"
                     entries.append(entry(_record(row), "approval_void", "skipped", row.reason, outcome.event_id))
                 s.add(row)
             asked = {row.key for row in rows if _lasts(row, lasting)}
@@ -181,6 +190,9 @@ class Approvals:
         row = s.get(ApprovalRow, request_id)
         assert row is not None
         s.refresh(row)
+        if state is ApprovalState.approved and row.access_for:  # access for a time: from now on, expires_at ends it
+            row.expires_at = as_utc(now) + timedelta(seconds=row.access_for)
+            s.add(row)
         return _record(row)
 
     def get(self, request_id: str) -> ApprovalRequest | None:
@@ -232,7 +244,11 @@ def _planning_key(row: ApprovalRow) -> str:
     """The key a plan reads: a policy grant's own, or an approved access request as a grant."""
     if row.kind != RequestKind.access.value:
         return row.key
-    return AccessGrant(row.id, row.target or "", tuple(row.groups), row.requested_by or "?", row.decided_by or "?").key
+    until = as_utc(row.expires_at) if row.access_for else None
+    grant = AccessGrant(
+        row.id, row.target or "", tuple(row.groups), row.requested_by or "?", row.decided_by or "?", until
+    )
+    return grant.key
 
 
 def _request_row(action: Action, now: datetime) -> ApprovalRow:

@@ -278,6 +278,7 @@ class ApprovalRow(SQLModel, table=True):
     ended_at: datetime | None = None
     requested_by: str | None = None  # who asked (an agent's token, a person); None: a policy's grant
     request_reason: str | None = None
+    access_for: float | None = None  # access: seconds it lasts once approved (expires_at then: when it ends)
 
 
 class IdentityRow(SQLModel, table=True):

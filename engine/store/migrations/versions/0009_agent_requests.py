@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("kind", sa.String(), nullable=False, server_default="grant"))
         batch_op.add_column(sa.Column("requested_by", sa.String(), nullable=True))
         batch_op.add_column(sa.Column("request_reason", sa.String(), nullable=True))
+        batch_op.add_column(sa.Column("access_for", sa.Float(), nullable=True))
         batch_op.alter_column("worker_id", existing_type=sa.String(), nullable=True)
         batch_op.alter_column("target", existing_type=sa.String(), nullable=True)
 
@@ -34,6 +35,7 @@ def downgrade() -> None:
     with op.batch_alter_table("approval_request", schema=None) as batch_op:
         batch_op.alter_column("target", existing_type=sa.String(), nullable=False)
         batch_op.alter_column("worker_id", existing_type=sa.String(), nullable=False)
+        batch_op.drop_column("access_for")
         batch_op.drop_column("request_reason")
         batch_op.drop_column("requested_by")
         batch_op.drop_column("kind")
