@@ -104,7 +104,7 @@ def _run(store: Store, request: ApprovalRequest) -> None:
         else:
             return
     except LookupError as exc:
-        store.log.append([entry(request, f"{request.kind.value}_requested", "skipped", str(exc))])
+        store.log.append([entry(request, "request_not_run", "skipped", str(exc))])
 
 
 def listing(
