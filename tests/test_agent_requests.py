@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from provisioner.engine.config import Config
+from provisioner.engine.config import Config, ConfigError, PolicyConfig, load_config
 from provisioner.engine.contracts.approvals import AccessGrant, ApprovalState, Approver
 from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import ActionKind, Worker
@@ -238,3 +238,32 @@ def test_access_for_a_time_ends_then(store: Store):
     assert void.action == "approval_void" and "lasted its time" in void.reason
     assert store.approvals.get(receipt.id).state is ApprovalState.void
     assert store.approvals.approved_keys(["hr:1"]) == {}
+
+
+def test_who_decides_requests_is_checked_with_the_file_and_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("approvals:\n  requests:\n    by: boss\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    said = str(caught.value)
+    assert "c.yaml:2: approvals.requests" in said and "manager, group:<name> or people" in said
+    path.write_text("approvals:\n  requests: {by: 'people:[ana, hr:7]', access_for: 90d}\n")
+    requests = load_config(path).approvals.requests
+    assert (requests.describe, requests.access_for, requests.expires_after) == (
+        "people:ana,hr:7",
+        90 * 86400,
+        3 * 86400,
+    )
+
+
+def test_a_policy_deny_beats_requested_access():
+    denying = config().model_copy(deep=True)
+    denying.policies.append(
+        PolicyConfig.model_validate(
+            {"name": "no-contractors", "when": "worker.employment_type == 'contractor'", "deny": ["payroll"]}
+        )
+    )
+    grant = AccessGrant("r1", "payroll", (), "agent-x", "mia")
+    event = change_event("hr", None, None, ada(employment_type="contractor"))
+    actions, lasting = compile_planner(denying).plan_gated(event, {}, NOW, approved={grant.key})
+    assert [a for a in actions if a.target == "payroll"] == [] and "access-lasts|payroll" not in lasting
