@@ -122,6 +122,15 @@ async def _flow(tmp_path: Path, scim_url: str, payroll_url: str, people: People)
         await sync(runtime)
         assert [e.action for e in runtime.store.log.recent("hr:1") if e.target == "payroll"][-1] == "add_groups"
 
+        # explain says why hr:1 has payroll (the API, the CLI and the MCP tool share it)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=http_app(runtime, runtime.metrics)), base_url="http://e"
+        ) as api:
+            explained = (await api.get("/api/v1/workers/hr:1", headers={"Authorization": f"Bearer {BOB}"})).json()
+        payroll_why = explained["targets"]["payroll"]
+        assert payroll_why["in_scope"] and payroll_why["groups"] == ["payroll-users"]
+        assert payroll_why["why"].startswith("access requested by claude, approved by mia")
+
         # reconcile counts it as desired: no drift, nothing to remove
         items = [i for i in (await reconcile(runtime.parts)).items if i.worker_id == "hr:1"]
         assert {i.target for i in items} == {"app", "payroll"}
