@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from provisioner.engine.contracts.approvals import ACCESS_LASTS
 from provisioner.engine.contracts.events import (
     APPROVAL_SOURCE,
     RECONCILE_SOURCE,
@@ -20,6 +21,7 @@ from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
 from provisioner.rules.policy import Entitlement, GatedGrant, PolicyError, PolicySet
+from provisioner.rules.requested import requested_endings, requested_lasts, with_requested
 
 REFERENCE_SUFFIX = "manager.value"
 AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
@@ -91,7 +93,7 @@ def cause(event: WorkerEvent) -> str:
     if event.source == REFERENCE_SOURCE:
         return "the manager's account now exists"
     if event.source == APPROVAL_SOURCE:
-        return "a grant that waited was approved"
+        return "a request that waited was approved"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
@@ -128,6 +130,12 @@ class Planner:
                     continue
         return named
 
+    def entitlements(
+        self, worker: Worker | None, now: datetime, approved: Collection[str] = ()
+    ) -> dict[str, Entitlement]:
+        """The policies' entitlements, with the access approved requests give (rules/requested.py)."""
+        return with_requested(self.policies, self.policies.entitlements(worker, now), approved, worker, now)
+
     def plan(
         self,
         event: WorkerEvent,
@@ -155,11 +163,13 @@ class Planner:
         why = cause(event)
         actions: list[Action] = []
         lasting: set[str] = set()
-        for name, ent in self.policies.entitlements(worker, now).items():
+        for name, ent in self.entitlements(worker, now, approved).items():
             spec = self.targets[name]
             link = links.get(name)
             if ent.gated and ent.grant_lasts:
                 lasting.update(g.key for g in ent.gated)
+            if self.policies.access_requests and requested_lasts(ent):
+                lasting.add(f"{ACCESS_LASTS}{name}")
             if ent.in_scope and worker is not None:
                 allowed, waiting = _gate(worker.id, ent, link, approved)
                 if allowed is not None:
@@ -169,6 +179,7 @@ class Planner:
                     reason, kind = f"{ent.why}; groups no longer granted: {', '.join(gone)}", ActionKind.remove_groups
                     actions.append(Action(worker_id=worker.id, target=name, action=kind, groups=gone, reason=reason))
                 actions += waiting
+                actions += requested_endings(worker.id, ent, approved, now, spec.on_terminate)
             elif link is not None:
                 actions += self._deprovision(event.subject, spec, ent, link, why)
             if ent.starts_at is not None and worker is not None:

@@ -88,7 +88,8 @@ def explain(parts: Parts, worker_id: str, now: datetime | None = None) -> dict[s
             f"(ids look like <source>:<remote id>)"
         )
     matches = parts.policies.matches(worker, now)
-    entitlements = parts.policies.entitlements(worker, now)
+    # with the access approved requests give: "access requested by …, approved by …" is a why too
+    entitlements = parts.planner.entitlements(worker, now, parts.approved([worker_id]).get(worker_id, ()))
     links = {t: link for (_, t), link in parts.store.links.for_workers([worker_id]).items()}
     log = parts.store.log.recent(worker_id, limit=200)
     deferred = parts.store.schedule.deferred(worker_id)
