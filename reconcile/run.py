@@ -150,8 +150,9 @@ async def reconcile(
     now = now or datetime.now(UTC)
     result = Reconciliation()
     workers = _workers(parts)
-    entitlements = {w.id: parts.policies.entitlements(w, now) for w in workers}  # once, for every target
     approved = parts.approved([w.id for w in workers])
+    # once, for every target; access an approved request gives is desired like a policy's grant
+    entitlements = {w.id: parts.planner.entitlements(w, now, approved.get(w.id, ())) for w in workers}
     for name in targets or list(parts.targets):
         start = time.perf_counter()
         target = parts.targets[name]

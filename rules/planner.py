@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from provisioner.engine.contracts.approvals import ACCESS_LASTS, AccessGrant
 from provisioner.engine.contracts.events import (
     APPROVAL_SOURCE,
     RECONCILE_SOURCE,
@@ -91,7 +92,7 @@ def cause(event: WorkerEvent) -> str:
     if event.source == REFERENCE_SOURCE:
         return "the manager's account now exists"
     if event.source == APPROVAL_SOURCE:
-        return "a grant that waited was approved"
+        return "a request that waited was approved"
     if event.type is EventType.updated and event.data.changed:
         shown = ", ".join(event.data.changed[:4]) + (" …" if len(event.data.changed) > 4 else "")
         return f"{shown} changed"
@@ -128,6 +129,52 @@ class Planner:
                     continue
         return named
 
+    def entitlements(
+        self, worker: Worker | None, now: datetime, approved: Collection[str] = ()
+    ) -> dict[str, Entitlement]:
+        """The policies' entitlements, with the access approved requests give (`AccessGrant` keys
+        among `approved`): granted like a policy grant while the person is in the company, and
+        lost like any access when they leave. A policy's deny beats them."""
+        entitlements = self.policies.entitlements(worker, now)
+        grants: dict[str, list[AccessGrant]] = {}
+        for key in approved:
+            if (grant := AccessGrant.parse(key)) is not None and grant.target in entitlements:
+                grants.setdefault(grant.target, []).append(grant)
+        if worker is None or not grants:
+            return entitlements
+        for name, given in grants.items():
+            entitlements[name] = self._with_access(entitlements[name], given, worker, now)
+        return entitlements
+
+    def _with_access(self, ent: Entitlement, grants: list[AccessGrant], worker: Worker, now: datetime) -> Entitlement:
+        if ent.denied_by or ent.by_status:
+            return ent  # denied, or out by status and dates (a leaver): no request gives access
+        names = [g.policy for g in grants]
+        groups = list(dict.fromkeys([*ent.groups, *(group for g in grants for group in g.groups)]))
+        why = "; ".join(g.why for g in grants)
+        if ent.in_scope:
+            return replace(
+                ent,
+                policies=[*ent.policies, *names],
+                open_policies=[*ent.open_policies, *names],
+                groups=groups,
+                why=f"{ent.why}; {why}",
+            )
+        window = self.policies.lifecycle.window(worker, now)  # in the company: no policy grants this target
+        if window.on_leave and self.policies.on_leave.get(ent.target, "keep") == "disable":
+            return replace(ent, why="on leave (on_leave: disable)", by_status=True, leave=True)
+        return replace(
+            ent,
+            in_scope=True,
+            enabled=window.enabled,
+            enable_at=window.enable_at,
+            ends_at=window.ends_at,
+            policies=names,
+            open_policies=names,
+            groups=groups,
+            why=why + (f" ({window.why})" if window.why else ""),
+        )
+
     def plan(
         self,
         event: WorkerEvent,
@@ -155,11 +202,13 @@ class Planner:
         why = cause(event)
         actions: list[Action] = []
         lasting: set[str] = set()
-        for name, ent in self.policies.entitlements(worker, now).items():
+        for name, ent in self.entitlements(worker, now, approved).items():
             spec = self.targets[name]
             link = links.get(name)
             if ent.gated and ent.grant_lasts:
                 lasting.update(g.key for g in ent.gated)
+            if self.policies.access_requests and _access_lasts(ent):
+                lasting.add(f"{ACCESS_LASTS}{name}")
             if ent.in_scope and worker is not None:
                 allowed, waiting = _gate(worker.id, ent, link, approved)
                 if allowed is not None:
@@ -264,6 +313,12 @@ class Planner:
                 )
             )
         return out
+
+
+def _access_lasts(ent: Entitlement) -> bool:
+    """Whether access given by a request to this target still has its reason: the person has not
+    left (on leave, or before the start date, still counts) and no policy denies it."""
+    return not ent.denied_by and (ent.in_scope or ent.leave or ent.starts_at is not None or not ent.by_status)
 
 
 def allowed_now(ent: Entitlement, link: Link | None, approved: Collection[str]) -> Entitlement | None:

@@ -167,17 +167,20 @@ class PolicySet:
         lifecycle: Lifecycle | None = None,
         on_leave: dict[str, str] | None = None,
         approvals: dict[str, ApprovalRule] | None = None,
+        access_requests: bool = False,
     ):
         self.policies = policies
         self.targets = targets
         self.lifecycle = lifecycle or Lifecycle()
         self.on_leave = on_leave or {}
         self.approvals = approvals or {}  # per target: every grant there waits for approval
+        self.access_requests = access_requests  # an approved request may give access no policy gives
 
     @property
     def gated(self) -> bool:
-        """Whether any grant waits for approval (else no approval is ever read or recorded)."""
-        return bool(self.approvals) or any(g.approval for p in self.policies for g in p.grants)
+        """Whether any grant waits for approval or may come from an approved access request (else
+        no approval is ever read or recorded)."""
+        return self.access_requests or bool(self.approvals) or any(g.approval for p in self.policies for g in p.grants)
 
     @classmethod
     def compile(
@@ -187,9 +190,10 @@ class PolicySet:
         lifecycle: LifecycleConfig | None = None,
         on_leave: dict[str, str] | None = None,
         approvals: dict[str, ApprovalRule] | None = None,
+        access_requests: bool = False,
     ) -> PolicySet:
         compiled = [CompiledPolicy.compile(c) for c in configs]
-        return cls(compiled, targets, Lifecycle(lifecycle), on_leave, approvals)
+        return cls(compiled, targets, Lifecycle(lifecycle), on_leave, approvals, access_requests)
 
     def matches(self, worker: Worker, now: datetime) -> list[tuple[CompiledPolicy, bool]]:
         """Each policy with the value of its condition for this worker (for `explain`)."""

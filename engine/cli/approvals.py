@@ -18,7 +18,7 @@ from provisioner.engine.runtime import approvals
 from provisioner.engine.store import Store
 
 approvals_app = typer.Typer(
-    help="Grants waiting for approval: list, approve, deny.", no_args_is_help=True, rich_markup_mode=None
+    help="Grants and requests waiting for approval: list, approve, deny.", no_args_is_help=True, rich_markup_mode=None
 )
 
 TokenOpt = Annotated[
@@ -40,7 +40,8 @@ ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: kept in th
 def list_requests(
     config: ConfigOpt = DEFAULT_CONFIG, state: StateOpt = "pending", worker: WorkerOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Approval requests, oldest first: id, person, target, grant, who may decide, expiry, state."""
+    """Approval requests, oldest first: id, kind, person, target, what it asks, who asked, who may
+    decide, expiry, state."""
     store = Store(_load(config, secrets=False).store.url)
     try:
         rows = approvals.listing(store, state, worker)
@@ -56,21 +57,23 @@ def list_requests(
         console.print(f"no {'' if state == 'all' else state + ' '}approval requests")
         return
     table = Table(title=f"approvals: {plural(len(rows), 'request')}")
-    for column in ("id", "person", "target", "grant", "may decide", "expires (UTC)", "state", "decided"):
+    for column in ("id", "kind", "person", "target", "asks", "asked by", "may decide", "expires (UTC)", "state"):
         table.add_column(column)
+    table.add_column("decided")
     for r in rows:
-        grant = ("account + " if r["account"] else "") + ", ".join(r["groups"])
+        asked_by = f"{r['requested_by']}: {r['request_reason'] or ''}" if r["requested_by"] else "policy"
         decided = f"{r['decided_by']}: {r['reason'] or ''}" if r["decided_by"] else ""
-        expires = r["expires_at"][:19].replace("T", " ")
         table.add_row(
             r["id"],
-            shown(r["worker_id"]),
-            r["target"],
-            shown(grant.strip(" +")),
+            r["kind"],
+            shown(r["worker_id"] or "-"),
+            r["target"] or "-",
+            shown(r["asks"]),
+            shown(asked_by.strip(": ")),
             r["rule"],
-            expires,
+            r["expires_at"][:19].replace("T", " "),
             r["state"],
-            shown(decided),
+            shown(decided.strip(": ")),
         )
     console.print(table)
 
@@ -97,9 +100,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
         print(json.dumps(decided.model_dump(mode="json"), indent=2))
         return
     after = "; a running engine applies it within one cycle" if approve else ""
-    console.print(
-        f"{decided.id} {decided.state.value} by {decided.decided_by}: {decided.worker_id} in {decided.target}{after}"
-    )
+    console.print(f"{decided.id} {decided.state.value} by {decided.decided_by}: {shown(decided.asks)}{after}")
 
 
 def _verdict(approve: bool, doc: str) -> None:

@@ -11,6 +11,7 @@ from pydantic_core import CoreSchema
 
 from provisioner.engine.config.access import ApiToken, ApprovalRule
 from provisioner.engine.config.kafka import KafkaConfig
+from provisioner.engine.config.requests import ApprovalsConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
 from provisioner.engine.kit.templating import Template, TemplateError
@@ -344,6 +345,7 @@ class Config(_Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     targets: list[TargetConfig] = Field(default_factory=list)
     policies: list[PolicyConfig] = Field(default_factory=list)

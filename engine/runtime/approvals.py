@@ -1,6 +1,7 @@
 """Deciding approval requests, the one way the API, the console and the CLI do it: who is asking
 (a named token with the approver role), whether they may, the decision and its log row in one
-unit of work, and, on a yes, the person re-planned through the outbox (applied within one cycle)."""
+unit of work, and, on a yes, what was asked done through the outbox (applied within one cycle):
+the person re-planned (a grant, access, provision now) or their failed writes retried."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.config import ApiToken, Config
-from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState, Approver
+from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState, Approver, RequestKind
 from provisioner.engine.contracts.events import APPROVAL_SOURCE, internal_event
+from provisioner.engine.runtime import operations
 from provisioner.engine.store import Store
 from provisioner.engine.store.approvals import entry
 from provisioner.rules.approvals import refusal
@@ -67,7 +69,7 @@ def decide(
         raise NotDecidable(f"request {request_id} is {request.state.value} already")
     if request.expires_at <= now:
         raise NotDecidable(f"request {request_id} expired at {request.expires_at.isoformat(timespec='seconds')}")
-    worker = store.snapshots.get(request.worker_id)
+    worker = store.snapshots.get(request.worker_id) if request.worker_id else None
     why_not = refusal(request, approver, worker)
     if why_not is not None:
         raise Refused(why_not)
@@ -81,10 +83,28 @@ def decide(
             raise NotDecidable(f"request {request_id} was decided meanwhile")
         said = f"{state.value} by {approver.name}" + (f": {reason}" if reason else "")
         store.log.append([entry(decided, f"approval_{state.value}", "success", said)], s)
-        if approve:
+        if approve and request.kind in (RequestKind.grant, RequestKind.access) and request.worker_id:
             # Re-planned from the snapshot like any change: the grant is written within one cycle.
             store.outbox.enqueue(s, [internal_event(APPROVAL_SOURCE, request.worker_id, worker, request_id)])
+    if approve:
+        _run(store, decided)
     return decided
+
+
+def _run(store: Store, request: ApprovalRequest) -> None:
+    """What a provision-now or retry request asks, once approved: through the outbox, as the
+    operator's own command does it. Done after the decision is kept, so a failure here (the person
+    gone from the store, the failures retried meanwhile) is logged against the request."""
+    try:
+        if request.kind is RequestKind.provision and request.worker_id:
+            operations.provision_now(store, request.worker_id)
+        elif request.kind is RequestKind.retry:
+            if not operations.retry(store, request.worker_id, request.target):
+                raise LookupError("no failed write matches any more (retried or healed meanwhile)")
+        else:
+            return
+    except LookupError as exc:
+        store.log.append([entry(request, f"{request.kind.value}_requested", "skipped", str(exc))])
 
 
 def listing(store: Store, state: str = "pending", worker: str | None = None) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ def compile_planner(config: Config) -> Planner:
         config.lifecycle,
         {t.name: t.on_leave for t in config.targets},
         {t.name: t.approval for t in config.targets if t.approval is not None},
+        config.approvals.requests.access,
     )
     return Planner(policies, specs)
 

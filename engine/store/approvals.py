@@ -1,6 +1,7 @@
-"""Approval requests for sensitive grants: made, voided and expired with the outcomes and due work
-that cause them (in the caller's unit of work), decided by a person through a conditional update
-(two approvers at once: one wins, the other is told it was decided)."""
+"""Approval requests: those of sensitive grants made, voided and expired with the outcomes and due
+work that cause them (in the caller's unit of work), those someone asks for (provision now, retry,
+access outside the policies) made when asked; each decided by a person through a conditional
+update (two approvers at once: one wins, the other is told it was decided)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState
+from provisioner.engine.contracts.approvals import (
+    ACCESS_LASTS,
+    AccessGrant,
+    ApprovalRequest,
+    ApprovalState,
+    RequestKind,
+)
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import EventOutcome, LogEntry, utcnow
 from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
 from provisioner.engine.store.tables import ApprovalRow
 
 OPEN = (ApprovalState.pending.value, ApprovalState.approved.value)
+PLANNED = (RequestKind.grant.value, RequestKind.access.value)  # kinds whose reason a plan says lasts or not
 
 
 def _record(row: ApprovalRow) -> ApprovalRequest:
@@ -33,19 +41,28 @@ def entry(request: ApprovalRequest, action: str, result: str, reason: str, event
     """The log row of something that happened to a request: asked, approved, denied, expired, void."""
     return LogEntry(
         event_id=event_id,
-        worker_id=request.worker_id,
+        worker_id=request.worker_id or "*",  # a retry of a whole target is about nobody in particular
         target=request.target,
         action=action,
-        policy=request.policy,
+        policy=request.policy or None,
         reason=reason,
         attributes={
             "request": request.id,
+            "kind": request.kind.value,
             "groups": request.groups,
             "account": request.account,
+            **({"requested_by": request.requested_by} if request.requested_by else {}),
             **({"by": request.decided_by} if request.decided_by else {}),
         },
         result=result,
     )
+
+
+def _lasts(row: ApprovalRow, lasting: set[str]) -> bool:
+    """Whether the reason for this request still holds, by the plan's `lasting` keys."""
+    if row.kind == RequestKind.access.value:
+        return f"{ACCESS_LASTS}{row.target}" in lasting
+    return row.key in lasting
 
 
 class Approvals:
@@ -53,21 +70,24 @@ class Approvals:
         self.db = db
 
     def approved_keys(self, worker_ids: Iterable[str]) -> dict[str, set[str]]:
-        """Per worker, the keys of their grants approved and still lasting: what a plan may write."""
+        """Per worker, the keys of their grants approved and still lasting: what a plan may write.
+        An approved access request comes as its `AccessGrant.key`, which says who asked and who
+        approved."""
         out: dict[str, set[str]] = {}
         with self.db.session() as s:
             if s.exec(select(ApprovalRow.id).limit(1)).first() is None:
                 return out  # the common case: nothing was ever asked
             for chunk in chunks(sorted(set(worker_ids))):
                 rows = s.exec(
-                    select(ApprovalRow.worker_id, ApprovalRow.key).where(
+                    select(ApprovalRow).where(
                         col(ApprovalRow.worker_id).in_(chunk),
+                        col(ApprovalRow.kind).in_(PLANNED),
                         ApprovalRow.state == ApprovalState.approved.value,
                         col(ApprovalRow.ended_at).is_(None),
                     )
                 ).all()
-                for worker_id, key in rows:
-                    out.setdefault(worker_id, set()).add(key)
+                for row in rows:
+                    out.setdefault(row.worker_id or "", set()).add(_planning_key(row))
         return out
 
     def settle(self, s: Session, outcomes: list[EventOutcome], now: datetime | None = None) -> list[LogEntry]:
@@ -87,17 +107,19 @@ class Approvals:
         current: dict[str, list[ApprovalRow]] = {}
         for chunk in chunks(sorted(planned)):
             query = select(ApprovalRow).where(
-                col(ApprovalRow.worker_id).in_(chunk), col(ApprovalRow.ended_at).is_(None)
+                col(ApprovalRow.worker_id).in_(chunk),
+                col(ApprovalRow.kind).in_(PLANNED),
+                col(ApprovalRow.ended_at).is_(None),
             )
             for row in s.exec(query).all():
-                current.setdefault(row.worker_id, []).append(row)
+                current.setdefault(row.worker_id or "", []).append(row)
         entries: list[LogEntry] = []
         new_rows = []
         for worker_id, outcome in planned.items():
             rows = current.get(worker_id, [])
             lasting = outcome.lasting or set()
             for row in rows:
-                if row.key in lasting:
+                if _lasts(row, lasting):
                     continue
                 row.ended_at = now
                 if row.state in OPEN:
@@ -105,7 +127,7 @@ class Approvals:
                     row.reason = "the reason for the grant ended (out of the policy's scope, or left)"
                     entries.append(entry(_record(row), "approval_void", "skipped", row.reason, outcome.event_id))
                 s.add(row)
-            asked = {row.key for row in rows if row.key in lasting}
+            asked = {row.key for row in rows if _lasts(row, lasting)}
             for action in outcome.requests:
                 key = str(action.attributes["key"])
                 if key in asked:
@@ -150,6 +172,12 @@ class Approvals:
         ).rowcount
         if not taken:
             return None
+        # A request that is run once (provision now, retry) is history once decided.
+        s.exec(
+            update(ApprovalRow)
+            .where(col(ApprovalRow.id) == request_id, col(ApprovalRow.kind).not_in(PLANNED))
+            .values(ended_at=now)
+        )
         row = s.get(ApprovalRow, request_id)
         assert row is not None
         s.refresh(row)
@@ -160,19 +188,51 @@ class Approvals:
             row = s.get(ApprovalRow, request_id)
             return _record(row) if row is not None else None
 
+    def ask(self, s: Session, request: ApprovalRequest) -> ApprovalRequest:
+        """A request someone makes (in the caller's unit); the same one still open (pending, or an
+        approved access that lasts) is answered instead of asking twice."""
+        same = s.exec(
+            select(ApprovalRow).where(
+                ApprovalRow.kind == request.kind.value,
+                ApprovalRow.worker_id == request.worker_id,
+                ApprovalRow.key == request.key,
+                col(ApprovalRow.state).in_(OPEN if request.kind is RequestKind.access else OPEN[:1]),
+                col(ApprovalRow.ended_at).is_(None),
+            )
+        ).first()
+        if same is not None:
+            return _record(same)
+        row = ApprovalRow.model_validate(request.model_dump(exclude={"asks"}))
+        s.add(row)
+        return request
+
     def list(
-        self, state: str | None = None, worker_id: str | None = None, target: str | None = None, limit: int = 500
+        self,
+        state: str | None = None,
+        worker_id: str | None = None,
+        target: str | None = None,
+        limit: int = 500,
+        kind: str | None = None,
     ) -> list[ApprovalRequest]:
-        """Requests, oldest first; `state` one of ApprovalState's values."""
+        """Requests, oldest first; `state` one of ApprovalState's values, `kind` of RequestKind's."""
         with self.db.session() as s:
             query = select(ApprovalRow).order_by(col(ApprovalRow.requested_at), col(ApprovalRow.id)).limit(limit)
             if state:
                 query = query.where(ApprovalRow.state == state)
+            if kind:
+                query = query.where(ApprovalRow.kind == kind)
             if worker_id:
                 query = query.where(ApprovalRow.worker_id == worker_id)
             if target:
                 query = query.where(ApprovalRow.target == target)
             return [_record(r) for r in s.exec(query).all()]
+
+
+def _planning_key(row: ApprovalRow) -> str:
+    """The key a plan reads: a policy grant's own, or an approved access request as a grant."""
+    if row.kind != RequestKind.access.value:
+        return row.key
+    return AccessGrant(row.id, row.target or "", tuple(row.groups), row.requested_by or "?", row.decided_by or "?").key
 
 
 def _request_row(action: Action, now: datetime) -> ApprovalRow:

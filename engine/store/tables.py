@@ -260,8 +260,9 @@ class ApprovalRow(SQLModel, table=True):
     __tablename__ = "approval_request"
 
     id: str = Field(primary_key=True)
-    worker_id: str = Field(index=True)
-    target: str = Field(index=True)
+    kind: str = Field(default="grant")  # grant | provision | retry | access (contracts.approvals.RequestKind)
+    worker_id: str | None = Field(default=None, index=True)  # None: a retry of a whole target
+    target: str | None = Field(default=None, index=True)  # None: a provision-now request
     key: str
     account: bool = False
     groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -275,6 +276,8 @@ class ApprovalRow(SQLModel, table=True):
     decided_at: datetime | None = None
     reason: str | None = None
     ended_at: datetime | None = None
+    requested_by: str | None = None  # who asked (an agent's token, a person); None: a policy's grant
+    request_reason: str | None = None
 
 
 class IdentityRow(SQLModel, table=True):

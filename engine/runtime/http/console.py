@@ -255,7 +255,7 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         except (LookupError, approving.Refused, approving.NotDecidable) as exc:
             return back("/approvals", f"not decided: {exc}")
         served.wake()
-        return back("/approvals", f"{decided.id} {decided.state.value}: {decided.worker_id} in {decided.target}")
+        return back("/approvals", f"{decided.id} {decided.state.value}: {decided.asks}")
 
     async def css(request: Request) -> Response:
         return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})

@@ -1,0 +1,200 @@
+"""Requests a caller who may not act alone makes (provision now, retry, access), on a real store
+(SQLite and PostgreSQL): asked and logged with who asked, refused when nobody could decide them,
+decided only by the right named approver (never by the one who asked, nor by the person it is
+about), and run through the outbox once approved; denied, nothing happens. The access grant as a
+plan sees it is here too; its whole flow to a SCIM app is in test_agent_requests_flow.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.approvals import AccessGrant, ApprovalState, Approver
+from provisioner.engine.contracts.events import change_event
+from provisioner.engine.contracts.models import ActionKind, Worker
+from provisioner.engine.contracts.records import EventOutcome, Link
+from provisioner.engine.runtime.agent_requests import request_access, request_provision_now, request_retry
+from provisioner.engine.runtime.approvals import NotDecidable, Refused, decide, listing
+from provisioner.engine.runtime.wiring import compile_planner
+from provisioner.engine.store import Store
+from provisioner.engine.store.db import make_engine
+from provisioner.engine.store.migrate import alembic_config
+
+pytestmark = pytest.mark.fast
+
+NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
+MIA = Approver(name="mia", person="hr:9")  # hr:1's manager
+
+
+def config(**requests: Any) -> Config:
+    return Config.model_validate(
+        {
+            "targets": [
+                {"name": "wiki", "type": "scim", "base_url": "http://wiki"},
+                {"name": "payroll", "type": "scim", "base_url": "http://payroll", "manage_groups": ["pay-*"]},
+            ],
+            "policies": [{"name": "staff", "grant": [{"target": "wiki", "groups": ["staff"]}]}],
+            **({"approvals": {"requests": requests}} if requests else {}),
+        }
+    )
+
+
+def ada(**kw: Any) -> Worker:
+    base = {"id": "hr:1", "source": "hr", "remote_id": "1", "work_email": "ada@x.com", "manager_id": "hr:9"}
+    return Worker(**{**base, **kw})
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    store = Store(store_url)
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", [ada(), ada(id="hr:2", remote_id="2", manager_id=None)])
+    yield store
+    store.close()
+
+
+def test_access_is_asked_of_the_manager_decided_by_them_only_and_replans_the_person(store: Store):
+    receipt = request_access(store, config(), "hr:1", "payroll", "agent-x", ["pay-users"], "month end close")
+    assert (receipt.kind, receipt.state, receipt.groups) == ("access", "pending", ["pay-users"])
+    assert receipt.approvers == "hr:9, manager of hr:1"
+    assert receipt.expires_at - datetime.now(UTC) > timedelta(days=2, hours=23)  # the default: 3 days
+    [listed] = listing(store)
+    assert (listed["kind"], listed["requested_by"], listed["request_reason"]) == (
+        "access",
+        "agent-x",
+        "month end close",
+    )
+    assert listed["asks"] == "access outside the policies: account, pay-users in payroll"
+    [asked] = store.log.recent("hr:1")
+    assert asked.action == "approval_requested" and asked.attributes["requested_by"] == "agent-x"
+    # asked again while open: the same request, nothing new kept
+    assert request_access(store, config(), "hr:1", "payroll", "agent-y", ["pay-users"]).id == receipt.id
+    assert len(store.approvals.list()) == 1
+
+    with pytest.raises(Refused, match="their own access"):
+        decide(store, receipt.id, Approver(name="ada", person="hr:1"), approve=True)
+    with pytest.raises(Refused, match="their own request"):
+        decide(store, receipt.id, Approver(name="agent-x", person="hr:9"), approve=True)
+    with pytest.raises(Refused, match="manager, hr:9"):
+        decide(store, receipt.id, Approver(name="bob", person="hr:5"), approve=True)
+    decided = decide(store, receipt.id, MIA, approve=True, reason="ok")
+    assert decided.state is ApprovalState.approved and store.outbox.pending_count() == 1
+    assert store.log.recent("hr:1")[-1].action == "approval_approved"
+    [key] = store.approvals.approved_keys(["hr:1"])["hr:1"]
+    assert AccessGrant.parse(key) == AccessGrant(receipt.id, "payroll", ("pay-users",), "agent-x", "mia")
+
+
+def test_access_requests_refuse_what_cannot_be_given(store: Store):
+    with pytest.raises(LookupError, match="no target 'crm'"):
+        request_access(store, config(), "hr:1", "crm", "agent-x")
+    with pytest.raises(LookupError, match="no worker 'hr:404'"):
+        request_access(store, config(), "hr:404", "payroll", "agent-x")
+    with pytest.raises(ValueError, match="no group admins the engine manages"):
+        request_access(store, config(), "hr:1", "payroll", "agent-x", ["pay-users", "admins"])
+    with pytest.raises(ValueError, match="no manager on record"):  # nobody could decide it
+        request_access(store, config(), "hr:2", "payroll", "agent-x")
+    with pytest.raises(ValueError, match="access: false"):
+        request_access(store, config(access=False), "hr:1", "payroll", "agent-x")
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", [ada(status="terminated", termination_date="2026-11-30")])
+    with pytest.raises(ValueError, match="has left"):
+        request_access(store, config(), "hr:1", "payroll", "agent-x")
+    assert store.approvals.list(state=None) == []
+
+
+def test_provision_now_denied_does_nothing_approved_goes_through_the_outbox(store: Store):
+    asked = request_provision_now(store, config(by="people:[zed, ana]"), "hr:2", "agent-x", "stuck onboarding")
+    assert asked.approvers == "zed or ana" and asked.target is None
+    denied = decide(store, asked.id, Approver(name="zed", person="hr:7"), approve=False, reason="wait for HR")
+    assert denied.state is ApprovalState.denied and store.outbox.pending_count() == 0
+    again = request_provision_now(store, config(by="people:[zed, ana]"), "hr:2", "agent-x")
+    assert again.id != asked.id  # a decided provision request is history: a new one is asked
+    decide(store, again.id, Approver(name="ana", person="hr:3"), approve=True)
+    assert store.outbox.pending_count() == 1
+    with pytest.raises(NotDecidable, match="approved already"):
+        decide(store, again.id, Approver(name="ana", person="hr:3"), approve=True)
+    assert {e.action for e in store.log.recent("hr:2")} == {
+        "approval_requested",
+        "approval_denied",
+        "approval_approved",
+    }
+    with pytest.raises(LookupError):
+        request_provision_now(store, config(), "hr:404", "agent-x")
+
+
+def fail(store: Store, worker: str, target: str) -> None:
+    event = change_event("hr", None, None, ada(id=worker, remote_id=worker.split(":")[1]))
+    outcome = EventOutcome(event.id, event)
+    outcome.fail(target, "create", "503 from the app", transient=True)
+    with store.unit() as s:
+        store.failures.record(s, [outcome])
+
+
+def test_retry_asks_a_group_and_runs_the_retry_once_approved(store: Store):
+    by_group = config(by="group:it-ops")
+    with pytest.raises(ValueError, match="name a worker, a target"):
+        request_retry(store, by_group, "agent-x")
+    with pytest.raises(LookupError, match="no failed write of hr:1 in wiki"):
+        request_retry(store, by_group, "agent-x", worker="hr:1", target="wiki")
+    fail(store, "hr:1", "wiki")
+    with pytest.raises(ValueError, match="no one person"):  # a whole target has no manager to ask
+        request_retry(store, config(), "agent-x", target="wiki")
+    receipt = request_retry(store, by_group, "agent-x", target="wiki", reason="the app is back")
+    assert (receipt.kind, receipt.worker_id, receipt.target) == ("retry", None, "wiki")
+    assert receipt.approvers == "a member of approver group it-ops"
+    with pytest.raises(Refused, match="approver group 'it-ops'"):
+        decide(store, receipt.id, MIA, approve=True)
+    decide(store, receipt.id, Approver(name="ops", person="hr:5", groups=["it-ops"]), approve=True)
+    assert store.outbox.pending_count() == 1  # hr:1 re-planned from their snapshot
+    [failure] = store.failures.all()
+    assert failure.next_at is None  # on its way through the engine
+
+
+def test_access_as_a_plan_sees_it_and_a_leaver_loses_it():
+    planner = compile_planner(config())
+    grant = AccessGrant("r1", "payroll", ("pay-users",), "agent-x", "mia")
+    actions, lasting = planner.plan_gated(change_event("hr", None, None, ada()), {}, NOW, approved={grant.key})
+    payroll = [a for a in actions if a.target == "payroll"]
+    assert [a.action for a in payroll] == [ActionKind.create, ActionKind.add_groups]
+    assert payroll[0].policy == "access:r1" and "access requested by agent-x, approved by mia" in payroll[0].reason
+    assert "access-lasts|payroll" in lasting
+    held = {"payroll": Link(worker_id="hr:1", target="payroll", account_id="p1", attributes={}, groups=["pay-users"])}
+    left = ada(status="terminated", termination_date="2026-11-30")
+    actions, lasting = planner.plan_gated(change_event("hr", ada(), None, left), held, NOW, approved={grant.key})
+    assert [a.action for a in actions if a.target == "payroll"] == [ActionKind.disable, ActionKind.remove_groups]
+    assert "access-lasts|payroll" not in lasting
+    # without the grant (void, or never approved) nobody keeps an account no policy gives
+    actions, _ = planner.plan_gated(change_event("hr", None, None, ada()), held, NOW)
+    assert [a.action for a in actions if a.target == "payroll"] == [ActionKind.disable, ActionKind.remove_groups]
+
+
+def test_the_migration_from_0008_keeps_grants_and_takes_requests(store_url: str):
+    engine = make_engine(store_url)
+    config_ = alembic_config()
+    with engine.begin() as conn:
+        config_.attributes["connection"] = conn
+        command.upgrade(config_, "0008_bulk_snapshots")
+        conn.execute(
+            text(
+                "INSERT INTO approval_request (id, worker_id, target, key, account, groups, policy, rule,"
+                " reason_required, requested_at, expires_at, state) VALUES ('old', 'hr:1', 'payroll', 'k', true,"
+                " '[]', 'p', 'manager', false, '2026-12-01 00:00:00', '2026-12-09 00:00:00', 'pending')"
+            )
+        )
+    engine.dispose()
+    store = Store(store_url)  # brings it to the head
+    try:
+        [old] = store.approvals.list()
+        assert (old.kind.value, old.requested_by, old.worker_id) == ("grant", None, "hr:1")
+        with store.unit() as s:
+            store.snapshots.upsert(s, "hr", [ada()])
+        fail(store, "hr:1", "wiki")
+        assert request_retry(store, config(by="group:ops"), "agent-x", target="wiki").worker_id is None
+    finally:
+        store.close()
