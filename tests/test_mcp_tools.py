@@ -166,3 +166,35 @@ def test_named_tokens_have_an_agent_role_and_say_what_they_see():
     assert caller_of(config, "claude", operator=False) == Caller("claude", DIRECTORY_FIELDS)
     assert caller_of(config, "ana", operator=False) is None  # an approver alone may not use MCP
     assert caller_of(config, None, operator=True) == Caller("api.token")
+
+
+async def test_every_read_tool_answers_with_its_read_model_and_a_line_a_person_reads(parts: Parts):
+    async with Client(build_server(parts, AGENT)) as client:
+        answers = {
+            name: await client.call_tool(name, arguments)
+            for name, arguments in {
+                "search_people": {"query": "lovelace"},
+                "plan_person": {"worker_id": "hr:1"},
+                "status": {},
+                "list_failures": {},
+                "list_quarantine": {},
+                "provisioning_log": {"worker": "hr:1"},
+                "leavers_with_access": {},
+                "latest_reconcile": {},
+            }.items()
+        }
+        bad_since = await client.call_tool("provisioning_log", {"since": "last tuesday"})
+        bad_result = await client.call_tool("provisioning_log", {"result": "great"})
+    [found] = answers["search_people"].structured_content["result"]
+    assert found["id"] == "hr:1" and found["name"] == "Ada Lovelace"
+    assert answers["search_people"].content[0].text.startswith("1 person")
+    plan = answers["plan_person"].structured_content
+    assert plan["worker_id"] == "hr:1" and [a["action"] for a in plan["actions"]] == ["create"]
+    status = answers["status"]
+    assert status.structured_content["halted"] == [] and "0 halted sources" in status.content[0].text
+    assert answers["list_failures"].structured_content == {"result": []}
+    assert answers["leavers_with_access"].structured_content == {"access_not_removed": [], "may_keep_access": []}
+    missing = answers["latest_reconcile"]
+    assert missing.is_error and "no reconciliation has run yet" in missing.content[0].text
+    assert bad_since.is_error and "last tuesday" in bad_since.content[0].text
+    assert bad_result.is_error and "result is one of success" in bad_result.content[0].text

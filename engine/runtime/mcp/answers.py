@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from provisioner.engine.contracts.records import LogEntry
 from provisioner.engine.runtime.mcp.caller import Caller
 from provisioner.engine.runtime.mcp.pii import hidden_values, people_named, redact
 from provisioner.engine.store import Store
+
+log = logging.getLogger("provisioner.mcp")
 
 CALLER_KEY = "mcp_caller"  # where the HTTP guard leaves the caller, in the request's state
 ACTION = "mcp_call"
@@ -65,6 +68,12 @@ class Answers:
         except (LookupError, ValueError, PermissionError) as exc:
             await self._log(caller, tool, arguments, str(exc))
             raise ToolError(str(exc)) from None
+        except Exception as exc:  # the engine's own failure: logged by its kind, its text may carry data
+            said = f"the engine could not answer ({type(exc).__name__})"
+            log.warning("MCP tool %s failed: %s", tool, type(exc).__name__)
+            log.debug("MCP tool %s failed", tool, exc_info=True)
+            await self._log(caller, tool, arguments, said)
+            raise ToolError(said) from None
         data = await anyio.to_thread.run_sync(self.shown, caller, to_jsonable_python(value))
         await self._log(caller, tool, arguments, None)
         structured = data if isinstance(data, dict) else {"result": data}

@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
 from provisioner.engine.config import moment_or_age
+from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import agent_requests, operations, views
 from provisioner.engine.runtime.config_diff import diff_configs, diff_json, load_proposed
@@ -136,6 +137,8 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
         """The provisioning log, newest last (`provisioner log`); `since` is an ISO time or an age (2h, 7d)."""
 
         def entries(_: Caller) -> Any:
+            if result is not None and result not in RESULT_TONE:
+                raise ValueError(f"result is one of {', '.join(RESULT_TONE)}")
             when = moment_or_age(since) if since else None
             return views.log_entries(store, worker, target, result, when, limit)
 
