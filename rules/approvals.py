@@ -44,7 +44,8 @@ def approvers(rule: str, worker: Worker | None) -> str:
         if worker is None or worker.manager_id is None:
             whose = worker.id if worker is not None else "a request about no one person"
             raise ValueError(
-                f"{whose} has no manager on record to approve it: set approvals.requests.by to group:<name> or people:[…]"
+                f"{whose} has no manager on record to approve it: "
+                "set approvals.requests.by to group:<name> or people:[…]"
             )
         return f"{worker.manager_id}, manager of {worker.id}"
     if rule.startswith("group:"):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.engine.contracts.approvals import ACCESS_LASTS, AccessGrant
+from provisioner.engine.contracts.approvals import ACCESS_LASTS
 from provisioner.engine.contracts.events import (
     APPROVAL_SOURCE,
     RECONCILE_SOURCE,
@@ -21,6 +21,7 @@ from provisioner.engine.contracts.models import Action, ActionKind, Worker
 from provisioner.engine.contracts.records import Link
 from provisioner.engine.kit.templating import Template, TemplateError
 from provisioner.rules.policy import Entitlement, GatedGrant, PolicyError, PolicySet
+from provisioner.rules.requested import requested_lasts, with_requested
 
 REFERENCE_SUFFIX = "manager.value"
 AccountOf = Callable[[str, str], "str | None"]  # (worker id, target) → that worker's account id there
@@ -132,48 +133,8 @@ class Planner:
     def entitlements(
         self, worker: Worker | None, now: datetime, approved: Collection[str] = ()
     ) -> dict[str, Entitlement]:
-        """The policies' entitlements, with the access approved requests give (`AccessGrant` keys
-        among `approved`): granted like a policy grant while the person is in the company, and
-        lost like any access when they leave. A policy's deny beats them."""
-        entitlements = self.policies.entitlements(worker, now)
-        grants: dict[str, list[AccessGrant]] = {}
-        for key in approved:
-            if (grant := AccessGrant.parse(key)) is not None and grant.target in entitlements:
-                grants.setdefault(grant.target, []).append(grant)
-        if worker is None or not grants:
-            return entitlements
-        for name, given in grants.items():
-            entitlements[name] = self._with_access(entitlements[name], given, worker, now)
-        return entitlements
-
-    def _with_access(self, ent: Entitlement, grants: list[AccessGrant], worker: Worker, now: datetime) -> Entitlement:
-        if ent.denied_by or ent.by_status:
-            return ent  # denied, or out by status and dates (a leaver): no request gives access
-        names = [g.policy for g in grants]
-        groups = list(dict.fromkeys([*ent.groups, *(group for g in grants for group in g.groups)]))
-        why = "; ".join(g.why for g in grants)
-        if ent.in_scope:
-            return replace(
-                ent,
-                policies=[*ent.policies, *names],
-                open_policies=[*ent.open_policies, *names],
-                groups=groups,
-                why=f"{ent.why}; {why}",
-            )
-        window = self.policies.lifecycle.window(worker, now)  # in the company: no policy grants this target
-        if window.on_leave and self.policies.on_leave.get(ent.target, "keep") == "disable":
-            return replace(ent, why="on leave (on_leave: disable)", by_status=True, leave=True)
-        return replace(
-            ent,
-            in_scope=True,
-            enabled=window.enabled,
-            enable_at=window.enable_at,
-            ends_at=window.ends_at,
-            policies=names,
-            open_policies=names,
-            groups=groups,
-            why=why + (f" ({window.why})" if window.why else ""),
-        )
+        """The policies' entitlements, with the access approved requests give (rules/requested.py)."""
+        return with_requested(self.policies, self.policies.entitlements(worker, now), approved, worker, now)
 
     def plan(
         self,
@@ -207,7 +168,7 @@ class Planner:
             link = links.get(name)
             if ent.gated and ent.grant_lasts:
                 lasting.update(g.key for g in ent.gated)
-            if self.policies.access_requests and _access_lasts(ent):
+            if self.policies.access_requests and requested_lasts(ent):
                 lasting.add(f"{ACCESS_LASTS}{name}")
             if ent.in_scope and worker is not None:
                 allowed, waiting = _gate(worker.id, ent, link, approved)
@@ -313,12 +274,6 @@ class Planner:
                 )
             )
         return out
-
-
-def _access_lasts(ent: Entitlement) -> bool:
-    """Whether access given by a request to this target still has its reason: the person has not
-    left (on leave, or before the start date, still counts) and no policy denies it."""
-    return not ent.denied_by and (ent.in_scope or ent.leave or ent.starts_at is not None or not ent.by_status)
 
 
 def allowed_now(ent: Entitlement, link: Link | None, approved: Collection[str]) -> Entitlement | None:

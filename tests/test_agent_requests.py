@@ -71,6 +71,9 @@ def test_access_is_asked_of_the_manager_decided_by_them_only_and_replans_the_per
         "month end close",
     )
     assert listed["asks"] == "access outside the policies: account, pay-users in payroll"
+    assert listing(store, kind="retry") == [] and listing(store, kind="access") == [listed]
+    with pytest.raises(ValueError, match="kind must be one of grant, provision, retry, access"):
+        listing(store, kind="bogus")
     [asked] = store.log.recent("hr:1")
     assert asked.action == "approval_requested" and asked.attributes["requested_by"] == "agent-x"
     # asked again while open: the same request, nothing new kept

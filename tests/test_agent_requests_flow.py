@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from provisioner.engine.cli.main import app as cli
-from provisioner.engine.kit.servers import BackgroundServer, scim_app, serve_wsgi
+from provisioner.engine.kit.servers import scim_app, serve_wsgi
 from provisioner.engine.runtime.agent_requests import request_access
 from provisioner.engine.runtime.http.app import http_app
 from provisioner.reconcile.classify import SETTLED
@@ -25,12 +24,6 @@ from tests.conftest import scim_users
 from tests.flow import People, engine, groups_of, hire, sync, until, user
 
 MIA, BOB, ADA = "mia-token-0123456789", "bob-token-0123456789", "ada-token-0123456789"
-
-
-@pytest.fixture
-def payroll() -> Iterator[BackgroundServer]:
-    with serve_wsgi(scim_app()) as server:
-        yield server
 
 
 def settings(scim_url: str, payroll_url: str) -> dict:
@@ -55,11 +48,16 @@ def settings(scim_url: str, payroll_url: str) -> dict:
     }
 
 
-async def test_requested_access_is_approved_written_reconciled_and_lost_on_leaving(tmp_path, scim_server, payroll):
+async def test_requested_access_is_approved_written_reconciled_and_lost_on_leaving(tmp_path, scim_server):
     people = People(tmp_path / "people.json")
     people.write(hire(1, manager_id="hr:9"), hire(2), hire(9))
-    pay = httpx.Client(base_url=payroll.url)
-    async with engine(tmp_path, scim_server.url, people, **settings(scim_server.url, payroll.url)) as runtime:
+    with serve_wsgi(scim_app()) as payroll:
+        await _flow(tmp_path, scim_server.url, payroll.url, people)
+
+
+async def _flow(tmp_path: Path, scim_url: str, payroll_url: str, people: People) -> None:
+    pay = httpx.Client(base_url=payroll_url)
+    async with engine(tmp_path, scim_url, people, **settings(scim_url, payroll_url)) as runtime:
         await sync(runtime)
         assert scim_users(pay) == []  # no policy gives payroll
         receipt = request_access(

@@ -33,18 +33,23 @@ TokenOpt = Annotated[
 StateOpt = Annotated[
     str, typer.Option("--state", help="pending (the default), approved, denied, expired, void, or all.")
 ]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="grant, provision, retry or access (default: any).")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: kept in the log with your name.")]
 
 
 @approvals_app.command("list")
 def list_requests(
-    config: ConfigOpt = DEFAULT_CONFIG, state: StateOpt = "pending", worker: WorkerOpt = None, as_json: JsonOpt = False
+    config: ConfigOpt = DEFAULT_CONFIG,
+    state: StateOpt = "pending",
+    worker: WorkerOpt = None,
+    kind: KindOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Approval requests, oldest first: id, kind, person, target, what it asks, who asked, who may
     decide, expiry, state."""
     store = Store(_load(config, secrets=False).store.url)
     try:
-        rows = approvals.listing(store, state, worker)
+        rows = approvals.listing(store, state, worker, kind)
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None

@@ -152,7 +152,7 @@ def _ask(
             store.log.append([entry(kept, "approval_requested", "skipped", f"{kept.asks}; {said}")], s)
     return RequestReceipt(
         id=kept.id,
-        kind=kind.value,  # type: ignore[arg-type]  # the three kinds a caller may ask for
+        kind=kind.value,
         worker_id=kept.worker_id,
         target=kept.target,
         groups=kept.groups,

@@ -107,9 +107,14 @@ def _run(store: Store, request: ApprovalRequest) -> None:
         store.log.append([entry(request, f"{request.kind.value}_requested", "skipped", str(exc))])
 
 
-def listing(store: Store, state: str = "pending", worker: str | None = None) -> list[dict[str, Any]]:
-    """Requests as the API and `provisioner approvals list --json` show them (the same JSON);
-    `state` is one of ApprovalState or "all"."""
+def listing(
+    store: Store, state: str = "pending", worker: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Requests as the API, the console and `provisioner approvals list --json` show them (the same
+    JSON); `state` is one of ApprovalState or "all", `kind` one of RequestKind (None: any)."""
     if state != "all" and state not in ApprovalState.__members__:
         raise ValueError(f"state must be one of {', '.join(ApprovalState.__members__)} or all")
-    return [r.model_dump(mode="json") for r in store.approvals.list(None if state == "all" else state, worker)]
+    if kind is not None and kind not in RequestKind.__members__:
+        raise ValueError(f"kind must be one of {', '.join(RequestKind.__members__)}")
+    chosen = store.approvals.list(None if state == "all" else state, worker, kind=kind)
+    return [r.model_dump(mode="json") for r in chosen]

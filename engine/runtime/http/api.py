@@ -203,10 +203,11 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
             str | None, Query(description="pending (default), approved, denied, expired, void or all")
         ] = "pending",
         worker: str | None = None,
+        kind: Annotated[str | None, Query(description="grant, provision, retry or access (default: any)")] = None,
     ) -> list[dict[str, Any]]:
         """Approval requests, oldest first: what `provisioner approvals list --json` prints."""
         try:
-            return approvals.listing(store, state or "pending", worker)
+            return approvals.listing(store, state or "pending", worker, kind)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -157,7 +157,8 @@ class StoreCollector(Collector):
         now = datetime.now(UTC)
         ages: dict[str, list[float]] = {t.name: [] for t in self.config.targets}
         for request in self.store.approvals.list("pending", limit=100_000):
-            ages.setdefault(request.target, []).append((now - request.requested_at).total_seconds())
+            # a provision-now request is about every target: counted under "*" (ANY_TARGET)
+            ages.setdefault(request.target or "*", []).append((now - request.requested_at).total_seconds())
         for target, seconds in sorted(ages.items()):
             waiting.add_metric([target], len(seconds))
             oldest.add_metric([target], max(seconds, default=0.0))
