@@ -36,7 +36,8 @@ def mcp_route(
     """The route, and the lifespan its session manager runs in while the server serves."""
     server = build_server(served.parts)
     host = served.config.engine.listen.rpartition(":")[0] or "0.0.0.0"
-    # Stateless: no session outlives a request, so a token revoked from the config stops at once.
+    # Stateless: every request is authenticated on its own token, and nothing rides on a session id
+    # that another token's holder could present.
     server.streamable_http_app(streamable_http_path=PATH, stateless_http=True, json_response=True, host=host)
     manager = server.session_manager
 

@@ -84,7 +84,10 @@ class Answers:
         """`data` as this caller may read it: the one place PII is limited."""
         if caller.visible is None:
             return data
-        people = [w for wid in sorted(people_named(data)) if (w := self.store.snapshots.get(wid)) is not None]
+        named = people_named(data)
+        # Each record, and the person several joined records make (their values may differ): a few
+        # bulk reads for a whole log page.
+        people = [*self.store.snapshots.of_workers(named).values(), *self.store.identities.planned(named).values()]
         return redact(data, caller.visible, hidden_values(people, caller.visible))
 
     async def _log(self, caller: Caller, tool: str, arguments: dict[str, Any], error: str | None) -> None:
