@@ -9,7 +9,6 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,13 +22,10 @@ from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, T
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.kit.words import plural
+from provisioner.engine.runtime.config_diff import diff_configs, diff_json
 from provisioner.engine.runtime.diff_report import DiffReport
-from provisioner.engine.runtime.policy_diff import compare
-from provisioner.engine.runtime.policytools import run_policy_tests
 from provisioner.engine.runtime.population import Population, from_store, read_file, referenced_fields
-from provisioner.engine.runtime.wiring import compile_planner
 from provisioner.engine.store.probe import store_problem
-from provisioner.rules.planner import Planner
 
 _GATE = re.compile(r"^(?:(deprovisions|revocations|changes|people)\s*>\s*(\d+)|target:(.+))$")
 
@@ -184,27 +180,17 @@ def diff_command(
         raise typer.Exit(2)
     people = _population(cfg, store, population, [cfg, before])
     try:
-        base_planner, new_planner = compile_planner(before), compile_planner(cfg)
+        report, found = diff_configs(before, cfg, people, target or None, tests=not skip_tests)
     except ValueError as exc:
         err.print(f"[red]error[/red] {shown(exc)}")
         raise typer.Exit(2) from None
-    alike = cfg.targets == before.targets
-    report = compare(base_planner, new_planner, people, datetime.now(UTC), target or None, targets_alike=alike)
     tripped = [t for g in gates if (t := g.tripped(report))]
-    if report.errors:
-        tripped.append(f"the new config cannot be evaluated for {plural(len(report.errors), 'person', 'people')}")
-    if not skip_tests:
-        tripped += _tests(cfg, new_planner)
+    tripped += found
     if as_json:
-        print(json.dumps({**report.as_json(), "gates_tripped": tripped}, indent=2, default=str))
+        print(json.dumps(diff_json(report, tripped), indent=2, default=str))
     elif as_markdown:
         print(markdown(report, tripped), end="")
     else:
         print_report(console, report, tripped)
     if tripped:
         raise typer.Exit(1)
-
-
-def _tests(cfg: Config, planner: Planner) -> list[str]:
-    outcomes = run_policy_tests(cfg, planner)
-    return [f"test {o.name}: {f}" for o in outcomes for f in o.failures]

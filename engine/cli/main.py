@@ -17,6 +17,7 @@ from provisioner.engine.cli.failures import failures, retry
 from provisioner.engine.cli.identity import identity_app
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.logview import show_log
+from provisioner.engine.cli.mcp import mcp_command
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
 from provisioner.engine.cli.planning import explain, plan
 from provisioner.engine.cli.population import population_app
@@ -166,6 +167,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "schema": schema,
     "demo": demo,
     "sandbox": sandbox,
+    "mcp": mcp_command,
 }
 for name, command in COMMANDS.items():
     app.command(name, help=reflow(command.__doc__))(command)

@@ -1,5 +1,5 @@
-"""Who may do what: named API tokens (approvers, operators) and the approval a sensitive grant
-waits for (docs/approvals.md)."""
+"""Who may do what: named API tokens (approvers, operators, agents), which Worker fields a token's
+holder sees, and the approval a sensitive grant waits for (docs/approvals.md)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,37 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from provisioner.engine.config.units import parse_duration
+from provisioner.engine.contracts.models import Worker
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Role = Literal["operator", "approver"]
+Role = Literal["operator", "approver", "agent"]
+
+# What `sees: directory` shows of a person: what a company directory lists. Everything else of a
+# Worker (personal_email, employee_number, username, location, country, custom, ...) is hidden.
+DIRECTORY_FIELDS = frozenset(
+    {
+        "id",
+        "source",
+        "remote_id",
+        "first_name",
+        "last_name",
+        "preferred_name",
+        "display_name",
+        "work_email",
+        "title",
+        "department",
+        "manager_id",
+        "status",
+        "start_date",
+        "termination_date",
+        "updated_at",
+    }
+)
+Sees = Literal["directory", "all"] | list[str]
 
 
 def _approver_only() -> list[Role]:
@@ -28,7 +52,13 @@ class ApiToken(_Strict):
     token: SecretStr = Field(description="e.g. ${ANA_TOKEN}")
     roles: list[Role] = Field(
         default_factory=_approver_only,
-        description="approver: the approvals queue; operator: everything the shared api.token may do",
+        description="approver: the approvals queue; operator: everything the shared api.token may do; "
+        "agent: the MCP surface only (reads, and requests a person approves), never /api/v1",
+    )
+    sees: Sees = Field(
+        default="directory",
+        description="the Worker fields this token's answers show: directory (id, names, work email, title, "
+        "department, manager, status, dates), all, or a list of field names; an operator sees all",
     )
     person: str | None = Field(
         default=None,
@@ -42,6 +72,23 @@ class ApiToken(_Strict):
         if len(value.get_secret_value()) < 16:
             raise ValueError("a token needs at least 16 characters")
         return value
+
+    @field_validator("sees")
+    @classmethod
+    def _known_fields(cls, value: Sees) -> Sees:
+        if isinstance(value, list):
+            unknown = sorted(set(value) - set(Worker.model_fields))
+            if unknown:
+                raise ValueError(f"sees: no Worker field {', '.join(unknown)}")
+        return value
+
+    def visible_fields(self) -> frozenset[str] | None:
+        """The Worker fields this token's holder sees; None for all of them."""
+        if "operator" in self.roles or self.sees == "all":
+            return None
+        if self.sees == "directory":
+            return DIRECTORY_FIELDS
+        return frozenset(self.sees) | {"id"}
 
 
 class ApprovalRule(_Strict):

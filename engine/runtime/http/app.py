@@ -25,6 +25,7 @@ from provisioner.engine.runtime.http.api import api_app
 from provisioner.engine.runtime.http.auth import Auth, check_listen
 from provisioner.engine.runtime.http.console import console_routes
 from provisioner.engine.runtime.http.headers import secured
+from provisioner.engine.runtime.http.mcp_mount import mcp_route
 from provisioner.engine.runtime.http.metrics import Metrics
 from provisioner.engine.runtime.protocol import Served
 from provisioner.engine.runtime.webhooks import webhook_routes
@@ -52,16 +53,26 @@ def http_app(served: Served, metrics: Metrics) -> Starlette:
         body = await run_in_threadpool(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    def api_refusal(request: Request) -> tuple[int, str] | None:
+        refused = auth.refusal(request)
+        principal = auth.bearer(request) if refused is None else None
+        if principal is not None and not principal.operator and principal.approver is None:
+            return 403, f"{principal.shown} is an agent's token: it may use /mcp only"
+        return refused
+
+    mcp, lifespan = mcp_route(served, auth)
+
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", scrape),
         # The token is checked on the headers, before any body is read (and before FastAPI parses one).
-        Mount("/api/v1", app=guarded(api_app(served, auth), auth.refusal)),
+        Mount("/api/v1", app=guarded(api_app(served, auth), api_refusal)),
+        mcp,
         *webhook_routes(served),
         *console_routes(served, auth),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(secured)])
+    return Starlette(routes=routes, middleware=[Middleware(secured)], lifespan=lifespan)
 
 
 def bind(config: Config) -> socket.socket:
@@ -91,8 +102,9 @@ class _Server(uvicorn.Server):
 
 def server(app: Starlette, sock: socket.socket) -> uvicorn.Server:
     host, port = sock.getsockname()[:2]
-    log.info("listening on http://%s:%s (console /, API /api/v1, metrics /metrics)", host, port)
-    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    log.info("listening on http://%s:%s (console /, API /api/v1, MCP /mcp, metrics /metrics)", host, port)
+    # The lifespan runs the MCP session manager for as long as the server serves.
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

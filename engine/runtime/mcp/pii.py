@@ -1,0 +1,60 @@
+"""What a caller may read of a person: one redaction over any tool answer (JSON-ready data).
+
+Two passes, because a person's data shows up under two guises: under a Worker field's own name (the
+record in `explain`, a joined identity) and as a value written somewhere else (an attribute of an
+account, a log row's attributes, a reason). Keys naming a hidden field are dropped; strings equal
+to, or holding, a hidden value of a person the answer names are replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from provisioner.engine.contracts.models import Worker
+
+HIDDEN = "[hidden]"
+WORKER_FIELDS = frozenset(Worker.model_fields)
+# Keys whose string value names a person in the read models (log rows, failures, plans, diffs).
+_PERSON_KEYS = frozenset({"id", "worker", "worker_id", "person", "subject", "manager_id"})
+_SHORTEST = 3  # shorter values ("US", "HR") are kept: replacing them would blot out unrelated text
+
+
+def people_named(data: Any) -> set[str]:
+    """The person ids an answer names, by the keys the read models use for them."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _PERSON_KEYS and isinstance(value, str) and ":" in value:
+                found.add(value)
+            else:
+                found |= people_named(value)
+    elif isinstance(data, list):
+        for item in data:
+            found |= people_named(item)
+    return found
+
+
+def hidden_values(workers: Iterable[Worker], visible: frozenset[str]) -> list[str]:
+    """The values of these people's hidden fields, longest first (so a longer value is replaced whole)."""
+    values: set[str] = set()
+    for worker in workers:
+        for name in WORKER_FIELDS - visible:
+            value = getattr(worker, name)
+            scalars = value.values() if isinstance(value, dict) else [value]
+            values |= {str(getattr(v, "value", v)) for v in scalars if v is not None and not isinstance(v, bool)}
+    return sorted((v for v in values if len(v) >= _SHORTEST), key=len, reverse=True)
+
+
+def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
+    """`data` without what `visible` does not show (None: everything is shown)."""
+    if visible is None:
+        return data
+    if isinstance(data, dict):
+        return {k: redact(v, visible, values) for k, v in data.items() if k in visible or k not in WORKER_FIELDS}
+    if isinstance(data, list):
+        return [redact(item, visible, values) for item in data]
+    if isinstance(data, str):
+        for value in values:
+            if value in data:
+                data = data.replace(value, HIDDEN)
+    return data
