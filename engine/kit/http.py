@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, capped
 from provisioner.engine.kit.origin import allowed_origins, check_origin
@@ -186,6 +188,23 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         check_origin(self.app, request, self.origins)
+        # The one place every connector's and writer's request passes: its client span. Only the
+        # path is told (a query may hold a filter on a person's email).
+        attributes = {
+            "http.request.method": request.method,
+            "server.address": request.url.host,
+            "url.path": request.url.path,
+            "provisioner.app": self.app,
+        }
+        with tracing.child(f"{request.method} {self.app}", attributes, SpanKind.CLIENT) as span:
+            response = await self._send(request, span)
+            if span is not None:
+                span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code >= 400:
+                    span.set_status(StatusCode.ERROR)
+            return response
+
+    async def _send(self, request: httpx.Request, span: Span | None) -> httpx.Response:
         await request.aread()  # the body must be replayable
         # extensions={"retry": False}: one attempt, for a call that must not be repeated blindly
         max_attempts = 1 if request.extensions.get("retry") is False else self.policy.max_attempts
@@ -225,6 +244,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                     delay,
                 )
             attempt += 1
+            if span is not None:
+                span.set_attribute("http.request.resend_count", attempt)
             await asyncio.sleep(delay)
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:

@@ -17,6 +17,7 @@ from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.ports import FixedClock, system_clock
 from provisioner.engine.contracts.records import EventOutcome
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
@@ -50,6 +51,7 @@ class Runtime:
         bus: Bus | None = None,
     ):
         self.config = config
+        tracing.install(**config.telemetry.model_dump())  # once per process: the first engine's settings
         # Kafka unless a bus is given (the in-memory one of the fast tests). `one_shot` (`sync
         # --once`) takes partitions by assignment and never joins the consumer group.
         self.bus: Bus = bus or KafkaBus(config.kafka, batch_size=config.engine.batch_size, one_shot=one_shot)
@@ -121,7 +123,8 @@ class Runtime:
         events, ids = [], list[str | None]()
         for record in batch.records:
             try:
-                events.append(WorkerEvent.model_validate_json(record.value or b""))
+                event = WorkerEvent.model_validate_json(record.value or b"")
+                events.append(tracing.received(event, getattr(record, "headers", None), record.topic))
                 ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)
