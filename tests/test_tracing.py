@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from opentelemetry import trace
@@ -141,3 +142,24 @@ def test_the_trace_context_travels_with_the_event_and_leaves_its_id_alone(spans)
 
 def _creates_user(span: Span) -> bool:
     return span.name == "POST target app" and span.attributes["url.path"].endswith("/Users")
+
+
+async def test_a_deferred_action_fires_in_a_new_trace_linked_to_the_change_that_deferred_it(
+    tmp_path, scim_server, spans
+):
+    leaves = datetime.now(UTC) + timedelta(days=3)
+    people = People(tmp_path / "people.json")
+    people.write(hire(1, termination_date=leaves.date().isoformat()))
+    async with engine(tmp_path, scim_server.url, people) as runtime:
+        await sync(runtime)
+        [poll] = [s for s in finished(spans) if s.name == "poll hr"]
+        [row] = runtime.store.schedule.deferred("hr:1")
+        assert trace_id_of(row.traceparent) == poll.trace_id
+        assert await runtime.fire_due(now=leaves + timedelta(days=1)) == 1
+        await runtime.wait_idle(timeout=30)
+    collected = finished(spans)
+    [fired] = [s for s in collected if s.name == "deferred"]
+    assert fired.trace_id != poll.trace_id and fired.links == (poll.trace_id,)
+    print(tree(collected, fired.trace_id))
+    # Re-planned under the new trace (by the engine's own clock the leaving date is still ahead).
+    assert any(s.trace_id == fired.trace_id and s.name == "plan worker.updated" for s in collected)

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.tracecontext import parse_traceparent, traceparent
+from provisioner.engine.contracts.tracecontext import current_traceparent, parse_traceparent, traceparent
 
 log = logging.getLogger("provisioner.tracing")
 
@@ -79,6 +79,13 @@ def root(name: str, attributes: Mapping[str, Any], links: Sequence[str | None] =
         name, context=_EMPTY, attributes=dict(attributes), links=[Link(c) for c in parents]
     ) as span:
         yield span
+
+
+def new_trace(name: str, attributes: Mapping[str, Any], links: Sequence[str | None]) -> str | None:
+    """The `traceparent` for an event that starts a new trace linked to earlier ones: a durable retry
+    (linked to the change that failed), a deferred action firing (to the change that deferred it)."""
+    with root(name, attributes, links):
+        return current_traceparent()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Failure, LinkKey, TargetFailure, utcnow
-from provisioner.engine.contracts.tracecontext import current_traceparent, trace_id_of
+from provisioner.engine.contracts.tracecontext import trace_id_of
 from provisioner.engine.kit import tracing
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_rows
@@ -143,7 +143,7 @@ class Failures:
                 first[row.worker_id] = min(first.get(row.worker_id, as_utc(row.first_at)), as_utc(row.first_at))
                 origins.setdefault(row.worker_id, []).append(row.traceparent)
             events = [
-                e.model_copy(update={"time": first.get(e.subject, e.time), "traceparent": retry_trace(e, origins)})
+                e.model_copy(update={"time": first.get(e.subject, e.time), "traceparent": _retry_trace(e, origins)})
                 for e in make_events(sorted({row.worker_id for row in rows}))
             ]
             enqueue(s, events)
@@ -157,10 +157,8 @@ class Failures:
         return as_utc(first) if first else None
 
 
-def retry_trace(event: WorkerEvent, origins: dict[str, list[str | None]]) -> str | None:
-    """A retry is a new trace, linked to the traces of the changes that failed."""
-    with tracing.root("retry", {"provisioner.worker_id": event.subject}, origins.get(event.subject, ())):
-        return current_traceparent()
+def _retry_trace(event: WorkerEvent, origins: dict[str, list[str | None]]) -> str | None:
+    return tracing.new_trace("retry", {"provisioner.worker_id": event.subject}, origins.get(event.subject, []))
 
 
 def _healed(attempts: int) -> str:
