@@ -21,6 +21,7 @@ from provisioner.engine.contracts.events import WorkerEvent, change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.tracecontext import trace_id_of
 from provisioner.engine.kit import tracing
+from provisioner.engine.runtime.http.console import templates
 from provisioner.engine.runtime.views import worker_detail
 from tests.flow import People, engine, hire, sync, until
 from tests.tracetree import Span, collecting, finished, reset_provider, stop_collecting, tree
@@ -80,6 +81,9 @@ async def test_a_hire_is_one_trace_from_the_poll_to_each_app_request(tmp_path, s
     entries = runtime.store.log.recent("hr:1")
     assert entries and {e.trace_id for e in entries} == {poll.trace_id}
     assert detail["trace_id"] == poll.trace_id
+    page = templates().get_template("worker.html").render(csrf="-", path="/workers/hr:1", notice=None, w=detail)
+    assert f'<code class="trace">{poll.trace_id}</code>' in page  # the console's person page
+    assert f'<code title="{poll.trace_id}">{poll.trace_id[:8]}</code>' in page  # its log table
     as_json, plain = lines
     told = [json.loads(line) for line in as_json.getvalue().splitlines()]
     assert any(line.get("trace_id") == poll.trace_id and "1 event" in line["message"] for line in told)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span
 
 from provisioner.engine.kit import tracing
 from provisioner.engine.kit.adaptive import AdaptiveLimit
@@ -188,20 +188,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         check_origin(self.app, request, self.origins)
-        # The one place every connector's and writer's request passes: its client span. Only the
-        # path is told (a query may hold a filter on a person's email).
-        attributes = {
-            "http.request.method": request.method,
-            "server.address": request.url.host,
-            "url.path": request.url.path,
-            "provisioner.app": self.app,
-        }
-        with tracing.child(f"{request.method} {self.app}", attributes, SpanKind.CLIENT) as span:
+        # The one place every connector's and writer's request passes: its client span.
+        with tracing.request_span(request.method, request.url.host, request.url.path, self.app) as span:
             response = await self._send(request, span)
-            if span is not None:
-                span.set_attribute("http.response.status_code", response.status_code)
-                if response.status_code >= 400:
-                    span.set_status(StatusCode.ERROR)
+            tracing.answered(span, response.status_code)
             return response
 
     async def _send(self, request: httpx.Request, span: Span | None) -> httpx.Response:

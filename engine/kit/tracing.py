@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, StatusCode
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.tracecontext import current_traceparent, parse_traceparent, traceparent
@@ -75,10 +76,30 @@ def _otlp(endpoint: str) -> SpanExporter:
 def root(name: str, attributes: Mapping[str, Any], links: Sequence[str | None] = ()) -> Iterator[Span]:
     """A new trace (a poll, a retry, a deferred action firing), linked to the traces it follows on."""
     parents = [context for value in links if (context := parse_traceparent(value)) is not None]
-    with _tracer().start_as_current_span(
-        name, context=_EMPTY, attributes=dict(attributes), links=[Link(c) for c in parents]
-    ) as span:
+    with _span(name, _EMPTY, SpanKind.INTERNAL, attributes, [Link(c) for c in parents]) as span:
         yield span
+
+
+@contextmanager
+def _span(
+    name: str, parent: Context | None, kind: SpanKind, attributes: Mapping[str, Any] | None, links: Sequence[Link] = ()
+) -> Iterator[Span]:
+    """A span made current; a failure inside marks it with the exception's type only: the message
+    may quote data (a person's email in an app's answer), and traces leave for another system."""
+    with _tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=kind,
+        attributes=dict(attributes or {}),
+        links=links,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except Exception as exc:
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
 
 
 def new_trace(name: str, attributes: Mapping[str, Any], links: Sequence[str | None]) -> str | None:
@@ -104,9 +125,7 @@ def continued(
         with trace.use_span(remote, end_on_exit=False):
             yield None
         return
-    with _tracer().start_as_current_span(
-        name, context=trace.set_span_in_context(remote), kind=kind, attributes=dict(attributes or {})
-    ) as span:
+    with _span(name, trace.set_span_in_context(remote), kind, attributes) as span:
         yield span
 
 
@@ -118,8 +137,31 @@ def child(
     if not trace.get_current_span().is_recording():
         yield None
         return
-    with _tracer().start_as_current_span(name, kind=kind, attributes=dict(attributes or {})) as span:
+    with _span(name, None, kind, attributes) as span:
         yield span
+
+
+def handling(step: str, event: WorkerEvent) -> AbstractContextManager[Span | None]:
+    """A step of handling a consumed event (plan, apply), under the event's trace."""
+    return continued(f"{step} {event.type.value}", event.traceparent, _about(event))
+
+
+def _about(event: WorkerEvent) -> dict[str, str]:
+    return {"provisioner.event_id": event.id, "provisioner.worker_id": event.subject}
+
+
+def request_span(method: str, host: str, path: str, app: str) -> AbstractContextManager[Span | None]:
+    """An HTTP client span (`http.request.resend_count` is set as retries go). Only the path is
+    told: a query may hold a filter on a person's email."""
+    attributes = {"http.request.method": method, "server.address": host, "url.path": path, "provisioner.app": app}
+    return child(f"{method} {app}", attributes, SpanKind.CLIENT)
+
+
+def answered(span: Span | None, status: int) -> None:
+    if span is not None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_status(StatusCode.ERROR)
 
 
 def stored_traceparent(payload: bytes) -> str | None:
@@ -165,10 +207,10 @@ def received(event: WorkerEvent, headers: Sequence[tuple[str, bytes]] | None, to
     """A consumed event, its trace continued: the record's header (the producer span) is the parent,
     else the event's own attribute; a sampled trace gets a consumer span, which the plan and the
     app requests of this event then hang under."""
-    with continued(f"receive {topic}", header(headers) or event.traceparent, _RECEIVE, SpanKind.CONSUMER) as span:
+    attributes = {**_RECEIVE, **_about(event)}
+    with continued(f"receive {topic}", header(headers) or event.traceparent, attributes, SpanKind.CONSUMER) as span:
         if span is None:
             return event
-        span.set_attributes({"provisioner.event_id": event.id, "provisioner.worker_id": event.subject})
         return event.model_copy(update={"traceparent": traceparent(span.get_span_context())})
 
 

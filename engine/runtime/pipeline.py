@@ -34,10 +34,6 @@ from provisioner.engine.store import Store
 log = logging.getLogger("provisioner.pipeline")
 
 
-def _about(ev: WorkerEvent) -> dict[str, str]:
-    return {"provisioner.event_id": ev.id, "provisioner.worker_id": ev.subject}
-
-
 class Pipeline:
     def __init__(
         self,
@@ -160,7 +156,7 @@ class Pipeline:
         return await read_retrying(self.approved, sorted({ev.subject for ev in events}))
 
     def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
-        with tracing.continued(f"plan {ev.type.value}", ev.traceparent, _about(ev)) as span:
+        with tracing.handling("plan", ev) as span:
             try:
                 if ev.subject in approved:
                     planned = self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
@@ -188,11 +184,12 @@ class Pipeline:
                     self._drop(ev)
                     return
                 planned = planned if planned is not None else self._plan(ev, stored, approved)
-                with tracing.continued(f"apply {ev.type.value}", ev.traceparent, _about(ev)) as span:
+                with tracing.handling("apply", ev) as span:
                     outcome = await self.applier.apply_event(planned)
                     await self._before_record(outcome)
                     if span is not None and outcome.failures:
-                        span.set_status(StatusCode.ERROR, "; ".join(f.error for f in outcome.failures)[:500])
+                        # Which apps failed, not their answers: those may quote a person's data.
+                        span.set_status(StatusCode.ERROR, f"failed at {', '.join(f.target for f in outcome.failures)}")
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise
