@@ -51,7 +51,6 @@ class Runtime:
         bus: Bus | None = None,
     ):
         self.config = config
-        tracing.install(**config.telemetry.model_dump())  # once per process: the first engine's settings
         # Kafka unless a bus is given (the in-memory one of the fast tests). `one_shot` (`sync
         # --once`) takes partitions by assignment and never joins the consumer group.
         self.bus: Bus = bus or KafkaBus(config.kafka, batch_size=config.engine.batch_size, one_shot=one_shot)

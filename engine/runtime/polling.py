@@ -17,6 +17,9 @@ from provisioner.engine.runtime.wiring import Parts
 
 class Polling:
     def __init__(self, parts: Parts, metrics: Metrics):
+        # Every process that starts changes (the engine, the API-only replica) has one: traces are
+        # set up here, once per process (the first config's `telemetry:` holds).
+        tracing.install(**parts.config.telemetry.model_dump())
         self.parts = parts
         self.metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
