@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 
 from provisioner.engine.cli.common import err
 from provisioner.engine.cli.safe import SafeMessages
+from provisioner.engine.contracts.tracecontext import current_trace_id
 
 # The ids a log call may pass with extra=: they identify, and carry nothing of a person's data.
 IDS = ("event_id", "worker_id", "target", "source")
@@ -40,7 +41,14 @@ LogFormatOpt = Annotated[
 
 
 class LineFormatter(SafeMessages, logging.Formatter):
-    """A plain or rich log line: control characters from the data cannot start another line."""
+    """A plain or rich log line: control characters from the data cannot start another line. A
+    line written within a change's trace ends with the trace id's first 8 digits (`provisioner
+    log` and the console show the whole id, which starts with them)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        trace_id = current_trace_id()
+        return f"{line} [trace {trace_id[:8]}]" if trace_id else line
 
 
 class StderrHandler(logging.StreamHandler):
@@ -69,6 +77,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
+        if trace_id := current_trace_id():
+            line["trace_id"] = trace_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

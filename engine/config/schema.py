@@ -12,6 +12,7 @@ from pydantic_core import CoreSchema
 from provisioner.engine.config.access import ApiToken, ApprovalRule
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.requests import ApprovalsConfig
+from provisioner.engine.config.telemetry import TelemetryConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
 from provisioner.engine.kit.templating import Template, TemplateError
@@ -355,6 +356,7 @@ class Config(_Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     writeback: list[WritebackConfig] = Field(default_factory=list)
     identity: IdentityConfig | None = Field(default=None, description="join records of one person (docs/identity.md)")
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     tests: list[PolicyTest] = Field(default_factory=list)
 
     def target(self, name: str) -> TargetConfig:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from provisioner.engine.contracts.models import Worker, WorkerStatus, changed_fields, share_fields_set
+from provisioner.engine.contracts.tracecontext import current_traceparent
 
 
 class EventType(StrEnum):
@@ -43,6 +44,11 @@ class WorkerEvent(BaseModel):
     type: EventType
     subject: str
     time: datetime
+    # CloudEvents Distributed Tracing extension: the span the event was made in (a poll, a retry),
+    # stored with the event so the relay and the consumer, later and elsewhere, continue its trace.
+    # Not part of the id. Before `data`, so the relay finds it near the start of the stored bytes.
+    traceparent: str | None = Field(default_factory=current_traceparent)
+    tracestate: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: EventData
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.models import Action
+from provisioner.engine.contracts.tracecontext import current_trace_id
 
 
 def utcnow() -> datetime:
@@ -49,6 +50,8 @@ class LogEntry(BaseModel):
     result: str
     error: str | None = None
     duration_ms: float = 0.0
+    # The trace of the change that wrote it (the span current when the entry is made).
+    trace_id: str | None = Field(default_factory=current_trace_id)
 
 
 LinkKey = tuple[str, str]  # (worker id, target)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from opentelemetry.trace import Span
 
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.adaptive import AdaptiveLimit
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE, capped
 from provisioner.engine.kit.origin import allowed_origins, check_origin
@@ -186,6 +188,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         check_origin(self.app, request, self.origins)
+        # The one place every connector's and writer's request passes: its client span.
+        with tracing.request_span(request.method, request.url.host, request.url.path, self.app) as span:
+            response = await self._send(request, span)
+            tracing.answered(span, response.status_code)
+            return response
+
+    async def _send(self, request: httpx.Request, span: Span | None) -> httpx.Response:
         await request.aread()  # the body must be replayable
         # extensions={"retry": False}: one attempt, for a call that must not be repeated blindly
         max_attempts = 1 if request.extensions.get("retry") is False else self.policy.max_attempts
@@ -225,6 +234,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                     delay,
                 )
             attempt += 1
+            if span is not None:
+                span.set_attribute("http.request.resend_count", attempt)
             await asyncio.sleep(delay)
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:

@@ -17,6 +17,7 @@ from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.ports import FixedClock, system_clock
 from provisioner.engine.contracts.records import EventOutcome
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.process import collect_rarely, freeze_startup, new_owner
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.apply import BatchReport
@@ -121,7 +122,8 @@ class Runtime:
         events, ids = [], list[str | None]()
         for record in batch.records:
             try:
-                events.append(WorkerEvent.model_validate_json(record.value or b""))
+                event = WorkerEvent.model_validate_json(record.value or b"")
+                events.append(tracing.received(event, getattr(record, "headers", None), record.topic))
                 ids.append(events[-1].id)
             except ValueError as exc:
                 log.error("dropping a message that is not a WorkerEvent: %s", exc)

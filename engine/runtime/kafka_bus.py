@@ -20,8 +20,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from opentelemetry.trace import Span
 
 from provisioner.engine.config import KafkaConfig
+from provisioner.engine.kit import tracing
 from provisioner.engine.runtime.bus import (
     CONSUMER_GROUP,
     EVENT_HEADERS,
@@ -160,13 +162,23 @@ class KafkaPublisher:
 
     async def _send_in_order(self, producer: AIOKafkaProducer, partition: int, records: list[KeyedRecord]) -> None:
         batch = producer.create_batch()
+        spans: list[Span] = []  # producer spans of sampled changes, ended once their batch is acknowledged
         for key, value in records:
+            # The event's trace context goes in the headers too (CloudEvents Distributed Tracing).
+            traceparent, span = tracing.publishing(value, self.topic, partition)
+            headers = [*_HEADERS, (tracing.TRACEPARENT, traceparent.encode())] if traceparent else _HEADERS
+            if span is not None:
+                spans.append(span)
             # None: the batch is full, so it goes and the record opens the next one (an empty
             # batch takes its first record whatever its size; the broker judges it).
-            while batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
+            while batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 await (await producer.send_batch(batch, self.topic, partition=partition))
                 batch = producer.create_batch()
-        await (await producer.send_batch(batch, self.topic, partition=partition))
+        try:
+            await (await producer.send_batch(batch, self.topic, partition=partition))
+        finally:
+            for span in spans:
+                span.end()
 
     async def _started(self) -> AIOKafkaProducer:
         # Started on the first rows, not with the engine: a sync with nothing to publish needs none.

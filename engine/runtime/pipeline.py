@@ -18,8 +18,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from opentelemetry.trace import StatusCode
+
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey
+from provisioner.engine.kit import tracing
 from provisioner.engine.runtime.apply import Applier, BatchReport, Planned
 from provisioner.engine.runtime.handover import Handover
 from provisioner.engine.runtime.health import RecordingHealth, internal_error
@@ -153,12 +156,17 @@ class Pipeline:
         return await read_retrying(self.approved, sorted({ev.subject for ev in events}))
 
     def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
-        try:
-            if ev.subject in approved:
-                return self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
-            return self.applier.plan_event(ev, self._overlay.over(stored))
-        except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
-            return Planned(internal_error(ev, exc), [], {})
+        with tracing.handling("plan", ev) as span:
+            try:
+                if ev.subject in approved:
+                    planned = self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
+                else:
+                    planned = self.applier.plan_event(ev, self._overlay.over(stored))
+            except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
+                return Planned(internal_error(ev, exc), [], {})
+            if span is not None:
+                span.set_attribute("provisioner.actions", [f"{a.action.value} {a.target}" for a in planned.actions])
+            return planned
 
     async def _run(
         self,
@@ -175,10 +183,13 @@ class Pipeline:
                 if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
-                outcome = await self.applier.apply_event(
-                    planned if planned is not None else self._plan(ev, stored, approved)
-                )
-                await self._before_record(outcome)
+                planned = planned if planned is not None else self._plan(ev, stored, approved)
+                with tracing.handling("apply", ev) as span:
+                    outcome = await self.applier.apply_event(planned)
+                    await self._before_record(outcome)
+                    if span is not None and outcome.failures:
+                        # Which apps failed, not their answers: those may quote a person's data.
+                        span.set_status(StatusCode.ERROR, f"failed at {', '.join(f.target for f in outcome.failures)}")
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise

@@ -206,6 +206,8 @@ def worker_detail(parts: Parts, worker_id: str) -> dict[str, Any]:
     report["id"] = worker_id
     report["links"] = [link.model_dump(mode="json") for link in links.values()]
     report["log"] = [e.model_dump(mode="json") for e in log_entries(parts.store, worker=worker_id, limit=20)]
+    # The trace of their latest change: where an operator chasing it starts in the tracing backend.
+    report["trace_id"] = next((e["trace_id"] for e in reversed(report["log"]) if e["trace_id"]), None)
     report["failures"] = failures(parts.store, worker=worker_id)
     return report
 

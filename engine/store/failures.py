@@ -15,6 +15,8 @@ from sqlmodel import Session, col, select
 from provisioner.engine.config import RetryConfig
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Failure, LinkKey, TargetFailure, utcnow
+from provisioner.engine.contracts.tracecontext import trace_id_of
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store.db import Database, as_utc, chunks, columns, insert_rows
 from provisioner.engine.store.outbox import enqueue
@@ -60,6 +62,7 @@ class Failures:
                     log.append(_log(outcome, healed, "success", _healed(healed["attempts"])))
             for failure in outcome.failures:
                 row = self._next(current.get((worker_id, failure.target)), worker_id, failure, now)
+                row["traceparent"] = row["traceparent"] or outcome.event.traceparent  # the first failure's
                 current[(worker_id, failure.target)] = row
                 log.append(_log(outcome, row, row["state"], self._said(row)))
         for chunk in chunks(workers):  # these workers' rows are all in `current`: rewritten as a whole
@@ -94,6 +97,7 @@ class Failures:
             "last_error": error,
             "first_at": row["first_at"] if row else now,
             "last_at": now,
+            "traceparent": row.get("traceparent") if row else None,
         }
 
     def _said(self, row: dict[str, Any]) -> str:
@@ -134,10 +138,12 @@ class Failures:
             # A retry's time is when the first attempt failed: the removal of access it makes is
             # timed (provisioner_revocation_seconds) from then, not from the retry.
             first: dict[str, datetime] = {}
+            origins: dict[str, list[str | None]] = {}
             for row in rows:
                 first[row.worker_id] = min(first.get(row.worker_id, as_utc(row.first_at)), as_utc(row.first_at))
+                origins.setdefault(row.worker_id, []).append(row.traceparent)
             events = [
-                e.model_copy(update={"time": first.get(e.subject, e.time)})
+                e.model_copy(update={"time": first.get(e.subject, e.time), "traceparent": _retry_trace(e, origins)})
                 for e in make_events(sorted({row.worker_id for row in rows}))
             ]
             enqueue(s, events)
@@ -149,6 +155,10 @@ class Failures:
             query = select(FailureRow.next_at).where(col(FailureRow.next_at).is_not(None))
             first = s.exec(query.order_by(col(FailureRow.next_at)).limit(1)).first()
         return as_utc(first) if first else None
+
+
+def _retry_trace(event: WorkerEvent, origins: dict[str, list[str | None]]) -> str | None:
+    return tracing.new_trace("retry", {"provisioner.worker_id": event.subject}, origins.get(event.subject, []))
 
 
 def _healed(attempts: int) -> str:
@@ -183,4 +193,5 @@ def _log(outcome: EventOutcome, row: dict[str, Any], result: str, reason: str) -
         "result": result,
         "error": row["last_error"] if result != "success" else None,
         "duration_ms": 0.0,
+        "trace_id": trace_id_of(outcome.event.traceparent),
     }

@@ -91,12 +91,19 @@ class Schedule:
             query = select(JobRun).order_by(col(JobRun.started_at))
             return list(s.exec(query.where(JobRun.job == job) if job else query).all())
 
-    def replan(self, s: Session, deferred: Mapping[str, list[Action]]) -> None:
+    def replan(
+        self, s: Session, deferred: Mapping[str, list[Action]], traces: Mapping[str, str | None] | None = None
+    ) -> None:
         """Workers planned anew, each with the actions its plan deferred: they replace whatever was
-        scheduled for that worker before."""
+        scheduled for that worker before. `traces`: the trace context of the change that planned
+        each worker, which the firing's trace links to."""
         for chunk in chunks(sorted(deferred)):
             s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
-        rows = [_deferred_row(action) for actions in deferred.values() for action in actions]
+        rows = [
+            {**_deferred_row(action), "traceparent": (traces or {}).get(worker_id)}
+            for worker_id, actions in deferred.items()
+            for action in actions
+        ]
         if rows:
             insert_rows(s, Deferred, rows)
 

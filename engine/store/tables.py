@@ -89,6 +89,7 @@ class LogRow(SQLModel, table=True):
     result: str
     error: str | None = None
     duration_ms: float = 0.0
+    trace_id: str | None = None
 
 
 class Deferred(SQLModel, table=True):
@@ -102,6 +103,7 @@ class Deferred(SQLModel, table=True):
     policy: str | None = None
     reason: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    traceparent: str | None = None  # the change that deferred it: the firing's trace links to it
 
 
 class SourceState(SQLModel, table=True):
@@ -189,6 +191,7 @@ class FailureRow(SQLModel, table=True):
     last_error: str
     first_at: datetime = Field(default_factory=utcnow)
     last_at: datetime = Field(default_factory=utcnow)
+    traceparent: str | None = None  # the change that first failed: each retry's trace links to it
 
 
 class EventClaim(SQLModel, table=True):

@@ -36,7 +36,8 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         store.outbox.enqueue(s, store.references.replans(s, over))
         # Each applied event re-planned its worker (full state: the last plan of the batch holds).
         deferred = {o.event.subject: o.deferred for o in recorded if o.event is not None and o.deferred is not None}
-        store.schedule.replan(s, deferred)
+        traces = {o.event.subject: o.event.traceparent for o in recorded if o.event is not None and o.deferred}
+        store.schedule.replan(s, deferred, traces)
         store.outbox.confirm(s, ids, now)
         store.claims.end(s, ids)
     return new

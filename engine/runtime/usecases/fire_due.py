@@ -12,6 +12,7 @@ from sqlmodel import Session
 from provisioner.engine.contracts.events import WorkerEvent, scheduled_event
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock
+from provisioner.engine.kit import tracing
 from provisioner.engine.runtime.usecases.safety_gate import DUE, SafetyGate
 from provisioner.engine.store import Store
 from provisioner.engine.store.approvals import entry
@@ -30,10 +31,18 @@ def fire_due(store: Store, gate: SafetyGate, clock: Clock) -> list[WorkerEvent]:
         if not rows:
             return []
         due: dict[str, datetime] = {}
+        origins: dict[str, list[str | None]] = {}
         for row in rows:
             due[row.worker_id] = max(due.get(row.worker_id, row.effective_at), row.effective_at)
+            origins.setdefault(row.worker_id, []).append(row.traceparent)
         workers = store.snapshots.of_workers(due, s) | store.identities.planned(due, s)  # a person of several records
-        events = [scheduled_event(wid, workers.get(wid), when) for wid, when in sorted(due.items())]
+        # Each firing is a new trace, linked to the change that deferred it.
+        events = [
+            scheduled_event(wid, workers.get(wid), when).model_copy(
+                update={"traceparent": tracing.new_trace("deferred", {"provisioner.worker_id": wid}, origins[wid])}
+            )
+            for wid, when in sorted(due.items())
+        ]
         by_source: dict[str, list[WorkerEvent]] = {}
         for event in events:
             by_source.setdefault(WorkerId.parse(event.subject).source, []).append(event)

@@ -15,6 +15,7 @@ from typing import Any
 from provisioner.engine.contracts.ids import WorkerId
 from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import Source, SourceError, SourceRead, Streams
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.poller import Diff, correlate, diff, quarantine_log, read_records, unreadable
 from provisioner.engine.runtime.usecases.identity import IdentityRules, one_person, resolve
@@ -23,6 +24,9 @@ from provisioner.engine.runtime.usecases.safety_gate import POLL, SafetyGate
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.poll")
+
+# Detect, admit and commit: the span the changes' events are made in, and so their parent.
+OUTBOX_SPAN = "outbox write"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ async def ingest(
     except Exception as exc:
         raise await _unreadable(source.name, store, exc, only is None) from None
     reading = Reading(source.name, read, only is not None, tuple(correlate_on or ()), identity)
-    return await asyncio.to_thread(take_in, store, gate, reading, clock)
+    with tracing.child(OUTBOX_SPAN):
+        return await asyncio.to_thread(take_in, store, gate, reading, clock)
 
 
 async def _streamed(
@@ -78,7 +83,8 @@ async def _streamed(
     except Exception as exc:
         raise await _unreadable(name, store, exc, True) from None
     try:
-        return await asyncio.to_thread(take_in_stream, store, gate, stream, clock())
+        with tracing.child(OUTBOX_SPAN):
+            return await asyncio.to_thread(take_in_stream, store, gate, stream, clock())
     except SourceFailed as failed:
         raise await _unreadable(name, store, failed.cause, True) from None
 
