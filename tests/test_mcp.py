@@ -88,6 +88,10 @@ async def test_over_http_a_token_without_the_right_is_refused(running: Engine):
     # an agent's token is for MCP alone: the operations API refuses it
     assert running.api(AGENT_TOKEN).get("/status").status_code == 403
     assert running.api(OPERATOR_TOKEN).get("/status").status_code == 200
+    # nor the console: an agent's token does not log in
+    login = httpx.post(f"{running.url}/login", data={"token": AGENT_TOKEN}, follow_redirects=False)
+    assert login.status_code == 401 and "it may use /mcp only" in login.text
+    assert "provisioner_session" not in login.cookies
 
 
 async def test_an_agent_reads_no_personal_data_and_each_call_is_logged_with_its_token(running: Engine):

@@ -32,6 +32,15 @@ async def test_metrics_need_the_token_when_metrics_auth_is_on(tmp_path):
         assert (await client.get("/healthz")).status_code == 200  # health never needs a token
 
 
+async def test_an_agents_token_scrapes_no_metrics(tmp_path):
+    agent = {"name": "bot", "token": "agent-token-0123456789", "roles": ["agent"]}
+    replica = Replica(config(tmp_path, token="s3cret", metrics_auth=True, tokens=[agent]))
+    transport = httpx.ASGITransport(app=http_app(replica, replica.metrics))
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        refused = await client.get("/metrics", headers={"Authorization": "Bearer agent-token-0123456789"})
+        assert refused.status_code == 401  # least privilege: an agent's token is for /mcp
+
+
 async def test_a_forged_or_foreign_session_is_no_session(tmp_path):
     replica = Replica(config(tmp_path, token="s3cret"))
     other = Auth(config(tmp_path, token="another-token"))

@@ -32,6 +32,7 @@ class Link(BaseModel):
 
 # Every result a log row can carry, and what it means to the person reading it: the CLI and the
 # console colour it the same way (ok green, bad red, warn amber).
+MCP_CALL = "mcp_call"  # the log action of an agent's tool call: a record of asking, not a change
 RESULT_TONE = {"success": "ok", "failure": "bad", "dead": "bad", "retrying": "warn", "skipped": "warn"}
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.engine.config import Config
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.records import MCP_CALL, LogEntry
 from provisioner.engine.runtime.policytools import explain
 from provisioner.engine.runtime.view_models import (
     EngineView,
@@ -207,7 +207,10 @@ def worker_detail(parts: Parts, worker_id: str) -> dict[str, Any]:
     report["links"] = [link.model_dump(mode="json") for link in links.values()]
     report["log"] = [e.model_dump(mode="json") for e in log_entries(parts.store, worker=worker_id, limit=20)]
     # The trace of their latest change: where an operator chasing it starts in the tracing backend.
-    report["trace_id"] = next((e["trace_id"] for e in reversed(report["log"]) if e["trace_id"]), None)
+    # An agent's tool call is logged with its own trace, but it changed nothing: skipped.
+    report["trace_id"] = next(
+        (e["trace_id"] for e in reversed(report["log"]) if e["trace_id"] and e["action"] != MCP_CALL), None
+    )
     report["failures"] = failures(parts.store, worker=worker_id)
     return report
 

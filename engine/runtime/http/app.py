@@ -48,7 +48,7 @@ def http_app(served: Served, metrics: Metrics) -> Starlette:
         return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
 
     async def scrape(request: Request) -> Response:
-        if auth.metrics_auth and not auth.bearer_ok(request):
+        if auth.metrics_auth and not auth.scrape_ok(request):
             return PlainTextResponse("a valid bearer token is required", status_code=401)
         body = await run_in_threadpool(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -42,6 +42,11 @@ class Principal:
     def shown(self) -> str:
         return self.name or "the shared api.token"
 
+    @property
+    def agent_only(self) -> bool:
+        """An agent's token (role agent alone): the MCP surface, nothing of the console or metrics."""
+        return not self.operator and self.approver is None
+
 
 SHARED = Principal(None, operator=True)
 
@@ -83,6 +88,11 @@ class Auth:
 
     def bearer_ok(self, request: Request) -> bool:
         return self.bearer(request) is not None
+
+    def scrape_ok(self, request: Request) -> bool:
+        """A token that may read /metrics: any but an agent's (least privilege: agents use /mcp)."""
+        principal = self.bearer(request)
+        return principal is not None and not principal.agent_only
 
     def refusal(self, request: Request) -> tuple[int, str] | None:
         """Why an API request is refused (status, reason), from its headers alone; None to admit it

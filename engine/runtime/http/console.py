@@ -112,7 +112,9 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
         if request.method == "POST":
             fields = await form(request)
             principal = auth.principal(fields.get("token", ""))
-            if principal is not None:
+            if principal is not None and principal.agent_only:
+                error = f"{principal.shown} is an agent's token: it may use /mcp only, not the console."
+            elif principal is not None:
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     SESSION_COOKIE,
@@ -123,7 +125,8 @@ def console_routes(served: Served, auth: Auth) -> list[Route]:
                     secure=request.url.scheme == "https",
                 )
                 return response
-            error = "That token is not one configured in api.token or api.tokens."
+            else:
+                error = "That token is not one configured in api.token or api.tokens."
         html = env.get_template("login.html").render(next=target, error=error, path="/login")
         return HTMLResponse(html, status_code=401 if error else 200)
 

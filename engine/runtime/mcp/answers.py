@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic_core import to_jsonable_python
 
-from provisioner.engine.contracts.records import LogEntry
+from provisioner.engine.contracts.records import MCP_CALL, LogEntry
 from provisioner.engine.runtime.mcp.caller import Caller
 from provisioner.engine.runtime.mcp.pii import hidden_values, people_named, redact
 from provisioner.engine.store import Store
@@ -24,7 +24,7 @@ from provisioner.engine.store import Store
 log = logging.getLogger("provisioner.mcp")
 
 CALLER_KEY = "mcp_caller"  # where the HTTP guard leaves the caller, in the request's state
-ACTION = "mcp_call"
+ACTION = MCP_CALL
 _SHOWN_ARGUMENT = 200  # an argument longer than this (a proposed config) is logged by its length
 
 
