@@ -207,8 +207,12 @@ def received(event: WorkerEvent, headers: Sequence[tuple[str, bytes]] | None, to
     """A consumed event, its trace continued: the record's header (the producer span) is the parent,
     else the event's own attribute; a sampled trace gets a consumer span, which the plan and the
     app requests of this event then hang under."""
+    parent = header(headers) or event.traceparent
+    context = parse_traceparent(parent)
+    if context is None or not context.trace_flags.sampled:
+        return event  # nothing to record: the hops after this one continue from the event's own context
     attributes = {**_RECEIVE, **_about(event)}
-    with continued(f"receive {topic}", header(headers) or event.traceparent, attributes, SpanKind.CONSUMER) as span:
+    with continued(f"receive {topic}", parent, attributes, SpanKind.CONSUMER) as span:
         if span is None:
             return event
         return event.model_copy(update={"traceparent": traceparent(span.get_span_context())})

@@ -1,7 +1,7 @@
 """The outbox relay: rows the store committed become records on the bus, in order, per worker.
 
 One person's events share a key (the worker id) and so a partition, in outbox order. With several
-engine processes one of them relays, under a lease renewed every turn; the process that takes the
+engine processes one of them relays, under a lease it renews as it goes; the process that takes the
 lease over re-publishes what was published but never confirmed and that no live consumer has
 claimed: after a crash that is exactly what would otherwise be lost, and what a live consumer is
 applying is not sent a second time.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from provisioner.engine.runtime.fleet import Vitals
@@ -34,6 +35,7 @@ class Relay:
         self.owner = owner
         self.wake = wake  # set when the outbox has new rows: look now rather than at the next tick
         self.vitals = vitals
+        self._renewed = 0.0  # time.monotonic() of the last lease taken or renewed
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         leading = False
@@ -47,9 +49,13 @@ class Relay:
     async def turn(self, leading: bool) -> bool:
         """One turn; returns whether this process leads (holds the relay lease)."""
         store = self.store
-        self.vitals.leading = await asyncio.to_thread(
-            store.schedule.acquire_lease, "relay", self.owner, LEASE_S, record=False
-        )
+        # Renewed a third into its term, not every turn: a lease taken at t holds until t + LEASE_S,
+        # and a write per turn would queue behind a poll's long write transaction on SQLite.
+        if not (leading and time.monotonic() - self._renewed < LEASE_S / 3):
+            self.vitals.leading = await asyncio.to_thread(
+                store.schedule.acquire_lease, "relay", self.owner, LEASE_S, record=False
+            )
+            self._renewed = time.monotonic()
         if not self.vitals.leading:
             await asyncio.sleep(LEASE_S / 3)
             return False

@@ -47,7 +47,7 @@ class Claims:
                 query = select(EventClaim.event_id, EventClaim.owner).where(col(EventClaim.event_id).in_(ids))
                 held = dict(s.exec(query).all())
                 gone = sorted({o for o in held.values() if o != owner and owner_is_gone(o)})
-                statement = dialect_insert(s, EventClaim).values(chunk)
+                statement = dialect_insert(s, EventClaim)
                 free = (col(EventClaim.expires_at) < now) | (col(EventClaim.owner) == owner)
                 if gone:
                     free |= col(EventClaim.owner).in_(gone)
@@ -56,7 +56,8 @@ class Claims:
                     set_={"owner": statement.excluded.owner, "expires_at": statement.excluded.expires_at},
                     where=free,
                 ).returning(EventClaim.event_id)
-                got = set(s.connection().execute(statement).scalars())
+                # The chunk as parameters (insertmanyvalues): one cached compilation, see db.insert_new.
+                got = set(s.connection().execute(statement, chunk).scalars())
                 # An event recorded after the caller looked at `processed` left a free claim behind
                 # (recording deletes it): granting it would apply that change a second time. Read
                 # after the upsert, this sees every recording that committed before the claim.

@@ -114,15 +114,17 @@ def dialect_insert(s: Session, table: type[SQLModel]) -> Any:
     return dialect.insert(table)
 
 
-def insert_new(s: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str, size: int = 500) -> set[Any]:
+def insert_new(s: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str) -> set[Any]:
     """INSERT … ON CONFLICT DO NOTHING; returns the `key` values of the rows it did insert (a row
     another engine wrote first is left as it is, without failing the transaction)."""
-    inserted: set[Any] = set()
+    if not rows:
+        return set()
     column = table.__table__.columns[key]  # type: ignore[attr-defined]
-    for chunk in chunks(rows, size):
-        statement = dialect_insert(s, table).values(chunk).on_conflict_do_nothing().returning(column)
-        inserted.update(s.connection().execute(statement).scalars())
-    return inserted
+    statement = dialect_insert(s, table).on_conflict_do_nothing().returning(column)
+    # Rows as parameters, not `.values(rows)`: SQLAlchemy's insertmanyvalues batches them into
+    # multi-row statements from one cached compilation, where `.values()` compiled every row's
+    # parameters anew on each call (a tenth of a first sync's CPU).
+    return set(s.connection().execute(statement, rows).scalars())
 
 
 def create_tables(engine: Engine) -> None:
