@@ -68,6 +68,8 @@ class Offsets:
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Partitions revoked in a rebalance: their new owner reads on from our last commit."""
         lost = set(partitions)
+        if not lost:  # every commit asks; walking every event in flight for nothing is not free
+            return
         for partition in lost:
             self._done.pop(partition, None)
             self.committed.pop(partition, None)
