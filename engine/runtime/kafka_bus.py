@@ -109,7 +109,10 @@ class KafkaBus:
         await self._handler(Batch(records, _Consumer(message.consumer)))
 
     def publisher(self) -> Publisher:
-        return KafkaPublisher(self._bootstrap, events_topic(self.config), client_options(self.config))
+        options = client_options(self.config)
+        if self.config.compression != "none":
+            options["compression_type"] = self.config.compression
+        return KafkaPublisher(self._bootstrap, events_topic(self.config), options)
 
     async def dead_letter(self, key: bytes, value: bytes, error: str) -> None:
         if self.broker is not None:
@@ -136,7 +139,7 @@ class KafkaPublisher:
     def __init__(self, bootstrap: list[str], topic: str, options: dict[str, Any]):
         self.bootstrap = bootstrap
         self.topic = topic
-        self.options = options  # TLS and SASL (kafka_clients.client_options)
+        self.options = options  # TLS and SASL (kafka_clients.client_options), compression
         self._producer: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()  # Kafka's own: murmur2 of the key
 
