@@ -62,7 +62,8 @@ def list_requests(
         console.print(f"no {'' if state == 'all' else state + ' '}approval requests")
         return
     table = Table(title=f"approvals: {plural(len(rows), 'request')}")
-    for column in ("id", "kind", "person", "target", "asks", "asked by", "may decide", "expires (UTC)", "state"):
+    table.add_column("id", no_wrap=True, min_width=12)  # never cut: `approve ID` needs it whole
+    for column in ("kind", "person", "target", "asks", "asked by", "may decide", "expires (UTC)", "state"):
         table.add_column(column)
     table.add_column("decided")
     for r in rows:
@@ -85,7 +86,10 @@ def list_requests(
 
 def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, approve: bool, as_json: bool) -> None:
     cfg = _load(config, secrets=False)
-    named = approvals.named_token(cfg, token) if token else None
+    if not token:
+        err.print("[red]error[/red] set PROVISIONER_TOKEN (or --token) to your own named token (api.tokens)")
+        raise typer.Exit(2)
+    named = approvals.named_token(cfg, token)
     approver = approvals.approver_of(named) if named is not None else None
     if approver is None:
         err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
@@ -104,7 +108,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
     if as_json:
         print(json.dumps(decided.model_dump(mode="json"), indent=2))
         return
-    after = "; a running engine applies it within one cycle" if approve else ""
+    after = "; a running engine applies it within one cycle, else the next sync" if approve else ""
     console.print(f"{decided.id} {decided.state.value} by {decided.decided_by}: {shown(decided.asks)}{after}")
 
 

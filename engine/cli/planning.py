@@ -19,6 +19,7 @@ from provisioner.engine.contracts.models import ActionKind
 from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.contracts.records import by_worker
 from provisioner.engine.kit.words import plural
+from provisioner.engine.runtime.operations import unknown_worker
 from provisioner.engine.runtime.policytools import explain as explain_worker
 from provisioner.engine.runtime.poller import diff
 from provisioner.engine.runtime.usecases.writeback_plan import planned as planned_writebacks
@@ -93,6 +94,9 @@ async def _plan(cfg: Config, only: str | None) -> tuple[list[Any], list[dict[str
         again = {f.worker_id for f in parts.store.failures.all() if f.target.startswith("writeback:")}
         again = ({only} if only else again) - {w.id for w in workers}
         workers += [w for wid in sorted(again) if (w := parts.store.snapshots.get(wid)) is not None]
+        if only and only not in {w.id for w in workers} and not any(a.worker_id == only for a in actions):
+            err.print(f"[red]error[/red] {unknown_worker(only)}")  # as the API and MCP say it, and explain exits
+            raise typer.Exit(1)
         creates: dict[str, set[str]] = {}
         for a in actions:
             if a.action.value == "create":

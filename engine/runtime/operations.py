@@ -63,6 +63,11 @@ def retry_events(
     )
 
 
+def unknown_worker(worker_id: str) -> str:
+    """What `plan` says, on every surface, of an id neither the store nor its source knows."""
+    return f"no worker {worker_id!r} in the store or its source; check the id (ids look like <source>:<remote id>)"
+
+
 async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
     """The actions a sync would take for this person now: their record is read from the source
     when it can be, else planned from the stored snapshot. Changes nothing."""
@@ -82,7 +87,7 @@ async def plan_worker(parts: Parts, worker_id: str) -> dict[str, Any]:
             note = f"the source could not be read ({type(exc).__name__}); planned from the stored snapshot"
     if not events:
         if stored is None:
-            raise LookupError(f"no worker {worker_id!r} in the store or its source")
+            raise LookupError(unknown_worker(worker_id))
         events = [internal_event(OPERATOR_SOURCE, worker_id, stored, "plan")]
     links = by_worker(parts.store.links.for_workers([worker_id])).get(worker_id, {})
     approved = parts.approved([worker_id]).get(worker_id, set())

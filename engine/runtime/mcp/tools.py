@@ -31,7 +31,7 @@ def _count(noun: str, plural_noun: str | None = None) -> Any:
 
 
 def _receipt(data: dict[str, Any]) -> str:
-    return f"request {data['id']} is {data['state']}: {data['approvers']}; nothing happens before that"
+    return f"request {data['id']} is {data['state']} until {data['approvers']} approves it; nothing happens before that"
 
 
 def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
