@@ -128,6 +128,48 @@ async def test_a_diff_of_a_proposed_config_that_does_not_load_says_why_in_one_an
     assert bad.is_error and "the proposed config" in bad.content[0].text and "Traceback" not in bad.content[0].text
 
 
+def proposed(mapping: dict[str, str], probe: str = "false") -> str:
+    """The running config with this mapping, and a new target `wiki` for whoever `probe` matches."""
+    scim = {"type": "scim", "base_url": "http://127.0.0.1:9/scim/v2"}
+    return json.dumps(
+        {
+            "sources": [{"name": "hr", "type": "file", "path": "people.csv"}],
+            "targets": [{"name": "app", **scim, "mapping": mapping}, {"name": "wiki", **scim}],
+            "policies": [
+                {"name": "engineers", "when": "worker.department == 'Engineering'", "grant": [{"target": "app"}]},
+                {"name": "probe", "when": probe, "grant": [{"target": "wiki"}]},
+            ],
+        }
+    )
+
+
+async def test_a_proposed_config_reads_none_of_the_engines_environment(parts: Parts):
+    # Expanded, ${SCIM_SECRET} in a mapping would come back in the diff's list of mapping changes.
+    answer = await call(parts, AGENT, "diff_config", proposed_yaml=proposed({"title": "${SCIM_SECRET}"}))
+    assert not answer.is_error
+    assert SECRET not in answer.content[0].text + json.dumps(answer.structured_content)
+    [title] = [m for m in answer.structured_content["mappings"] if m["attribute"] == "title"]
+    assert title["new"] == "${SCIM_SECRET}"  # as written
+
+
+async def test_a_proposed_config_cannot_spell_out_what_the_token_does_not_see(parts: Parts):
+    # Who is in scope of a condition on a hidden field would tell that field, one guess at a time.
+    probe = proposed({}, probe="worker.personal_email.startswith('ada.p')")
+    full = await call(parts, Caller("ops"), "diff_config", proposed_yaml=probe)
+    assert [(c["target"], c["kind"]) for c in full.structured_content["changes"]] == [("wiki", "create")]
+    seen = await call(parts, AGENT, "diff_config", proposed_yaml=probe)
+    assert seen.structured_content["changes"] == []  # to the agent, Ada's personal email is unknown
+    assert "only the fields claude sees" in seen.structured_content["notes"][-1]
+
+
+async def test_search_matches_no_field_the_token_does_not_see(parts: Parts):
+    assert (
+        len((await call(parts, Caller("ops"), "search_people", query="ada.private")).structured_content["result"]) == 1
+    )
+    assert (await call(parts, AGENT, "search_people", query="ada.private")).structured_content["result"] == []
+    assert len((await call(parts, AGENT, "search_people", query="lovelace")).structured_content["result"]) == 1
+
+
 async def test_the_resources_show_the_policies_without_secrets_and_the_worker_fields(parts: Parts):
     async with Client(build_server(parts, AGENT)) as client:
         uris = {str(r.uri) for r in (await client.list_resources()).resources}

@@ -45,6 +45,19 @@ def hidden_values(workers: Iterable[Worker], visible: frozenset[str]) -> list[st
     return sorted((v for v in values if len(v) >= _SHORTEST), key=len, reverse=True)
 
 
+def as_seen(worker: Worker, visible: frozenset[str]) -> Worker:
+    """The person as this caller knows them: hidden fields unknown (their defaults). What a caller's
+    own expressions are evaluated on (a proposed config's conditions and mappings): evaluated on the
+    real record, who matches `worker.personal_email.startswith('a')` would spell out hidden values.
+    The ids stay: a Worker is no one without them."""
+    unknown = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in Worker.model_fields.items()
+        if name not in visible and not field.is_required()
+    }
+    return Worker.model_validate({**worker.model_dump(), **unknown})
+
+
 def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
     """`data` without what `visible` does not show (None: everything is shown)."""
     if visible is None:
