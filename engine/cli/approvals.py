@@ -86,7 +86,7 @@ def list_requests(
 def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, approve: bool, as_json: bool) -> None:
     cfg = _load(config, secrets=False)
     named = approvals.named_token(cfg, token) if token else None
-    approver = approvals.approver_of(named) if named is not None else None
+    approver = approvals.approver_of(cfg, named) if named is not None else None
     if approver is None:
         err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
         raise typer.Exit(2)

@@ -62,7 +62,8 @@ class ApiToken(_Strict):
     )
     person: str | None = Field(
         default=None,
-        description="the worker id of the holder (hr:42): an approver needs it (`by: manager`, no self-approval)",
+        description="the worker id of the holder (hr:42): an approver needs it (`by: manager`, no self-approval); "
+        "on an agent's token, whose agent it is (they may not approve what it asks)",
     )
     groups: list[str] = Field(default_factory=list, description="approver groups, for `by: group:<name>`")
 
