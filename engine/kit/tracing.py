@@ -31,6 +31,7 @@ log = logging.getLogger("provisioner.tracing")
 TRACEPARENT = "traceparent"
 _FIELD = b'"traceparent":"'  # how the stored event JSON carries it (contracts/events.py)
 _LENGTH = 55
+_EMAIL = "{email}"
 _EMPTY = trace.set_span_in_context(trace.INVALID_SPAN)  # a root: whatever span is current is not its parent
 
 
@@ -152,8 +153,10 @@ def _about(event: WorkerEvent) -> dict[str, str]:
 
 def request_span(method: str, host: str, path: str, app: str) -> AbstractContextManager[Span | None]:
     """An HTTP client span (`http.request.resend_count` is set as retries go). Only the path is
-    told: a query may hold a filter on a person's email."""
-    attributes = {"http.request.method": method, "server.address": host, "url.path": path, "provisioner.app": app}
+    told: a query may hold a filter on a person's email; and a segment of it that is an email (a
+    REST app's `/users/{{ worker.work_email }}`) is told as `{email}`."""
+    shown = "/".join(_EMAIL if "@" in segment else segment for segment in path.split("/"))
+    attributes = {"http.request.method": method, "server.address": host, "url.path": shown, "provisioner.app": app}
     return child(f"{method} {app}", attributes, SpanKind.CLIENT)
 
 
