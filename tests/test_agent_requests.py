@@ -109,6 +109,19 @@ def test_nobody_approves_what_their_own_agent_asked(store: Store):
     assert decide(store, theirs.id, mia, approve=True).state is ApprovalState.approved
 
 
+def test_access_to_an_app_with_its_own_approver_is_theirs_to_decide(store: Store):
+    cfg = config().model_dump(mode="json")
+    cfg["targets"][1]["approval"] = {"by": "group:payroll-owners", "reason_required": True}
+    receipt = request_access(store, Config.model_validate(cfg), "hr:1", "payroll", "agent-x", ["pay-users"])
+    assert receipt.approvers == "a member of approver group payroll-owners"
+    with pytest.raises(Refused, match="payroll-owners"):
+        decide(store, receipt.id, MIA, approve=True, reason="her manager")  # requests in general: by manager
+    owner = Approver(name="olu", person="hr:7", groups=["payroll-owners"])
+    with pytest.raises(NotDecidable, match="needs a reason"):
+        decide(store, receipt.id, owner, approve=True)
+    assert decide(store, receipt.id, owner, approve=True, reason="close").state is ApprovalState.approved
+
+
 def test_access_requests_refuse_what_cannot_be_given(store: Store):
     with pytest.raises(LookupError, match="no target 'crm'"):
         request_access(store, config(), "hr:1", "crm", "agent-x")
