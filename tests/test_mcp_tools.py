@@ -123,6 +123,15 @@ async def test_every_call_is_logged_with_the_token_name_and_the_tool(parts: Part
     assert rows[0].reason == "explain_person by claude"
 
 
+async def test_the_log_tells_an_agent_whom_other_calls_were_about_not_what_they_typed(parts: Parts):
+    await call(parts, Caller("ops"), "search_people", query=PERSONAL)
+    await call(parts, Caller("ops"), "explain_person", worker_id="hr:1")
+    rows = (await call(parts, AGENT, "provisioning_log")).structured_content["result"]
+    assert PERSONAL not in json.dumps(rows)
+    told = [(r["attributes"]["tool"], r["attributes"]["arguments"]) for r in rows if r["action"] == "mcp_call"]
+    assert told[:2] == [("search_people", {}), ("explain_person", {"worker_id": "hr:1"})]
+
+
 async def test_a_diff_of_a_proposed_config_that_does_not_load_says_why_in_one_answer(parts: Parts):
     bad = await call(parts, AGENT, "diff_config", proposed_yaml="policies: [{name: x, when: 'worker.nope == 1'}]")
     assert bad.is_error and "the proposed config" in bad.content[0].text and "Traceback" not in bad.content[0].text

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.records import MCP_CALL
 
 HIDDEN = "[hidden]"
 WORKER_FIELDS = frozenset(Worker.model_fields)
@@ -58,11 +59,22 @@ def as_seen(worker: Worker, visible: frozenset[str]) -> Worker:
     return Worker.model_validate({**worker.model_dump(), **unknown})
 
 
+def _call_told(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A tool call's log row without what its caller typed (an operator's search for a personal
+    email, a proposed config): only whom and which app it was about."""
+    arguments = attributes.get("arguments")
+    if not isinstance(arguments, dict):
+        return attributes
+    return {**attributes, "arguments": {k: v for k, v in arguments.items() if k in _PERSON_KEYS | {"target"}}}
+
+
 def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
     """`data` without what `visible` does not show (None: everything is shown)."""
     if visible is None:
         return data
     if isinstance(data, dict):
+        if data.get("action") == MCP_CALL and isinstance(data.get("attributes"), dict):
+            data = {**data, "attributes": _call_told(data["attributes"])}
         return {k: redact(v, visible, values) for k, v in data.items() if k in visible or k not in WORKER_FIELDS}
     if isinstance(data, list):
         return [redact(item, visible, values) for item in data]
