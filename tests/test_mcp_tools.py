@@ -14,7 +14,9 @@ from pydantic import ValidationError
 
 from provisioner.engine.config import ApiToken, Config
 from provisioner.engine.config.access import DIRECTORY_FIELDS
+from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.runtime.mcp import Caller, build_server, caller_of
 from provisioner.engine.runtime.mcp.pii import HIDDEN, hidden_values, redact
 from provisioner.engine.runtime.mcp.server import FIELDS_URI, POLICIES_URI
@@ -130,6 +132,18 @@ async def test_the_log_tells_an_agent_whom_other_calls_were_about_not_what_they_
     assert PERSONAL not in json.dumps(rows)
     told = [(r["attributes"]["tool"], r["attributes"]["arguments"]) for r in rows if r["action"] == "mcp_call"]
     assert told[:2] == [("search_people", {}), ("explain_person", {"worker_id": "hr:1"})]
+
+
+async def test_status_tells_an_agent_no_hidden_value_in_an_apps_latest_error(parts: Parts):
+    event = change_event("hr", None, None, ADA)
+    outcome = EventOutcome(event.id, event)
+    outcome.fail("app", "create", f"409: userName {PERSONAL} is taken", transient=False)
+    with parts.store.unit() as s:
+        parts.store.failures.record(s, [outcome])
+    full = await call(parts, Caller("ops"), "status")
+    assert PERSONAL in full.structured_content["failures"]["app"]["latest_error"]
+    seen = await call(parts, AGENT, "status")
+    assert seen.structured_content["failures"]["app"]["latest_error"] == f"409: userName {HIDDEN} is taken"
 
 
 async def test_a_diff_of_a_proposed_config_that_does_not_load_says_why_in_one_answer(parts: Parts):

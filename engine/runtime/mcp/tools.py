@@ -112,6 +112,7 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
             {},
             lambda _: views.status(config, store),
             lambda d: f"{plural(len(d['halted']), 'halted source')}, {d['dead']} dead, {d['retrying']} retrying",
+            about=lambda: {f.worker_id for f in store.failures.all()},  # each app's latest error is someone's
         )
 
     @server.tool(annotations=READ)
