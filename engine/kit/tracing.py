@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, StatusCode
 
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.tracecontext import current_traceparent, parse_traceparent, traceparent
 
 log = logging.getLogger("provisioner.tracing")
@@ -149,6 +150,18 @@ def handling(step: str, event: WorkerEvent) -> AbstractContextManager[Span | Non
 
 def _about(event: WorkerEvent) -> dict[str, str]:
     return {"provisioner.event_id": event.id, "provisioner.worker_id": event.subject}
+
+
+def planned(span: Span | None, actions: Sequence[Action]) -> None:
+    """What a plan decided ("create payroll"), on its span (told only when it is recorded)."""
+    if span is not None:
+        span.set_attribute("provisioner.actions", [f"{a.action.value} {a.target}" for a in actions])
+
+
+def failed_at(span: Span | None, targets: list[str]) -> None:
+    """Which apps an event failed at, not their answers: those may quote a person's data."""
+    if span is not None and targets:
+        span.set_status(StatusCode.ERROR, f"failed at {', '.join(targets)}")
 
 
 def request_span(method: str, host: str, path: str, app: str) -> AbstractContextManager[Span | None]:
