@@ -5,6 +5,7 @@ never will, what an agent's token sees of a person, a log row per call, the reso
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from provisioner.engine.runtime.mcp import Caller, build_server, caller_of
 from provisioner.engine.runtime.mcp.pii import HIDDEN, hidden_values, redact
 from provisioner.engine.runtime.mcp.server import FIELDS_URI, POLICIES_URI
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.targets.rest import PRESETS
 
 pytestmark = pytest.mark.fast
 
@@ -173,6 +175,16 @@ async def test_a_proposed_config_reads_none_of_the_engines_environment(parts: Pa
     assert SECRET not in answer.content[0].text + json.dumps(answer.structured_content)
     [title] = [m for m in answer.structured_content["mappings"] if m["attribute"] == "title"]
     assert title["new"] == "${SCIM_SECRET}"  # as written
+
+
+async def test_a_proposed_config_names_presets_not_files(parts: Parts, tmp_path: Path):
+    (tmp_path / "elsewhere.yaml").write_text("mapping: {title: read-from-disk}\n")
+    outside = os.path.relpath(tmp_path / "elsewhere", PRESETS)
+    rest = {"name": "app", "type": "rest", "base_url": "http://127.0.0.1:9", "preset": outside}
+    config = {"targets": [rest], "policies": [{"name": "engineers", "grant": [{"target": "app"}]}]}
+    answer = await call(parts, AGENT, "diff_config", proposed_yaml=json.dumps(config))
+    assert answer.is_error and "unknown preset" in answer.content[0].text
+    assert "read-from-disk" not in answer.content[0].text
 
 
 async def test_a_proposed_config_cannot_spell_out_what_the_token_does_not_see(parts: Parts):
