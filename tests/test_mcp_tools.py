@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from mcp import Client
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from provisioner.engine.cli.main import app as cli
 from provisioner.engine.config import ApiToken, Config
 from provisioner.engine.config.access import DIRECTORY_FIELDS
 from provisioner.engine.contracts.events import change_event
@@ -275,3 +277,20 @@ async def test_every_read_tool_answers_with_its_read_model_and_a_line_a_person_r
     assert missing.is_error and "no reconciliation has run yet" in missing.content[0].text
     assert bad_since.is_error and "last tuesday" in bad_since.content[0].text
     assert bad_result.is_error and "result is one of success" in bad_result.content[0].text
+
+
+def test_provisioner_mcp_says_in_one_line_what_keeps_it_from_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    token = "t" * 20
+    monkeypatch.setenv("AGENT_TOKEN", token)
+    monkeypatch.setenv("PROVISIONER_MCP_TOKEN", token)
+    config = tmp_path / "c.yaml"
+    tokens = [{"name": "claude", "token": "${AGENT_TOKEN}", "roles": ["agent"]}]
+    unreachable = {"url": "postgresql://nobody@127.0.0.1:1/x"}
+    config.write_text(json.dumps({"store": unreachable, "api": {"tokens": tokens}}))
+    for arguments, said in (
+        ([], "cannot open the store at postgresql"),
+        (["--token-env", ""], "--token-env names no variable"),
+        (["--token-env", "UNSET_TOKEN"], "set UNSET_TOKEN to your agent's token"),
+    ):
+        out = CliRunner().invoke(cli, ["mcp", "-c", str(config), *arguments], env={"COLUMNS": "200"})
+        assert out.exit_code == 2 and said in out.output and "Traceback" not in out.output, out.output
