@@ -228,6 +228,8 @@ def test_redaction_reaches_values_written_elsewhere():
         "reason": f"{HIDDEN} is taken",
     }
     assert redact(row, None, values) is row  # an operator's answer is left alone
+    shouted = {"worker_id": "hr:1", "attributes": {"site": "MARYLEBONE", "mail": PERSONAL.upper()}}
+    assert redact(shouted, DIRECTORY_FIELDS, values)["attributes"] == {"site": HIDDEN, "mail": HIDDEN}
 
 
 def test_named_tokens_have_an_agent_role_and_say_what_they_see():

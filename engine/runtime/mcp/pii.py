@@ -7,6 +7,7 @@ to, or holding, a hidden value of a person the answer names are replaced."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -69,17 +70,21 @@ def _call_told(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
-    """`data` without what `visible` does not show (None: everything is shown)."""
+    """`data` without what `visible` does not show (None: everything is shown). A value is found
+    whatever its case: a mapping's `| lower` or `| upper` does not make it another value."""
     if visible is None:
         return data
+    pattern = re.compile("|".join(map(re.escape, values)), re.IGNORECASE) if values else None
+    return _redacted(data, visible, pattern)
+
+
+def _redacted(data: Any, visible: frozenset[str], pattern: re.Pattern[str] | None) -> Any:
     if isinstance(data, dict):
         if data.get("action") == MCP_CALL and isinstance(data.get("attributes"), dict):
             data = {**data, "attributes": _call_told(data["attributes"])}
-        return {k: redact(v, visible, values) for k, v in data.items() if k in visible or k not in WORKER_FIELDS}
+        return {k: _redacted(v, visible, pattern) for k, v in data.items() if k in visible or k not in WORKER_FIELDS}
     if isinstance(data, list):
-        return [redact(item, visible, values) for item in data]
-    if isinstance(data, str):
-        for value in values:
-            if value in data:
-                data = data.replace(value, HIDDEN)
+        return [_redacted(item, visible, pattern) for item in data]
+    if isinstance(data, str) and pattern is not None:
+        return pattern.sub(HIDDEN, data)
     return data
