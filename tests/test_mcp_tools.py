@@ -150,6 +150,18 @@ async def test_status_tells_an_agent_no_hidden_value_in_an_apps_latest_error(par
     assert seen.structured_content["failures"]["app"]["latest_error"] == f"409: userName {HIDDEN} is taken"
 
 
+async def test_no_answer_tells_a_secret_of_the_config_even_to_an_operator(parts: Parts, tmp_path: Path):
+    initial = "initial-password-4711"
+    data = parts.config.model_dump(mode="json", exclude={"api"})
+    data["targets"][0] |= {"auth": {"type": "bearer", "token": SECRET}, "mapping": {"password": initial}}
+    with_password = Parts(Config.model_validate(data))
+    plan = await call(with_password, Caller("ops"), "plan_person", worker_id="hr:1")
+    [create] = plan.structured_content["actions"]
+    assert create["attributes"]["password"] == "[secret]"
+    diff = await call(with_password, Caller("ops"), "diff_config", proposed_yaml=proposed({"userName": "x"}))
+    assert initial not in diff.content[0].text + json.dumps(diff.structured_content)
+
+
 async def test_a_diff_of_a_proposed_config_that_does_not_load_says_why_in_one_answer(parts: Parts):
     bad = await call(parts, AGENT, "diff_config", proposed_yaml="policies: [{name: x, when: 'worker.nope == 1'}]")
     assert bad.is_error and "the proposed config" in bad.content[0].text and "Traceback" not in bad.content[0].text

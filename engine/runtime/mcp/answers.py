@@ -18,13 +18,14 @@ from pydantic_core import to_jsonable_python
 
 from provisioner.engine.contracts.records import MCP_CALL, LogEntry
 from provisioner.engine.runtime.mcp.caller import Caller
-from provisioner.engine.runtime.mcp.pii import hidden_values, people_named, redact
+from provisioner.engine.runtime.mcp.pii import hidden_values, people_named, redact, without
 from provisioner.engine.store import Store
 
 log = logging.getLogger("provisioner.mcp")
 
 CALLER_KEY = "mcp_caller"  # where the HTTP guard leaves the caller, in the request's state
 ACTION = MCP_CALL
+SECRET = "[secret]"
 _SHOWN_ARGUMENT = 200  # an argument longer than this (a proposed config) is logged by its length
 
 
@@ -37,9 +38,12 @@ def _logged(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 class Answers:
-    def __init__(self, store: Store, caller: Caller | None = None):
+    def __init__(self, store: Store, caller: Caller | None = None, secrets: Iterable[str] = ()):
         self.store = store
         self.caller = caller  # stdio: the one caller of this process; HTTP: None, each request says
+        # The config's secrets, told to no caller: a mapping may write one (an initial password),
+        # and a plan, a diff or a log row would show it as written.
+        self.secrets = frozenset(secrets)
 
     def who(self, ctx: Context) -> Caller:
         state = getattr(ctx.request_context.request, "state", None)
@@ -83,7 +87,8 @@ class Answers:
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
     def shown(self, caller: Caller, data: Any, about: Callable[[], Iterable[str]] | None = None) -> Any:
-        """`data` as this caller may read it: the one place PII is limited."""
+        """`data` as this caller may read it: the one place PII is limited (and secrets kept)."""
+        data = without(data, self.secrets, SECRET)
         if caller.visible is None:
             return data
         named = people_named(data) | set(about() if about is not None else ())

@@ -69,6 +69,12 @@ def _call_told(attributes: dict[str, Any]) -> dict[str, Any]:
     return {**attributes, "arguments": {k: v for k, v in arguments.items() if k in _PERSON_KEYS | {"target"}}}
 
 
+def without(data: Any, values: Iterable[str], by: str) -> Any:
+    """`data` with each of these values, wherever a string holds it, replaced `by` a word."""
+    shown = sorted(set(values), key=len, reverse=True)
+    return _redacted(data, None, re.compile("|".join(map(re.escape, shown))), by) if shown else data
+
+
 def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
     """`data` without what `visible` does not show (None: everything is shown). A value is found
     whatever its case: a mapping's `| lower` or `| upper` does not make it another value."""
@@ -78,13 +84,18 @@ def redact(data: Any, visible: frozenset[str] | None, values: list[str]) -> Any:
     return _redacted(data, visible, pattern)
 
 
-def _redacted(data: Any, visible: frozenset[str], pattern: re.Pattern[str] | None) -> Any:
+def _redacted(data: Any, visible: frozenset[str] | None, pattern: re.Pattern[str] | None, by: str = HIDDEN) -> Any:
+    """Strings matching `pattern` replaced; with `visible`, also hidden fields and typed arguments dropped."""
     if isinstance(data, dict):
+        if visible is None:
+            return {k: _redacted(v, None, pattern, by) for k, v in data.items()}
         if data.get("action") == MCP_CALL and isinstance(data.get("attributes"), dict):
             data = {**data, "attributes": _call_told(data["attributes"])}
-        return {k: _redacted(v, visible, pattern) for k, v in data.items() if k in visible or k not in WORKER_FIELDS}
+        return {
+            k: _redacted(v, visible, pattern, by) for k, v in data.items() if k in visible or k not in WORKER_FIELDS
+        }
     if isinstance(data, list):
-        return [_redacted(item, visible, pattern) for item in data]
+        return [_redacted(item, visible, pattern, by) for item in data]
     if isinstance(data, str) and pattern is not None:
-        return pattern.sub(HIDDEN, data)
+        return pattern.sub(by, data)
     return data
