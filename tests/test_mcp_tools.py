@@ -251,6 +251,8 @@ def test_named_tokens_have_an_agent_role_and_say_what_they_see():
     assert ApiToken(name="b", token=token, roles=["agent"], sees="all").visible_fields() is None
     assert ApiToken(name="c", token=token, roles=["operator"]).visible_fields() is None  # operators see all
     assert ApiToken(name="d", token=token, roles=["agent"], sees=["title"]).visible_fields() == {"id", "title"}
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        ApiToken(name="f", token=token, roles=[])
     with pytest.raises(ValidationError, match="no Worker field salary"):
         ApiToken(name="e", token=token, roles=["agent"], sees=["title", "salary"])
     config = Config.model_validate(

@@ -52,6 +52,7 @@ class ApiToken(_Strict):
     token: SecretStr = Field(description="e.g. ${ANA_TOKEN}")
     roles: list[Role] = Field(
         default_factory=_approver_only,
+        min_length=1,  # none: a token every surface refuses, each saying it is another's
         description="approver: the approvals queue; operator: everything the shared api.token may do; "
         "agent: the MCP surface only (reads, and requests a person approves), never /api/v1",
     )
