@@ -16,7 +16,8 @@ def refusal(request: ApprovalRequest, approver: Approver, worker: Worker | None)
         return "your token names no person (api.tokens[].person, your worker id): it cannot decide approvals"
     if approver.person == request.worker_id:
         return "nobody decides their own access"
-    if request.requested_by is not None and request.requested_by in (approver.name, approver.person):
+    # A person's agent asks with its own token: a token naming the same person is them asking.
+    if request.requested_by is not None and request.requested_by in (approver.name, approver.person, *approver.tokens):
         return "nobody decides their own request"
     rule = request.rule
     if rule == "manager":

@@ -68,7 +68,7 @@ class RestSettings(_Strict):
 @cache
 def load_preset(name: str) -> dict[str, Any]:
     path = PRESETS / f"{name}.yaml"
-    if not path.is_file():
+    if path.parent != PRESETS or not path.is_file():  # a name, not a path: "../../etc/x" reads no other file
         known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
         raise ValueError(f"unknown preset {name!r} (known: {known})")
     return yaml.safe_load(path.read_text())

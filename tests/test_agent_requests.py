@@ -20,7 +20,7 @@ from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import ActionKind, Worker
 from provisioner.engine.contracts.records import EventOutcome, Link
 from provisioner.engine.runtime.agent_requests import request_access, request_provision_now, request_retry
-from provisioner.engine.runtime.approvals import NotDecidable, Refused, decide, listing
+from provisioner.engine.runtime.approvals import NotDecidable, Refused, approver_of, decide, listing
 from provisioner.engine.runtime.wiring import compile_planner
 from provisioner.engine.store import Store
 from provisioner.engine.store.db import make_engine
@@ -91,6 +91,35 @@ def test_access_is_asked_of_the_manager_decided_by_them_only_and_replans_the_per
     assert store.log.recent("hr:1")[-1].action == "approval_approved"
     [key] = store.approvals.approved_keys(["hr:1"])["hr:1"]
     assert AccessGrant.parse(key) == AccessGrant(receipt.id, "payroll", ("pay-users",), "agent-x", "mia")
+
+
+def test_nobody_approves_what_their_own_agent_asked(store: Store):
+    tokens = [
+        {"name": "mia", "token": "m" * 20, "person": "hr:9"},
+        {"name": "mia-bot", "token": "b" * 20, "roles": ["agent"], "person": "hr:9"},  # Mia's assistant
+        {"name": "claude", "token": "c" * 20, "roles": ["agent"]},
+    ]
+    cfg = Config.model_validate({**config().model_dump(mode="json", exclude={"api"}), "api": {"tokens": tokens}})
+    mia = approver_of(cfg, cfg.api.tokens[0])
+    assert mia is not None
+    mine = request_access(store, cfg, "hr:1", "payroll", "mia-bot", ["pay-users"])
+    with pytest.raises(Refused, match="their own request"):
+        decide(store, mine.id, mia, approve=True)
+    theirs = request_provision_now(store, cfg, "hr:1", "claude")
+    assert decide(store, theirs.id, mia, approve=True).state is ApprovalState.approved
+
+
+def test_access_to_an_app_with_its_own_approver_is_theirs_to_decide(store: Store):
+    cfg = config().model_dump(mode="json")
+    cfg["targets"][1]["approval"] = {"by": "group:payroll-owners", "reason_required": True}
+    receipt = request_access(store, Config.model_validate(cfg), "hr:1", "payroll", "agent-x", ["pay-users"])
+    assert receipt.approvers == "a member of approver group payroll-owners"
+    with pytest.raises(Refused, match="payroll-owners"):
+        decide(store, receipt.id, MIA, approve=True, reason="her manager")  # requests in general: by manager
+    owner = Approver(name="olu", person="hr:7", groups=["payroll-owners"])
+    with pytest.raises(NotDecidable, match="needs a reason"):
+        decide(store, receipt.id, owner, approve=True)
+    assert decide(store, receipt.id, owner, approve=True, reason="close").state is ApprovalState.approved
 
 
 def test_access_requests_refuse_what_cannot_be_given(store: Store):

@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from provisioner.engine.cli.main import app as cli
 from provisioner.engine.kit.servers import scim_app, serve_wsgi
 from provisioner.engine.runtime.agent_requests import request_access
+from provisioner.engine.runtime.approvals import approver_of, decide
 from provisioner.engine.runtime.http.app import http_app
+from provisioner.engine.runtime.usecases.fire_due import expire_approvals
 from provisioner.reconcile.classify import SETTLED
 from provisioner.reconcile.run import reconcile
 from tests.conftest import scim_users
@@ -142,3 +144,35 @@ async def _flow(tmp_path: Path, scim_url: str, payroll_url: str, people: People)
         assert user(pay, "hr:1")["active"] is False and groups_of(pay, account["id"]) == set()
         assert runtime.store.approvals.get(receipt.id).state.value == "void"
     assert runtime.totals.failed == 0
+
+
+async def test_denied_or_expired_access_leaves_nothing_and_approved_access_is_desired(tmp_path, scim_server, store_url):
+    people = People(tmp_path / "people.json")
+    people.write(hire(1, manager_id="hr:9"), hire(9))
+    extra = {**settings(scim_server.url, "http://unused"), "store": {"url": store_url}}
+    with serve_wsgi(scim_app()) as payroll:
+        extra["targets"][1]["base_url"] = payroll.url
+        pay = httpx.Client(base_url=payroll.url)
+        async with engine(tmp_path, scim_server.url, people, **extra) as runtime:
+            await sync(runtime)
+            mia = approver_of(runtime.config, runtime.config.api.tokens[0])
+            assert mia is not None
+            denied = request_access(runtime.store, runtime.config, "hr:1", "payroll", "claude", ["payroll-users"])
+            decide(runtime.store, denied.id, mia, approve=False)
+            late = request_access(runtime.store, runtime.config, "hr:1", "payroll", "claude")
+            with runtime.store.unit() as s:
+                expire_approvals(runtime.store, s, late.expires_at)
+            await sync(runtime)
+            await runtime.wait_idle(timeout=30)
+            assert scim_users(pay) == [] and runtime.store.approvals.approved_keys(["hr:1"]) == {}
+            assert [i for i in (await reconcile(runtime.parts)).items if i.target == "payroll"] == []
+
+            approved = request_access(runtime.store, runtime.config, "hr:1", "payroll", "claude", ["payroll-users"])
+            decide(runtime.store, approved.id, mia, approve=True)
+            await runtime.wait_idle(timeout=30)
+            [account] = await until(lambda: scim_users(pay), "the payroll account")
+            await sync(runtime)
+            assert groups_of(pay, account["id"]) == {"payroll-users"}
+            items = [i for i in (await reconcile(runtime.parts)).items if i.worker_id == "hr:1"]
+            assert {i.target for i in items} == {"app", "payroll"}
+            assert all(i.situation in SETTLED for i in items), [(i.target, i.situation) for i in items]

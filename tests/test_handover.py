@@ -39,7 +39,7 @@ class _Writer:
     async def prime(self, events: Any, links: Any) -> None:
         return None
 
-    def plan_event(self, ev: WorkerEvent, known: Any) -> Planned:
+    def plan_event(self, ev: WorkerEvent, known: Any, approved: Any = ()) -> Planned:
         return Planned(EventOutcome(ev.id, ev), [object()], {})  # type: ignore[list-item]
 
     async def apply_event(self, planned: Planned) -> EventOutcome:

@@ -5,20 +5,26 @@ never will, what an agent's token sees of a person, a log row per call, the reso
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from provisioner.engine.cli.main import app as cli
 from provisioner.engine.config import ApiToken, Config
 from provisioner.engine.config.access import DIRECTORY_FIELDS
+from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.runtime.mcp import Caller, build_server, caller_of
 from provisioner.engine.runtime.mcp.pii import HIDDEN, hidden_values, redact
 from provisioner.engine.runtime.mcp.server import FIELDS_URI, POLICIES_URI
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.targets.rest import PRESETS
 
 pytestmark = pytest.mark.fast
 
@@ -123,9 +129,94 @@ async def test_every_call_is_logged_with_the_token_name_and_the_tool(parts: Part
     assert rows[0].reason == "explain_person by claude"
 
 
+async def test_the_log_tells_an_agent_whom_other_calls_were_about_not_what_they_typed(parts: Parts):
+    await call(parts, Caller("ops"), "search_people", query=PERSONAL)
+    await call(parts, Caller("ops"), "explain_person", worker_id="hr:1")
+    rows = (await call(parts, AGENT, "provisioning_log")).structured_content["result"]
+    assert PERSONAL not in json.dumps(rows)
+    told = [(r["attributes"]["tool"], r["attributes"]["arguments"]) for r in rows if r["action"] == "mcp_call"]
+    assert told[:2] == [("search_people", {}), ("explain_person", {"worker_id": "hr:1"})]
+
+
+async def test_status_tells_an_agent_no_hidden_value_in_an_apps_latest_error(parts: Parts):
+    event = change_event("hr", None, None, ADA)
+    outcome = EventOutcome(event.id, event)
+    outcome.fail("app", "create", f"409: userName {PERSONAL} is taken", transient=False)
+    with parts.store.unit() as s:
+        parts.store.failures.record(s, [outcome])
+    full = await call(parts, Caller("ops"), "status")
+    assert PERSONAL in full.structured_content["failures"]["app"]["latest_error"]
+    seen = await call(parts, AGENT, "status")
+    assert seen.structured_content["failures"]["app"]["latest_error"] == f"409: userName {HIDDEN} is taken"
+
+
+async def test_no_answer_tells_a_secret_of_the_config_even_to_an_operator(parts: Parts, tmp_path: Path):
+    initial = "initial-password-4711"
+    data = parts.config.model_dump(mode="json", exclude={"api"})
+    data["targets"][0] |= {"auth": {"type": "bearer", "token": SECRET}, "mapping": {"password": initial}}
+    with_password = Parts(Config.model_validate(data))
+    plan = await call(with_password, Caller("ops"), "plan_person", worker_id="hr:1")
+    [create] = plan.structured_content["actions"]
+    assert create["attributes"]["password"] == "[secret]"
+    diff = await call(with_password, Caller("ops"), "diff_config", proposed_yaml=proposed({"userName": "x"}))
+    assert initial not in diff.content[0].text + json.dumps(diff.structured_content)
+
+
 async def test_a_diff_of_a_proposed_config_that_does_not_load_says_why_in_one_answer(parts: Parts):
     bad = await call(parts, AGENT, "diff_config", proposed_yaml="policies: [{name: x, when: 'worker.nope == 1'}]")
     assert bad.is_error and "the proposed config" in bad.content[0].text and "Traceback" not in bad.content[0].text
+
+
+def proposed(mapping: dict[str, str], probe: str = "false") -> str:
+    """The running config with this mapping, and a new target `wiki` for whoever `probe` matches."""
+    scim = {"type": "scim", "base_url": "http://127.0.0.1:9/scim/v2"}
+    return json.dumps(
+        {
+            "sources": [{"name": "hr", "type": "file", "path": "people.csv"}],
+            "targets": [{"name": "app", **scim, "mapping": mapping}, {"name": "wiki", **scim}],
+            "policies": [
+                {"name": "engineers", "when": "worker.department == 'Engineering'", "grant": [{"target": "app"}]},
+                {"name": "probe", "when": probe, "grant": [{"target": "wiki"}]},
+            ],
+        }
+    )
+
+
+async def test_a_proposed_config_reads_none_of_the_engines_environment(parts: Parts):
+    # Expanded, ${SCIM_SECRET} in a mapping would come back in the diff's list of mapping changes.
+    answer = await call(parts, AGENT, "diff_config", proposed_yaml=proposed({"title": "${SCIM_SECRET}"}))
+    assert not answer.is_error
+    assert SECRET not in answer.content[0].text + json.dumps(answer.structured_content)
+    [title] = [m for m in answer.structured_content["mappings"] if m["attribute"] == "title"]
+    assert title["new"] == "${SCIM_SECRET}"  # as written
+
+
+async def test_a_proposed_config_names_presets_not_files(parts: Parts, tmp_path: Path):
+    (tmp_path / "elsewhere.yaml").write_text("mapping: {title: read-from-disk}\n")
+    outside = os.path.relpath(tmp_path / "elsewhere", PRESETS)
+    rest = {"name": "app", "type": "rest", "base_url": "http://127.0.0.1:9", "preset": outside}
+    config = {"targets": [rest], "policies": [{"name": "engineers", "grant": [{"target": "app"}]}]}
+    answer = await call(parts, AGENT, "diff_config", proposed_yaml=json.dumps(config))
+    assert answer.is_error and "unknown preset" in answer.content[0].text
+    assert "read-from-disk" not in answer.content[0].text
+
+
+async def test_a_proposed_config_cannot_spell_out_what_the_token_does_not_see(parts: Parts):
+    # Who is in scope of a condition on a hidden field would tell that field, one guess at a time.
+    probe = proposed({}, probe="worker.personal_email.startswith('ada.p')")
+    full = await call(parts, Caller("ops"), "diff_config", proposed_yaml=probe)
+    assert [(c["target"], c["kind"]) for c in full.structured_content["changes"]] == [("wiki", "create")]
+    seen = await call(parts, AGENT, "diff_config", proposed_yaml=probe)
+    assert seen.structured_content["changes"] == []  # to the agent, Ada's personal email is unknown
+    assert "only the fields claude sees" in seen.structured_content["notes"][-1]
+
+
+async def test_search_matches_no_field_the_token_does_not_see(parts: Parts):
+    assert (
+        len((await call(parts, Caller("ops"), "search_people", query="ada.private")).structured_content["result"]) == 1
+    )
+    assert (await call(parts, AGENT, "search_people", query="ada.private")).structured_content["result"] == []
+    assert len((await call(parts, AGENT, "search_people", query="lovelace")).structured_content["result"]) == 1
 
 
 async def test_the_resources_show_the_policies_without_secrets_and_the_worker_fields(parts: Parts):
@@ -149,6 +240,8 @@ def test_redaction_reaches_values_written_elsewhere():
         "reason": f"{HIDDEN} is taken",
     }
     assert redact(row, None, values) is row  # an operator's answer is left alone
+    shouted = {"worker_id": "hr:1", "attributes": {"site": "MARYLEBONE", "mail": PERSONAL.upper()}}
+    assert redact(shouted, DIRECTORY_FIELDS, values)["attributes"] == {"site": HIDDEN, "mail": HIDDEN}
 
 
 def test_named_tokens_have_an_agent_role_and_say_what_they_see():
@@ -158,6 +251,8 @@ def test_named_tokens_have_an_agent_role_and_say_what_they_see():
     assert ApiToken(name="b", token=token, roles=["agent"], sees="all").visible_fields() is None
     assert ApiToken(name="c", token=token, roles=["operator"]).visible_fields() is None  # operators see all
     assert ApiToken(name="d", token=token, roles=["agent"], sees=["title"]).visible_fields() == {"id", "title"}
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        ApiToken(name="f", token=token, roles=[])
     with pytest.raises(ValidationError, match="no Worker field salary"):
         ApiToken(name="e", token=token, roles=["agent"], sees=["title", "salary"])
     config = Config.model_validate(
@@ -198,3 +293,20 @@ async def test_every_read_tool_answers_with_its_read_model_and_a_line_a_person_r
     assert missing.is_error and "no reconciliation has run yet" in missing.content[0].text
     assert bad_since.is_error and "last tuesday" in bad_since.content[0].text
     assert bad_result.is_error and "result is one of success" in bad_result.content[0].text
+
+
+def test_provisioner_mcp_says_in_one_line_what_keeps_it_from_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    token = "t" * 20
+    monkeypatch.setenv("AGENT_TOKEN", token)
+    monkeypatch.setenv("PROVISIONER_MCP_TOKEN", token)
+    config = tmp_path / "c.yaml"
+    tokens = [{"name": "claude", "token": "${AGENT_TOKEN}", "roles": ["agent"]}]
+    unreachable = {"url": "postgresql://nobody@127.0.0.1:1/x"}
+    config.write_text(json.dumps({"store": unreachable, "api": {"tokens": tokens}}))
+    for arguments, said in (
+        ([], "cannot open the store at postgresql"),
+        (["--token-env", ""], "--token-env names no variable"),
+        (["--token-env", "UNSET_TOKEN"], "set UNSET_TOKEN to your agent's token"),
+    ):
+        out = CliRunner().invoke(cli, ["mcp", "-c", str(config), *arguments], env={"COLUMNS": "200"})
+        assert out.exit_code == 2 and said in out.output and "Traceback" not in out.output, out.output

@@ -21,6 +21,7 @@ from provisioner.engine.contracts.events import WorkerEvent, change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.tracecontext import trace_id_of
 from provisioner.engine.kit import tracing
+from provisioner.engine.kit.http import resilient_client
 from provisioner.engine.runtime.http.console import templates
 from provisioner.engine.runtime.views import worker_detail
 from tests.flow import People, engine, hire, sync, until
@@ -142,6 +143,16 @@ def test_the_trace_context_travels_with_the_event_and_leaves_its_id_alone(spans)
     assert tracing.stored_traceparent(stored) == traced.traceparent
     assert WorkerEvent.model_validate_json(stored).traceparent == traced.traceparent
     assert trace_id_of(traced.traceparent) == finished(spans)[0].trace_id
+
+
+async def test_an_app_request_span_tells_no_email_of_its_path_or_query(scim_server, spans):
+    async with resilient_client(scim_server.url, app="target app") as client:
+        with tracing.root("poll hr", {}):
+            await client.get("/Users/ada.home@example.net", params={"filter": 'userName eq "ada@example.com"'})
+    [request] = [s for s in finished(spans) if s.name == "GET target app"]
+    assert request.attributes["url.path"] == "/Users/{email}"
+    assert request.attributes["http.response.status_code"] == 404
+    assert "@" not in json.dumps([s.attributes for s in finished(spans)])
 
 
 def _creates_user(span: Span) -> bool:

@@ -90,7 +90,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
         err.print("[red]error[/red] set PROVISIONER_TOKEN (or --token) to your own named token (api.tokens)")
         raise typer.Exit(2)
     named = approvals.named_token(cfg, token)
-    approver = approvals.approver_of(named) if named is not None else None
+    approver = approvals.approver_of(cfg, named) if named is not None else None
     if approver is None:
         err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
         raise typer.Exit(2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from provisioner.engine.cli.options import CONFIG_ENV, DEFAULT_CONFIG
 from provisioner.engine.config import Config, ConfigError, load_config
@@ -18,6 +19,7 @@ from provisioner.engine.config.loader import Problem
 from provisioner.engine.config.units import moment_or_age
 from provisioner.engine.runtime.usecases.writeback import writeback_target
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store.probe import store_problem
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
 
@@ -74,11 +76,15 @@ def _load(path: Path, *, secrets: bool | Collection[str] = True) -> Config:
 
 
 def _parts_or_exit(config: Config) -> Parts:
-    """The wired parts of a config, or one clear line and exit 2 (a policy that does not compile)."""
+    """The wired parts of a config, or one clear line and exit 2 (a policy that does not compile, a
+    store that cannot be opened)."""
     try:
         return Parts(config)
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    except SQLAlchemyError:
+        err.print(f"[red]error[/red] {store_problem(config.store.url) or 'the store cannot be opened'}")
         raise typer.Exit(2) from None
 
 

@@ -39,6 +39,9 @@ def mcp_command(
     # A token even on stdio: the caller is the assistant, not the person who started it, and only a
     # token names it in the provisioning log and bounds which Worker fields it reads. Whoever holds
     # the shared api.token is an operator here as everywhere.
+    if not token_env.strip():
+        err.print("[red]error[/red] --token-env names no variable: give the name of the one holding the token")
+        raise typer.Exit(2)
     presented = os.environ.get(token_env, "").strip()
     if not presented:
         err.print(f"[red]error[/red] set {token_env} to your agent's token (api.tokens, role agent) or api.token")

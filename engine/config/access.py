@@ -52,6 +52,7 @@ class ApiToken(_Strict):
     token: SecretStr = Field(description="e.g. ${ANA_TOKEN}")
     roles: list[Role] = Field(
         default_factory=_approver_only,
+        min_length=1,  # none: a token every surface refuses, each saying it is another's
         description="approver: the approvals queue; operator: everything the shared api.token may do; "
         "agent: the MCP surface only (reads, and requests a person approves), never /api/v1",
     )
@@ -62,7 +63,8 @@ class ApiToken(_Strict):
     )
     person: str | None = Field(
         default=None,
-        description="the worker id of the holder (hr:42): an approver needs it (`by: manager`, no self-approval)",
+        description="the worker id of the holder (hr:42): an approver needs it (`by: manager`, no self-approval); "
+        "on an agent's token, whose agent it is (they may not approve what it asks)",
     )
     groups: list[str] = Field(default_factory=list, description="approver groups, for `by: group:<name>`")
 

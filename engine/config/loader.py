@@ -101,28 +101,32 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
 
 
 def _expand_env(
-    node: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]], spared: frozenset[str]
+    node: Any,
+    path: tuple[Any, ...],
+    missing: list[tuple[tuple[Any, ...], str]],
+    spared: frozenset[str],
+    environ: Mapping[str, str],
 ) -> Any:
     """Unset references under the top-level blocks in `spared` (sources, targets) are left as they
     are: a command that never talks to those systems needs none of their secrets."""
     if isinstance(node, dict):
         for key in list(node):
-            node[key] = _expand_env(node[key], (*path, key), missing, spared)
+            node[key] = _expand_env(node[key], (*path, key), missing, spared, environ)
         return node
     if isinstance(node, list):
-        return [_expand_env(v, (*path, i), missing, spared) for i, v in enumerate(node)]
+        return [_expand_env(v, (*path, i), missing, spared, environ) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name not in os.environ and default is not None:
+            if name not in environ and default is not None:
                 return default
-            if name not in os.environ and path[:1] and path[0] in spared:
+            if name not in environ and path[:1] and path[0] in spared:
                 return match.group(0)
-            if name not in os.environ:
+            if name not in environ:
                 missing.append((path, name))
                 return ""
-            return os.environ[name]
+            return environ[name]
 
         return _ENV_REF.sub(sub, node)
     return node
@@ -140,13 +144,16 @@ def load_config(
     path_keys: PathKeys | None = None,
     secrets: bool | Collection[str] = True,
     warn: Callable[[Problem], None] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
     """Read, expand and validate; raises ConfigError listing every problem. `settings_check` and
         `target_check` validate each source's and target's own settings, `path_keys` names a source's
         settings that are file paths (the CLI passes the registries'). Relative paths resolve against
         the config file's directory. `secrets`: True, False (neither the sources' nor the targets'), or the
     blocks whose secrets are needed, e.g. ("sources",); see `_expand_env`. `warn` hears what is valid
-    but probably not meant (`$VAR` without braces is sent as written)."""
+    but probably not meant (`$VAR` without braces is sent as written). `environ`: the variables
+    `${...}` reads (None: this process's); a reference to one it lacks is kept as written anywhere,
+    so a config from someone else (an agent's proposed config) reads none of this process's secrets."""
     file = str(path)
     try:
         text = Path(path).read_text()
@@ -184,7 +191,9 @@ def load_config(
         )
     missing: list[tuple[tuple[Any, ...], str]] = []
     spared = frozenset() if secrets is True else frozenset({"sources", "targets"} - set(secrets or ()))
-    _expand_env(data, (), missing, spared)
+    if environ is not None:
+        spared = frozenset(data)
+    _expand_env(data, (), missing, spared, os.environ if environ is None else environ)
     unset = [
         Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
         for loc, name in missing

@@ -76,6 +76,9 @@ class Approver(BaseModel):
     name: str
     person: str | None = None
     groups: list[str] = Field(default_factory=list)
+    tokens: list[str] = Field(
+        default_factory=list, description="the names of every token of the same person (an agent's too)"
+    )
 
 
 def grant_key(policy: str, target: str, groups: list[str]) -> str:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, StatusCode
 
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.tracecontext import current_traceparent, parse_traceparent, traceparent
 
 log = logging.getLogger("provisioner.tracing")
@@ -31,6 +32,7 @@ log = logging.getLogger("provisioner.tracing")
 TRACEPARENT = "traceparent"
 _FIELD = b'"traceparent":"'  # how the stored event JSON carries it (contracts/events.py)
 _LENGTH = 55
+_EMAIL = "{email}"
 _EMPTY = trace.set_span_in_context(trace.INVALID_SPAN)  # a root: whatever span is current is not its parent
 
 
@@ -150,10 +152,24 @@ def _about(event: WorkerEvent) -> dict[str, str]:
     return {"provisioner.event_id": event.id, "provisioner.worker_id": event.subject}
 
 
+def planned(span: Span | None, actions: Sequence[Action]) -> None:
+    """What a plan decided ("create payroll"), on its span (told only when it is recorded)."""
+    if span is not None:
+        span.set_attribute("provisioner.actions", [f"{a.action.value} {a.target}" for a in actions])
+
+
+def failed_at(span: Span | None, targets: list[str]) -> None:
+    """Which apps an event failed at, not their answers: those may quote a person's data."""
+    if span is not None and targets:
+        span.set_status(StatusCode.ERROR, f"failed at {', '.join(targets)}")
+
+
 def request_span(method: str, host: str, path: str, app: str) -> AbstractContextManager[Span | None]:
     """An HTTP client span (`http.request.resend_count` is set as retries go). Only the path is
-    told: a query may hold a filter on a person's email."""
-    attributes = {"http.request.method": method, "server.address": host, "url.path": path, "provisioner.app": app}
+    told: a query may hold a filter on a person's email; and a segment of it that is an email (a
+    REST app's `/users/{{ worker.work_email }}`) is told as `{email}`."""
+    shown = "/".join(_EMAIL if "@" in segment else segment for segment in path.split("/"))
+    attributes = {"http.request.method": method, "server.address": host, "url.path": shown, "provisioner.app": app}
     return child(f"{method} {app}", attributes, SpanKind.CLIENT)
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from provisioner.engine.config import Config
+from provisioner.engine.config import ApprovalRule, Config
 from provisioner.engine.contracts.approvals import (
     ACCESS_POLICY,
     ApprovalRequest,
@@ -97,7 +97,10 @@ def request_access(
             "only groups a policy can grant there, or those listed, can be requested"
         )
     key = grant_key("access", target, wanted)
-    return _ask(store, config, Kind.access, person, worker, target, wanted, key, requested_by, reason)
+    # An app whose every grant waits for its own approver (targets[].approval) is theirs to open,
+    # outside the policies too: the approver of requests in general does not stand in for them.
+    rule = config.target(target).approval or config.approvals.requests
+    return _ask(store, config, Kind.access, person, worker, target, wanted, key, requested_by, reason, rule)
 
 
 def _person(store: Store, worker_id: str) -> tuple[str, Worker]:
@@ -120,11 +123,12 @@ def _ask(
     key: str,
     requested_by: str,
     reason: str | None,
+    rule: ApprovalRule | None = None,
 ) -> RequestReceipt:
     requested_by = requested_by.strip()
     if not requested_by:
         raise ValueError("say who asks (requested_by): the log names them with the request")
-    rule = config.approvals.requests
+    rule = rule or config.approvals.requests
     who = approvers(rule.describe, worker)  # ValueError before anything is kept: nobody could decide it
     now = utcnow()
     request_id = secrets.token_hex(6)
@@ -144,7 +148,7 @@ def _ask(
         state=ApprovalState.pending,
         requested_by=requested_by,
         request_reason=(reason or "").strip() or None,
-        access_for=rule.access_for if kind is Kind.access else None,
+        access_for=config.approvals.requests.access_for if kind is Kind.access else None,
     )
     with store.unit() as s:
         kept = store.approvals.ask(s, asked)

@@ -49,11 +49,13 @@ def cannot_decide(config: Config, presented: str) -> str:
     return "this token is not one of api.tokens: use your own named token (api.tokens)"
 
 
-def approver_of(token: ApiToken) -> Approver | None:
-    """The approver a named token speaks for; None when it lacks the approver role."""
+def approver_of(config: Config, token: ApiToken) -> Approver | None:
+    """The approver a named token speaks for, with every token naming the same person; None when it
+    lacks the approver role."""
     if "approver" not in token.roles:
         return None
-    return Approver(name=token.name, person=token.person, groups=list(token.groups))
+    same = [t.name for t in config.api.tokens if token.person is not None and t.person == token.person]
+    return Approver(name=token.name, person=token.person, groups=list(token.groups), tokens=same)
 
 
 def decide(

@@ -16,7 +16,6 @@ from provisioner.engine.runtime.policy_diff import compare
 from provisioner.engine.runtime.policytools import run_policy_tests
 from provisioner.engine.runtime.population import Population
 from provisioner.engine.runtime.wiring import compile_planner
-from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
 
 PROPOSED = "the proposed config"
@@ -45,18 +44,15 @@ def diff_json(report: DiffReport, tripped: list[str]) -> dict[str, Any]:
 
 
 def load_proposed(text: str) -> Config:
-    """A config from YAML text, read as `provisioner diff` reads one (policies and mappings: no
-    source's or app's secret is needed). ValueError with every problem, one per line."""
+    """A config from YAML text someone else wrote (an agent): its policies, mappings and tests are
+    what a diff needs. Its `${VAR}` references stay as written: expanded, they would hand this
+    process's secrets to the proposer (a mapping of `${PROVISIONER_API_TOKEN}` shows in the diff).
+    Its sources' settings are not checked: a check may open a file they name (a client key), which
+    would tell the proposer what this machine holds. ValueError with every problem, one per line."""
     with tempfile.TemporaryDirectory(prefix="provisioner-proposed-") as tmp:
         file = Path(tmp) / "proposed.yaml"
         file.write_text(text)
         try:
-            return load_config(
-                file,
-                settings_problems,
-                target_check=target_problems,
-                path_keys=settings_paths,
-                secrets=False,
-            )
+            return load_config(file, target_check=target_problems, secrets=False, environ={})
         except ConfigError as exc:
             raise ValueError("\n".join(str(p).replace(str(file), PROPOSED) for p in exc.problems)) from None

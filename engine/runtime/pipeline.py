@@ -18,8 +18,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from opentelemetry.trace import StatusCode
-
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey
 from provisioner.engine.kit import tracing
@@ -158,14 +156,10 @@ class Pipeline:
     def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
         with tracing.handling("plan", ev) as span:
             try:
-                if ev.subject in approved:
-                    planned = self.applier.plan_event(ev, self._overlay.over(stored), approved[ev.subject])
-                else:
-                    planned = self.applier.plan_event(ev, self._overlay.over(stored))
+                planned = self.applier.plan_event(ev, self._overlay.over(stored), approved.get(ev.subject, ()))
             except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
                 return Planned(internal_error(ev, exc), [], {})
-            if span is not None:
-                span.set_attribute("provisioner.actions", [f"{a.action.value} {a.target}" for a in planned.actions])
+            tracing.planned(span, planned.actions)
             return planned
 
     async def _run(
@@ -187,9 +181,7 @@ class Pipeline:
                 with tracing.handling("apply", ev) as span:
                     outcome = await self.applier.apply_event(planned)
                     await self._before_record(outcome)
-                    if span is not None and outcome.failures:
-                        # Which apps failed, not their answers: those may quote a person's data.
-                        span.set_status(StatusCode.ERROR, f"failed at {', '.join(f.target for f in outcome.failures)}")
+                    tracing.failed_at(span, [f.target for f in outcome.failures])
         except asyncio.CancelledError:
             if not self.handover.dropping(ev.id):
                 raise

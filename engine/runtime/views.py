@@ -6,6 +6,7 @@ One function per question, each returning JSON-ready pydantic models or dicts, s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,7 +166,7 @@ def learned(store: Store, target: str) -> dict[str, Any]:
     return {"learned": dict(profile.lessons()), "learned_at": utc(profile.updated_at)}
 
 
-def workers(store: Store, q: str, limit: int = 50) -> list[WorkerSummary]:
+def workers(store: Store, q: str, limit: int = 50, fields: Collection[str] | None = None) -> list[WorkerSummary]:
     return [
         WorkerSummary(
             id=w.id,
@@ -176,7 +177,7 @@ def workers(store: Store, q: str, limit: int = 50) -> list[WorkerSummary]:
             department=w.department,
             title=w.title,
         )
-        for w in store.search.workers(q, limit)
+        for w in store.search.workers(q, limit, fields=fields)
     ]
 
 

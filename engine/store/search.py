@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,12 @@ class Search:
     def __init__(self, db: Database):
         self.db = db
 
-    def workers(self, q: str, limit: int = 50, page: int = 500) -> list[Worker]:
+    def workers(self, q: str, limit: int = 50, page: int = 500, fields: Collection[str] | None = None) -> list[Worker]:
         """Workers whose id, name or email contains `q` (case-insensitive), by id. The database
         narrows on the whole JSON text; the exact fields are checked here, so a title never matches.
-        JSON text escapes non-ASCII letters, so for a query such as 'núñez' only this check counts."""
+        JSON text escapes non-ASCII letters, so for a query such as 'núñez' only this check counts.
+        `fields`: the Worker fields the asker sees (None: all): a match on a hidden one would tell it."""
+        searched = [f for f in SEARCHED if fields is None or f in fields]
         needle = q.strip().lower()
         query = select(Snapshot).order_by(col(Snapshot.worker_id))
         if needle.isascii() and needle:
@@ -42,7 +44,7 @@ class Search:
                 rows = s.exec(query.offset(offset).limit(page)).all()
             for row in rows:
                 worker = Worker.model_validate(row.worker)
-                if not needle or any(needle in str(getattr(worker, f) or "").lower() for f in SEARCHED):
+                if not needle or any(needle in str(getattr(worker, f) or "").lower() for f in searched):
                     found.append(worker)
             if len(rows) < page:
                 break

@@ -56,7 +56,7 @@ def http_app(served: Served, metrics: Metrics) -> Starlette:
     def api_refusal(request: Request) -> tuple[int, str] | None:
         refused = auth.refusal(request)
         principal = auth.bearer(request) if refused is None else None
-        if principal is not None and not principal.operator and principal.approver is None:
+        if principal is not None and principal.agent_only:
             return 403, f"{principal.shown} is an agent's token: it may use /mcp only"
         return refused
 

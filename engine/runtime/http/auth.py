@@ -77,7 +77,7 @@ class Auth:
         token = next((t for t in self.config.api.tokens if t.name == name), None)
         if token is None:  # a session of a token since removed from the config
             return None
-        return Principal(token.name, operator="operator" in token.roles, approver=approver_of(token))
+        return Principal(token.name, operator="operator" in token.roles, approver=approver_of(self.config, token))
 
     def token_ok(self, presented: str) -> bool:
         return self.principal(presented) is not None

@@ -81,7 +81,7 @@ def _type_name(annotation: Any) -> str:
 def build_server(parts: Parts, caller: Caller | None = None) -> MCPServer:
     """The MCP server over these parts; `caller`: the one caller of a stdio process (HTTP: None)."""
     server: MCPServer = MCPServer("provisioner", instructions=INSTRUCTIONS, log_level="WARNING")
-    answers = Answers(parts.store, caller)
+    answers = Answers(parts.store, caller, secret_values(parts.config).values())
     read_tools(server, parts, answers)
     request_tools(server, parts, answers)
 

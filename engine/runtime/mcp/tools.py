@@ -4,6 +4,7 @@ only ask (engine/runtime/agent_requests.py), and tests/test_mcp_tools.py lists t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -16,6 +17,7 @@ from provisioner.engine.runtime import agent_requests, operations, views
 from provisioner.engine.runtime.config_diff import diff_configs, diff_json, load_proposed
 from provisioner.engine.runtime.mcp.answers import Answers
 from provisioner.engine.runtime.mcp.caller import Caller
+from provisioner.engine.runtime.mcp.pii import as_seen
 from provisioner.engine.runtime.population import from_store
 from provisioner.engine.runtime.wiring import Parts
 
@@ -39,12 +41,13 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
 
     @server.tool(annotations=READ)
     async def search_people(ctx: Context, query: str = "", limit: int = 20) -> CallToolResult:
-        """People whose id, name or email holds `query` (a department is not searched)."""
+        """People whose id, name or email holds `query` (a department is not searched; a field the
+        token does not see is not searched either)."""
         return await answers.answer(
             ctx,
             "search_people",
             {"query": query, "limit": limit},
-            lambda _: views.workers(store, query, max(1, min(limit, 500))),
+            lambda c: views.workers(store, query, max(1, min(limit, 500)), c.visible),
             _count("person", "people"),
         )
 
@@ -71,13 +74,21 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
             lambda d: plural(len(d["actions"]), "action"),
         )
 
-    def diffed(proposed_yaml: str, targets: list[str] | None) -> dict[str, Any]:
+    def diffed(caller: Caller, proposed_yaml: str, targets: list[str] | None) -> dict[str, Any]:
         proposed = load_proposed(proposed_yaml)
         names = {t.name for t in config.targets} | {t.name for t in proposed.targets}
         if unknown := sorted(set(targets or []) - names):
             raise ValueError(f"unknown target {', '.join(unknown)} (known: {', '.join(sorted(names))})")
         people = from_store(config.store.url, [s.name for s in proposed.sources])
-        return diff_json(*diff_configs(config, proposed, people, targets or None))
+        if caller.visible is not None:
+            # The proposal's expressions are the caller's own: they read only what the caller sees,
+            # and the accounts count as written by the running config from that (nothing written leaks).
+            visible = caller.visible
+            people = replace(people, workers=[as_seen(w, visible) for w in people.workers], attributes=False)
+        answer = diff_json(*diff_configs(config, proposed, people, targets or None))
+        if caller.visible is not None:
+            answer["notes"].append(f"computed with only the fields {caller.name} sees; the others count as unknown")
+        return answer
 
     @server.tool(annotations=READ)
     async def diff_config(ctx: Context, proposed_yaml: str, targets: list[str] | None = None) -> CallToolResult:
@@ -88,7 +99,7 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
             ctx,
             "diff_config",
             {"proposed_yaml": proposed_yaml, "targets": targets},
-            lambda _: diffed(proposed_yaml, targets),
+            lambda c: diffed(c, proposed_yaml, targets),
             lambda d: f"{plural(len(d['changes']), 'change')} for {plural(d['people_affected'], 'person', 'people')}",
         )
 
@@ -101,6 +112,7 @@ def read_tools(server: MCPServer, parts: Parts, answers: Answers) -> None:
             {},
             lambda _: views.status(config, store),
             lambda d: f"{plural(len(d['halted']), 'halted source')}, {d['dead']} dead, {d['retrying']} retrying",
+            about=lambda: {f.worker_id for f in store.failures.all()},  # each app's latest error is someone's
         )
 
     @server.tool(annotations=READ)
