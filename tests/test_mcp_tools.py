@@ -310,3 +310,10 @@ def test_provisioner_mcp_says_in_one_line_what_keeps_it_from_starting(tmp_path: 
     ):
         out = CliRunner().invoke(cli, ["mcp", "-c", str(config), *arguments], env={"COLUMNS": "200"})
         assert out.exit_code == 2 and said in out.output and "Traceback" not in out.output, out.output
+
+
+async def test_quarantine_of_a_source_the_config_does_not_name_is_an_error_everywhere(parts: Parts):
+    # The CLI exits 2 on it; the API (404) and MCP say the same rather than answer an empty list.
+    answer = await call(parts, AGENT, "list_quarantine", source="workday")
+    assert answer.is_error and "no source 'workday' in the config (known: hr)" in answer.content[0].text
+    assert (await call(parts, AGENT, "list_quarantine", source="hr")).is_error is False

@@ -103,6 +103,7 @@ def test_every_read_endpoint_has_its_shape(running: Engine):
     assert "400" in failures[0]["last_error"] and failures[0]["next_retry"] is None
     assert status["failures"]["app"]["dead"] == 1 and status["dead"] == 1 and status["retrying"] == 0
     assert api.get("/quarantine").json() == []
+    assert api.get("/quarantine", params={"source": "nope"}).status_code == 404  # as the CLI's exit 2
     assert api.post("/failures/retry", json={"worker": "hr:1001"}).json() == {"retried": 0}  # nothing failed
     assert api.post("/failures/retry", json={}).status_code == 400
 

@@ -25,11 +25,11 @@ def quarantine(
     emails, invalid values): source, record id or line, reason. Fix them at the source; the next
     poll takes them in."""
     cfg = _load(config, secrets=False)  # the store's records alone
-    known = [s.name for s in cfg.sources]
-    if source is not None and source not in known:
-        err.print(f"[red]error[/red] no source {source!r} in {config} (known: {', '.join(known)})")
-        raise typer.Exit(2)
-    rows = views.quarantine(cfg, Store(cfg.store.url), source)
+    try:
+        rows = views.quarantine(cfg, Store(cfg.store.url), source)
+    except LookupError as exc:
+        err.print(f"[red]error[/red] {shown(str(exc.args[0]))}")
+        raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return

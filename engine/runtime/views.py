@@ -123,8 +123,11 @@ def failures(store: Store, worker: str | None = None, target: str | None = None)
 
 
 def quarantine(config: Config, store: Store, source: str | None = None) -> list[dict[str, Any]]:
-    """Records the latest poll of each configured source held back: {source, record, line, reason, at}."""
+    """Records the latest poll of each configured source held back: {source, record, line, reason, at}.
+    LookupError for a source the config does not name (every surface says so, none answers [])."""
     known = {s.name for s in config.sources}
+    if source is not None and source not in known:
+        raise LookupError(f"no source {source!r} in the config (known: {', '.join(sorted(known)) or 'none'})")
     return [
         {"source": r.source, "record": r.remote_id, "line": r.line, "reason": r.reason, "at": utc(r.at)}
         for r in store.quarantine.records(source)

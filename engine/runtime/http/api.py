@@ -165,7 +165,10 @@ def api_app(served: Served, auth: Auth) -> FastAPI:
     @api.get("/quarantine")
     def quarantine(source: str | None = None) -> list[dict[str, Any]]:
         """Records each source's latest poll held back as bad input: source, record id or line, reason."""
-        return views.quarantine(served.config, store, source)
+        try:
+            return views.quarantine(served.config, store, source)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @api.post("/sources/{name}/resume", response_model=Resumed)
     def resume(name: str) -> Resumed:
