@@ -296,3 +296,15 @@ def test_a_policy_deny_beats_requested_access():
     event = change_event("hr", None, None, ada(employment_type="contractor"))
     actions, lasting = compile_planner(denying).plan_gated(event, {}, NOW, approved={grant.key})
     assert [a for a in actions if a.target == "payroll"] == [] and "access-lasts|payroll" not in lasting
+
+
+def test_a_request_only_its_own_subject_could_approve_is_refused_at_once(store: Store):
+    # people:[hr:2], or a token of hr:2's: the request would wait for nobody and expire unseen.
+    with pytest.raises(ValueError, match="that is hr:2 themselves"):
+        request_provision_now(store, config(by="people:[hr:2]"), "hr:2", "agent-x")
+    tokens = {"api": {"tokens": [{"name": "bo", "token": "bo-token-0123456789", "person": "hr:2"}]}}
+    with_bo = Config.model_validate({**config(by="people:[bo]").model_dump(mode="json"), **tokens})
+    with pytest.raises(ValueError, match="nobody decides their own access"):
+        request_access(store, with_bo, "hr:2", "wiki", "agent-x")
+    assert store.approvals.list(state=None) == []
+    assert request_provision_now(store, config(by="people:[hr:2, ana]"), "hr:2", "agent-x").approvers == "hr:2 or ana"

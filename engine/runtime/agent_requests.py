@@ -130,6 +130,11 @@ def _ask(
         raise ValueError("say who asks (requested_by): the log names them with the request")
     rule = rule or config.approvals.requests
     who = approvers(rule.describe, worker)  # ValueError before anything is kept: nobody could decide it
+    if worker is not None and _only_themselves(config, rule.describe, worker.id):
+        raise ValueError(
+            f"only {who} may approve this, and that is {worker.id} themselves: nobody decides their own "
+            "access (set approvals.requests.by to name someone else)"
+        )
     now = utcnow()
     request_id = secrets.token_hex(6)
     asked = ApprovalRequest(
@@ -165,3 +170,12 @@ def _ask(
         approvers=who,
         expires_at=kept.expires_at,
     )
+
+
+def _only_themselves(config: Config, rule: str, person: str) -> bool:
+    """Whether every approver a `people:` rule names is `person` (by worker id, or a token of theirs):
+    such a request would wait for nobody and expire."""
+    if not rule.startswith("people:"):
+        return False
+    persons = {t.name: t.person for t in config.api.tokens}
+    return all((persons.get(name) or name) == person for name in rule.removeprefix("people:").split(","))
