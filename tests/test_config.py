@@ -61,6 +61,25 @@ def test_default_in_env_reference(tmp_path: Path, monkeypatch):
     assert load_config(file).targets[0].base_url == "http://127.0.0.1:8080"
 
 
+def test_a_command_that_needs_no_api_token_runs_without_their_variables(tmp_path: Path, monkeypatch):
+    # `failures`, `approvals approve`, `provisioner mcp`: a person or an agent holds one token, not all.
+    for name in ("SCIM_URL", "SCIM_TOKEN", "SHARED_TOKEN", "ANA_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BOT_TOKEN", "bot-token-0123456789")
+    file = tmp_path / "c.yaml"
+    api = (
+        "api:\n  token: ${SHARED_TOKEN}\n  tokens:\n"
+        "    - {name: ana, token: '${ANA_TOKEN}', person: 'hr:1'}\n"
+        "    - {name: bot, token: '${BOT_TOKEN}', roles: [agent]}\n"
+    )
+    file.write_text(GOOD + api)
+    config = load_config(file, secrets=False)
+    assert config.api.token is None  # unset: it names nobody, never its own literal text
+    assert [t.name for t in config.api.tokens] == ["bot"]
+    with pytest.raises(ConfigError, match="ANA_TOKEN is not set"):  # the engine itself needs them all
+        load_config(file)
+
+
 def test_validate_command(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SCIM_URL", "http://x")
     monkeypatch.setenv("SCIM_TOKEN", "t")

@@ -153,16 +153,19 @@ def test_stdio_needs_a_token_that_may_use_mcp(running: Engine):
 
 
 async def test_a_request_acts_not_alone_it_names_who_must_approve(running: Engine):
-    asked = await over_http(running, AGENT_TOKEN, "request_access", worker_id="hr:1002", target="app", reason="pairing")
+    asked = await over_http(running, AGENT_TOKEN, "request_access", worker_id="hr:1001", target="app", reason="pairing")
     assert not asked.is_error, asked.content
     receipt = asked.structured_content
     assert receipt["state"] == "pending" and "ana" in receipt["approvers"] and receipt["kind"] == "access"
     assert receipt["id"] in asked.content[0].text and "nothing happens before that" in asked.content[0].text
     [pending] = [r for r in running.api().get("/approvals").json() if r["id"] == receipt["id"]]
-    assert pending["requested_by"] == "claude" and pending["worker_id"] == "hr:1002"
+    assert pending["requested_by"] == "claude" and pending["worker_id"] == "hr:1001"
+    # ana's own access: she is the only approver and nobody decides their own, so it is refused now
+    own = await over_http(running, AGENT_TOKEN, "request_access", worker_id="hr:1002", target="app")
+    assert own.is_error and "nobody decides their own access" in own.content[0].text
 
-    unknown = await over_http(running, AGENT_TOKEN, "request_access", worker_id="hr:1002", target="nowhere")
+    unknown = await over_http(running, AGENT_TOKEN, "request_access", worker_id="hr:1001", target="nowhere")
     assert unknown.is_error and "no target 'nowhere'" in unknown.content[0].text
-    rows = running.api().get("/log", params={"worker": "hr:1002"}).json()
+    rows = running.api().get("/log", params={"worker": "hr:1001"}).json()
     tools = [(e["attributes"]["tool"], e["result"]) for e in rows if e["action"] == "mcp_call"]
     assert ("request_access", "success") in tools and ("request_access", "failure") in tools

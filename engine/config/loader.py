@@ -132,6 +132,20 @@ def _expand_env(
     return node
 
 
+def _drop_unset_tokens(data: dict[str, Any]) -> None:
+    """A command that reads the engine's state, or speaks for one token holder (`approvals approve`,
+    `provisioner mcp`), needs no one else's API token: a token whose ${VAR} is unset here is left
+    out, so it names nobody (it is never its own literal text)."""
+    api = data.get("api")
+    if not isinstance(api, dict):
+        return
+    if isinstance(api.get("token"), str) and _ENV_REF.search(api["token"]):
+        del api["token"]
+    tokens = api.get("tokens")
+    if isinstance(tokens, list):
+        tokens[:] = [t for t in tokens if not (isinstance(t, dict) and _ENV_REF.search(str(t.get("token", ""))))]
+
+
 def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
 
@@ -149,7 +163,7 @@ def load_config(
     """Read, expand and validate; raises ConfigError listing every problem. `settings_check` and
         `target_check` validate each source's and target's own settings, `path_keys` names a source's
         settings that are file paths (the CLI passes the registries'). Relative paths resolve against
-        the config file's directory. `secrets`: True, False (neither the sources' nor the targets'), or the
+        the config file's directory. `secrets`: True, False (none of the sources', targets' or API tokens'), or the
     blocks whose secrets are needed, e.g. ("sources",); see `_expand_env`. `warn` hears what is valid
     but probably not meant (`$VAR` without braces is sent as written). `environ`: the variables
     `${...}` reads (None: this process's); a reference to one it lacks is kept as written anywhere,
@@ -190,10 +204,12 @@ def load_config(
             )
         )
     missing: list[tuple[tuple[Any, ...], str]] = []
-    spared = frozenset() if secrets is True else frozenset({"sources", "targets"} - set(secrets or ()))
+    spared = frozenset() if secrets is True else frozenset({"sources", "targets", "api"} - set(secrets or ()))
     if environ is not None:
         spared = frozenset(data)
     _expand_env(data, (), missing, spared, os.environ if environ is None else environ)
+    if "api" in spared:
+        _drop_unset_tokens(data)
     unset = [
         Problem(file, _line_of(data, loc), _key(loc), f"environment variable {name} is not set")
         for loc, name in missing
