@@ -17,13 +17,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from provisioner.engine.cli.logs import JsonFormatter, LineFormatter
+from provisioner.engine.config import Config
+from provisioner.engine.contracts.approvals import Approver
 from provisioner.engine.contracts.events import WorkerEvent, change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.tracecontext import trace_id_of
 from provisioner.engine.kit import tracing
 from provisioner.engine.kit.http import resilient_client
+from provisioner.engine.runtime.agent_requests import request_provision_now
+from provisioner.engine.runtime.approvals import decide
 from provisioner.engine.runtime.http.console import templates
 from provisioner.engine.runtime.views import worker_detail
+from provisioner.engine.store import Store
 from tests.flow import People, engine, hire, sync, until
 from tests.tracetree import Span, collecting, finished, reset_provider, stop_collecting, tree
 
@@ -178,3 +183,20 @@ async def test_a_deferred_action_fires_in_a_new_trace_linked_to_the_change_that_
     print(tree(collected, fired.trace_id))
     # Re-planned under the new trace (by the engine's own clock the leaving date is still ahead).
     assert any(s.trace_id == fired.trace_id and s.name == "plan worker.updated" for s in collected)
+
+
+def test_an_approval_decided_on_any_surface_starts_the_trace_of_what_it_sets_off(tmp_path, spans):
+    # The console, the CLI and the API all decide through approvals.decide: its span is the root of
+    # the re-plan it enqueues, so the person page names this trace for the grant that follows.
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    with store.unit() as s:
+        store.snapshots.upsert(s, "hr", [Worker(id="hr:1", source="hr", remote_id="1", work_email="a@x.com")])
+    config = Config.model_validate({"approvals": {"requests": {"by": "people:[mia]"}}})
+    asked = request_provision_now(store, config, "hr:1", "agent-x")
+    decide(store, asked.id, Approver(name="mia", person="hr:9"), approve=True)
+    [root] = [s for s in finished(spans) if s.name == "approval approved"]
+    [row] = store.outbox.unpublished(10)
+    assert trace_id_of(json.loads(row.payload)["traceparent"]) == root.trace_id
+    [decided] = [e for e in store.log.recent("hr:1") if e.action == "approval_approved"]
+    assert decided.trace_id == root.trace_id
+    store.close()

@@ -13,6 +13,7 @@ from rich.table import Table
 from provisioner.engine.cli.common import _load, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, WorkerOpt
 from provisioner.engine.cli.safe import shown
+from provisioner.engine.kit import tracing
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import approvals
 from provisioner.engine.store import Store
@@ -95,6 +96,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
         err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
         raise typer.Exit(2)
     store = Store(cfg.store.url)
+    tracing.install(**cfg.telemetry.model_dump())  # the decision starts the trace of what it sets off
     try:
         decided = approvals.decide(store, request_id, approver, approve, reason)
     except LookupError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 from provisioner.engine.config import ApiToken, Config
 from provisioner.engine.contracts.approvals import ApprovalRequest, ApprovalState, Approver, RequestKind
 from provisioner.engine.contracts.events import APPROVAL_SOURCE, internal_event
+from provisioner.engine.kit import tracing
 from provisioner.engine.runtime import operations
 from provisioner.engine.store import Store
 from provisioner.engine.store.approvals import entry
@@ -79,17 +80,21 @@ def decide(
     if request.reason_required and reason is None:
         raise NotDecidable("this grant needs a reason with the decision")
     state = ApprovalState.approved if approve else ApprovalState.denied
-    with store.unit() as s:
-        decided = store.approvals.decide(s, request_id, state, approver.name, reason, now)
-        if decided is None:
-            raise NotDecidable(f"request {request_id} was decided meanwhile")
-        said = f"{state.value} by {approver.name}" + (f": {reason}" if reason else "")
-        store.log.append([entry(decided, f"approval_{state.value}", "success", said)], s)
-        if approve and request.kind in (RequestKind.grant, RequestKind.access) and request.worker_id:
-            # Re-planned from the snapshot like any change: the grant is written within one cycle.
-            store.outbox.enqueue(s, [internal_event(APPROVAL_SOURCE, request.worker_id, worker, request_id)])
-    if approve:
-        _run(store, decided)
+    # A trace of its own, whichever surface decided (console, CLI, API, an agent's request): the
+    # change it sets off carries it, so the person page names this trace for what follows.
+    about = {"provisioner.approval_id": request_id, "provisioner.request_kind": request.kind.value}
+    with tracing.root(f"approval {state.value}", about):
+        with store.unit() as s:
+            decided = store.approvals.decide(s, request_id, state, approver.name, reason, now)
+            if decided is None:
+                raise NotDecidable(f"request {request_id} was decided meanwhile")
+            said = f"{state.value} by {approver.name}" + (f": {reason}" if reason else "")
+            store.log.append([entry(decided, f"approval_{state.value}", "success", said)], s)
+            if approve and request.kind in (RequestKind.grant, RequestKind.access) and request.worker_id:
+                # Re-planned from the snapshot like any change: the grant is written within one cycle.
+                store.outbox.enqueue(s, [internal_event(APPROVAL_SOURCE, request.worker_id, worker, request_id)])
+        if approve:  # after the decision is kept (see _run)
+            _run(store, decided)
     return decided
 
 
