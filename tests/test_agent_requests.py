@@ -23,8 +23,9 @@ from provisioner.engine.runtime.agent_requests import request_access, request_pr
 from provisioner.engine.runtime.approvals import NotDecidable, Refused, approver_of, decide, listing
 from provisioner.engine.runtime.wiring import compile_planner
 from provisioner.engine.store import Store
-from provisioner.engine.store.db import make_engine
+from provisioner.engine.store.db import insert_new, make_engine
 from provisioner.engine.store.migrate import alembic_config
+from provisioner.engine.store.tables import ApprovalRow
 
 pytestmark = pytest.mark.fast
 
@@ -308,3 +309,43 @@ def test_a_request_only_its_own_subject_could_approve_is_refused_at_once(store: 
         request_access(store, with_bo, "hr:2", "wiki", "agent-x")
     assert store.approvals.list(state=None) == []
     assert request_provision_now(store, config(by="people:[hr:2, ana]"), "hr:2", "agent-x").approvers == "hr:2 or ana"
+
+
+def test_the_migration_to_0011_keeps_the_oldest_of_duplicate_pending_requests(store_url: str):
+    # Two engines recording one grant at once could open it twice before 0011: the later is void now.
+    engine = make_engine(store_url)
+    config_ = alembic_config()
+    with engine.begin() as conn:
+        config_.attributes["connection"] = conn
+        command.upgrade(config_, "0010_trace_context")
+        for request_id, at in (("first", "2026-12-01 00:00:00"), ("again", "2026-12-01 00:00:01")):
+            conn.execute(
+                text(
+                    "INSERT INTO approval_request (id, kind, worker_id, target, key, account, groups, policy, rule,"
+                    " reason_required, requested_at, expires_at, state) VALUES (:id, 'grant', 'hr:1', 'payroll',"
+                    " 'k', true, '[]', 'p', 'manager', false, :at, '2026-12-09 00:00:00', 'pending')"
+                ),
+                {"id": request_id, "at": at},
+            )
+    engine.dispose()
+    store = Store(store_url)  # brings it to the head
+    try:
+        states = {r.id: r.state.value for r in store.approvals.list(state=None)}
+        assert states == {"first": "pending", "again": "void"}
+    finally:
+        store.close()
+
+
+def test_the_store_keeps_one_pending_request_per_thing_asked(store: Store):
+    # Two engines recording one grant, or two agents asking at once, each look first and find nothing
+    # the other has not committed yet: the unique index on pending requests lets one insert win.
+    asked = request_provision_now(store, config(by="people:[zed]"), "hr:1", "agent-x")
+    mine = store.approvals.get(asked.id)
+    assert mine is not None
+    twin = {**mine.model_dump(exclude={"asks"}), "id": "elsewhere", "kind": "provision", "state": "pending"}
+    with store.unit() as s:
+        assert insert_new(s, ApprovalRow, [ApprovalRow.model_validate(twin).model_dump()], "id") == set()
+    assert [r.id for r in store.approvals.list(state="pending")] == [asked.id]
+    decide(store, asked.id, Approver(name="zed", person="hr:7"), approve=False)
+    with store.unit() as s:  # decided, it is history: the same thing may be asked again
+        assert insert_new(s, ApprovalRow, [ApprovalRow.model_validate(twin).model_dump()], "id") == {"elsewhere"}

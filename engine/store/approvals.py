@@ -21,7 +21,7 @@ from provisioner.engine.contracts.approvals import (
 )
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import EventOutcome, LogEntry, utcnow
-from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
+from provisioner.engine.store.db import Database, as_utc, chunks, insert_new
 from provisioner.engine.store.tables import ApprovalRow
 
 OPEN = (ApprovalState.pending.value, ApprovalState.approved.value)
@@ -120,6 +120,7 @@ class Approvals:
                 current.setdefault(row.worker_id or "", []).append(row)
         entries: list[LogEntry] = []
         new_rows = []
+        asked_by_row: dict[str, LogEntry] = {}  # the log entry of each request this unit would open
         for worker_id, outcome in planned.items():
             rows = current.get(worker_id, [])
             lasting = outcome.lasting or set()
@@ -144,9 +145,12 @@ class Approvals:
                 asked.add(key)
                 row = _request_row(action, now)
                 new_rows.append(row.model_dump())
-                entries.append(entry(_record(row), "approval_requested", "skipped", action.reason, outcome.event_id))
-        insert_rows(s, ApprovalRow, new_rows)
-        return entries
+                asked_by_row[row.id] = entry(
+                    _record(row), "approval_requested", "skipped", action.reason, outcome.event_id
+                )
+        # Another engine recording the same grant at once opened it already: asked once, logged once.
+        opened = insert_new(s, ApprovalRow, new_rows, "id")
+        return entries + [logged for row_id, logged in asked_by_row.items() if row_id in opened]
 
     def expire_due(self, s: Session, now: datetime) -> list[ApprovalRequest]:
         """Pending requests past their time are denied as expired (in the caller's unit)."""
@@ -203,20 +207,20 @@ class Approvals:
     def ask(self, s: Session, request: ApprovalRequest) -> ApprovalRequest:
         """A request someone makes (in the caller's unit); the same one still open (pending, or an
         approved access that lasts) is answered instead of asking twice."""
-        same = s.exec(
-            select(ApprovalRow).where(
-                ApprovalRow.kind == request.kind.value,
-                ApprovalRow.worker_id == request.worker_id,
-                ApprovalRow.key == request.key,
-                col(ApprovalRow.state).in_(OPEN if request.kind is RequestKind.access else OPEN[:1]),
-                col(ApprovalRow.ended_at).is_(None),
-            )
-        ).first()
-        if same is not None:
+        open_same = select(ApprovalRow).where(
+            ApprovalRow.kind == request.kind.value,
+            ApprovalRow.worker_id == request.worker_id,
+            ApprovalRow.key == request.key,
+            col(ApprovalRow.state).in_(OPEN if request.kind is RequestKind.access else OPEN[:1]),
+            col(ApprovalRow.ended_at).is_(None),
+        )
+        if (same := s.exec(open_same).first()) is not None:
             return _record(same)
         row = ApprovalRow.model_validate(request.model_dump(exclude={"asks"}))
-        s.add(row)
-        return request
+        if insert_new(s, ApprovalRow, [row.model_dump()], "id"):
+            return request
+        # Another process asked the same a moment ago (uq_approval_request_pending): theirs stands.
+        return _record(s.exec(open_same).one())
 
     def list(
         self,

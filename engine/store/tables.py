@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from provisioner.engine.contracts.records import utcnow
+
+PENDING_OPEN = "state = 'pending' AND ended_at IS NULL"  # the rows uq_approval_request_pending keeps unique
 
 
 class Snapshot(SQLModel, table=True):
@@ -261,6 +263,19 @@ class ApprovalRow(SQLModel, table=True):
     and the same grant later asks again."""
 
     __tablename__ = "approval_request"
+    # One pending request per thing asked, whoever asks: two engines recording the same grant, or two
+    # agents asking at once, meet here (the insert that loses does nothing).
+    __table_args__ = (
+        Index(
+            "uq_approval_request_pending",
+            "kind",
+            "worker_id",
+            "key",
+            unique=True,
+            sqlite_where=text(PENDING_OPEN),
+            postgresql_where=text(PENDING_OPEN),
+        ),
+    )
 
     id: str = Field(primary_key=True)
     kind: str = Field(default="grant")  # grant | provision | retry | access (contracts.approvals.RequestKind)
