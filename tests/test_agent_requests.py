@@ -207,20 +207,28 @@ def test_access_as_a_plan_sees_it_and_a_leaver_loses_it():
     assert [a.action for a in actions if a.target == "payroll"] == [ActionKind.disable, ActionKind.remove_groups]
 
 
-def test_the_migration_from_0008_keeps_grants_and_takes_requests(store_url: str):
+def _pending_at(store_url: str, revision: str, requests: dict[str, str]) -> None:
+    """A database migrated up to `revision` holding pending grant requests (id → requested_at)
+    for one grant of hr:1, as an older version left them."""
     engine = make_engine(store_url)
     config_ = alembic_config()
     with engine.begin() as conn:
         config_.attributes["connection"] = conn
-        command.upgrade(config_, "0008_bulk_snapshots")
-        conn.execute(
-            text(
-                "INSERT INTO approval_request (id, worker_id, target, key, account, groups, policy, rule,"
-                " reason_required, requested_at, expires_at, state) VALUES ('old', 'hr:1', 'payroll', 'k', true,"
-                " '[]', 'p', 'manager', false, '2026-12-01 00:00:00', '2026-12-09 00:00:00', 'pending')"
+        command.upgrade(config_, revision)
+        for request_id, at in requests.items():
+            conn.execute(
+                text(
+                    "INSERT INTO approval_request (id, worker_id, target, key, account, groups, policy, rule,"
+                    " reason_required, requested_at, expires_at, state) VALUES (:id, 'hr:1', 'payroll', 'k', true,"
+                    " '[]', 'p', 'manager', false, :at, '2026-12-09 00:00:00', 'pending')"
+                ),
+                {"id": request_id, "at": at},
             )
-        )
     engine.dispose()
+
+
+def test_the_migration_from_0008_keeps_grants_and_takes_requests(store_url: str):
+    _pending_at(store_url, "0008_bulk_snapshots", {"old": "2026-12-01 00:00:00"})
     store = Store(store_url)  # brings it to the head
     try:
         [old] = store.approvals.list()
@@ -232,7 +240,7 @@ def test_the_migration_from_0008_keeps_grants_and_takes_requests(store_url: str)
         access = request_access(store, config(), "hr:1", "payroll", "agent-x").id
     finally:
         store.close()
-    engine = make_engine(store_url)
+    engine, config_ = make_engine(store_url), alembic_config()
     with engine.begin() as conn:  # and back: a request about no one target has no place there
         config_.attributes["connection"] = conn
         command.downgrade(config_, "0008_bulk_snapshots")
@@ -313,21 +321,7 @@ def test_a_request_only_its_own_subject_could_approve_is_refused_at_once(store: 
 
 def test_the_migration_to_0011_keeps_the_oldest_of_duplicate_pending_requests(store_url: str):
     # Two engines recording one grant at once could open it twice before 0011: the later is void now.
-    engine = make_engine(store_url)
-    config_ = alembic_config()
-    with engine.begin() as conn:
-        config_.attributes["connection"] = conn
-        command.upgrade(config_, "0010_trace_context")
-        for request_id, at in (("first", "2026-12-01 00:00:00"), ("again", "2026-12-01 00:00:01")):
-            conn.execute(
-                text(
-                    "INSERT INTO approval_request (id, kind, worker_id, target, key, account, groups, policy, rule,"
-                    " reason_required, requested_at, expires_at, state) VALUES (:id, 'grant', 'hr:1', 'payroll',"
-                    " 'k', true, '[]', 'p', 'manager', false, :at, '2026-12-09 00:00:00', 'pending')"
-                ),
-                {"id": request_id, "at": at},
-            )
-    engine.dispose()
+    _pending_at(store_url, "0010_trace_context", {"first": "2026-12-01 00:00:00", "again": "2026-12-01 00:00:01"})
     store = Store(store_url)  # brings it to the head
     try:
         states = {r.id: r.state.value for r in store.approvals.list(state=None)}
