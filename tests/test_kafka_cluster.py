@@ -9,16 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from provisioner.engine.kit.servers import free_port, scim_app, serve_wsgi
 from provisioner.engine.store import Store
 from tests.cluster import TansuCluster, group_state
 from tests.processes import answers, engine, wait_for
 from tests.storm import person
-
-# One worker runs them all: the session's cluster (moto and two brokers) is started once.
-pytestmark = pytest.mark.xdist_group("kafka_cluster")
 
 
 def _write(people: Path, count: int) -> None:
