@@ -22,6 +22,13 @@ from tests.processes import SESSION_MARKER, session_brokers, wait_for
 PG_ADMIN_URL = os.environ.get("PROVISIONER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist's workers inherit the controller's terminal width as COLUMNS. The CLI's rich
+    consoles fix their width to it when first imported, and the COLUMNS a test gives a command
+    (CliRunner's env) would no longer count: without it, a worker sizes them as a lone run does."""
+    os.environ.pop("COLUMNS", None)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`pytest -m fast` runs in this process alone: a fast file's PostgreSQL variants (the

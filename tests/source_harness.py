@@ -45,6 +45,16 @@ def _workable_state() -> workable.WorkableState:
     return state
 
 
+def _greenhouse_state() -> greenhouse.GreenhouseState:
+    state = greenhouse.GreenhouseState()
+    state.gate.window = 1.0  # the documented 50 per 10 s, shrunk in time as Workable's is
+    return state
+
+
+# The client's pace for that window, with the margin of the connector's own default (50/10.5s).
+GREENHOUSE_PACE = {"rate_limit": "50/1.05s"}
+
+
 # The generic REST source, pointed at Lever's listing purely by configuration.
 REST_ON_LEVER = {
     "path": "/opportunities",
@@ -109,7 +119,7 @@ HARNESSES = [
     ),
     Harness(
         "greenhouse",
-        greenhouse.GreenhouseState,
+        _greenhouse_state,
         greenhouse.create_app,
         lambda url, s: {
             "base_url": url,
@@ -117,6 +127,7 @@ HARNESSES = [
             "client_secret": s.client_secret,
             "token_url": f"{url}/token",
             **FAST,
+            **GREENHOUSE_PACE,
         },
         {"client_secret": "wrong-secret"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
@@ -126,9 +137,9 @@ HARNESSES = [
     ),
     Harness(
         "greenhouse",
-        greenhouse.GreenhouseState,
+        _greenhouse_state,
         greenhouse.create_app,
-        lambda url, s: {"base_url": url, "version": "v1", "api_key": s.api_key, **FAST},
+        lambda url, s: {"base_url": url, "version": "v1", "api_key": s.api_key, **FAST, **GREENHOUSE_PACE},
         {"api_key": "wrong-key"},
         lambda s, rid: s.change(rid, start_date="2027-02-01"),
         lambda s, rid: s.change(rid, start_date="31/02/2027"),

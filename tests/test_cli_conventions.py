@@ -135,7 +135,7 @@ def test_the_config_comes_from_the_environment(tmp_path, monkeypatch):
     config.write_text("sources: []\ntargets: []\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PROVISIONER_CONFIG", str(config))
-    result = CliRunner().invoke(app, ["validate"])
+    result = CliRunner().invoke(app, ["validate"], env={"COLUMNS": "200"})  # the path on one line, however long
     assert "elsewhere.yaml" in result.output
 
 

@@ -12,6 +12,9 @@ from sqlalchemy import text
 from provisioner.engine.store import Store
 from tests.processes import engine_process, wait_for
 
+# The deferred job's period, and the reconcile's: short, so eight periods pass in a few seconds.
+PERIOD, RECONCILE = 0.5, 1.0
+
 
 def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs(tmp_path, store_url):
     config = tmp_path / "config.yaml"
@@ -20,8 +23,8 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
             {
                 "store": {"url": store_url},
                 # two engines on one machine: each takes a free port for its HTTP server
-                "engine": {"deferred_interval": "1s", "listen": "127.0.0.1:0"},
-                "reconcile": {"schedule": "2s"},
+                "engine": {"deferred_interval": f"{PERIOD}s", "listen": "127.0.0.1:0"},
+                "reconcile": {"schedule": f"{RECONCILE}s"},
             }
         )
     )
@@ -30,9 +33,11 @@ def test_two_processes_run_each_job_once_per_period_and_a_restart_keeps_the_jobs
         wait_for(lambda: len(store.schedule.job_runs("deferred:all")) >= 8)
     runs = store.schedule.job_runs("deferred:all")
     gaps = [b.started_at - a.started_at for a, b in pairwise(runs)]
-    assert min(gaps) > timedelta(seconds=0.5), gaps  # never twice in one period
+    assert min(gaps) > timedelta(seconds=PERIOD / 2), gaps  # never twice in one period
     reconciles = store.schedule.job_runs("reconcile:all")
-    assert reconciles and all(b.started_at - a.started_at > timedelta(seconds=1) for a, b in pairwise(reconciles))
+    assert reconciles and all(
+        b.started_at - a.started_at > timedelta(seconds=RECONCILE / 2) for a, b in pairwise(reconciles)
+    )
     with store.engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT id FROM scheduler_jobs")).scalars()) == [
             "deferred:all",
