@@ -72,6 +72,18 @@ def test_an_event_has_one_live_claim_taken_over_only_after_it_lapses(store_url: 
     store.close()
 
 
+def test_the_claims_of_a_process_killed_on_this_host_are_taken_at_once(store_url: str):
+    # Its claims have not lapsed, but its pid is gone: a restarted engine takes them in its first
+    # batch (the upsert names the dead owners), and says it took them over.
+    store = Store(store_url)
+    dead = f"{socket.gethostname()}:999999999:0:dead"
+    assert store.claims.take(["e1", "e2"], dead, 60).mine == {"e1", "e2"}
+    assert store.claims.take(["e3"], A, 60).mine == {"e3"}  # live elsewhere: kept
+    taken = store.claims.take(["e1", "e2", "e3", "e4"], B, 60)
+    assert taken.mine == {"e1", "e2", "e4"} and taken.taken_over == 2
+    store.close()
+
+
 def test_a_new_relay_leader_republishes_only_unclaimed_unconfirmed_events(store_url: str):
     store = Store(store_url)
     workers = [Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}") for n in range(3)]

@@ -49,8 +49,8 @@ class Claims:
                 gone = sorted({o for o in held.values() if o != owner and owner_is_gone(o)})
                 statement = dialect_insert(s, EventClaim)
                 free = (col(EventClaim.expires_at) < now) | (col(EventClaim.owner) == owner)
-                if gone:
-                    free |= col(EventClaim.owner).in_(gone)
+                for dead in gone:  # one bound value each: an expanding IN cannot go with executemany below
+                    free |= col(EventClaim.owner) == dead
                 statement = statement.on_conflict_do_update(
                     index_elements=["event_id"],
                     set_={"owner": statement.excluded.owner, "expires_at": statement.excluded.expires_at},
