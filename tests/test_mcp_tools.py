@@ -229,6 +229,11 @@ async def test_the_resources_show_the_policies_without_secrets_and_the_worker_fi
     by_name = {f["name"]: f for f in fields}
     assert by_name["personal_email"]["directory"] is False and by_name["work_email"]["directory"] is True
     assert set(Worker.model_fields) <= set(by_name)
+    reads = [e.attributes for e in parts.store.log.recent(limit=10) if e.action == "mcp_call"]
+    assert [(r["tool"], r["token"], r["arguments"]["uri"]) for r in reads] == [
+        ("read_resource", "claude", POLICIES_URI),
+        ("read_resource", "claude", FIELDS_URI),
+    ]
 
 
 def test_redaction_reaches_values_written_elsewhere():

@@ -13,6 +13,7 @@ from provisioner.engine.cli.common import _load, _parts_or_exit, err
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, VerboseOpt
 from provisioner.engine.cli.safe import shown
+from provisioner.engine.kit import tracing
 
 TOKEN_ENV = "PROVISIONER_MCP_TOKEN"
 
@@ -55,6 +56,7 @@ def mcp_command(
         err.print(f"[red]error[/red] {shown(refusal(principal.name))}")
         raise typer.Exit(2)
     parts = _parts_or_exit(cfg)
+    tracing.install(**cfg.telemetry.model_dump())  # each tool call a trace, as over HTTP
 
     async def serve() -> None:
         try:

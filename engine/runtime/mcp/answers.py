@@ -97,6 +97,9 @@ class Answers:
         people = [*self.store.snapshots.of_workers(named).values(), *self.store.identities.planned(named).values()]
         return redact(data, caller.visible, hidden_values(people, caller.visible))
 
+    async def resource_read(self, ctx: Context, uri: str) -> None:
+        await self._log(self.who(ctx), "read_resource", {"uri": uri}, None)
+
     async def _log(self, caller: Caller, tool: str, arguments: dict[str, Any], error: str | None) -> None:
         entry = LogEntry(
             worker_id=str(arguments.get("worker_id") or arguments.get("worker") or "-"),

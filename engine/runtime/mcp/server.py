@@ -78,10 +78,25 @@ def _type_name(annotation: Any) -> str:
     return re.sub(r"\b[\w.]+\.(\w+)", r"\1", getattr(annotation, "__name__", None) or str(annotation))
 
 
+class _LoggedServer(MCPServer):
+    """Resource reads go in the provisioning log as tool calls do: who read what. A static resource's
+    function is given no context, so the read is logged here, where the request's context is."""
+
+    def __init__(self, answers: Answers):
+        super().__init__("provisioner", instructions=INSTRUCTIONS, log_level="WARNING")
+        self.answers = answers
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        read = await super().read_resource(uri, context)
+        if context is not None:
+            await self.answers.resource_read(context, str(uri))
+        return read
+
+
 def build_server(parts: Parts, caller: Caller | None = None) -> MCPServer:
     """The MCP server over these parts; `caller`: the one caller of a stdio process (HTTP: None)."""
-    server: MCPServer = MCPServer("provisioner", instructions=INSTRUCTIONS, log_level="WARNING")
     answers = Answers(parts.store, caller, secret_values(parts.config).values())
+    server: MCPServer = _LoggedServer(answers)
     read_tools(server, parts, answers)
     request_tools(server, parts, answers)
 
