@@ -109,3 +109,16 @@ def test_validate_opens_the_store_read_only(tmp_path: Path):
     fine = {**base, "store": {"url": f"sqlite:///{tmp_path / 'new.db'}"}}
     assert cli.invoke(app, ["validate", "-c", str(write(tmp_path, json.dumps(fine)))]).exit_code == 0
     assert not (tmp_path / "new.db").exists()  # validate created nothing
+
+
+def test_every_command_that_reads_the_store_says_in_one_line_that_it_cannot(tmp_path: Path):
+    # The read-only commands open the store themselves (no wired engine): the same line as `explain`.
+    nowhere = {
+        "sources": [{"name": "hr", "type": "file", "path": "p.json"}],
+        "store": {"url": "postgresql://nobody@127.0.0.1:1/x"},
+    }
+    config = str(write(tmp_path, json.dumps(nowhere)))
+    for command in (["failures"], ["quarantine"], ["sessions", "list"], ["identity", "list"], ["approvals", "list"]):
+        said = CliRunner().invoke(app, [*command, "-c", config])
+        assert said.exit_code == 2, (command, said.output)
+        assert "cannot open the store" in " ".join(said.output.split()) and "Traceback" not in said.output

@@ -10,13 +10,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, WorkerOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit import tracing
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import approvals
-from provisioner.engine.store import Store
 
 approvals_app = typer.Typer(
     help="Grants and requests waiting for approval: list, approve, deny.", no_args_is_help=True, rich_markup_mode=None
@@ -48,7 +47,7 @@ def list_requests(
 ) -> None:
     """Approval requests, oldest first: id, kind, person, target, what it asks, who asked, who may
     decide, expiry, state."""
-    store = Store(_load(config, secrets=False).store.url)
+    store = _store_or_exit(_load(config, secrets=False))
     try:
         rows = approvals.listing(store, state, worker, kind)
     except ValueError as exc:
@@ -95,7 +94,7 @@ def _decide(config: ConfigOpt, request_id: str, token: str, reason: str | None, 
     if approver is None:
         err.print(f"[red]error[/red] {approvals.cannot_decide(cfg, token)}")
         raise typer.Exit(2)
-    store = Store(cfg.store.url)
+    store = _store_or_exit(cfg)
     tracing.install(**cfg.telemetry.model_dump())  # the decision starts the trace of what it sets off
     try:
         decided = approvals.decide(store, request_id, approver, approve, reason)

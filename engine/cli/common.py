@@ -8,6 +8,7 @@ import os
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ from provisioner.engine.config.loader import Problem
 from provisioner.engine.config.units import moment_or_age
 from provisioner.engine.runtime.usecases.writeback import writeback_target
 from provisioner.engine.runtime.wiring import Parts
+from provisioner.engine.store import Store
 from provisioner.engine.store.probe import store_problem
 from provisioner.sources import settings_paths, settings_problems
 from provisioner.targets import settings_problems as target_problems
@@ -84,8 +86,21 @@ def _parts_or_exit(config: Config) -> Parts:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     except SQLAlchemyError:
-        err.print(f"[red]error[/red] {store_problem(config.store.url) or 'the store cannot be opened'}")
-        raise typer.Exit(2) from None
+        _unopened(config)
+
+
+def _store_or_exit(config: Config) -> Store:
+    """The config's store, or one clear line and exit 2 (a store that cannot be opened), as
+    `_parts_or_exit` says it for the commands that wire the engine."""
+    try:
+        return Store(config.store.url)
+    except SQLAlchemyError:
+        _unopened(config)
+
+
+def _unopened(config: Config) -> NoReturn:
+    err.print(f"[red]error[/red] {store_problem(config.store.url) or 'the store cannot be opened'}")
+    raise typer.Exit(2) from None
 
 
 def reflow(text: str | None) -> str | None:

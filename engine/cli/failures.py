@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err, known_targets
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.cli.progress import applying
 from provisioner.engine.cli.safe import shown
@@ -33,7 +33,7 @@ def failures(
     error."""
     cfg = _load(config, secrets=False)  # the store's records alone: no secrets needed
     targets = known_targets(cfg, target)
-    rows = [r for r in views.failures(Store(cfg.store.url), worker=worker) if targets is None or r["target"] in targets]
+    rows = [r for r in views.failures(_store_or_exit(cfg), worker=worker) if targets is None or r["target"] in targets]
     if as_json:
         print(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
@@ -78,7 +78,7 @@ def retry(
     targets = known_targets(cfg, target)
 
     def pending() -> list[Failure]:
-        return [f for f in Store(cfg.store.url).failures.all(None, worker) if targets is None or f.target in targets]
+        return [f for f in _store_or_exit(cfg).failures.all(None, worker) if targets is None or f.target in targets]
 
     before = pending()
     if not before:

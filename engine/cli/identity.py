@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.runtime.usecases.identity import IdentityRules
@@ -28,7 +28,7 @@ Record = Annotated[str, typer.Argument(metavar="ID", help="a worker id, <source>
 @identity_app.command("list")
 def list_identities(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Records joined to another, by person: the anchor first, and why each was joined."""
-    store = Store(_load(config, secrets=False).store.url)
+    store = _store_or_exit(_load(config, secrets=False))
     try:
         members = store.identities.all()
     finally:
@@ -61,7 +61,7 @@ def unlink(record: Record, config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 def _decide(config: ConfigOpt, decide: Callable[[Store, IdentityRules | None], Decision]) -> None:
     cfg = _load(config, secrets=False)
-    store = Store(cfg.store.url)
+    store = _store_or_exit(cfg)
     try:
         decision = decide(store, IdentityRules.of(cfg))
     except (LookupError, ValueError) as exc:

@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, known_targets, since_time
+from provisioner.engine.cli.common import _load, _store_or_exit, console, known_targets, since_time
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, LimitOpt, SinceOpt, TargetsOpt, WorkerOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.contracts.records import RESULT_TONE
 from provisioner.engine.kit.words import plural
-from provisioner.engine.store import Store
 
 COLOUR = {"ok": "green", "bad": "red", "warn": "yellow"}
 
@@ -46,7 +45,7 @@ def show_log(
     """The provisioning log, newest last: what was done to whom, why, and with what result."""
     cfg = _load(config, secrets=False)
     targets = known_targets(cfg, target)
-    store = Store(cfg.store.url)
+    store = _store_or_exit(cfg)
     when = since_time(since)
     value = result.value if result else None
     entries = store.search.log(worker, targets, value, when, limit)

@@ -8,12 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import views
-from provisioner.engine.store import Store
 
 
 def quarantine(
@@ -26,7 +25,7 @@ def quarantine(
     poll takes them in."""
     cfg = _load(config, secrets=False)  # the store's records alone
     try:
-        rows = views.quarantine(cfg, Store(cfg.store.url), source)
+        rows = views.quarantine(cfg, _store_or_exit(cfg), source)
     except LookupError as exc:
         err.print(f"[red]error[/red] {shown(str(exc.args[0]))}")
         raise typer.Exit(2) from None

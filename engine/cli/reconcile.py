@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err, known_targets
+from provisioner.engine.cli.common import _load, _parts_or_exit, _store_or_exit, console, err, known_targets
 from provisioner.engine.cli.logs import LogFormat, setup
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.cli.progress import Meter, applying
@@ -18,7 +18,6 @@ from provisioner.engine.config import Config
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.views import record_reconcile
-from provisioner.engine.store import Store
 from provisioner.reconcile.report import as_html, print_report
 from provisioner.reconcile.report import as_json as report_json
 from provisioner.reconcile.run import apply_fixes, reconcile
@@ -38,7 +37,7 @@ def reconcile_command(
     target = known_targets(cfg, target)
     result, notes = asyncio.run(_reconcile(cfg, target, fix))
     if not target:  # a whole reconciliation is the one the console and the metrics show
-        record_reconcile(Store(cfg.store.url), report_json(result))
+        record_reconcile(_store_or_exit(cfg), report_json(result))
     for note in notes:
         err.print(f"[yellow]note[/yellow] {note}")
     if html:

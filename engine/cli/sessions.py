@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.kit.words import plural
-from provisioner.engine.store import Store
 
 sessions_app = typer.Typer(help="List and revoke console sessions.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -21,7 +20,7 @@ sessions_app = typer.Typer(help="List and revoke console sessions.", no_args_is_
 @sessions_app.command("list")
 def list_sessions(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Console sessions still valid: an id prefix (for revoke), when it began, where from."""
-    store = Store(_load(config, secrets=False).store.url)
+    store = _store_or_exit(_load(config, secrets=False))
     try:
         rows = store.sessions.list()
     finally:
@@ -51,7 +50,7 @@ def revoke(
     if session != "*" and len(session) < 8:
         err.print("[red]error[/red] give at least the 8 characters `sessions list` shows, or * for all")
         raise typer.Exit(2)
-    store = Store(_load(config, secrets=False).store.url)
+    store = _store_or_exit(_load(config, secrets=False))
     try:
         ended = store.sessions.revoke(session)
     finally:

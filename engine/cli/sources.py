@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, err
+from provisioner.engine.cli.common import _load, _store_or_exit, console, err
 from provisioner.engine.cli.failures import access_lines
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 from provisioner.engine.cli.safe import shown
@@ -21,7 +21,7 @@ from provisioner.engine.contracts.protocols import SourceError
 from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime import operations, views
 from provisioner.engine.sandbox.vendors import sandbox_app, sandbox_config
-from provisioner.engine.store import Store, as_utc
+from provisioner.engine.store import as_utc
 from provisioner.sources import build_source
 
 sources_app = typer.Typer(
@@ -48,7 +48,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     applied, scheduled changes, per target the writes retrying and dead, and who still holds access
     they should not (exit 1 while anything is dead or anyone keeps access)."""
     cfg = _load(config, secrets=False)
-    summary = views.status(cfg, Store(cfg.store.url))
+    summary = views.status(cfg, _store_or_exit(cfg))
     # A stalled engine, one that cannot record outcomes, and access a leaver still holds need a
     # person as much as a dead letter does: exit 1 for scripts to notice.
     dead = (
@@ -147,7 +147,7 @@ def resume(
     """Lift a safety halt after a person looked: the next poll deprovisions what the source says."""
     cfg = _load(config, secrets=False)
     try:
-        resumed = operations.resume(cfg, Store(cfg.store.url), source)
+        resumed = operations.resume(cfg, _store_or_exit(cfg), source)
     except operations.UnknownSource:
         err.print(f"[red]error[/red] no source {source!r} in {config}")
         raise typer.Exit(2) from None

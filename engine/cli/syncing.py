@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, _parts_or_exit, console, err
+from provisioner.engine.cli.common import _load, _parts_or_exit, _store_or_exit, console, err
 from provisioner.engine.cli.failures import access_kept, apply_due_retries, unsettled
 from provisioner.engine.cli.logs import LogFormat, LogFormatOpt, setup
 from provisioner.engine.cli.ondemand import sync_worker
@@ -23,7 +23,6 @@ from provisioner.engine.kit.words import plural
 from provisioner.engine.runtime.app import Runtime
 from provisioner.engine.runtime.kafka_clients import KafkaSettingsError
 from provisioner.engine.runtime.poller import Diff
-from provisioner.engine.store import Store
 
 
 def sync(
@@ -69,7 +68,7 @@ def sync(
         console.print(table)
     for event, error in report.failures:
         err.print(f"[red]failed[/red] {shown(event.subject)} ({event.type.value}): {shown(error)}")
-    store = Store(cfg.store.url)
+    store = _store_or_exit(cfg)
     if waiting := len(store.approvals.list("pending")):  # exit 0 stands: the rest is as planned
         err.print(f"{plural(waiting, 'grant')} wait for a person's approval (provisioner approvals list)")
     kept = access_kept(store)  # said before the count of failures, and whether or not any exist

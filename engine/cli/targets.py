@@ -12,13 +12,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provisioner.engine.cli.common import _load, console, known_targets
+from provisioner.engine.cli.common import _load, _store_or_exit, console, known_targets
 from provisioner.engine.cli.options import DEFAULT_CONFIG, ConfigOpt, JsonOpt, TargetsOpt
 from provisioner.engine.cli.safe import shown
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.profile import Learner
 from provisioner.engine.contracts.protocols import ChecksItself, ListsAccounts, Target
-from provisioner.engine.store import Store
 from provisioner.targets import build_target
 
 targets_app = typer.Typer(
@@ -44,7 +43,7 @@ async def _check_one(target: Target) -> list[tuple[str, bool, str]]:
 
 async def _check(cfg: Config, only: list[str] | None, relearn: bool) -> dict[str, list[tuple[str, bool, str]]]:
     out = {}
-    store = Store(cfg.store.url)
+    store = _store_or_exit(cfg)
     try:
         for config in cfg.targets:
             if only and config.name not in only:
