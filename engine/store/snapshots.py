@@ -111,19 +111,7 @@ class Snapshots:
     def upsert(self, s: Session, source: str, workers: Iterable[Worker]) -> None:
         """These workers' snapshots become what they are now."""
         workers = list(workers)
-        self.remove(s, source, [w.id for w in workers])
-        now = utcnow()
-        rows = (
-            {
-                "source": source,
-                "worker_id": w.id,
-                "content_hash": w.content_hash(),
-                "worker": RawJSON(w.model_dump_json()),
-                "updated_at": now,
-            }
-            for w in workers
-        )
-        insert_rows(s, Snapshot, rows)
+        self.write(s, source, [(w, None) for w in workers], [w.id for w in workers])
 
     def write(self, s: Session, source: str, workers: list[tuple[Worker, str | None]], replacing: list[str]) -> None:
         """These workers' snapshots with the digests of the records they were read from; `replacing`:
