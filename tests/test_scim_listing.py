@@ -22,7 +22,7 @@ from provisioner.engine.contracts.protocols import ListingUnsettled
 from provisioner.engine.kit.servers import scim_server_process, serve_asgi
 from provisioner.engine.runtime.wiring import Parts
 from provisioner.reconcile.report import as_json
-from provisioner.reconcile.run import reconcile
+from provisioner.reconcile.run import Reconciliation, reconcile
 from provisioner.targets.scim import ScimTarget
 from tests.conftest import make_config
 from tests.hostile_apps import CONFIG, LIST
@@ -161,24 +161,22 @@ def _config(tmp_path: Path, url: str) -> Any:
     return make_config(f"sqlite:///{tmp_path / 's.db'}", url, {"name": "hr", "type": "file", "path": str(people)})
 
 
-async def test_reconcile_lists_again_once_and_judges_nothing_from_a_listing_that_never_adds_up(tmp_path: Path):
-    once = Paged(users=300, delay=0.0, delete_after_first=1)  # changed during the first listing only
-    with serve_asgi(once.app()) as server:
+async def _reconciled(tmp_path: Path, app: Paged) -> Reconciliation:
+    with serve_asgi(app.app()) as server:
         parts = Parts(_config(tmp_path, server.url))
         try:
-            result = await reconcile(parts)
+            return await reconcile(parts)
         finally:
             await parts.aclose()
+
+
+async def test_reconcile_lists_again_once_and_judges_nothing_from_a_listing_that_never_adds_up(tmp_path: Path):
+    once = Paged(users=300, delay=0.0, delete_after_first=1)  # changed during the first listing only
+    result = await _reconciled(tmp_path, once)
     assert result.unlisted == {} and result.accounts == 299  # listed again, and that one added up
     assert sum(1 for p in once.pages if p == 1) == 2
 
-    broken = Paged(users=300, delay=0.0, ignore_start=True)
-    with serve_asgi(broken.app()) as server:
-        parts = Parts(_config(tmp_path, server.url))
-        try:
-            result = await reconcile(parts)
-        finally:
-            await parts.aclose()
+    result = await _reconciled(tmp_path, Paged(users=300, delay=0.0, ignore_start=True))
     assert "app" in result.unlisted and "listed twice" in result.unlisted["app"]
     assert result.items == [] and not result.settled()  # no account judged orphaned from it; exit 2
     assert as_json(result)["unlisted"] == result.unlisted
