@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -122,13 +124,22 @@ def continued(
     if context is None:
         yield None
         return
-    remote = NonRecordingSpan(context)
     if not context.trace_flags.sampled:
-        with trace.use_span(remote, end_on_exit=False):
+        token = otel_context.attach(_carried(parent or ""))
+        try:
             yield None
+        finally:
+            otel_context.detach(token)
         return
-    with _span(name, trace.set_span_in_context(remote), kind, attributes) as span:
+    with _span(name, trace.set_span_in_context(NonRecordingSpan(context)), kind, attributes) as span:
         yield span
+
+
+@lru_cache(maxsize=256)
+def _carried(parent: str) -> Context:
+    """The context an unsampled hop makes current, made once per `traceparent` (the events of one
+    poll share one)."""
+    return trace.set_span_in_context(NonRecordingSpan(parse_traceparent(parent) or trace.INVALID_SPAN_CONTEXT))
 
 
 @contextmanager

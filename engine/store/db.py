@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
+from provisioner.engine.store.bulk import insert_chunk
+
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the relay read while the consumer writes; NORMAL sync is durable across app crashes.
@@ -99,13 +101,12 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 
 
 def insert_rows(s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]], size: int = 2000) -> None:
-    """Core executemany inserts, `size` rows at a time: the ORM's bulk path costs more per row than
-    the SQL itself, and a lazy `rows` is built one chunk at a time (a 100,000-worker first poll
-    would otherwise hold every row's JSON at once)."""
-    statement = table.__table__.insert()  # type: ignore[attr-defined]
+    """Executemany inserts, `size` rows at a time, handed to the driver as they are (bulk.py); a
+    lazy `rows` is built one chunk at a time (a 100,000-worker first poll would otherwise hold every
+    row's JSON at once)."""
     rows = iter(rows)
     while chunk := list(islice(rows, size)):
-        s.connection().execute(statement, chunk)
+        insert_chunk(s.connection(), table.__table__, chunk)  # type: ignore[attr-defined]
 
 
 def dialect_insert(s: Session, table: type[SQLModel]) -> Any:
