@@ -14,22 +14,29 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 _Plan = tuple[str, tuple[str, ...], list[Callable[[Any], Any] | None], bool] | None
 _plans: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
 
 
-def insert_chunk(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT these rows; all of one shape (the same keys), else through SQLAlchemy as a whole."""
+def insert_chunk(conn: Connection, table: Table, rows: list[dict[str, Any]], *, skip_existing: bool = False) -> None:
+    """INSERT these rows; all of one shape (the same keys), else through SQLAlchemy as a whole.
+    `skip_existing`: a row whose unique key is taken already is left out (ON CONFLICT DO NOTHING,
+    which SQLite and PostgreSQL both write so)."""
     if not rows:
         return
     keys = tuple(rows[0])
     plan = _plan(conn.dialect, table, keys)
     if plan is None or any(len(row) != len(keys) for row in rows):
-        conn.execute(table.insert(), rows)
+        conn.execute(
+            _dialect_insert(conn.dialect, table).on_conflict_do_nothing() if skip_existing else table.insert(), rows
+        )
         return
     sql, names, processors, positional = plan
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
     columns: list[list[Any]] = []
     for name, processor in zip(names, processors, strict=True):
         values = [row[name] for row in rows]
@@ -38,6 +45,10 @@ def insert_chunk(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
         conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
     else:
         conn.exec_driver_sql(sql, [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)])
+
+
+def _dialect_insert(dialect: Dialect, table: Table) -> Any:
+    return (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def _converted(values: list[Any], processor: Callable[[Any], Any]) -> list[Any]:

@@ -100,13 +100,15 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
         yield list(items[i : i + size])
 
 
-def insert_rows(s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]], size: int = 2000) -> None:
+def insert_rows(
+    s: Session, table: type[SQLModel], rows: Iterable[dict[str, Any]], size: int = 2000, *, skip_existing: bool = False
+) -> None:
     """Executemany inserts, `size` rows at a time, handed to the driver as they are (bulk.py); a
     lazy `rows` is built one chunk at a time (a 100,000-worker first poll would otherwise hold every
-    row's JSON at once)."""
+    row's JSON at once). `skip_existing`: rows whose unique key is taken are left out."""
     rows = iter(rows)
     while chunk := list(islice(rows, size)):
-        insert_chunk(s.connection(), table.__table__, chunk)  # type: ignore[attr-defined]
+        insert_chunk(s.connection(), table.__table__, chunk, skip_existing=skip_existing)  # type: ignore[attr-defined]
 
 
 def dialect_insert(s: Session, table: type[SQLModel]) -> Any:

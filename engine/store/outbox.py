@@ -22,18 +22,12 @@ BULK = 5000
 
 def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
-    if not events:
-        return
-    existing: set[str] = set()
-    for chunk in chunks([e.id for e in events], BULK):
-        existing.update(s.exec(select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(chunk))).all())
     now = utcnow()
     rows = (
         {"event_id": ev.id, "worker_id": ev.subject, "payload": RawJSON(ev.model_dump_json()), "created_at": now}
         for ev in events
-        if ev.id not in existing
     )
-    insert_rows(s, OutboxEvent, rows)
+    insert_rows(s, OutboxEvent, rows, skip_existing=True)
 
 
 class Unpublished(NamedTuple):
