@@ -8,6 +8,7 @@ current when the event is made, so every producer of events (a poll, a webhook, 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -19,8 +20,17 @@ def traceparent(context: SpanContext) -> str:
 
 def current_traceparent() -> str | None:
     """The current span as a `traceparent` (None outside any span)."""
+    global _last
     context = trace.get_current_span().get_span_context()
-    return traceparent(context) if context.is_valid else None
+    last = _last  # one read: another thread may replace it meanwhile
+    if context is last[0]:  # every event of a poll is made in the poll's one span
+        return last[1]
+    value = traceparent(context) if context.is_valid else None
+    _last = (context, value)
+    return value
+
+
+_last: tuple[Any, str | None] = (None, None)  # the last span context asked about, and its traceparent
 
 
 def current_trace_id() -> str | None:

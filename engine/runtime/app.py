@@ -168,7 +168,7 @@ class Runtime:
         if not self._started or self._stopping:
             return
         try:
-            await self.bus.dead_letter(event.subject.encode(), event.model_dump_json().encode(), error)
+            await self.bus.dead_letter(event.subject.encode(), event.to_json().encode(), error)
         except Exception as exc:
             log.warning("could not copy event %s to the dead-letter topic: %s", event.id, exc)
 

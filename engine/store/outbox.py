@@ -24,7 +24,7 @@ def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
     now = utcnow()
     rows = (
-        {"event_id": ev.id, "worker_id": ev.subject, "payload": RawJSON(ev.model_dump_json()), "created_at": now}
+        {"event_id": ev.id, "worker_id": ev.subject, "payload": RawJSON(ev.to_json()), "created_at": now}
         for ev in events
     )
     insert_rows(s, OutboxEvent, rows, skip_existing=True)
