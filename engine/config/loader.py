@@ -17,7 +17,8 @@ from provisioner.engine.config.kafka import SECRET_KEYS
 from provisioner.engine.config.keys import describe, did_you_mean
 from provisioner.engine.config.paths import PathKeys, resolve_paths
 from provisioner.engine.config.redact import env_values, redacted
-from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig, writeback_problems
+from provisioner.engine.config.schema import Config, SourceConfig, TargetConfig
+from provisioner.engine.config.writeback import writeback_problems
 from provisioner.engine.config.yamlsafe import BoundedAliases
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.kit.templating import Condition, Template, TemplateError, attributes_of

@@ -1,4 +1,4 @@
-"""The config file's schema: one pydantic model per block."""
+"""The config file's schema: one pydantic model per block (the larger blocks in modules of their own)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from provisioner.engine.config.access import ApiToken, ApprovalRule
+from provisioner.engine.config.identity import IdentityConfig
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.requests import ApprovalsConfig
 from provisioner.engine.config.telemetry import TelemetryConfig
 from provisioner.engine.config.units import parse_duration, parse_rate
+from provisioner.engine.config.writeback import WritebackConfig
 from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
-from provisioner.engine.kit.templating import Template, TemplateError
 
 # A duration or rate as YAML writes it: seconds, or '90s', '15m', '10/10s'.
 DURATION = float | str
@@ -234,99 +235,6 @@ class LifecycleConfig(_Strict):
 class SafetyConfig(_Strict):
     max_deprovisions: int | None = Field(default=25, ge=0, description="per poll and source")
     max_deprovision_ratio: float | None = Field(default=0.10, ge=0, le=1, description="of the source's workers")
-
-
-# phone is a field the connectors can write, not one the Worker holds: whether HR holds it already
-# cannot be told, so it is not offered until the Worker model has it.
-WritebackField = Literal["work_email", "username"]
-
-
-class WritebackFrom(_Strict):
-    target: str = Field(description="the target whose account holds the value")
-    value: str = Field(description="a template over the account as the app returns it, e.g. {{ account.userName }}")
-
-
-class WritebackConfig(_Strict):
-    """A value the app assigned (an email, a username) written back to the person's HR record
-    (docs/writeback.md)."""
-
-    source: str = Field(description="the source whose HR records receive the value")
-    field: WritebackField = Field(description="the Worker field written: work_email, username or phone")
-    from_: WritebackFrom = Field(alias="from", description="where the value comes from")
-
-
-def writeback_problems(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-    """What the schema cannot say of `writeback:`: the source and target it names exist, its value
-    compiles, and one source field is written from one place. Works on the raw data (the loader
-    reports these with file:line, together with the schema's own problems)."""
-    names = {
-        kind: {str(item.get("name")) for item in data.get(kind) or [] if isinstance(item, dict)}
-        for kind in ("sources", "targets")
-    }
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    seen: set[tuple[str, str]] = set()
-    rules = data.get("writeback")
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
-        if not isinstance(rule, dict):
-            continue
-        source, origin = rule.get("source"), rule.get("from")
-        if isinstance(source, str) and source not in names["sources"]:
-            known = _known(names["sources"])
-            problems.append((("writeback", i, "source"), f"unknown source {source!r} (known: {known})"))
-        if (source, rule.get("field")) in seen:
-            problems.append((("writeback", i, "field"), f"{rule.get('field')} of {source} is written back twice"))
-        seen.add((str(source), str(rule.get("field"))))
-        if not isinstance(origin, dict):
-            continue
-        target = origin.get("target")
-        if isinstance(target, str) and target not in names["targets"]:
-            known = _known(names["targets"])
-            problems.append((("writeback", i, "from", "target"), f"unknown target {target!r} (known: {known})"))
-        if isinstance(origin.get("value"), str):
-            try:
-                Template(origin["value"])
-            except TemplateError as exc:
-                problems.append((("writeback", i, "from", "value"), f"writeback value: {exc}"))
-    return problems
-
-
-def _known(names: set[str]) -> str:
-    return ", ".join(sorted(names)) or "none"
-
-
-class IdentityConfig(_Strict):
-    """One person across records and sources (docs/identity.md): how records are joined, and which
-    source's value a joined person's field takes."""
-
-    match: list[str] = Field(
-        default_factory=lambda: ["work_email"],
-        description="Worker fields (or custom.<name>) a new record is joined on; the first that finds someone decides",
-    )
-    precedence: list[str] = Field(
-        default_factory=list,
-        description="source names, strongest first; unnamed sources follow, HRIS before ATS",
-    )
-    fields: dict[str, list[str]] = Field(
-        default_factory=dict, description="per Worker field, its own source order (else `precedence`)"
-    )
-    bridge_days: int = Field(
-        default=7,
-        ge=0,
-        description="a record pending to start within this many days keeps the person active when another ends",
-    )
-
-    @field_validator("match")
-    @classmethod
-    def _fields(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not name.startswith("custom.") and name not in _MATCHABLE:
-                known = ", ".join(sorted(_MATCHABLE))
-                raise ValueError(f"identity.match: {name!r} cannot identify a person (use {known} or custom.<name>)")
-        return value
-
-
-# Fields that may identify a person: not its lifecycle, nor what many people share.
-_MATCHABLE = frozenset({"work_email", "personal_email", "employee_number", "username"})
 
 
 class PolicyTest(_Strict):
