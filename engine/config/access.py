@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from provisioner.engine.config.base import Strict
 from provisioner.engine.config.units import parse_duration
 from provisioner.engine.contracts.models import Worker
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 Role = Literal["operator", "approver", "agent"]
 
@@ -45,7 +41,7 @@ def _approver_only() -> list[Role]:
     return ["approver"]
 
 
-class ApiToken(_Strict):
+class ApiToken(Strict):
     """A named bearer token: its holder is a person the engine can name in the log (an approver)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", description="who holds it, as the log names them")
@@ -93,7 +89,7 @@ class ApiToken(_Strict):
         return frozenset(self.sees) | {"id"}
 
 
-class ApprovalRule(_Strict):
+class ApprovalRule(Strict):
     """A grant that waits for a person's yes: who may give it, how long the request stays open."""
 
     by: str = Field(description="manager | group:<name> | people:[name or worker id, ...]")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from provisioner.engine.config.base import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IdentityConfig(_Strict):
+class IdentityConfig(Strict):
     """One person across records and sources (docs/identity.md): how records are joined, and which
     source's value a joined person's field takes."""
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from provisioner.engine.config.base import Strict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -18,11 +20,7 @@ _SERVER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
 SECRET_KEYS = (("sasl", "password"), ("sasl", "oauth_token"), ("tls", "key_password"))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class KafkaTls(_Strict):
+class KafkaTls(Strict):
     """TLS to the brokers; without `ca_file` the system's trusted CAs verify them (managed services)."""
 
     ca_file: str | None = Field(default=None, description="PEM file of the CA(s) that signed the brokers")
@@ -40,7 +38,7 @@ class KafkaTls(_Strict):
         return self
 
 
-class KafkaSasl(_Strict):
+class KafkaSasl(Strict):
     mechanism: SaslMechanism
     username: str | None = None
     password: SecretStr | None = Field(default=None, description="from ${ENV}")
@@ -61,7 +59,7 @@ class KafkaSasl(_Strict):
         return self
 
 
-class KafkaConfig(_Strict):
+class KafkaConfig(Strict):
     bootstrap_servers: list[str] | None = Field(
         default=None, description="host:port of some brokers (a list or 'a:9092,b:9092'); unset = embedded broker"
     )

@@ -10,6 +10,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from provisioner.engine.config.access import ApiToken, ApprovalRule
+from provisioner.engine.config.base import Strict
 from provisioner.engine.config.identity import IdentityConfig
 from provisioner.engine.config.kafka import KafkaConfig
 from provisioner.engine.config.requests import ApprovalsConfig
@@ -22,15 +23,11 @@ from provisioner.engine.kit.limits import DEFAULT_MAX_RESPONSE
 DURATION = float | str
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StoreConfig(_Strict):
+class StoreConfig(Strict):
     url: str = "sqlite:///./provisioner.db"
 
 
-class EngineConfig(_Strict):
+class EngineConfig(Strict):
     # Workers mostly wait on targets, so many can be in flight; each target caps its own requests.
     concurrency: int = Field(default=64, ge=1, le=1024, description="workers applied at once")
     batch_size: int = Field(
@@ -60,7 +57,7 @@ class EngineConfig(_Strict):
     )(lambda v: parse_duration(v))
 
 
-class ApiConfig(_Strict):
+class ApiConfig(Strict):
     token: SecretStr | None = Field(default=None, description="bearer token for /api/v1 and the console login")
     tokens: list[ApiToken] = Field(default_factory=list, description="named tokens (approvers); see docs/approvals.md")
     metrics_auth: bool = Field(default=False, description="true: /metrics also needs the bearer token")
@@ -80,7 +77,7 @@ class ApiConfig(_Strict):
         return self
 
 
-class RetryConfig(_Strict):
+class RetryConfig(Strict):
     """Durable retries of failed writes, per worker × target: exponential backoff with jitter."""
 
     attempts: int = Field(default=8, ge=1, description="failed attempts before the item is dead-lettered")
@@ -101,7 +98,7 @@ class RetryConfig(_Strict):
 ReconcileAction = Literal["fix", "report", "disable", "delete"]
 
 
-class ReconcileConfig(_Strict):
+class ReconcileConfig(Strict):
     schedule: str | None = Field(default=None, description="an interval (6h) or a crontab line (0 3 * * *)")
     fix: bool = Field(default=True, description="false: scheduled runs only report")
     # per situation: fix (drifted, missing, unlinked, should_be_disabled), report (orphaned, ambiguous),
@@ -141,7 +138,7 @@ class SourceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class Leaving(_Strict):
+class Leaving(Strict):
     """What happens to an account when its person leaves (or leaves scope): `disable` or `delete`, and
     whether a disabled account keeps the groups the engine manages. `on_terminate: disable` is short
     for `{action: disable, remove_groups: true}`."""
@@ -211,13 +208,13 @@ class TargetConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class Grant(_Strict):
+class Grant(Strict):
     target: str
     groups: list[str] = Field(default_factory=list)
     approval: ApprovalRule | None = Field(default=None, description="this grant waits for a person's approval")
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(Strict):
     name: str
     description: str | None = None
     when: str = "true"
@@ -225,31 +222,31 @@ class PolicyConfig(_Strict):
     deny: list[str] = Field(default_factory=list, description="targets this policy forbids; deny beats grant")
 
 
-class LifecycleConfig(_Strict):
+class LifecycleConfig(Strict):
     prehire_days: int = Field(default=7, ge=0, description="pending workers get accounts this many days early")
     prehire_state: Literal["disabled", "enabled"] = "disabled"
     terminate_at: Literal["immediate", "end_of_day"] = "immediate"
     grace_days: int = Field(default=0, ge=0, description="extra days after termination before deprovisioning")
 
 
-class SafetyConfig(_Strict):
+class SafetyConfig(Strict):
     max_deprovisions: int | None = Field(default=25, ge=0, description="per poll and source")
     max_deprovision_ratio: float | None = Field(default=0.10, ge=0, le=1, description="of the source's workers")
 
 
-class PolicyTest(_Strict):
+class PolicyTest(Strict):
     name: str
     worker: dict[str, Any]
     now: datetime | None = None
     expect: dict[str, ExpectedAccess]
 
 
-class ExpectedAccess(_Strict):
+class ExpectedAccess(Strict):
     in_scope: bool
     groups: list[str] | None = None
 
 
-class Config(_Strict):
+class Config(Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from provisioner.engine.config.base import Strict
 from provisioner.engine.kit.templating import Template, TemplateError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 # phone is a field the connectors can write, not one the Worker holds: whether HR holds it already
 # cannot be told, so it is not offered until the Worker model has it.
 WritebackField = Literal["work_email", "username"]
 
 
-class WritebackFrom(_Strict):
+class WritebackFrom(Strict):
     target: str = Field(description="the target whose account holds the value")
     value: str = Field(description="a template over the account as the app returns it, e.g. {{ account.userName }}")
 
 
-class WritebackConfig(_Strict):
+class WritebackConfig(Strict):
     """A value the app assigned (an email, a username) written back to the person's HR record
     (docs/writeback.md)."""
 
