@@ -11,9 +11,12 @@ what the driver receives is what SQLAlchemy would have sent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Row, Table, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 _Plan = tuple[str, tuple[str, ...], list[Callable[[Any], Any] | None], bool] | None
@@ -77,3 +80,120 @@ def _compile(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Plan:
         table.columns[name].type._cached_bind_processor(dialect) for name in names
     ]
     return compiled.string, names, processors, positional
+
+
+# Statements whose size is the number of rows or values they name, compiled once per shape. A list
+# of n goes out `_MOST` at a time and the rest in powers of two: a few shapes serve any count, and
+# each runs without SQLAlchemy's per-execution work (a cache key over every bound value, an
+# expanding IN rebuilt per value, a bind processor per row), which cost more than SQLite's own.
+_MOST = 512
+# (SQL, the parameters in the driver's order if it takes them by position, converters by name)
+_Shape = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None, dict[str, Callable[[Any], Any]]]
+_shapes: dict[tuple[Any, ...], _Shape] = {}
+
+
+def insert_new_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str) -> set[Any]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `key`: the `key` values of the rows this call
+    inserted, exactly, whoever else writes meanwhile (a row another transaction wrote first is not
+    returned, on SQLite as on PostgreSQL). Rows of one shape, with distinct keys."""
+    new: set[Any] = set()
+    if not rows:
+        return new
+    names = tuple(rows[0])
+    insert = _dialect_insert(conn)
+    start = 0
+    for size in _sizes(len(rows)):
+        chunk = rows[start : start + size]
+        start += size
+
+        def build(size: int = size) -> Any:
+            binds = [{c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in names} for i in range(size)]
+            return insert(table).values(binds).on_conflict_do_nothing().returning(table.c[key])
+
+        params = dict(zip(_row_names(size, names), [row[c] for row in chunk for c in names], strict=True))
+        new.update(row[0] for row in _execute(conn, ("insert_new", table.name, names, key, size), build, params))
+    return new
+
+
+def where_in(
+    conn: Connection,
+    name: str,
+    build: Callable[[ColumnElement[bool]], Any],
+    column: ColumnElement[Any],
+    values: list[Any],
+    fixed: dict[str, Any] | None = None,
+) -> list[Row[Any]]:
+    """Run `build(column IN (…))` over these values, whatever their number; the rows it returns, if
+    any, as the driver gives them (no result processing: select only columns that need none, such
+    as strings). `name` names the statement for its cache, `fixed` the values of its other parameters."""
+    found: list[Row[Any]] = []
+    start = 0
+    for size in _sizes(len(values)):
+        chunk = values[start : start + size]
+        start += size
+        params = dict(zip(_value_names(size), chunk, strict=True))
+        params.update(fixed or {})
+
+        def statement(size: int = size) -> Any:
+            return build(column.in_([bindparam(f"v{i}", type_=column.type) for i in range(size)]))
+
+        result = _execute(conn, (name, size), statement, params)
+        if result.returns_rows:
+            found += result.all()
+    return found
+
+
+def _sizes(count: int) -> list[int]:
+    sizes = [_MOST] * (count // _MOST)
+    rest, size = count % _MOST, _MOST // 2
+    while rest:
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+        size //= 2
+    return sizes
+
+
+@cache
+def _row_names(size: int, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"r{i}_{c}" for i in range(size) for c in columns)
+
+
+@cache
+def _value_names(size: int) -> tuple[str, ...]:
+    return tuple(f"v{i}" for i in range(size))
+
+
+def _execute(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], params: dict[str, Any]) -> Any:
+    dialect = conn.dialect
+    shape = _shapes.get((dialect.name, *key))
+    if shape is None:
+        shape = _shapes[(dialect.name, *key)] = _shape(dialect, build())
+    sql, ordered, processors = shape
+    converted: dict[int, Any] = {}  # one conversion per distinct value (a batch shares its `now`)
+    for name, processor in processors.items():
+        value = params[name]
+        if value is not None:
+            done = converted.get(id(value), converted)
+            if done is converted:
+                done = converted[id(value)] = processor(value)
+            params[name] = done
+    return conn.exec_driver_sql(sql, params if ordered is None else ordered(params))
+
+
+def _shape(dialect: Dialect, statement: Any) -> _Shape:
+    compiled = statement.compile(dialect=dialect)
+    processors = {
+        name: processor
+        for name, bind in compiled.binds.items()
+        if (processor := bind.type._cached_bind_processor(dialect)) is not None
+    }
+    order = compiled.positiontup
+    if order is None:
+        return compiled.string, None, processors
+    ordered = itemgetter(*order)
+    return compiled.string, (ordered if len(order) > 1 else lambda params: (ordered(params),)), processors
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

@@ -17,8 +17,11 @@ from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
+from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
 from provisioner.engine.store.tables import EventClaim, ProcessedEvent, TargetClaim
+
+_EVENT_CLAIMS = EventClaim.__table__  # type: ignore[attr-defined]
 
 
 def _key(target: str, kind: str, name: str) -> tuple[Any, ...]:
@@ -83,8 +86,7 @@ class Claims:
 
     def end(self, s: Session, event_ids: list[str]) -> None:
         """Claims of events whose outcome this unit of work records: whoever held them is done."""
-        for chunk in chunks(event_ids):
-            s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(chunk)))
+        where_in(s.connection(), "claims.end", _EVENT_CLAIMS.delete().where, _EVENT_CLAIMS.c.event_id, event_ids)
 
     def live(self, now: datetime | None = None) -> dict[str, str]:
         """Event id → owner of every claim not expired."""
