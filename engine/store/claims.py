@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import utcnow
@@ -72,6 +72,22 @@ class Claims:
                 mine |= got
                 taken_over += sum(1 for eid in got if held.get(eid, owner) != owner)
         return Claimed(mine, taken_over)
+
+    def elsewhere(self, event_ids: list[str], owner: str) -> set[str]:
+        """Those of these events another owner holds a live claim on (it may be applying them)."""
+        c = _EVENT_CLAIMS.c
+        now = bindparam("now", type_=c.expires_at.type)
+
+        def query(is_in: ColumnElement[bool]) -> Select[tuple[str]]:
+            return select(c.event_id).where(
+                is_in, c.owner != bindparam("owner", type_=c.owner.type), c.expires_at >= now
+            )
+
+        with self.db.session() as s:
+            rows = where_in(
+                s.connection(), "claims.elsewhere", query, c.event_id, event_ids, {"owner": owner, "now": utcnow()}
+            )
+        return {row[0] for row in rows}
 
     def renew(self, owner: str, seconds: float) -> int:
         with self.db.session() as s:
