@@ -84,7 +84,7 @@ class Held:
         """The events this engine may apply now; the others wait here."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="claim-rechecker")
-        mine = await read_retrying(self.claim, [e.id for e in events])
+        mine = await read_retrying(self.claim, [e.id for e in events]) if events else set()
         ready: list[WorkerEvent] = []
         for ev in events:
             if ev.id in mine and ev.subject not in self._by_worker:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import Link, LinkKey
 from provisioner.engine.kit import tracing
-from provisioner.engine.runtime.apply import Applier, Planned
+from provisioner.engine.runtime.apply import Applier, Known, Planned
 from provisioner.engine.runtime.health import internal_error
 from provisioner.engine.runtime.held import read_retrying
 from provisioner.engine.runtime.overlay import LinkOverlay
@@ -22,6 +22,7 @@ class Read(NamedTuple):
 
     links: dict[LinkKey, Link]
     approved: dict[str, set[str]]  # worker id → keys of their approved grants
+    known: Known  # `links` under those moved here since (a live view: one for the batch)
 
 
 class Plans:
@@ -41,16 +42,17 @@ class Plans:
 
     async def read(self, events: list[WorkerEvent]) -> Read:
         if not events:
-            return Read({}, {})
+            return Read({}, {}, self.overlay.over({}))
         links = await read_retrying(self.store.links.for_workers, self.applier.links_needed(events))
         if self.approved is None:
-            return Read(links, {})
-        return Read(links, await read_retrying(self.approved, sorted({ev.subject for ev in events})))
+            return Read(links, {}, self.overlay.over(links))
+        approved = await read_retrying(self.approved, sorted({ev.subject for ev in events}))
+        return Read(links, approved, self.overlay.over(links))
 
     def plan(self, ev: WorkerEvent, read: Read) -> Planned:
         with tracing.handling("plan", ev) as span:
             try:
-                planned = self.applier.plan_event(ev, self.overlay.over(read.links), read.approved.get(ev.subject, ()))
+                planned = self.applier.plan_event(ev, read.known, read.approved.get(ev.subject, ()))
             except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
                 return Planned(internal_error(ev, exc), [], {})
             tracing.planned(span, planned.actions)
