@@ -10,7 +10,7 @@ what the driver receives is what SQLAlchemy would have sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -82,11 +82,13 @@ def _compile(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Plan:
     return compiled.string, names, processors, positional
 
 
-# Statements whose size is the number of rows or values they name, compiled once per shape. A list
-# of n goes out `_MOST` at a time and the rest in powers of two: a few shapes serve any count, and
-# each runs without SQLAlchemy's per-execution work (a cache key over every bound value, an
-# expanding IN rebuilt per value, a bind processor per row), which cost more than SQLite's own.
-_MOST = 512
+# Statements that name a list of rows or values go out `_SIZE` at a time, compiled once each (the
+# last chunk padded with repeats of its last item, which change nothing: a repeated key inserts
+# nothing more, a repeated value matches nothing more). They run without SQLAlchemy's work per
+# execution (a cache key over every bound value, an expanding IN rebuilt per value, a bind
+# processor per row), which cost more than SQLite's own; one size keeps one prepared statement per
+# connection, where each size would be another (a 512-row insert holds ~270 KB of SQLite memory).
+_SIZE = 128
 # (SQL, the parameters in the driver's order if it takes them by position, converters by name)
 _Shape = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None, dict[str, Callable[[Any], Any]]]
 _shapes: dict[tuple[Any, ...], _Shape] = {}
@@ -95,23 +97,20 @@ _shapes: dict[tuple[Any, ...], _Shape] = {}
 def insert_new_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str) -> set[Any]:
     """INSERT … ON CONFLICT DO NOTHING RETURNING `key`: the `key` values of the rows this call
     inserted, exactly, whoever else writes meanwhile (a row another transaction wrote first is not
-    returned, on SQLite as on PostgreSQL). Rows of one shape, with distinct keys."""
+    returned, on SQLite as on PostgreSQL). Rows of one shape."""
     new: set[Any] = set()
     if not rows:
         return new
     names = tuple(rows[0])
     insert = _dialect_insert(conn)
-    start = 0
-    for size in _sizes(len(rows)):
-        chunk = rows[start : start + size]
-        start += size
 
-        def build(size: int = size) -> Any:
-            binds = [{c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in names} for i in range(size)]
-            return insert(table).values(binds).on_conflict_do_nothing().returning(table.c[key])
+    def build() -> Any:
+        binds = [{c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in names} for i in range(_SIZE)]
+        return insert(table).values(binds).on_conflict_do_nothing().returning(table.c[key])
 
-        params = dict(zip(_row_names(size, names), [row[c] for row in chunk for c in names], strict=True))
-        new.update(row[0] for row in _execute(conn, ("insert_new", table.name, names, key, size), build, params))
+    for chunk in _chunks(rows):
+        params = dict(zip(_row_names(names), [row[c] for row in chunk for c in names], strict=True))
+        new.update(row[0] for row in _execute(conn, ("insert_new", table.name, names, key), build, params))
     return new
 
 
@@ -127,41 +126,33 @@ def where_in(
     any, as the driver gives them (no result processing: select only columns that need none, such
     as strings). `name` names the statement for its cache, `fixed` the values of its other parameters."""
     found: list[Row[Any]] = []
-    start = 0
-    for size in _sizes(len(values)):
-        chunk = values[start : start + size]
-        start += size
-        params = dict(zip(_value_names(size), chunk, strict=True))
+
+    def statement() -> Any:
+        return build(column.in_([bindparam(f"v{i}", type_=column.type) for i in range(_SIZE)]))
+
+    for chunk in _chunks(values):
+        params = dict(zip(_value_names(), chunk, strict=True))
         params.update(fixed or {})
-
-        def statement(size: int = size) -> Any:
-            return build(column.in_([bindparam(f"v{i}", type_=column.type) for i in range(size)]))
-
-        result = _execute(conn, (name, size), statement, params)
+        result = _execute(conn, (name,), statement, params)
         if result.returns_rows:
             found += result.all()
     return found
 
 
-def _sizes(count: int) -> list[int]:
-    sizes = [_MOST] * (count // _MOST)
-    rest, size = count % _MOST, _MOST // 2
-    while rest:
-        if rest >= size:
-            sizes.append(size)
-            rest -= size
-        size //= 2
-    return sizes
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), _SIZE):
+        chunk = items[start : start + _SIZE]
+        yield chunk + [chunk[-1]] * (_SIZE - len(chunk))
 
 
 @cache
-def _row_names(size: int, columns: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"r{i}_{c}" for i in range(size) for c in columns)
+def _row_names(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"r{i}_{c}" for i in range(_SIZE) for c in columns)
 
 
 @cache
-def _value_names(size: int) -> tuple[str, ...]:
-    return tuple(f"v{i}" for i in range(size))
+def _value_names() -> tuple[str, ...]:
+    return tuple(f"v{i}" for i in range(_SIZE))
 
 
 def _execute(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], params: dict[str, Any]) -> Any:
@@ -188,11 +179,8 @@ def _shape(dialect: Dialect, statement: Any) -> _Shape:
         for name, bind in compiled.binds.items()
         if (processor := bind.type._cached_bind_processor(dialect)) is not None
     }
-    order = compiled.positiontup
-    if order is None:
-        return compiled.string, None, processors
-    ordered = itemgetter(*order)
-    return compiled.string, (ordered if len(order) > 1 else lambda params: (ordered(params),)), processors
+    order = compiled.positiontup  # (more than one name: itemgetter returns a tuple)
+    return compiled.string, None if order is None else itemgetter(*order), processors
 
 
 def _dialect_insert(conn: Connection) -> Any:
