@@ -74,10 +74,10 @@ class Held:
         seen: set[str] = set()
         free: list[WorkerEvent] = []
         for ev in events:
-            if ev.subject not in seen and ev.subject not in busy and ev.subject not in self._by_worker:
-                if ev.id not in elsewhere:
-                    free.append(ev)
-            seen.add(ev.subject)
+            worker = ev.subject
+            if worker not in seen and worker not in busy and worker not in self._by_worker and ev.id not in elsewhere:
+                free.append(ev)
+            seen.add(worker)
         return free
 
     async def sort(self, events: list[WorkerEvent]) -> list[WorkerEvent]:
