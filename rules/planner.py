@@ -160,10 +160,11 @@ class Planner:
         """The plan (`now` required), and the keys of the gated grants whose reason still holds: an
         approval of any other grant of this worker is void."""
         worker = event.data.worker
-        why = cause(event)
+        entitlements = self.entitlements(worker, now, approved)
+        why = cause(event) if entitlements else ""  # said in the actions' reasons: none without a target
         actions: list[Action] = []
         lasting: set[str] = set()
-        for name, ent in self.entitlements(worker, now, approved).items():
+        for name, ent in entitlements.items():
             spec = self.targets[name]
             link = links.get(name)
             if ent.gated and ent.grant_lasts:

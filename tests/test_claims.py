@@ -132,3 +132,14 @@ def test_an_event_recorded_by_another_engine_is_never_claimed_again(store_url: s
     assert claimed.mine == {"e2"}
     assert store.claims.live() == {"e2": A}  # no claim left behind on the recorded event
     store.close()
+
+
+def test_the_events_another_engine_holds_are_those_of_its_live_claims(store_url: str):
+    store = Store(store_url)
+    store.claims.take(["e1"], B, 60)
+    store.claims.take(["e2"], A, 60)
+    store.claims.take(["e3"], B, -1)  # lapsed: B no longer counts as applying it
+    assert store.claims.elsewhere(["e1", "e2", "e3", "e4"], A) == {"e1"}
+    assert store.claims.elsewhere(["e1", "e2", "e3"], B) == {"e2"}
+    assert store.claims.elsewhere([], A) == set()
+    store.close()

@@ -67,6 +67,8 @@ class Applier:
 
     async def prime(self, events: list[WorkerEvent], links: Known) -> None:
         """Tell each writer how many lookups are coming, so it can list once instead of querying each."""
+        if not events:  # (a batch whose every plan wrote nothing)
+            return
         workers = {ev.subject for ev in events if ev.data.worker}
         expected = {name: sum(1 for wid in workers if (wid, name) not in links) for name in self.targets}
         await self.primer.prime(self.targets, expected)

@@ -37,17 +37,29 @@ class Vitals:
     lag: dict[str, int] = field(default_factory=dict)  # "topic:partition" → records not yet done
 
 
-def claimer(store: Store, owner: str, seconds: float, vitals: Vitals) -> Callable[[list[str]], set[str]]:
-    """The pipeline's claim (run in a worker thread): one statement for a batch's events."""
+@dataclass
+class Claimer:
+    """The pipeline's claims (runtime/held.py: Claiming), each call one statement for a batch's
+    events, run in a worker thread."""
 
-    def claim(event_ids: list[str]) -> set[str]:
-        claimed = store.claims.take(event_ids, owner, seconds)
+    store: Store
+    owner: str
+    seconds: float
+    vitals: Vitals
+
+    def __call__(self, event_ids: list[str]) -> set[str]:
+        claimed = self.store.claims.take(event_ids, self.owner, self.seconds)
         if claimed.taken_over:
-            vitals.taken_over += claimed.taken_over
+            self.vitals.taken_over += claimed.taken_over
             log.info("took over %d events whose engine stopped renewing its claim", claimed.taken_over)
         return claimed.mine
 
-    return claim
+    def elsewhere(self, event_ids: list[str]) -> set[str]:
+        return self.store.claims.elsewhere(event_ids, self.owner)
+
+
+def claimer(store: Store, owner: str, seconds: float, vitals: Vitals) -> Claimer:
+    return Claimer(store, owner, seconds, vitals)
 
 
 @dataclass

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Container
+from typing import Any, Protocol, TypeVar
 
 from provisioner.engine.contracts.events import WorkerEvent
 
@@ -31,10 +31,22 @@ async def read_retrying(read: Callable[[Any], _T], arg: Any) -> _T:
             await asyncio.sleep(1.0)
 
 
+class Claiming(Protocol):
+    """Event claims in the store (runtime/fleet.py: Claimer); blocking calls, run in a thread."""
+
+    def __call__(self, event_ids: list[str]) -> set[str]:
+        """Claim these events: returns those this engine holds now."""
+        ...
+
+    def elsewhere(self, event_ids: list[str]) -> set[str]:
+        """Those of these events another live engine holds (it may be applying them)."""
+        ...
+
+
 class Held:
     def __init__(
         self,
-        claim: Callable[[list[str]], set[str]],
+        claim: Claiming,
         processed: Callable[[list[str]], set[str]],
         accept: Callable[[list[WorkerEvent]], Awaitable[None]],
         finished: Callable[[list[str]], Awaitable[None]],
@@ -51,11 +63,28 @@ class Held:
     def __len__(self) -> int:
         return sum(len(held) for held in self._by_worker.values())
 
+    async def elsewhere(self, events: list[WorkerEvent]) -> set[str]:
+        """Those of these events another live engine holds a claim on."""
+        return await read_retrying(self.claim.elsewhere, [ev.id for ev in events])
+
+    def first_free(self, events: list[WorkerEvent], busy: Container[str], elsewhere: set[str]) -> list[WorkerEvent]:
+        """The first event of each worker with nothing of theirs before it: not `busy` (in flight
+        here), nothing held here, no earlier event in `events`; and not one another engine holds
+        (`elsewhere`), which may be applying it from a plan of its own."""
+        seen: set[str] = set()
+        free: list[WorkerEvent] = []
+        for ev in events:
+            worker = ev.subject
+            if worker not in seen and worker not in busy and worker not in self._by_worker and ev.id not in elsewhere:
+                free.append(ev)
+            seen.add(worker)
+        return free
+
     async def sort(self, events: list[WorkerEvent]) -> list[WorkerEvent]:
         """The events this engine may apply now; the others wait here."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="claim-rechecker")
-        mine = await read_retrying(self.claim, [e.id for e in events])
+        mine = await read_retrying(self.claim, [e.id for e in events]) if events else set()
         ready: list[WorkerEvent] = []
         for ev in events:
             if ev.id in mine and ev.subject not in self._by_worker:

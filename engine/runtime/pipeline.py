@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from provisioner.engine.contracts.events import WorkerEvent
-from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey
+from provisioner.engine.contracts.records import EventOutcome
 from provisioner.engine.kit import tracing
 from provisioner.engine.runtime.apply import Applier, BatchReport, Planned
+from provisioner.engine.runtime.flushing import gathered
 from provisioner.engine.runtime.handover import Handover
 from provisioner.engine.runtime.health import RecordingHealth, internal_error
-from provisioner.engine.runtime.held import Held, read_retrying
+from provisioner.engine.runtime.held import Claiming, Held, read_retrying
 from provisioner.engine.runtime.overlay import LinkOverlay
+from provisioner.engine.runtime.plans import Plans, Read
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
 
@@ -44,15 +45,12 @@ class Pipeline:
         flush_interval: float = 0.1,
         on_flush: Callable[[BatchReport], Awaitable[None]] | None = None,
         on_recorded: Callable[[list[str]], Awaitable[None]] | None = None,
-        claim: Callable[[list[str]], set[str]] | None = None,
+        claim: Claiming | None = None,
         recheck_interval: float = 1.0,
         before_record: Callable[[list[EventOutcome]], Awaitable[None]] | None = None,
         approved: Callable[[list[str]], dict[str, set[str]]] | None = None,
     ):
         self.applier = applier
-        # The approved grants of a batch's workers (Parts.approved), read with its links; None: no
-        # grant ever waits for approval here.
-        self.approved = approved
         self.store = store
         self.max_pending = max_pending
         self.flush_size = flush_size
@@ -67,13 +65,15 @@ class Pipeline:
         self._per_worker: dict[str, int] = {}  # events queued or running per worker
         self._known: set[str] = set()  # event ids accepted and not yet recorded
         self._overlay = LinkOverlay()
+        self.plans = Plans(applier, store, self._overlay, approved)
         self._done: list[EventOutcome] = []
         self._pending = 0
         self._changed = asyncio.Condition()
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # held while a batch is recorded: a thread cannot be cancelled
         # Claims (store) before writes, so two engines never apply one event: `claim` takes a batch's
-        # ids and returns those this engine holds; the others wait (runtime/held.py).
+        # ids and returns those this engine holds; the others wait (runtime/held.py). An event whose
+        # plan writes nothing is not claimed (`_claim_and_accept`).
         self.held = (
             Held(claim, store.processed.among, self._accept_in_order, self._finished_elsewhere, recheck_interval)
             if claim is not None
@@ -108,12 +108,37 @@ class Pipeline:
                 self._known.add(ev.id)
                 fresh.append(ev)
         if fresh:
-            await self._accept_in_order(await self.held.sort(fresh) if self.held is not None else fresh)
+            await (self._accept_in_order(fresh) if self.held is None else self._claim_and_accept(fresh, self.held))
         return report
 
     async def _accept_in_order(self, events: list[WorkerEvent]) -> None:
         async with self._accepting:
-            await self._accept(events)
+            self._count(events)
+            read = await self.plans.read(events)
+            await self.applier.prime(events, read.links)
+            await self._accept(events, read, {})
+
+    async def _claim_and_accept(self, fresh: list[WorkerEvent], held: Held) -> None:
+        """A claim guards writes to the apps; an event whose plan writes nothing needs none (an
+        engine recording it again writes nothing either: the first recording is kept). The first
+        event of each worker with nothing before it here is planned before any claim; the events
+        that write, and those behind another of their worker, are claimed in batch order."""
+        elsewhere = await held.elsewhere(fresh)  # read before the lock: nothing may come between it and the count
+        async with self._accepting:
+            free = held.first_free(fresh, self._per_worker, elsewhere)
+            self._count(fresh)
+            read = await self.plans.read(fresh)
+            early = {ev.id: self.plans.plan(ev, read) for ev in free}
+            await self._accept([ev for ev in free if not early[ev.id].actions], read, early)
+        rest = [ev for ev in fresh if ev.id not in early or early[ev.id].actions]
+        ready = await held.sort(rest)
+        async with self._accepting:
+            taken = {ev.id for ev in ready}
+            for ev in rest:
+                if ev.id not in taken:  # held: counted again when it is released
+                    self._leave(ev)
+            await self.applier.prime(ready, read.links)
+            await self._accept(ready, read, early)
 
     async def _finished_elsewhere(self, event_ids: list[str]) -> None:
         """Held events another engine recorded: done here too (their offsets may be committed)."""
@@ -123,52 +148,33 @@ class Pipeline:
         if self.on_recorded:
             await self.on_recorded(event_ids)
 
-    async def _accept(self, fresh: list[WorkerEvent]) -> None:
+    def _count(self, events: list[WorkerEvent]) -> None:
+        for ev in events:  # counted before the links are read, so the overlay outlives the read
+            self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
+
+    async def _accept(self, fresh: list[WorkerEvent], read: Read, early: dict[str, Planned]) -> None:
+        """Queue counted events, planned from `read` (one read for the batch: its workers' links
+        and those of the managers their plans name) or, the first of a worker, `early`."""
         if not fresh:
             return
-        for ev in fresh:  # counted before the links are read, so the overlay outlives the read
-            self._per_worker[ev.subject] = self._per_worker.get(ev.subject, 0) + 1
-        # One read for the batch: its workers' links and those of the managers their plans name.
-        stored = await read_retrying(self.store.links.for_workers, self.applier.links_needed(fresh))
-        approved = await self._approved(fresh)
-        await self.applier.prime(fresh, stored)
         self._pending += len(fresh)
         wake = False
         for ev in fresh:
             previous = self._tails.get(ev.subject)
             planned = None
             if previous is None:  # nothing of this worker's in flight: planned now, nothing due means done
-                planned = self._plan(ev, stored, approved)
+                planned = early.get(ev.id) or self.plans.plan(ev, read)
                 if not planned.actions:
                     wake |= self._complete(ev, planned.outcome)
                     continue
             # Behind another event of this worker: planned once that one finished, from what it left.
-            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, planned, stored, approved))
+            task = self._tails[ev.subject] = asyncio.create_task(self._run(ev, previous, planned, read))
             self.handover.queued(ev.id, task)
         if wake:  # once, after the loop: no pause between accepting these events
             await self._wake_flusher()
 
-    async def _approved(self, events: list[WorkerEvent]) -> dict[str, set[str]]:
-        if self.approved is None:
-            return {}
-        return await read_retrying(self.approved, sorted({ev.subject for ev in events}))
-
-    def _plan(self, ev: WorkerEvent, stored: dict[LinkKey, Link], approved: dict[str, set[str]]) -> Planned:
-        with tracing.handling("plan", ev) as span:
-            try:
-                planned = self.applier.plan_event(ev, self._overlay.over(stored), approved.get(ev.subject, ()))
-            except Exception as exc:  # a bug, not a policy error: the event fails alone, never lost
-                return Planned(internal_error(ev, exc), [], {})
-            tracing.planned(span, planned.actions)
-            return planned
-
     async def _run(
-        self,
-        ev: WorkerEvent,
-        previous: asyncio.Task[None] | None,
-        planned: Planned | None,
-        stored: dict[LinkKey, Link],
-        approved: dict[str, set[str]],
+        self, ev: WorkerEvent, previous: asyncio.Task[None] | None, planned: Planned | None, read: Read
     ) -> None:
         try:
             if previous is not None:
@@ -177,7 +183,7 @@ class Pipeline:
                 if not self.handover.start(ev.id):  # its partition moved to another engine meanwhile
                     self._drop(ev)
                     return
-                planned = planned if planned is not None else self._plan(ev, stored, approved)
+                planned = planned if planned is not None else self.plans.plan(ev, read)
                 with tracing.handling("apply", ev) as span:
                     outcome = await self.applier.apply_event(planned)
                     await self._before_record(outcome)
@@ -239,16 +245,9 @@ class Pipeline:
 
     async def _flush_loop(self) -> None:
         while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda: bool(self._done))
-            deadline = time.monotonic() + self.flush_interval
-            while len(self._done) < self.flush_size and self._pending > len(self._done):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                async with self._changed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), remaining)
+            await gathered(
+                self._changed, lambda: len(self._done), lambda: self._pending, self.flush_size, self.flush_interval
+            )
             try:
                 await self._flush()
             except Exception as exc:  # a busy or unreachable store: the outcomes wait in memory

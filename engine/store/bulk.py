@@ -10,10 +10,12 @@ what the driver receives is what SQLAlchemy would have sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Row, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
@@ -30,9 +32,7 @@ def insert_chunk(conn: Connection, table: Table, rows: list[dict[str, Any]], *, 
     keys = tuple(rows[0])
     plan = _plan(conn.dialect, table, keys)
     if plan is None or any(len(row) != len(keys) for row in rows):
-        conn.execute(
-            _dialect_insert(conn.dialect, table).on_conflict_do_nothing() if skip_existing else table.insert(), rows
-        )
+        conn.execute(_dialect_insert(conn)(table).on_conflict_do_nothing() if skip_existing else table.insert(), rows)
         return
     sql, names, processors, positional = plan
     if skip_existing:
@@ -45,10 +45,6 @@ def insert_chunk(conn: Connection, table: Table, rows: list[dict[str, Any]], *, 
         conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
     else:
         conn.exec_driver_sql(sql, [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)])
-
-
-def _dialect_insert(dialect: Dialect, table: Table) -> Any:
-    return (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def _converted(values: list[Any], processor: Callable[[Any], Any]) -> list[Any]:
@@ -88,3 +84,108 @@ def _compile(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Plan:
         table.columns[name].type._cached_bind_processor(dialect) for name in names
     ]
     return compiled.string, names, processors, positional
+
+
+# Statements that name a list of rows or values go out `_SIZE` at a time, compiled once each (the
+# last chunk padded with repeats of its last item, which change nothing: a repeated key inserts
+# nothing more, a repeated value matches nothing more). They run without SQLAlchemy's work per
+# execution (a cache key over every bound value, an expanding IN rebuilt per value, a bind
+# processor per row), which cost more than SQLite's own; one size keeps one prepared statement per
+# connection, where each size would be another (a 512-row insert holds ~270 KB of SQLite memory).
+_SIZE = 128
+# (SQL, the parameters in the driver's order if it takes them by position, converters by name)
+_Shape = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None, dict[str, Callable[[Any], Any]]]
+_shapes: dict[tuple[Any, ...], _Shape] = {}
+
+
+def insert_new_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str) -> set[Any]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `key`: the `key` values of the rows this call
+    inserted, exactly, whoever else writes meanwhile (a row another transaction wrote first is not
+    returned, on SQLite as on PostgreSQL). Rows of one shape."""
+    new: set[Any] = set()
+    if not rows:
+        return new
+    names = tuple(rows[0])
+    insert = _dialect_insert(conn)
+
+    def build() -> Any:
+        binds = [{c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in names} for i in range(_SIZE)]
+        return insert(table).values(binds).on_conflict_do_nothing().returning(table.c[key])
+
+    for chunk in _chunks(rows):
+        params = dict(zip(_row_names(names), [row[c] for row in chunk for c in names], strict=True))
+        new.update(row[0] for row in _execute(conn, ("insert_new", table.name, names, key), build, params))
+    return new
+
+
+def where_in(
+    conn: Connection,
+    name: str,
+    build: Callable[[ColumnElement[bool]], Any],
+    column: ColumnElement[Any],
+    values: list[Any],
+    fixed: dict[str, Any] | None = None,
+) -> list[Row[Any]]:
+    """Run `build(column IN (…))` over these values, whatever their number; the rows it returns, if
+    any, as the driver gives them (no result processing: select only columns that need none, such
+    as strings). `name` names the statement for its cache, `fixed` the values of its other parameters."""
+    found: list[Row[Any]] = []
+
+    def statement() -> Any:
+        return build(column.in_([bindparam(f"v{i}", type_=column.type) for i in range(_SIZE)]))
+
+    for chunk in _chunks(values):
+        params = dict(zip(_value_names(), chunk, strict=True))
+        params.update(fixed or {})
+        result = _execute(conn, (name,), statement, params)
+        if result.returns_rows:
+            found += result.all()
+    return found
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), _SIZE):
+        chunk = items[start : start + _SIZE]
+        yield chunk + [chunk[-1]] * (_SIZE - len(chunk))
+
+
+@cache
+def _row_names(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"r{i}_{c}" for i in range(_SIZE) for c in columns)
+
+
+@cache
+def _value_names() -> tuple[str, ...]:
+    return tuple(f"v{i}" for i in range(_SIZE))
+
+
+def _execute(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], params: dict[str, Any]) -> Any:
+    dialect = conn.dialect
+    shape = _shapes.get((dialect.name, *key))
+    if shape is None:
+        shape = _shapes[(dialect.name, *key)] = _shape(dialect, build())
+    sql, ordered, processors = shape
+    converted: dict[int, Any] = {}  # one conversion per distinct value (a batch shares its `now`)
+    for name, processor in processors.items():
+        value = params[name]
+        if value is not None:
+            done = converted.get(id(value), converted)
+            if done is converted:
+                done = converted[id(value)] = processor(value)
+            params[name] = done
+    return conn.exec_driver_sql(sql, params if ordered is None else ordered(params))
+
+
+def _shape(dialect: Dialect, statement: Any) -> _Shape:
+    compiled = statement.compile(dialect=dialect)
+    processors = {
+        name: processor
+        for name, bind in compiled.binds.items()
+        if (processor := bind.type._cached_bind_processor(dialect)) is not None
+    }
+    order = compiled.positiontup  # (more than one name: itemgetter returns a tuple)
+    return compiled.string, None if order is None else itemgetter(*order), processors
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

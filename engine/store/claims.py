@@ -12,13 +12,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
+from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
 from provisioner.engine.store.tables import EventClaim, ProcessedEvent, TargetClaim
+
+_EVENT_CLAIMS = EventClaim.__table__  # type: ignore[attr-defined]
 
 
 def _key(target: str, kind: str, name: str) -> tuple[Any, ...]:
@@ -70,6 +73,22 @@ class Claims:
                 taken_over += sum(1 for eid in got if held.get(eid, owner) != owner)
         return Claimed(mine, taken_over)
 
+    def elsewhere(self, event_ids: list[str], owner: str) -> set[str]:
+        """Those of these events another owner holds a live claim on (it may be applying them)."""
+        c = _EVENT_CLAIMS.c
+        now = bindparam("now", type_=c.expires_at.type)
+
+        def query(is_in: ColumnElement[bool]) -> Select[tuple[str]]:
+            return select(c.event_id).where(
+                is_in, c.owner != bindparam("owner", type_=c.owner.type), c.expires_at >= now
+            )
+
+        with self.db.session() as s:
+            rows = where_in(
+                s.connection(), "claims.elsewhere", query, c.event_id, event_ids, {"owner": owner, "now": utcnow()}
+            )
+        return {row[0] for row in rows}
+
     def renew(self, owner: str, seconds: float) -> int:
         with self.db.session() as s:
             expires = utcnow() + timedelta(seconds=seconds)
@@ -83,8 +102,7 @@ class Claims:
 
     def end(self, s: Session, event_ids: list[str]) -> None:
         """Claims of events whose outcome this unit of work records: whoever held them is done."""
-        for chunk in chunks(event_ids):
-            s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(chunk)))
+        where_in(s.connection(), "claims.end", _EVENT_CLAIMS.delete().where, _EVENT_CLAIMS.c.event_id, event_ids)
 
     def live(self, now: datetime | None = None) -> dict[str, str]:
         """Event id → owner of every claim not expired."""

@@ -47,6 +47,8 @@ class Failures:
         touched = [o for o in outcomes if o.event is not None and (o.failures or o.settled)]
         if not touched:
             return
+        if not any(o.failures for o in touched) and _none_pending(s):
+            return  # nothing failed, nothing to heal: a first sync, or a store with no failures
         now = utcnow()
         workers = sorted({o.event.subject for o in touched if o.event is not None})
         current = self._load(s, workers)
@@ -155,6 +157,11 @@ class Failures:
             query = select(FailureRow.next_at).where(col(FailureRow.next_at).is_not(None))
             first = s.exec(query.order_by(col(FailureRow.next_at)).limit(1)).first()
         return as_utc(first) if first else None
+
+
+def _none_pending(s: Session) -> bool:
+    # One row read, not one per worker: settled outcomes heal nothing where nothing failed.
+    return s.exec(select(FailureRow.worker_id).limit(1)).first() is None
 
 
 def _retry_trace(event: WorkerEvent, origins: dict[str, list[str | None]]) -> str | None:

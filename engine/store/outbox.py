@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Text, cast, func, update
+from sqlalchemy import Text, bindparam, cast, func, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
+from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
 from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
@@ -71,8 +72,9 @@ class Outbox:
 
     def confirm(self, s: Session, event_ids: list[str], now: datetime) -> None:
         """These events are applied (their outcome is recorded in this unit of work): never re-published."""
-        for chunk in chunks(event_ids, BULK):
-            s.exec(update(OutboxEvent).where(col(OutboxEvent.event_id).in_(chunk)).values(confirmed_at=now))
+        table = OutboxEvent.__table__  # type: ignore[attr-defined]
+        confirm = table.update().values(confirmed_at=bindparam("at", type_=table.c.confirmed_at.type))
+        where_in(s.connection(), "outbox.confirm", confirm.where, table.c.event_id, event_ids, {"at": now})
 
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select
+from sqlmodel import Session
 
 from provisioner.engine.contracts.records import EventOutcome
-from provisioner.engine.store.db import Database, chunks, insert_new
+from provisioner.engine.store.bulk import insert_new_rows, where_in
+from provisioner.engine.store.db import Database
 from provisioner.engine.store.tables import ProcessedEvent
+
+_TABLE = ProcessedEvent.__table__  # type: ignore[attr-defined]
 
 
 class Processed:
@@ -18,14 +22,13 @@ class Processed:
 
     def among(self, event_ids: list[str]) -> set[str]:
         """Those of these event ids whose outcome is recorded."""
-        done: set[str] = set()
+        column = _TABLE.c.event_id
         with self.db.session() as s:
-            for chunk in chunks(event_ids):
-                done.update(s.exec(select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(chunk))))
-        return done
+            rows = where_in(s.connection(), "processed.among", select(column).where, column, event_ids)
+        return {row[0] for row in rows}
 
     def insert_new(self, s: Session, outcomes: list[EventOutcome], now: datetime) -> set[str]:
         """Mark these outcomes' events processed (ON CONFLICT DO NOTHING); returns the ids this call
         inserted: the others were recorded before, and their effects are not written again."""
         rows = {o.event_id: {"event_id": o.event_id, "outcome": o.status, "processed_at": now} for o in outcomes}
-        return insert_new(s, ProcessedEvent, list(rows.values()), "event_id")
+        return insert_new_rows(s.connection(), _TABLE, list(rows.values()), "event_id")

@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 from provisioner.engine.contracts.models import Action
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
-from provisioner.engine.store.db import Database, as_utc, chunks, insert_rows
+from provisioner.engine.store.bulk import where_in
+from provisioner.engine.store.db import Database, as_utc, insert_rows
 from provisioner.engine.store.tables import Deferred, JobRun, Lease
 
 
@@ -97,8 +98,12 @@ class Schedule:
         """Workers planned anew, each with the actions its plan deferred: they replace whatever was
         scheduled for that worker before. `traces`: the trace context of the change that planned
         each worker, which the firing's trace links to."""
-        for chunk in chunks(sorted(deferred)):
-            s.exec(delete(Deferred).where(col(Deferred.worker_id).in_(chunk)))
+        if not deferred:
+            return
+        # Nothing scheduled for anyone (a first sync, most stores between hires): nothing to replace.
+        if s.exec(select(Deferred.id).limit(1)).first() is not None:
+            table = Deferred.__table__  # type: ignore[attr-defined]
+            where_in(s.connection(), "schedule.replan", table.delete().where, table.c.worker_id, sorted(deferred))
         rows = [
             {**_deferred_row(action), "traceparent": (traces or {}).get(worker_id)}
             for worker_id, actions in deferred.items()
