@@ -117,7 +117,7 @@ async def _page(client: ScimClient, path: str, params: dict[str, Any]) -> tuple[
 
 async def _cursor_pages(client: ScimClient, resource: str, count: int, check: _Check) -> AsyncIterator[Resources]:
     """The first page with an empty cursor, then each page's `nextCursor` until a page has none
-    (RFC 9865 §3); the same `count` throughout, as a cursor may be bound to it."""
+    (RFC 9865 §2); the same `count` throughout, as a cursor may be bound to it."""
     cursor = ""
     for _ in range(client.settings.max_pages):
         _, items, cursor_next = await _page(client, f"{resource}s", {"cursor": cursor, "count": count})
