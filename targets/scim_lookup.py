@@ -10,7 +10,7 @@ from typing import Any
 from provisioner.engine.contracts.models import Account, Worker
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import ListingRunaway, eq
-from provisioner.targets.scim_listing import list_resources
+from provisioner.targets.scim_listing import list_resources, page_size
 from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, log
 
 FULL_INDEX_TTL = 15 * 60.0  # a whole listing at least this often: deletions by others show only there
@@ -70,7 +70,8 @@ class AccountLookup:
         out of order) into the index; False when the app cannot filter on meta.lastModified."""
         since = (stamp - INDEX_OVERLAP).isoformat()
         changed: list[dict[str, Any]] = []
-        params = {"filter": f'meta.lastModified gt "{since}"', "count": self.client.settings.page_size}
+        count = page_size(self.client, await self.client.discover())
+        params = {"filter": f'meta.lastModified gt "{since}"', "count": count}
         try:
             if self.filters_modified is None:
                 # Learned once: nobody was modified after this, so an app that answers someone ignores the filter.

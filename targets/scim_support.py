@@ -48,7 +48,8 @@ INDEX_TTL = 60.0
 class ScimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     create_groups: bool = True
-    page_size: int = 200
+    # Resources asked per listing page; unset: as many as the app announces it serves (scim_listing.page_size).
+    page_size: int | None = Field(default=None, ge=1)
     max_pages: int = Field(default=MAX_PAGES, ge=1)  # a listing that passes it is refused (a lying totalResults)
     bulk: bool = True  # use /Bulk for creates when the server offers it
     bulk_max_operations: int = 100

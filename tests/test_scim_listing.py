@@ -80,7 +80,9 @@ async def test_every_account_once_in_the_apps_order(app_url: str):
 @dataclass
 class Paged:
     """A SCIM app of `users` accounts (`cap` per page whatever `count` asks) that answers `delay`
-    late, counts the requests in flight, and can change between pages the way live apps do."""
+    late, counts the requests in flight, and can change between pages the way live apps do. It
+    announces `config`; asked with a `cursor` (RFC 9865), it pages by cursor: the cursor is the
+    index of the page's first account."""
 
     users: int
     cap: int = 100
@@ -90,7 +92,9 @@ class Paged:
     in_flight: int = 0
     peak: int = 0
     pages: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # the `count` each page asked for
     ids: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=lambda: CONFIG)
 
     def __post_init__(self) -> None:
         self.ids = [f"u{i}" for i in range(self.users)]
@@ -98,11 +102,14 @@ class Paged:
     def app(self) -> Starlette:
         async def handle(request: Request) -> Response:
             if request.url.path.endswith("ServiceProviderConfig"):
-                return JSONResponse(CONFIG)
+                return JSONResponse(self.config)
             if request.url.path.endswith("Groups"):
                 return JSONResponse({"schemas": [LIST], "totalResults": 0, "Resources": []})
-            start = 1 if self.ignore_start else int(request.query_params.get("startIndex", "1"))
-            count = min(int(request.query_params.get("count", "100")), self.cap)
+            cursor = request.query_params.get("cursor")
+            start = int(cursor or "1") if cursor is not None else int(request.query_params.get("startIndex", "1"))
+            start = 1 if self.ignore_start else start
+            self.counts.append(int(request.query_params.get("count", "100")))
+            count = min(self.counts[-1], self.cap)
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             try:
@@ -111,13 +118,16 @@ class Paged:
                 self.in_flight -= 1
             self.pages.append(start)
             chosen = self.ids[start - 1 : start - 1 + count]
-            body = {
+            body: dict[str, Any] = {
                 "schemas": [LIST],
                 "totalResults": len(self.ids),
-                "startIndex": start,
                 "itemsPerPage": len(chosen),
                 "Resources": [{"id": i, "userName": i, "active": True} for i in chosen],
             }
+            if cursor is None:
+                body["startIndex"] = start
+            elif start + count <= len(self.ids):
+                body["nextCursor"] = str(start + count)
             if start == 1 and self.delete_after_first:  # someone removes an account listed on page 1
                 self.delete_after_first -= 1
                 self.ids.pop(0)
