@@ -13,7 +13,7 @@ from provisioner.engine.contracts.events import WorkerEvent
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.bulk import where_in
-from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
+from provisioner.engine.store.db import Database, RawJSON, insert_rows
 from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
 # Ids in one statement's IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters,
