@@ -16,10 +16,6 @@ from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, RawJSON, insert_rows
 from provisioner.engine.store.tables import EventClaim, OutboxEvent
 
-# Ids in one statement's IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters,
-# and a tenth of the statements of the default 500 for a million events.
-BULK = 5000
-
 
 def enqueue(s: Session, events: list[WorkerEvent]) -> None:
     """Into the outbox, skipping ids already there: a re-poll after a crash re-derives the same ids."""
