@@ -106,6 +106,27 @@ def test_a_new_relay_leader_republishes_only_unclaimed_unconfirmed_events(store_
     store.close()
 
 
+def test_an_engine_that_stops_cleanly_hands_its_claims_back(store_url: str):
+    """An engine stopped before it recorded what it claimed (a sync out of time): a later engine in
+    the same live process must get those events again at once, not after the claims lapse."""
+    from provisioner.engine.kit.process import new_owner
+
+    store = Store(store_url)
+    workers = [Worker(id=f"hr:{n}", source="hr", remote_id=str(n), first_name=f"P{n}") for n in range(2)]
+    events = [change_event("hr", None, None, w) for w in workers]
+    with store.unit() as s:
+        store.outbox.enqueue(s, events)
+    store.outbox.mark_published([r.seq for r in store.outbox.unpublished(10)])
+    stopped, other = new_owner(), A
+    store.claims.take([events[0].id], stopped, 60)
+    store.claims.take([events[1].id], other, 60)
+    assert store.outbox.requeue_unconfirmed() == 0  # both owners alive: both held
+    assert store.claims.release_all(stopped) == 1
+    assert store.outbox.requeue_unconfirmed() == 1
+    assert [r.event_id for r in store.outbox.unpublished(10)] == [events[0].id]
+    store.close()
+
+
 def test_a_thing_of_a_name_is_created_by_one_engine_and_its_id_shared(store_url: str):
     store = Store(store_url)
     assert store.claims.target_claim("app", "group", "staff", A, 60) == (True, None)

@@ -126,3 +126,32 @@ def test_a_store_at_the_latest_revision_opens_without_loading_alembic(tmp_path):
         check=True,
     )
     assert opened.stdout.strip() == "False"
+
+
+def test_an_outbox_upgraded_keeps_only_the_events_in_flight(store_url: str):
+    """Revision 0012: applied events (marked confirmed before) are deleted; the one in flight stays
+    and is published again; a downgrade gives the old columns back."""
+    from alembic import command
+
+    engine = make_engine(store_url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0011_one_pending_request")
+        conn.execute(
+            text(
+                "INSERT INTO outboxevent (seq, event_id, worker_id, payload, created_at, published_at, confirmed_at) "
+                "VALUES (1, 'done', 'hr:1', '{}', '2026-01-01', '2026-01-01', '2026-01-01'), "
+                "(2, 'in-flight', 'hr:2', '{}', '2026-01-01', '2026-01-01', NULL)"
+            )
+        )
+    store = Store(store_url)
+    assert store.outbox.pending_count() == 1
+    assert store.outbox.requeue_unconfirmed() == 1
+    assert [row.event_id for row in store.outbox.unpublished(10)] == ["in-flight"]
+    store.close()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011_one_pending_request")
+    assert "confirmed_at" in {c["name"] for c in inspect(engine).get_columns("outboxevent")}
+    engine.dispose()

@@ -155,6 +155,14 @@ def test_a_database_from_an_older_version_gains_the_new_columns(store_url):
                 "published_at TIMESTAMP, confirmed_at TIMESTAMP)"
             )
         )
+        # That version kept applied events, marked confirmed; this one keeps only those in flight.
+        conn.execute(
+            text(
+                "INSERT INTO outboxevent (seq, event_id, worker_id, payload, created_at, published_at, confirmed_at) "
+                "VALUES (1, 'done', 'hr:1', '{}', '2026-01-01', '2026-01-01', '2026-01-01'), "
+                "(2, 'in-flight', 'hr:2', '{}', '2026-01-01', '2026-01-01', NULL)"
+            )
+        )
     old.dispose()
     store = Store(store_url)
     columns = {c["name"] for c in inspect(store.engine).get_columns("sourcestate")}
@@ -162,4 +170,6 @@ def test_a_database_from_an_older_version_gains_the_new_columns(store_url):
     assert store.sources.states()["hr"].workers == 3
     # ...and an index added since: the relay's query would otherwise scan every in-flight event.
     assert "ix_outboxevent_unpublished" in {i["name"] for i in inspect(store.engine).get_indexes("outboxevent")}
+    assert store.outbox.pending_count() == 1
+    assert store.outbox.requeue_unconfirmed() == 1  # the one in flight goes out again; the done one never
     store.close()

@@ -36,6 +36,7 @@ from provisioner.engine.runtime.usecases.fire_due import fire_due
 from provisioner.engine.runtime.wiring import Parts
 
 log = logging.getLogger("provisioner.engine")
+COUNT_EVERY = 1.0  # seconds between counts of the events in flight while a command waits for them
 
 
 class Runtime:
@@ -182,7 +183,7 @@ class Runtime:
     async def ready(self) -> dict[str, bool]:
         """Store reachable, broker connected, outcomes recorded, progress made: what /readyz answers."""
         try:
-            await asyncio.to_thread(self.store.outbox.pending_count)  # a round trip: not on the event loop
+            await asyncio.to_thread(self.store.outbox.any_pending)  # a round trip: not on the event loop
             store = True
         except Exception:  # unreachable or failing: not ready
             store = False
@@ -221,15 +222,20 @@ class Runtime:
         return len(events)
 
     async def wait_idle(self, timeout: float = 600.0, progress: Callable[[int], None] | None = None) -> None:
-        """Until every event in the outbox is confirmed as applied."""
+        """Until every event in the outbox is confirmed as applied. Whether any is left is asked after
+        each flush (one row read); how many, for `progress`, at most once a second (a count of what
+        is in flight, a million events in a first sync)."""
         deadline = time.monotonic() + timeout
+        counted = -COUNT_EVERY
         while True:
-            self._progress.clear()  # before the count: a flush during it wakes the wait below
-            if (pending := await asyncio.to_thread(self.store.outbox.pending_count)) == 0:
+            self._progress.clear()  # before the question: a flush during it wakes the wait below
+            if not await asyncio.to_thread(self.store.outbox.any_pending):
                 break
-            if progress:
-                progress(pending)
+            if progress and time.monotonic() - counted >= COUNT_EVERY:
+                counted = time.monotonic()
+                progress(await asyncio.to_thread(self.store.outbox.pending_count))
             if time.monotonic() > deadline:
+                pending = await asyncio.to_thread(self.store.outbox.pending_count)
                 raise TimeoutError(f"{plural(pending, 'event')} still unapplied after {timeout:.0f}s")
             # Woken by our own consumer; the timeout covers batches applied by other engine processes.
             with contextlib.suppress(TimeoutError):

@@ -144,8 +144,10 @@ class Fleet:
         return f"{self.work()} events waiting and nothing recorded for {quiet:.0f}s{why}"
 
     async def aclose(self) -> None:
-        """A clean stop: the row goes (a killed engine's row just ages out of `status`)."""
+        """A clean stop, after the pipeline's last flush: the claims on what it did not record are
+        handed back, and the row goes (a killed engine's row just ages out of `status`)."""
         try:
+            await asyncio.to_thread(self.store.claims.release_all, self.owner)
             await asyncio.to_thread(self.store.engines.gone, self.owner)
         except Exception as exc:
-            log.warning("could not remove this engine's heartbeat row: %s", exc)
+            log.warning("could not hand back this engine's claims and heartbeat row: %s", exc)

@@ -99,6 +99,8 @@ class Pipeline:
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
         done = await read_retrying(self.store.processed.among, [e.id for e in candidates])
+        if done:
+            await read_retrying(self.store.outbox.confirm_repeats, sorted(done))
         report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
         for ev in candidates:

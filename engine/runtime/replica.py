@@ -29,7 +29,7 @@ class Replica:
 
     async def ready(self) -> dict[str, bool]:
         try:
-            await asyncio.to_thread(self.store.outbox.pending_count)  # a round trip: not on the event loop
+            await asyncio.to_thread(self.store.outbox.any_pending)  # a round trip: not on the event loop
         except Exception:  # unreachable or failing: not ready
             return {"store": False}
         return {"store": True}

@@ -10,7 +10,7 @@ what the driver receives is what SQLAlchemy would have sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -189,3 +189,17 @@ def _shape(dialect: Dialect, statement: Any) -> _Shape:
 
 def _dialect_insert(conn: Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def batches(conn: Connection, statement: Any, size: int = 10_000) -> Iterator[Sequence[Any]]:
+    """A large SELECT's rows, `size` at a time, as the driver gives them (tuples: a million Row
+    objects cost about a second), never all held at once. SQLite's driver steps the statement as
+    rows are fetched; on PostgreSQL the rows come through a server-side cursor, which SQLAlchemy
+    reads ahead of us, so there they go through its result."""
+    if conn.dialect.name != "sqlite":
+        streamed = {"stream_results": True, "max_row_buffer": size}  # this statement's, not the connection's
+        yield from conn.execute(statement, execution_options=streamed).partitions(size)
+        return
+    with conn.execute(statement) as result:
+        while rows := result.cursor.fetchmany(size):
+            yield rows

@@ -100,6 +100,13 @@ class Claims:
             for chunk in chunks(event_ids):
                 s.exec(delete(EventClaim).where(col(EventClaim.owner) == owner, col(EventClaim.event_id).in_(chunk)))
 
+    def release_all(self, owner: str) -> int:
+        """A clean stop: this owner's claims on events it did not record. They would hold those
+        events from every engine until they expire, and from a relay that re-publishes what no live
+        owner claims (a later engine in this same process) for good."""
+        with self.db.session() as s:
+            return s.exec(delete(EventClaim).where(col(EventClaim.owner) == owner)).rowcount or 0
+
     def end(self, s: Session, event_ids: list[str]) -> None:
         """Claims of events whose outcome this unit of work records: whoever held them is done."""
         where_in(s.connection(), "claims.end", _EVENT_CLAIMS.delete().where, _EVENT_CLAIMS.c.event_id, event_ids)

@@ -56,6 +56,7 @@ def migrate(engine: Engine) -> None:
         older = _BEFORE_ALEMBIC in names and "alembic_version" not in names
         if older:
             create_tables(engine)  # what older versions did: the tables and columns they lacked
+            _outbox_in_flight(engine)
         config = alembic_config()
         with engine.begin() as conn:
             config.attributes["connection"] = conn
@@ -87,6 +88,19 @@ def latest_revision() -> str:
 
 _REVISION = re.compile(r'^revision: str = "([^"]+)"', re.MULTILINE)
 _DOWN_REVISION = re.compile(r'^down_revision: [^=]+= "([^"]+)"', re.MULTILINE)
+
+
+def _outbox_in_flight(engine: Engine) -> None:
+    """An outbox an older version kept: applied events stayed, marked `confirmed_at`, with indexes
+    of their own. This version deletes an event once applied (revision 0012 does the same)."""
+    outbox = inspect(engine)
+    if "confirmed_at" not in {c["name"] for c in outbox.get_columns("outboxevent")}:
+        return
+    obsolete = {"ix_outboxevent_published_at", "ix_outboxevent_confirmed_at", "ix_outboxevent_worker_id"}
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM outboxevent WHERE confirmed_at IS NOT NULL"))
+        for index in obsolete & {i["name"] for i in outbox.get_indexes("outboxevent")}:
+            conn.execute(text(f"DROP INDEX {index}"))
 
 
 def _current_revision(engine: Engine) -> str | None:

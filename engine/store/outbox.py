@@ -1,9 +1,8 @@
 """The outbox: events written in the same transaction as the change that caused them, published
-by the relay, and confirmed once applied."""
+by the relay, and deleted once applied (their outcome is recorded in the same unit of work)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Text, bindparam, cast, func, update
@@ -56,21 +55,31 @@ class Outbox:
                     OutboxEvent.worker_id,
                     cast(OutboxEvent.payload, Text),  # the text, not a dict: the driver leaves it alone
                 )
-                .where(col(OutboxEvent.published_at).is_(None), col(OutboxEvent.confirmed_at).is_(None))
+                .where(col(OutboxEvent.published_at).is_(None))
                 .order_by(col(OutboxEvent.seq))
                 .limit(limit)
             )
             return [Unpublished(*row) for row in s.execute(query)]
 
     def mark_published(self, seqs: list[int]) -> None:
-        with self.db.session() as s:
-            s.exec(update(OutboxEvent).where(col(OutboxEvent.seq).in_(seqs)).values(published_at=utcnow()))
-
-    def confirm(self, s: Session, event_ids: list[str], now: datetime) -> None:
-        """These events are applied (their outcome is recorded in this unit of work): never re-published."""
         table = OutboxEvent.__table__  # type: ignore[attr-defined]
-        confirm = table.update().values(confirmed_at=bindparam("at", type_=table.c.confirmed_at.type))
-        where_in(s.connection(), "outbox.confirm", confirm.where, table.c.event_id, event_ids, {"at": now})
+        mark = table.update().values(published_at=bindparam("at", type_=table.c.published_at.type))
+        with self.db.session() as s:
+            where_in(s.connection(), "outbox.published", mark.where, table.c.seq, seqs, {"at": utcnow()})
+
+    def confirm(self, s: Session, event_ids: list[str]) -> None:
+        """These events are applied (their outcome is recorded in this unit of work): never re-published.
+        Deleted, not marked: a done event is in `processedevent`, and the outbox stays as small as
+        what is in flight (a million-person first sync would otherwise keep a gigabyte of it)."""
+        table = OutboxEvent.__table__  # type: ignore[attr-defined]
+        where_in(s.connection(), "outbox.confirm", table.delete().where, table.c.event_id, event_ids)
+
+    def confirm_repeats(self, event_ids: list[str]) -> None:
+        """Events whose outcome was recorded before, made again with the same id (a record unlinked
+        back to what it was): the consumer skips them, and they are confirmed here, not left in
+        flight for good."""
+        with self.db.session() as s:
+            self.confirm(s, event_ids)
 
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a
@@ -86,17 +95,19 @@ class Outbox:
             claimed = select(EventClaim.event_id).where(live)
             result = s.exec(
                 update(OutboxEvent)
-                .where(
-                    col(OutboxEvent.confirmed_at).is_(None),
-                    col(OutboxEvent.published_at).is_not(None),
-                    col(OutboxEvent.event_id).not_in(claimed),
-                )
+                .where(col(OutboxEvent.published_at).is_not(None), col(OutboxEvent.event_id).not_in(claimed))
                 .values(published_at=None)
             )
             return result.rowcount or 0
 
     def pending_count(self) -> int:
+        """How many events are not applied yet: a scan of what is in flight (a million during a
+        first sync), so for a display or a metric; `any_pending` answers whether there are any."""
         with self.db.session() as s:
-            return s.exec(
-                select(func.count()).select_from(OutboxEvent).where(col(OutboxEvent.confirmed_at).is_(None))
-            ).one()
+            return s.exec(select(func.count()).select_from(OutboxEvent)).one()
+
+    def any_pending(self) -> bool:
+        """Whether any event is not applied yet: one row read, however many are in flight (a
+        readiness probe's round trip to the store)."""
+        with self.db.session() as s:
+            return s.exec(select(OutboxEvent.seq).limit(1)).first() is not None

@@ -8,10 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import utcnow
+from provisioner.engine.store.bulk import batches
 from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
 from provisioner.engine.store.tables import Cursor, Handover, LinkRow, Snapshot
 
@@ -37,14 +39,15 @@ class Snapshots:
 
     def digests(self, source: str, s: Session | None = None) -> dict[str, str | None]:
         """Worker id -> the digest of the record it was last read from (None: not known): all a
-        streamed poll holds of the stored side, about 150 bytes a worker."""
-        query = select(Snapshot.worker_id, Snapshot.record_digest).where(col(Snapshot.source) == source)
-        query = query.execution_options(yield_per=10_000)
-        # In batches: a buffered result would hold a million rows beside the dict being built.
+        streamed poll holds of the stored side, about 150 bytes a worker. Read as the driver gives
+        the rows, a batch at a time."""
+        table = Snapshot.__table__  # type: ignore[attr-defined]
+        query = sa_select(table.c.worker_id, table.c.record_digest).where(table.c.source == source)
+        digests: dict[str, str | None] = {}
         with self.db.session(s) as session:
-            return {
-                worker_id: digest for worker_id, digest in session.execute(query.execution_options(yield_per=10_000))
-            }
+            for rows in batches(session.connection(), query):
+                digests.update(rows)
+        return digests
 
     def holders_of(self, source: str, emails: set[str], s: Session | None = None) -> Iterator[tuple[str, str]]:
         """(worker id, work email in lower case) of this source's snapshots whose work email is one

@@ -31,17 +31,27 @@ class Cursor(SQLModel, table=True):
 
 
 class OutboxEvent(SQLModel, table=True):
-    # The relay's query (unpublished and unconfirmed, in seq order) reads this index alone: on
-    # `confirmed_at` it would step over every published event still awaiting its outcome.
-    __table_args__ = (Index("ix_outboxevent_unpublished", "published_at", "confirmed_at"),)
+    """An event not yet applied: written with the change that caused it, published by the relay,
+    deleted once its outcome is recorded (`processedevent` keeps that). The table holds only
+    what is in flight, so its indexes cost nothing per event once it is done."""
+
+    # The relay's query (unpublished, in seq order) reads this index alone; an event leaves it
+    # when it is published.
+    __table_args__ = (
+        Index(
+            "ix_outboxevent_unpublished",
+            "seq",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(unique=True)
-    worker_id: str = Field(index=True)
+    worker_id: str
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
-    published_at: datetime | None = Field(default=None, index=True)
-    confirmed_at: datetime | None = Field(default=None, index=True)
+    published_at: datetime | None = None
 
 
 class Handover(SQLModel, table=True):

@@ -38,7 +38,7 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         deferred = {o.event.subject: o.deferred for o in recorded if o.event is not None and o.deferred is not None}
         traces = {o.event.subject: o.event.traceparent for o in recorded if o.event is not None and o.deferred}
         store.schedule.replan(s, deferred, traces)
-        store.outbox.confirm(s, ids, now)
+        store.outbox.confirm(s, ids)
         store.claims.end(s, ids)
     return new
 
