@@ -32,8 +32,9 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def undecodable(value: str) -> bool:
-    """True when `value` holds bytes the encoding could not decode (a regex scan, in C)."""
-    return _ESCAPED_BYTE.search(value) is not None
+    """True when `value` holds bytes the encoding could not decode (a regex scan, in C). Text that
+    is all ASCII cannot hold them, and a str knows that of itself without a scan."""
+    return not value.isascii() and _ESCAPED_BYTE.search(value) is not None
 
 
 def _open(path: Path, encoding: str, fail: Fail) -> IO[str]:
