@@ -10,7 +10,7 @@ import httpx
 
 from provisioner.engine.contracts.models import Account
 from provisioner.targets.scim_client import ScimClient
-from provisioner.targets.scim_listing import list_resources
+from provisioner.targets.scim_listing import first_page, list_resources
 from provisioner.targets.scim_members import member_keys
 from provisioner.targets.scim_support import ERRORS, ScimError, scim_error
 
@@ -28,7 +28,7 @@ async def check(client: ScimClient) -> list[tuple[str, bool, str]]:
         return [("reachable", True, f"HTTP {exc.status}"), (what, False, detail)]
     rows = [("reachable", True, str(client.http.base_url))]
     try:  # /ServiceProviderConfig may be public (RFC 7644 §4): only a read of users proves the credentials
-        users = await client.call("GET", "Users", params={"count": 1, "startIndex": 1})
+        users = await client.call("GET", "Users", params=first_page(config, 1))
     except ScimError as exc:
         refused = exc.status in (401, 403)
         return [*rows, ("credentials", False, "credentials refused" if refused else f"reading Users: {exc}")]
@@ -46,7 +46,7 @@ async def check(client: ScimClient) -> list[tuple[str, bool, str]]:
     rows.append(("capabilities", True, ", ".join(features)))
     for kind, key in (("Users", "userName"), ("Groups", "displayName")):
         try:
-            page = users if kind == "Users" else await client.call("GET", kind, params={"count": 1, "startIndex": 1})
+            page = users if kind == "Users" else await client.call("GET", kind, params=first_page(config, 1))
         except ERRORS as exc:
             rows.append((f"read one of {kind}", False, scim_error(exc)))
             continue

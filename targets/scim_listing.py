@@ -107,6 +107,12 @@ def _cursor_only(config: ServiceProviderConfig) -> bool:
     return bool(pagination and pagination.cursor and pagination.index is False)
 
 
+def first_page(config: ServiceProviderConfig, count: int) -> dict[str, Any]:
+    """The parameters of a first page of `count`: by cursor where the app pages only that way (it
+    answers an index 501), else by index."""
+    return {"cursor": "", "count": count} if _cursor_only(config) else {"startIndex": 1, "count": count}
+
+
 async def _page(client: ScimClient, path: str, params: dict[str, Any]) -> tuple[int | None, Resources, str | None]:
     """(totalResults, resources, nextCursor) of one page."""
     page = await client.call("GET", path, params=params)
