@@ -121,12 +121,14 @@ async def _page(client: ScimClient, path: str, params: dict[str, Any]) -> tuple[
     return envelope.total_results, list(page.get("Resources") or []), envelope.next_cursor
 
 
-async def _cursor_pages(client: ScimClient, resource: str, count: int, check: _Check) -> AsyncIterator[Resources]:
+async def _cursor_pages(
+    client: ScimClient, resource: str, query: dict[str, Any], check: _Check
+) -> AsyncIterator[Resources]:
     """The first page with an empty cursor, then each page's `nextCursor` until a page has none
     (RFC 9865 §2); the same `count` throughout, as a cursor may be bound to it."""
     cursor = ""
     for _ in range(client.settings.max_pages):
-        _, items, cursor_next = await _page(client, f"{resource}s", {"cursor": cursor, "count": count})
+        _, items, cursor_next = await _page(client, f"{resource}s", {**query, "cursor": cursor})
         fresh = check.fresh(items)
         yield fresh
         if not cursor_next or not fresh:  # the end, or a page all seen before: the app repeats itself
@@ -135,11 +137,13 @@ async def _cursor_pages(client: ScimClient, resource: str, count: int, check: _C
     raise ListingRunaway(client.name, resource, client.settings.max_pages)
 
 
-async def _index_pages(client: ScimClient, resource: str, count: int, check: _Check) -> AsyncIterator[Resources]:
+async def _index_pages(
+    client: ScimClient, resource: str, query: dict[str, Any], check: _Check
+) -> AsyncIterator[Resources]:
     """The first page, then the rest `window` at a time, yielded in order."""
 
     async def fetch(start: int) -> tuple[int, Resources]:
-        total, items, _ = await _page(client, f"{resource}s", {"startIndex": start, "count": count})
+        total, items, _ = await _page(client, f"{resource}s", {**query, "startIndex": start})
         return total or 0, items
 
     total, first = await fetch(1)
@@ -172,16 +176,16 @@ async def _index_pages(client: ScimClient, resource: str, count: int, check: _Ch
 
 
 async def list_resources(
-    client: ScimClient, resource: str = "User", *, strict: bool = True
+    client: ScimClient, resource: str = "User", *, strict: bool = True, filter_: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every `resource` (User, Group) of the app, in the app's order, each once. `strict`: raise
-    ListingUnsettled at the end when the pages did not add up; else log it (an index that only
-    speeds up lookups heals itself from a create's 409)."""
+    """Every `resource` (User, Group) of the app, or those `filter_` selects, in the app's order,
+    each once. `strict`: raise ListingUnsettled at the end when the pages did not add up; else log
+    it (an index that only speeds up lookups heals itself from a create's 409)."""
     config = await client.discover()
-    count = page_size(client, config)
+    query: dict[str, Any] = {"count": page_size(client, config), **({"filter": filter_} if filter_ else {})}
     check = _Check(None)
     pages = _cursor_pages if _cursor_only(config) else _index_pages
-    async for items in pages(client, resource, count, check):
+    async for items in pages(client, resource, query, check):
         for item in items:
             yield item
     if not check.settled():

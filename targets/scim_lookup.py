@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisioner.engine.contracts.models import Account, Worker
+from provisioner.engine.contracts.protocols import ListingUnsettled
 from provisioner.targets.scim_client import ScimClient
-from provisioner.targets.scim_guards import ListingRunaway, eq
-from provisioner.targets.scim_listing import list_resources, page_size
+from provisioner.targets.scim_guards import eq
+from provisioner.targets.scim_listing import list_resources
 from provisioner.targets.scim_support import INDEX_TTL, PRIME_THRESHOLD, ScimError, log
 
 FULL_INDEX_TTL = 15 * 60.0  # a whole listing at least this often: deletions by others show only there
@@ -69,25 +70,16 @@ class AccountLookup:
         """Merge the accounts changed since `stamp` (minus an overlap for writes the app committed
         out of order) into the index; False when the app cannot filter on meta.lastModified."""
         since = (stamp - INDEX_OVERLAP).isoformat()
-        changed: list[dict[str, Any]] = []
-        count = page_size(self.client, await self.client.discover())
-        params = {"filter": f'meta.lastModified gt "{since}"', "count": count}
         try:
             if self.filters_modified is None:
                 # Learned once: nobody was modified after this, so an app that answers someone ignores the filter.
                 future = {"filter": 'meta.lastModified gt "2999-01-01T00:00:00+00:00"', "count": 1}
                 if (await self.client.call("GET", "Users", params=future)).get("Resources"):
                     return self._learn_modified_filter(False, "it answered accounts modified in 2999")
-            pages = 0
-            while True:
-                pages += 1
-                if pages > self.client.settings.max_pages:  # a totalResults that keeps promising more
-                    raise ListingRunaway(self.client.name, "changed User", self.client.settings.max_pages)
-                page = await self.client.call("GET", "Users", params={**params, "startIndex": len(changed) + 1})
-                found = list(page.get("Resources") or [])
-                changed += found
-                if not found or len(changed) >= int(page.get("totalResults") or 0):
-                    break
+            # Paged as a whole listing is (by cursor where the app pages only so, max_pages kept).
+            changed = [r async for r in list_resources(self.client, filter_=f'meta.lastModified gt "{since}"')]
+        except ListingUnsettled:
+            return False  # the app changed while it was read: listed whole this time
         except ScimError as exc:
             if exc.status not in (400, 403, 501):
                 raise

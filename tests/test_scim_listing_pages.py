@@ -87,3 +87,32 @@ async def test_scim2_server_paging_only_by_cursor(tmp_path: Path):
     read = checked["read one of Users"]  # `targets check` reads by cursor too (an index is a 501 there)
     assert checked["credentials"][0] and read[0] and read[1] in names
     assert sorted(names) == [f"u{i:02}" for i in range(25)]  # every one, once
+
+
+async def test_a_cursor_only_app_refreshes_its_index_with_the_changes_alone(tmp_path: Path):
+    """The `meta.lastModified gt …` query is paged by cursor too: an index page there is a 501, and
+    the index would be re-listed whole every minute."""
+    from scim2_server.utils import load_default_service_provider_config
+
+    from tests.test_scim_index import _create, _expire, _target, _worker
+
+    config = load_default_service_provider_config().model_dump(mode="json", by_alias=True, exclude_none=True)
+    announced = tmp_path / "config.json"
+    announced.write_text(json.dumps({**config, "pagination": {**CURSOR_ONLY, "cursorTimeout": 60}}))
+    with scim_server_process(str(announced)) as url:
+        for i in range(25):
+            _create(url, i)
+        app, asked = _target(url)
+        try:
+            await app.prime(100)
+            assert set(asked) == {"(whole listing)"}  # pages of 10, by cursor
+            _create(url, 25)
+            await _expire(app)
+            asked.clear()
+            await app.prime(100)
+            assert app.accounts.filters_modified is True
+            assert asked and all("lastModified" in query for query in asked), asked
+            found = await app.lookup(_worker(25), None, {"externalId": "hr:25", "userName": "user25@example.com"})
+            assert found is not None
+        finally:
+            await app.aclose()
