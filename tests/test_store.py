@@ -11,7 +11,7 @@ from provisioner.engine.contracts.events import change_event
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.usecases.apply import record
-from provisioner.engine.store import Store
+from provisioner.engine.store import Store, store_error
 
 pytestmark = pytest.mark.fast
 
@@ -173,3 +173,22 @@ def test_a_database_from_an_older_version_gains_the_new_columns(store_url):
     assert store.outbox.pending_count() == 1
     assert store.outbox.requeue_unconfirmed() == 1  # the one in flight goes out again; the done one never
     store.close()
+
+
+def test_a_store_error_is_one_line_in_a_log_without_the_statement(store_url: str):
+    """A heartbeat or the relay failing while a large poll holds SQLite's lock logs the driver's
+    words, not the statement and its parameters SQLAlchemy appends to them."""
+    from sqlalchemy import text
+
+    store = Store(store_url)
+    try:
+        with store.db.session() as s:
+            s.execute(text("UPDATE no_such_table SET owner = :owner"), {"owner": "vm:1:2:abc"})
+    except Exception as exc:
+        said = store_error(exc)
+        assert "no_such_table" in said and "\n" not in said
+        assert "[SQL:" not in said and "vm:1:2:abc" not in said and "[SQL:" in str(exc)
+    else:
+        pytest.fail("the statement should have failed")
+    finally:
+        store.close()

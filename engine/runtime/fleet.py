@@ -20,7 +20,7 @@ from aiokafka.errors import IllegalStateError
 from provisioner.engine.config import EngineConfig
 from provisioner.engine.runtime.offsets import Offsets
 from provisioner.engine.runtime.pipeline import Pipeline
-from provisioner.engine.store import Store
+from provisioner.engine.store import Store, store_error
 
 log = logging.getLogger("provisioner.engine")
 
@@ -78,7 +78,7 @@ class Fleet:
             try:
                 await self.beat()
             except Exception as exc:  # the store is away: claims run out if it lasts, as they should
-                log.warning("engine heartbeat failed: %s", exc)
+                log.warning("engine heartbeat failed: %s", store_error(exc))
             await asyncio.sleep(self.config.claim_seconds / 3)
 
     async def beat(self) -> None:
@@ -150,4 +150,4 @@ class Fleet:
             await asyncio.to_thread(self.store.claims.release_all, self.owner)
             await asyncio.to_thread(self.store.engines.gone, self.owner)
         except Exception as exc:
-            log.warning("could not hand back this engine's claims and heartbeat row: %s", exc)
+            log.warning("could not hand back this engine's claims and heartbeat row: %s", store_error(exc))

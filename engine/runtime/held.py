@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Container
 from typing import Any, Protocol, TypeVar
 
 from provisioner.engine.contracts.events import WorkerEvent
+from provisioner.engine.store import store_error
 
 log = logging.getLogger("provisioner.pipeline")
 _T = TypeVar("_T")
@@ -27,7 +28,7 @@ async def read_retrying(read: Callable[[Any], _T], arg: Any) -> _T:
         try:
             return await asyncio.to_thread(read, arg)
         except Exception as exc:
-            log.warning("could not read the store (%s); trying again in a second", exc)
+            log.warning("could not read the store (%s); trying again in a second", store_error(exc))
             await asyncio.sleep(1.0)
 
 
@@ -100,7 +101,7 @@ class Held:
                 try:
                     await self.recheck()
                 except Exception as exc:  # the store is away: the held events wait for the next look
-                    log.warning("could not look at events other engines hold (%s)", exc)
+                    log.warning("could not look at events other engines hold (%s)", store_error(exc))
 
     async def recheck(self) -> None:
         ids = [ev.id for held in self._by_worker.values() for ev in held]

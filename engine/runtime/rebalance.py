@@ -14,6 +14,7 @@ import time
 
 from provisioner.engine.runtime.fleet import Fleet
 from provisioner.engine.runtime.ports import Partition
+from provisioner.engine.store import store_error
 
 log = logging.getLogger("provisioner.engine")
 
@@ -38,7 +39,7 @@ class Rebalance:
         try:
             dropped = len(await fleet.release_dropped())
         except Exception as exc:  # released at the next heartbeat; the new owner waits until then
-            log.warning("could not release the claims of dropped events yet: %s", exc)
+            log.warning("could not release the claims of dropped events yet: %s", store_error(exc))
             dropped = 0
         fleet.vitals.paused_seconds += time.monotonic() - started
         log.info(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from provisioner.engine.runtime.fleet import Vitals
 from provisioner.engine.runtime.ports import Publisher
-from provisioner.engine.store import Store
+from provisioner.engine.store import Store, store_error
 
 log = logging.getLogger("provisioner.engine")
 
@@ -43,7 +43,7 @@ class Relay:
             try:
                 leading = await self.turn(leading)
             except Exception as exc:  # the store or the broker failed this turn: the rows wait for the next
-                log.warning("outbox relay: %s; trying again in a second", exc)
+                log.warning("outbox relay: %s; trying again in a second", store_error(exc))
                 await asyncio.sleep(1.0)
 
     async def turn(self, leading: bool) -> bool:

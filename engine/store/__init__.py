@@ -16,7 +16,7 @@ from provisioner.engine.config import RetryConfig
 from provisioner.engine.store.access import Access
 from provisioner.engine.store.approvals import Approvals
 from provisioner.engine.store.claims import Claims
-from provisioner.engine.store.db import Database, as_utc
+from provisioner.engine.store.db import Database, as_utc, store_error
 from provisioner.engine.store.engines import Engines
 from provisioner.engine.store.failures import Failures
 from provisioner.engine.store.identities import Identities
@@ -36,7 +36,7 @@ from provisioner.engine.store.snapshots import Snapshots
 from provisioner.engine.store.sources import SourceStates
 from provisioner.engine.store.tables import Deferred, JobRun, OutboxEvent, SourceState
 
-__all__ = ["Deferred", "JobRun", "OutboxEvent", "SourceState", "Store", "as_utc"]
+__all__ = ["Deferred", "JobRun", "OutboxEvent", "SourceState", "Store", "as_utc", "store_error"]
 
 
 class Store:

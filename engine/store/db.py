@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 from provisioner.engine.store.bulk import insert_chunk
@@ -78,6 +79,16 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
             session.commit()
+
+
+def store_error(exc: BaseException) -> str:
+    """A store error in one line for a log: the driver's own words ("database is locked") without
+    the statement and parameters SQLAlchemy appends (a heartbeat's whole UPDATE, every few seconds
+    while a large poll holds SQLite's write lock)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        said = str(exc.orig).strip().splitlines()
+        return f"{type(exc.orig).__name__}: {said[0]}" if said else type(exc.orig).__name__
+    return str(exc)
 
 
 def as_utc(moment: datetime) -> datetime:
