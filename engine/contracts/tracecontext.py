@@ -8,29 +8,25 @@ current when the event is made, so every producer of events (a poll, a webhook, 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
 
 
 def traceparent(context: SpanContext) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return _formatted(context.trace_id, context.span_id, context.trace_flags)
 
 
 def current_traceparent() -> str | None:
     """The current span as a `traceparent` (None outside any span)."""
-    global _last
     context = trace.get_current_span().get_span_context()
-    last = _last  # one read: another thread may replace it meanwhile
-    if context is last[0]:  # every event of a poll is made in the poll's one span
-        return last[1]
-    value = traceparent(context) if context.is_valid else None
-    _last = (context, value)
-    return value
+    return traceparent(context) if context.is_valid else None
 
 
-_last: tuple[Any, str | None] = (None, None)  # the last span context asked about, and its traceparent
+# Every event of a poll is made in the poll's one span: its traceparent is formatted once.
+@lru_cache(maxsize=256)
+def _formatted(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
 def current_trace_id() -> str | None:

@@ -27,27 +27,31 @@ class Snapshots:
     ) -> StoredSnapshots:
         """The source's snapshots; with `worker_ids`, only those (the few a webhook named, not the
         whole source's)."""
-        query = select(Snapshot.worker_id, Snapshot.content_hash).where(col(Snapshot.source) == source)
-        chunked = (
-            [query]
-            if worker_ids is None
-            else [query.where(col(Snapshot.worker_id).in_(c)) for c in chunks(sorted(set(worker_ids)))]
-        )
-        with self.db.session(s) as session:
-            hashes = {worker_id: digest for one in chunked for worker_id, digest in session.execute(one)}
-        return StoredSnapshots(self.db, source, hashes, s)
+        return StoredSnapshots(self.db, source, self._by_worker(source, "content_hash", s, worker_ids), s)
 
     def digests(self, source: str, s: Session | None = None) -> dict[str, str | None]:
         """Worker id -> the digest of the record it was last read from (None: not known): all a
-        streamed poll holds of the stored side, about 150 bytes a worker. Read as the driver gives
-        the rows, a batch at a time."""
+        streamed poll holds of the stored side, about 150 bytes a worker."""
+        return self._by_worker(source, "record_digest", s)
+
+    def _by_worker(
+        self, source: str, column: str, s: Session | None, worker_ids: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Worker id -> `column` of the source's snapshots (of `worker_ids` alone, when given), read
+        as the driver gives the rows, a batch at a time: a million of them are never held twice."""
         table = Snapshot.__table__  # type: ignore[attr-defined]
-        query = sa_select(table.c.worker_id, table.c.record_digest).where(table.c.source == source)
-        digests: dict[str, str | None] = {}
+        query = sa_select(table.c.worker_id, table.c[column]).where(table.c.source == source)
+        queries = (
+            [query]
+            if worker_ids is None
+            else [query.where(table.c.worker_id.in_(c)) for c in chunks(sorted(set(worker_ids)))]
+        )
+        found: dict[str, Any] = {}
         with self.db.session(s) as session:
-            for rows in batches(session.connection(), query):
-                digests.update(rows)
-        return digests
+            for one in queries:
+                for rows in batches(session.connection(), one):
+                    found.update(rows)
+        return found
 
     def holders_of(self, source: str, emails: set[str], s: Session | None = None) -> Iterator[tuple[str, str]]:
         """(worker id, work email in lower case) of this source's snapshots whose work email is one
