@@ -149,3 +149,19 @@ def kafka_cluster() -> Iterator[TansuCluster]:
     """Two Tansu brokers on one S3 bucket (moto), shared by the tests of a session; stopped at its end."""
     with tansu_cluster(brokers=2) as cluster:
         yield cluster
+
+
+def in_flight(store: Any, *event_ids: str, worker_id: str = "hr:1") -> None:
+    """Put events of these ids in the outbox, as a poll would have: recording an outcome confirms
+    (deletes) its event there, and an event not there counts as applied."""
+    from datetime import UTC, datetime
+
+    from provisioner.engine.contracts.events import EventData, EventType, WorkerEvent
+
+    now = datetime.now(UTC)
+    store.outbox.add(
+        [
+            WorkerEvent(id=i, source="test", type=EventType.updated, subject=worker_id, time=now, data=EventData())
+            for i in event_ids
+        ]
+    )

@@ -31,6 +31,7 @@ class _FailingWriter(_Writer):
 async def test_a_batch_report_counts_only_outcomes_this_engine_recorded(store_url: str) -> None:
     store = Store(store_url)
     first, _, other = _events()  # two workers: both run at once
+    store.outbox.add([first, other])  # as the poll wrote them
     writer = _FailingWriter()
     writer.gate.clear()
     reports: list[BatchReport] = []

@@ -1,6 +1,6 @@
-"""The store's sized statements (engine/store/bulk.py: insert_new_rows, where_in) on SQLite and
-PostgreSQL: exact answers for any count of rows, values converted as SQLAlchemy would, and the ids
-an insert reports as new are exactly those it wrote while another engine writes the same keys."""
+"""The store's sized statements (engine/store/bulk.py: where_in) on SQLite and PostgreSQL: exact
+answers for any count of values, values converted as SQLAlchemy would, and the events a confirmation
+reports as deleted are exactly those it deleted while another engine confirms the same ones."""
 
 from __future__ import annotations
 
@@ -12,54 +12,44 @@ from sqlalchemy import bindparam
 from sqlmodel import select
 
 from provisioner.engine.store import Store
-from provisioner.engine.store.bulk import insert_new_rows, where_in
-from provisioner.engine.store.tables import Deferred, ProcessedEvent
+from provisioner.engine.store.bulk import where_in
+from provisioner.engine.store.tables import Deferred
+from tests.conftest import in_flight
 
 pytestmark = pytest.mark.fast
 
-PROCESSED = ProcessedEvent.__table__  # type: ignore[attr-defined]
 DEFERRED = Deferred.__table__  # type: ignore[attr-defined]
 
 
-def _rows(ids: list[str], at: datetime) -> list[dict[str, object]]:
-    return [{"event_id": i, "outcome": "success", "processed_at": at} for i in ids]
-
-
-def test_an_insert_returns_exactly_the_rows_it_wrote_for_any_count(store_url: str):
+def test_a_confirmation_returns_exactly_the_events_it_deleted_for_any_count(store_url: str):
     store = Store(store_url)
-    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    every = [f"e{n}" for n in range(700)]  # five full statements of 128 and one padded
+    in_flight(store, *every)
     first = [f"e{n}" for n in range(0, 700, 3)]
     with store.unit() as s:
-        assert insert_new_rows(s.connection(), PROCESSED, _rows(first, at), "event_id") == set(first)
-    every = [f"e{n}" for n in range(700)]  # 512 + 128 + 32 + 16 + 8 + 4 rows: six statements
+        assert store.outbox.confirm(s, first) == set(first)
     with store.unit() as s:
-        new = insert_new_rows(s.connection(), PROCESSED, _rows(every, at + timedelta(hours=1)), "event_id")
-    assert new == set(every) - set(first)
-    with store.db.session() as s:
-        times = {row.event_id: row.processed_at for row in s.exec(select(ProcessedEvent)).all()}
-    assert len(times) == 700
-    # Stored as SQLAlchemy itself stores them: read back through the ORM, the first write kept.
-    assert times["e0"].replace(tzinfo=UTC) == at and times["e1"].replace(tzinfo=UTC) == at + timedelta(hours=1)
-    assert store.processed.among([*every, "unknown"]) == set(every)
-    assert store.processed.among([]) == set()
+        assert store.outbox.confirm(s, [*every, "unknown"]) == set(every) - set(first)
+    assert store.outbox.applied([*every, "unknown"]) == {*every, "unknown"}
+    assert store.outbox.applied([]) == set()
     store.close()
 
 
-def test_an_insert_racing_another_engine_reports_only_its_own_rows(store_url: str):
-    """B writes keys A has written and not committed: B waits for A (SQLite's write lock,
-    PostgreSQL's key lock) and then reports only the key nobody had."""
+def test_a_confirmation_racing_another_engine_reports_only_its_own_events(store_url: str):
+    """B confirms events A has deleted and not committed: B waits for A (SQLite's write lock,
+    PostgreSQL's row lock) and then reports only the event A did not take."""
     store = Store(store_url)
-    at = datetime(2026, 1, 2, tzinfo=UTC)
-    answers: dict[str, set[object]] = {}
+    in_flight(store, "a", "b", "c")
+    answers: dict[str, set[str]] = {}
 
     def other_engine() -> None:
         with store.unit() as s:
-            answers["b"] = insert_new_rows(s.connection(), PROCESSED, _rows(["b", "c"], at), "event_id")
+            answers["b"] = store.outbox.confirm(s, ["b", "c"])
 
     with store.unit() as s:
-        answers["a"] = insert_new_rows(s.connection(), PROCESSED, _rows(["a", "b"], at), "event_id")
+        answers["a"] = store.outbox.confirm(s, ["a", "b"])
         racer = threading.Thread(target=other_engine)
-        racer.start()  # blocks on A's uncommitted rows until the unit commits
+        racer.start()  # blocks on A's uncommitted deletes until the unit commits
     racer.join(timeout=30)
     assert not racer.is_alive()
     assert answers == {"a": {"a", "b"}, "b": {"c"}}

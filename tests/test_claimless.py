@@ -74,12 +74,13 @@ async def test_only_events_that_write_or_wait_behind_another_are_claimed(store_u
     quiet = _event(1, "quiet")
     writes = _event(2, "writes")
     behind = _event(2, "quiet")  # nothing to write, but after an event of its worker that writes
+    store.outbox.add([quiet, writes, behind])  # as the poll wrote them
     await pipeline.submit([quiet, writes, behind])
     await pipeline.drain(10)
     assert claimed == [writes.id, behind.id]  # one claim statement, in batch order
     assert writer.applied == [writes.id]
     assert writer.plans == [quiet.id, writes.id, behind.id]  # each planned once
-    assert store.processed.among([quiet.id, writes.id, behind.id]) == {quiet.id, writes.id, behind.id}
+    assert store.outbox.applied([quiet.id, writes.id, behind.id]) == {quiet.id, writes.id, behind.id}
     assert store.claims.live() == {}  # recording ended the claims taken
     await pipeline.aclose()
     store.close()
@@ -89,17 +90,18 @@ async def test_an_event_behind_one_held_for_another_engine_waits_for_it(store_ur
     store, writer, claimed = Store(store_url), _Quiet(), list[str]()
     first = _event(1, "writes")
     later = _event(1, "quiet")
+    store.outbox.add([first, later])  # as the poll wrote them
     store.claims.take([first.id], B, 60)  # B applies `first`
     pipeline = _pipeline(store, writer, claimed, recheck=3600)  # rechecked by hand below
     await pipeline.submit([first])
     await pipeline.submit([later])  # a later batch: nothing to write, but hr:1 waits behind `first`
     assert pipeline.held is not None and len(pipeline.held) == 2
     assert claimed == [first.id, later.id]
-    assert store.processed.among([later.id]) == set()
+    assert store.outbox.applied([later.id]) == set()
     record(store, [EventOutcome(first.id, first)])  # B records `first`
     await pipeline.held.recheck()
     await pipeline.drain(10)
-    assert store.processed.among([first.id, later.id]) == {first.id, later.id}
+    assert store.outbox.applied([first.id, later.id]) == {first.id, later.id}
     assert writer.applied == []  # `first` was B's; `later` writes nothing
     await pipeline.aclose()
     store.close()
@@ -110,6 +112,7 @@ async def test_a_quiet_event_of_a_worker_in_flight_here_waits_for_it(store_url: 
     pipeline = _pipeline(store, writer, claimed)
     writes = _event(1, "writes")
     later = _event(1, "quiet")
+    store.outbox.add([writes, later])  # as the poll wrote them
     writer.gate.clear()
     await pipeline.submit([writes])
     await _until(lambda: writer.started == [writes.id], "the write to be under way")
@@ -118,7 +121,7 @@ async def test_a_quiet_event_of_a_worker_in_flight_here_waits_for_it(store_url: 
     writer.gate.set()
     await pipeline.drain(10)
     assert writer.plans == [writes.id, later.id]
-    assert store.processed.among([writes.id, later.id]) == {writes.id, later.id}
+    assert store.outbox.applied([writes.id, later.id]) == {writes.id, later.id}
     await pipeline.aclose()
     store.close()
 
@@ -128,6 +131,7 @@ async def test_an_event_another_engine_holds_is_left_to_it_even_with_nothing_to_
     approved since): recording "nothing to do" first would leave its writes unrecorded."""
     store, writer, claimed = Store(store_url), _Quiet(), list[str]()
     quiet = _event(1, "quiet")
+    store.outbox.add([quiet])  # as the poll wrote them
     store.claims.take([quiet.id], B, 60)
     pipeline = _pipeline(store, writer, claimed, recheck=3600)
     await pipeline.submit([quiet])

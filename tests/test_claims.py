@@ -14,7 +14,8 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import EventOutcome, Link, LogEntry
 from provisioner.engine.runtime.usecases.apply import record
 from provisioner.engine.store import Store
-from provisioner.engine.store.tables import EventClaim, ProcessedEvent
+from provisioner.engine.store.tables import EventClaim, OutboxEvent
+from tests.conftest import in_flight
 
 pytestmark = pytest.mark.fast
 
@@ -33,12 +34,14 @@ def _outcome(event_id: str, worker_id: str = "hr:1") -> EventOutcome:
 
 def test_recording_an_outcome_twice_keeps_the_first_and_does_not_fail(store_url: str):
     store = Store(store_url)
+    in_flight(store, "e1", "e2", "e3")
     assert record(store, [_outcome("e1"), _outcome("e2", "hr:2")]) == {"e1", "e2"}
     # Another engine records e1 again (after a rebalance) together with a new one: no IntegrityError,
     # e1's effects are not written twice, e3's are.
     assert record(store, [_outcome("e1"), _outcome("e3", "hr:3")]) == {"e3"}  # e1 a repeat
     with store.db.session() as s:
-        assert sorted(s.exec(select(ProcessedEvent.event_id)).all()) == ["e1", "e2", "e3"]
+        assert s.exec(select(OutboxEvent.event_id)).all() == []  # each confirmed once, by its first recording
+    assert store.outbox.applied(["e1", "e2", "e3", "e4"]) == {"e1", "e2", "e3", "e4"}  # e4 was never here
     log = Counter(e.event_id for e in store.log.recent(limit=100))
     assert log == {"e1": 1, "e2": 1, "e3": 1}
     assert {(link.worker_id, link.account_id) for link in store.links.all()} == {
@@ -51,6 +54,7 @@ def test_recording_an_outcome_twice_keeps_the_first_and_does_not_fail(store_url:
 
 def test_an_event_has_one_live_claim_taken_over_only_after_it_lapses(store_url: str):
     store = Store(store_url)
+    in_flight(store, "e1", "e2", "e3")
     first = store.claims.take(["e1", "e2"], A, 60)
     assert first.mine == {"e1", "e2"} and first.taken_over == 0
     # B's batch overlaps A's: B gets only the free one, in the same single statement.
@@ -76,6 +80,7 @@ def test_the_claims_of_a_process_killed_on_this_host_are_taken_at_once(store_url
     # Its claims have not lapsed, but its pid is gone: a restarted engine takes them in its first
     # batch (the upsert names the dead owners), and says it took them over.
     store = Store(store_url)
+    in_flight(store, "e1", "e2", "e3", "e4")
     dead = f"{socket.gethostname()}:999999999:0:dead"
     assert store.claims.take(["e1", "e2"], dead, 60).mine == {"e1", "e2"}
     assert store.claims.take(["e3"], A, 60).mine == {"e3"}  # live elsewhere: kept
@@ -143,11 +148,12 @@ def test_a_thing_of_a_name_is_created_by_one_engine_and_its_id_shared(store_url:
 
 
 def test_an_event_recorded_by_another_engine_is_never_claimed_again(store_url: str):
-    """A checks `processed`, B records the event (deleting its claim), A claims: without this check
+    """A checks the outbox, B records the event (deleting its claim), A claims: without this check
     A would hold a free claim on a change already applied and apply it a second time."""
     store = Store(store_url)
+    in_flight(store, "e1", "e2")
     assert store.claims.take(["e1"], B, 60).mine == {"e1"}
-    assert store.processed.among(["e1"]) == set()  # A's look before B finishes
+    assert store.outbox.applied(["e1"]) == set()  # A's look before B finishes
     record(store, [_outcome("e1")])  # B records e1: its claim goes with it
     claimed = store.claims.take(["e1", "e2"], A, 60)
     assert claimed.mine == {"e2"}
@@ -157,6 +163,7 @@ def test_an_event_recorded_by_another_engine_is_never_claimed_again(store_url: s
 
 def test_the_events_another_engine_holds_are_those_of_its_live_claims(store_url: str):
     store = Store(store_url)
+    in_flight(store, "e1", "e2", "e3")
     store.claims.take(["e1"], B, 60)
     store.claims.take(["e2"], A, 60)
     store.claims.take(["e3"], B, -1)  # lapsed: B no longer counts as applying it

@@ -90,6 +90,7 @@ async def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
 async def test_an_event_another_engine_holds_waits_until_it_is_recorded_there(store_url):
     store = Store(store_url)
     events = _events()
+    store.outbox.add(events)  # as the poll wrote them
     recorded_a: list[str] = []
     recorded_b: list[str] = []
     a, writer_a, _ = _engine(store, "elsewhere:1:1:a", 30, recorded_a)
@@ -105,7 +106,7 @@ async def test_an_event_another_engine_holds_waits_until_it_is_recorded_there(st
     await _until(lambda: b.work == 0, "B to see them recorded by A")
     assert writer_b.applied == []  # not one write twice
     assert sorted(recorded_b) == sorted(e.id for e in events)  # B's offsets may move past them
-    assert store.processed.among([e.id for e in events]) == {e.id for e in events}
+    assert store.outbox.applied([e.id for e in events]) == {e.id for e in events}
     await a.aclose()
     await b.aclose()
     store.close()
@@ -114,6 +115,7 @@ async def test_an_event_another_engine_holds_waits_until_it_is_recorded_there(st
 async def test_an_engine_that_stops_renewing_its_claims_has_them_taken_over_in_order(store_url):
     store = Store(store_url)
     events = _events()
+    store.outbox.add(events)  # as the poll wrote them
     a, writer_a, _ = _engine(store, "elsewhere:1:1:a", 0.5, [])  # its claims lapse after 0.5 s
     b, writer_b, vitals_b = _engine(store, "elsewhere:2:2:b", 30, [])
     writer_a.gate.clear()  # A hangs (or died) with the events claimed
@@ -123,7 +125,7 @@ async def test_an_engine_that_stops_renewing_its_claims_has_them_taken_over_in_o
     assert writer_b.applied.index(events[0].id) < writer_b.applied.index(events[1].id)  # hr:1 in order
     assert sorted(writer_b.applied) == sorted(e.id for e in events)
     assert vitals_b.taken_over == 3
-    assert store.processed.among([e.id for e in events]) == {e.id for e in events}
+    assert store.outbox.applied([e.id for e in events]) == {e.id for e in events}
     writer_a.gate.set()
     await a.aclose()
     await b.aclose()
@@ -133,6 +135,7 @@ async def test_an_engine_that_stops_renewing_its_claims_has_them_taken_over_in_o
 async def test_revoked_events_not_yet_started_are_dropped_and_the_running_one_finishes(store_url):
     store = Store(store_url)
     events = _events()
+    store.outbox.add(events)  # as the poll wrote them
     a, writer_a, _ = _engine(store, "elsewhere:1:1:a", 30, [], concurrency=1)
     writer_a.gate.clear()
     await a.submit(events)
@@ -146,7 +149,7 @@ async def test_revoked_events_not_yet_started_are_dropped_and_the_running_one_fi
     writer_a.gate.set()
     assert await a.settle({running}, timeout=5) == set()
     assert writer_a.applied == [running]
-    assert store.processed.among([e.id for e in events]) == {running}
+    assert store.outbox.applied([e.id for e in events]) == {running}
     # The new owner gets the dropped ones: their claims were released by the rebalance listener.
     store.claims.release(dropped, "elsewhere:1:1:a")
     b, writer_b, _ = _engine(store, "elsewhere:2:2:b", 30, [])
@@ -176,6 +179,7 @@ async def test_an_event_revoked_while_priming_and_fetched_again_is_still_applied
     afterwards: its offset would be committed and nobody would ever apply it."""
     store = Store(store_url)
     first, second = _events()[0], _events()[2]  # two workers
+    store.outbox.add(_events())  # as the poll wrote them
     writer = _SlowPriming()
     a = Pipeline(
         writer,  # type: ignore[arg-type]
@@ -202,7 +206,7 @@ async def test_an_event_revoked_while_priming_and_fetched_again_is_still_applied
     assert (await again).skipped == 0
     await a.drain(10)
     assert writer.applied == [first.id, second.id]
-    assert store.processed.among([second.id]) == {second.id}
+    assert store.outbox.applied([second.id]) == {second.id}
     assert a.handover.take_dropped() == []  # its claim stays with this engine until recorded
     await a.aclose()
     store.close()
@@ -214,6 +218,7 @@ async def test_a_held_event_taken_over_runs_before_a_later_event_of_its_worker(s
     find the worker free and run first."""
     store = Store(store_url)
     other, first, later = _events()[2], _events()[0], _events()[1]  # first and later: both hr:1
+    store.outbox.add(_events())  # as the poll wrote them
     b = "elsewhere:2:2:b"
     store.claims.take([other.id, first.id], b, 60)
     committing = asyncio.Event()

@@ -55,12 +55,18 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url:
     engine = make_engine(store_url)
     older = [t for t in SQLModel.metadata.sorted_tables if t.name not in ADDED_SINCE_BASELINE]
     SQLModel.metadata.create_all(engine, tables=older)  # what create_tables of an older version left
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # and the table of applied ids those versions kept
+        conn.execute(text("CREATE TABLE processedevent (event_id VARCHAR PRIMARY KEY, outcome VARCHAR)"))
+        conn.execute(text("INSERT INTO processedevent VALUES ('e1', 'success')"))
         conn.execute(
-            text("INSERT INTO processedevent (event_id, outcome, processed_at) VALUES ('e1', 'success', '2026-01-01')")
+            text(
+                "INSERT INTO outboxevent (event_id, worker_id, payload, created_at) "
+                "VALUES ('e2', 'hr:2', '{}', '2026-01-01')"
+            )
         )
     store = Store(store_url)
-    assert store.processed.among(["e1", "e2"]) == {"e1"}  # kept
+    assert store.outbox.applied(["e1", "e2"]) == {"e1"}  # the event in flight is kept
+    assert "processedevent" not in inspect(engine).get_table_names()  # an event not in flight is done
     assert set(ADDED_SINCE_BASELINE) <= set(inspect(engine).get_table_names())
     assert store.claims.take(["e2"], "a:1:1:x", 60).mine == {"e2"}
     store.close()
@@ -129,8 +135,9 @@ def test_a_store_at_the_latest_revision_opens_without_loading_alembic(tmp_path):
 
 
 def test_an_outbox_upgraded_keeps_only_the_events_in_flight(store_url: str):
-    """Revision 0012: applied events (marked confirmed before) are deleted; the one in flight stays
-    and is published again; a downgrade gives the old columns back."""
+    """Revisions 0012 and 0013: applied events (marked confirmed before, their ids in a table of
+    their own) are deleted; the one in flight stays and is published again, and it alone is not
+    applied; a downgrade gives the old columns and table back."""
     from alembic import command
 
     engine = make_engine(store_url)
@@ -145,8 +152,11 @@ def test_an_outbox_upgraded_keeps_only_the_events_in_flight(store_url: str):
                 "(2, 'in-flight', 'hr:2', '{}', '2026-01-01', '2026-01-01', NULL)"
             )
         )
+        conn.execute(text("INSERT INTO processedevent VALUES ('done', 'success', '2026-01-01')"))
     store = Store(store_url)
     assert store.outbox.pending_count() == 1
+    assert store.outbox.applied(["done", "in-flight"]) == {"done"}
+    assert "processedevent" not in inspect(engine).get_table_names()
     assert store.outbox.requeue_unconfirmed() == 1
     assert [row.event_id for row in store.outbox.unpublished(10)] == ["in-flight"]
     store.close()
@@ -154,4 +164,5 @@ def test_an_outbox_upgraded_keeps_only_the_events_in_flight(store_url: str):
         config.attributes["connection"] = conn
         command.downgrade(config, "0011_one_pending_request")
     assert "confirmed_at" in {c["name"] for c in inspect(engine).get_columns("outboxevent")}
+    assert "processedevent" in inspect(engine).get_table_names()
     engine.dispose()

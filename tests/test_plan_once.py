@@ -82,7 +82,9 @@ async def test_each_event_is_planned_once_from_one_read_per_batch(store_url: str
 
     ada = _hire(1, "a", manager=2)
     moved = _hire(1, "b", manager=2, previous=ada.data.worker)  # queued behind the hire: planned after it
-    await pipeline.submit([ada, _hire(2, "boss"), moved])
+    boss, later = _hire(2, "boss"), _hire(3, "c", manager=2)
+    store.outbox.add([ada, boss, moved, later])  # as the poll wrote them
+    await pipeline.submit([ada, boss, moved])
     await pipeline.drain(10)
     assert plans == ["hr:1", "hr:2", "hr:1"]  # once per event
     assert reads == [{"hr:1", "hr:2"}]  # one read for the batch: the workers and the manager they name
@@ -91,7 +93,7 @@ async def test_each_event_is_planned_once_from_one_read_per_batch(store_url: str
     assert app.accounts["u-hr:1"][MANAGER] == "u-hr:2"  # the manager's account, made before the move ran
 
     # A later batch names that manager: their account is read with the batch, and written at once.
-    await pipeline.submit([_hire(3, "c", manager=2)])
+    await pipeline.submit([later])
     await pipeline.drain(10)
     assert reads[1:] == [{"hr:3", "hr:2"}]
     assert app.accounts["u-hr:3"][MANAGER] == "u-hr:2"

@@ -60,7 +60,7 @@ def test_poll_commit_outbox_requeue_and_outcomes(store_url: str):
         )
     )
     record(store, [outcome])
-    assert store.processed.among([e.id for e in events]) == {events[0].id}
+    assert store.outbox.applied([e.id for e in events]) == {events[0].id}
     assert store.outbox.pending_count() == 1
     assert store.links.for_workers(["hr:1"])[("hr:1", "app")].attributes == {"userName": "a"}
     assert [e.action for e in store.log.recent("hr:1")] == ["create"]

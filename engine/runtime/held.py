@@ -48,13 +48,13 @@ class Held:
     def __init__(
         self,
         claim: Claiming,
-        processed: Callable[[list[str]], set[str]],
+        applied: Callable[[list[str]], set[str]],
         accept: Callable[[list[WorkerEvent]], Awaitable[None]],
         finished: Callable[[list[str]], Awaitable[None]],
         interval: float = 1.0,
     ):
         self.claim = claim  # event ids → those this engine holds now
-        self.processed = processed
+        self.applied = applied  # event ids → those whose outcome is recorded
         self.accept = accept  # events now ours, to apply
         self.finished = finished  # events another engine recorded
         self.interval = interval
@@ -105,7 +105,7 @@ class Held:
 
     async def recheck(self) -> None:
         ids = [ev.id for held in self._by_worker.values() for ev in held]
-        done = await asyncio.to_thread(self.processed, ids)
+        done = await asyncio.to_thread(self.applied, ids)
         mine = await asyncio.to_thread(self.claim, [i for i in ids if i not in done])
         finished: list[str] = []
         ready: list[WorkerEvent] = []

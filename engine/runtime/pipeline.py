@@ -75,7 +75,7 @@ class Pipeline:
         # ids and returns those this engine holds; the others wait (runtime/held.py). An event whose
         # plan writes nothing is not claimed (`_claim_and_accept`).
         self.held = (
-            Held(claim, store.processed.among, self._accept_in_order, self._finished_elsewhere, recheck_interval)
+            Held(claim, store.outbox.applied, self._accept_in_order, self._finished_elsewhere, recheck_interval)
             if claim is not None
             else None
         )
@@ -98,9 +98,7 @@ class Pipeline:
         # An id in flight is skipped before the store is asked: while it answers, a flush may record
         # that event and forget it, and it must not then look new.
         candidates = [ev for ev in events if ev.id not in self._known]
-        done = await read_retrying(self.store.processed.among, [e.id for e in candidates])
-        if done:
-            await read_retrying(self.store.outbox.confirm_repeats, sorted(done))
+        done = await read_retrying(self.store.outbox.applied, [e.id for e in candidates])
         report.skipped += len(events) - len(candidates)
         fresh: list[WorkerEvent] = []
         for ev in candidates:

@@ -24,7 +24,6 @@ from provisioner.engine.store.links import Links
 from provisioner.engine.store.log import ProvisioningLog
 from provisioner.engine.store.migrate import migrate
 from provisioner.engine.store.outbox import Outbox
-from provisioner.engine.store.processed import Processed
 from provisioner.engine.store.profiles import Profiles
 from provisioner.engine.store.quarantine import Quarantine
 from provisioner.engine.store.references import References
@@ -50,7 +49,6 @@ class Store:
         self.failures = Failures(self.db, retry)
         self.references = References(self.db)
         self.links = Links(self.db)
-        self.processed = Processed(self.db)
         self.schedule = Schedule(self.db)
         self.sources = SourceStates(self.db)
         self.log = ProvisioningLog(self.db)

@@ -86,36 +86,16 @@ def _compile(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Plan:
     return compiled.string, names, processors, positional
 
 
-# Statements that name a list of rows or values go out `_SIZE` at a time, compiled once each (the
-# last chunk padded with repeats of its last item, which change nothing: a repeated key inserts
-# nothing more, a repeated value matches nothing more). They run without SQLAlchemy's work per
-# execution (a cache key over every bound value, an expanding IN rebuilt per value, a bind
-# processor per row), which cost more than SQLite's own; one size keeps one prepared statement per
-# connection, where each size would be another (a 512-row insert holds ~270 KB of SQLite memory).
+# Statements that name a list of values go out `_SIZE` at a time, compiled once each (the last
+# chunk padded with repeats of its last item, which change nothing: a repeated value matches
+# nothing more). They run without SQLAlchemy's work per execution (a cache key over every bound
+# value, an expanding IN rebuilt per value, a bind processor per value), which cost more than
+# SQLite's own; one size keeps one prepared statement per connection, where each size would be
+# another (a prepared statement of 512 rows held ~270 KB of SQLite memory).
 _SIZE = 128
 # (SQL, the parameters in the driver's order if it takes them by position, converters by name)
 _Shape = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None, dict[str, Callable[[Any], Any]]]
 _shapes: dict[tuple[Any, ...], _Shape] = {}
-
-
-def insert_new_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING `key`: the `key` values of the rows this call
-    inserted, exactly, whoever else writes meanwhile (a row another transaction wrote first is not
-    returned, on SQLite as on PostgreSQL). Rows of one shape."""
-    new: set[Any] = set()
-    if not rows:
-        return new
-    names = tuple(rows[0])
-    insert = _dialect_insert(conn)
-
-    def build() -> Any:
-        binds = [{c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in names} for i in range(_SIZE)]
-        return insert(table).values(binds).on_conflict_do_nothing().returning(table.c[key])
-
-    for chunk in _chunks(rows):
-        params = dict(zip(_row_names(names), [row[c] for row in chunk for c in names], strict=True))
-        new.update(row[0] for row in _execute(conn, ("insert_new", table.name, names, key), build, params))
-    return new
 
 
 def where_in(
@@ -147,11 +127,6 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
     for start in range(0, len(items), _SIZE):
         chunk = items[start : start + _SIZE]
         yield chunk + [chunk[-1]] * (_SIZE - len(chunk))
-
-
-@cache
-def _row_names(columns: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"r{i}_{c}" for i in range(_SIZE) for c in columns)
 
 
 @cache

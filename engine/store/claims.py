@@ -19,7 +19,7 @@ from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
-from provisioner.engine.store.tables import EventClaim, ProcessedEvent, TargetClaim
+from provisioner.engine.store.tables import EventClaim, OutboxEvent, TargetClaim
 
 _EVENT_CLAIMS = EventClaim.__table__  # type: ignore[attr-defined]
 
@@ -61,11 +61,11 @@ class Claims:
                 ).returning(EventClaim.event_id)
                 # The chunk as parameters (insertmanyvalues): one cached compilation, see db.insert_new.
                 got = set(s.connection().execute(statement, chunk).scalars())
-                # An event recorded after the caller looked at `processed` left a free claim behind
-                # (recording deletes it): granting it would apply that change a second time. Read
+                # An event recorded after the caller looked at the outbox left a free claim behind
+                # (recording deletes both): granting it would apply that change a second time. Read
                 # after the upsert, this sees every recording that committed before the claim.
-                recorded = select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(list(got)))
-                done = set(s.exec(recorded).all()) if got else set()
+                in_flight = select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(list(got)))
+                done = got - set(s.exec(in_flight).all()) if got else set()
                 if done:
                     s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(list(done))))
                     got -= done

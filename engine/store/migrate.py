@@ -92,8 +92,12 @@ _DOWN_REVISION = re.compile(r'^down_revision: [^=]+= "([^"]+)"', re.MULTILINE)
 
 def _outbox_in_flight(engine: Engine) -> None:
     """An outbox an older version kept: applied events stayed, marked `confirmed_at`, with indexes
-    of their own. This version deletes an event once applied (revision 0012 does the same)."""
+    of their own, and their ids in a table of their own. This version deletes an event once applied,
+    and an event not in the outbox is done (revisions 0012 and 0013 do the same)."""
     outbox = inspect(engine)
+    if "processedevent" in outbox.get_table_names():
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE processedevent"))
     if "confirmed_at" not in {c["name"] for c in outbox.get_columns("outboxevent")}:
         return
     obsolete = {"ix_outboxevent_published_at", "ix_outboxevent_confirmed_at", "ix_outboxevent_worker_id"}

@@ -1,11 +1,14 @@
 """The outbox: events written in the same transaction as the change that caused them, published
-by the relay, and deleted once applied (their outcome is recorded in the same unit of work)."""
+by the relay, and deleted once applied, in the unit of work that records their outcome. It holds
+what is in flight and nothing else: an event not in it is done, which is the consumer's
+idempotency (no table of done ids grows with every event ever applied)."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import Text, bindparam, cast, func, update
+import sqlalchemy
+from sqlalchemy import ColumnElement, Delete, Text, bindparam, cast, func, update
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
@@ -67,19 +70,30 @@ class Outbox:
         with self.db.session() as s:
             where_in(s.connection(), "outbox.published", mark.where, table.c.seq, seqs, {"at": utcnow()})
 
-    def confirm(self, s: Session, event_ids: list[str]) -> None:
-        """These events are applied (their outcome is recorded in this unit of work): never re-published.
-        Deleted, not marked: a done event is in `processedevent`, and the outbox stays as small as
-        what is in flight (a million-person first sync would otherwise keep a gigabyte of it)."""
+    def confirm(self, s: Session, event_ids: list[str]) -> set[str]:
+        """These events are applied: deleted in the unit of work that records their outcome, which
+        is what makes recording idempotent. Returns the ids this call deleted; an event another
+        engine (or an earlier try whose answer was lost) recorded first is gone already, and its
+        effects are not written again. On PostgreSQL a second engine deleting the same row waits for
+        the first to commit and then finds nothing, as an insert into a table of done ids would."""
         table = OutboxEvent.__table__  # type: ignore[attr-defined]
-        where_in(s.connection(), "outbox.confirm", table.delete().where, table.c.event_id, event_ids)
+        column = table.c.event_id
 
-    def confirm_repeats(self, event_ids: list[str]) -> None:
-        """Events whose outcome was recorded before, made again with the same id (a record unlinked
-        back to what it was): the consumer skips them, and they are confirmed here, not left in
-        flight for good."""
+        def delete(is_in: ColumnElement[bool]) -> Delete:
+            return table.delete().where(is_in).returning(column)
+
+        # Sorted: two engines recording overlapping batches take the rows' locks in one order.
+        rows = where_in(s.connection(), "outbox.confirm", delete, column, sorted(set(event_ids)))
+        return {row[0] for row in rows}
+
+    def applied(self, event_ids: list[str]) -> set[str]:
+        """Those of these events that are no longer in flight: their outcome is recorded (here or by
+        another engine), so they are never applied again. Every event on the topic came from this
+        outbox (the relay is its only publisher), so one that is not here is done."""
+        column = OutboxEvent.__table__.c.event_id  # type: ignore[attr-defined]
         with self.db.session() as s:
-            self.confirm(s, event_ids)
+            rows = where_in(s.connection(), "outbox.in_flight", sqlalchemy.select(column).where, column, event_ids)
+        return set(event_ids) - {row[0] for row in rows}
 
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a

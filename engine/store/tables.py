@@ -32,8 +32,8 @@ class Cursor(SQLModel, table=True):
 
 class OutboxEvent(SQLModel, table=True):
     """An event not yet applied: written with the change that caused it, published by the relay,
-    deleted once its outcome is recorded (`processedevent` keeps that). The table holds only
-    what is in flight, so its indexes cost nothing per event once it is done."""
+    deleted in the unit of work that records its outcome. The table holds only what is in flight
+    (an event not in it is done), so nothing here grows with the events ever applied."""
 
     # The relay's query (unpublished, in seq order) reads this index alone; an event leaves it
     # when it is published.
@@ -76,12 +76,6 @@ class LinkRow(SQLModel, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
-
-
-class ProcessedEvent(SQLModel, table=True):
-    event_id: str = Field(primary_key=True)
-    outcome: str
-    processed_at: datetime = Field(default_factory=utcnow)
 
 
 class LogRow(SQLModel, table=True):

@@ -2,9 +2,10 @@
 
 Links, log rows, retry state, who waits for a manager's account, deferred actions, outbox
 confirmations and claims move together: an outcome is never confirmed without its failures, and a
-crash leaves either all of a batch or none of it. Safe to repeat: an event already recorded (by
-another engine after a rebalance, or by an earlier try whose answer was lost) is confirmed again
-and otherwise left as it was, so a batch never fails on a key it shares with the store.
+crash leaves either all of a batch or none of it. Safe to repeat: confirming deletes an event from
+the outbox, and an event already gone (recorded by another engine after a rebalance, or by an
+earlier try whose answer was lost) is left as it was, so a batch never fails on a key it shares
+with the store.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from provisioner.engine.contracts.records import EventOutcome, Link, LinkKey, ut
 from provisioner.engine.store import Store
 
 
-def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
+def record(store: Store, outcomes: list[EventOutcome], *, direct: bool = False) -> set[str]:
     """Record a batch; returns the ids this call recorded (the others were repeats: their effects,
-    counts and failures are another's to report). Synchronous: run it off the event loop."""
+    counts and failures are another's to report). `direct`: events applied without the outbox (a
+    person provisioned now), each this call's to record. Synchronous: run it off the event loop."""
     if not outcomes:
         return set()
     now = utcnow()
     ids = list(dict.fromkeys(o.event_id for o in outcomes))
     with store.unit() as s:
-        new = store.processed.insert_new(s, outcomes, now)
+        # First: the events it takes out of the outbox are this unit's to record.
+        new = set(ids) if direct else store.outbox.confirm(s, ids)
         recorded = [o for o in outcomes if o.event_id in new]
         final = final_links(recorded)
         store.links.remove(s, [key for key, link in final.items() if link is None])
@@ -38,7 +41,6 @@ def record(store: Store, outcomes: list[EventOutcome]) -> set[str]:
         deferred = {o.event.subject: o.deferred for o in recorded if o.event is not None and o.deferred is not None}
         traces = {o.event.subject: o.event.traceparent for o in recorded if o.event is not None and o.deferred}
         store.schedule.replan(s, deferred, traces)
-        store.outbox.confirm(s, ids)
         store.claims.end(s, ids)
     return new
 

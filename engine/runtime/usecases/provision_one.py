@@ -65,4 +65,4 @@ def record_one(store: Store, worker_id: str, changes: Diff, outcome: EventOutcom
         store.snapshots.upsert(s, source, changes.upserts)
         store.quarantine.replace(s, source, [], complete=False, read_ids=[remote_id])
         store.sources.polled(s, source, None)
-    record(store, [outcome])
+    record(store, [outcome], direct=True)
