@@ -171,3 +171,15 @@ def test_the_events_another_engine_holds_are_those_of_its_live_claims(store_url:
     assert store.claims.elsewhere(["e1", "e2", "e3"], B) == {"e2"}
     assert store.claims.elsewhere([], A) == set()
     store.close()
+
+
+def test_a_direct_recording_takes_the_same_event_out_of_the_outbox(store_url: str):
+    """Provision-now records without the outbox; a poll that made the same change first left it there
+    under the same id. Recording takes it out, so no consumer applies it a second time."""
+    store = Store(store_url)
+    in_flight(store, "e1")
+    assert record(store, [_outcome("e1")], direct=True) == {"e1"}
+    assert store.outbox.applied(["e1"]) == {"e1"}
+    assert record(store, [_outcome("e2", "hr:2")], direct=True) == {"e2"}  # never in the outbox: still recorded
+    assert {link.account_id for link in store.links.all()} == {"acct-e1", "acct-e2"}
+    store.close()

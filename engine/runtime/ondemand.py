@@ -3,8 +3,9 @@
 The worker is read from its source (one record where the source can), diffed against its snapshot
 and passed through the SafetyGate (usecases/provision_one.py, off the event loop), planned and
 applied by the same Planner and Applier as the pipeline, and the outcome recorded the same way:
-links, provisioning log, snapshot. Nothing goes through the outbox, so a running engine never
-applies it a second time. Each step is handed to `show` as it happens.
+links, provisioning log, snapshot. Nothing goes through the outbox, so a running engine's next poll
+finds nothing to apply; a poll that made the same change first left it in the outbox, and recording
+takes it out there. Each step is handed to `show` as it happens.
 """
 
 from __future__ import annotations

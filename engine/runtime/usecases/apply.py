@@ -23,8 +23,11 @@ def record(store: Store, outcomes: list[EventOutcome], *, direct: bool = False) 
     now = utcnow()
     ids = list(dict.fromkeys(o.event_id for o in outcomes))
     with store.unit() as s:
-        # First: the events it takes out of the outbox are this unit's to record.
-        new = set(ids) if direct else store.outbox.confirm(s, ids)
+        # First: the events it takes out of the outbox are this unit's to record. A direct one is
+        # this call's whatever the outbox holds; a poll that made the same change meanwhile put it
+        # there under the same id, and it is done now too.
+        confirmed = store.outbox.confirm(s, ids)
+        new = set(ids) if direct else confirmed
         recorded = [o for o in outcomes if o.event_id in new]
         final = final_links(recorded)
         store.links.remove(s, [key for key, link in final.items() if link is None])

@@ -58,7 +58,9 @@ def admit_one(
 
 def record_one(store: Store, worker_id: str, changes: Diff, outcome: EventOutcome) -> None:
     """The worker's snapshot becomes what was applied (nothing goes through the outbox, so a running
-    engine never applies it again); then the outcome is recorded as the pipeline records it."""
+    engine's next poll finds nothing to do); then the outcome is recorded as the pipeline records
+    it. A poll that made the same change before this committed put it in the outbox under the same
+    id: recording takes it out, and a consumer that has not taken it yet skips it as applied."""
     source, remote_id = WorkerId.parse(worker_id)
     with store.unit() as s:
         store.snapshots.remove(s, source, changes.removals)
