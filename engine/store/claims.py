@@ -19,7 +19,8 @@ from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.kit.process import owner_is_gone
 from provisioner.engine.store.bulk import where_in
 from provisioner.engine.store.db import Database, chunks, dialect_insert, insert_new
-from provisioner.engine.store.tables import EventClaim, OutboxEvent, TargetClaim
+from provisioner.engine.store.outbox import applied_among
+from provisioner.engine.store.tables import EventClaim, TargetClaim
 
 _EVENT_CLAIMS = EventClaim.__table__  # type: ignore[attr-defined]
 
@@ -64,8 +65,7 @@ class Claims:
                 # An event recorded after the caller looked at the outbox left a free claim behind
                 # (recording deletes both): granting it would apply that change a second time. Read
                 # after the upsert, this sees every recording that committed before the claim.
-                in_flight = select(OutboxEvent.event_id).where(col(OutboxEvent.event_id).in_(list(got)))
-                done = got - set(s.exec(in_flight).all()) if got else set()
+                done = applied_among(s.connection(), list(got)) if got else set()
                 if done:
                     s.exec(delete(EventClaim).where(col(EventClaim.event_id).in_(list(done))))
                     got -= done

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import sqlalchemy
 from sqlalchemy import ColumnElement, Delete, Text, bindparam, cast, func, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from provisioner.engine.contracts.events import WorkerEvent
@@ -27,6 +28,14 @@ def enqueue(s: Session, events: list[WorkerEvent]) -> None:
         for ev in events
     )
     insert_rows(s, OutboxEvent, rows, skip_existing=True)
+
+
+def applied_among(conn: Connection, event_ids: list[str]) -> set[str]:
+    """Those of these events no longer in the outbox, read in the caller's transaction. Every event
+    on the topic came from this outbox (the relay is its only publisher), so one not here is done."""
+    column = OutboxEvent.__table__.c.event_id  # type: ignore[attr-defined]
+    rows = where_in(conn, "outbox.in_flight", sa_select(column).where, column, event_ids)
+    return set(event_ids) - {row[0] for row in rows}
 
 
 class Unpublished(NamedTuple):
@@ -88,12 +97,9 @@ class Outbox:
 
     def applied(self, event_ids: list[str]) -> set[str]:
         """Those of these events that are no longer in flight: their outcome is recorded (here or by
-        another engine), so they are never applied again. Every event on the topic came from this
-        outbox (the relay is its only publisher), so one that is not here is done."""
-        column = OutboxEvent.__table__.c.event_id  # type: ignore[attr-defined]
+        another engine), so they are never applied again."""
         with self.db.session() as s:
-            rows = where_in(s.connection(), "outbox.in_flight", sqlalchemy.select(column).where, column, event_ids)
-        return set(event_ids) - {row[0] for row in rows}
+            return applied_among(s.connection(), event_ids)
 
     def requeue_unconfirmed(self) -> int:
         """After a restart, whatever was published but never applied goes out again, except what a
