@@ -72,8 +72,10 @@ class WorkerEvent(BaseModel):
 def event_id(source: str, worker_id: str, previous_hash: str | None, content_hash: str, type_: EventType) -> str:
     """Deterministic, so a re-poll after a crash yields the same id and the consumer skips it.
 
-    The previous hash is part of it as well: without it, terminate → rehire → terminate with
-    the same record content would reuse the first termination's id and be skipped.
+    `previous_hash` names the stored state the change is told against, not only its content: the
+    store gives the content hash with the time it was stored. Without it, terminate → rehire →
+    terminate, or A → B → A → B, would reuse the first change's id for the second: a distinct event
+    under an id already used, dropped as a repeat or mistaken for a redelivered copy.
     """
     raw = "|".join((source, worker_id, previous_hash or "-", content_hash, type_.value))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -17,7 +17,7 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.ports import Clock, system_clock
 from provisioner.engine.contracts.protocols import FetchesOne, Quarantined, Source, SourceError, SourceRead
 from provisioner.engine.contracts.records import LogEntry
-from provisioner.engine.store.snapshots import StoredSnapshots
+from provisioner.engine.store.snapshots import StoredSnapshots, stored_hash
 
 log = logging.getLogger("provisioner.poll")
 
@@ -147,7 +147,11 @@ def diff(
     _quarantine_duplicate_emails(read, snapshots, linked, one_person)
     now = clock()
     out = Diff(quarantined=read.quarantined, seen=len(read.workers))
-    stored = snapshots.hashes if isinstance(snapshots, StoredSnapshots) else {k: v[0] for k, v in snapshots.items()}
+    stored = (
+        snapshots.hashes
+        if isinstance(snapshots, StoredSnapshots)
+        else {k: stored_hash(v[0]) for k, v in snapshots.items()}
+    )
     changed = [w for w in read.workers if w.content_hash() != stored.get(w.id)]
     if read.complete:
         present = {w.id for w in read.workers}

@@ -5,6 +5,7 @@ unless given the caller's (`s`); writes happen only inside a caller's unit of wo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, update
@@ -14,7 +15,7 @@ from sqlmodel import Session, col, select
 from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.bulk import batches
-from provisioner.engine.store.db import Database, RawJSON, chunks, insert_rows
+from provisioner.engine.store.db import Database, RawJSON, as_utc, chunks, insert_rows
 from provisioner.engine.store.tables import Cursor, Handover, LinkRow, Snapshot
 
 
@@ -70,10 +71,10 @@ class Snapshots:
             return int(session.exec(query).one())
 
     def stored(self, worker_id: str, s: Session | None = None) -> tuple[str, Worker] | None:
-        """One worker's snapshot, (content hash, Worker), without reading the rest of its source."""
+        """One worker's snapshot, (its `state_key`, Worker), without reading the rest of its source."""
         with self.db.session(s) as session:
             row = session.exec(select(Snapshot).where(Snapshot.worker_id == worker_id)).first()
-        return (row.content_hash, Worker.model_validate(row.worker)) if row else None
+        return (state_key(row.content_hash, row.updated_at), Worker.model_validate(row.worker)) if row else None
 
     def get(self, worker_id: str, s: Session | None = None) -> Worker | None:
         found = self.stored(worker_id, s)
@@ -168,35 +169,50 @@ class Snapshots:
             s.add(Handover(worker_id=old, successor=new, key=key))
 
 
+def state_key(content_hash: str, stored_at: datetime) -> str:
+    """The stored state a change is told against (its event id is made of it): the content and when
+    it was stored. A record that goes A → B → A → B makes its two B changes against two stored A
+    states, so they are two events with two ids (CloudEvents: one id per distinct event); one change
+    told twice against the same stored state (a poll that rolled back and runs again, provision-now
+    racing a poll) has one id, and the outbox and the consumer take it once."""
+    return f"{content_hash}@{as_utc(stored_at).isoformat()}"
+
+
+def stored_hash(state: str) -> str:
+    """The content hash a `state_key` was made of, as stored (an earlier version's format, maybe)."""
+    return state.partition("@")[0]
+
+
 class StoredSnapshots(Mapping[str, tuple[str, Worker]]):
-    """A source's snapshots, (content hash, Worker) by worker id, that reads only the hashes up
-    front: a poll of 100,000 people in which nothing changed compares hashes and never builds a
-    Worker from storage. Workers are read on first use, in bulk after `preload`, in the unit of
-    work they were read in when there is one."""
+    """A source's snapshots, (`state_key`, Worker) by worker id, that reads only the content hashes
+    (`hashes`) up front: a poll of 100,000 people in which nothing changed compares hashes and never
+    builds a Worker from storage. Workers are read on first use, in bulk after `preload`, in the unit
+    of work they were read in when there is one."""
 
     def __init__(self, db: Database, source: str, hashes: dict[str, str], s: Session | None = None):
         self.db = db
         self.source = source
         self.hashes = hashes
         self._session = s
-        self._workers: dict[str, Worker] = {}
+        self._workers: dict[str, tuple[str, Worker]] = {}
 
     def preload(self, worker_ids: Iterable[str]) -> None:
         wanted = [w for w in worker_ids if w in self.hashes and w not in self._workers]
         for chunk in chunks(wanted):
             with self.db.session(self._session) as s:
                 rows = s.execute(
-                    select(Snapshot.worker_id, Snapshot.worker).where(
+                    select(Snapshot.worker_id, Snapshot.content_hash, Snapshot.updated_at, Snapshot.worker).where(
                         col(Snapshot.source) == self.source, col(Snapshot.worker_id).in_(chunk)
                     )
                 )
-                self._workers.update({worker_id: Worker.model_validate(data) for worker_id, data in rows})
+                self._workers.update({w: (state_key(h, at), Worker.model_validate(data)) for w, h, at, data in rows})
 
     def __getitem__(self, worker_id: str) -> tuple[str, Worker]:
-        digest = self.hashes[worker_id]
         if worker_id not in self._workers:
+            if worker_id not in self.hashes:
+                raise KeyError(worker_id)
             self.preload([worker_id])
-        return digest, self._workers[worker_id]
+        return self._workers[worker_id]
 
     def __contains__(self, worker_id: object) -> bool:
         return worker_id in self.hashes

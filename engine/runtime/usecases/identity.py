@@ -227,9 +227,10 @@ def _person_event(
         if (wid in known.upserts or wid in known.stored) and wid not in known.removals
     ]
     was_active = before is not None and before.status in (WorkerStatus.active, WorkerStatus.on_leave)
+    told_against = _told_against(before, events)
     if not records:
         planned[person_id] = None
-        return removal_event(source, before, before.content_hash(), now) if before is not None else None
+        return removal_event(source, before, told_against, now) if before is not None else None
     person = rules.person(person_id, records, now, was_active)
     planned[person_id] = person.worker
     gone = [e.subject for e in events if e.type in _ENDS]
@@ -238,4 +239,12 @@ def _person_event(
         log.info("%s: %s; nothing is deprovisioned", person_id, note)
     if before is not None and before.content_hash() == person.worker.content_hash():
         return None
-    return change_event(source, before, before.content_hash() if before else None, person.worker, now)
+    return change_event(source, before, told_against, person.worker, now)
+
+
+def _told_against(before: Worker | None, events: list[WorkerEvent]) -> str:
+    """The state a person's change is told against (its event id is made of it): the person as last
+    planned and the changes of its records that make this one. Those records' event ids name the
+    stored states they were told against, so a person changed back and again (A → B → A → B) has a
+    new event each time, and the same change told twice has one id."""
+    return "|".join([before.content_hash() if before else "-", *sorted(e.id for e in events)])
