@@ -64,6 +64,14 @@ def test_a_leaver_keeps_what_the_target_says_and_explain_says_so(
         assert "keeps groups while disabled: staff" in invoke("explain", "hr:1", "-c", str(path))  # the old form
 
 
+def test_a_sync_with_nothing_to_change_says_so_instead_of_an_empty_table(tmp_path, store_url, scim_server):
+    path = write(tmp_path, store_url, scim_server.url, "disable", [person(1)])
+    assert "create" in invoke("sync", "-c", str(path))
+    again = invoke("sync", "-c", str(path))
+    assert "sync: nothing to change in any app" in again
+    assert "┏" not in again and "action" not in again
+
+
 def test_status_reads_whole_at_80_columns(tmp_path, store_url, scim_server):
     path = write(tmp_path, store_url, scim_server.url, "disable", [person(1), person(2)])
     invoke("sync", "-c", str(path))
