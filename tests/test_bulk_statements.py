@@ -56,33 +56,6 @@ def test_a_confirmation_racing_another_engine_reports_only_its_own_events(store_
     store.close()
 
 
-def test_the_relay_marks_published_around_the_rows_a_recording_unit_is_deleting(store_url: str):
-    """The consumer can record an event before the relay has marked it published. On PostgreSQL the
-    relay leaves the row a recording unit holds and does not wait for that unit (waiting, across
-    statements taken in another order, could deadlock with it); SQLite has one writer at a time, so
-    there it waits. Either way the deleted event is gone and the other one is marked."""
-    store = Store(store_url)
-    in_flight(store, "a", "b")
-    seqs = [row.seq for row in store.outbox.unpublished(10)]
-    marked = threading.Event()
-
-    def relay() -> None:
-        store.outbox.mark_published(seqs)
-        marked.set()
-
-    racer = threading.Thread(target=relay)
-    with store.unit() as s:
-        assert store.outbox.confirm(s, ["a"]) == {"a"}
-        racer.start()
-        if store_url.startswith("postgresql"):
-            assert marked.wait(timeout=30), "the relay waited for a recording unit"
-    racer.join(timeout=30)
-    assert marked.is_set()
-    assert store.outbox.unpublished(10) == []
-    assert store.outbox.applied(["a", "b"]) == {"a"}
-    store.close()
-
-
 def test_a_statement_over_an_in_list_reaches_every_value_and_converts_the_others(store_url: str):
     store = Store(store_url)
     at = datetime(2026, 5, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Delete, Text, Update, bindparam, cast, func, update
+from sqlalchemy import ColumnElement, Delete, Text, bindparam, cast, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
@@ -74,22 +74,10 @@ class Outbox:
             return [Unpublished(*row) for row in s.execute(query)]
 
     def mark_published(self, seqs: list[int]) -> None:
-        """These rows are on the bus. On PostgreSQL a row another transaction holds is left as it
-        is: a recording unit deleting it (the consumer can be that quick) locks its rows in its own
-        order, and waiting for it here, across several statements, could deadlock with it. A row
-        left unmarked whose deletion then rolls back is published again; the consumer skips an event
-        it holds or has applied."""
         table = OutboxEvent.__table__  # type: ignore[attr-defined]
         mark = table.update().values(published_at=bindparam("at", type_=table.c.published_at.type))
-
-        def free_rows(is_in: ColumnElement[bool]) -> Update:
-            return mark.where(table.c.seq.in_(sa_select(table.c.seq).where(is_in).with_for_update(skip_locked=True)))
-
         with self.db.session() as s:
-            conn = s.connection()
-            # SQLite has no row locks (one writer at a time), so there the rows are marked directly.
-            build = free_rows if conn.dialect.name == "postgresql" else mark.where
-            where_in(conn, "outbox.published", build, table.c.seq, seqs, {"at": utcnow()})
+            where_in(s.connection(), "outbox.published", mark.where, table.c.seq, seqs, {"at": utcnow()})
 
     def confirm(self, s: Session, event_ids: list[str]) -> set[str]:
         """These events are applied: deleted in the unit of work that records their outcome, which
