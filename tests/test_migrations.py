@@ -14,13 +14,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 from sqlmodel import SQLModel
 
 from provisioner.engine.runtime.scheduler import JOB_TABLE
 from provisioner.engine.store import Store
 from provisioner.engine.store.db import make_engine
 from provisioner.engine.store.migrate import alembic_config, create_table_of, latest_revision
+from tests.conftest import in_flight
 
 pytestmark = pytest.mark.fast
 
@@ -53,9 +54,13 @@ def test_the_migrations_build_exactly_the_tables_of_the_models(store_url: str):
 
 def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url: str):
     engine = make_engine(store_url)
+    sqlite = store_url.startswith("sqlite")
     older = [t for t in SQLModel.metadata.sorted_tables if t.name not in ADDED_SINCE_BASELINE]
+    older = [t for t in older if not (sqlite and t.name == "outboxevent")]
     SQLModel.metadata.create_all(engine, tables=older)  # what create_tables of an older version left
     with engine.begin() as conn:  # and the table of applied ids those versions kept
+        if sqlite:  # and their outbox, whose seq SQLite handed out again once deleted
+            conn.execute(text(OLD_SQLITE_OUTBOX))
         conn.execute(text("CREATE TABLE processedevent (event_id VARCHAR PRIMARY KEY, outcome VARCHAR)"))
         conn.execute(text("INSERT INTO processedevent VALUES ('e1', 'success')"))
         conn.execute(
@@ -70,9 +75,17 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(store_url:
     assert set(ADDED_SINCE_BASELINE) <= set(inspect(engine).get_table_names())
     assert store.claims.take(["e2"], "a:1:1:x", 60).mine == {"e2"}
     store.close()
+    if sqlite:
+        with engine.connect() as conn:
+            assert "AUTOINCREMENT" in _outbox_sql(conn)
     assert _version(store_url) == _head()
     Store(store_url).close()  # and opened again: nothing left to do
     engine.dispose()
+
+
+OLD_SQLITE_OUTBOX = """CREATE TABLE outboxevent (
+    seq INTEGER NOT NULL, event_id VARCHAR NOT NULL, worker_id VARCHAR NOT NULL, payload JSON NOT NULL,
+    created_at DATETIME NOT NULL, published_at DATETIME, confirmed_at DATETIME, PRIMARY KEY (seq), UNIQUE (event_id))"""
 
 
 def _all_at_once(step: Callable[[], None], n: int = 4) -> None:
@@ -166,3 +179,57 @@ def test_an_outbox_upgraded_keeps_only_the_events_in_flight(store_url: str):
     assert "confirmed_at" in {c["name"] for c in inspect(engine).get_columns("outboxevent")}
     assert "processedevent" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_new_outbox_event_never_takes_the_seq_of_one_applied_and_deleted(store_url: str):
+    """The relay marks what it published by seq; a consumer can record those events first. Had a
+    new event the seq of one of them (SQLite reuses the largest rowid once deleted), the relay's
+    mark would take it for published, unsent."""
+    store = Store(store_url)
+    in_flight(store, "a", "b")
+    seqs = [row.seq for row in store.outbox.unpublished(10)]  # the relay reads, then publishes
+    with store.unit() as s:  # the consumer records both before the relay marks them
+        assert store.outbox.confirm(s, ["a", "b"]) == {"a", "b"}
+    in_flight(store, "new")  # a poll commits a new event
+    store.outbox.mark_published(seqs)
+    [left] = store.outbox.unpublished(10)
+    assert left.event_id == "new" and left.seq > max(seqs)
+    store.close()
+
+
+def test_revision_0014_rebuilds_an_outbox_that_reused_seqs_with_its_events(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0013_applied_is_not_in_flight")
+        assert "AUTOINCREMENT" not in _outbox_sql(conn)
+        conn.execute(
+            text(
+                "INSERT INTO outboxevent (seq, event_id, worker_id, payload, created_at) "
+                "VALUES (10, 'x', 'hr:1', '{}', '2026-01-01'), (11, 'y', 'hr:2', '{}', '2026-01-01')"
+            )
+        )
+    store = Store(url)  # migrated to the head as it opens
+    with engine.connect() as conn:
+        assert "AUTOINCREMENT" in _outbox_sql(conn)
+    assert [(row.seq, row.event_id) for row in store.outbox.unpublished(10)] == [(10, "x"), (11, "y")]
+    with store.unit() as s:
+        store.outbox.confirm(s, ["y"])
+    in_flight(store, "z")
+    assert [(row.seq, row.event_id) for row in store.outbox.unpublished(10)] == [(10, "x"), (12, "z")]
+    assert "ix_outboxevent_unpublished" in {i["name"] for i in inspect(engine).get_indexes("outboxevent")}
+    store.close()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0013_applied_is_not_in_flight")
+        assert "AUTOINCREMENT" not in _outbox_sql(conn)
+        assert conn.execute(text("SELECT seq, event_id FROM outboxevent")).all() == [(10, "x"), (12, "z")]
+    engine.dispose()
+
+
+def _outbox_sql(conn: Connection) -> str:
+    return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'outboxevent'")).scalar() or ""

@@ -57,6 +57,7 @@ def migrate(engine: Engine) -> None:
         if older:
             create_tables(engine)  # what older versions did: the tables and columns they lacked
             _outbox_in_flight(engine)
+            _outbox_seq_never_reused(engine)
         config = alembic_config()
         with engine.begin() as conn:
             config.attributes["connection"] = conn
@@ -105,6 +106,23 @@ def _outbox_in_flight(engine: Engine) -> None:
         conn.execute(text("DELETE FROM outboxevent WHERE confirmed_at IS NOT NULL"))
         for index in obsolete & {i["name"] for i in outbox.get_indexes("outboxevent")}:
             conn.execute(text(f"DROP INDEX {index}"))
+
+
+def _outbox_seq_never_reused(engine: Engine) -> None:
+    """An older SQLite outbox handed a deleted event's seq out again (revision 0014 does the same)."""
+    if engine.dialect.name != "sqlite":
+        return
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.begin() as conn:
+        created = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'outboxevent'")).scalar() or ""
+        if "AUTOINCREMENT" in created.upper():
+            return
+        operations = Operations(MigrationContext.configure(conn))
+        table = {"sqlite_autoincrement": True}
+        with operations.batch_alter_table("outboxevent", recreate="always", table_kwargs=table) as batch:
+            del batch
 
 
 def _current_revision(engine: Engine) -> str | None:

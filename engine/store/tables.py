@@ -36,7 +36,9 @@ class OutboxEvent(SQLModel, table=True):
     (an event not in it is done), so nothing here grows with the events ever applied."""
 
     # The relay's query (unpublished, in seq order) reads this index alone; an event leaves it
-    # when it is published.
+    # when it is published. AUTOINCREMENT: SQLite would otherwise give a new event the seq of one
+    # just applied and deleted, and the relay, marking what it published by seq, would mark the new
+    # one published unsent (PostgreSQL's sequence never hands a number out twice).
     __table_args__ = (
         Index(
             "ix_outboxevent_unpublished",
@@ -44,6 +46,7 @@ class OutboxEvent(SQLModel, table=True):
             sqlite_where=text("published_at IS NULL"),
             postgresql_where=text("published_at IS NULL"),
         ),
+        {"sqlite_autoincrement": True},
     )
 
     seq: int | None = Field(default=None, primary_key=True)
