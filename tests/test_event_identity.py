@@ -8,6 +8,7 @@ of the first, applied already, was taken for the second one in flight and applie
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.poller import diff
 from provisioner.engine.runtime.usecases.identity import IdentityRules
+from provisioner.engine.runtime.usecases.identity_manual import link, unlink
 from provisioner.engine.runtime.usecases.ingest import ingest
 from provisioner.engine.runtime.wiring import Parts
 from tests.test_stream_ingest import parts_for, person, write_rows
@@ -92,5 +94,31 @@ async def test_a_person_of_two_records_changed_back_and_again_makes_a_new_event_
         assert len(ids) == 4 and len(set(ids)) == 4
         in_flight = [row.event_id for row in parts.store.outbox.unpublished(10)]
         assert in_flight[-4:] == ids
+    finally:
+        await parts.aclose()
+
+
+async def test_a_record_linked_by_hand_unlinked_and_linked_again_makes_an_event_each_time(tmp_path):
+    later = (date.today() + timedelta(days=60)).isoformat()
+    rows = [person(1), {**person(2, status="pending", start_date=later), "department": "Sales"}]
+    path = tmp_path / "hr.json"
+    write_rows(path, rows)
+    config = Config.model_validate(
+        {
+            "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+            "sources": [{"name": "hr", "type": "file", "path": str(path)}],
+            "identity": {"match": ["custom.national_id_hash"]},
+        }
+    )
+    parts, rules = Parts(config), IdentityRules.of(config)
+    try:
+        hires = [e.id for e in (await ingest(parts.sources["hr"], parts.store, parts.gate, identity=rules)).events]
+        decided: list[str] = []
+        for _ in range(2):
+            decided += link(parts.store, rules, "hr:1", "hr:2").events
+            decided += unlink(parts.store, rules, "hr:2").events
+        assert len(decided) == len(set(decided)) and not set(decided) & set(hires)
+        in_flight = [row.event_id for row in parts.store.outbox.unpublished(20)]
+        assert in_flight == [*hires, *decided]  # each decision in flight, in the order it was made
     finally:
         await parts.aclose()

@@ -74,7 +74,7 @@ def unlink(store: Store, rules: IdentityRules | None, record: str, now: datetime
         _replan(store, s, rules, person_id, before, now, out)
         own = store.snapshots.get(record, s)
         if own is not None:
-            _queue(store, s, [change_event(own.source, None, None, own, now)], out)
+            _queue(store, s, [change_event(own.source, None, _by_hand(None, now), own, now)], out)
         store.log.append([LogEntry(worker_id=person_id, action="identity", result="success", reason=out.said[0])], s)
     return out
 
@@ -140,8 +140,15 @@ def _replan(
         worker = rules.person(person_id, records, now, was_active).worker
         store.identities.set_person(s, person_id, worker)
     if before is None or before.content_hash() != worker.content_hash():
-        digest = before.content_hash() if before else None
-        _queue(store, s, [change_event(worker.source, before, digest, worker, now)], out)
+        _queue(store, s, [change_event(worker.source, before, _by_hand(before, now), worker, now)], out)
+
+
+def _by_hand(before: Worker | None, now: datetime) -> str:
+    """What a change decided by a person is told against (its event id is made of it): the person
+    as it was and the moment of the decision. Each decision is one unit of work, made once, so link,
+    unlink, link again are three events, none taken for another in flight or applied before (told
+    against the content alone, the second link had the first one's id and was dropped)."""
+    return f"{before.content_hash() if before else '-'}|by hand@{now.isoformat()}"
 
 
 def _queue(store: Store, s: Session, events: list[WorkerEvent], out: Decision) -> None:
