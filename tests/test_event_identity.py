@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.engine.config import Config
+from provisioner.engine.contracts.models import Worker
 from provisioner.engine.runtime.poller import diff
 from provisioner.engine.runtime.usecases.identity import IdentityRules
 from provisioner.engine.runtime.usecases.identity_manual import link, unlink
@@ -120,5 +121,52 @@ async def test_a_record_linked_by_hand_unlinked_and_linked_again_makes_an_event_
         assert len(decided) == len(set(decided)) and not set(decided) & set(hires)
         in_flight = [row.event_id for row in parts.store.outbox.unpublished(20)]
         assert in_flight == [*hires, *decided]  # each decision in flight, in the order it was made
+    finally:
+        await parts.aclose()
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["streamed", "whole read"])
+async def test_a_worker_removed_and_listed_again_as_first_hired_is_a_new_hire(tmp_path, store_url, whole):
+    """While the first hire is in flight: its repeat would be dropped, and the removal applied last."""
+    parts, path = parts_for(tmp_path, [person(1), person(2)], store_url)
+    source, only = parts.sources["hr"], ["1", "2"] if whole else None
+    try:
+        hired = (await ingest(source, parts.store, parts.gate)).events
+        write_rows(path, [person(2)])
+        removed = (await ingest(source, parts.store, parts.gate)).events
+        assert [e.type.value for e in removed] == ["worker.removed"]
+        write_rows(path, [person(1), person(2)])
+        departed = parts.store.snapshots.departed("hr", ["hr:1"])
+        told = diff("hr", await source.read({}), {}, departed=departed).events  # what provision-now tells
+        again = [e for e in (await ingest(source, parts.store, parts.gate, only=only)).events]
+        assert [e.id for e in told if e.subject == "hr:1"] == [again[0].id]
+        assert [(e.type.value, e.subject) for e in again] == [("worker.hired", "hr:1")]
+        assert again[0].id not in {e.id for e in hired}
+        in_flight = [row.event_id for row in parts.store.outbox.unpublished(10)]
+        assert in_flight == [*(e.id for e in hired), removed[0].id, again[0].id]
+        write_rows(path, [person(2)])  # and it leaves, and comes back, once more
+        gone_again = (await ingest(source, parts.store, parts.gate)).events
+        write_rows(path, [person(1), person(2)])
+        back_again = (await ingest(source, parts.store, parts.gate, only=only)).events
+        ids = {e.id for e in [*hired, *removed, *again, *gone_again, *back_again]}
+        assert len(ids) == 6 and len(parts.store.outbox.unpublished(10)) == 6
+    finally:
+        await parts.aclose()
+
+
+async def test_a_late_second_removal_keeps_the_state_a_worker_left_from(tmp_path, store_url):
+    """Provision-now of a leaver records its removal after a poll recorded the same one."""
+    parts, _ = parts_for(tmp_path, [person(1)], store_url)
+    try:
+        store = parts.store
+        with store.unit() as s:
+            store.snapshots.upsert(s, "hr", [Worker(id="hr:1", source="hr", remote_id="1", first_name="F1")])
+        with store.unit() as s:
+            store.snapshots.remove(s, "hr", ["hr:1"])
+        left = store.snapshots.departed("hr", ["hr:1"])
+        assert list(left) == ["hr:1"]
+        with store.unit() as s:
+            store.snapshots.remove(s, "hr", ["hr:1"])  # nothing of it is left to remove
+        assert store.snapshots.departed("hr", ["hr:1"]) == left
     finally:
         await parts.aclose()

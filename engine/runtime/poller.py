@@ -137,9 +137,11 @@ def diff(
     linked: Linked | None = None,
     clock: Clock = system_clock,
     one_person: OnePerson | None = None,
+    departed: Mapping[str, str] | None = None,
 ) -> Diff:
     """What changed between the stored snapshot and this read. `linked`: which of the workers whose
     work email is contested have an account somewhere (None: not known, a stored snapshot is enough).
+    `departed`: what the hire of a worker the snapshots lack is told against (`Snapshots.departed`).
 
     Content hashes are compared first; a stored Worker is only built for someone who changed or
     left (`StoredSnapshots` reads those in bulk), so an unchanged poll costs a hash per person."""
@@ -169,9 +171,8 @@ def diff(
             # the snapshot takes the new digest, and nothing happened that an event could say.
             out.upserts.append(worker)
             continue
-        out.events.append(
-            change_event(source, previous[1] if previous else None, previous[0] if previous else None, worker, now)
-        )
+        told = previous[0] if previous else (departed or {}).get(worker.id)
+        out.events.append(change_event(source, previous[1] if previous else None, told, worker, now))
         out.upserts.append(worker)
     for wid in gone:
         digest, last = snapshots[wid]

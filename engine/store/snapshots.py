@@ -16,7 +16,7 @@ from provisioner.engine.contracts.models import Worker
 from provisioner.engine.contracts.records import utcnow
 from provisioner.engine.store.bulk import batches
 from provisioner.engine.store.db import Database, RawJSON, as_utc, chunks, insert_rows
-from provisioner.engine.store.tables import Cursor, Handover, LinkRow, Snapshot
+from provisioner.engine.store.tables import Cursor, Departed, Handover, LinkRow, Snapshot
 
 
 class Snapshots:
@@ -124,7 +124,7 @@ class Snapshots:
     def write(self, s: Session, source: str, workers: list[tuple[Worker, str | None]], replacing: list[str]) -> None:
         """These workers' snapshots with the digests of the records they were read from; `replacing`:
         those of them the store holds already (a new worker costs no delete)."""
-        self.remove(s, source, replacing)
+        self._delete(s, source, list(replacing))
         now = utcnow()
         rows = (
             {
@@ -140,6 +140,22 @@ class Snapshots:
         )
         insert_rows(s, Snapshot, rows)
 
+    def departed(self, source: str, worker_ids: list[str], s: Session | None = None) -> dict[str, str]:
+        """Worker id -> what the hire of these workers, new to the snapshots, is told against: the
+        state those that were here before left from (the others are not in it). One read when the
+        source never lost anyone, however many are new (a first sync of a million)."""
+        with self.db.session(s) as session:
+            anyone = select(Departed.worker_id).where(col(Departed.source) == source).limit(1)
+            if not worker_ids or session.exec(anyone).first() is None:
+                return {}
+            found: dict[str, str] = {}
+            for chunk in chunks(sorted(set(worker_ids))):
+                query = select(Departed.worker_id, Departed.left_from).where(
+                    col(Departed.source) == source, col(Departed.worker_id).in_(chunk)
+                )
+                found.update({w: f"left from {state}" for w, state in session.exec(query)})
+        return found
+
     def set_digests(self, s: Session, source: str, digests: list[tuple[str, str]]) -> None:
         """(worker id, record digest): the record reads differently, the Worker it makes is the same."""
         table = Snapshot.__table__  # type: ignore[attr-defined]
@@ -152,8 +168,29 @@ class Snapshots:
             s.connection().execute(statement, [{"wid": wid, "digest": digest} for wid, digest in chunk])
 
     def remove(self, s: Session, source: str, worker_ids: Iterable[str]) -> None:
+        """These workers left the source: their snapshots go, and the state they left from stays
+        (`Departed`), which a re-hire is told against."""
+        ids = list(worker_ids)
+        table = Snapshot.__table__  # type: ignore[attr-defined]
+        left: list[dict[str, Any]] = []
+        now = utcnow()
+        for chunk in chunks(ids):
+            query = sa_select(table.c.worker_id, table.c.content_hash, table.c.updated_at).where(
+                table.c.source == source, table.c.worker_id.in_(chunk)
+            )
+            rows = s.connection().execute(query)
+            found = [{"source": source, "worker_id": w, "left_from": state_key(h, at), "at": now} for w, h, at in rows]
+            # Only those whose snapshot goes now: one that left already (a second, late removal of it)
+            # keeps the state it left from.
+            gone = [row["worker_id"] for row in found]
+            s.exec(delete(Departed).where(col(Departed.source) == source, col(Departed.worker_id).in_(gone)))
+            left += found
+        insert_rows(s, Departed, left)
+        self._delete(s, source, ids)
+
+    def _delete(self, s: Session, source: str, worker_ids: list[str]) -> None:
         # delete + insert instead of merge in `upsert`: merge costs one SELECT per row
-        for chunk in chunks(list(worker_ids)):
+        for chunk in chunks(worker_ids):
             s.exec(delete(Snapshot).where(col(Snapshot.source) == source, col(Snapshot.worker_id).in_(chunk)))
 
     def hand_over(self, s: Session, handovers: Iterable[tuple[str, str, str]]) -> None:

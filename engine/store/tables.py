@@ -67,6 +67,18 @@ class Handover(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class Departed(SQLModel, table=True):
+    """A worker its source no longer lists, and the stored state it left from: listed again, it is
+    told against that, so a re-hire that reads exactly as the first hire did is a change of its own
+    (it had the first hire's event id). One row per worker that ever left, rewritten when it leaves
+    again."""
+
+    source: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True)
+    left_from: str  # the removed snapshot's `Snapshots.state_key`
+    at: datetime = Field(default_factory=utcnow)
+
+
 class LinkRow(SQLModel, table=True):
     """Which account in a target belongs to which worker, and what we last wrote to it."""
 

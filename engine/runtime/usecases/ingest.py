@@ -107,6 +107,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
         named = [WorkerId.text(name, remote_id) for remote_id in read_ids] if reading.only else None
         snapshots = store.snapshots.of_source(name, s, named)
         known = len(snapshots) if named is None else store.snapshots.count(name, s)
+        unknown = [w.id for w in read.workers if w.id not in snapshots]
         result = diff(
             name,
             read,
@@ -114,6 +115,7 @@ def take_in(store: Store, gate: SafetyGate | None, reading: Reading, clock: Cloc
             lambda ids: {wid for wid, _ in store.links.for_workers(ids)},
             clock,
             one_person(store, s, reading.identity),  # records the identity rules join share an email
+            store.snapshots.departed(name, unknown, s),
         )
         handed = store.snapshots.handovers(s)
         result.events = [e for e in result.events if e.subject not in handed]

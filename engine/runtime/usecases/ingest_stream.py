@@ -196,6 +196,7 @@ def _flush(poll: _Poll) -> None:
     previous = poll.store.snapshots.of_source(poll.name, poll.s, known) if known else None
     if previous is not None:  # the stored Workers of those whose content changed, in bulk
         previous.preload([w.id for w, _ in pending if previous.hashes.get(w.id, w.content_hash()) != w.content_hash()])
+    departed = poll.store.snapshots.departed(poll.name, [w.id for w, _ in pending if w.id not in poll.known], poll.s)
     events: list[WorkerEvent] = []
     same: list[tuple[str, str]] = []
     written: list[tuple[Worker, str | None]] = []
@@ -207,7 +208,8 @@ def _flush(poll: _Poll) -> None:
         if before is not None and before[1].content_hash() == worker.content_hash():
             written.append((worker, digest))  # the stored digest is of another format: renewed
             continue
-        event = change_event(poll.name, before[1] if before else None, before[0] if before else None, worker, poll.now)
+        told = before[0] if before else departed.get(worker.id)
+        event = change_event(poll.name, before[1] if before else None, told, worker, poll.now)
         events.append(event)
         written.append((worker, digest))
     poll.store.snapshots.set_digests(poll.s, poll.name, same)

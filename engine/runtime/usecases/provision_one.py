@@ -40,7 +40,8 @@ def admit_one(
         if person != worker_id or store.identities.person(person, s) is not None:  # docs/identity.md
             return Admitted(Diff(), note=f"{worker_id} is a record of the person {person}: a poll plans the person")
         stored = store.snapshots.stored(worker_id, s)
-        changes = diff(source, read, {worker_id: stored} if stored else {}, clock=clock)
+        departed = {} if stored else store.snapshots.departed(source, [worker_id], s)
+        changes = diff(source, read, {worker_id: stored} if stored else {}, clock=clock, departed=departed)
         if changes.quarantined:
             return Admitted(changes, note="; ".join(q.reason for q in changes.quarantined))
         # Unchanged since the last poll: re-plan from what the source says now, as reconcile would.
