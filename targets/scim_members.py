@@ -6,7 +6,8 @@ list, or a read-modify-PUT; some answer 200 to a form and change nothing, some i
 a PUT. Each write is therefore read back (from the answer when it carries the members, else one
 GET), the forms are tried in order until one is confirmed, and the one that worked is learned.
 Members are matched by id, by a `$ref` ending in the id, or by userName (one server lists
-`members[].value` as the userName).
+`members[].value` as the userName). A group too large to read back is asked about one account at a
+time, where the app is known to answer that right (`scim_member_filter.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.engine.contracts.profile import AdditionForm, RemovalForm
+from provisioner.engine.kit.limits import ResponseTooLarge
 from provisioner.targets.scim_change import Changes
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import eq
+from provisioner.targets.scim_member_filter import MemberFilter
 from provisioner.targets.scim_support import ERRORS, PATCH_SCHEMA, ScimError, log
 
 ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
@@ -31,6 +34,7 @@ class Members:
         self.changes = changes
         self.lessons = client.lessons
         self.group_names = group_names  # name → id as the writer knows them: failures name the group
+        self.check = MemberFilter(client)  # for groups too large to read back whole
 
     async def write(self, group_id: str, changes: list[tuple[str, str]]) -> list[str | None]:
         """One answer per change: None once the app shows it, else why not (a coalesced batch fails
@@ -73,8 +77,7 @@ class Members:
                 return {}
             if not refused:
                 tried.append(f"{form} answered success")
-        name = next((n for n, known in self.group_names.items() if known == group_id), group_id)
-        what = f"{'add to' if present else 'remove from'} group {name!r} (tried {'; '.join(tried)})"
+        what = f"{'add to' if present else 'remove from'} group {self._name(group_id)!r} (tried {'; '.join(tried)})"
         return {account_id: what for account_id in missing}
 
     def _learn_form(self, form: str, present: bool) -> None:
@@ -102,22 +105,40 @@ class Members:
                 group = await self.client.call("GET", path)
                 mutate(group)
                 operations = [{"op": "replace", "path": "members", "value": group["members"]}]
-                return await self.client.call("PATCH", path, json=_patch(operations))
+                return await self.client.call("PATCH", path, json=_patch(operations), unread_ok=True)
         if form == "filter":
             # (an id is the app's word: quoted as any filter value, never able to end the string)
             operations = [{"op": "remove", "path": f"members[{eq('value', account_id)}]"} for account_id in ids]
         else:  # "patch" adds, "value" removes: the value-list form
             operations = [{"op": "add" if present else "remove", "path": "members", "value": values}]
-        return await self.client.call("PATCH", path, json=_patch(operations))
+        # (an answer too large to read is a success read back by filter: `_not_yet`)
+        return await self.client.call("PATCH", path, json=_patch(operations), unread_ok=True)
 
     async def _not_yet(self, path: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
         """The accounts whose membership the app does not (yet) show as wanted."""
-        if not answer.get("id") or "members" not in answer:
-            answer = await self.client.call("GET", path)  # 204, or an answer without the members
-        held = {key for member in answer.get("members") or [] for key in member_keys(member)}
+        group_id = path.removeprefix("Groups/")
+        if not answer.get("id") or "members" not in answer:  # 204, or an answer without the members
+            if self.check.worth(group_id, len(ids)):
+                return self._differing(await self.check.members(group_id, ids), ids, present)
+            try:
+                answer = await self.client.call("GET", path)
+            except ResponseTooLarge as exc:
+                self.check.too_large(group_id, self._name(group_id), exc.cap)
+                return self._differing(await self.check.members(group_id, ids), ids, present)
+        members = answer.get("members") or []
+        held = {key for member in members for key in member_keys(member)}
         if held:  # not listed by id: the app may list userNames (asked once per account)
             await self._names_of([account_id for account_id in ids if account_id not in held])
-        return [account_id for account_id in ids if self._listed(held, account_id) is not present]
+        differing = [account_id for account_id in ids if self._listed(held, account_id) is not present]
+        await self.check.read(group_id, members)  # after `_listed`: it learns members listed by userName
+        return differing
+
+    @staticmethod
+    def _differing(members: set[str], ids: list[str], present: bool) -> list[str]:
+        return [account_id for account_id in ids if (account_id in members) is not present]
+
+    def _name(self, group_id: str) -> str:
+        return next((n for n, known in self.group_names.items() if known == group_id), group_id)
 
     async def _names_of(self, ids: list[str]) -> None:
         for account_id in ids:

@@ -1,7 +1,8 @@
 """What the SCIM writer learns about one app, and the checks that read it back.
 
 The lessons (PATCH refused per resource type, the member forms that take effect, attributes the
-app does not keep, how its userName filter compares, members listed by userName) are held by one
+app does not keep, how its userName filter compares, members listed by userName, whether its member filter answers
+right) are held by one
 `Lessons` per target, which the writer's collaborators read and update; `profile()` gathers them
 into a plain record the runtime stores, and `use()` starts a process from the stored one. A changed
 /ServiceProviderConfig (its hash) means the app changed: everything is learned again.
@@ -30,6 +31,7 @@ class Lessons:
         self.not_kept: set[str] = set()
         self.case_exact_filter: bool | None = None
         self.members_by_user_name = False
+        self.member_filter: bool | None = None
         self.config_hash: str | None = None
         self._reported = self.profile()
 
@@ -41,6 +43,7 @@ class Lessons:
             not_kept=sorted(self.not_kept),
             case_exact_filter=self.case_exact_filter,
             members_by_user_name=self.members_by_user_name,
+            member_filter=self.member_filter,
             config_hash=self.config_hash,
         )
 
@@ -55,6 +58,7 @@ class Lessons:
         self.not_kept = set(profile.not_kept)
         self.case_exact_filter = profile.case_exact_filter
         self.members_by_user_name = profile.members_by_user_name
+        self.member_filter = profile.member_filter
         self.config_hash = profile.config_hash
         self._reported = self.profile()
 

@@ -154,6 +154,11 @@ class ScimError(Exception):
         self.scim_type = scim_type
 
 
+class Unconfirmed(Exception):
+    """A write whose effect could not be read back (a group too large to read, and no other way
+    the app is known to answer right): a failure, for it may or may not have happened."""
+
+
 def refused_as_invalid(error: str | None) -> bool:
     """Whether a failure's error is the app refusing the request as such (a 400: its content, not
     the moment), as ScimError words it."""
@@ -185,7 +190,8 @@ def failed(start: float, exc: Exception, account_id: str | None = None) -> Resul
 
 
 def scim_error(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, ScimError | Unapplied | LeaseBusy) else f"{type(exc).__name__}: {exc}"
+    worded = isinstance(exc, ScimError | Unapplied | Unconfirmed | LeaseBusy)
+    return str(exc) if worded else f"{type(exc).__name__}: {exc}"
 
 
 def is_conflict(exc: Exception) -> bool:
@@ -193,4 +199,4 @@ def is_conflict(exc: Exception) -> bool:
     return isinstance(exc, ScimError) and (exc.scim_type == "uniqueness" or exc.status == 409)
 
 
-ERRORS = (ScimError, Unapplied, LeaseBusy, httpx.HTTPError)
+ERRORS = (ScimError, Unapplied, Unconfirmed, LeaseBusy, httpx.HTTPError)

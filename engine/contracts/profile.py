@@ -32,6 +32,8 @@ class TargetProfile(BaseModel):
     not_kept: list[str] = Field(default_factory=list)  # mapped paths the app answers without
     case_exact_filter: bool | None = None  # its userName filter compares case-exactly
     members_by_user_name: bool = False  # it lists a group's members[].value as the userName
+    # its answer to `members[value eq "id"]` matched a full read of the group (None: not probed yet)
+    member_filter: bool | None = None
     config_hash: str | None = None  # of /ServiceProviderConfig when this was learned
     updated_at: datetime | None = None
 
@@ -47,6 +49,9 @@ class TargetProfile(BaseModel):
                 {None: "not probed yet", True: "case-exact", False: "case-insensitive"}[self.case_exact_filter],
             ),
         ]
+        if self.member_filter is not None:
+            check = "one by one, by filter" if self.member_filter else "by reading the whole group"
+            rows.append(("members of a large group checked", check))
         if self.members_by_user_name:
             rows.append(("group members listed by", "userName"))
         return rows

@@ -13,14 +13,23 @@ MAX_PAGES = 10000  # pages in one listing (a million records at 100 a page)
 
 
 class ResponseTooLarge(httpx.DecodingError):
-    """An answer over the configured cap (not transient: asking again gets the same answer)."""
+    """An answer over the configured cap (not transient: asking again gets the same answer).
+    `status`: the answer's status code, so a caller can tell a write the app took (2xx) whose
+    answer was too large to read from one it refused."""
+
+    def __init__(self, message: str, *, request: httpx.Request, status: int, cap: int):
+        super().__init__(message, request=request)
+        self.status = status
+        self.cap = cap
 
 
-def too_large(app: str, request: httpx.Request, cap: int) -> ResponseTooLarge:
+def too_large(app: str, request: httpx.Request, cap: int, status: int) -> ResponseTooLarge:
     return ResponseTooLarge(
         f"{app}: the answer to {request.method} {request.url.path} is larger than {cap} bytes "
         "(max_response_bytes); refused",
         request=request,
+        status=status,
+        cap=cap,
     )
 
 
@@ -45,7 +54,7 @@ class CappedStream(httpx.AsyncByteStream):
 
 async def capped(response: httpx.Response, request: httpx.Request, app: str, cap: int) -> httpx.Response:
     """`response` with its body limited to `cap` bytes; raises at once if it declares more."""
-    error = too_large(app, request, cap)
+    error = too_large(app, request, cap, response.status_code)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         await response.aclose()
