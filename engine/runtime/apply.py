@@ -169,10 +169,8 @@ class Applier:
             return await target.disable(link.account_id)
         if kind is ActionKind.delete:
             return await target.delete(link.account_id)
-        if kind is ActionKind.add_groups:
-            return await target.set_groups(link.account_id, action.groups, [])
-        if kind is ActionKind.remove_groups:
-            return await target.set_groups(link.account_id, [], action.groups)
+        if kind in (ActionKind.add_groups, ActionKind.remove_groups):
+            return await _each_group(target, link.account_id, action)
         return Result(status=ResultStatus.skipped)
 
     @staticmethod
@@ -272,4 +270,32 @@ def _link(
         attributes=attributes,
         groups=groups,
         updated_at=utcnow(),
+    )
+
+
+async def _each_group(target: Target, account_id: str, action: Action) -> Result:
+    """Each group asked on its own, whatever the writer: one the app refuses (or cannot confirm)
+    never holds back the others. A leaver whose removal from a large all-staff group fails must
+    still leave the admin group listed after it, on this try and on every retry."""
+    add = action.action is ActionKind.add_groups
+    results = [
+        await target.set_groups(account_id, [group] if add else [], [] if add else [group]) for group in action.groups
+    ]
+    failed = [result for result in results if not result.ok]
+    took = sum(result.duration_ms for result in results)
+    if not failed:
+        moved = {
+            "groups_added": list(action.groups) if add else [],
+            "groups_removed": [] if add else list(action.groups),
+        }
+        return Result(status=ResultStatus.success, account_id=account_id, attributes=moved, duration_ms=took)
+    if len(failed) == 1:
+        return failed[0]
+    return Result(
+        status=ResultStatus.failure,
+        account_id=account_id,
+        error="; ".join(str(result.error) for result in failed),
+        duration_ms=took,
+        transient=any(result.transient for result in failed),  # the others are tried again with it
+        outcome=Outcome.not_applied if any(r.outcome is Outcome.not_applied for r in failed) else None,
     )
