@@ -59,7 +59,7 @@ class ScimClient:
         try:
             response = await self.http.request(method, relative_path(self.name, path), **kwargs)
         except ResponseTooLarge as exc:
-            if unread_ok and 200 <= exc.status < 300:
+            if unread_ok and 200 <= exc.answer_status < 300:
                 return {}
             raise
         raise_for_scim(response)

@@ -13,20 +13,17 @@ that is not one, with a small answer (learned per app, `Lessons.member_filter`).
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from typing import Any
 
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import eq
-from provisioner.targets.scim_support import ScimError, Unconfirmed, log
+from provisioner.targets.scim_support import ERRORS, ScimError, Unconfirmed, log
 
-# A group listing this many members is large: the app is probed for the filter while the group can
-# still be read whole to compare with.
+# A group read whole with this many members is large: the app is probed for the filter while such a
+# group can still be read whole to compare with. (Asked one account at a time only once a group is
+# too large to read: on the servers measured, one question costs about what a whole read does.)
 LARGE_GROUP = 5_000
-# A read of the whole group costs about what this many one-account questions do (bytes answered,
-# parsed and served): fewer accounts than its size / this are asked one by one.
-MEMBERS_PER_QUESTION = 100
 
 
 class MemberFilter:
@@ -34,27 +31,24 @@ class MemberFilter:
 
     def __init__(self, client: ScimClient):
         self.client = client
-        self.sizes: dict[str, float] = {}  # members each group was last read with (inf: too large to read)
+        self.large: set[str] = set()  # group ids seen too large to read back whole
         self._probed = False  # in this process: a probe that met an error is tried again next run
 
     @property
     def usable(self) -> bool:
-        return self.client.lessons.member_filter is True
+        lessons = self.client.lessons
+        return lessons.member_filter is True and not lessons.members_by_user_name
 
-    def worth(self, group_id: str, accounts: int) -> bool:
-        """Whether to ask about these accounts one by one rather than read the group whole."""
-        return self.usable and accounts * MEMBERS_PER_QUESTION <= self.sizes.get(group_id, 0)
-
-    async def read(self, group_id: str, members: list[dict[str, Any]]) -> None:
-        """A whole read of the group listed these members: its size, and once per app a probe."""
-        self.sizes[group_id] = len(members)
-        if len(members) >= LARGE_GROUP:  # learned while it can still be read whole to compare with
-            await self.learn(group_id, {str(m["value"]) for m in members if m.get("value")})
+    async def read(self, group_id: str, listed: int, confirmed: list[str]) -> None:
+        """A whole read of the group listed `listed` members, among them the accounts `confirmed`
+        (just added, and listed by id): once per app, past LARGE_GROUP, the probe."""
+        if listed >= LARGE_GROUP and confirmed:
+            await self._learn(group_id, confirmed[-1])
 
     def too_large(self, group_id: str, group: str, cap: int) -> None:
         """The group answers more than `cap` bytes: asked one account at a time from now on, or
         Unconfirmed where the app's filter is not known to answer right."""
-        self.sizes[group_id] = math.inf
+        self.large.add(group_id)
         if not self.usable:
             raise Unconfirmed(
                 f"cannot confirm the change to group {group!r}: the group answers more than {cap} bytes "
@@ -74,29 +68,34 @@ class MemberFilter:
         found = [r for r in answer.get("Resources") or [] if str(r.get("id")) == group_id]
         return bool(found), not any("members" in r for r in found)
 
-    async def learn(self, group_id: str, listed: set[str]) -> None:
-        """Compare the filter's answers with a full read of the group that listed these member ids:
-        one member must be found (and answered without the member list), an id that is not one must
-        not be. Done once per app, while the group is still small enough to read."""
+    async def _learn(self, group_id: str, member: str) -> None:
+        """Compare the filter's answers with the whole read that just listed `member` by its id (the
+        account the engine just added: the newest, where an app that looks at only part of a long
+        list would miss it): it must be found, answered without the member list, and a made-up id
+        must not be. Never fails the write it follows: an error leaves the lesson to the next process."""
         lessons = self.client.lessons
-        if lessons.member_filter is not None or self._probed or not listed or lessons.members_by_user_name:
+        if lessons.member_filter is not None or lessons.members_by_user_name or self._probed:
             return
         self._probed = True
-        member, stranger = next(iter(listed)), f"provisioner-probe-{uuid.uuid4().hex}"
+        stranger = f"provisioner-probe-{uuid.uuid4().hex}"
         try:
             found, small = await self._is_member(group_id, member)
             wrongly, _ = await self._is_member(group_id, stranger)
         except ScimError as exc:
             if exc.status not in (400, 403, 405, 501):
-                return  # the moment, not the filter: asked again in the next process
-            found, small, wrongly = False, False, False
-        right = found and small and not wrongly
-        lessons.member_filter = right
+                return
+            found, small, wrongly = False, False, False  # the app will not be asked this way
+        except ERRORS as exc:
+            log.warning(
+                "target %s: could not probe its member filter (%s); asked again next run", self.client.name, exc
+            )
+            return
+        lessons.member_filter = found and small and not wrongly
         log.info(
-            "target %s: a group's members %s",
+            "target %s: %s",
             self.client.name,
-            "are checked one by one with a filter once it is large"
-            if right
-            else "can only be checked by reading the whole group (its member filter answers otherwise)",
+            "a group too large to read is asked about one account at a time (its member filter answers right)"
+            if lessons.member_filter
+            else "a group too large to read cannot be confirmed (its member filter answers otherwise)",
         )
         lessons.learned()

@@ -20,7 +20,7 @@ from provisioner.targets.scim_change import Changes
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_guards import eq
 from provisioner.targets.scim_member_filter import MemberFilter
-from provisioner.targets.scim_support import ERRORS, PATCH_SCHEMA, ScimError, log
+from provisioner.targets.scim_support import ERRORS, PATCH_SCHEMA, ScimError, Unconfirmed, log
 
 ADDITION_FORMS: tuple[AdditionForm, ...] = ("patch", "replace", "put")
 REMOVAL_FORMS: tuple[RemovalForm, ...] = ("filter", "value", "replace", "put")
@@ -65,6 +65,11 @@ class Members:
             try:
                 answer = await self._send_members(form, path, missing, present)
                 refused = False
+            except ResponseTooLarge as exc:  # a read-modify-write form's read, or a refusal's answer
+                raise Unconfirmed(
+                    f"cannot change group {self._name(group_id)!r} by {form}: it answers more than {exc.cap} "
+                    "bytes (the target's max_response_bytes); raise max_response_bytes"
+                ) from None
             except ScimError as exc:
                 if exc.status not in (400, 405, 409, 422, 501):
                     raise  # credentials, a missing group, an overloaded app: not a question of form
@@ -118,7 +123,7 @@ class Members:
         """The accounts whose membership the app does not (yet) show as wanted."""
         group_id = path.removeprefix("Groups/")
         if not answer.get("id") or "members" not in answer:  # 204, or an answer without the members
-            if self.check.worth(group_id, len(ids)):
+            if group_id in self.check.large and self.check.usable:
                 return self._differing(await self.check.members(group_id, ids), ids, present)
             try:
                 answer = await self.client.call("GET", path)
@@ -130,7 +135,7 @@ class Members:
         if held:  # not listed by id: the app may list userNames (asked once per account)
             await self._names_of([account_id for account_id in ids if account_id not in held])
         differing = [account_id for account_id in ids if self._listed(held, account_id) is not present]
-        await self.check.read(group_id, members)  # after `_listed`: it learns members listed by userName
+        await self.check.read(group_id, len(members), [i for i in ids if present and i in held])
         return differing
 
     @staticmethod
@@ -158,6 +163,7 @@ class Members:
             return False
         if not self.lessons.members_by_user_name:
             self.lessons.members_by_user_name = True
+            self.lessons.member_filter = None  # a probe by a listed userName proved nothing about ids
             log.warning("target %s lists group members by userName, not by id", self.client.name)
             self.lessons.learned()
         return True

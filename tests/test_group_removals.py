@@ -6,6 +6,9 @@ it, the embedded broker."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +25,30 @@ from tests.scim_front import Front, scim_error
 runner = CliRunner()
 
 
-def _groups_of(upstream: str, account_id: str) -> set[str]:
-    groups = httpx.get(f"{upstream}/Groups", params={"count": 100}).json().get("Resources") or []
-    return {g["displayName"] for g in groups if account_id in {str(m.get("value")) for m in g.get("members") or []}}
+@dataclass
+class _App:
+    upstream: str  # the server itself: the truth
+    config: Path
+    people: Path
+    frozen: set[str]  # group names whose members the app refuses to change
+
+    def sync(self, *records: dict[str, Any]) -> Any:
+        self.people.write_text(json.dumps(list(records)))
+        return runner.invoke(app, ["sync", "-c", str(self.config)])
+
+    def account(self) -> str:
+        return str(httpx.get(f"{self.upstream}/Users").json()["Resources"][0]["id"])
+
+    def groups_of(self, account_id: str) -> set[str]:
+        groups = httpx.get(f"{self.upstream}/Groups", params={"count": 100}).json().get("Resources") or []
+        return {g["displayName"] for g in groups if account_id in {str(m.get("value")) for m in g.get("members") or []}}
 
 
-def test_a_leaver_refused_by_one_group_still_leaves_the_others(tmp_path: Path):
-    frozen: set[str] = set()  # group names whose members the app refuses to change
-
+@contextmanager
+def _app(tmp_path: Path) -> Iterator[_App]:
+    """scim2-server behind a front refusing (400) any change to the members of a frozen group; a
+    policy granting all-staff, then finance-admins (the refused one first)."""
+    frozen: set[str] = set()
     with scim_server_process() as upstream:
 
         def intercept(method: str, path: str, body: Any, request: Request) -> Response | None:
@@ -39,33 +58,54 @@ def test_a_leaver_refused_by_one_group_still_leaves_the_others(tmp_path: Path):
             return None
 
         with serve_asgi(Front(upstream, intercept=intercept).app()) as front:
-            people = tmp_path / "people.json"
+            grant = {"target": "app", "groups": ["all-staff", "finance-admins"]}
             config = tmp_path / "provisioner.yaml"
-            grant = {"target": "app", "groups": ["all-staff", "finance-admins"]}  # the refused one first
             config.write_text(
                 json.dumps(
                     {
                         "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
-                        "sources": [{"name": "hr", "type": "file", "path": str(people)}],
+                        "sources": [{"name": "hr", "type": "file", "path": str(tmp_path / "people.json")}],
                         "targets": [{"name": "app", "type": "scim", "base_url": front.url, "max_attempts": 1}],
                         "policies": [{"name": "everyone", "when": "true", "grant": [grant]}],
                     }
                 )
             )
-            people.write_text(json.dumps([person(1)]))
-            hired = runner.invoke(app, ["sync", "-c", str(config)])
-            assert hired.exit_code == 0, hired.output
-            account = httpx.get(f"{upstream}/Users").json()["Resources"][0]["id"]
-            assert _groups_of(upstream, account) == {"all-staff", "finance-admins"}
+            yield _App(upstream, config, tmp_path / "people.json", frozen)
 
-            frozen.add("all-staff")
-            people.write_text(json.dumps([person(1, status="terminated")]))
-            left = runner.invoke(app, ["sync", "-c", str(config)])
-            held = _groups_of(upstream, account)
-            active = httpx.get(f"{upstream}/Users/{account}").json().get("active")
-            failures = runner.invoke(app, ["failures", "-c", str(config)])
+
+def test_a_leaver_refused_by_one_group_still_leaves_the_others(tmp_path: Path):
+    with _app(tmp_path) as it:
+        hired = it.sync(person(1))
+        assert hired.exit_code == 0, hired.output
+        account = it.account()
+        assert it.groups_of(account) == {"all-staff", "finance-admins"}
+
+        it.frozen.add("all-staff")
+        left = it.sync(person(1, status="terminated"))
+        held = it.groups_of(account)
+        active = httpx.get(f"{it.upstream}/Users/{account}").json().get("active")
+        failures = runner.invoke(app, ["failures", "--json", "-c", str(it.config)])
+        status = runner.invoke(app, ["status", "--json", "-c", str(it.config)])
 
     assert left.exit_code == 1, left.output  # not as planned: said so
     assert held == {"all-staff"}, f"the leaver kept {held}"
-    assert "all-staff" in failures.output, failures.output
+    assert "group 'all-staff'" in failures.output, failures.output  # named, though the app's 400 does not
+    assert "finance-admins" not in failures.output + status.output, "a group left is reported kept"
     assert active is False  # the disable stands alone too
+
+
+def test_a_group_added_beside_a_refused_one_is_removed_when_the_person_leaves(tmp_path: Path):
+    """The hire's all-staff is refused, finance-admins goes through: the link must say so, or the
+    leaver's plan (what the link holds) would leave finance-admins behind with nothing reported."""
+    with _app(tmp_path) as it:
+        it.frozen.add("all-staff")
+        hired = it.sync(person(1))
+        account = it.account()
+        assert hired.exit_code == 1, hired.output
+        assert it.groups_of(account) == {"finance-admins"}
+
+        left = it.sync(person(1, status="terminated"))
+        held = it.groups_of(account)
+
+    assert held == set(), f"the leaver kept {held}"
+    assert left.exit_code == 0, left.output  # disabled and out of every group: as planned

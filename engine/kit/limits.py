@@ -14,12 +14,13 @@ MAX_PAGES = 10000  # pages in one listing (a million records at 100 a page)
 
 class ResponseTooLarge(httpx.DecodingError):
     """An answer over the configured cap (not transient: asking again gets the same answer).
-    `status`: the answer's status code, so a caller can tell a write the app took (2xx) whose
-    answer was too large to read from one it refused."""
+    `answer_status`: the answer's status code, so a caller can tell a write the app took (2xx) whose
+    answer was too large to read from one it refused. (Not `status`: that would make the error
+    transient for `kit.http.is_transient`, and asking again gets the same answer.)"""
 
     def __init__(self, message: str, *, request: httpx.Request, status: int, cap: int):
         super().__init__(message, request=request)
-        self.status = status
+        self.answer_status = status
         self.cap = cap
 
 

@@ -112,9 +112,10 @@ class Applier:
         ev = outcome.event
         links = dict(links)
         failed: dict[str, list[tuple[Action, Result]]] = {}
-        for action in actions:
+        for action in _one_group_each(actions):
             # Each action on an existing account stands alone: a refused attribute never holds back
-            # the removal of access (nor a grant). Only a missing account (a failed create) stops them.
+            # the removal of access (nor a grant), nor one group the others. Only a missing account
+            # (a failed create) stops them.
             if action.target in failed and action.target not in links:
                 outcome.log.append(
                     self._entry(
@@ -169,8 +170,10 @@ class Applier:
             return await target.disable(link.account_id)
         if kind is ActionKind.delete:
             return await target.delete(link.account_id)
-        if kind in (ActionKind.add_groups, ActionKind.remove_groups):
-            return await _each_group(target, link.account_id, action)
+        if kind is ActionKind.add_groups:
+            return await target.set_groups(link.account_id, action.groups, [])
+        if kind is ActionKind.remove_groups:
+            return await target.set_groups(link.account_id, [], action.groups)
         return Result(status=ResultStatus.skipped)
 
     @staticmethod
@@ -252,10 +255,31 @@ def _fail(outcome: EventOutcome, target: str, failures: list[tuple[Action, Resul
     failed: they run first); it is retried only when every failed action there may succeed later."""
     first = failures[0][0].action.value
     if len(failures) == 1:
-        error = failures[0][1].error or "failed"
+        error = _naming_group(*failures[0])
     else:
-        error = "; ".join(f"{a.action.value}: {r.error or 'failed'}" for a, r in failures)
+        error = "; ".join(f"{a.action.value}: {_naming_group(a, r)}" for a, r in failures)
     outcome.fail(target, first, error, all(r.transient for _, r in failures))
+
+
+def _naming_group(action: Action, result: Result) -> str:
+    """The error, with the group it was about when the app's own words do not say (a bare 403)."""
+    error = result.error or "failed"
+    group = action.groups[0] if len(action.groups) == 1 else None
+    return f"group {group!r}: {error}" if group is not None and repr(group) not in error else error
+
+
+def _one_group_each(actions: list[Action]) -> list[Action]:
+    """A group action per group: each is confirmed, recorded in the link and failed on its own, so a
+    group the app refuses never holds back the others (a leaver still leaves the admin group after
+    a refused all-staff), and a group that was added is in the link even when another was refused
+    (its removal is planned when the person leaves)."""
+    each: list[Action] = []
+    for action in actions:
+        if action.action in (ActionKind.add_groups, ActionKind.remove_groups) and len(action.groups) > 1:
+            each += [action.model_copy(update={"groups": [group]}) for group in action.groups]
+        else:
+            each.append(action)
+    return each
 
 
 def _link(
@@ -270,32 +294,4 @@ def _link(
         attributes=attributes,
         groups=groups,
         updated_at=utcnow(),
-    )
-
-
-async def _each_group(target: Target, account_id: str, action: Action) -> Result:
-    """Each group asked on its own, whatever the writer: one the app refuses (or cannot confirm)
-    never holds back the others. A leaver whose removal from a large all-staff group fails must
-    still leave the admin group listed after it, on this try and on every retry."""
-    add = action.action is ActionKind.add_groups
-    results = [
-        await target.set_groups(account_id, [group] if add else [], [] if add else [group]) for group in action.groups
-    ]
-    failed = [result for result in results if not result.ok]
-    took = sum(result.duration_ms for result in results)
-    if not failed:
-        moved = {
-            "groups_added": list(action.groups) if add else [],
-            "groups_removed": [] if add else list(action.groups),
-        }
-        return Result(status=ResultStatus.success, account_id=account_id, attributes=moved, duration_ms=took)
-    if len(failed) == 1:
-        return failed[0]
-    return Result(
-        status=ResultStatus.failure,
-        account_id=account_id,
-        error="; ".join(str(result.error) for result in failed),
-        duration_ms=took,
-        transient=any(result.transient for result in failed),  # the others are tried again with it
-        outcome=Outcome.not_applied if any(r.outcome is Outcome.not_applied for r in failed) else None,
     )
