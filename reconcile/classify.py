@@ -95,6 +95,7 @@ class Rules:
     not_kept: frozenset[str] = frozenset()
     managed: Callable[[str], bool] | None = None
     deprovision: str = "disable"
+    remove_groups: bool = True  # a leaver's disabled account keeps none of the managed groups
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,15 @@ def classify(
     not_kept: frozenset[str] = frozenset(),
     managed: Callable[[str], bool] | None = None,
     deprovision: str = "disable",
+    remove_groups: bool = True,
 ) -> list[Item]:
     """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
     ends up in exactly one item (an ambiguous pair may name several). Attributes the app does not
     keep (`not_kept`) are never drift: writing them again would change nothing. `managed` says which
     groups the engine owns (membership in one that is not desired is drift); `deprovision` is the
-    target's on_terminate, the state a departed worker's account should be in."""
-    rules = Rules(target, compare_groups, not_kept, managed, deprovision)
+    target's on_terminate, the state a departed worker's account should be in, with or without the
+    managed groups (`remove_groups`)."""
+    rules = Rules(target, compare_groups, not_kept, managed, deprovision, remove_groups)
     index = AccountIndex(accounts)
     claimed: dict[str, list[str]] = {}  # account id → workers that correlate to it
     items: list[Item] = []
@@ -173,7 +176,7 @@ def situation(rules: Rules, want: Desired, found: Found) -> list[Item]:
     if linked is not None and others:
         return [linked_but_matching_others(rules.target, want, linked, others)]
     if not want.in_scope and want.departed:
-        return departed(rules.target, want, found.held, found.link, rules.deprovision)
+        return departed(rules, want, found.held, found.link)
     if not want.in_scope:
         return out_of_scope(rules.target, want, found.held)
     if linked is None:
@@ -245,16 +248,21 @@ def same_value(path: str, held: Any, wanted: Any) -> bool:
     return bool(held == wanted)
 
 
-def departed(target: str, want: Desired, held: Account | None, link: Link | None, deprovision: str) -> list[Item]:
-    """A leaver's account: in the target's deprovisioned state (disabled, or gone for `delete`) it
-    is settled; otherwise it needs fixing."""
+def departed(rules: Rules, want: Desired, held: Account | None, link: Link | None) -> list[Item]:
+    """A leaver's account: in the target's deprovisioned state (disabled and out of the managed
+    groups, or gone for `delete`) it is settled; otherwise it needs fixing."""
+    target = rules.target
     if held is None:  # gone: a linked one is counted, never having had one is nothing to say
         if link is None:
             return []
         return [Item(Situation.deprovisioned, target, want.worker_id, link.account_id, ["account no longer exists"])]
-    if held.active or deprovision == "delete":
+    if held.active or rules.deprovision == "delete":
         why = "worker left, account still active" if held.active else "worker left, account not yet deleted"
         return [Item(Situation.should_be_disabled, target, want.worker_id, held.id, [why], held)]
+    kept = sorted(g for g in held.groups if rules.managed is not None and rules.managed(g))
+    if kept and rules.remove_groups and rules.compare_groups:  # access through the groups outlives the account
+        details = [f"worker left, account disabled, still in groups: {', '.join(kept)}"]
+        return [Item(Situation.drifted, target, want.worker_id, held.id, details, held)]
     return [Item(Situation.deprovisioned, target, want.worker_id, held.id, ["worker left, account disabled"], held)]
 
 

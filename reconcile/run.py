@@ -19,8 +19,8 @@ from typing import Protocol
 from provisioner.engine.config import Config
 from provisioner.engine.contracts.events import RECONCILE_SOURCE, internal_event
 from provisioner.engine.contracts.ids import WorkerId
-from provisioner.engine.contracts.models import Account, Worker
-from provisioner.engine.contracts.protocols import KnowsNotKept, ListingUnsettled, ListsAccounts, ListsGroups, Target
+from provisioner.engine.contracts.models import Worker
+from provisioner.engine.contracts.protocols import KnowsNotKept, ListsAccounts, ListsGroups, Target
 from provisioner.engine.contracts.records import Link, LogEntry, utcnow
 from provisioner.engine.kit.words import plural
 from provisioner.engine.store import Store
@@ -34,6 +34,7 @@ from provisioner.reconcile.classify import (
     correlation_keys,
 )
 from provisioner.reconcile.groups import DuplicateGroups, find_duplicates, merge_duplicates
+from provisioner.reconcile.listing import failed, list_all
 from provisioner.rules.groups import ManagedGroups
 from provisioner.rules.planner import Planner, allowed_now
 from provisioner.rules.policy import Entitlement, PolicySet
@@ -159,11 +160,11 @@ async def reconcile(
         if not isinstance(target, ListsAccounts):  # nothing to compare with: every account would look missing
             log.warning("target %s cannot list its accounts; it is not reconciled", name)
             continue
-        accounts = await _listing(name, target, progress)
+        accounts = await list_all(name, target, progress)
         listed = time.perf_counter()
         result.listing_s += listed - start
-        if isinstance(accounts, ListingUnsettled):
-            result.unlisted[name] = str(accounts)
+        if isinstance(accounts, str):
+            result.unlisted[name] = accounts
             continue
         links = {link.worker_id: link for link in parts.store.links.all(name)}
         not_kept = frozenset(target.not_kept() if isinstance(target, KnowsNotKept) else ())
@@ -178,35 +179,15 @@ async def reconcile(
             not_kept=not_kept,
             managed=managed_groups(parts, name),
             deprovision=parts.config.target(name).on_terminate.action,
+            remove_groups=parts.config.target(name).on_terminate.remove_groups,
         )
-        result.duplicate_groups += await find_duplicates(name, target)
+        try:
+            result.duplicate_groups += await find_duplicates(name, target)
+        except Exception as exc:  # the app's answer, as in `list_all`: said, never a traceback
+            result.unlisted[name] = f"its groups could not be listed: {failed(exc)}"
         result.classify_s += time.perf_counter() - listed
         result.accounts += len(accounts)
     return result
-
-
-async def _listing(
-    name: str, target: ListsAccounts, progress: Callable[[str, int], None] | None
-) -> list[Account] | ListingUnsettled:
-    """Every account of the target; a listing whose pages did not add up (accounts created or
-    removed while it was read shift index-based pages) is read once more, and if it still does not
-    add up the target is not judged: an account it never showed is not a missing one."""
-    for attempt in (1, 2):
-        accounts: list[Account] = []
-        try:
-            async for account in target.list_accounts():
-                accounts.append(account)
-                if progress and len(accounts) % 200 == 0:
-                    progress(name, len(accounts))
-        except ListingUnsettled as exc:
-            log.warning("%s%s", exc, "; listing it again" if attempt == 1 else "; not reconciled")
-            if attempt == 2:
-                return exc
-            continue
-        if progress:
-            progress(name, len(accounts))
-        return accounts
-    raise AssertionError("unreachable")
 
 
 def chosen_actions(parts: Parts) -> dict[Situation, str]:

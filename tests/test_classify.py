@@ -71,3 +71,22 @@ def test_a_deleted_linked_account_is_missing_and_a_disabled_leaver_is_confirmed(
         {"w:ann": link("w:ann", "gone"), "w:dee": link("w:dee", "a4")},
     )
     assert situations(items) == {("missing", "w:ann", "gone"), ("confirmed", "w:dee", "a4")}
+
+
+def test_a_disabled_leaver_in_a_managed_group_is_drift_unless_the_target_keeps_groups():
+    leaver = Desired("w:dee", False, keys=("dee",), departed=True)
+    held = Account(id="a4", active=False, attributes={"userName": "dee"}, groups=["all-staff", "book-club"])
+    links = {"w:dee": link("w:dee", "a4")}
+
+    def managed(group: str) -> bool:
+        return group == "all-staff"  # book-club is not the engine's: never judged
+
+    [item] = classify("app", [leaver], [held], links, managed=managed)
+    assert (item.situation.value, item.details) == (
+        "drifted",
+        ["worker left, account disabled, still in groups: all-staff"],
+    )
+    [kept] = classify("app", [leaver], [held], links, managed=managed, remove_groups=False)
+    assert kept.situation.value == "deprovisioned"
+    [not_listed] = classify("app", [leaver], [held], links, managed=managed, compare_groups=False)
+    assert not_listed.situation.value == "deprovisioned"  # an app that lists no groups says nothing of them

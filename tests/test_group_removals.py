@@ -109,3 +109,23 @@ def test_a_group_added_beside_a_refused_one_is_removed_when_the_person_leaves(tm
 
     assert held == set(), f"the leaver kept {held}"
     assert left.exit_code == 0, left.output  # disabled and out of every group: as planned
+
+
+def test_reconcile_finds_a_disabled_leaver_still_in_a_group_and_fix_removes_it(tmp_path: Path):
+    """A leaver's disabled account still in a managed group is access that outlived them: reconcile
+    reports it (it is not 'deprovisioned'), and --fix takes the group away once the app allows it."""
+    with _app(tmp_path) as it:
+        assert it.sync(person(1)).exit_code == 0
+        account = it.account()
+        it.frozen.add("all-staff")
+        assert it.sync(person(1, status="terminated")).exit_code == 1
+        found = runner.invoke(app, ["reconcile", "--json", "-c", str(it.config)])
+        it.frozen.clear()  # the app's owner lets go of the group
+        fixed = runner.invoke(app, ["reconcile", "--fix", "-c", str(it.config)])
+        held = it.groups_of(account)
+        again = runner.invoke(app, ["reconcile", "-c", str(it.config)])
+
+    assert found.exit_code == 2, found.output  # needs attention
+    assert "still in groups: all-staff" in found.output, found.output
+    assert held == set(), (fixed.output, held)
+    assert again.exit_code == 0, again.output

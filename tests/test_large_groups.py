@@ -7,6 +7,7 @@ group of a hundred thousand; the truth is read from each server directly, with n
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,9 @@ import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
+from typer.testing import CliRunner
 
+from provisioner.engine.cli.main import app as cli
 from provisioner.engine.config import TargetConfig
 from provisioner.engine.contracts.models import ResultStatus
 from provisioner.engine.contracts.profile import TargetProfile
@@ -206,3 +209,32 @@ async def test_a_group_known_too_large_is_not_read_whole_again(monkeypatch: pyte
     # read back whole while it could be, then never again: one read of each write before the cap
     assert whole_reads[:10] == [1] * 10 and whole_reads[-10:] == [0] * 10, whole_reads
     assert {m["value"] for m in group["members"]} == set(ids[1:])
+
+
+def test_reconcile_of_an_app_with_a_group_over_the_cap_says_so(tmp_path):
+    """The listing a reconciliation reads (every group with its members) over max_response_bytes:
+    that target is not reconciled, said in one line with what to raise; never a traceback."""
+    with scim_server_process() as url:
+        ids = [
+            str(httpx.post(f"{url}/Users", json={"schemas": [USER], "userName": f"r{i}@x.example"}).json()["id"])
+            for i in range(40)
+        ]
+        group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "all-staff"}
+        httpx.post(f"{url}/Groups", json={**group, "members": [{"value": i} for i in ids]}).raise_for_status()
+        grant = {"target": "app", "groups": ["all-staff"]}
+        config = tmp_path / "provisioner.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+                    "sources": [{"name": "hr", "type": "file", "path": str(tmp_path / "people.json")}],
+                    "targets": [{"name": "app", "type": "scim", "base_url": url, "max_response_bytes": CAP}],
+                    "policies": [{"name": "all", "when": "true", "grant": [grant]}],
+                }
+            )
+        )
+        (tmp_path / "people.json").write_text("[]")
+        result = CliRunner().invoke(cli, ["reconcile", "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "not reconciled" in result.output.lower() and "max_response_bytes" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
