@@ -72,6 +72,14 @@ def test_a_sync_with_nothing_to_change_says_so_instead_of_an_empty_table(tmp_pat
     assert "┏" not in again and "action" not in again
 
 
+def test_a_sync_whose_source_could_not_be_read_does_not_say_nothing_was_to_change(tmp_path, store_url, scim_server):
+    path = write(tmp_path, store_url, scim_server.url, "disable", [person(1)])
+    (tmp_path / "people.json").unlink()
+    result = CliRunner().invoke(app, ["sync", "-c", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "nothing to change" not in result.output and "not read: hr" in result.output, result.output
+
+
 def test_status_reads_whole_at_80_columns(tmp_path, store_url, scim_server):
     path = write(tmp_path, store_url, scim_server.url, "disable", [person(1), person(2)])
     invoke("sync", "-c", str(path))

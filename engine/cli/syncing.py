@@ -59,6 +59,8 @@ def sync(
         rows = [{"action": action, "result": result, "count": count} for action, result, count in counts]
         failed = [{"worker": e.subject, "event": e.type.value, "error": error} for e, error in report.failures]
         print(json.dumps({"actions": rows, "failures": failed, "halted": halted, "unreadable": failing}, indent=2))
+    elif not counts and failing:  # not "nothing to change": nobody knows what the unread source holds
+        console.print(f"sync: nothing changed in any app; not read: {', '.join(failing)} (see above)")
     elif not counts:  # an empty table says less than a line
         console.print("sync: nothing to change in any app")
     else:

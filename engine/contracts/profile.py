@@ -49,9 +49,16 @@ class TargetProfile(BaseModel):
                 {None: "not probed yet", True: "case-exact", False: "case-insensitive"}[self.case_exact_filter],
             ),
         ]
-        if self.member_filter is not None:
-            check = "one by one, by filter" if self.member_filter else "by reading the whole group"
-            rows.append(("members of a large group checked", check))
+        rows.append(
+            (
+                "a group too large to read",
+                {
+                    None: "not probed yet (probed when a group first grows large)",
+                    True: "checked one account at a time, by filter",
+                    False: "cannot be checked: its member filter answers otherwise",
+                }[self.member_filter],
+            )
+        )
         if self.members_by_user_name:
             rows.append(("group members listed by", "userName"))
         return rows
