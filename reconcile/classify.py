@@ -6,7 +6,7 @@ confirmed · drifted · missing · unlinked · should_be_disabled · deprovision
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -141,13 +141,19 @@ def classify(
     managed: Callable[[str], bool] | None = None,
     deprovision: str = "disable",
     remove_groups: bool = True,
+    unread: frozenset[str] = frozenset(),
 ) -> list[Item]:
     """`links` by worker id; `accounts` as listed; every account and every linked or in-scope worker
     ends up in exactly one item (an ambiguous pair may name several). Attributes the app does not
     keep (`not_kept`) are never drift: writing them again would change nothing. `managed` says which
     groups the engine owns (membership in one that is not desired is drift); `deprovision` is the
     target's on_terminate, the state a departed worker's account should be in, with or without the
-    managed groups (`remove_groups`)."""
+    managed groups (`remove_groups`). Groups whose members the listing could not read (`unread`) are
+    compared for nobody: neither missing nor kept."""
+    if unread:
+        desired = [replace(want, groups=[g for g in want.groups if g not in unread]) for want in desired]
+        owned = managed
+        managed = None if owned is None else (lambda group: group not in unread and owned(group))
     rules = Rules(target, compare_groups, not_kept, managed, deprovision, remove_groups)
     index = AccountIndex(accounts)
     claimed: dict[str, list[str]] = {}  # account id → workers that correlate to it

@@ -24,6 +24,8 @@ WHY = {
     Situation.ambiguous: "several accounts match one person, or one account several people",
 }
 
+UNREAD = "members of groups answering more than max_response_bytes (raise it to compare them)"
+
 HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Reconciliation {{ when }}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}
@@ -37,6 +39,8 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f
 <table>{% for target, names in not_kept.items() %}<tr><td>{{ target }}</td><td>{{ names | join(', ') }}</td></tr>
 {% endfor %}</table>{% endif %}
 {% for target, why in unlisted.items() %}<p class="bad">Not reconciled: {{ target }}: {{ why }}</p>{% endfor %}
+{% for target, names in unread_groups.items() %}<p class="bad">Not compared: {{ target }}: {{ unread_why }}:
+{{ names | join(', ') }}</p>{% endfor %}
 <h2>What needs attention</h2>{% if not items %}<p class="ok">Nothing: every account is as it should be.</p>{% else %}
 <table><tr><th>situation</th><th>target</th><th>person</th><th>account</th><th>why</th><th>details</th></tr>
 {% for i in items %}<tr><td class="bad">{{ i.situation }}</td><td>{{ i.target }}</td><td>{{ i.worker_id or '' }}</td>
@@ -52,6 +56,7 @@ def as_json(result: Reconciliation) -> dict[str, Any]:
         "not_kept": result.not_kept,
         "duplicate_groups": [d.as_dict() for d in result.duplicate_groups],
         "unlisted": result.unlisted,
+        "unread_groups": result.unread_groups,
     }
 
 
@@ -68,6 +73,8 @@ def as_html(result: Reconciliation) -> str:
         why=WHY,
         not_kept=result.not_kept,
         unlisted=result.unlisted,
+        unread_groups=result.unread_groups,
+        unread_why=UNREAD,
     )
 
 
@@ -83,6 +90,8 @@ def print_report(console: Console, result: Reconciliation, title: str = "reconci
     console.print(table)
     for target, why in result.unlisted.items():
         console.print(f"[red]not reconciled[/red] {target}: {escape(why)}")
+    for target, names in result.unread_groups.items():
+        console.print(f"[red]not compared[/red] {target}: {UNREAD}: {escape(', '.join(names))}")
     for target, names in result.not_kept.items():
         console.print(f"[dim]{target}: not kept by this app (not counted as drift): {', '.join(names)}[/dim]")
     for duplicate in result.duplicate_groups:

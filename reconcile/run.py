@@ -64,6 +64,7 @@ class Reconciliation:
     not_kept: dict[str, list[str]] = field(default_factory=dict)  # target → attributes the app drops
     duplicate_groups: list[DuplicateGroups] = field(default_factory=list)
     unlisted: dict[str, str] = field(default_factory=dict)  # target → why its listing could not be trusted
+    unread_groups: dict[str, list[str]] = field(default_factory=dict)  # target → groups too large to compare
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, Counter[str]] = {}
@@ -73,7 +74,7 @@ class Reconciliation:
 
     def settled(self) -> bool:
         """Nothing needs attention and every target could be judged."""
-        return not self.needing_attention() and not self.duplicate_groups and not self.unlisted
+        return not (self.needing_attention() or self.duplicate_groups or self.unlisted or self.unread_groups)
 
     def needing_attention(self) -> list[Item]:
         return [i for i in self.items if i.situation not in SETTLED]
@@ -166,6 +167,9 @@ async def reconcile(
         if isinstance(accounts, str):
             result.unlisted[name] = accounts
             continue
+        unread = target.unread_groups() if isinstance(target, ListsGroups) else frozenset()
+        if unread:
+            result.unread_groups[name] = sorted(unread)
         links = {link.worker_id: link for link in parts.store.links.all(name)}
         not_kept = frozenset(target.not_kept() if isinstance(target, KnowsNotKept) else ())
         if not_kept:
@@ -180,6 +184,7 @@ async def reconcile(
             managed=managed_groups(parts, name),
             deprovision=parts.config.target(name).on_terminate.action,
             remove_groups=parts.config.target(name).on_terminate.remove_groups,
+            unread=unread,
         )
         try:
             result.duplicate_groups += await find_duplicates(name, target)

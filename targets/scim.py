@@ -109,7 +109,7 @@ class ScimTarget:
         await self.accounts.prime(expected_lookups)
 
     def list_accounts(self) -> AsyncIterator[Account]:
-        return scim_check.list_accounts(self.client, self.groups.ids)
+        return scim_check.list_accounts(self.client, self.groups.ids, self.groups.unread)
 
     async def check(self) -> list[tuple[str, bool, str]]:
         return await scim_check.check(self.client)
@@ -123,6 +123,9 @@ class ScimTarget:
 
     async def merge_groups(self, keep: str, others: list[str]) -> None:
         await self.groups.merge_groups(keep, others)
+
+    def unread_groups(self) -> frozenset[str]:
+        return frozenset(self.groups.unread)
 
     def share_names(self, claims: NameClaims) -> None:
         self.client.claims = claims

@@ -5,10 +5,12 @@ reconciler compares against (every user with the groups it is a member of)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
 from provisioner.engine.contracts.models import Account
+from provisioner.engine.kit.limits import ResponseTooLarge
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_listing import first_page, list_resources
 from provisioner.targets.scim_members import member_keys
@@ -56,11 +58,12 @@ async def check(client: ScimClient) -> list[tuple[str, bool, str]]:
     return rows
 
 
-async def list_accounts(client: ScimClient, groups: dict[str, str]) -> AsyncIterator[Account]:
+async def list_accounts(client: ScimClient, groups: dict[str, str], unread: set[str]) -> AsyncIterator[Account]:
     """Every user, with the names of the groups it is a member of (from one listing of /Groups);
-    `groups` (name → id, as the writer knows them) learns every group's id on the way."""
+    `groups` (name → id, as the writer knows them) learns every group's id on the way, `unread` the
+    groups whose members could not be read."""
     member_of: dict[str, list[str]] = {}
-    async for group in list_resources(client, "Group"):
+    for group in await read_groups(client, unread):
         name = str(group.get("displayName"))
         groups.setdefault(name, group["id"])
         for member in group.get("members") or []:
@@ -71,3 +74,24 @@ async def list_accounts(client: ScimClient, groups: dict[str, str]) -> AsyncIter
         user_key = f"user:{str(resource.get('userName') or '').lower()}"
         account.groups = sorted({*member_of.get(account.id, []), *member_of.get(user_key, [])})
         yield account
+
+
+async def read_groups(client: ScimClient, unread: set[str]) -> list[dict[str, Any]]:
+    """Every group with its members. A listing page over max_response_bytes (an all-staff group of a
+    large company answers megabytes) is listed again without members and each group read on its
+    own: one still too large comes without them, its name in `unread` (its members are not
+    compared, and the reconciliation says so), so one large group never keeps the rest from being
+    judged. `unread` is replaced with what this listing found."""
+    unread.clear()
+    try:
+        return [group async for group in list_resources(client, "Group")]
+    except ResponseTooLarge:
+        pass
+    found = []
+    async for bare in list_resources(client, "Group", excluded="members"):
+        try:
+            found.append(await client.call("GET", f"Groups/{bare['id']}"))
+        except ResponseTooLarge:
+            found.append({key: value for key, value in bare.items() if key != "members"})
+            unread.add(str(bare.get("displayName")))
+    return found

@@ -12,6 +12,7 @@ from provisioner.engine.contracts.models import Result, ResultStatus, elapsed_ms
 from provisioner.engine.contracts.protocols import GroupInfo
 from provisioner.engine.kit.coalesce import Coalescer
 from provisioner.targets.scim_change import Changes
+from provisioner.targets.scim_check import read_groups
 from provisioner.targets.scim_client import ScimClient
 from provisioner.targets.scim_group_admin import shared_group
 from provisioner.targets.scim_guards import eq
@@ -26,6 +27,7 @@ class Groups:
     def __init__(self, client: ScimClient, changes: Changes):
         self.client = client
         self.ids: dict[str, str] = {}  # name → id, as learned
+        self.unread: set[str] = set()  # groups the last listing could not read the members of
         self._locks: dict[str, asyncio.Lock] = {}
         self._writers: dict[str, Coalescer[tuple[str, str], str | None]] = {}
         self.members = Members(client, changes, self.ids)
@@ -57,7 +59,7 @@ class Groups:
             resources = found.get("Resources") or []
             return str(resources[0]["id"]) if resources else None
         # No filtering: every group's id is learned from one listing.
-        async for group in list_resources(self.client, "Group"):
+        async for group in list_resources(self.client, "Group", excluded="members"):
             self.ids.setdefault(str(group.get("displayName")), group["id"])
         return self.ids.get(name)
 
@@ -135,7 +137,7 @@ class Groups:
 
     async def list_groups(self) -> list[GroupInfo]:
         groups: list[GroupInfo] = []
-        async for group in list_resources(self.client, "Group"):
+        for group in await read_groups(self.client, self.unread):
             members = tuple(str(m["value"]) for m in group.get("members") or [] if m.get("value"))
             groups.append(GroupInfo(str(group["id"]), str(group.get("displayName")), members))
         return groups

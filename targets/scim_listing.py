@@ -176,13 +176,21 @@ async def _index_pages(
 
 
 async def list_resources(
-    client: ScimClient, resource: str = "User", *, strict: bool = True, filter_: str | None = None
+    client: ScimClient,
+    resource: str = "User",
+    *,
+    strict: bool = True,
+    filter_: str | None = None,
+    excluded: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Every `resource` (User, Group) of the app, or those `filter_` selects, in the app's order,
-    each once. `strict`: raise ListingUnsettled at the end when the pages did not add up; else log
-    it (an index that only speeds up lookups heals itself from a create's 409)."""
+    each once, without the `excluded` attributes. `strict`: raise ListingUnsettled at the end when
+    the pages did not add up; else log it (an index that only speeds up lookups heals itself from a
+    create's 409)."""
     config = await client.discover()
     query: dict[str, Any] = {"count": page_size(client, config), **({"filter": filter_} if filter_ else {})}
+    if excluded:
+        query["excludedAttributes"] = excluded
     check = _Check(None)
     pages = _cursor_pages if _cursor_only(config) else _index_pages
     async for items in pages(client, resource, query, check):

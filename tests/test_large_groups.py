@@ -211,30 +211,51 @@ async def test_a_group_known_too_large_is_not_read_whole_again(monkeypatch: pyte
     assert {m["value"] for m in group["members"]} == set(ids[1:])
 
 
-def test_reconcile_of_an_app_with_a_group_over_the_cap_says_so(tmp_path):
-    """The listing a reconciliation reads (every group with its members) over max_response_bytes:
-    that target is not reconciled, said in one line with what to raise; never a traceback."""
-    with scim_server_process() as url:
-        ids = [
-            str(httpx.post(f"{url}/Users", json={"schemas": [USER], "userName": f"r{i}@x.example"}).json()["id"])
-            for i in range(40)
-        ]
-        group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "all-staff"}
-        httpx.post(f"{url}/Groups", json={**group, "members": [{"value": i} for i in ids]}).raise_for_status()
-        grant = {"target": "app", "groups": ["all-staff"]}
-        config = tmp_path / "provisioner.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
-                    "sources": [{"name": "hr", "type": "file", "path": str(tmp_path / "people.json")}],
-                    "targets": [{"name": "app", "type": "scim", "base_url": url, "max_response_bytes": CAP}],
-                    "policies": [{"name": "all", "when": "true", "grant": [grant]}],
-                }
-            )
+def _reconcile_config(tmp_path, url: str, **target: Any):  # type: ignore[no-untyped-def]
+    config = tmp_path / "provisioner.yaml"
+    grant = {"target": "app", "groups": ["all-staff"]}
+    config.write_text(
+        json.dumps(
+            {
+                "store": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+                "sources": [{"name": "hr", "type": "file", "path": str(tmp_path / "people.json")}],
+                "targets": [{"name": "app", "type": "scim", "base_url": url, **target}],
+                "policies": [{"name": "all", "when": "true", "grant": [grant]}],
+            }
         )
-        (tmp_path / "people.json").write_text("[]")
-        result = CliRunner().invoke(cli, ["reconcile", "-c", str(config)])
-    assert result.exit_code == 2, result.output
-    assert "not reconciled" in result.output.lower() and "max_response_bytes" in result.output, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    )
+    return config
+
+
+def test_reconcile_compares_all_but_a_group_too_large_to_read_and_names_it(tmp_path):
+    """An all-staff group over max_response_bytes: every account is still judged, the group's members
+    are compared for nobody (no false 'groups missing' for everyone in it), and the report names
+    it with what to raise; exit 2, never a traceback. A cap no page fits: not reconciled, said so."""
+    people = [
+        {"remote_id": str(i), "first_name": "P", "last_name": str(i), "work_email": f"p{i}@x.example"} for i in (1, 2)
+    ]
+    (tmp_path / "people.json").write_text(json.dumps(people))
+    with scim_server_process() as url:
+        assert CliRunner().invoke(cli, ["sync", "-c", str(_reconcile_config(tmp_path, url))]).exit_code == 0
+        staff = httpx.get(f"{url}/Groups").json()["Resources"][0]
+        others = [{"value": f"someone-else-{i}"} for i in range(40)]  # people the engine does not manage
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": others}],
+        }
+        httpx.patch(f"{url}/Groups/{staff['id']}", json=patch).raise_for_status()
+        capped = _reconcile_config(tmp_path, url, max_response_bytes=CAP, page_size=1)
+        judged = CliRunner().invoke(cli, ["reconcile", "--json", "-c", str(capped)])
+        text = CliRunner().invoke(cli, ["reconcile", "-c", str(capped)], env={"COLUMNS": "200"})
+        nothing = CliRunner().invoke(
+            cli, ["reconcile", "-c", str(_reconcile_config(tmp_path, url, max_response_bytes=CAP))]
+        )
+    assert judged.exit_code == 2, judged.output
+    report = json.loads(judged.output)
+    assert report["unread_groups"] == {"app": ["all-staff"]}
+    assert report["summary"] == {"app": {"confirmed": 2}} and report["items"] == []
+    assert "not compared" in text.output and "max_response_bytes" in text.output, text.output
+    assert nothing.exit_code == 2 and "not reconciled" in nothing.output.lower(), nothing.output
+    assert ("max_response_bytes" in nothing.output and nothing.exception is None) or isinstance(
+        nothing.exception, SystemExit
+    )

@@ -223,6 +223,9 @@ class ListsGroups(Protocol):
     async def merge_groups(self, keep: str, others: list[str]) -> None:
         """Members of `others` join `keep`; then `others` are deleted."""
 
+    def unread_groups(self) -> frozenset[str]:
+        """Groups whose members the last listing could not read (too large): never compared."""
+
 
 @dataclass(frozen=True)
 class GroupInfo:
