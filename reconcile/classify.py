@@ -96,6 +96,7 @@ class Rules:
     managed: Callable[[str], bool] | None = None
     deprovision: str = "disable"
     remove_groups: bool = True  # a leaver's disabled account keeps none of the managed groups
+    unread: frozenset[str] = frozenset()  # groups too large to read: what the link says of them stands
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def classify(
         desired = [replace(want, groups=[g for g in want.groups if g not in unread]) for want in desired]
         owned = managed
         managed = None if owned is None else (lambda group: group not in unread and owned(group))
-    rules = Rules(target, compare_groups, not_kept, managed, deprovision, remove_groups)
+    rules = Rules(target, compare_groups, not_kept, managed, deprovision, remove_groups, unread)
     index = AccountIndex(accounts)
     claimed: dict[str, list[str]] = {}  # account id → workers that correlate to it
     items: list[Item] = []
@@ -265,7 +266,10 @@ def departed(rules: Rules, want: Desired, held: Account | None, link: Link | Non
     if held.active or rules.deprovision == "delete":
         why = "worker left, account still active" if held.active else "worker left, account not yet deleted"
         return [Item(Situation.should_be_disabled, target, want.worker_id, held.id, [why], held)]
-    kept = sorted(g for g in held.groups if rules.managed is not None and rules.managed(g))
+    kept = sorted(
+        {g for g in held.groups if rules.managed is not None and rules.managed(g)}
+        | {g for g in (link.groups if link is not None else []) if g in rules.unread}  # not seen: as last written
+    )
     if kept and rules.remove_groups and rules.compare_groups:  # access through the groups outlives the account
         details = [f"worker left, account disabled, still in groups: {', '.join(kept)}"]
         return [Item(Situation.drifted, target, want.worker_id, held.id, details, held)]

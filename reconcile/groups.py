@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from provisioner.engine.contracts.protocols import GroupInfo, ListsGroups, Target
 from provisioner.engine.store import Store
+from provisioner.reconcile.listing import failed
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,18 @@ async def merge_duplicates(store: Store, targets: dict[str, Target], found: list
     for duplicate in found:
         target = targets[duplicate.target]
         assert isinstance(target, ListsGroups)
+        if duplicate.name in target.unread_groups():  # its members unknown: which to keep is unknown too
+            notes.append(
+                f"{duplicate.target}: duplicate groups {duplicate.name!r} not merged: one is too large to read "
+                "(max_response_bytes)"
+            )
+            continue
         keep, *others = duplicate.groups
-        await target.merge_groups(keep.id, [g.id for g in others])
+        try:
+            await target.merge_groups(keep.id, [g.id for g in others])
+        except Exception as exc:  # the app's answer: said in the notes, the other sets still merged
+            notes.append(f"{duplicate.target}: duplicate groups {duplicate.name!r} not merged: {failed(exc)}")
+            continue
         # The engines' shared claim may name a group just deleted: the next use looks again.
         store.claims.forget_target(duplicate.target, "group", duplicate.name)
         members = len({m for g in duplicate.groups for m in g.members})

@@ -265,6 +265,8 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
             # whichever of them the worker should not have.
             managed = set(stored[key].groups) if key in stored else set()
             managed |= {g for g in item.account.groups if owned[item.target](g)}
+            # A group too large to read was listed without its members: the link's word stands for it.
+            unseen = managed & set(result.unread_groups.get(item.target, ()))
             upserts.append(
                 Link(
                     worker_id=item.worker_id,
@@ -272,7 +274,7 @@ def prepare_fixes(parts: Parts, result: Reconciliation) -> tuple[int, list[str]]
                     account_id=item.account.id,
                     active=item.account.active,
                     attributes=dict(item.account.attributes),
-                    groups=sorted(set(item.account.groups) & managed),
+                    groups=sorted((set(item.account.groups) & managed) | unseen),
                     updated_at=utcnow(),
                 )
             )

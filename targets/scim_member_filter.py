@@ -77,7 +77,7 @@ class MemberFilter:
         if lessons.member_filter is not None or lessons.members_by_user_name or self._probed:
             return
         self._probed = True
-        stranger = f"provisioner-probe-{uuid.uuid4().hex}"
+        stranger = str(uuid.uuid4())  # shaped like the ids most apps give: refused as malformed by none
         try:
             found, small = await self._is_member(group_id, member)
             wrongly, _ = await self._is_member(group_id, stranger)

@@ -66,9 +66,10 @@ class Members:
                 answer = await self._send_members(form, path, missing, present)
                 refused = False
             except ResponseTooLarge as exc:  # a read-modify-write form's read, or a refusal's answer
+                before = f" (tried {'; '.join(tried)})" if tried else ""
                 raise Unconfirmed(
                     f"cannot change group {self._name(group_id)!r} by {form}: it answers more than {exc.cap} "
-                    "bytes (the target's max_response_bytes); raise max_response_bytes"
+                    f"bytes (the target's max_response_bytes); raise max_response_bytes{before}"
                 ) from None
             except ScimError as exc:
                 if exc.status not in (400, 405, 409, 422, 501):

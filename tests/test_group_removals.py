@@ -23,6 +23,7 @@ from tests.conftest import person
 from tests.scim_front import Front, scim_error
 
 runner = CliRunner()
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 @dataclass
@@ -129,3 +130,43 @@ def test_reconcile_finds_a_disabled_leaver_still_in_a_group_and_fix_removes_it(t
     assert "still in groups: all-staff" in found.output, found.output
     assert held == set(), (fixed.output, held)
     assert again.exit_code == 0, again.output
+
+
+def test_a_leaver_refused_by_two_groups_is_reported_in_both(tmp_path: Path):
+    with _app(tmp_path) as it:
+        assert it.sync(person(1)).exit_code == 0
+        it.frozen.update({"all-staff", "finance-admins"})
+        assert it.sync(person(1, status="terminated")).exit_code == 1
+        held = it.groups_of(it.account())
+        status = runner.invoke(app, ["status", "--json", "-c", str(it.config)])
+    assert held == {"all-staff", "finance-admins"}
+    kept = json.loads(status.output)["access_not_removed"]
+    assert sorted(r for item in kept for r in item["remains"]) == ["member of all-staff", "member of finance-admins"]
+
+
+def test_reconcile_fix_keeps_what_the_link_says_of_a_group_too_large_to_read(tmp_path: Path):
+    """A leaver still in an all-staff group too large to list (its removal refused), whose account
+    someone enabled again: `reconcile --fix` disables it again and must not forget all-staff (the
+    listing could not show its members), or the leaver's access would stop being reported."""
+    with _app(tmp_path) as it:
+        assert it.sync(person(1)).exit_code == 0
+        account = it.account()
+        staff = next(
+            g for g in httpx.get(f"{it.upstream}/Groups").json()["Resources"] if g["displayName"] == "all-staff"
+        )
+        padding = [{"value": f"someone-else-{i}"} for i in range(40)]  # over the cap below, with the leaver
+        patch = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": padding}]}
+        httpx.patch(f"{it.upstream}/Groups/{staff['id']}", json=patch).raise_for_status()
+        it.frozen.add("all-staff")
+        assert it.sync(person(1, status="terminated")).exit_code == 1
+        enable = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+        httpx.patch(f"{it.upstream}/Users/{account}", json=enable).raise_for_status()
+        capped = json.loads(it.config.read_text())
+        capped["targets"][0] |= {"max_response_bytes": 1024, "page_size": 1}
+        (tmp_path / "capped.yaml").write_text(json.dumps(capped))
+        fixed = runner.invoke(app, ["reconcile", "--fix", "-c", str(tmp_path / "capped.yaml")])
+        active = httpx.get(f"{it.upstream}/Users/{account}").json().get("active")
+        status = runner.invoke(app, ["status", "--json", "-c", str(it.config)])
+    assert active is False, fixed.output
+    kept = json.loads(status.output)["access_not_removed"]
+    assert [r for item in kept for r in item["remains"]] == ["member of all-staff"], (fixed.output, kept)

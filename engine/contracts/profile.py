@@ -52,7 +52,9 @@ class TargetProfile(BaseModel):
         rows.append(
             (
                 "a group too large to read",
-                {
+                "cannot be checked: members are listed by userName"
+                if self.members_by_user_name
+                else {
                     None: "not probed yet (probed when a group first grows large)",
                     True: "checked one account at a time, by filter",
                     False: "cannot be checked: its member filter answers otherwise",

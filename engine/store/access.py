@@ -63,8 +63,9 @@ class Access:
 
     @staticmethod
     def _unremoved(s: Session, worker_id: str, target: str, groups: list[str]) -> list[str]:
-        """The groups the latest failed removal named that the link still holds."""
-        entry = s.exec(
+        """The groups the latest failed removal named that the link still holds: every group of
+        that event that failed (each group is an action of its own), not the last one only."""
+        failed = (
             select(LogRow)
             .where(
                 LogRow.worker_id == worker_id,
@@ -73,9 +74,12 @@ class Access:
                 LogRow.result == "failure",
             )
             .order_by(col(LogRow.id).desc())
-            .limit(1)
-        ).first()
-        named = entry.attributes.get("groups", []) if entry is not None else groups
+        )
+        latest = s.exec(failed.limit(1)).first()
+        if latest is None:
+            return groups
+        same = s.exec(failed.where(LogRow.event_id == latest.event_id)).all() if latest.event_id else [latest]
+        named = {g for entry in same for g in entry.attributes.get("groups", [])}
         return [g for g in groups if g in named]
 
     def unreadable_holders(self) -> list[MayKeepAccess]:
