@@ -94,4 +94,8 @@ async def read_groups(client: ScimClient, unread: set[str]) -> list[dict[str, An
         except ResponseTooLarge:
             found.append({key: value for key, value in bare.items() if key != "members"})
             unread.add(str(bare.get("displayName")))
+        except ScimError as exc:
+            if exc.status != 404:
+                raise
+            # deleted since it was listed: gone, as a listing a moment later would show
     return found

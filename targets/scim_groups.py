@@ -59,7 +59,7 @@ class Groups:
             resources = found.get("Resources") or []
             return str(resources[0]["id"]) if resources else None
         # No filtering: every group's id is learned from one listing.
-        async for group in list_resources(self.client, "Group", excluded="members"):
+        async for group in list_resources(self.client, "Group"):
             self.ids.setdefault(str(group.get("displayName")), group["id"])
         return self.ids.get(name)
 

@@ -82,14 +82,12 @@ class MemberFilter:
             found, small = await self._is_member(group_id, member)
             wrongly, _ = await self._is_member(group_id, stranger)
         except ScimError as exc:
-            if exc.status not in (400, 403, 405, 501):
-                return
-            found, small, wrongly = False, False, False  # the app will not be asked this way
+            if exc.status in (400, 403, 405, 501):  # refused: the app will not be asked this way
+                found, small, wrongly = False, False, False
+            else:
+                return self._not_probed(exc)  # the moment, not the filter
         except ERRORS as exc:
-            log.warning(
-                "target %s: could not probe its member filter (%s); asked again next run", self.client.name, exc
-            )
-            return
+            return self._not_probed(exc)
         lessons.member_filter = found and small and not wrongly
         log.info(
             "target %s: %s",
@@ -99,3 +97,6 @@ class MemberFilter:
             else "a group too large to read cannot be confirmed (its member filter answers otherwise)",
         )
         lessons.learned()
+
+    def _not_probed(self, exc: Exception) -> None:
+        log.warning("target %s: could not probe its member filter (%s); probed again next run", self.client.name, exc)

@@ -13,6 +13,7 @@ from provisioner.engine.cli.logs import JsonFormatter
 from provisioner.engine.config import Config
 from provisioner.engine.runtime.http.app import http_app
 from provisioner.engine.runtime.http.auth import SESSION_COOKIE, Auth, check_listen, is_loopback
+from provisioner.engine.runtime.http.console import templates
 from provisioner.engine.runtime.replica import Replica
 
 pytestmark = pytest.mark.fast
@@ -73,3 +74,20 @@ def test_json_log_lines_carry_the_ids_passed_as_extra():
     assert line["message"] == "event abc failed" and line["level"] == "error"
     assert line["event_id"] == "abc" and line["worker_id"] == "hr:1" and "target" not in line
     assert line["time"].endswith("+00:00")
+
+
+def test_the_console_reconcile_page_says_what_was_not_reconciled_or_compared():
+    """A report with nothing needing attention but a target not listed and a group not compared
+    must not read as 'every account is as it should be' and nothing else."""
+    report = {
+        "at": "2026-12-06T10:00:00+00:00",
+        "summary": {"app": {"confirmed": 2}},
+        "items": [],
+        "unlisted": {"crm": "its accounts could not be listed: the answer is larger than 1024 bytes"},
+        "unread_groups": {"app": ["all-staff"]},
+        "duplicate_groups": [{"target": "app", "name": "eng", "ids": ["g1", "g2"]}],
+    }
+    page = templates().get_template("reconcile.html").render(report=report, session=None, request=None)
+    assert "Not reconciled: crm" in page and "larger than 1024 bytes" in page
+    assert "Not compared: app" in page and "all-staff" in page
+    assert "Duplicate groups: app eng" in page

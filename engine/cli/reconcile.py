@@ -31,7 +31,7 @@ def reconcile_command(
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """What should exist vs what does, by situation; exit 0 if nothing needs attention, 2 if drift
-    remains or a target's listing could not be trusted."""
+    remains, a target's listing could not be trusted, or a group was too large to compare."""
     setup(False, LogFormat.auto)
     cfg = _load(config)
     target = known_targets(cfg, target)

@@ -70,6 +70,10 @@ async def run_job(kind: str, name: str, period: float) -> None:
         elif kind == "reconcile":
             result = await reconcile(runtime.parts)
             log.info("reconcile: %s", result.summary())
+            for target, why in result.unlisted.items():  # the report says it too; a log reader must see it
+                log.warning("reconcile: %s not reconciled: %s", target, why)
+            for target, names in result.unread_groups.items():
+                log.warning("reconcile: %s: members not compared (over max_response_bytes): %s", target, names)
             record_reconcile(runtime.store, report_json(result))
             if runtime.config.reconcile.fix:
                 _, notes = await apply_fixes(runtime.parts, result)
