@@ -76,7 +76,7 @@ class Members:
                     raise  # credentials, a missing group, an overloaded app: not a question of form
                 tried.append(f"{form} refused ({exc})")
                 answer, refused = {}, True
-            missing = await self._not_yet(path, answer, missing, present)
+            missing = await self._not_yet(group_id, answer, missing, present)
             if not missing:
                 if not refused:  # already as wanted after a refusal says nothing about the form
                     self._learn_form(form, present)
@@ -120,9 +120,9 @@ class Members:
         # (an answer too large to read is a success read back by filter: `_not_yet`)
         return await self.client.call("PATCH", path, json=_patch(operations), unread_ok=True)
 
-    async def _not_yet(self, path: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
+    async def _not_yet(self, group_id: str, answer: dict[str, Any], ids: list[str], present: bool) -> list[str]:
         """The accounts whose membership the app does not (yet) show as wanted."""
-        group_id = path.removeprefix("Groups/")
+        path = f"Groups/{group_id}"
         if not answer.get("id") or "members" not in answer:  # 204, or an answer without the members
             if group_id in self.check.large and self.check.usable:
                 return self._differing(await self.check.members(group_id, ids), ids, present)

@@ -1,11 +1,11 @@
 """What the SCIM writer learns about one app, and the checks that read it back.
 
 The lessons (PATCH refused per resource type, the member forms that take effect, attributes the
-app does not keep, how its userName filter compares, members listed by userName, whether its member filter answers
-right) are held by one
-`Lessons` per target, which the writer's collaborators read and update; `profile()` gathers them
-into a plain record the runtime stores, and `use()` starts a process from the stored one. A changed
-/ServiceProviderConfig (its hash) means the app changed: everything is learned again.
+app does not keep, how its userName filter compares, members listed by userName, whether its member
+filter answers right) are held by one `Lessons` per target, which the writer's collaborators read
+and update; `profile()` gathers them into a plain record the runtime stores, and `use()` starts a
+process from the stored one. A changed /ServiceProviderConfig (its hash) means the app changed:
+everything is learned again.
 """
 
 from __future__ import annotations

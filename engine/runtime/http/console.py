@@ -27,6 +27,7 @@ from provisioner.engine.runtime import operations, views
 from provisioner.engine.runtime.bodies import FORM_BODY, read_bounded
 from provisioner.engine.runtime.http.auth import NO_TOKEN, SESSION_COOKIE, SESSION_HOURS, Auth
 from provisioner.engine.runtime.protocol import Served
+from provisioner.reconcile.report import UNREAD
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -49,6 +50,7 @@ def templates() -> Environment:
     env.filters["tone"] = lambda result: RESULT_TONE.get(result, "")
     env.globals["results"] = list(RESULT_TONE)
     env.filters["q"] = lambda value: quote(str(value), safe="")
+    env.globals["unread_why"] = UNREAD  # the reconcile report's own words, in the CLI and HTML report too
     return env
 
 
